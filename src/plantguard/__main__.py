@@ -1,0 +1,3 @@
+from plantguard.cli import app
+
+app()

@@ -1,0 +1,114 @@
+"""The deep tier: hands the packets worth it to their protocol module, keeping per-flow state
+(direction, owning protocol, the module's own state) in a bounded table."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from plantguard.capture.layers import Layers
+from plantguard.model import Observation, Packet
+from plantguard.protocols import registry
+
+MAX_CLASSIFY_TRIES = 8  # payload packets tried before a flow is left unclassified
+
+
+class FlowState:
+    __slots__ = ("client", "client_port", "module", "state", "tries")
+
+    def __init__(self, client: str, client_port: int):
+        self.client = client
+        self.client_port = client_port
+        self.module = None
+        self.state: dict = {}
+        self.tries = 0
+
+
+class DeepTier:
+    def __init__(self, max_flows: int = 200_000):
+        self.flows: OrderedDict[tuple, FlowState] = OrderedDict()
+        self.max_flows = max_flows
+        self.errors = 0
+        self.evicted = 0
+        tcp, udp, eth, _ = registry.port_tables()
+        self._eth = eth
+        self._llc = {}
+        for m in registry.protocol_modules():
+            for key in getattr(m, "LLC_SNAP", ()):
+                self._llc[key] = m
+
+    def flow_state(self, lay: Layers) -> FlowState:
+        a, b = (lay.src, lay.sport), (lay.dst, lay.dport)
+        key = (lay.l4, lay.vlan) + ((a, b) if a <= b else (b, a))
+        fs = self.flows.get(key)
+        if fs is None:
+            fs = FlowState(*orient(lay))
+            self.flows[key] = fs
+            if len(self.flows) > self.max_flows:
+                self.flows.popitem(last=False)
+                self.evicted += 1
+        return fs
+
+    def handle(self, capture: str, frame: int, ts: float, lay: Layers) -> list[Observation]:
+        if lay.l4:
+            return self._handle_l4(capture, frame, ts, lay)
+        if lay.src is None and lay.ethertype:
+            return self._handle_l2(capture, frame, ts, lay)
+        return []
+
+    def _handle_l4(self, capture, frame, ts, lay) -> list[Observation]:
+        fs = self.flow_state(lay)
+        payload = lay.payload
+        if fs.module is None:
+            if not payload or fs.tries >= MAX_CLASSIFY_TRIES:
+                return []
+            fs.tries += 1
+            fs.module = registry.classify(lay.l4, lay.sport, lay.dport, payload)
+            if fs.module is None:
+                return []
+        if not payload and lay.l4 == "tcp":
+            return []
+        pkt = Packet(capture, frame, ts, payload, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan,
+                     lay.src, lay.dst, lay.l4, lay.sport, lay.dport, lay.tcp_flags, lay.seq,
+                     lay.src == fs.client and lay.sport == fs.client_port, fs.state)
+        return self._run(fs.module, pkt)
+
+    def _handle_l2(self, capture, frame, ts, lay) -> list[Observation]:
+        data = bytes(lay.l3)
+        if lay.llc:
+            if len(data) >= 8 and data[:3] == b"\xaa\xaa\x03":
+                mod = self._llc.get((data[3:6], int.from_bytes(data[6:8], "big")))
+                data = data[8:]
+            else:
+                mod = None
+            mods = (mod,) if mod else ()
+        else:
+            mods = self._eth.get(lay.ethertype, ())
+        out: list[Observation] = []
+        for mod in mods:
+            pkt = Packet(capture, frame, ts, data, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan)
+            out.extend(self._run(mod, pkt))
+        return out
+
+    def _run(self, mod, pkt: Packet) -> list[Observation]:
+        try:
+            return list(mod.decode(pkt) or ())
+        except Exception:  # garbage in a protocol field: count it, keep going
+            self.errors += 1
+            return []
+
+
+def orient(lay: Layers) -> tuple[str, int]:
+    """(client address, client port) for a new flow: the SYN sender, else the side not on a
+    well-known server port, else the first sender."""
+    if lay.l4 == "tcp" and lay.tcp_flags & 0x12 == 0x12:   # SYN-ACK comes from the server
+        return lay.dst, lay.dport
+    if lay.l4 == "tcp" and lay.tcp_flags & 0x02:
+        return lay.src, lay.sport
+    s_known = registry.is_known_server_port(lay.l4, lay.sport)
+    d_known = registry.is_known_server_port(lay.l4, lay.dport)
+    if s_known and not d_known:
+        return lay.dst, lay.dport
+    if d_known and not s_known:
+        return lay.src, lay.sport
+    if not s_known and not d_known and lay.sport < 1024 <= lay.dport:
+        return lay.dst, lay.dport
+    return lay.src, lay.sport

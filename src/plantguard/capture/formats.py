@@ -1,0 +1,298 @@
+"""Capture file readers: classic pcap (µs/ns, both byte orders), pcapng (several interfaces,
+EPB/SPB/OPB, per-interface link type and timestamp resolution), gzip-compressed either way, and
+directories of captures.
+
+Files are read in chunks of whole records: a chunk is one buffer plus arrays of record offsets,
+lengths, timestamps and link types, so the columnar tier can decode a whole chunk at once and
+memory never grows with the number of packets. Truncated or corrupt input ends the file early
+with a counted warning instead of an exception.
+"""
+from __future__ import annotations
+
+import gzip
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+# Link types we decode (others are counted and skipped).
+LINKTYPE_NULL = 0          # BSD loopback
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101         # raw IPv4/IPv6
+LINKTYPE_LOOP = 108        # OpenBSD loopback
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
+LINKTYPE_RAW_ALT = 12      # some systems write 12 or 14 for raw IP
+LINKTYPE_RAW_ALT2 = 14
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz", ".gz", ".dmp")
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9), b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_RECORD = 256 * 1024    # larger claimed lengths mean corruption
+
+
+class CaptureError(Exception):
+    """A capture that cannot be read at all (not a capture, unreadable). One-line message."""
+
+
+@dataclass
+class Chunk:
+    """A batch of consecutive records from one capture file."""
+    buf: bytes | memoryview
+    offsets: np.ndarray      # int64: start of each record's packet data in buf
+    caplen: np.ndarray       # int32: captured bytes
+    wirelen: np.ndarray      # int32: original length on the wire
+    ts: np.ndarray           # float64: seconds since the epoch
+    linktype: np.ndarray     # int32: per record (pcapng interfaces may differ)
+    first_frame: int         # frame number (1-based) of the first record
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+@dataclass
+class ReadStats:
+    path: str
+    packets: int = 0
+    bytes: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    linktypes: set = field(default_factory=set)
+
+
+def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
+    """Files as given; a directory means every capture below it (sorted, recursive)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and _looks_like_capture(f)))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise CaptureError(f"{p}: no such file or directory")
+    return out
+
+
+def _looks_like_capture(f: Path) -> bool:
+    name = f.name.lower()
+    if name.endswith(CAPTURE_SUFFIXES):
+        return True
+    try:
+        with open(f, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head in PCAP_MAGICS or head == PCAPNG_SHB or head[:2] == GZIP_MAGIC
+
+
+def _open_bytes(path: Path) -> bytes | mmap.mmap | memoryview:
+    """Whole file as a buffer: memory-mapped when plain, decompressed when gzip."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            if head[:2] == GZIP_MAGIC:
+                fh.seek(0)
+                try:
+                    return _gunzip_tolerant(fh)
+                except OSError as exc:
+                    raise CaptureError(f"{path}: corrupt gzip data ({exc})") from None
+            if os.fstat(fh.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise CaptureError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _gunzip_tolerant(fh) -> bytes:
+    """Decompress as much as is readable; a truncated gzip keeps what came before the cut."""
+    import zlib
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    parts = []
+    while True:
+        block = fh.read(1 << 20)
+        if not block:
+            break
+        try:
+            parts.append(d.decompress(block))
+        except zlib.error:
+            break
+    try:
+        parts.append(d.flush())
+    except zlib.error:
+        pass
+    return b"".join(parts)
+
+
+def read_chunks(path: str | os.PathLike, stats: ReadStats | None = None,
+                chunk_records: int = 65536) -> Iterator[Chunk]:
+    """Yield chunks of records from one capture file (pcap, pcapng, gzip of either)."""
+    path = Path(path)
+    stats = stats if stats is not None else ReadStats(str(path))
+    data = _open_bytes(path)
+    head = bytes(data[:4])
+    if len(data) == 0:
+        stats.warnings.append("empty file")
+        return
+    if head in PCAP_MAGICS:
+        yield from _pcap_chunks(data, stats, chunk_records)
+    elif head == PCAPNG_SHB:
+        yield from _pcapng_chunks(data, stats, chunk_records)
+    else:
+        raise CaptureError(f"{path}: not a pcap or pcapng capture (starts with {head.hex()})")
+
+
+def _finish(stats: ReadStats, chunk: Chunk) -> Chunk:
+    n = len(chunk)
+    if n:
+        stats.packets += n
+        stats.bytes += int(chunk.wirelen.sum())
+        if stats.first_ts is None:
+            stats.first_ts = float(chunk.ts[0])
+        stats.last_ts = float(chunk.ts[-1])
+        stats.linktypes.update(int(x) for x in np.unique(chunk.linktype))
+    return chunk
+
+
+def _pcap_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
+    end, unit = PCAP_MAGICS[bytes(data[:4])]
+    size = len(data)
+    if size < 24:
+        stats.warnings.append("truncated pcap header")
+        return
+    linktype = struct.unpack_from(end + "I", data, 20)[0] & 0x0FFFFFFF
+    rec = struct.Struct(end + "IIII")
+    unpack = rec.unpack_from
+    off = 24
+    frame = 1
+    while off < size:
+        offs, caps, wires, secs, fracs = [], [], [], [], []
+        n = 0
+        while n < chunk_records:
+            if off + 16 > size:
+                if off < size:
+                    stats.warnings.append(f"truncated record header at byte {off}")
+                off = size
+                break
+            sec, frac, incl, orig = unpack(data, off)
+            if incl > MAX_RECORD:
+                stats.warnings.append(f"corrupt record length {incl} at byte {off}; rest of file skipped")
+                off = size
+                break
+            if off + 16 + incl > size:
+                stats.warnings.append(f"truncated packet at byte {off} ({incl} bytes claimed)")
+                off = size
+                break
+            offs.append(off + 16)
+            caps.append(incl)
+            wires.append(orig)
+            secs.append(sec)
+            fracs.append(frac)
+            off += 16 + incl
+            n += 1
+        if n:
+            ts = np.asarray(secs, dtype=np.float64) + np.asarray(fracs, dtype=np.float64) * unit
+            yield _finish(stats, Chunk(data, np.asarray(offs, dtype=np.int64),
+                                       np.asarray(caps, dtype=np.int32),
+                                       np.asarray(wires, dtype=np.int32), ts,
+                                       np.full(n, linktype, dtype=np.int32), frame))
+            frame += n
+
+
+def _pcapng_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
+    size = len(data)
+    off = 0
+    end = "<"
+    links: list[int] = []
+    tsres: list[float] = []
+    tsoff: list[int] = []
+    frame = 1
+    offs, caps, wires, tss, lts = [], [], [], [], []
+
+    def flush():
+        nonlocal frame, offs, caps, wires, tss, lts
+        n = len(offs)
+        chunk = Chunk(data, np.asarray(offs, dtype=np.int64), np.asarray(caps, dtype=np.int32),
+                      np.asarray(wires, dtype=np.int32), np.asarray(tss, dtype=np.float64),
+                      np.asarray(lts, dtype=np.int32), frame)
+        frame += n
+        offs, caps, wires, tss, lts = [], [], [], [], []
+        return _finish(stats, chunk)
+
+    while off + 12 <= size:
+        btype_raw = bytes(data[off:off + 4])
+        if btype_raw == PCAPNG_SHB:
+            bom = bytes(data[off + 8:off + 12])
+            if bom == b"\x4d\x3c\x2b\x1a":
+                end = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                end = ">"
+            else:
+                stats.warnings.append(f"corrupt section header at byte {off}")
+                break
+            links, tsres, tsoff = [], [], []
+        btype, blen = struct.unpack_from(end + "II", data, off)
+        if blen < 12 or blen % 4 or off + blen > size:
+            stats.warnings.append(f"truncated or corrupt block (type {btype:#x}, length {blen}) at byte {off}")
+            break
+        body = off + 8
+        body_end = off + blen - 4
+        if btype == 1 and body_end - body >= 8:  # Interface Description Block
+            links.append(struct.unpack_from(end + "H", data, body)[0])
+            res, toff = 1e-6, 0
+            o = body + 8
+            while o + 4 <= body_end:
+                code, ln = struct.unpack_from(end + "HH", data, o)
+                if code == 0:
+                    break
+                if code == 9 and ln >= 1:
+                    v = data[o + 4]
+                    res = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
+                elif code == 14 and ln >= 8:
+                    toff = struct.unpack_from(end + "q", data, o + 4)[0]
+                o += 4 + ((ln + 3) & ~3)
+            tsres.append(res)
+            tsoff.append(toff)
+        elif btype in (6, 2) and body_end - body >= 20:  # Enhanced / obsolete Packet Block
+            if btype == 6:
+                ifid, hi, lo, cap, orig = struct.unpack_from(end + "IIIII", data, body)
+            else:
+                ifid, _drops, hi, lo, cap, orig = struct.unpack_from(end + "HHIIII", data, body)
+            if ifid >= len(links):
+                stats.warnings.append(f"packet for unknown interface {ifid} at byte {off}")
+            elif cap > body_end - body - 20:
+                stats.warnings.append(f"packet longer than its block at byte {off}")
+            else:
+                offs.append(body + 20)
+                caps.append(cap)
+                wires.append(orig)
+                tss.append(((hi << 32) | lo) * tsres[ifid] + tsoff[ifid])
+                lts.append(links[ifid])
+        elif btype == 3 and body_end - body >= 4:  # Simple Packet Block: interface 0, no timestamp
+            if links:
+                orig = struct.unpack_from(end + "I", data, body)[0]
+                cap = min(orig, body_end - body - 4)
+                offs.append(body + 4)
+                caps.append(cap)
+                wires.append(orig)
+                tss.append(tss[-1] if tss else 0.0)
+                lts.append(links[0])
+        off += blen
+        if len(offs) >= chunk_records:
+            yield flush()
+    else:
+        if 0 < size - off < 12:
+            stats.warnings.append(f"truncated block at byte {off}")
+    if offs:
+        yield flush()

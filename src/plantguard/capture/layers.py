@@ -1,0 +1,155 @@
+"""Per-packet L2-L4 decode in plain Python. The columnar tier (columns.py) decodes whole chunks
+at once for speed; this module is the reference for one frame, used to build the Packet objects
+of the deep tier and as the oracle the columnar decode is tested against."""
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+
+from plantguard.capture import formats as F
+
+ETH_IPV4, ETH_IPV6, ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
+VLAN_TYPES = (ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD)
+IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options (fragment 44 handled apart)
+
+
+@dataclass(slots=True)
+class Layers:
+    src_mac: str | None = None
+    dst_mac: str | None = None
+    ethertype: int = 0
+    vlan: int | None = None        # outer VLAN id
+    inner_vlan: int | None = None  # QinQ inner id
+    l3: bytes | memoryview = b""   # payload after L2 (for layer-2 protocols)
+    llc: bool = False              # 802.3 length field instead of an Ethernet type
+    ip_version: int = 0
+    src: str | None = None
+    dst: str | None = None
+    ip_proto: int = 0
+    fragment: bool = False         # an IPv4/IPv6 fragment other than a whole datagram
+    l4: str = ""
+    sport: int = 0
+    dport: int = 0
+    tcp_flags: int = 0
+    seq: int = 0
+    payload: bytes = b""
+
+
+def mac_text(b: bytes) -> str:
+    return b.hex(":")
+
+
+def decode_frame(linktype: int, frame: bytes) -> Layers | None:
+    """Decode one frame; None when the link type is not handled or the frame is too short."""
+    lay = Layers()
+    if linktype == F.LINKTYPE_ETHERNET:
+        if len(frame) < 14:
+            return None
+        lay.dst_mac, lay.src_mac = mac_text(frame[0:6]), mac_text(frame[6:12])
+        et = struct.unpack_from("!H", frame, 12)[0]
+        off = 14
+        while et in VLAN_TYPES and off + 4 <= len(frame):
+            vid = struct.unpack_from("!H", frame, off)[0] & 0x0FFF
+            if lay.vlan is None:
+                lay.vlan = vid
+            else:
+                lay.inner_vlan = vid
+            et = struct.unpack_from("!H", frame, off + 2)[0]
+            off += 4
+        if et < 0x0600:  # 802.3 length: LLC follows (CDP, STP, ...)
+            lay.llc = True
+        lay.ethertype = et
+        lay.l3 = frame[off:]
+        if et == ETH_IPV4 or et == ETH_IPV6:
+            _ip(lay, frame[off:])
+        return lay
+    if linktype == F.LINKTYPE_LINUX_SLL:
+        if len(frame) < 16:
+            return None
+        alen = struct.unpack_from("!H", frame, 4)[0]
+        if alen == 6:
+            lay.src_mac = mac_text(frame[6:12])
+        et = struct.unpack_from("!H", frame, 14)[0]
+        return _after_l2(lay, et, frame[16:])
+    if linktype == F.LINKTYPE_LINUX_SLL2:
+        if len(frame) < 20:
+            return None
+        et = struct.unpack_from("!H", frame, 0)[0]
+        if frame[11] == 6:
+            lay.src_mac = mac_text(frame[12:18])
+        return _after_l2(lay, et, frame[20:])
+    if linktype in (F.LINKTYPE_RAW, F.LINKTYPE_RAW_ALT, F.LINKTYPE_RAW_ALT2, F.LINKTYPE_IPV4, F.LINKTYPE_IPV6):
+        if not frame:
+            return None
+        v = frame[0] >> 4
+        return _after_l2(lay, ETH_IPV4 if v == 4 else ETH_IPV6 if v == 6 else 0, frame)
+    if linktype in (F.LINKTYPE_NULL, F.LINKTYPE_LOOP):
+        if len(frame) < 4:
+            return None
+        fam = struct.unpack_from("<I", frame, 0)[0]
+        if fam > 0xFFFF:
+            fam = struct.unpack_from(">I", frame, 0)[0]
+        et = ETH_IPV4 if fam == 2 else ETH_IPV6 if fam in (10, 24, 28, 30) else 0
+        return _after_l2(lay, et, frame[4:])
+    return None
+
+
+def _after_l2(lay: Layers, et: int, rest: bytes) -> Layers:
+    lay.ethertype = et
+    lay.l3 = rest
+    if et in (ETH_IPV4, ETH_IPV6):
+        _ip(lay, rest)
+    return lay
+
+
+def _ip(lay: Layers, b: bytes) -> None:
+    if len(b) < 1:
+        return
+    v = b[0] >> 4
+    if v == 4 and len(b) >= 20:
+        ihl = (b[0] & 0x0F) * 4
+        if ihl < 20:
+            return
+        total = struct.unpack_from("!H", b, 2)[0]
+        flags_frag = struct.unpack_from("!H", b, 6)[0]
+        lay.ip_version = 4
+        lay.ip_proto = b[9]
+        lay.src = socket.inet_ntop(socket.AF_INET, bytes(b[12:16]))
+        lay.dst = socket.inet_ntop(socket.AF_INET, bytes(b[16:20]))
+        if flags_frag & 0x3FFF:  # more-fragments flag or a non-zero offset
+            lay.fragment = True
+            return
+        end = min(len(b), total) if total >= ihl else len(b)
+        _l4(lay, b[ihl:end])
+    elif v == 6 and len(b) >= 40:
+        lay.ip_version = 6
+        lay.src = socket.inet_ntop(socket.AF_INET6, bytes(b[8:24]))
+        lay.dst = socket.inet_ntop(socket.AF_INET6, bytes(b[24:40]))
+        plen = struct.unpack_from("!H", b, 4)[0]
+        nxt = b[6]
+        off = 40
+        end = min(len(b), 40 + plen) if plen else len(b)
+        while nxt in IPV6_EXT and off + 8 <= end:
+            nxt, hlen = b[off], (b[off + 1] + 1) * 8
+            off += hlen
+        if nxt == 44:
+            lay.fragment = True
+            lay.ip_proto = 44
+            return
+        lay.ip_proto = nxt
+        _l4(lay, b[off:end])
+
+
+def _l4(lay: Layers, b: bytes) -> None:
+    if lay.ip_proto == 6 and len(b) >= 20:
+        lay.l4 = "tcp"
+        lay.sport, lay.dport, lay.seq = struct.unpack_from("!HHI", b, 0)
+        doff = (b[12] >> 4) * 4
+        lay.tcp_flags = b[13]
+        lay.payload = bytes(b[doff:]) if doff >= 20 else b""
+    elif lay.ip_proto == 17 and len(b) >= 8:
+        lay.l4 = "udp"
+        lay.sport, lay.dport, ulen = struct.unpack_from("!HHH", b, 0)
+        end = ulen if 8 <= ulen <= len(b) else len(b)
+        lay.payload = bytes(b[8:end])

@@ -1,0 +1,94 @@
+"""The reference analysis: every frame decoded one at a time in plain Python. Slow, simple and
+obviously right; the columnar engine must produce the same flows and observations, and tests
+compare the two."""
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterable
+
+from plantguard.capture import formats
+from plantguard.capture.deep import DeepTier, orient
+from plantguard.capture.layers import decode_frame
+from plantguard.model import AnalysisResult, CaptureStats, Flow
+
+
+def analyze_reference(paths: Iterable[str | os.PathLike],
+                      progress: Callable[[int], None] | None = None) -> AnalysisResult:
+    result = AnalysisResult()
+    deep = DeepTier()
+    flows: dict[tuple, Flow] = {}
+    counters = {"fragments": 0, "undecoded_link": 0}
+    for path in formats.expand_paths(list(paths)):
+        cap = str(path)
+        st = formats.ReadStats(cap)
+        try:
+            for chunk in formats.read_chunks(path, st):
+                buf = chunk.buf
+                for i in range(len(chunk)):
+                    o = int(chunk.offsets[i])
+                    frame_bytes = bytes(buf[o:o + int(chunk.caplen[i])])
+                    lay = decode_frame(int(chunk.linktype[i]), frame_bytes)
+                    frame_no = chunk.first_frame + i
+                    ts = float(chunk.ts[i])
+                    if lay is None:
+                        counters["undecoded_link"] += 1
+                        continue
+                    if lay.fragment:
+                        counters["fragments"] += 1
+                    if lay.l4:
+                        _account(flows, lay, cap, frame_no, ts, int(chunk.wirelen[i]))
+                    result.observations.extend(deep.handle(cap, frame_no, ts, lay))
+                if progress:
+                    progress(len(chunk))
+        except formats.CaptureError as exc:
+            st.warnings.append(str(exc))
+        result.captures.append(CaptureStats(cap, st.packets, st.bytes, st.first_ts, st.last_ts, st.warnings))
+    for f in flows.values():
+        fs = deep.flows.get(_deep_key(f))
+        if fs is not None and fs.module is not None:
+            f.app = fs.module.NAME
+    ops = count_operations(result.observations)
+    for f in flows.values():
+        f.operations = ops.get(f.key(), {})
+    result.flows = list(flows.values())
+    counters["decode_errors"] = deep.errors
+    counters["flows_evicted"] = deep.evicted
+    result.counters = counters
+    return result
+
+
+def _account(flows: dict, lay, cap: str, frame_no: int, ts: float, wirelen: int) -> None:
+    a, b = (lay.src, lay.sport), (lay.dst, lay.dport)
+    key = (lay.l4, lay.vlan) + ((a, b) if a <= b else (b, a))
+    f = flows.get(key)
+    if f is None:
+        client, cport = orient(lay)
+        if client == lay.src and cport == lay.sport:
+            server, sport, cmac, smac = lay.dst, lay.dport, lay.src_mac, lay.dst_mac
+        else:
+            server, sport, cmac, smac = lay.src, lay.sport, lay.dst_mac, lay.src_mac
+        f = Flow(lay.l4, client, server, cport, sport, lay.vlan, cmac, smac,
+                 first=ts, capture=cap, first_frame=frame_no)
+        flows[key] = f
+    f.packets += 1
+    f.bytes += wirelen
+    if lay.src == f.client and lay.sport == f.client_port:
+        f.packets_to_server += 1
+        f.bytes_to_server += wirelen
+    f.last = ts
+
+
+def _deep_key(f: Flow) -> tuple:
+    a, b = (f.client, f.client_port), (f.server, f.port)
+    return (f.l4, f.vlan) + ((a, b) if a <= b else (b, a))
+
+
+def count_operations(observations) -> dict[tuple, dict[str, int]]:
+    """Operation categories per flow key (l4, client, server, server port, vlan)."""
+    ops: dict[tuple, dict[str, int]] = {}
+    for o in observations:
+        if o.kind == "operation":
+            d = ops.setdefault((o.l4, o.src, o.dst, o.dport, o.vlan), {})
+            cat = o.data.get("category", "other")
+            d[cat] = d.get(cat, 0) + 1
+    return ops

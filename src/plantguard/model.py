@@ -1,0 +1,159 @@
+"""The records that flow between stages: a decoded packet (Packet) and what a protocol
+module saw in it (Observation). Protocol modules only build these; inventory and checks
+only read them.
+
+Observation kinds and their data keys (a contract between protocols/ and inventory/, checks/):
+
+  identity    who a device is; describes the `subject` side ("src" or "dst").
+              keys (all optional): vendor, vendor_id, product, product_code, model, order_number,
+              firmware, hardware, serial, name (station / PLC / host name), device_type,
+              description, os, module, role_hint
+  service     the `subject` side offers an application service on (l4, port):
+              keys: name (application, e.g. "modbus"), banner, software, version
+  operation   a client (src) asks a server (dst) to do something:
+              keys: category (one of OP_CATEGORIES), code (function/service code), name, detail
+  credential  a login or secret crossing the network from client (src) to server (dst):
+              keys: user, password (None when not visible), secret_type ("password", "community",
+              "basic", "token", "certificate", "anonymous"), cleartext (bool), result
+              ("success" | "failure" | None)
+  session     security posture of a session: keys: security_mode ("None", "Sign",
+              "SignAndEncrypt"), policy, auth ("anonymous", "username", "certificate", ...),
+              protocol_version, encrypted (bool)
+  tls         keys: version, cipher, sni, server side is `subject`="dst" for ClientHello-derived
+              fields and "src" for ServerHello / Certificate
+  certificate keys: subject, issuer, not_before, not_after (ISO 8601 UTC), self_signed, serial,
+              key_type, key_bits, sig_alg
+  hostname    keys: name, source ("dhcp", "dns", "lldp", "cdp", "netbios", "snmp", ...)
+  address     an IP <-> MAC binding: keys: ip, mac, source ("arp", "dhcp")
+  topic       MQTT / pub-sub: keys: topic, action ("publish" | "subscribe")
+  error       protocol exception / error reply: keys: code, name
+  role        a protocol-level role hint for `subject`: keys: role ("broker", "mqtt-client",
+              "dnp3-master", "dnp3-outstation", "io-controller", "io-device", ...), reason
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# What an industrial operation does, from the defender's point of view.
+OP_CATEGORIES = (
+    "read",        # read data / status
+    "write",       # write data points, set attributes, operate outputs
+    "program",     # program / block / logic download, upload, delete
+    "firmware",    # firmware update
+    "control",     # run / stop / mode change / restart / reinitialise
+    "config",      # configuration change (IP, communication control, time set)
+    "diagnostic",  # diagnostics, identification, device info
+    "file",        # file transfer operations
+    "auth",        # authentication exchange
+    "other",
+)
+
+# Categories that change a controller and so need an authorised station.
+WRITE_CATEGORIES = frozenset({"write", "config"})
+PROGRAM_CATEGORIES = frozenset({"program", "firmware", "control"})
+
+
+@dataclass(slots=True)
+class Observation:
+    kind: str
+    proto: str
+    capture: str
+    frame: int
+    ts: float
+    src: str | None
+    dst: str | None
+    src_mac: str | None = None
+    dst_mac: str | None = None
+    l4: str = ""          # "tcp", "udp" or "" for layer-2 protocols
+    sport: int = 0
+    dport: int = 0
+    vlan: int | None = None
+    subject: str = "src"  # which endpoint an identity/service/role/hostname describes
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject_ip(self) -> str | None:
+        return self.src if self.subject == "src" else self.dst
+
+    @property
+    def subject_mac(self) -> str | None:
+        return self.src_mac if self.subject == "src" else self.dst_mac
+
+    @property
+    def subject_port(self) -> int:
+        return self.sport if self.subject == "src" else self.dport
+
+
+@dataclass(slots=True)
+class Packet:
+    """One packet handed to a protocol module (the deep tier). `payload` is the L4 payload
+    for TCP/UDP, or the Ethernet payload (after VLAN tags) for layer-2 protocols."""
+    capture: str
+    frame: int              # 1-based, as Wireshark numbers frames in that capture
+    ts: float
+    payload: bytes
+    src_mac: str | None = None
+    dst_mac: str | None = None
+    ethertype: int = 0
+    vlan: int | None = None
+    src: str | None = None  # IP address text, None for layer-2 protocols
+    dst: str | None = None
+    l4: str = ""            # "tcp" | "udp" | ""
+    sport: int = 0
+    dport: int = 0
+    tcp_flags: int = 0
+    seq: int = 0
+    from_client: bool = True  # direction within the flow: client -> server
+    state: dict = field(default_factory=dict)  # per-flow, per-protocol state kept by the engine
+
+    def observe(self, kind: str, proto: str, subject: str = "src", **data: Any) -> Observation:
+        return Observation(kind, proto, self.capture, self.frame, self.ts, self.src, self.dst,
+                           self.src_mac, self.dst_mac, self.l4, self.sport, self.dport, self.vlan,
+                           subject, data)
+
+
+@dataclass(slots=True)
+class Flow:
+    """A bidirectional conversation (5-tuple + VLAN), oriented client -> server."""
+    l4: str                  # "tcp" | "udp" | other IP protocol name/number as text
+    client: str
+    server: str
+    client_port: int
+    port: int                # server port
+    vlan: int | None = None
+    client_mac: str | None = None
+    server_mac: str | None = None
+    app: str | None = None   # protocol module NAME that owns the flow
+    packets: int = 0
+    bytes: int = 0
+    packets_to_server: int = 0
+    bytes_to_server: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    capture: str = ""
+    first_frame: int = 0
+    operations: dict[str, int] = field(default_factory=dict)  # category -> count
+
+    def key(self) -> tuple:
+        return (self.l4, self.client, self.server, self.port, self.vlan)
+
+
+@dataclass
+class CaptureStats:
+    path: str
+    packets: int = 0
+    bytes: int = 0
+    first: float | None = None
+    last: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AnalysisResult:
+    """Everything the packet stage produced; the only input of inventory/ and checks/."""
+    captures: list[CaptureStats] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    flows: list[Flow] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)  # skipped/fragments/decode errors/evicted
+    notes: list[str] = field(default_factory=list)           # e.g. "flow table capped at N; ..."
