@@ -1,0 +1,1 @@
+"""Observations and flows -> assets with vendor, role, identity, services, zone."""

@@ -1,0 +1,69 @@
+"""The Asset record: one device on the plant network as plantguard sees it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Service:
+    proto: str               # "tcp" | "udp"
+    port: int
+    name: str | None = None  # application ("modbus", "http", ...)
+    banner: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"proto": self.proto, "port": self.port, "name": self.name}
+        if self.banner:
+            d["banner"] = self.banner
+        return d
+
+
+@dataclass
+class Asset:
+    ip: str | None                       # primary IP (None for layer-2-only devices)
+    mac: str | None = None               # primary MAC
+    ips: set[str] = field(default_factory=set)
+    macs: set[str] = field(default_factory=set)
+    vendor: str | None = None            # from the MAC's OUI
+    role: str = "unknown"                # plc, rtu, hmi, engineering-workstation, historian,
+                                         # sensor, gateway, broker, switch, router, it-host, ...
+    role_reasons: list[str] = field(default_factory=list)
+    zone: str | None = None
+    vlans: set[int] = field(default_factory=set)
+    protocols: set[str] = field(default_factory=set)          # application protocols spoken
+    services: dict[tuple, Service] = field(default_factory=dict)  # (proto, port) -> Service
+    identity: dict[str, Any] = field(default_factory=dict)    # vendor, product, firmware, serial,
+                                                              # name, model, order_number, ...
+    hostnames: set[str] = field(default_factory=set)
+    peers: set[str] = field(default_factory=set)
+    first_seen: float | None = None
+    last_seen: float | None = None
+    is_router: bool = False              # one MAC fronting many IPs
+    public: bool = False                 # a public (internet) address
+    declared: dict[str, Any] | None = None  # the site file's entry, when declared there
+
+    @property
+    def key(self) -> str:
+        return self.ip or self.mac or "?"
+
+    @property
+    def is_ot(self) -> bool:
+        return self.role in OT_ROLES
+
+    def as_dict(self) -> dict[str, Any]:
+        from plantguard.util.timefmt import iso
+        return {
+            "ip": self.ip, "mac": self.mac, "vendor": self.vendor, "role": self.role,
+            "role_reasons": self.role_reasons, "zone": self.zone, "vlans": sorted(self.vlans),
+            "protocols": sorted(self.protocols),
+            "services": [s.as_dict() for _, s in sorted(self.services.items())],
+            "identity": dict(self.identity), "hostnames": sorted(self.hostnames),
+            "ips": sorted(self.ips), "macs": sorted(self.macs),
+            "peers": len(self.peers), "first_seen": iso(self.first_seen), "last_seen": iso(self.last_seen),
+        }
+
+
+OT_ROLES = frozenset({"plc", "rtu", "hmi", "engineering-workstation", "historian", "sensor",
+                      "gateway", "io-device", "drive", "safety-controller", "ied", "broker"})
+CONTROLLER_ROLES = frozenset({"plc", "rtu", "safety-controller", "ied", "io-device", "drive"})

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models in SQLite by default (PostgreSQL for a central server)."""
