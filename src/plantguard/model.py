@@ -71,6 +71,10 @@ class Observation:
     vlan: int | None = None
     subject: str = "src"  # which endpoint an identity/service/role/hostname describes
     data: dict[str, Any] = field(default_factory=dict)
+    # Repeats of the same observation are folded into the first one (memory stays bounded):
+    count: int = 1
+    last_frame: int | None = None
+    last_ts: float | None = None
 
     @property
     def subject_ip(self) -> str | None:
