@@ -1,0 +1,107 @@
+"""`assess`: packets -> assets -> checks -> compliance, roadmap, patch plan -> the contract JSON
+(ARCHITECTURE §5). Each stage only reads what the stage before produced."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+from plantguard import __version__
+from plantguard.checks.base import SEVERITIES, AssessContext
+from plantguard.inventory.build import build_assets
+from plantguard.model import AnalysisResult
+from plantguard.util.timefmt import iso
+
+MAX_FLOWS_IN_REPORT = 50_000
+
+
+def run_assessment(result: AnalysisResult, site=None, db: str | None = None,
+                   options: dict | None = None) -> dict:
+    from plantguard.checks.registry import run_checks
+    from plantguard.compliance.view import compliance_view
+    from plantguard.plan.patching import build_patch_plan
+    from plantguard.plan.roadmap import build_roadmap
+
+    notes: list[str] = list(result.notes)
+    assets = build_assets(result, site, notes)
+    engine = _intel_engine(db)
+    ctx = AssessContext(result, assets, site, engine, dict(options or {}))
+    findings, not_run = run_checks(ctx)
+    findings.sort(key=lambda f: (f.status != "fail", -SEVERITIES.index(f.severity)
+                                 if f.severity in SEVERITIES else 0, f.check, f.title))
+    patch_plan = build_patch_plan(findings, assets, site)
+    compliance = compliance_view(findings, site)
+    roadmap = build_roadmap(findings, not_run, site, assets)
+    return contract(result, assets, findings, not_run, site, compliance, roadmap, patch_plan, notes)
+
+
+def _intel_engine(db: str | None):
+    """The store holding vulnerability intelligence: the given one, else ./plantguard.db or
+    $PLANTGUARD_DB if it exists. None means vulnerability checks cannot run."""
+    from plantguard.store.db import open_engine
+    if db is None:
+        db = os.environ.get("PLANTGUARD_DB")
+        if db is None and Path("plantguard.db").exists():
+            db = "plantguard.db"
+    if db is None:
+        return None
+    return open_engine(db)
+
+
+def contract(result, assets, findings, not_run, site, compliance, roadmap, patch_plan, notes) -> dict:
+    sev = Counter(f.severity for f in findings if f.status == "fail")
+    flows = sorted(result.flows, key=lambda f: -f.packets)
+    if len(flows) > MAX_FLOWS_IN_REPORT:
+        notes.append(f"report lists the {MAX_FLOWS_IN_REPORT:,} busiest of {len(flows):,} flows")
+        flows = flows[:MAX_FLOWS_IN_REPORT]
+    return {
+        "plantguard": __version__,
+        "site": getattr(site, "name", None),
+        "organization_size": getattr(site, "organization_size", None),
+        "captures": [{"path": c.path, "packets": c.packets, "first": iso(c.first), "last": iso(c.last),
+                      "warnings": c.warnings} for c in result.captures],
+        "zones": _zones(site, assets),
+        "assets": [a.as_dict() for a in assets],
+        "flows": [_flow(f) for f in flows],
+        "findings": [f.as_dict() for f in findings],
+        "checks_not_run": not_run,
+        "compliance": compliance,
+        "roadmap": roadmap,
+        "patch_plan": patch_plan,
+        "attestations": _attestations(site),
+        "summary": {
+            "assets": len(assets),
+            "findings": {s: sev.get(s, 0) for s in reversed(SEVERITIES[1:])},
+            "failed": sum(1 for f in findings if f.status == "fail"),
+            "passed": sum(1 for f in findings if f.status == "pass"),
+            "checks_not_run": len(not_run),
+            "packets": sum(c.packets for c in result.captures),
+        },
+        "counters": result.counters,
+        "notes": notes,
+    }
+
+
+def _flow(f) -> dict:
+    return {"src": f.client, "dst": f.server, "proto": f.l4, "port": f.port, "app": f.app,
+            "vlan": f.vlan, "packets": f.packets, "bytes": f.bytes, "operations": f.operations,
+            "first": iso(f.first), "last": iso(f.last)}
+
+
+def _zones(site, assets) -> list[dict]:
+    if site is not None and getattr(site, "zones", None):
+        return [{"name": z.name, "kind": z.kind, "networks": [str(n) for n in z.networks],
+                 "vlans": list(z.vlans)} for z in site.zones]
+    names = sorted({a.zone for a in assets if a.zone})
+    return [{"name": n, "kind": "internet" if n == "internet" else "inferred", "networks": [], "vlans": []}
+            for n in names]
+
+
+def _attestations(site) -> list[dict]:
+    if site is None:
+        return []
+    out = []
+    for key, att in sorted((getattr(site, "attestations", None) or {}).items()):
+        out.append({"id": key, "status": getattr(att, "status", None),
+                    "evidence": getattr(att, "evidence", None), "date": str(getattr(att, "date", "") or "") or None})
+    return out

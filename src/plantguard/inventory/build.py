@@ -1,0 +1,318 @@
+"""Observations and flows -> assets. Merge rules:
+- an IP address is a device, unless it is multicast/broadcast/unspecified;
+- its MAC comes from ARP/DHCP bindings first, else from the frames it sent; a MAC seen in front of
+  many IP addresses (or any public one) is a router, so the addresses behind it keep no MAC;
+- one MAC with a few addresses (DHCP renumbering) is one device with several addresses;
+- layer-2-only devices (PROFINET DCP, LLDP, CDP) join the IP device with the same MAC or with the
+  address they announce, else stand alone keyed by MAC.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, defaultdict
+from functools import lru_cache
+
+from plantguard.inventory.asset import Asset, Service
+from plantguard.inventory.roles import infer_role
+from plantguard.inventory.vendors import vendor_of_mac
+from plantguard.model import AnalysisResult
+
+ROUTER_MIN_IPS = 4          # distinct addresses behind one MAC that make it a router
+MAX_SERVICES_PER_ASSET = 256
+MAX_ASSETS = 250_000
+IDENTITY_KEYS_FIRST_WINS = True
+
+
+@lru_cache(maxsize=262144)
+def address_class(ip: str) -> str:
+    """'device', 'public' or 'skip' (multicast, broadcast, unspecified, link-local noise)."""
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return "skip"
+    if a.is_multicast or a.is_unspecified or (a.version == 4 and (ip.endswith(".255") or ip == "255.255.255.255")):
+        return "skip"
+    if a.is_global:
+        return "public"
+    return "device"
+
+
+def _usable_mac(mac: str | None) -> bool:
+    return bool(mac) and not (int(mac[:2], 16) & 1) and mac != "00:00:00:00:00:00"
+
+
+class _Builder:
+    def __init__(self, result: AnalysisResult, site=None):
+        self.result = result
+        self.site = site
+        self.assets: dict[str, Asset] = {}          # key (ip or mac) -> Asset
+        self.by_ip: dict[str, Asset] = {}
+        self.by_mac: dict[str, Asset] = {}
+        self.client_ops: dict[str, Counter] = defaultdict(Counter)
+        self.server_ops: dict[str, Counter] = defaultdict(Counter)
+        self.client_apps: dict[str, set] = defaultdict(set)
+        self.server_apps: dict[str, set] = defaultdict(set)
+        self.hints: dict[str, list] = defaultdict(list)
+        self.notes: list[str] = []
+
+    # -- addresses -------------------------------------------------------------------------
+    def bind_addresses(self) -> None:
+        ip_macs: dict[str, Counter] = defaultdict(Counter)
+        mac_ips: dict[str, set] = defaultdict(set)
+        for f in self.result.flows:
+            for ip, mac in ((f.client, f.client_mac), (f.server, f.server_mac)):
+                if _usable_mac(mac) and address_class(ip) != "skip":
+                    ip_macs[ip][mac] += f.packets
+                    mac_ips[mac].add(ip)
+        bound: dict[str, str] = {}
+        for o in self.result.observations:
+            if o.kind == "address":
+                ip, mac = o.data.get("ip"), o.data.get("mac")
+                if ip and _usable_mac(mac) and address_class(ip) != "skip":
+                    bound[ip] = mac
+                    mac_ips[mac].add(ip)
+        routers = {m for m, ips in mac_ips.items()
+                   if len(ips) >= ROUTER_MIN_IPS or any(address_class(i) == "public" for i in ips)}
+        ips = set(ip_macs) | set(bound)
+        for f in self.result.flows:
+            ips.add(f.client)
+            ips.add(f.server)
+        for o in self.result.observations:
+            for ip in (o.src, o.dst, o.data.get("ip") if o.kind in ("identity", "hostname") else None):
+                if ip:
+                    ips.add(ip)
+        ips = {ip for ip in ips if address_class(ip) != "skip"}
+        if len(ips) > MAX_ASSETS:
+            weight = Counter()
+            for f in self.result.flows:
+                weight[f.client] += f.packets
+                weight[f.server] += f.packets
+            keep = {ip for ip, _ in weight.most_common(MAX_ASSETS)}
+            self.notes.append(f"asset table capped at {MAX_ASSETS}: {len(ips) - len(keep)} addresses "
+                              "with the least traffic were left out")
+            ips &= keep
+        for ip in sorted(ips, key=_ip_sort_key):
+            mac = bound.get(ip)
+            if mac is None and ip in ip_macs:
+                cands = [(n, m) for m, n in ip_macs[ip].items() if m not in routers]
+                mac = max(cands)[1] if cands else None
+            if mac in routers and bound.get(ip) != mac:
+                mac = None
+            asset = self.by_mac.get(mac) if mac and mac not in routers else None
+            if asset is None:
+                asset = Asset(ip=ip, mac=mac)
+                asset.public = address_class(ip) == "public"
+                self.assets[ip] = asset
+                if mac and mac not in routers:
+                    self.by_mac[mac] = asset
+            asset.ips.add(ip)
+            if mac:
+                asset.macs.add(mac)
+            self.by_ip[ip] = asset
+        for mac in routers:
+            a = self.by_mac.get(mac)
+            if a is None:
+                owned = [ip for ip, m in bound.items() if m == mac and ip in self.by_ip]
+                a = self.by_ip[owned[0]] if owned else None
+            if a is None:
+                a = Asset(ip=None, mac=mac)
+                self.assets[mac] = a
+            a.is_router = True
+            a.mac = mac
+            a.macs.add(mac)
+            self.by_mac[mac] = a
+
+    def asset_for(self, ip: str | None, mac: str | None) -> Asset | None:
+        if ip:
+            a = self.by_ip.get(ip)
+            if a is not None:
+                return a
+        if mac and _usable_mac(mac):
+            a = self.by_mac.get(mac)
+            if a is None:
+                a = Asset(ip=None, mac=mac)
+                a.macs.add(mac)
+                self.assets[mac] = a
+                self.by_mac[mac] = a
+            return a
+        return None
+
+    # -- traffic ---------------------------------------------------------------------------
+    def add_flows(self) -> None:
+        for f in self.result.flows:
+            c, s = self.by_ip.get(f.client), self.by_ip.get(f.server)
+            for a, ts in ((c, f.first), (s, f.first), (c, f.last), (s, f.last)):
+                if a is not None:
+                    _seen(a, ts)
+            if f.vlan is not None:
+                for a in (c, s):
+                    if a is not None:
+                        a.vlans.add(f.vlan)
+            if c is not None and s is not None:
+                c.peers.add(s.key)
+                s.peers.add(c.key)
+            if f.app:
+                if c is not None:
+                    c.protocols.add(f.app)
+                    self.client_apps[c.key].add(f.app)
+                if s is not None:
+                    s.protocols.add(f.app)
+                    self.server_apps[s.key].add(f.app)
+            if f.operations:
+                if c is not None:
+                    self.client_ops[c.key].update(f.operations)
+                if s is not None:
+                    self.server_ops[s.key].update(f.operations)
+            answered = f.packets > f.packets_to_server
+            if s is not None and f.l4 in ("tcp", "udp") and (f.app or answered):
+                key = (f.l4, f.port)
+                if key not in s.services and len(s.services) < MAX_SERVICES_PER_ASSET:
+                    s.services[key] = Service(f.l4, f.port, f.app)
+
+    def add_observations(self) -> None:
+        for o in self.result.observations:
+            k = o.kind
+            if k == "address":
+                continue
+            if k == "hostname" and o.data.get("ip"):
+                a = self.asset_for(o.data["ip"], None)
+            elif k == "identity" and o.subject_ip is None and o.data.get("ip"):
+                a = self.by_ip.get(o.data["ip"]) or self.asset_for(None, o.subject_mac)
+            else:
+                a = self.asset_for(o.subject_ip, o.subject_mac)
+            if a is None:
+                continue
+            _seen(a, o.ts)
+            if o.last_ts:
+                _seen(a, o.last_ts)
+            if o.vlan is not None:
+                a.vlans.add(o.vlan)
+            if k == "identity":
+                merge_identity(a, o.proto, o.data)
+                if o.data.get("role_hint"):
+                    self.hints[a.key].append((o.data["role_hint"], f"{o.proto} says {o.data['role_hint']}"))
+            elif k == "service":
+                key = (o.l4, o.subject_port)
+                if o.l4 and o.subject_port:
+                    svc = a.services.get(key)
+                    if svc is None and len(a.services) < MAX_SERVICES_PER_ASSET:
+                        svc = a.services[key] = Service(o.l4, o.subject_port, o.data.get("name") or o.proto)
+                    if svc is not None:
+                        svc.name = svc.name or o.data.get("name") or o.proto
+                        banner = o.data.get("banner") or o.data.get("software")
+                        if banner and not svc.banner:
+                            svc.banner = str(banner)[:200]
+                a.protocols.add(o.data.get("name") or o.proto)
+            elif k == "hostname":
+                if o.data.get("name"):
+                    a.hostnames.add(str(o.data["name"])[:255])
+            elif k == "role":
+                role = o.data.get("role")
+                if role:
+                    self.hints[a.key].append((role, o.data.get("reason") or f"{o.proto}: {role}"))
+            if k in ("identity", "service", "role", "session", "tls", "certificate") and o.proto:
+                a.protocols.add(o.proto)
+
+    # -- derived ---------------------------------------------------------------------------
+    def finish(self) -> list[Asset]:
+        out = []
+        controllers = set()
+        for a in self.assets.values():
+            if self.server_apps[a.key] & {"modbus", "s7comm", "enip", "dnp3", "iec104", "bacnet"}:
+                controllers.add(a.key)
+        for a in self.assets.values():
+            a.vendor = vendor_of_mac(a.mac) if a.mac else None
+            if self.site is not None:
+                a.declared = _declared(self.site, a)
+                z = _zone(self.site, a)
+                a.zone = z
+            if a.zone is None:
+                a.zone = inferred_zone(a)
+            n_ctl = len(a.peers & controllers)
+            a.role, a.role_reasons = infer_role(a, self.client_ops[a.key], self.server_ops[a.key],
+                                                self.client_apps[a.key], self.server_apps[a.key],
+                                                self.hints[a.key], n_ctl)
+            if self.site is not None and a.ip and _is_ews(self.site, a.ip) and not (a.declared or {}).get("role"):
+                a.role, a.role_reasons = "engineering-workstation", ["listed as an engineering workstation in the site file"]
+            out.append(a)
+        out.sort(key=lambda a: _ip_sort_key(a.ip or "") + (a.mac or "",))
+        return out
+
+
+def merge_identity(a: Asset, proto: str, data: dict) -> None:
+    """First non-empty value wins per key (the earliest, most direct statement); record sources."""
+    for key, val in data.items():
+        if key in ("role_hint",) or val in (None, "", [], {}):
+            continue
+        if key not in a.identity:
+            a.identity[key] = val
+    srcs = a.identity.setdefault("sources", [])
+    if proto not in srcs:
+        srcs.append(proto)
+
+
+def _seen(a: Asset, ts: float | None) -> None:
+    if ts is None:
+        return
+    if a.first_seen is None or ts < a.first_seen:
+        a.first_seen = ts
+    if a.last_seen is None or ts > a.last_seen:
+        a.last_seen = ts
+
+
+def _ip_sort_key(ip: str) -> tuple:
+    try:
+        a = ipaddress.ip_address(ip)
+        return (a.version, int(a))
+    except ValueError:
+        return (9, 0)
+
+
+def inferred_zone(a: Asset) -> str:
+    """Without a site file: public addresses, else the VLAN, else the /24 (or /64) subnet."""
+    if a.public:
+        return "internet"
+    if a.vlans:
+        return f"vlan-{min(a.vlans)}"
+    if a.ip:
+        try:
+            addr = ipaddress.ip_address(a.ip)
+            net = ipaddress.ip_network(f"{a.ip}/{24 if addr.version == 4 else 64}", strict=False)
+            return str(net)
+        except ValueError:
+            pass
+    return "layer-2"
+
+
+def _zone(site, a: Asset) -> str | None:
+    vlan = min(a.vlans) if a.vlans else None
+    for ip in ([a.ip] if a.ip else []) + sorted(a.ips - {a.ip}):
+        z = site.zone_of(ip, vlan)
+        if z is not None:
+            return z.name
+    return None
+
+
+def _declared(site, a: Asset):
+    try:
+        return site.declared_asset(ip=a.ip, mac=a.mac)
+    except AttributeError:
+        return None
+
+
+def _is_ews(site, ip: str) -> bool:
+    try:
+        return bool(site.is_engineering_workstation(ip))
+    except AttributeError:
+        return False
+
+
+def build_assets(result: AnalysisResult, site=None, notes: list[str] | None = None) -> list[Asset]:
+    b = _Builder(result, site)
+    b.bind_addresses()
+    b.add_flows()
+    b.add_observations()
+    assets = b.finish()
+    if notes is not None:
+        notes.extend(b.notes)
+    return assets
