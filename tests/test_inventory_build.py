@@ -1,0 +1,94 @@
+"""Merge rules of the inventory: MAC/IP binding, routers, DHCP renumbering, layer-2 devices."""
+from plantguard.inventory.build import build_assets, inferred_zone
+from plantguard.model import AnalysisResult, Flow, Observation
+
+PLC_MAC = "00:1d:9c:c5:13:dd"      # Rockwell Automation OUI
+HMI_MAC = "00:0e:8c:00:00:01"      # Siemens OUI
+ROUTER_MAC = "00:19:07:24:3c:ca"   # Cisco OUI
+
+
+def flow(client, server, port, cmac=HMI_MAC, smac=PLC_MAC, app=None, ops=None, packets=10, vlan=None):
+    return Flow("tcp", client, server, 40000, port, vlan, cmac, smac, app, packets, packets * 60,
+                packets // 2, packets * 30, 1.0, 2.0, "cap.pcap", 1, dict(ops or {}))
+
+
+def obs(kind, proto, src=None, dst=None, subject="src", src_mac=None, **data):
+    return Observation(kind, proto, "cap.pcap", 1, 1.5, src, dst, src_mac, None, "tcp", 44818, 40000,
+                       None, subject, data)
+
+
+def by_key(assets):
+    return {a.key: a for a in assets}
+
+
+def test_plc_and_hmi_roles_vendor_and_services():
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.10", 502, app="modbus", ops={"read": 40})])
+    a = by_key(build_assets(r))
+    plc, hmi = a["10.0.0.10"], a["10.0.0.5"]
+    assert plc.mac == PLC_MAC and plc.vendor == "Rockwell Automation"
+    assert plc.role == "plc" and "serves modbus" in plc.role_reasons[0]
+    assert [(s.proto, s.port, s.name) for s in plc.services.values()] == [("tcp", 502, "modbus")]
+    assert hmi.role == "hmi" and hmi.vendor == "Siemens"
+    assert plc.peers == {"10.0.0.5"} and hmi.peers == {"10.0.0.10"}
+
+
+def test_engineering_workstation_from_program_operations():
+    r = AnalysisResult(flows=[flow("10.0.0.7", "10.0.0.10", 102, app="s7comm", ops={"program": 3, "read": 5})])
+    assert by_key(build_assets(r))["10.0.0.7"].role == "engineering-workstation"
+
+
+def test_router_mac_fronts_many_addresses_which_keep_no_mac():
+    flows = [flow(f"192.0.2.{i}", "10.0.0.10", 443, cmac=ROUTER_MAC) for i in range(1, 6)]
+    assets = build_assets(AnalysisResult(flows=flows))
+    a = by_key(assets)
+    assert all(a[f"192.0.2.{i}"].mac is None for i in range(1, 6))
+    routers = [x for x in assets if x.is_router]
+    assert len(routers) == 1 and routers[0].mac == ROUTER_MAC and routers[0].role == "router"
+
+
+def test_dhcp_renumbered_device_is_one_asset_with_both_addresses():
+    flows = [flow("10.0.0.5", "10.0.0.10", 502), flow("10.0.0.6", "10.0.0.10", 502)]
+    assets = build_assets(AnalysisResult(flows=flows))
+    hmi = [x for x in assets if x.mac == HMI_MAC]
+    assert len(hmi) == 1 and hmi[0].ips == {"10.0.0.5", "10.0.0.6"}
+
+
+def test_layer2_identity_joins_ip_asset_by_mac_and_by_announced_address():
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.10", 502)], observations=[
+        obs("identity", "profinet", src_mac=PLC_MAC, name="plc-1"),
+        obs("identity", "lldp", src_mac="00:0e:8c:99:99:99", name="sw-1", ip="10.0.0.5"),
+        obs("identity", "lldp", src_mac="00:0e:8c:aa:aa:aa", name="lonely"),
+    ])
+    a = by_key(build_assets(r))
+    assert a["10.0.0.10"].identity["name"] == "plc-1"
+    assert a["10.0.0.5"].identity["name"] == "sw-1"
+    assert a["00:0e:8c:aa:aa:aa"].ip is None and a["00:0e:8c:aa:aa:aa"].identity["name"] == "lonely"
+
+
+def test_identity_first_value_wins_and_sources_recorded():
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.10", 44818)], observations=[
+        obs("identity", "enip", src="10.0.0.10", dst="10.0.0.5", product="1756-ENBT/A", firmware="4.3"),
+        obs("identity", "snmp", src="10.0.0.10", dst="10.0.0.5", product="other", serial="0x1"),
+    ])
+    ident = by_key(build_assets(r))["10.0.0.10"].identity
+    assert ident["product"] == "1756-ENBT/A" and ident["serial"] == "0x1" and ident["sources"] == ["enip", "snmp"]
+
+
+def test_multicast_and_broadcast_are_not_assets_and_public_is_internet():
+    flows = [flow("10.0.0.5", "224.0.0.251", 5353), flow("10.0.0.5", "10.0.0.255", 137),
+             flow("10.0.0.5", "8.8.8.8", 53, smac=ROUTER_MAC)]
+    a = by_key(build_assets(AnalysisResult(flows=flows)))
+    assert "224.0.0.251" not in a and "10.0.0.255" not in a
+    assert a["8.8.8.8"].public and a["8.8.8.8"].zone == "internet" and a["8.8.8.8"].role == "internet-host"
+
+
+def test_inferred_zone_prefers_vlan_then_subnet():
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.10", 502, vlan=110)])
+    a = by_key(build_assets(r))
+    assert a["10.0.0.10"].zone == "vlan-110"
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.10", 502)])
+    assert inferred_zone(by_key(build_assets(r))["10.0.0.10"]) == "10.0.0.0/24"
+
+
+def test_no_traffic_no_assets():
+    assert build_assets(AnalysisResult()) == []
