@@ -1,3 +1,3 @@
-from plantguard.cli import app
+from plantguard.cli import main
 
-app()
+main()

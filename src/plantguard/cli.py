@@ -17,7 +17,7 @@ from rich.table import Table
 from plantguard import __version__
 from plantguard.errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="plantguard: passive security assessment of smart-manufacturing networks.")
 out = Console()
 err = Console(stderr=True)
@@ -59,14 +59,23 @@ def _progress_analyze(paths, quiet: bool):
     show = not quiet and err.is_terminal
     try:
         if not show:
-            return analyze(paths)
-        with Progress(SpinnerColumn(), TextColumn("[bold]reading captures"),
-                      TextColumn("{task.completed:,} packets"), TimeElapsedColumn(),
-                      console=err, transient=True) as prog:
-            task = prog.add_task("read", total=None)
-            return analyze(paths, progress=lambda n: prog.advance(task, n))
+            result = analyze(paths)
+        else:
+            with Progress(SpinnerColumn(), TextColumn("[bold]reading captures"),
+                          TextColumn("{task.completed:,} packets"), TimeElapsedColumn(),
+                          console=err, transient=True) as prog:
+                task = prog.add_task("read", total=None)
+                result = analyze(paths, progress=lambda n: prog.advance(task, n))
     except CaptureError as exc:
         fail(str(exc))
+    if result.captures and not any(c.packets for c in result.captures):
+        first = next((w for c in result.captures for w in c.warnings), None)
+        if first:   # nothing at all was readable: that is an input error, not an empty plant
+            fail(first)
+    for c in result.captures:
+        for w in c.warnings:
+            err.print(f"warning: {c.path}: {w}", markup=False, highlight=False, soft_wrap=True)
+    return result
 
 
 @app.command()
@@ -147,9 +156,6 @@ def _print_inventory_table(assets, caps, result, notes, changes) -> None:
         t.add_row(a.ip or "-", f"{a.mac or '-'}\n{a.vendor or ''}".strip(), a.role, a.zone or "",
                   _ident_text(a.identity), svc, state)
     out.print(t)
-    for c in caps:
-        for w in c["warnings"]:
-            err.print(f"warning: {c['path']}: {w}", markup=False, highlight=False)
     for n in result.notes + notes:
         err.print(f"note: {n}", markup=False, highlight=False)
     if changes is not None and changes.previous_run_id is not None:
@@ -183,11 +189,11 @@ def assess(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ):
     """Assess the captured plant against the good practices; write a report."""
-    from plantguard.assess import run_assessment
     from plantguard.checks.base import SEVERITIES, severity_rank
-    from plantguard.report import render
-    if fail_on is not None and fail_on not in SEVERITIES:
+    if fail_on is not None and fail_on not in SEVERITIES[1:]:
         fail(f"--fail-on must be one of {', '.join(SEVERITIES[1:])}, not {fail_on!r}")
+    from plantguard.assess import run_assessment
+    from plantguard.report import render
     site_model = _load_site(site)
     result = _progress_analyze(captures, quiet)
     try:
@@ -255,5 +261,16 @@ def version():
 _mount_subapps()
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """Console entry point: an unexpected error is one line on stderr, not a traceback
+    (PLANTGUARD_DEBUG=1 shows it)."""
+    import os
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("PLANTGUARD_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        err.print(f"plantguard: internal error: {type(exc).__name__}: {first} "
+                  "(set PLANTGUARD_DEBUG=1 for details)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
