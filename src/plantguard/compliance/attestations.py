@@ -1,0 +1,70 @@
+"""What each site attestation (site file `attestations:` keys) vouches for, as controls.
+
+Chosen per control's own scope: a control is listed only when the attested measure is what the
+control asks for (e.g. disabled USB ports are media-use restriction, not malware protection).
+Frameworks with no fitting control get none rather than a loose one."""
+from __future__ import annotations
+
+from typing import Any
+
+ATTESTATIONS: dict[str, dict[str, Any]] = {
+    "usb_ports_disabled": {
+        "title": "USB ports disabled on plant computers and controllers",
+        "controls": {"iec62443-3-3": ["SR 2.3"], "nist-800-53r5": ["MP-7", "SC-41"],
+                     "iso27001-2022": ["A.7.10"]}},
+    "unused_ethernet_ports_disabled": {
+        "title": "Unused network switch ports disabled",
+        "controls": {"iec62443-3-3": ["SR 7.7"], "nist-800-53r5": ["CM-7", "SC-41"],
+                     "iso27001-2022": ["A.8.20"]}},
+    "secure_boot": {
+        "title": "Secure boot enabled on devices that support it",
+        "controls": {"iec62443-3-3": ["SR 3.4"], "nist-800-53r5": ["SI-7", "SI-7(9)"]}},
+    "hardware_root_of_trust": {
+        "title": "Devices anchor their integrity in a hardware root of trust",
+        "controls": {"iec62443-3-3": ["SR 3.4"], "nist-800-53r5": ["SI-7(10)", "SC-51"]}},
+    "incident_response_plan": {
+        "title": "An incident response plan that covers production downtime",
+        "controls": {"nist-800-53r5": ["IR-8"], "iso27001-2022": ["A.5.24", "A.5.26"]}},
+    "patch_schedule": {
+        "title": "A patch schedule for plant systems",
+        "controls": {"nist-800-53r5": ["SI-2"], "iso27001-2022": ["A.8.8"]}},
+    "sbom_procurement_clause": {
+        "title": "Purchase contracts require a software bill of materials (SBOM)",
+        "controls": {"nist-800-53r5": ["SA-4", "SR-4"], "iso27001-2022": ["A.5.20", "A.5.21"]}},
+    "mssp_or_soc": {
+        "title": "Security monitoring by a managed provider or an own SOC",
+        "controls": {"iec62443-3-3": ["SR 6.2"], "nist-800-53r5": ["SI-4", "IR-4"],
+                     "iso27001-2022": ["A.8.16"]}},
+    "backups_tested": {
+        "title": "Backups of controller programs and configurations, restore tested",
+        "controls": {"iec62443-3-3": ["SR 7.3", "SR 7.4"], "nist-800-53r5": ["CP-9", "CP-9(1)"],
+                     "iso27001-2022": ["A.8.13"]}},
+    "security_training": {
+        "title": "Security training for plant staff",
+        "controls": {"nist-800-53r5": ["AT-2", "AT-3"], "iso27001-2022": ["A.6.3"]}},
+    "remote_access_mfa": {
+        "title": "Remote access requires multi-factor authentication",
+        "controls": {"iec62443-3-3": ["SR 1.13", "SR 1.1"], "nist-800-53r5": ["AC-17", "IA-2(1)", "IA-2(2)"],
+                     "iso27001-2022": ["A.8.5"]}},
+}
+
+
+def site_attestations(site: Any) -> dict[str, dict[str, Any]]:
+    """{id: {"id", "status", "evidence", "date"}} from a Site object, a site dict or a contract
+    dict (whose "attestations" is a list). Unknown shapes give {}."""
+    if site is None:
+        return {}
+    raw = site.get("attestations") if isinstance(site, dict) else getattr(site, "attestations", None)
+    items = raw.values() if isinstance(raw, dict) else (raw or [])
+    out: dict[str, dict[str, Any]] = {}
+    for a in items:
+        get = a.get if isinstance(a, dict) else (lambda k, _a=a: getattr(_a, k, None))
+        aid = get("id")
+        if not aid:
+            continue
+        st = get("status")
+        # YAML reads a bare yes/no as a boolean
+        status = {True: "yes", False: "no"}.get(st) if isinstance(st, bool) else str(st or "").strip().lower()
+        out[str(aid)] = {"id": str(aid), "status": status if status in ("yes", "no", "partial") else "no",
+                         "evidence": get("evidence"), "date": get("date")}
+    return out

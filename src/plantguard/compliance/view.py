@@ -1,0 +1,154 @@
+"""The compliance view: for each framework, which controls the assessment gives evidence for and
+what that evidence says (pass / fail), which ones the site attests, and which have nothing."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from plantguard.compliance.attestations import ATTESTATIONS, site_attestations
+from plantguard.compliance.catalog import FRAMEWORKS, load_catalog, normalize_id
+
+DIRECT_FRAMEWORKS = ("iec62443-3-3", "nist-800-53r5", "iso27001-2022")
+STATUSES = ("fail", "pass", "attested", "none")
+
+
+def _get(obj: Any, key: str, default=None):
+    return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
+
+
+def _registered_checks() -> list:
+    """Metadata of every registered check (so controls with no finding still show up)."""
+    try:
+        from plantguard.checks.registry import all_checks
+        return [meta for meta, _fn in all_checks()]
+    except Exception:   # registry absent or a check module broken: the findings still carry links
+        return []
+
+
+class _Links:
+    """check id -> framework -> control id -> path ("" for a direct citation)."""
+
+    def __init__(self):
+        self.by_check: dict[str, dict[str, dict[str, str]]] = {}
+        self.unknown: dict[str, set[str]] = {}
+
+    def add_check(self, check_id: str, controls: dict, attack: Iterable[str]) -> None:
+        if not check_id or check_id in self.by_check:
+            return
+        if not isinstance(controls, dict):
+            controls = {}
+        cat = load_catalog()
+        links: dict[str, dict[str, str]] = {fw: {} for fw in (*DIRECT_FRAMEWORKS, "attack-ics")}
+        for fw, ids in (controls or {}).items():
+            if fw not in links:
+                continue
+            for cid in (ids if isinstance(ids, (list, tuple, set)) else ()):
+                nid = normalize_id(fw, cid)
+                if cat.has(fw, nid):
+                    links[fw][nid] = ""
+                else:
+                    self.unknown.setdefault(fw, set()).add(str(cid))
+        for t in (attack if isinstance(attack, (list, tuple, set)) else ()):
+            nid = normalize_id("attack-ics", t)
+            if nid in cat.controls["attack-ics"]:
+                links["attack-ics"][nid] = ""
+            else:
+                self.unknown.setdefault("attack-ics", set()).add(str(t))
+        # one hop through published mappings into frameworks the check does not cite itself
+        cited = {fw: dict(links[fw]) for fw in DIRECT_FRAMEWORKS}
+        for target in DIRECT_FRAMEWORKS:
+            if cited[target]:
+                continue
+            for src_fw in DIRECT_FRAMEWORKS:
+                for cid in cited[src_fw]:
+                    for other, path in cat.one_hop(src_fw, cid, target):
+                        prev = links[target].get(other)
+                        links[target][other] = path if prev is None else "; ".join(sorted({prev, path}))
+        self.by_check[check_id] = links
+
+
+def compliance_view(findings: Iterable[Any], site: Any = None, *, full: bool = False,
+                    checks: Iterable[Any] | None = None) -> dict[str, Any]:
+    """Per framework key: {"title", "summary": {status: n}, "controls": [...], "unknown_ids"}.
+
+    findings: Finding objects or their dicts. checks: CheckMeta-like objects whose links are shown
+    even without a finding (default: every registered check). full=True lists the whole catalog,
+    with "none" for controls nothing speaks to."""
+    cat = load_catalog()
+    findings = list(findings or ())
+    links = _Links()
+    for meta in (_registered_checks() if checks is None else checks):
+        links.add_check(_get(meta, "id"), _get(meta, "controls", {}), _get(meta, "attack", ()))
+    for f in findings:
+        links.add_check(_get(f, "check"), _get(f, "controls", {}), _get(f, "attack", ()))
+
+    # tally per (framework, control)
+    tally: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def entry(fw: str, cid: str) -> dict[str, Any]:
+        return tally.setdefault((fw, cid), {"checks": set(), "fail": 0, "pass": 0, "via": set(),
+                                            "attestations": []})
+
+    for check_id, per_fw in links.by_check.items():
+        for fw, ids in per_fw.items():
+            for cid, path in ids.items():
+                e = entry(fw, cid)
+                e["checks"].add(check_id)
+                if path:
+                    e["via"].add(f"{check_id}: {path}")
+    for f in findings:
+        status = _get(f, "status")
+        if status not in ("pass", "fail"):
+            continue
+        for fw, ids in links.by_check.get(_get(f, "check"), {}).items():
+            for cid in ids:
+                entry(fw, cid)[status] += 1
+
+    attested = site_attestations(site)
+    for aid, a in attested.items():
+        for fw, ids in ATTESTATIONS.get(aid, {}).get("controls", {}).items():
+            for cid in ids:
+                entry(fw, cid)["attestations"].append({"id": aid, "status": a["status"]})
+
+    out: dict[str, Any] = {}
+    for fw in (*DIRECT_FRAMEWORKS, "nist-800-82r3-ot", "attack-ics"):
+        src_fw = "nist-800-53r5" if fw == "nist-800-82r3-ot" else fw
+        rows = []
+        for cid, ctl in cat.controls[src_fw].items():
+            if fw == "nist-800-82r3-ot" and not cat.in_ot_overlay(cid):
+                continue
+            e = tally.get((src_fw, cid))
+            if e is None and not full:
+                continue
+            e = e or {"checks": set(), "fail": 0, "pass": 0, "via": set(), "attestations": []}
+            row = {"id": cid, "title": ctl.title, "group": ctl.group, "status": _status(e),
+                   "checks": sorted(e["checks"]), "fail": e["fail"], "pass": e["pass"]}
+            if e["via"]:
+                row["via"] = sorted(e["via"])
+            if e["attestations"]:
+                row["attestations"] = sorted(e["attestations"], key=lambda a: a["id"])
+            if src_fw == "nist-800-53r5":
+                row["ot_baselines"] = list(cat.ot_baselines(cid))
+            if fw == "attack-ics" and row["status"] == "fail":
+                row["mitigations"] = [{"id": m, "name": cat.mitigations.get(m, "")}
+                                      for m in cat.technique_mitigations.get(cid, ())]
+            rows.append(row)
+        summary = {s: 0 for s in STATUSES}
+        for r in rows:
+            summary[r["status"]] += 1
+        fw_out = {"title": FRAMEWORKS[fw], "summary": summary, "controls": rows}
+        unknown = links.unknown.get(src_fw)
+        if unknown:
+            fw_out["unknown_ids"] = sorted(unknown)
+        out[fw] = fw_out
+    return out
+
+
+def _status(e: dict[str, Any]) -> str:
+    # measured evidence outranks what the site declares; a failing finding outranks everything
+    if e["fail"]:
+        return "fail"
+    if e["pass"]:
+        return "pass"
+    if any(a["status"] == "yes" for a in e["attestations"]):
+        return "attested"
+    return "none"

@@ -1,0 +1,116 @@
+"""The compliance view on hand-made findings: fail / pass / attested / none, one-hop expansion with
+its path, the OT overlay and ATT&CK views, and tolerance of odd input."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from plantguard.checks.base import CheckMeta, Evidence, Finding
+from plantguard.compliance.view import compliance_view
+
+SEG = CheckMeta("segmentation.zone-violation", "Zone violation", "segmentation", "high", "r", "fix",
+                controls={"iec62443-3-3": ("SR 5.1",), "nist-800-53r5": ("SC-7",), "iso27001-2022": ("A.8.22",)},
+                attack=("T0886",))
+CRED = CheckMeta("credentials.default", "Default credentials", "default-credentials", "critical", "r", "fix",
+                 controls={"nist-800-53r5": ("IA-5",)}, attack=("T0812",))
+SVC = CheckMeta("services.insecure", "Insecure services", "unnecessary-services", "medium", "r", "fix",
+                controls={"iec62443-3-3": ("SR 7.7",), "nist-800-53r5": ("CM-7",), "iso27001-2022": ("A.8.20",)})
+
+
+def ev():
+    return [Evidence("plant.pcap", 12, 1700000000.0, "detail")]
+
+
+def by_id(view, fw):
+    return {c["id"]: c for c in view[fw]["controls"]}
+
+
+def test_fail_pass_and_attested():
+    findings = [
+        Finding.from_meta(SEG, "pass", "No zone violations"),
+        Finding.from_meta(CRED, "fail", "admin/admin accepted by 10.0.0.5", ["10.0.0.5"], ev()),
+        Finding.from_meta(CRED, "fail", "root/root accepted by 10.0.0.6", ["10.0.0.6"], ev()),
+        Finding.from_meta(SVC, "fail", "Telnet on 10.0.0.5", ["10.0.0.5"], ev()),
+        Finding.from_meta(SVC, "pass", "No insecure services on 10.0.0.7", ["10.0.0.7"]),
+    ]
+    site = SimpleNamespace(attestations={
+        "usb_ports_disabled": SimpleNamespace(id="usb_ports_disabled", status="yes", evidence="policy", date=None),
+        "backups_tested": SimpleNamespace(id="backups_tested", status="no", evidence=None, date=None),
+        "unused_ethernet_ports_disabled": SimpleNamespace(id="unused_ethernet_ports_disabled", status="yes",
+                                                          evidence=None, date=None)})
+    v = compliance_view(findings, site, checks=[])
+    sr = by_id(v, "iec62443-3-3")
+    assert sr["SR 5.1"]["status"] == "pass" and sr["SR 5.1"]["pass"] == 1 and sr["SR 5.1"]["fail"] == 0
+    assert sr["SR 5.1"]["checks"] == ["segmentation.zone-violation"]
+    # a fail outranks a pass and an attestation on the same control
+    assert sr["SR 7.7"]["status"] == "fail" and (sr["SR 7.7"]["fail"], sr["SR 7.7"]["pass"]) == (1, 1)
+    assert sr["SR 7.7"]["attestations"] == [{"id": "unused_ethernet_ports_disabled", "status": "yes"}]
+    assert sr["SR 2.3"]["status"] == "attested" and sr["SR 2.3"]["checks"] == []
+    # an attestation answered "no" does not cover the control
+    assert sr["SR 7.3"]["status"] == "none"
+    assert sr["SR 7.3"]["attestations"] == [{"id": "backups_tested", "status": "no"}]
+    nist = by_id(v, "nist-800-53r5")
+    assert nist["IA-5"]["status"] == "fail" and nist["IA-5"]["fail"] == 2
+    assert nist["MP-7"]["status"] == "attested"
+    assert nist["SC-7"]["status"] == "pass" and nist["SC-7"]["ot_baselines"] == ["LOW", "MOD", "HIGH"]
+    iso = by_id(v, "iso27001-2022")
+    assert iso["A.8.22"]["status"] == "pass"
+    assert iso["A.7.10"]["status"] == "attested"
+    assert iso["A.8.20"]["status"] == "fail"
+    for fw in ("iec62443-3-3", "nist-800-53r5", "iso27001-2022"):
+        s = v[fw]["summary"]
+        assert sum(s.values()) == len(v[fw]["controls"])
+        assert s["fail"] == sum(1 for c in v[fw]["controls"] if c["status"] == "fail")
+
+
+def test_one_hop_expansion_records_the_path():
+    v = compliance_view([Finding.from_meta(CRED, "fail", "default login", ["10.0.0.5"], ev())], None, checks=[])
+    sr = by_id(v, "iec62443-3-3")
+    assert sr["SR 1.5"]["status"] == "fail"
+    assert sr["SR 1.5"]["via"] == ["credentials.default: via 800-53 IA-5, ATT&CK M0927 labels"]
+    iso = by_id(v, "iso27001-2022")
+    assert iso["A.5.17"]["via"] == ["credentials.default: via 800-53 IA-5, NIST OLIR"]
+    assert "via" not in by_id(v, "nist-800-53r5")["IA-5"]          # cited directly
+    # a check citing all frameworks is not expanded
+    v2 = compliance_view([Finding.from_meta(SEG, "fail", "x")], None, checks=[])
+    assert set(by_id(v2, "iec62443-3-3")) == {"SR 5.1"}
+    assert set(by_id(v2, "nist-800-53r5")) == {"SC-7"}
+
+
+def test_overlay_and_attack_views():
+    v = compliance_view([Finding.from_meta(SEG, "fail", "x"), Finding.from_meta(CRED, "pass", "y")], None, checks=[])
+    ot = by_id(v, "nist-800-82r3-ot")
+    assert set(ot) == {"SC-7", "IA-5"}
+    attack = by_id(v, "attack-ics")
+    assert attack["T0886"]["status"] == "fail" and attack["T0886"]["title"] == "Remote Services"
+    assert {"id": "M0930", "name": "Network Segmentation"} in attack["T0886"]["mitigations"]
+    assert attack["T0812"]["status"] == "pass" and "mitigations" not in attack["T0812"]
+
+
+def test_checks_without_findings_show_none_and_full_view_lists_everything():
+    v = compliance_view([], None, checks=[SVC])
+    assert by_id(v, "iec62443-3-3")["SR 7.7"]["status"] == "none"
+    assert by_id(v, "iec62443-3-3")["SR 7.7"]["checks"] == ["services.insecure"]
+    full = compliance_view([], None, full=True, checks=[])
+    assert len(full["iec62443-3-3"]["controls"]) == 51
+    assert full["iec62443-3-3"]["summary"] == {"fail": 0, "pass": 0, "attested": 0, "none": 51}
+    assert len(full["iso27001-2022"]["controls"]) == 93
+    assert len(full["nist-800-82r3-ot"]["controls"]) == 420
+    assert len(full["attack-ics"]["controls"]) == 81
+
+
+def test_dict_findings_contract_attestations_odd_spellings_and_unknown_ids():
+    findings = [{"check": "x.custom", "status": "fail",
+                 "controls": {"iec62443-3-3": ["SR2.1", "SR 9.9"], "nist-800-53r5": ["ac-3"],
+                              "iso27001-2022": ["8.3"], "made-up": ["Z"]},
+                 "attack": ["t0855", "T9999"]},
+                {"check": "y", "status": "weird"}, {"status": "fail"}, {}]
+    contract_like = {"attestations": [{"id": "remote_access_mfa", "status": True},
+                                      {"id": None, "status": "yes"}, "junk"]}
+    v = compliance_view(findings, contract_like, checks=[])
+    assert by_id(v, "iec62443-3-3")["SR 2.1"]["status"] == "fail"
+    assert by_id(v, "nist-800-53r5")["AC-3"]["status"] == "fail"
+    assert by_id(v, "iso27001-2022")["A.8.3"]["status"] == "fail"
+    assert by_id(v, "attack-ics")["T0855"]["status"] == "fail"
+    assert v["iec62443-3-3"]["unknown_ids"] == ["SR 9.9"]
+    assert v["attack-ics"]["unknown_ids"] == ["T9999"]
+    assert by_id(v, "iso27001-2022")["A.8.5"]["status"] == "attested"   # YAML true -> "yes"
