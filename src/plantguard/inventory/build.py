@@ -173,6 +173,10 @@ class _Builder:
         for o in self.result.observations:
             k = o.kind
             if k == "address":
+                a = self.by_ip.get(o.data.get("ip") or "")
+                if a is not None:
+                    _seen(a, o.ts)
+                    _seen(a, o.last_ts)
                 continue
             if k == "hostname" and o.data.get("ip"):
                 a = self.asset_for(o.data["ip"], None)
