@@ -114,3 +114,24 @@ def test_dict_findings_contract_attestations_odd_spellings_and_unknown_ids():
     assert v["iec62443-3-3"]["unknown_ids"] == ["SR 9.9"]
     assert v["attack-ics"]["unknown_ids"] == ["T9999"]
     assert by_id(v, "iso27001-2022")["A.8.5"]["status"] == "attested"   # YAML true -> "yes"
+
+
+import hypothesis.strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+
+junk = st.one_of(st.none(), st.integers(), st.text(max_size=6), st.lists(st.text(max_size=6), max_size=3),
+                 st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2))
+controls = st.one_of(junk, st.dictionaries(st.sampled_from(["iec62443-3-3", "nist-800-53r5", "iso27001-2022", "x"]),
+                                           st.one_of(junk, st.lists(st.sampled_from(["SR 1.1", "AC-3", "A.8.2", "zz"]) | st.integers(), max_size=3)),
+                                           max_size=3))
+finding = st.fixed_dictionaries({"check": st.one_of(st.sampled_from(["a", "b"]), junk),
+                                 "status": st.one_of(st.sampled_from(["pass", "fail"]), junk)},
+                                optional={"controls": controls, "attack": st.one_of(junk, st.lists(st.sampled_from(["T0812", "t0x"]) | st.integers(), max_size=2))})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(junk, st.lists(st.one_of(finding, junk), max_size=5)),
+       st.one_of(junk, st.fixed_dictionaries({"attestations": st.one_of(junk, st.lists(junk | st.fixed_dictionaries({"id": junk, "status": junk}), max_size=3))})))
+def test_garbage_never_raises(findings, site):
+    v = compliance_view(findings, site, checks=[])
+    assert set(v) == {"iec62443-3-3", "nist-800-53r5", "iso27001-2022", "nist-800-82r3-ot", "attack-ics"}

@@ -55,16 +55,22 @@ def site_attestations(site: Any) -> dict[str, dict[str, Any]]:
     if site is None:
         return {}
     raw = site.get("attestations") if isinstance(site, dict) else getattr(site, "attestations", None)
-    items = raw.values() if isinstance(raw, dict) else (raw or [])
+    if isinstance(raw, dict):       # Site.attestations: id -> Attestation (or a bare status)
+        items = [({"id": k, "status": v} if isinstance(v, (str, bool)) or v is None else v, k)
+                 for k, v in raw.items()]
+    elif isinstance(raw, (list, tuple)):   # the contract's list of {"id", "status", ...}
+        items = [(a, None) for a in raw]
+    else:
+        items = []
     out: dict[str, dict[str, Any]] = {}
-    for a in items:
+    for a, key in items:
         get = a.get if isinstance(a, dict) else (lambda k, _a=a: getattr(_a, k, None))
-        aid = get("id")
-        if not aid:
+        aid = get("id") or key
+        if not aid or not isinstance(aid, str):
             continue
         st = get("status")
         # YAML reads a bare yes/no as a boolean
         status = {True: "yes", False: "no"}.get(st) if isinstance(st, bool) else str(st or "").strip().lower()
-        out[str(aid)] = {"id": str(aid), "status": status if status in ("yes", "no", "partial") else "no",
-                         "evidence": get("evidence"), "date": get("date")}
+        out[aid] = {"id": aid, "status": status if status in ("yes", "no", "partial") else "no",
+                    "evidence": get("evidence"), "date": get("date")}
     return out

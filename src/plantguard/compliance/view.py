@@ -15,6 +15,13 @@ def _get(obj: Any, key: str, default=None):
     return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
 
 
+def _seq(v: Any) -> list:
+    """Any iterable of records as a list; anything else (None, a number, a string) as empty."""
+    if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__iter__"):
+        return []
+    return list(v)
+
+
 def _registered_checks() -> list:
     """Metadata of every registered check (so controls with no finding still show up)."""
     try:
@@ -32,7 +39,7 @@ class _Links:
         self.unknown: dict[str, set[str]] = {}
 
     def add_check(self, check_id: str, controls: dict, attack: Iterable[str]) -> None:
-        if not check_id or check_id in self.by_check:
+        if not isinstance(check_id, str) or not check_id or check_id in self.by_check:
             return
         if not isinstance(controls, dict):
             controls = {}
@@ -41,13 +48,17 @@ class _Links:
         for fw, ids in (controls or {}).items():
             if fw not in links:
                 continue
-            for cid in (ids if isinstance(ids, (list, tuple, set)) else ()):
+            for cid in _seq(ids):
+                if not isinstance(cid, str):
+                    continue
                 nid = normalize_id(fw, cid)
                 if cat.has(fw, nid):
                     links[fw][nid] = ""
                 else:
                     self.unknown.setdefault(fw, set()).add(str(cid))
-        for t in (attack if isinstance(attack, (list, tuple, set)) else ()):
+        for t in _seq(attack):
+            if not isinstance(t, str):
+                continue
             nid = normalize_id("attack-ics", t)
             if nid in cat.controls["attack-ics"]:
                 links["attack-ics"][nid] = ""
@@ -74,9 +85,9 @@ def compliance_view(findings: Iterable[Any], site: Any = None, *, full: bool = F
     even without a finding (default: every registered check). full=True lists the whole catalog,
     with "none" for controls nothing speaks to."""
     cat = load_catalog()
-    findings = list(findings or ())
+    findings = _seq(findings)
     links = _Links()
-    for meta in (_registered_checks() if checks is None else checks):
+    for meta in (_registered_checks() if checks is None else _seq(checks)):
         links.add_check(_get(meta, "id"), _get(meta, "controls", {}), _get(meta, "attack", ()))
     for f in findings:
         links.add_check(_get(f, "check"), _get(f, "controls", {}), _get(f, "attack", ()))
@@ -99,7 +110,8 @@ def compliance_view(findings: Iterable[Any], site: Any = None, *, full: bool = F
         status = _get(f, "status")
         if status not in ("pass", "fail"):
             continue
-        for fw, ids in links.by_check.get(_get(f, "check"), {}).items():
+        check_id = _get(f, "check")
+        for fw, ids in (links.by_check.get(check_id, {}) if isinstance(check_id, str) else {}).items():
             for cid in ids:
                 entry(fw, cid)[status] += 1
 

@@ -1,0 +1,157 @@
+"""The roadmap: severity decides the horizon and the order, the organisation's size shifts the
+emphasis, missing attestations and checks that could not run become items."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import hypothesis.strategies as st
+from hypothesis import example, given, settings
+
+from plantguard.checks.base import CheckMeta, Evidence, Finding
+from plantguard.inventory.asset import Asset
+from plantguard.plan.roadmap import ATTESTATION_ACTIONS, GUIDANCE, HORIZONS, build_roadmap
+
+ALL_YES = {k: SimpleNamespace(id=k, status="yes", evidence=None, date=None) for k in ATTESTATION_ACTIONS}
+
+
+def site(size, attestations=None):
+    return SimpleNamespace(name="Plant A", organization_size=size,
+                           attestations=dict(ALL_YES if attestations is None else attestations))
+
+
+def meta(cid, sev):
+    return CheckMeta(cid, cid, "p", sev, "r", "fix it")
+
+
+def fail(cid, sev, *assets):
+    return Finding.from_meta(meta(cid, sev), "fail", f"{cid} on {assets}", assets,
+                             [Evidence("a.pcap", 1, 1.0, "d")])
+
+
+def horizon_of(road, check):
+    for h in HORIZONS:
+        for i, item in enumerate(road[h]):
+            if check in item["checks"]:
+                return h, i
+    return None
+
+
+def titles(road, h):
+    return [i["title"] for i in road[h]]
+
+
+def test_severity_sets_horizon_and_order():
+    findings = [fail("inventory.unknown-asset", "low", "10.0.0.9"),
+                fail("crypto.weak-tls", "medium", "10.0.0.8"),
+                fail("plc.unauthorized-write", "high", "10.0.0.5"),
+                fail("credentials.default", "critical", "10.0.0.6"),
+                Finding.from_meta(meta("egress.internet", "high"), "pass", "ok")]
+    road = build_roadmap(findings, [], site("medium"), [])
+    assert horizon_of(road, "credentials.default") == ("immediate", 0)      # critical first
+    assert horizon_of(road, "plc.unauthorized-write") == ("immediate", 1)
+    assert horizon_of(road, "crypto.weak-tls")[0] == "1-3 months"
+    assert horizon_of(road, "inventory.unknown-asset")[0] == "3+ months"
+    assert horizon_of(road, "egress.internet") is None                        # passes are not work
+    # every attestation confirmed: no attestation items
+    assert not [i for h in HORIZONS for i in road[h] if i["source"] == "attestation"]
+    for h in HORIZONS:
+        for item in road[h]:
+            assert set(item) >= {"title", "why", "checks", "assets", "effort", "owner_hint"}
+            assert item["effort"] in ("low", "medium", "high")
+
+
+def test_findings_of_one_check_are_grouped_and_controllers_counted():
+    findings = [fail("credentials.default", "critical", "10.0.0.5"),
+                fail("credentials.default", "high", "10.0.0.6", "10.0.0.5")]
+    assets = [Asset(ip="10.0.0.5", role="plc"), Asset(ip="10.0.0.6", role="hmi")]
+    road = build_roadmap(findings, [], site("small"), assets)
+    items = [i for i in road["immediate"] if i["checks"] == ["credentials.default"]]
+    assert len(items) == 1
+    assert items[0]["assets"] == ["10.0.0.5", "10.0.0.6"]
+    assert items[0]["severity"] == "critical"
+    assert "Seen 2 times" in items[0]["why"] and "1 of the devices concerned is a controller" in items[0]["why"]
+
+
+def test_small_and_large_organisations_get_different_emphasis():
+    findings = [fail("services.insecure", "medium", "10.0.0.5"),
+                fail("segmentation.vlan-mixing", "medium", "10.0.0.6")]
+    small = build_roadmap(findings, [], site("small", {}), [])
+    large = build_roadmap(findings, [], site("large", {}), [])
+    # hygiene first for a small plant, segmentation first for a large one
+    assert horizon_of(small, "services.insecure")[0] == "immediate"
+    assert horizon_of(small, "segmentation.vlan-mixing")[0] == "1-3 months"
+    assert horizon_of(large, "segmentation.vlan-mixing")[0] == "immediate"
+    assert horizon_of(large, "services.insecure")[0] == "1-3 months"
+    assert small["guidance"] == GUIDANCE["small"]["text"] != large["guidance"]
+    all_small = " ".join(t for h in HORIZONS for t in titles(small, h))
+    all_large = " ".join(t for h in HORIZONS for t in titles(large, h))
+    assert "managed security service provider" in all_small and "security operations centre" not in all_small
+    assert "security operations centre" in all_large and "deep packet inspection" in all_large
+    assert "Hunt for threats" in all_large and "Hunt for threats" not in all_small
+    assert "firewall" in " ".join(titles(small, "immediate"))
+    medium = build_roadmap([], [], site("medium", {}), [])
+    ir = [i for h in HORIZONS for i in medium[h] if i.get("attestation") == "incident_response_plan"][0]
+    assert ir["emphasis"] and "production downtime" in ir["title"]
+
+
+def test_missing_partial_and_negative_attestations_become_items():
+    att = dict(ALL_YES)
+    del att["backups_tested"]
+    att["remote_access_mfa"] = SimpleNamespace(id="remote_access_mfa", status="no", evidence=None, date=None)
+    att["patch_schedule"] = SimpleNamespace(id="patch_schedule", status="partial", evidence=None, date=None)
+    road = build_roadmap([], [], site("small", att), [])
+    items = {i["attestation"]: i for h in HORIZONS for i in road[h] if i["source"] == "attestation"}
+    assert set(items) == {"backups_tested", "remote_access_mfa", "patch_schedule"}
+    assert "does not say" in items["backups_tested"]["why"]
+    assert "not in place" in items["remote_access_mfa"]["why"]
+    assert "partly" in items["patch_schedule"]["why"]
+    assert items["remote_access_mfa"] in road["immediate"]                 # small: perimeter first
+    assert items["remote_access_mfa"]["controls"]["nist-800-53r5"]
+
+
+def test_not_run_checks_and_missing_site_file():
+    not_run = [{"check": "segmentation.zone-violation", "reason": "needs a site file (zones)"},
+               {"check": "vuln.advisory", "reason": "no vulnerability intelligence loaded"},
+               {"check": "x.other", "reason": "capture has no timestamps"}]
+    road = build_roadmap([fail("credentials.default", "critical", "10.0.0.5")], not_run, None, [])
+    assert road["organization_size"] == "medium" and road["size_assumed"] is True
+    imm = road["immediate"]
+    assert imm[0]["checks"] == ["credentials.default"]
+    site_item = [i for i in imm if "site file" in i["title"]][0]
+    assert site_item["checks"] == ["segmentation.zone-violation"]
+    assert [i for i in imm if i["checks"] == ["vuln.advisory"]]
+    assert [i for i in road["1-3 months"] if i["checks"] == ["x.other"]]
+    assert not [i for h in HORIZONS for i in road[h] if i["source"] == "attestation"]
+
+
+def test_unknown_check_uses_its_own_remediation():
+    road = build_roadmap([{"check": "custom.thing", "status": "fail", "severity": "high",
+                           "title": "Thing broke", "remediation": "Fix the thing", "assets": ["a"]}],
+                         [], site("medium"), [])
+    assert road["immediate"][0]["title"] == "Fix the thing"
+
+
+junk = st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.text(max_size=3), max_size=3),
+                 st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=3))
+
+
+finding_dicts = st.fixed_dictionaries(
+    {"check": st.one_of(st.sampled_from(["credentials.default", "x.y"]), junk),
+     "status": st.one_of(st.just("fail"), junk)},
+    optional={"severity": st.one_of(st.sampled_from(["critical", "low"]), junk), "assets": junk,
+              "title": junk, "remediation": junk})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(finding_dicts, junk), max_size=6),
+       st.lists(st.one_of(st.dictionaries(st.sampled_from(["check", "reason"]), junk), junk), max_size=3),
+       st.one_of(st.none(), junk, st.dictionaries(st.sampled_from(["organization_size", "attestations"]), junk)),
+       st.lists(st.one_of(junk, st.dictionaries(st.sampled_from(["ip", "mac", "role"]), junk)), max_size=3))
+@example([{"check": "a", "status": "fail", "assets": 5, "severity": 3, "title": [1]}],
+         [{"check": 1, "reason": None}, 7], 5, 9)
+def test_garbage_never_raises(findings, not_run, site_dict, assets):
+    road = build_roadmap(findings, not_run, site_dict, assets)
+    assert set(HORIZONS) <= set(road)
+    for h in HORIZONS:
+        for item in road[h]:
+            assert isinstance(item["title"], str) and all(isinstance(a, str) for a in item["assets"])
