@@ -9,6 +9,7 @@ from plantguard.model import Observation, Packet
 from plantguard.protocols import registry
 
 MAX_CLASSIFY_TRIES = 8  # payload packets tried before a flow is left unclassified
+DEFAULT_MAX_STATES = 200_000  # per-flow decoder states kept (least recently used go first)
 
 
 class FlowState:
@@ -23,7 +24,7 @@ class FlowState:
 
 
 class DeepTier:
-    def __init__(self, max_flows: int = 200_000):
+    def __init__(self, max_flows: int = DEFAULT_MAX_STATES):
         self.flows: OrderedDict[tuple, FlowState] = OrderedDict()
         self.max_flows = max_flows
         self.errors = 0
@@ -45,6 +46,8 @@ class DeepTier:
             if len(self.flows) > self.max_flows:
                 self.flows.popitem(last=False)
                 self.evicted += 1
+        else:
+            self.flows.move_to_end(key)
         return fs
 
     def handle(self, capture: str, frame: int, ts: float, lay: Layers) -> list[Observation]:
@@ -66,10 +69,19 @@ class DeepTier:
                 return []
         if not payload and lay.l4 == "tcp":
             return []
-        pkt = Packet(capture, frame, ts, payload, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan,
+        from_client = lay.src == fs.client and lay.sport == fs.client_port
+        return self.decode_l4(fs.module, fs.state, from_client, capture, frame, ts, lay)
+
+    def decode_l4(self, module, state: dict, from_client: bool, capture: str, frame: int,
+                  ts: float, lay: Layers) -> list[Observation]:
+        """Run a flow's protocol module on one TCP/UDP packet (the flow is already classified)."""
+        pkt = Packet(capture, frame, ts, lay.payload, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan,
                      lay.src, lay.dst, lay.l4, lay.sport, lay.dport, lay.tcp_flags, lay.seq,
-                     lay.src == fs.client and lay.sport == fs.client_port, fs.state)
-        return self._run(fs.module, pkt)
+                     from_client, state)
+        return self._run(module, pkt)
+
+    def wants_l2(self, lay: Layers) -> bool:
+        return lay.l4 == "" and lay.src is None and bool(lay.ethertype)
 
     def _handle_l2(self, capture, frame, ts, lay) -> list[Observation]:
         data = bytes(lay.l3)

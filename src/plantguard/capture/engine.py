@@ -1,9 +1,349 @@
-"""The packet engine entry point. analyze() turns captures into an AnalysisResult.
-(Columnar two-tier implementation pending; for now the reference path.)"""
+"""The packet engine: analyze() turns captures into an AnalysisResult with the two-tier design.
+
+Per chunk of records:
+  1. columnar tier (columns.py): L2-L4 header fields of every record as arrays;
+  2. flow table (flows.py): packets grouped into bidirectional flows, counters updated from arrays;
+  3. classification: the first payload packets of a new flow go to the protocol registry
+     (port AND signature), once per flow, not per packet;
+  4. routine packets (routine.py) of classified flows replay what the deep tier said about the
+     same kind of packet before, as counts, without a Python object;
+  5. deep tier (deep.py): the remaining packets of classified flows and layer-2 protocol frames
+     are decoded one by one by their protocol module, in capture order.
+The result equals reference.analyze_reference() (tests compare them on every shared capture);
+memory grows with flows and distinct observations, never with packets."""
 from __future__ import annotations
 
-from plantguard.capture.reference import analyze_reference
+import os
+from collections import OrderedDict
+from typing import Callable, Iterable
+
+import numpy as np
+
+from plantguard.capture import columns, formats, routine
+from plantguard.capture.aggregate import ObservationAggregator
+from plantguard.capture.deep import DEFAULT_MAX_STATES, MAX_CLASSIFY_TRIES, DeepTier
+from plantguard.capture.flows import FlowTable, group_rows, hash_keys
+from plantguard.capture.layers import decode_frame
+from plantguard.model import AnalysisResult, CaptureStats
+from plantguard.protocols import registry
+
+DEFAULT_MAX_FLOWS = 1_000_000
+DEFAULT_CHUNK = 65536
+MAX_TEMPLATES = 200_000       # routine (flow, key) pairs remembered
+LEARN_TRIES = 8               # deep decodes of one routine key before giving up on replaying it
+RETRANSMIT_WINDOW = 1 << 16   # as the protocol modules' segment streams judge repeats
 
 
-def analyze(paths, progress=None):
-    return analyze_reference(paths, progress)
+def analyze(paths: Iterable[str | os.PathLike], progress: Callable[[int], None] | None = None, *,
+            max_flows: int = DEFAULT_MAX_FLOWS, max_states: int = DEFAULT_MAX_STATES,
+            chunk_records: int = DEFAULT_CHUNK) -> AnalysisResult:
+    """Analyse capture files (directories mean every capture below them). progress(n) is
+    called after each chunk with the number of packets it held."""
+    eng = Engine(max_flows, max_states)
+    captures: list[CaptureStats] = []
+    for cap_idx, path in enumerate(formats.expand_paths(list(paths))):
+        cap = str(path)
+        eng.captures.append(cap)
+        st = formats.ReadStats(cap)
+        try:
+            for chunk in formats.read_chunks(path, st, chunk_records):
+                eng.process(cap_idx, cap, chunk)
+                if progress:
+                    progress(len(chunk))
+        except formats.CaptureError as exc:
+            st.warnings.append(str(exc))
+        captures.append(CaptureStats(cap, st.packets, st.bytes, st.first_ts, st.last_ts, st.warnings))
+    return eng.result(captures)
+
+
+class Template:
+    """What the deep tier said about one routine key of one flow."""
+    __slots__ = ("ready", "never", "tries", "last_sig", "kept", "ops")
+
+    def __init__(self):
+        self.ready = False
+        self.never = False
+        self.tries = 0
+        self.last_sig = None
+        self.kept: list = []
+        self.ops: dict[str, int] = {}
+
+
+class Engine:
+    def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS, max_states: int = DEFAULT_MAX_STATES):
+        self.modules = list(registry.protocol_modules())
+        self.names = [m.NAME for m in self.modules]
+        self.midx = {m: i for i, m in enumerate(self.modules)}
+        tcp, udp, eth, _any = registry.port_tables()
+        known_tcp = np.zeros(65536, bool)
+        known_udp = np.zeros(65536, bool)
+        known_tcp[[p for p in tcp if 0 <= p < 65536]] = True
+        known_udp[[p for p in udp if 0 <= p < 65536]] = True
+        self.table = FlowTable(max_flows, known_tcp, known_udp)
+        self.table.on_evict = self._forget_flows
+        self.deep = DeepTier(max_states)
+        self.eth_types = np.array(sorted(eth), dtype=np.int32)
+        self.has_llc = bool(self.deep._llc)
+        self.max_states = max_states
+        self.states: OrderedDict[int, dict] = OrderedDict()
+        self.templates: dict[tuple, Template] = {}
+        self.slot_templates: dict[int, list] = {}
+        self.agg = ObservationAggregator()
+        self.captures: list[str] = []
+        self.pos = 0
+        self.counters = {"fragments": 0, "undecoded_link": 0, "states_evicted": 0,
+                         "routine_packets": 0, "deep_packets": 0, "retransmissions_skipped": 0}
+
+    # ------------------------------------------------------------------ per chunk
+    def process(self, cap_idx: int, cap: str, chunk: formats.Chunk) -> None:
+        n = len(chunk)
+        if n == 0:
+            return
+        arr = chunk.arr if chunk.arr is not None else np.frombuffer(chunk.buf, np.uint8)
+        cols = columns.decode(arr, chunk.offsets, chunk.caplen, chunk.linktype)
+        pos = self.pos + np.arange(n, dtype=np.int64)
+        self.pos += n
+        frames = chunk.first_frame + np.arange(n, dtype=np.int64)
+        ts = chunk.ts
+        self.counters["undecoded_link"] += int(n - np.count_nonzero(cols.ok))
+        self.counters["fragments"] += int(np.count_nonzero(cols.fragment))
+
+        l2 = (cols.ok & (cols.l4 == 0) & (cols.ip_version == 0) & (cols.ethertype != 0)
+              & (np.isin(cols.ethertype, self.eth_types) | (cols.llc & self.has_llc)))
+        deep_rows = [np.flatnonzero(l2)]
+        deep_l4: list[np.ndarray] = [np.full(len(deep_rows[0]), -1, np.int64)]
+        tkeys: dict[int, tuple] = {}
+
+        li = np.flatnonzero(cols.l4 > 0)
+        ctx = None
+        if len(li):
+            sub = cols.take(li)
+            slot, from_client, _g = self.table.assign(sub, pos[li], ts[li], chunk.wirelen[li],
+                                                      cap_idx, frames[li])
+            self._classify(chunk, sub, slot, pos[li])
+            mod = self.table.module[slot].astype(np.int64)
+            plen = sub.pay_len
+            deliver = (mod >= 0) & (pos[li] >= self.table.cls_seq[slot]) & ((plen > 0) | (sub.l4 == 17))
+            di = np.flatnonzero(deliver)
+            if len(di):
+                behind = self._track_streams(sub, slot, from_client, di)
+                rmask, rkey = routine.recognise(arr, self.names, mod[di], sub.pay_off[di], plen[di],
+                                                from_client[di], sub.l4[di], sub.sport[di], sub.dport[di])
+                repeat = rmask & (behind > 0) & (behind >= plen[di])
+                self.counters["retransmissions_skipped"] += int(np.count_nonzero(repeat))
+                rmask &= behind == 0
+                to_deep = di[~rmask & ~repeat]
+                ri = di[rmask]
+                if len(ri):
+                    pending = self._replay(ri, rkey[rmask], slot, li, frames, ts, pos, tkeys)
+                    to_deep = np.concatenate([to_deep, pending])
+                deep_rows.append(li[to_deep])
+                deep_l4.append(to_deep)
+            ctx = (sub, slot, from_client, mod)
+
+        rows = np.concatenate(deep_rows)
+        if len(rows):
+            l4i = np.concatenate(deep_l4)
+            order = np.argsort(rows, kind="stable")
+            self._deep(cap, chunk, rows[order], l4i[order], ctx, frames, ts, pos, tkeys)
+        evicted = self.table.enforce_cap(self.names, self.modules, self.captures)
+        if evicted:
+            self.counters["flows_evicted"] = self.table.evicted
+
+    def _classify(self, chunk, sub, slot, pos) -> None:
+        """Try the registry on the first payload packets of each unclassified flow, in order,
+        at most MAX_CLASSIFY_TRIES per flow (as the reference's deep tier does)."""
+        t = self.table
+        cand = np.flatnonzero((sub.pay_len > 0) & (t.module[slot] < 0) & (t.tries[slot] < MAX_CLASSIFY_TRIES))
+        if not len(cand):
+            return
+        s = slot[cand]
+        o = np.argsort(s, kind="stable")
+        ss = s[o]
+        start = np.r_[0, np.flatnonzero(ss[1:] != ss[:-1]) + 1]
+        rank = np.arange(len(ss)) - np.repeat(start, np.diff(np.r_[start, len(ss)]))
+        keep = rank < (MAX_CLASSIFY_TRIES - t.tries[ss])
+        cand = np.sort(cand[o[keep]])
+        buf = chunk.buf
+        for r in cand.tolist():
+            sl = int(slot[r])
+            if t.module[sl] >= 0 or t.tries[sl] >= MAX_CLASSIFY_TRIES:
+                continue
+            t.tries[sl] += 1
+            a = int(sub.pay_off[r])
+            payload = bytes(buf[a:a + int(sub.pay_len[r])])
+            m = registry.classify("tcp" if sub.l4[r] == 6 else "udp", int(sub.sport[r]),
+                                  int(sub.dport[r]), payload)
+            if m is not None:
+                t.module[sl] = self.midx[m]
+                t.cls_seq[sl] = pos[r]
+
+    def _track_streams(self, sub, slot, from_client, di) -> np.ndarray:
+        """How far each delivered TCP segment starts behind the bytes already seen in its
+        direction (0 = new data). Updates the per-direction high-water marks."""
+        behind = np.zeros(len(di), np.int64)
+        tcp = np.flatnonzero(sub.l4[di] == 6)
+        if not len(tcp):
+            return behind
+        rows = di[tcp]
+        s = slot[rows]
+        fc = from_client[rows]
+        seq = sub.seq[rows]
+        end = seq + sub.pay_len[rows]
+        gkey = s * 2 + fc
+        o = np.argsort(gkey, kind="stable")
+        gk = gkey[o]
+        first = np.r_[True, gk[1:] != gk[:-1]]
+        gid = np.cumsum(first) - 1
+        t = self.table
+        carry = np.where(fc[o], t.next_c[s[o]], t.next_s[s[o]])
+        # running maximum of segment ends inside each direction, groups kept apart by an offset
+        big = np.int64(1) << 40
+        shifted = end[o] + gid * big
+        run = np.maximum.accumulate(shifted) - gid * big
+        prev = np.r_[np.int64(-1), run[:-1]]
+        prev = np.where(first, -1, prev)
+        # carry in the previous chunks' high-water mark
+        gstart = np.flatnonzero(first)
+        carry_g = carry[gstart]
+        prev = np.maximum(prev, np.repeat(carry_g, np.diff(np.r_[gstart, len(o)])))
+        d = np.where(prev >= 0, (prev - seq[o]) & 0xFFFFFFFF, 0)
+        d = np.where((d > 0) & (d <= RETRANSMIT_WINDOW), d, 0)
+        behind_sorted = d
+        out = np.empty(len(o), np.int64)
+        out[o] = behind_sorted
+        behind[tcp] = out
+        # new high-water marks per direction
+        gend = np.r_[gstart[1:], len(o)] - 1
+        last = np.maximum(run[gend], carry_g)
+        ls, lf = s[o][gend], fc[o][gend]
+        t.next_c[ls[lf]] = last[lf]
+        t.next_s[ls[~lf]] = last[~lf]
+        return behind
+
+    def _replay(self, ri, rkey, slot, li, frames, ts, pos, tkeys) -> np.ndarray:
+        """Replay routine packets whose (flow, key) is learnt; return the rows still to decode."""
+        s = slot[ri].astype(np.uint64)
+        keys = (s, rkey)
+        g = group_rows(hash_keys(keys), keys)
+        pending = []
+        templates = self.templates
+        slots = slot[ri[g.first]].tolist()
+        rks = rkey[g.first].tolist()
+        for gi in range(len(g)):
+            tk = (slots[gi], rks[gi])
+            t = templates.get(tk)
+            members = ri[g.order[g.starts[gi]:g.ends[gi]]]
+            if t is not None and t.ready:
+                last = li[members[-1]]
+                cnt = len(members)
+                for o in t.kept:
+                    self.agg.bump(o, cnt, int(frames[last]), float(ts[last]), int(pos[last]))
+                if t.ops:
+                    self.table.add_ops(tk[0], t.ops, cnt)
+                self.counters["routine_packets"] += cnt
+                continue
+            if t is None and len(templates) < MAX_TEMPLATES:
+                t = templates[tk] = Template()
+                self.slot_templates.setdefault(tk[0], []).append(tk)
+            if t is not None and not t.never:
+                for m in members.tolist():
+                    tkeys[m] = tk
+            pending.append(members)
+        return np.concatenate(pending) if pending else np.zeros(0, np.int64)
+
+    def _deep(self, cap, chunk, rows, l4i, ctx, frames, ts, pos, tkeys) -> None:
+        buf, offs, caps, lts = chunk.buf, chunk.offsets, chunk.caplen, chunk.linktype
+        agg, deep, table = self.agg, self.deep, self.table
+        if ctx is not None:
+            sub, slot, from_client, mod = ctx
+        for r, j in zip(rows.tolist(), l4i.tolist()):
+            frame, t_s, p = int(frames[r]), float(ts[r]), int(pos[r])
+            tk = tkeys.get(j) if j >= 0 else None
+            tmpl = self.templates.get(tk) if tk is not None else None
+            if tmpl is not None and tmpl.ready:        # learnt earlier in this chunk
+                for o in tmpl.kept:
+                    agg.bump(o, 1, frame, t_s, p)
+                if tmpl.ops:
+                    table.add_ops(tk[0], tmpl.ops)
+                self.counters["routine_packets"] += 1
+                continue
+            o0 = int(offs[r])
+            lay = decode_frame(int(lts[r]), bytes(buf[o0:o0 + int(caps[r])]))
+            if lay is None:
+                continue
+            self.counters["deep_packets"] += 1
+            if j < 0:
+                for o in deep.handle(cap, frame, t_s, lay):
+                    agg.add(o, p)
+                continue
+            sl = int(slot[j])
+            errors = deep.errors
+            obs = deep.decode_l4(self.modules[int(mod[j])], self._state(sl), bool(from_client[j]),
+                                 cap, frame, t_s, lay)
+            kept = [agg.add(o, p) for o in obs]
+            ops: dict[str, int] = {}
+            for o in obs:
+                if o.kind == "operation":
+                    c = o.data.get("category", "other")
+                    ops[c] = ops.get(c, 0) + 1
+            if ops:
+                table.add_ops(sl, ops)
+            if tmpl is not None and not tmpl.never:
+                self._learn(tmpl, kept, ops, deep.errors != errors)
+
+    @staticmethod
+    def _learn(t: Template, kept: list, ops: dict, failed: bool) -> None:
+        if failed:
+            t.never = True
+            return
+        sig = tuple(id(o) for o in kept)
+        if sig == t.last_sig:
+            t.ready, t.kept, t.ops = True, kept, ops
+            return
+        t.last_sig = sig
+        t.tries += 1
+        if t.tries >= LEARN_TRIES:
+            t.never = True
+
+    def _state(self, sl: int) -> dict:
+        st = self.states.get(sl)
+        if st is None:
+            st = self.states[sl] = {}
+            if len(self.states) > self.max_states:
+                old, _ = self.states.popitem(last=False)
+                self._drop_templates(old)
+                self.counters["states_evicted"] += 1
+        else:
+            self.states.move_to_end(sl)
+        return st
+
+    def _drop_templates(self, sl: int) -> None:
+        for tk in self.slot_templates.pop(sl, ()):
+            self.templates.pop(tk, None)
+
+    def _forget_flows(self, rows: np.ndarray) -> None:
+        for sl in rows.tolist():
+            self.states.pop(sl, None)
+            self._drop_templates(sl)
+
+    # ------------------------------------------------------------------ output
+    def result(self, captures: list[CaptureStats]) -> AnalysisResult:
+        res = AnalysisResult()
+        res.captures = captures
+        res.observations = self.agg.observations
+        res.flows = self.table.flows(self.modules, self.captures)
+        c = dict(self.counters)
+        c["decode_errors"] = self.deep.errors
+        c["flows_evicted"] = self.table.evicted
+        c["flows_aggregated"] = len(self.table.other)
+        res.counters = c
+        if self.table.evicted:
+            res.notes.append(
+                f"flow table capped at {self.table.max_flows:,} flows: {self.table.evicted:,} least recently "
+                f"seen flows were folded into {len(self.table.other):,} aggregate flows (client given as its "
+                f"subnet, client port 0)")
+        if c["states_evicted"]:
+            res.notes.append(f"protocol state kept for at most {self.max_states:,} flows: "
+                             f"{c['states_evicted']:,} states dropped (least recently used first)")
+        return res

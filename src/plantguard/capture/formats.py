@@ -19,6 +19,9 @@ from typing import Iterator
 
 import numpy as np
 
+from plantguard.capture import walk
+from plantguard.capture.walk import walk_pcap
+
 # Link types we decode (others are counted and skipped).
 LINKTYPE_NULL = 0          # BSD loopback
 LINKTYPE_ETHERNET = 1
@@ -56,6 +59,7 @@ class Chunk:
     ts: np.ndarray           # float64: seconds since the epoch
     linktype: np.ndarray     # int32: per record (pcapng interfaces may differ)
     first_frame: int         # frame number (1-based) of the first record
+    arr: np.ndarray | None = None  # buf as uint8 (shared by all chunks of a file)
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -172,46 +176,35 @@ def _pcap_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
         stats.warnings.append("truncated pcap header")
         return
     linktype = struct.unpack_from(end + "I", data, 20)[0] & 0x0FFFFFFF
-    rec = struct.Struct(end + "IIII")
-    unpack = rec.unpack_from
+    arr = np.frombuffer(data, dtype=np.uint8)
     off = 24
     frame = 1
     while off < size:
-        offs, caps, wires, secs, fracs = [], [], [], [], []
-        n = 0
-        while n < chunk_records:
-            if off + 16 > size:
-                if off < size:
-                    stats.warnings.append(f"truncated record header at byte {off}")
-                off = size
-                break
-            sec, frac, incl, orig = unpack(data, off)
-            if incl > MAX_RECORD:
-                stats.warnings.append(f"corrupt record length {incl} at byte {off}; rest of file skipped")
-                off = size
-                break
-            if off + 16 + incl > size:
-                stats.warnings.append(f"truncated packet at byte {off} ({incl} bytes claimed)")
-                off = size
-                break
-            offs.append(off + 16)
-            caps.append(incl)
-            wires.append(orig)
-            secs.append(sec)
-            fracs.append(frac)
-            off += 16 + incl
-            n += 1
+        offs, caps, wires, secs, fracs, nxt, status = walk_pcap(arr, off, chunk_records, end == ">", MAX_RECORD)
+        n = len(offs)
         if n:
-            ts = np.asarray(secs, dtype=np.float64) + np.asarray(fracs, dtype=np.float64) * unit
-            yield _finish(stats, Chunk(data, np.asarray(offs, dtype=np.int64),
-                                       np.asarray(caps, dtype=np.int32),
-                                       np.asarray(wires, dtype=np.int32), ts,
-                                       np.full(n, linktype, dtype=np.int32), frame))
+            ts = secs.astype(np.float64) + fracs.astype(np.float64) * unit
+            yield _finish(stats, Chunk(data, offs, caps, wires, ts, np.full(n, linktype, dtype=np.int32),
+                                       frame, arr))
             frame += n
+        if status != walk.OK:
+            stats.warnings.append(_WALK_WARNINGS[status].format(off=nxt))
+            break
+        if n == 0:
+            break
+        off = nxt
+
+
+_WALK_WARNINGS = {
+    walk.TRUNC_HEADER: "truncated record header at byte {off}",
+    walk.CORRUPT_LEN: "corrupt record length at byte {off}; rest of file skipped",
+    walk.TRUNC_DATA: "truncated packet at byte {off}",
+}
 
 
 def _pcapng_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
     size = len(data)
+    arr = np.frombuffer(data, dtype=np.uint8)
     off = 0
     end = "<"
     links: list[int] = []
@@ -225,7 +218,7 @@ def _pcapng_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk
         n = len(offs)
         chunk = Chunk(data, np.asarray(offs, dtype=np.int64), np.asarray(caps, dtype=np.int32),
                       np.asarray(wires, dtype=np.int32), np.asarray(tss, dtype=np.float64),
-                      np.asarray(lts, dtype=np.int32), frame)
+                      np.asarray(lts, dtype=np.int32), frame, arr)
         frame += n
         offs, caps, wires, tss, lts = [], [], [], [], []
         return _finish(stats, chunk)

@@ -12,6 +12,8 @@ from plantguard.capture import formats as F
 ETH_IPV4, ETH_IPV6, ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
 VLAN_TYPES = (ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD)
 IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options (fragment 44 handled apart)
+MAX_VLAN_TAGS = 4       # deeper tag stacks are garbage; the columnar decode stops at the same depth
+MAX_IPV6_EXT = 4        # extension headers followed before giving up on the L4 header
 
 
 @dataclass(slots=True)
@@ -49,7 +51,7 @@ def decode_frame(linktype: int, frame: bytes) -> Layers | None:
         lay.dst_mac, lay.src_mac = mac_text(frame[0:6]), mac_text(frame[6:12])
         et = struct.unpack_from("!H", frame, 12)[0]
         off = 14
-        while et in VLAN_TYPES and off + 4 <= len(frame):
+        while et in VLAN_TYPES and off + 4 <= len(frame) and off < 14 + 4 * MAX_VLAN_TAGS:
             vid = struct.unpack_from("!H", frame, off)[0] & 0x0FFF
             if lay.vlan is None:
                 lay.vlan = vid
@@ -130,7 +132,9 @@ def _ip(lay: Layers, b: bytes) -> None:
         nxt = b[6]
         off = 40
         end = min(len(b), 40 + plen) if plen else len(b)
-        while nxt in IPV6_EXT and off + 8 <= end:
+        hops = 0
+        while nxt in IPV6_EXT and off + 8 <= end and hops < MAX_IPV6_EXT:
+            hops += 1
             nxt, hlen = b[off], (b[off + 1] + 1) * 8
             off += hlen
         if nxt == 44:

@@ -7,6 +7,7 @@ import os
 from typing import Callable, Iterable
 
 from plantguard.capture import formats
+from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.capture.deep import DeepTier, orient
 from plantguard.capture.layers import decode_frame
 from plantguard.model import AnalysisResult, CaptureStats, Flow
@@ -16,6 +17,7 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
                       progress: Callable[[int], None] | None = None) -> AnalysisResult:
     result = AnalysisResult()
     deep = DeepTier()
+    agg = ObservationAggregator()
     flows: dict[tuple, Flow] = {}
     counters = {"fragments": 0, "undecoded_link": 0}
     for path in formats.expand_paths(list(paths)):
@@ -35,31 +37,32 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
                         continue
                     if lay.fragment:
                         counters["fragments"] += 1
+                    obs = deep.handle(cap, frame_no, ts, lay)
                     if lay.l4:
-                        _account(flows, lay, cap, frame_no, ts, int(chunk.wirelen[i]))
-                    result.observations.extend(deep.handle(cap, frame_no, ts, lay))
+                        _account(flows, deep, lay, cap, frame_no, ts, int(chunk.wirelen[i]), obs)
+                    agg.extend(obs)
                 if progress:
                     progress(len(chunk))
         except formats.CaptureError as exc:
             st.warnings.append(str(exc))
         result.captures.append(CaptureStats(cap, st.packets, st.bytes, st.first_ts, st.last_ts, st.warnings))
-    for f in flows.values():
-        fs = deep.flows.get(_deep_key(f))
-        if fs is not None and fs.module is not None:
-            f.app = fs.module.NAME
-    ops = count_operations(result.observations)
-    for f in flows.values():
-        f.operations = ops.get(f.key(), {})
+    result.observations = agg.observations
     result.flows = list(flows.values())
     counters["decode_errors"] = deep.errors
-    counters["flows_evicted"] = deep.evicted
+    counters["flows_evicted"] = 0
+    counters["states_evicted"] = deep.evicted
     result.counters = counters
     return result
 
 
-def _account(flows: dict, lay, cap: str, frame_no: int, ts: float, wirelen: int) -> None:
+def flow_key(lay) -> tuple:
     a, b = (lay.src, lay.sport), (lay.dst, lay.dport)
-    key = (lay.l4, lay.vlan) + ((a, b) if a <= b else (b, a))
+    return (lay.l4, lay.vlan) + ((a, b) if a <= b else (b, a))
+
+
+def _account(flows: dict, deep: DeepTier, lay, cap: str, frame_no: int, ts: float, wirelen: int,
+             obs) -> None:
+    key = flow_key(lay)
     f = flows.get(key)
     if f is None:
         client, cport = orient(lay)
@@ -76,19 +79,12 @@ def _account(flows: dict, lay, cap: str, frame_no: int, ts: float, wirelen: int)
         f.packets_to_server += 1
         f.bytes_to_server += wirelen
     f.last = ts
-
-
-def _deep_key(f: Flow) -> tuple:
-    a, b = (f.client, f.client_port), (f.server, f.port)
-    return (f.l4, f.vlan) + ((a, b) if a <= b else (b, a))
-
-
-def count_operations(observations) -> dict[tuple, dict[str, int]]:
-    """Operation categories per flow key (l4, client, server, server port, vlan)."""
-    ops: dict[tuple, dict[str, int]] = {}
-    for o in observations:
+    if f.app is None:
+        fs = deep.flows.get(key)
+        if fs is not None and fs.module is not None:
+            f.app = fs.module.NAME
+    # Operations belong to the flow whose packet carried them.
+    for o in obs:
         if o.kind == "operation":
-            d = ops.setdefault((o.l4, o.src, o.dst, o.dport, o.vlan), {})
             cat = o.data.get("category", "other")
-            d[cat] = d.get(cat, 0) + 1
-    return ops
+            f.operations[cat] = f.operations.get(cat, 0) + 1

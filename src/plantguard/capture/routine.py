@@ -1,0 +1,174 @@
+"""Routine packets, recognised with array operations: the polling bulk of a plant (Modbus read
+requests and responses, CIP reads in connected messaging, S7 read-var jobs and acks, TLS
+application data, CIP implicit I/O, DNP3 reads and their responses).
+
+For each such packet recognise() gives a *routine key*: a hash of the fields the protocol
+module's output depends on, leaving out what changes from poll to poll (transaction ids,
+sequence numbers, CRCs, and register values the module does not report). The engine sends the
+first packets of each (flow, key) to the deep tier; once two in a row give the same
+observations, later packets with that key replay them (counts and operation totals) without
+a Python object per packet. A key that never settles keeps going to the deep tier, so a
+wrong guess here costs speed, not correctness (unless the module reports something the key
+leaves out)."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from plantguard.capture.columns import gather
+from plantguard.capture.flows import hash_keys
+
+HEAD = 64           # payload bytes looked at for most protocols
+DNP3_HEAD = 292     # one whole DNP3 link frame (10-byte header + 16 blocks of 16+2)
+
+
+def _u16(m, i):
+    return (m[:, i].astype(np.int64) << 8) | m[:, i + 1]
+
+
+def _le16(m, i):
+    return m[:, i].astype(np.int64) | (m[:, i + 1].astype(np.int64) << 8)
+
+
+def _col(x) -> np.ndarray:
+    return np.asarray(x).astype(np.uint64)
+
+
+def _bytes_hash(m: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Hash of each row's bytes where keep is True (others count as zero)."""
+    z = np.where(keep, m, 0).astype(np.uint8)
+    width = -(-z.shape[1] // 8) * 8
+    if width != z.shape[1]:
+        z = np.pad(z, ((0, 0), (0, width - z.shape[1])))
+    words = np.ascontiguousarray(z).view("<u8")
+    return hash_keys(tuple(words[:, i] for i in range(words.shape[1])))
+
+
+def modbus(p, plen, from_client, l4, sport, dport):
+    ok = (l4 == 6) & (plen >= 12) & (_u16(p, 2) == 0)
+    mlen = _u16(p, 4)
+    ok &= plen == 6 + mlen
+    fc = p[:, 7].astype(np.int64)
+    ok &= (fc >= 1) & (fc <= 4)
+    req = ok & from_client & (mlen == 6)
+    rsp = ok & ~from_client & (p[:, 8].astype(np.int64) == mlen - 3)
+    key = hash_keys((_col(from_client), _col(p[:, 6]), _col(fc),
+                     _col(np.where(req, _u16(p, 8), p[:, 8])), _col(np.where(req, _u16(p, 10), 0))))
+    return req | rsp, key
+
+
+def enip_connected(p, plen, from_client, l4, sport, dport):
+    """SendUnitData carrying CIP Read Tag (Fragmented) requests and their good responses."""
+    ok = (l4 == 6) & (plen >= 48) & (_le16(p, 0) == 0x70) & (plen == 24 + _le16(p, 2))
+    ok &= (p[:, 8] == 0) & (p[:, 9] == 0) & (p[:, 10] == 0) & (p[:, 11] == 0)   # status 0
+    ok &= (_le16(p, 30) == 2) & (_le16(p, 32) == 0xA1) & (_le16(p, 34) == 4) & (_le16(p, 40) == 0xB1)
+    ok &= plen == 44 + _le16(p, 42)
+    svc = p[:, 46]
+    req = ok & from_client & np.isin(svc, (0x4C, 0x52))
+    rsp = ok & ~from_client & np.isin(svc, (0xCC, 0xD2)) & (p[:, 48] == 0)
+    # requests: everything after the sequence count (service, path, element count)
+    pos = np.arange(p.shape[1])
+    keep = (pos[None, :] >= 46) & (pos[None, :] < plen[:, None])
+    body = _bytes_hash(p, keep & req[:, None])
+    key = hash_keys((_col(from_client), _col(svc), _col(p[:, 36]) | (_col(p[:, 37]) << np.uint64(8))
+                     | (_col(p[:, 38]) << np.uint64(16)) | (_col(p[:, 39]) << np.uint64(24)),
+                     np.where(req, body, np.uint64(0))))
+    return req | rsp, key
+
+
+def s7_read_var(p, plen, from_client, l4, sport, dport):
+    ok = (l4 == 6) & (plen >= 21) & (p[:, 0] == 3) & (p[:, 1] == 0) & (_u16(p, 2) == plen)
+    ok &= (p[:, 4] == 2) & (p[:, 5] == 0xF0) & ((p[:, 6] & 0x80) != 0) & (p[:, 7] == 0x32)
+    ros = p[:, 8]
+    par, dat = _u16(p, 13), _u16(p, 15)
+    job = ok & (ros == 1) & (plen == 17 + par + dat) & (p[:, 17] == 0x04) & (dat == 0)
+    ack = ok & (ros == 3) & (plen == 19 + par + dat) & (p[:, 17] == 0) & (p[:, 18] == 0) \
+        & (p[:, 19] == 0x04) & (par == 2)
+    pos = np.arange(p.shape[1])
+    keep = (pos[None, :] >= 17) & (pos[None, :] < np.minimum(17 + par, plen)[:, None])
+    body = _bytes_hash(p, keep & job[:, None])
+    # acks: item count and the first item's return code
+    key = hash_keys((_col(from_client), _col(ros), np.where(job, body, np.uint64(0)),
+                     _col(np.where(ack, p[:, 20], 0)), _col(np.where(ack, p[:, 21], 0))))
+    return (job & (plen <= HEAD)) | ack, key
+
+
+def tls_app_data(p, plen, from_client, l4, sport, dport):
+    ok = (l4 == 6) & (plen >= 6) & (p[:, 0] == 0x17) & (p[:, 1] == 3) & (p[:, 2] <= 4)
+    ok &= plen == 5 + _u16(p, 3)
+    key = hash_keys((_col(from_client), _col(p[:, 1]), _col(p[:, 2])))
+    return ok, key
+
+
+def cip_io(p, plen, from_client, l4, sport, dport):
+    ok = (l4 == 17) & ((sport == 2222) | (dport == 2222)) & (plen >= 18)
+    ok &= (_le16(p, 0) == 2) & (_le16(p, 2) == 0x8002) & (_le16(p, 4) == 8) & (_le16(p, 14) == 0xB1)
+    ok &= plen == 18 + _le16(p, 16)
+    conn = _col(p[:, 6]) | (_col(p[:, 7]) << np.uint64(8)) | (_col(p[:, 8]) << np.uint64(16)) \
+        | (_col(p[:, 9]) << np.uint64(24))
+    key = hash_keys((_col(from_client), conn, _col(plen)))
+    return ok, key
+
+
+def dnp3_poll(p, plen, from_client, l4, sport, dport):
+    """One whole link frame carrying a single-fragment read (1), response (129) or confirm (0).
+    The key covers every byte but the CRCs, the FCB bit and the transport/application
+    sequence numbers."""
+    ok = (plen >= 15) & (p[:, 0] == 0x05) & (p[:, 1] == 0x64) & (p[:, 2] >= 5)
+    user = p[:, 2].astype(np.int64) - 5
+    ok &= plen == 10 + user + 2 * ((user + 15) // 16)
+    ok &= ((p[:, 3] & 0x4F) == 0x43) | ((p[:, 3] & 0x4F) == 0x44)   # primary user data
+    ok &= (p[:, 10] & 0xC0) == 0xC0                           # transport FIR and FIN
+    fc = p[:, 12]
+    ok &= np.isin(fc, (0, 1, 129))
+    pos = np.arange(p.shape[1])[None, :]
+    in_data = pos >= 10
+    crc = (pos == 8) | (pos == 9) | (in_data & (((pos - 10) % 18) >= 16))
+    keep = (pos < plen[:, None]) & ~crc
+    m = p.copy()
+    m[:, 3] &= 0xDF                    # FCB
+    m[:, 10] &= 0xC0                   # transport sequence
+    m[:, 11] &= 0xF0                   # application sequence
+    key = hash_keys((_col(from_client), _col(plen), _bytes_hash(m, keep)))
+    return ok, key
+
+
+# module NAME -> (recogniser, payload bytes it needs)
+RECOGNISERS = {
+    "modbus": (modbus, HEAD),
+    "enip": (enip_connected, HEAD),
+    "s7comm": (s7_read_var, HEAD),
+    "tls": (tls_app_data, 8),
+    "dnp3": (dnp3_poll, DNP3_HEAD),
+}
+# CIP implicit I/O may be owned by the EtherNet/IP module or a CIP one
+IO_MODULES = ("enip", "cip")
+
+
+def recognise(arr: np.ndarray, names: list[str | None], mod: np.ndarray, pay_off: np.ndarray,
+              pay_len: np.ndarray, from_client: np.ndarray, l4: np.ndarray, sport: np.ndarray,
+              dport: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(routine mask, routine key) for delivered packets; mod is each packet's module index."""
+    n = len(mod)
+    routine = np.zeros(n, bool)
+    key = np.zeros(n, np.uint64)
+    for mi in np.unique(mod).tolist():
+        name = names[mi] if mi >= 0 else None
+        entry = RECOGNISERS.get(name)
+        sel = np.flatnonzero(mod == mi)
+        fns = []
+        if entry is not None:
+            fns.append(entry)
+        if name in IO_MODULES:
+            fns.append((cip_io, 24))
+        for fn, width in fns:
+            if not len(sel):
+                break
+            p = gather(arr, pay_off[sel], width)
+            ok, k = fn(p, pay_len[sel], from_client[sel], l4[sel], sport[sel], dport[sel])
+            hit = sel[ok]
+            routine[hit] = True
+            key[hit] = k[ok] ^ np.uint64(zlib.crc32(fn.__name__.encode()))
+            sel = sel[~ok]
+    return routine, key

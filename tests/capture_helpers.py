@@ -1,0 +1,101 @@
+"""Small capture writers for tests: classic pcap (µs/ns, either byte order) and pcapng
+(several interfaces with their own link type and timestamp resolution, EPB/SPB/OPB,
+either byte order). Written here so tests never depend on a capture library."""
+from __future__ import annotations
+
+import socket
+import struct
+
+
+def pcap_bytes(frames, linktype: int = 1, nano: bool = False, big: bool = False,
+               snaplen: int = 262144) -> bytes:
+    """frames: iterable of (ts_seconds, frame_bytes) or (ts, frame_bytes, orig_len)."""
+    e = ">" if big else "<"
+    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = [struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+    unit = 1_000_000_000 if nano else 1_000_000
+    for item in frames:
+        ts, data = item[0], item[1]
+        orig = item[2] if len(item) > 2 else len(data)
+        sec = int(ts)
+        frac = int(round((ts - sec) * unit))
+        out.append(struct.pack(e + "IIII", sec, frac, len(data), orig))
+        out.append(data)
+    return b"".join(out)
+
+
+def _pad4(b: bytes) -> bytes:
+    return b + b"\x00" * (-len(b) % 4)
+
+
+def _block(e: str, btype: int, body: bytes) -> bytes:
+    body = _pad4(body)
+    n = len(body) + 12
+    return struct.pack(e + "II", btype, n) + body + struct.pack(e + "I", n)
+
+
+def pcapng_bytes(interfaces, packets, big: bool = False, simple: bool = False) -> bytes:
+    """interfaces: list of (linktype, tsresol_byte or None). packets: list of
+    (interface_index, ts_seconds, frame_bytes). simple=True writes interface-0 packets as SPB."""
+    e = ">" if big else "<"
+    shb = struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)
+    out = [_block(e, 0x0A0D0D0A, shb)]
+    res = []
+    for lt, tsresol in interfaces:
+        opts = b""
+        if tsresol is not None:
+            opts += struct.pack(e + "HH", 9, 1) + _pad4(bytes([tsresol]))
+        opts += struct.pack(e + "HH", 0, 0)
+        out.append(_block(e, 1, struct.pack(e + "HHI", lt, 0, 262144) + opts))
+        if tsresol is None:
+            res.append(1e-6)
+        elif tsresol & 0x80:
+            res.append(2.0 ** -(tsresol & 0x7F))
+        else:
+            res.append(10.0 ** -tsresol)
+    for ifid, ts, data in packets:
+        if simple and ifid == 0:
+            out.append(_block(e, 3, struct.pack(e + "I", len(data)) + data))
+            continue
+        t = int(round(ts / res[ifid]))
+        out.append(_block(e, 6, struct.pack(e + "IIIII", ifid, t >> 32, t & 0xFFFFFFFF,
+                                            len(data), len(data)) + data))
+    return b"".join(out)
+
+
+def mac(s: str) -> bytes:
+    return bytes.fromhex(s.replace(":", ""))
+
+
+def eth(src: str, dst: str, ethertype: int, payload: bytes, vlans=()) -> bytes:
+    tags = b"".join(struct.pack("!HH", 0x8100, v) for v in vlans)
+    return mac(dst) + mac(src) + tags + struct.pack("!H", ethertype) + payload
+
+
+def ipv4(src: str, dst: str, proto: int, payload: bytes, flags_frag: int = 0) -> bytes:
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, flags_frag, 64, proto, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst))
+    return hdr + payload
+
+
+def ipv6(src: str, dst: str, nxt: int, payload: bytes) -> bytes:
+    return (struct.pack("!IHBB", 0x60000000, len(payload), nxt, 64)
+            + socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) + payload)
+
+
+def tcp(sport: int, dport: int, payload: bytes = b"", flags: int = 0x18, seq: int = 1) -> bytes:
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 65535, 0, 0) + payload
+
+
+def udp(sport: int, dport: int, payload: bytes = b"") -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def tcp_frame(src, dst, sport, dport, payload=b"", flags=0x18, seq=1, vlans=(),
+              smac="02:00:00:00:00:01", dmac="02:00:00:00:00:02") -> bytes:
+    return eth(smac, dmac, 0x0800, ipv4(src, dst, 6, tcp(sport, dport, payload, flags, seq)), vlans)
+
+
+def udp_frame(src, dst, sport, dport, payload=b"", vlans=(),
+              smac="02:00:00:00:00:01", dmac="02:00:00:00:00:02") -> bytes:
+    return eth(smac, dmac, 0x0800, ipv4(src, dst, 17, udp(sport, dport, payload)), vlans)
