@@ -101,7 +101,7 @@ def _looks_like_capture(f: Path) -> bool:
     return head in PCAP_MAGICS or head == PCAPNG_SHB or head[:2] == GZIP_MAGIC
 
 
-def _open_bytes(path: Path) -> bytes | mmap.mmap | memoryview:
+def _open_bytes(path: Path, stats: ReadStats | None = None) -> bytes | mmap.mmap | memoryview:
     """Whole file as a buffer: memory-mapped when plain, decompressed when gzip."""
     try:
         with open(path, "rb") as fh:
@@ -109,7 +109,10 @@ def _open_bytes(path: Path) -> bytes | mmap.mmap | memoryview:
             if head[:2] == GZIP_MAGIC:
                 fh.seek(0)
                 try:
-                    return _gunzip_tolerant(fh)
+                    data, complete = _gunzip_tolerant(fh)
+                    if not complete and stats is not None:
+                        stats.warnings.append("gzip data truncated or corrupt; kept what came before")
+                    return data
                 except OSError as exc:
                     raise CaptureError(f"{path}: corrupt gzip data ({exc})") from None
             if os.fstat(fh.fileno()).st_size == 0:
@@ -119,24 +122,39 @@ def _open_bytes(path: Path) -> bytes | mmap.mmap | memoryview:
         raise CaptureError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _gunzip_tolerant(fh) -> bytes:
-    """Decompress as much as is readable; a truncated gzip keeps what came before the cut."""
+def _gunzip_tolerant(fh):
+    """Decompress as much as is readable into an unnamed temporary file and map it, so a large
+    compressed capture is paged like a plain one instead of held in memory. A truncated or
+    corrupt gzip keeps what came before the damage."""
+    import tempfile
     import zlib
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    parts = []
-    while True:
-        block = fh.read(1 << 20)
-        if not block:
-            break
+    tmp = tempfile.TemporaryFile()
+    with tmp:
+        while True:
+            block = fh.read(1 << 20)
+            if not block:
+                break
+            try:
+                tmp.write(d.decompress(block))
+            except zlib.error:
+                break
+            while d.eof and d.unused_data:   # concatenated gzip members
+                rest = d.unused_data
+                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                try:
+                    tmp.write(d.decompress(rest))
+                except zlib.error:
+                    break
         try:
-            parts.append(d.decompress(block))
+            tmp.write(d.flush())
         except zlib.error:
-            break
-    try:
-        parts.append(d.flush())
-    except zlib.error:
-        pass
-    return b"".join(parts)
+            pass
+        tmp.flush()
+        complete = d.eof
+        if tmp.tell() == 0:
+            return b"", complete
+        return mmap.mmap(tmp.fileno(), 0, access=mmap.ACCESS_READ), complete
 
 
 def read_chunks(path: str | os.PathLike, stats: ReadStats | None = None,
@@ -144,7 +162,7 @@ def read_chunks(path: str | os.PathLike, stats: ReadStats | None = None,
     """Yield chunks of records from one capture file (pcap, pcapng, gzip of either)."""
     path = Path(path)
     stats = stats if stats is not None else ReadStats(str(path))
-    data = _open_bytes(path)
+    data = _open_bytes(path, stats)
     head = bytes(data[:4])
     if len(data) == 0:
         stats.warnings.append("empty file")

@@ -1,0 +1,135 @@
+"""The columnar engine against its oracles, on every capture in the shared data set:
+  - the reference analysis (one frame at a time in plain Python): identical flows (key,
+    packets, bytes, direction counts, first/last, app, operations, MACs) and identical folded
+    observations (every field, count and last frame included), with the normal chunk size and
+    with tiny chunks (so state carried from chunk to chunk is exercised);
+  - tshark, where installed: packets per capture and TCP/UDP conversations with their frame counts.
+Every capture must also run with no exception."""
+from __future__ import annotations
+
+import collections
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_DATA
+from plantguard.capture.aggregate import fold_key
+from plantguard.capture.engine import analyze
+from plantguard.capture.reference import analyze_reference
+
+PCAPS = SHARED_DATA / "pcaps"
+
+
+def _captures() -> list[Path]:
+    if not PCAPS.is_dir():
+        return []
+    return sorted(p for p in PCAPS.rglob("*") if p.is_file() and p.suffix in (".pcap", ".pcapng", ".cap", ".gz"))
+
+
+CAPTURES = _captures()
+needs_data = pytest.mark.skipif(not CAPTURES, reason=f"shared captures not found under {PCAPS}")
+
+
+def flow_table(res):
+    return {(f.l4, f.client, f.client_port, f.server, f.port, f.vlan):
+            (f.packets, f.bytes, f.packets_to_server, f.bytes_to_server, f.first, f.last, f.app,
+             f.operations, f.client_mac, f.server_mac, f.capture, f.first_frame) for f in res.flows}
+
+
+def observation_multiset(res):
+    return collections.Counter(
+        (fold_key(o), o.capture, o.frame, o.ts, o.count, o.last_frame, o.last_ts, o.src_mac,
+         o.dst_mac, o.sport, o.vlan) for o in res.observations)
+
+
+def assert_equivalent(ref, got):
+    assert [(c.path, c.packets, c.bytes, c.first, c.last, c.warnings) for c in got.captures] == \
+        [(c.path, c.packets, c.bytes, c.first, c.last, c.warnings) for c in ref.captures]
+    ft_ref, ft_got = flow_table(ref), flow_table(got)
+    assert len(got.flows) == len(ref.flows)
+    diff = {k: (ft_ref.get(k), ft_got.get(k)) for k in ft_ref.keys() | ft_got.keys() if ft_ref.get(k) != ft_got.get(k)}
+    assert not diff, list(diff.items())[:3]
+    om_ref, om_got = observation_multiset(ref), observation_multiset(got)
+    assert om_ref == om_got, (list((om_ref - om_got).items())[:2], list((om_got - om_ref).items())[:2])
+    for c in ("fragments", "undecoded_link"):
+        assert got.counters[c] == ref.counters[c]
+
+
+@needs_data
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: str(p.relative_to(PCAPS)))
+def test_engine_equals_reference(path):
+    assert_equivalent(analyze_reference([path]), analyze([path]))
+
+
+@needs_data
+def test_engine_equals_reference_with_tiny_chunks():
+    """Chunks of 13 records: classification, stream positions and learnt routine packets all
+    cross chunk boundaries. The 40 largest captures."""
+    biggest = sorted(CAPTURES, key=lambda p: p.stat().st_size)[-40:]
+    for path in biggest:
+        assert_equivalent(analyze_reference([path]), analyze([path], chunk_records=13))
+
+
+@needs_data
+def test_several_captures_in_one_run():
+    paths = [p for p in CAPTURES if "modbus" in str(p).lower()][:6]
+    assert_equivalent(analyze_reference(paths), analyze(paths))
+
+
+@needs_data
+def test_routine_packets_are_replayed_not_decoded():
+    """On a Modbus polling capture most packets must take the array path."""
+    path = PCAPS / "zeek" / "modbus" / "modbusBig.pcap"
+    if not path.exists():
+        pytest.skip("modbusBig.pcap missing")
+    res = analyze([path])
+    assert res.counters["routine_packets"] > 1000
+    assert res.counters["routine_packets"] + res.counters["deep_packets"] < res.captures[0].packets
+
+
+# ---- tshark as a second oracle ----
+TSHARK = shutil.which("tshark")
+TSHARK_CAPTURES = ["zeek/modbus/modbusSmall.pcap", "zeek/dnp3/dnp3.pcap", "icsnpp-enip/enip_cip_example.pcap",
+                   "icsnpp-s7comm/snap7.pcap", "zeek/mqtt.pcap", "icsnpp-bacnet/bacnet_services.pcap",
+                   "ICS-Security-Tools/ModbusTCP/ModbusTCP.pcap"]
+CONV = re.compile(r"^(\S+):(\d+)\s+<->\s+(\S+):(\d+)\s+([\d,]+) \S+ \S+\s+([\d,]+) \S+ \S+\s+([\d,]+) ")
+
+
+def _tshark(path: Path):
+    out = subprocess.run([TSHARK, "-n", "-r", str(path), "-q", "-z", "conv,tcp", "-z", "conv,udp", "-z", "io,stat,0"],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "LC_ALL": "C"}).stdout
+    convs, section = collections.Counter(), None
+    frames = None
+    for line in out.splitlines():
+        if line.startswith("TCP Conversations"):
+            section = "tcp"
+        elif line.startswith("UDP Conversations"):
+            section = "udp"
+        m = CONV.match(line)
+        if m and section:
+            a, b = (m.group(1), int(m.group(2))), (m.group(3), int(m.group(4)))
+            convs[(section,) + tuple(sorted([a, b]))] += int(m.group(7).replace(",", ""))
+        m2 = re.match(r"^\|\s*[\d.]+\s*<>\s*[\d.]+\s*\|\s*(\d+)\s*\|", line)
+        if m2:
+            frames = int(m2.group(1))
+    return convs, frames
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
+@needs_data
+@pytest.mark.parametrize("rel", TSHARK_CAPTURES)
+def test_flows_match_tshark_conversations(rel):
+    path = PCAPS / rel
+    if not path.exists():
+        pytest.skip(f"{rel} missing")
+    convs, frames = _tshark(path)
+    res = analyze([path])
+    assert frames == res.captures[0].packets
+    ours = collections.Counter()
+    for f in res.flows:        # tshark does not split conversations by VLAN
+        ours[(f.l4,) + tuple(sorted([(f.client, f.client_port), (f.server, f.port)]))] += f.packets
+    assert ours == convs
