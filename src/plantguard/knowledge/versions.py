@@ -123,6 +123,7 @@ _OPS = ("<=", ">=", "!=", "==", "<", ">", "=")
 _CONSTRAINT = re.compile(
     r"(<=|>=|!=|==|<|>|=)\s*((?:v|fw|frn|version\s)?\s*\d[\w.\-]*(?:\s*\(?\s*(?:sp|hf|update|upd|build|patch|r)\s*\d+[\w.]*\)?)*)",
     re.I)
+_DASH_RANGE = re.compile(r"^\s*v?(\d+(?:\.\d+)*)\s*-\s*v?(\d+(?:\.\d+)*)\s*$", re.I)
 _MODEL_CODE = re.compile(r"^\d{3,5}-[A-Z0-9]{5,}$", re.I)
 _ALL = re.compile(r"^\s*(?:vers:[a-z]+/)?\*\s*$|^\s*all(?:\s+versions?)?\s*$|^\s*all\s+versions?\b.*$", re.I)
 
@@ -133,7 +134,13 @@ class Constraint:
     version: Version
 
     def ok(self, v: Version) -> bool:
-        c = compare_keys(v.key, _bind_wildcards(self.version, v).key)
+        bound = _bind_wildcards(self.version, v)
+        key = v.key
+        if self.op in ("<=", ">") and len(bound.key) < len(key) and \
+                all(t[0] == _NUM for t in bound.key):
+            # "Versions 33 and prior" (<= 33) includes 33.011: compare on the bound's precision
+            key = key[:len(bound.key)]
+        c = compare_keys(key, bound.key)
         return {"<": c < 0, "<=": c <= 0, ">": c > 0, ">=": c >= 0,
                 "=": c == 0, "==": c == 0, "!=": c != 0}[self.op]
 
@@ -199,6 +206,12 @@ def parse_range(text: str | None, exact: bool = False) -> VersionRange:
     body = re.sub(r"^vers:[a-z0-9]+/", "", raw, flags=re.I).strip()
     if _ALL.match(body) and not _CONSTRAINT.search(body):
         return VersionRange(raw, "all")
+    m = _DASH_RANGE.match(body)
+    if m and m.group(1).count(".") == m.group(2).count(".") and \
+            int(m.group(1).split(".")[0]) <= int(m.group(2).split(".")[0]) < 1000:
+        # "20-33": versions 20 through 33 (not "7.00-20121012", a version with a build date)
+        return VersionRange(raw, "range", (Constraint(">=", parse_version(m.group(1))),
+                                           Constraint("<=", parse_version(m.group(2)))))
     if exact and not re.match(r"^\s*[<>=!]", body):
         body = re.sub(r"\([^)]*\)", " ", body).strip()      # "1.3 (formerly Power Manager)"
         if _MODEL_CODE.match(body):                           # a catalogue number, not a version
