@@ -1,0 +1,219 @@
+"""What the practice checks share: an index of the context built once per assessment, evidence
+collection with caps and totals, address classes, labels and secret masking."""
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from functools import lru_cache
+from typing import Iterable
+
+from plantguard.checks.base import AssessContext, Evidence
+from plantguard.inventory.asset import CONTROLLER_ROLES, OT_ROLES
+
+EVIDENCE_CAP = 20          # evidence items kept per finding; totals go to the finding's detail
+LIST_CAP = 50              # names listed in a finding's detail (peers, assets)
+
+# Application protocols (protocol module NAMEs and common variants) by what they carry.
+INDUSTRIAL_PROTOCOLS = frozenset({
+    "modbus", "enip", "cip", "s7comm", "s7comm-plus", "s7commplus", "dnp3", "bacnet", "profinet",
+    "profinet-dcp", "profinet-io", "opcua", "iec104", "mms", "iec61850", "goose", "ads", "melsec",
+    "slmp", "fins", "hart-ip", "c37118", "synchrophasor", "fox", "niagara-fox", "codesys", "pccc",
+})
+# Control protocols with no authentication of their own (DNP3 and OPC UA are judged per session).
+UNAUTHENTICATED_CONTROL = frozenset({
+    "modbus", "enip", "cip", "s7comm", "bacnet", "iec104", "mms", "ads", "melsec", "slmp", "fins",
+    "pccc", "profinet", "profinet-io", "hart-ip", "fox", "niagara-fox", "codesys", "dnp3", "opcua",
+})
+
+
+class Index:
+    """Lookups over one assessment's input, built once and shared by all checks."""
+
+    def __init__(self, ctx: AssessContext):
+        from plantguard.site import inferred_site
+        self.ctx = ctx
+        self.result = ctx.result
+        self.flows = list(getattr(ctx.result, "flows", None) or ())
+        self.by_kind: dict[str, list] = defaultdict(list)
+        for o in getattr(ctx.result, "observations", None) or ():
+            self.by_kind[o.kind].append(o)
+        self.assets = list(ctx.assets or ())
+        self.asset_by_ip: dict[str, object] = {}
+        self.asset_by_mac: dict[str, object] = {}
+        for a in self.assets:
+            for ip in ({a.ip} if a.ip else set()) | set(a.ips or ()):
+                self.asset_by_ip.setdefault(ip, a)
+            for mac in ({a.mac} if a.mac else set()) | set(a.macs or ()):
+                self.asset_by_mac.setdefault(mac, a)
+        self.site = ctx.site if ctx.site is not None and not getattr(ctx.site, "inferred", False) else None
+        self.zones = ctx.site if ctx.site is not None else inferred_site()
+        self._flows_by_pair: dict[tuple, list] | None = None
+        self._servers_of: dict[str, set] | None = None
+
+    def obs(self, kind: str) -> list:
+        return self.by_kind.get(kind, [])
+
+    def asset(self, ip: str | None, mac: str | None = None):
+        if ip and ip in self.asset_by_ip:
+            return self.asset_by_ip[ip]
+        if mac and mac in self.asset_by_mac:
+            return self.asset_by_mac[mac]
+        return None
+
+    def role(self, ip: str | None) -> str:
+        a = self.asset(ip)
+        return getattr(a, "role", None) or "unknown"
+
+    def flows_by_pair(self) -> dict[tuple, list]:
+        """(client, server) -> flows."""
+        if self._flows_by_pair is None:
+            d: dict[tuple, list] = defaultdict(list)
+            for f in self.flows:
+                d[(f.client, f.server)].append(f)
+            self._flows_by_pair = d
+        return self._flows_by_pair
+
+    def server_apps(self) -> dict[str, set]:
+        """server address -> application protocols it served."""
+        if self._servers_of is None:
+            d: dict[str, set] = defaultdict(set)
+            for f in self.flows:
+                if f.app:
+                    d[f.server].add(f.app)
+            self._servers_of = d
+        return self._servers_of
+
+    def is_ot(self, ip: str | None) -> bool:
+        """An OT device: an OT role, an address in an OT zone, or a server of an industrial protocol."""
+        if not ip:
+            return False
+        a = self.asset(ip)
+        if a is not None and getattr(a, "role", None) in OT_ROLES:
+            return True
+        if self.site is not None:
+            z = self.site.zone_of(ip)
+            if z is not None and z.is_ot:
+                return True
+        return bool(self.server_apps().get(ip, set()) & INDUSTRIAL_PROTOCOLS)
+
+    def is_controller(self, ip: str | None, proto: str | None = None) -> bool:
+        a = self.asset(ip)
+        if a is not None and getattr(a, "role", None) in CONTROLLER_ROLES:
+            return True
+        return proto in INDUSTRIAL_PROTOCOLS
+
+    def label(self, ip: str | None, mac: str | None = None) -> str:
+        """'10.10.1.10 (plc, CPU 315-2 PN/DP)' — the address with what we know of the device."""
+        key = ip or mac or "?"
+        a = self.asset(ip, mac)
+        if a is None:
+            return key
+        parts = []
+        if getattr(a, "role", "unknown") not in ("unknown", None):
+            parts.append(a.role)
+        ident = getattr(a, "identity", None) or {}
+        what = ident.get("product") or ident.get("model") or ident.get("name")
+        declared = getattr(a, "declared", None) or {}
+        what = declared.get("name") or what
+        if what:
+            parts.append(str(what)[:60])
+        return f"{key} ({', '.join(parts)})" if parts else key
+
+
+def index(ctx: AssessContext) -> Index:
+    """The Index of this context (built on first use, then cached on the context)."""
+    idx = getattr(ctx, "_plantguard_index", None)
+    if idx is None or idx.ctx is not ctx:
+        idx = Index(ctx)
+        try:
+            ctx._plantguard_index = idx
+        except AttributeError:  # a context that takes no attributes: rebuild each time
+            pass
+    return idx
+
+
+class EvidenceLog:
+    """Collects evidence up to a cap while counting every event (folded repeats included)."""
+    __slots__ = ("items", "events", "first", "last")
+
+    def __init__(self):
+        self.items: list[Evidence] = []
+        self.events = 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def add_obs(self, o, detail: str) -> None:
+        n = getattr(o, "count", 1) or 1
+        self.events += n
+        self._times(o.ts, o.last_ts or o.ts)
+        if len(self.items) < EVIDENCE_CAP:
+            if n > 1:
+                detail += f" (x{n}, last frame {o.last_frame})" if o.last_frame else f" (x{n})"
+            self.items.append(Evidence.of(o, detail))
+
+    def add_flow(self, f, detail: str, events: int | None = None) -> None:
+        self.events += events if events is not None else 1
+        self._times(f.first, f.last)
+        if len(self.items) < EVIDENCE_CAP:
+            self.items.append(Evidence(f.capture or None, f.first_frame or None, f.first, detail))
+
+    def _times(self, a, b) -> None:
+        if a is not None and (self.first is None or a < self.first):
+            self.first = a
+        if b is not None and (self.last is None or b > self.last):
+            self.last = b
+
+
+def flow_detail(f) -> str:
+    app = f" ({f.app})" if f.app else ""
+    vlan = f" vlan {f.vlan}" if f.vlan is not None else ""
+    return f"{f.client} -> {f.server} {f.l4}/{f.port}{app}{vlan}, {f.packets} packets"
+
+
+@lru_cache(maxsize=262144)
+def address_class(ip: str | None) -> str:
+    """'public', 'private', or 'other' (multicast, broadcast, unspecified, not an address)."""
+    if not ip:
+        return "other"
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return "other"
+    if a.is_multicast or a.is_unspecified or (a.version == 4 and (ip == "255.255.255.255" or ip.endswith(".255"))):
+        return "other"
+    if a.is_global:
+        return "public"
+    return "private"
+
+
+def is_public(ip: str | None) -> bool:
+    return address_class(ip) == "public"
+
+
+def is_unicast(ip: str | None) -> bool:
+    return address_class(ip) != "other"
+
+
+def mask(secret) -> str:
+    """A secret fit to print: all but the first and last character hidden ('p****c')."""
+    if secret is None:
+        return "(not visible)"
+    s = str(secret)
+    if s == "":
+        return "(empty)"
+    if len(s) <= 2:
+        return "*" * len(s)
+    return s[0] + "*" * (len(s) - 2) + s[-1]
+
+
+def capped(items: Iterable, cap: int = LIST_CAP) -> list:
+    out = []
+    for i, x in enumerate(items):
+        if i >= cap:
+            break
+        out.append(x)
+    return out
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -1,0 +1,172 @@
+"""Default credentials practice: logins with factory-default pairs, and any credential that
+crosses the network in clear text. Input: `credential` observations (FTP, Telnet, HTTP Basic,
+MQTT, SNMP community, OPC UA user name, ...). Secrets are never printed in full."""
+from __future__ import annotations
+
+from plantguard.checks._common import EvidenceLog, index, mask, plural
+from plantguard.checks.base import CheckMeta, Finding
+from plantguard.checks.registry import NotRun, check
+from plantguard.knowledge.creds import describe, match_community, match_login
+
+DEFAULT = CheckMeta(
+    id="credentials.default",
+    title="Factory-default credentials in use",
+    practice="default-credentials",
+    severity="critical",
+    risk="A login that works with the vendor's published default lets anyone on the network take "
+         "over the device; default lists are the first thing an intruder tries.",
+    remediation="Change the default password (or SNMP community) on the device, give each operator "
+                "an individual account, and disable the service if it is not needed.",
+    controls={"iec62443-3-3": ("SR 1.5", "SR 1.7", "SR 2.1"),
+              "nist-800-53r5": ("IA-5", "IA-5(1)", "AC-3"),
+              "iso27001-2022": ("A.5.17", "A.8.5")},
+    attack=("T0812", "T0859"),
+)
+
+CLEARTEXT = CheckMeta(
+    id="credentials.cleartext",
+    title="Credentials sent in clear text",
+    practice="default-credentials",
+    severity="high",
+    risk="Anyone who can see the traffic (a compromised switch port, a laptop on the same VLAN) "
+         "reads these user names and passwords and can reuse them.",
+    remediation="Use the encrypted variant of the protocol (SFTP/FTPS, SSH, HTTPS, MQTT over TLS, "
+                "SNMPv3 with authPriv, OPC UA SignAndEncrypt) or restrict the service to a "
+                "management network; change any password that was seen in clear.",
+    controls={"iec62443-3-3": ("SR 1.5", "SR 4.1"),
+              "nist-800-53r5": ("IA-5(1)", "SC-8", "SC-8(1)"),
+              "iso27001-2022": ("A.5.17", "A.8.5", "A.8.24")},
+    attack=("T0842", "T0859"),
+)
+
+ANONYMOUS_FTP_USERS = {"anonymous", "ftp"}
+
+
+def _secret(o) -> str | None:
+    d = o.data
+    pw = d.get("password")
+    if d.get("secret_type") == "community" and pw is None:
+        pw = d.get("user")
+    return None if pw is None else str(pw)
+
+
+def _user(o) -> str:
+    if o.data.get("secret_type") == "community":
+        return ""
+    u = o.data.get("user")
+    return "" if u is None else str(u)
+
+
+def _default_matches(o) -> tuple[list, str]:
+    """(matching default entries, how to name the secret) for one credential observation."""
+    d = o.data
+    secret = _secret(o)
+    if d.get("secret_type") == "community" or o.proto == "snmp":
+        return match_community(secret), "community"
+    user = _user(o)
+    if o.proto == "ftp" and user.lower() in ANONYMOUS_FTP_USERS:
+        return ["anonymous FTP: no account needed"], "anonymous login"
+    return match_login(user, secret, o.proto), "login"
+
+
+def _outcome(results: set) -> str:
+    if "success" in results:
+        return "accepted"
+    if results == {"failure"}:
+        return "rejected"
+    return "result not seen"
+
+
+@check(DEFAULT)
+def default_credentials(ctx) -> list[Finding]:
+    idx = index(ctx)
+    groups: dict[tuple, dict] = {}
+    tested: set[tuple] = set()
+    for o in idx.obs("credential"):
+        secret = _secret(o)
+        user = _user(o)
+        if secret is None and not (o.proto == "ftp" and user.lower() in ANONYMOUS_FTP_USERS):
+            continue
+        tested.add((o.src, o.dst, o.proto, user, secret))
+        matches, what = _default_matches(o)
+        if not matches:
+            continue
+        key = (o.src, o.dst, o.proto, user, secret)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {"ev": EvidenceLog(), "results": set(), "matches": matches, "what": what,
+                               "port": o.dport}
+        g["results"].add(o.data.get("result"))
+        g["ev"].add_obs(o, f"{o.proto} {what} {user + '/' if user else ''}{mask(secret)} "
+                           f"from {o.src} to {o.dst}:{o.dport}")
+    if not tested:
+        raise NotRun("no login with a visible secret was seen in the captures, so default "
+                     "credentials could not be tested")
+    findings = []
+    for (client, server, proto, user, secret), g in sorted(groups.items(), key=lambda kv: kv[0][:3]):
+        outcome = _outcome(g["results"])
+        where = g["matches"] if isinstance(g["matches"][0], str) else None
+        doc = where[0] if where else f"documented default for {describe(g['matches'])}"
+        shown = f"{user}/{mask(secret)}" if user else f"'{mask(secret)}'"
+        if g["what"] == "anonymous login":
+            shown = f"user '{user}'"
+        title = (f"{proto.upper()} {g['what']} {shown} to {idx.label(server)} from {client} "
+                 f"({outcome}; {doc})")
+        sev = "medium" if outcome == "rejected" else None
+        findings.append(Finding.from_meta(
+            DEFAULT, "fail", title, [server, client], g["ev"].items, severity=sev,
+            protocol=proto, port=g["port"], user=user or None, secret=mask(secret), outcome=outcome,
+            documented_for=[m if isinstance(m, str) else m.device for m in g["matches"][:10]],
+            events=g["ev"].events))
+    if not findings:
+        findings.append(Finding.from_meta(
+            DEFAULT, "pass",
+            f"None of the {plural(len(tested), 'distinct login')} with a visible secret uses a known "
+            f"factory-default pair", sorted({t[1] for t in tested})[:50],
+            logins_checked=len(tested), protocols=sorted({t[2] for t in tested})))
+    return findings
+
+
+@check(CLEARTEXT)
+def cleartext_credentials(ctx) -> list[Finding]:
+    idx = index(ctx)
+    clear: dict[tuple, dict] = {}
+    protected: dict[tuple, EvidenceLog] = {}
+    for o in idx.obs("credential"):
+        d = o.data
+        stype = d.get("secret_type")
+        if stype == "certificate":
+            continue
+        secret = _secret(o)
+        if d.get("cleartext") and (secret is not None or stype in ("password", "basic", "community", "token")):
+            key = (o.src, o.dst, o.proto)
+            g = clear.setdefault(key, {"ev": EvidenceLog(), "users": set(), "port": o.dport, "types": set()})
+            user = _user(o)
+            g["users"].add(user or "(none)")
+            g["types"].add(stype or "password")
+            what = "community" if stype == "community" else f"user '{user}' password" if user else "secret"
+            g["ev"].add_obs(o, f"{o.proto} {what} {mask(secret)} in clear from {o.src} to {o.dst}:{o.dport}")
+        elif d.get("cleartext") is False:
+            ev = protected.setdefault((o.dst, o.proto), EvidenceLog())
+            ev.add_obs(o, f"{o.proto} login from {o.src} to {o.dst}:{o.dport} ({stype or 'credential'}, protected)")
+    findings = []
+    for (client, server, proto), g in sorted(clear.items()):
+        users = sorted(g["users"])
+        kind = "SNMP community" if g["types"] == {"community"} else "credentials"
+        title = (f"{proto.upper()} {kind} sent in clear text from {client} to {idx.label(server)}"
+                 + (f" (users: {', '.join(users[:5])})" if users != ["(none)"] else ""))
+        findings.append(Finding.from_meta(CLEARTEXT, "fail", title, [server, client], g["ev"].items,
+                                          protocol=proto, port=g["port"], users=users[:50],
+                                          events=g["ev"].events))
+    for (server, proto), ev in sorted(protected.items()):
+        findings.append(Finding.from_meta(
+            CLEARTEXT, "pass", f"Logins to {idx.label(server)} over {proto} are protected "
+                               f"({plural(ev.events, 'login')})", [server], ev.items,
+            protocol=proto, events=ev.events))
+    if not clear:
+        n = sum(o.count for o in idx.obs("credential"))
+        findings.append(Finding.from_meta(
+            CLEARTEXT, "pass", "No credential was seen crossing the network in clear text"
+                               + (f" ({plural(n, 'login')} seen, all protected)" if n else ""),
+            [], logins_seen=n))
+    return findings

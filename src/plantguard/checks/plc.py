@@ -1,0 +1,173 @@
+"""RBAC for PLC changes: writes, configuration changes, program and firmware downloads and
+run/stop commands that reach a controller from a host that is not an authorised engineering
+station, and program changes outside the declared maintenance windows.
+Input: `operation` observations (category per OP_CATEGORIES), asset roles, the site's stations."""
+from __future__ import annotations
+
+from collections import Counter
+
+from plantguard.checks._common import INDUSTRIAL_PROTOCOLS, EvidenceLog, index, plural
+from plantguard.checks.base import CheckMeta, Finding
+from plantguard.checks.registry import NotRun, check
+from plantguard.model import PROGRAM_CATEGORIES, WRITE_CATEGORIES
+
+UNAUTHORIZED_WRITE = CheckMeta(
+    id="plc.unauthorized-write",
+    title="Controller writes from unauthorised hosts",
+    practice="rbac-plc-changes",
+    severity="high",
+    risk="A host that is not an engineering station writing set-points, outputs or configuration "
+         "to a controller can change the physical process; industrial protocols accept such "
+         "writes from anyone who can reach the port.",
+    remediation="Allow writes to controllers only from the declared engineering stations "
+                "(firewall or protocol-aware filter at the control zone), enable the controller's "
+                "write protection / access levels, and investigate the writing host.",
+    controls={"iec62443-3-3": ("SR 2.1", "SR 1.2", "SR 3.1"),
+              "nist-800-53r5": ("AC-3", "AC-6", "CM-5"),
+              "iso27001-2022": ("A.8.2", "A.8.3", "A.5.15")},
+    attack=("T0855", "T0836", "T0831"),
+)
+
+UNAUTHORIZED_PROGRAM = CheckMeta(
+    id="plc.unauthorized-program-change",
+    title="Program, firmware or run-state changes from unauthorised hosts",
+    practice="rbac-plc-changes",
+    severity="critical",
+    risk="Downloading logic or firmware, or stopping a controller, from an unauthorised host is "
+         "how the most damaging ICS attacks changed processes; it may also be an unmanaged "
+         "laptop making untracked changes.",
+    remediation="Permit program, firmware and run/stop operations only from the declared "
+                "engineering stations, protect the controller with a password / key switch in RUN, "
+                "and route every change through change management.",
+    controls={"iec62443-3-3": ("SR 2.1", "SR 3.4", "SR 1.2"),
+              "nist-800-53r5": ("AC-3", "CM-5", "CM-3", "SI-7"),
+              "iso27001-2022": ("A.8.2", "A.8.19", "A.8.32")},
+    attack=("T0843", "T0845", "T0839", "T0858", "T0889"),
+)
+
+OUTSIDE_WINDOW = CheckMeta(
+    id="plc.change-outside-window",
+    title="Controller program changes outside maintenance windows",
+    practice="rbac-plc-changes",
+    severity="medium",
+    risk="Program, firmware and run-state changes outside the agreed maintenance windows escape "
+         "change management, even when they come from an authorised station.",
+    remediation="Schedule controller changes inside the site's maintenance windows, or record the "
+                "emergency change; check that this change was approved.",
+    controls={"iec62443-3-3": ("SR 2.1", "SR 2.8"),
+              "nist-800-53r5": ("CM-3", "CM-5"),
+              "iso27001-2022": ("A.8.32",)},
+    attack=("T0843", "T0858"),
+    needs_site=True,
+)
+
+STATIONS_NOTE = "no authorised engineering stations are declared (site file: engineering_workstations)"
+
+
+def _ops(idx, categories: frozenset) -> list:
+    return [o for o in idx.obs("operation")
+            if o.data.get("category") in categories and o.dst and idx.is_controller(o.dst, o.proto)]
+
+
+def _op_text(o) -> str:
+    d = o.data
+    name = d.get("name") or (f"code {d.get('code')}" if d.get("code") is not None else d.get("category"))
+    detail = d.get("detail")
+    return f"{o.proto} {name} ({d.get('category')})" + (f": {str(detail)[:80]}" if detail else "")
+
+
+def _industrial_flows(idx) -> int:
+    return sum(1 for f in idx.flows if (f.app or "") in INDUSTRIAL_PROTOCOLS)
+
+
+def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Finding]:
+    idx = index(ctx)
+    site = idx.site
+    stations_declared = bool(site is not None and site.engineering_workstations)
+    bad: dict[tuple, dict] = {}
+    good: dict[str, dict] = {}
+    for o in _ops(idx, categories):
+        authorised = stations_declared and site.is_engineering_workstation(o.src)
+        if authorised:
+            g = good.setdefault(o.dst, {"ev": EvidenceLog(), "stations": set(), "names": Counter()})
+            g["stations"].add(o.src)
+        else:
+            g = bad.setdefault((o.src, o.dst, o.proto), {"ev": EvidenceLog(), "names": Counter()})
+        g["names"][o.data.get("name") or o.data.get("category")] += o.count
+        g["ev"].add_obs(o, f"{_op_text(o)} from {o.src} to {o.dst}")
+    if not bad and not good:
+        n = _industrial_flows(idx)
+        if not n:
+            raise NotRun("no industrial protocol traffic was seen in the captures")
+        return [Finding.from_meta(meta, "pass", f"No {noun} to a controller was seen in "
+                                                f"{plural(n, 'industrial flow')}", [], industrial_flows=n)]
+    findings = []
+    for (client, server, proto), g in sorted(bad.items()):
+        n = g["ev"].events
+        ops = ", ".join(f"{name} x{c}" for name, c in g["names"].most_common(4))
+        if stations_declared:
+            title = (f"{plural(n, noun)} to {idx.label(server)} over {proto} from {idx.label(client)}, "
+                     f"which is not an authorised engineering station ({ops})")
+            sev = None
+        else:
+            title = (f"{plural(n, noun)} to {idx.label(server)} over {proto} from {idx.label(client)} "
+                     f"cannot be verified: {STATIONS_NOTE} ({ops})")
+            sev = "medium"
+        findings.append(Finding.from_meta(
+            meta, "fail", title, [server, client], g["ev"].items, severity=sev, protocol=proto,
+            operations=dict(g["names"].most_common(20)), authorised_stations_declared=stations_declared,
+            events=n, first=g["ev"].first, last=g["ev"].last))
+    for server, g in sorted(good.items()):
+        n = g["ev"].events
+        findings.append(Finding.from_meta(
+            meta, "pass", f"All {plural(n, noun)} to {idx.label(server)} came from authorised stations "
+                          f"({', '.join(sorted(g['stations']))})", [server], g["ev"].items,
+            operations=dict(g["names"].most_common(20)), stations=sorted(g["stations"]), events=n))
+    return findings
+
+
+@check(UNAUTHORIZED_WRITE)
+def unauthorized_write(ctx) -> list[Finding]:
+    return _rbac(ctx, UNAUTHORIZED_WRITE, WRITE_CATEGORIES, "write")
+
+
+@check(UNAUTHORIZED_PROGRAM)
+def unauthorized_program_change(ctx) -> list[Finding]:
+    return _rbac(ctx, UNAUTHORIZED_PROGRAM, PROGRAM_CATEGORIES, "program change")
+
+
+@check(OUTSIDE_WINDOW)
+def change_outside_window(ctx) -> list[Finding]:
+    idx = index(ctx)
+    site = idx.site
+    if not site.maintenance_windows:
+        raise NotRun("the site file declares no maintenance windows")
+    ops = _ops(idx, PROGRAM_CATEGORIES)
+    if not ops:
+        raise NotRun("no program, firmware or run/stop operation to a controller was seen")
+    outside: dict[tuple, dict] = {}
+    inside = 0
+    for o in ops:
+        z = site.zone_of(o.dst, o.vlan)
+        zname = z.name if z is not None else None
+        # a folded observation spans first..last: judge both ends
+        times = [o.ts] + ([o.last_ts] if o.last_ts and o.last_ts != o.ts else [])
+        if all(site.maintenance_window_at(t, zname) is not None for t in times):
+            inside += o.count
+            continue
+        g = outside.setdefault((o.src, o.dst), {"ev": EvidenceLog(), "names": Counter(), "zone": zname})
+        g["names"][o.data.get("name") or o.data.get("category")] += o.count
+        g["ev"].add_obs(o, f"{_op_text(o)} from {o.src} to {o.dst} outside maintenance windows")
+    findings = []
+    for (client, server), g in sorted(outside.items()):
+        ops_text = ", ".join(f"{n} x{c}" for n, c in g["names"].most_common(4))
+        findings.append(Finding.from_meta(
+            OUTSIDE_WINDOW, "fail",
+            f"{plural(g['ev'].events, 'program change')} to {idx.label(server)} from {client} outside "
+            f"every maintenance window ({ops_text})", [server, client], g["ev"].items,
+            zone=g["zone"], operations=dict(g["names"]), events=g["ev"].events))
+    if not outside:
+        findings.append(Finding.from_meta(
+            OUTSIDE_WINDOW, "pass", f"All {plural(inside, 'program change')} to controllers happened "
+                                    "inside maintenance windows", [], events=inside))
+    return findings

@@ -1,0 +1,95 @@
+"""Finds the check modules and runs their checks.
+
+A check is a function `fn(ctx: AssessContext) -> list[Finding]` registered with `@check(meta)`.
+Modules in this package are discovered automatically (names starting with "_" and the base and
+registry modules are not check modules). A check that cannot decide raises NotRun(reason); one
+that needs a site file says so in its metadata (needs_site) and is skipped without one.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from typing import Callable
+
+from plantguard.checks.base import AssessContext, CheckMeta, Finding
+
+log = logging.getLogger(__name__)
+
+_NOT_CHECK_MODULES = {"base", "registry"}
+_CHECKS: dict[str, tuple[CheckMeta, Callable]] = {}
+_LOAD_ERRORS: list[dict[str, str]] = []
+_loaded = False
+
+NO_SITE_REASON = "needs a site file (--site site.yaml)"
+
+
+class NotRun(Exception):
+    """Raised by a check that cannot decide on this input; the message says why."""
+
+
+def check(meta: CheckMeta):
+    """Register `fn` as the check `meta.id`."""
+    def register(fn):
+        if meta.id in _CHECKS and _CHECKS[meta.id][1] is not fn:
+            raise ValueError(f"check ID {meta.id} registered twice")
+        _CHECKS[meta.id] = (meta, fn)
+        fn.meta = meta
+        return fn
+    return register
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import plantguard.checks as pkg
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name in _NOT_CHECK_MODULES or info.name.startswith("_"):
+            continue
+        try:
+            importlib.import_module(f"plantguard.checks.{info.name}")
+        except Exception as exc:  # one broken module must not stop the others
+            log.exception("check module %s failed to load", info.name)
+            _LOAD_ERRORS.append({"check": f"{info.name}.*",
+                                 "reason": f"check module failed to load: {type(exc).__name__}: {exc}"})
+
+
+def all_checks() -> list[tuple[CheckMeta, Callable]]:
+    _load()
+    return [_CHECKS[k] for k in sorted(_CHECKS)]
+
+
+def check_meta(check_id: str) -> CheckMeta | None:
+    _load()
+    hit = _CHECKS.get(check_id)
+    return hit[0] if hit else None
+
+
+def has_site(ctx: AssessContext) -> bool:
+    return ctx.site is not None and not getattr(ctx.site, "inferred", False)
+
+
+def run_checks(ctx: AssessContext, only: set[str] | None = None) -> tuple[list[Finding], list[dict]]:
+    """Run every registered check (or those in `only`). Returns (findings, not_run) where not_run
+    lists {"check", "reason"} for checks that could not decide. Never raises."""
+    findings: list[Finding] = []
+    not_run: list[dict] = list(_LOAD_ERRORS) if only is None else []
+    for meta, fn in all_checks():
+        if only is not None and meta.id not in only:
+            continue
+        if meta.needs_site and not has_site(ctx):
+            not_run.append({"check": meta.id, "reason": NO_SITE_REASON})
+            continue
+        try:
+            out = fn(ctx) or []
+        except NotRun as nr:
+            not_run.append({"check": meta.id, "reason": str(nr)})
+            continue
+        except Exception as exc:  # a bug in one check must not lose the others' findings
+            log.exception("check %s failed", meta.id)
+            not_run.append({"check": meta.id, "reason": f"internal error: {type(exc).__name__}: {exc}"})
+            continue
+        findings.extend(f for f in out if f.status in ("pass", "fail"))
+    return findings, not_run
