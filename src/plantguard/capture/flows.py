@@ -264,14 +264,17 @@ class FlowTable:
         victims = act[np.argpartition(self.last_seq[act], k - 1)[:k]] if k < len(act) else act
         if self.on_evict is not None:
             self.on_evict(victims)
-        for f, row in zip(self._build(victims, modules, captures, aggregate=True), victims.tolist()):
-            self._fold_other(f)
-            hv = int(self.h[row])
+        self._aggregate(victims, modules, captures)
+        for row in victims.tolist():
             if row in self.in_exact:
                 self.in_exact.discard(row)
                 self.exact = {k2: v for k2, v in self.exact.items() if v != row}
-            elif self.index.get(hv) == row:
-                del self.index[hv]
+        hs = self.h[victims].tolist()
+        index = self.index
+        for hv, row in zip(hs, victims.tolist()):
+            if index.get(hv) == row:
+                del index[hv]
+        for row in victims.tolist():
             self.ops.pop(row, None)
         self.active[victims] = False
         self.free.extend(victims.tolist())
@@ -279,30 +282,82 @@ class FlowTable:
         self.evicted += len(victims)
         return len(victims)
 
-    def _fold_other(self, f: Flow) -> None:
-        key = (f.l4, f.client, f.server, f.port, f.vlan, f.app)
-        if len(self.other) >= max(1000, self.max_flows // 10) and key not in self.other:
-            # too many aggregates already: one per service port
-            f.server = _net(f.server, coarse=True)
-            key = (f.l4, f.client, f.server, f.port, f.vlan, f.app)
-        o = self.other.get(key)
-        if o is None:
-            f.client_port = 0
-            f.client_mac = None
-            f.server_mac = f.server_mac if "/" not in f.server else None
-            self.other[key] = f
-            return
-        o.packets += f.packets
-        o.bytes += f.bytes
-        o.packets_to_server += f.packets_to_server
-        o.bytes_to_server += f.bytes_to_server
-        o.first = min(o.first, f.first)
-        o.last = max(o.last, f.last)
-        for cat, n in f.operations.items():
-            o.operations[cat] = o.operations.get(cat, 0) + n
+    def _aggregate(self, v: np.ndarray, modules: list, captures: list[str]) -> None:
+        """Add evicted flows to aggregates keyed by (protocol, VLAN, client /24 or /64, server,
+        server port, app), summing their counters with array operations."""
+        cia = self.client_is_a[v]
+        k0 = self.k0[v]
+        ver = (k0 >> np.uint64(8)) & np.uint64(0xF)
+        c_hi = np.where(cia, self.k1[v], self.k3[v])
+        c_lo = np.where(cia, self.k2[v], self.k4[v])
+        s_hi = np.where(cia, self.k3[v], self.k1[v])
+        s_lo = np.where(cia, self.k4[v], self.k2[v])
+        sport = np.where(cia, k0 >> np.uint64(48), (k0 >> np.uint64(32)) & np.uint64(0xFFFF))
+        v4 = ver == 4
+        n_hi = np.where(v4, np.uint64(0), c_hi)
+        n_lo = np.where(v4, c_lo & np.uint64(0xFFFFFF00), np.uint64(0))
+        head = (k0 & np.uint64(0x1FFFFFF)) | (sport << np.uint64(32))
+        keys = (head, n_hi, n_lo, s_hi, s_lo, (self.module[v].astype(np.int64) + 1).astype(np.uint64))  # app index + 1
+        g = group_rows(hash_keys(keys), keys)
+        o = g.order
+        st = g.starts
+        sums = {name: np.add.reduceat(self.cols[name][v][o], st)
+                for name in ("packets", "bytes", "pts", "bts")}
+        first = np.minimum.reduceat(self.first[v][o], st)
+        last = np.maximum.reduceat(self.last[v][o], st)
+        rep = g.first
+        key_lists = [k[rep].tolist() for k in keys]
+        smacs = self.smac[v][rep].tolist()
+        caps = self.cap_idx[v][rep].tolist()
+        ffs = self.first_frame[v][rep].tolist()
+        vals = [sums[n].tolist() for n in ("packets", "bytes", "pts", "bts")] + [first.tolist(), last.tolist()]
+        bucket_of_group = []
+        limit = max(1000, self.max_flows // 10)
+        for gi in range(len(g)):
+            head_v, nh, nl, sh, sl, mod = (kl[gi] for kl in key_lists)
+            key = (head_v, nh, nl, sh, sl, mod)
+            f = self.other.get(key)
+            if f is None and len(self.other) >= limit:
+                key = (head_v & 0xFFFFFFFFFFFF, 0, 0, 0, 0, mod)      # one per service port
+                f = self.other.get(key)
+            if f is None:
+                f = self._new_aggregate(key, head_v, nh, nl, sh, sl, mod, smacs[gi], modules,
+                                        captures[caps[gi]], ffs[gi], vals[4][gi])
+                self.other[key] = f
+            f.packets += vals[0][gi]
+            f.bytes += vals[1][gi]
+            f.packets_to_server += vals[2][gi]
+            f.bytes_to_server += vals[3][gi]
+            f.first = min(f.first, vals[4][gi])
+            f.last = max(f.last, vals[5][gi])
+            bucket_of_group.append(f)
+        if self.ops:
+            gid = g.gid.tolist()
+            for i, row in enumerate(v.tolist()):
+                d = self.ops.get(row)
+                if d:
+                    b = bucket_of_group[gid[i]]
+                    for cat, cnt in d.items():
+                        b.operations[cat] = b.operations.get(cat, 0) + cnt
+
+    @staticmethod
+    def _new_aggregate(key, head, nh, nl, sh, sl, mod, smac, modules, capture, first_frame, first) -> Flow:
+        l4 = head & 0xFF
+        ver = (head >> 8) & 0xF
+        vlan = ((head >> 12) & 0x1FFF) - 1
+        port = (head >> 32) & 0xFFFF
+        coarse = key[1:5] == (0, 0, 0, 0) and (nh, nl, sh, sl) != (0, 0, 0, 0)
+        if coarse:
+            client = server = "0.0.0.0/0" if ver == 4 else "::/0"
+        else:
+            client = ip_text(ver, nh, nl) + ("/24" if ver == 4 else "/64")
+            server = ip_text(ver, sh, sl)
+        return Flow("tcp" if l4 == 6 else "udp", client, server, 0, port, None if vlan < 0 else vlan,
+                    None, None if coarse else mac_text(smac), modules[mod - 1].NAME if mod > 0 else None,
+                    0, 0, 0, 0, first, first, capture, first_frame, {})
 
     # ---- output ----
-    def _build(self, rows: np.ndarray, modules: list, captures: list[str], aggregate=False) -> list[Flow]:
+    def _build(self, rows: np.ndarray, modules: list, captures: list[str]) -> list[Flow]:
         out = []
         k0 = self.k0[rows]
         l4s = (k0 & np.uint64(0xFF)).tolist()
@@ -322,8 +377,6 @@ class FlowTable:
                 client, cport, server, sport = a, aps[i], b, bps[i]
             else:
                 client, cport, server, sport = b, bps[i], a, aps[i]
-            if aggregate:
-                client = _net(client)
             f = Flow("tcp" if l4s[i] == 6 else "udp", client, server, cport, sport,
                      None if vlans[i] == 0 else vlans[i] - 1, mac_text(cmac), mac_text(smac),
                      modules[mod].NAME if mod >= 0 else None, pk, by, pts, bts, first, last,
@@ -336,15 +389,3 @@ class FlowTable:
         # first-seen order, as the reference lists them
         act = act[np.lexsort((self.first_frame[act], self.cap_idx[act]))]
         return self._build(act, modules, captures) + list(self.other.values())
-
-
-def _net(ip: str, coarse: bool = False) -> str:
-    """The aggregate an address falls into: its /24 (IPv4) or /64 (IPv6); coarse: /16 or /48."""
-    import ipaddress
-    if "/" in ip:
-        net = ipaddress.ip_network(ip, strict=False)
-        prefix = (16 if net.version == 4 else 48) if coarse else net.prefixlen
-        return str(net.supernet(new_prefix=min(prefix, net.prefixlen)))
-    addr = ipaddress.ip_address(ip)
-    prefix = (16 if coarse else 24) if addr.version == 4 else (48 if coarse else 64)
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
