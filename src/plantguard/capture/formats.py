@@ -287,7 +287,7 @@ def _pcapng_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk
             else:
                 offs.append(body + 20)
                 caps.append(cap)
-                wires.append(orig)
+                wires.append(min(orig, 0x7FFFFFFF))
                 tss.append(((hi << 32) | lo) * tsres[ifid] + tsoff[ifid])
                 lts.append(links[ifid])
         elif btype == 3 and body_end - body >= 4:  # Simple Packet Block: interface 0, no timestamp
@@ -296,7 +296,7 @@ def _pcapng_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk
                 cap = min(orig, body_end - body - 4)
                 offs.append(body + 4)
                 caps.append(cap)
-                wires.append(orig)
+                wires.append(min(orig, 0x7FFFFFFF))
                 tss.append(tss[-1] if tss else 0.0)
                 lts.append(links[0])
         off += blen
