@@ -104,14 +104,16 @@ def _parse_file(path: Path, batch: _Batch, rep: ImportReport, now: float) -> Non
             batch.sources.append({**src, "kind": "kev", "doc_id": "kev", "doc_date": cat.released,
                                   "records": len(cat.entries)})
             batch.kev = cat.entries
-            rep.add("kev entries", len(cat.entries), kind="kev")
+            rep.add("kev entries", 0, kind="kev")
+            rep.records["kev entries"] = len(cat.entries)     # a catalogue replaces, never adds
             return
         if is_epss_csv(head):
             date, rows = read_epss_csv(text)
             batch.sources.append({**src, "kind": "epss", "doc_id": "epss", "doc_date": date,
                                   "records": len(rows)})
             batch.epss = rows
-            rep.add("epss scores", len(rows), kind="epss")
+            rep.add("epss scores", 0, kind="epss")
+            rep.records["epss scores"] = len(rows)
             return
         raise ValueError("CSV is neither the KEV catalogue nor an EPSS score file")
     doc = json.loads(text)
@@ -128,7 +130,8 @@ def _parse_file(path: Path, batch: _Batch, rep: ImportReport, now: float) -> Non
         batch.sources.append({**src, "kind": "kev", "doc_id": "kev",
                               "doc_date": cat.released or cat.version, "records": len(cat.entries)})
         batch.kev = cat.entries
-        rep.add("kev entries", len(cat.entries), kind="kev")
+        rep.add("kev entries", 0, kind="kev")
+        rep.records["kev entries"] = len(cat.entries)
     elif is_nvd(doc):
         cves = read_nvd(doc)
         batch.sources.append({**src, "kind": "nvd", "doc_id": path.name,

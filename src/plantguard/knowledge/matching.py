@@ -84,6 +84,7 @@ class IndexedProduct:
     tokens: frozenset[str]
     families: frozenset[str]    # set only for family-level entries
     series: str | None
+    cpe_key: str | None = None  # "vendor:product" of a CPE-named product (NVD)
 
 
 @dataclass
@@ -189,6 +190,7 @@ class DeviceIdentity:
     firmware: str | None
     series: str | None
     families: set[str] = field(default_factory=set)
+    cpe_keys: set[str] = field(default_factory=set)     # "vendor:product" from a CPE the device states
 
     @classmethod
     def from_identity(cls, identity: dict, fallback_vendor: str | None = None) -> "DeviceIdentity":
@@ -225,6 +227,7 @@ class IntelIndex:
         self.by_model: dict[str, list[IndexedProduct]] = defaultdict(list)
         self.by_family: dict[str, list[IndexedProduct]] = defaultdict(list)
         self.by_vendor: dict[str | None, list[IndexedProduct]] = defaultdict(list)
+        self.by_cpe: dict[str, list[IndexedProduct]] = defaultdict(list)
         self.wild_models: list[tuple[str, IndexedProduct]] = []
         self.advisories: dict[str, dict] = {}
         self.vulns: dict[str, list[VulnInfo]] = defaultdict(list)
@@ -242,7 +245,7 @@ class IntelIndex:
                                         "source": a.source, "category": a.category}
             for p in conn.execute(select(AdvisoryProduct.__table__)).all():
                 idx.add_product(p.advisory_id, p.product_id, p.vendor, p.product_name, p.full_name,
-                                p.version_text, p.version_kind, p.model_numbers or [])
+                                p.version_text, p.version_kind, p.model_numbers or [], p.cpe)
             for v in conn.execute(select(AdvisoryVuln.__table__)).all():
                 idx.vulns[v.advisory_id].append(VulnInfo(
                     v.cve, v.title, v.cvss_score, v.cvss_vector, v.severity, v.cwe,
@@ -257,7 +260,7 @@ class IntelIndex:
         return idx
 
     def add_product(self, advisory_id, product_id, vendor, product_name, full_name, version_text,
-                    version_kind, model_numbers) -> IndexedProduct:
+                    version_kind, model_numbers, cpe: str | None = None) -> IndexedProduct:
         name = product_name or full_name or ""
         text = _norm(f"{product_name} {full_name}")
         rng = parse_range(version_text, exact=(version_kind == "exact")) if version_text else \
@@ -272,8 +275,10 @@ class IntelIndex:
         ser = _SERIES.search(text)
         p = IndexedProduct(advisory_id, product_id, vendor_key(vendor), vendor, name, text, rng, models,
                            frozenset(toks), frozenset(fams) if family_level else frozenset(),
-                           ser.group(1).upper() if ser else None)
+                           ser.group(1).upper() if ser else None, cpe_key(cpe))
         self.products.append(p)
+        if p.cpe_key:
+            self.by_cpe[p.cpe_key].append(p)
         for t in toks:
             self.by_token[t].append(p)
         for m in models:
@@ -298,6 +303,11 @@ class IntelIndex:
     # -- matching
     def candidates(self, dev: DeviceIdentity) -> Iterable[IndexedProduct]:
         seen: set[int] = set()
+        for k in dev.cpe_keys:
+            for p in self.by_cpe.get(k, ()):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield p
         keys_orders = [normalise_order_number(o) for o in dev.order_numbers]
         for o in keys_orders:
             for p in self.by_model.get(o, ()):
@@ -345,6 +355,9 @@ class IntelIndex:
                                f"advisory's {hit[1].upper()}")
             else:
                 return None   # both state an order number and they differ: another variant
+        if basis is None and p.cpe_key and p.cpe_key in dev.cpe_keys:
+            basis = "catalogue-number"
+            reasons.append(f"CPE vendor:product {p.cpe_key} equals the advisory's")
         if basis is None:
             dev_toks = set()
             for t in dev.texts + dev.order_numbers:
@@ -459,6 +472,15 @@ def _fix_from_remediations(rems: list[dict]) -> str | None:
             if m:
                 return m.group(1).rstrip(".")
     return None
+
+
+def cpe_key(cpe: str | None) -> str | None:
+    """"vendor:product" of a CPE 2.3 string (the part that names the product)."""
+    if not cpe or not str(cpe).startswith("cpe:2.3:"):
+        return None
+    from plantguard.knowledge.nvd import parse_cpe23
+    c = parse_cpe23(str(cpe))
+    return f"{c.vendor.lower()}:{c.product.lower()}" if c and c.vendor not in ("*", "-") else None
 
 
 def _is_wild(model: str) -> bool:
