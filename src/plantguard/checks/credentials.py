@@ -69,6 +69,13 @@ def _default_matches(o) -> tuple[list, str]:
     return match_login(user, secret, o.proto), "login"
 
 
+def _hide(text: str, secret: str | None) -> str:
+    """Vendor names in the lists sometimes contain the secret itself: mask it there too."""
+    if secret and len(secret) >= 3 and secret in text:
+        return text.replace(secret, mask(secret))
+    return text
+
+
 def _outcome(results: set) -> str:
     if "success" in results:
         return "accepted"
@@ -106,7 +113,12 @@ def default_credentials(ctx) -> list[Finding]:
     for (client, server, proto, user, secret), g in sorted(groups.items(), key=lambda kv: kv[0][:3]):
         outcome = _outcome(g["results"])
         where = g["matches"] if isinstance(g["matches"][0], str) else None
-        doc = where[0] if where else f"documented default for {describe(g['matches'])}"
+        if where:
+            doc = where[0]
+        elif any(m.source == "well-known" for m in g["matches"]):
+            doc = "factory default of most SNMP agents"
+        else:
+            doc = _hide(f"documented default for {describe(g['matches'])}", secret)
         shown = f"{user}/{mask(secret)}" if user else f"'{mask(secret)}'"
         if g["what"] == "anonymous login":
             shown = f"user '{user}'"
@@ -116,7 +128,7 @@ def default_credentials(ctx) -> list[Finding]:
         findings.append(Finding.from_meta(
             DEFAULT, "fail", title, [server, client], g["ev"].items, severity=sev,
             protocol=proto, port=g["port"], user=user or None, secret=mask(secret), outcome=outcome,
-            documented_for=[m if isinstance(m, str) else m.device for m in g["matches"][:10]],
+            documented_for=[_hide(m if isinstance(m, str) else m.device, secret) for m in g["matches"][:10]],
             events=g["ev"].events))
     if not findings:
         findings.append(Finding.from_meta(
@@ -135,8 +147,8 @@ def cleartext_credentials(ctx) -> list[Finding]:
     for o in idx.obs("credential"):
         d = o.data
         stype = d.get("secret_type")
-        if stype == "certificate":
-            continue
+        if stype in ("certificate", "anonymous"):
+            continue                 # no secret: anonymous FTP is judged by credentials.default
         secret = _secret(o)
         if d.get("cleartext") and (secret is not None or stype in ("password", "basic", "community", "token")):
             key = (o.src, o.dst, o.proto)
@@ -146,13 +158,13 @@ def cleartext_credentials(ctx) -> list[Finding]:
             g["types"].add(stype or "password")
             what = "community" if stype == "community" else f"user '{user}' password" if user else "secret"
             g["ev"].add_obs(o, f"{o.proto} {what} {mask(secret)} in clear from {o.src} to {o.dst}:{o.dport}")
-        elif d.get("cleartext") is False:
+        elif d.get("cleartext") is False and d.get("auth") is not False:
             ev = protected.setdefault((o.dst, o.proto), EvidenceLog())
             ev.add_obs(o, f"{o.proto} login from {o.src} to {o.dst}:{o.dport} ({stype or 'credential'}, protected)")
     findings = []
     for (client, server, proto), g in sorted(clear.items()):
         users = sorted(g["users"])
-        kind = "SNMP community" if g["types"] == {"community"} else "credentials"
+        kind = "community" if g["types"] == {"community"} else "credentials"
         title = (f"{proto.upper()} {kind} sent in clear text from {client} to {idx.label(server)}"
                  + (f" (users: {', '.join(users[:5])})" if users != ["(none)"] else ""))
         findings.append(Finding.from_meta(CLEARTEXT, "fail", title, [server, client], g["ev"].items,
@@ -164,9 +176,9 @@ def cleartext_credentials(ctx) -> list[Finding]:
                                f"({plural(ev.events, 'login')})", [server], ev.items,
             protocol=proto, events=ev.events))
     if not clear:
-        n = sum(o.count for o in idx.obs("credential"))
+        n = sum(ev.events for ev in protected.values())
         findings.append(Finding.from_meta(
             CLEARTEXT, "pass", "No credential was seen crossing the network in clear text"
-                               + (f" ({plural(n, 'login')} seen, all protected)" if n else ""),
-            [], logins_seen=n))
+                               + (f" ({plural(n, 'protected login')} seen)" if n else ""),
+            [], protected_logins=n))
     return findings

@@ -47,6 +47,7 @@ WEAK_TLS = CheckMeta(
 TELEMETRY_APPS = {"mqtt": "MQTT", "coap": "CoAP", "amqp": "AMQP", "http": "HTTP"}
 SENSING_ROLES = frozenset({"sensor", "gateway", "io-device"})
 MQTT_TLS_PORTS = frozenset({8883})
+EXPIRES_SOON_DAYS = 30
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,34 +229,51 @@ def _iso_time(text) -> float | None:
 
 
 def certificate_problems(o) -> list[tuple[str, str]]:
-    """(problem, severity) for one certificate observation, judged at the time it was seen."""
+    """(problem, severity) for one certificate observation, judged at the time it was seen.
+    The server's own certificate (chain position 0) is judged in full; CA certificates further
+    up the chain only for validity dates (a root is self-signed by design)."""
     d = o.data
+    leaf = int(d.get("position") or 0) == 0 if str(d.get("position") or "0").isdigit() else True
     out = []
+    if not leaf and d.get("self_signed"):
+        return out
+    who = "certificate" if leaf else f"CA certificate #{d.get('position')}"
     not_after = _iso_time(d.get("not_after"))
     not_before = _iso_time(d.get("not_before"))
     if not_after is not None and o.ts and not_after < o.ts:
-        out.append((f"certificate expired on {str(d.get('not_after'))[:10]}", "medium"))
+        out.append((f"{who} expired on {str(d.get('not_after'))[:10]}", "medium"))
+    elif not_after is not None and o.ts and not_after < o.ts + EXPIRES_SOON_DAYS * 86400:
+        out.append((f"{who} expires on {str(d.get('not_after'))[:10]}, within {EXPIRES_SOON_DAYS} days", "low"))
     if not_before is not None and o.ts and not_before > o.ts:
-        out.append((f"certificate not valid before {str(d.get('not_before'))[:10]}", "low"))
+        out.append((f"{who} not valid before {str(d.get('not_before'))[:10]}", "low"))
+    if not leaf:
+        return out
     if d.get("self_signed"):
         out.append(("self-signed certificate", "low"))
-    bits = d.get("key_bits")
     ktype = str(d.get("key_type") or "").lower()
     try:
-        bits = int(bits) if bits is not None else None
+        bits = int(d["key_bits"]) if d.get("key_bits") is not None else None
     except (TypeError, ValueError):
         bits = None
     if bits is not None:
-        if ("rsa" in ktype or "dsa" in ktype or not ktype) and bits < 2048 and "ec" not in ktype:
+        if ktype.startswith("ec") or ktype in ("ed25519", "ed448"):
+            if bits < 224:
+                out.append((f"{bits}-bit EC key", "medium"))
+        elif bits < 2048:
             out.append((f"{bits}-bit {ktype.upper() or 'RSA'} key", "high" if bits < 1024 else "medium"))
-        elif ("ec" in ktype) and bits < 224:
-            out.append((f"{bits}-bit EC key", "medium"))
-    sig = str(d.get("sig_alg") or "").lower()
+    sig = str(d.get("sig_alg") or "").lower().replace("-", "")
     if "md5" in sig or "md2" in sig:
         out.append((f"certificate signed with {d.get('sig_alg')}", "medium"))
-    elif "sha1" in sig.replace("-", ""):
+    elif "sha1" in sig:
         out.append((f"certificate signed with {d.get('sig_alg')}", "low"))
     return out
+
+
+def _offered(d) -> list[tuple[int, int]]:
+    vs = [tls_version(v) for v in (d.get("offered_versions") or [])]
+    vs.append(tls_version(d.get("client_version")))
+    vs.append(tls_version(d.get("version")))
+    return [v for v in vs if v is not None]
 
 
 @check(WEAK_TLS)
@@ -273,8 +291,12 @@ def weak_tls(ctx) -> list[Finding]:
     for o in idx.obs("tls"):
         key = server_of(o)
         e = entry(key)
-        v = tls_version(o.data.get("version"))
+        v = tls_version(o.data.get("version") or o.data.get("version_code"))
         if o.subject == "src":               # ServerHello: what was negotiated
+            dh = o.data.get("dh_bits")
+            if isinstance(dh, int) and not isinstance(dh, bool) and dh < 2048:
+                e["problems"].setdefault(f"{dh}-bit Diffie-Hellman group", "high" if dh < 1024 else "medium")
+                e["ev"].add_obs(o, f"{key[0]}:{key[1]} key exchange with a {dh}-bit DH group")
             if v is not None:
                 e["versions"].add(v)
                 if v < (3, 3):
@@ -286,11 +308,15 @@ def weak_tls(ctx) -> list[Finding]:
             if c is not None:
                 e["ciphers"].add(str(c))
                 weak = cipher_weakness(c)
+                if weak is None and o.data.get("weak_cipher"):
+                    weak = ("weak cipher suite", "medium")
                 if weak:
                     e["problems"].setdefault(f"{weak[0]} ({c})", weak[1])
                     e["ev"].add_obs(o, f"{key[0]}:{key[1]} selected cipher suite {c}")
-        elif v is not None:                  # ClientHello: the best the client offered
-            e["offered"].add(v)
+        else:                                # ClientHello: the best the client offered
+            offered = _offered(o.data)
+            if offered:
+                e["offered"].add(max(offered))
     for o in idx.obs("certificate"):
         key = server_of(o)
         e = entry(key)

@@ -29,7 +29,7 @@ INSECURE_SERVICES = {
     "ftp": ("FTP", "high", "SFTP or FTPS"),
     "tftp": ("TFTP", "high", "an authenticated, encrypted transfer"),
     "http": ("HTTP (no TLS)", "medium", "HTTPS"),
-    "snmp": ("SNMPv1/v2c", "medium", "SNMPv3 with authPriv"),
+    "snmp": ("SNMPv1/v2c (or SNMPv3 without authentication)", "medium", "SNMPv3 with authPriv"),
     "vnc": ("VNC", "high", "a remote-access gateway with MFA, or VNC over SSH/TLS"),
     "rfb": ("VNC", "high", "a remote-access gateway with MFA, or VNC over SSH/TLS"),
     "rlogin": ("rlogin", "high", "SSH"),
@@ -52,7 +52,8 @@ def _snmp_servers(idx) -> tuple[set, set]:
             (old if v in INSECURE_SNMP_VERSIONS else v3 if "3" in v else set()).add(o.subject_ip)
     for o in idx.obs("credential"):
         if o.proto == "snmp":
-            (old if o.data.get("secret_type") == "community" else v3).add(o.dst)
+            no_auth = o.data.get("secret_type") == "usm" and o.data.get("auth") is False
+            (old if o.data.get("secret_type") == "community" or no_auth else v3).add(o.dst)
     return old, v3
 
 
@@ -60,6 +61,9 @@ def _snmp_servers(idx) -> tuple[set, set]:
 def insecure_services(ctx) -> list[Finding]:
     idx = index(ctx)
     snmp_old, _snmp_v3 = _snmp_servers(idx)
+    # FTP sessions upgraded with AUTH TLS (FTPS): (server, client, client port)
+    upgraded = {(o.src, o.dst, o.dport) if o.subject == "src" else (o.dst, o.src, o.sport)
+                for o in idx.obs("session") if o.data.get("encrypted") is True}
     groups: dict[tuple, dict] = {}
     offered: set[str] = set()
 
@@ -78,6 +82,8 @@ def insecure_services(ctx) -> list[Finding]:
         offered.add(server)
         name = str(o.data.get("name") or o.proto or "").lower()
         if name not in INSECURE_SERVICES or (name == "snmp" and server not in snmp_old):
+            continue
+        if (server, o.dst if o.subject == "src" else o.src, o.dport if o.subject == "src" else o.sport) in upgraded:
             continue
         g = group(server, name, o.l4, o.subject_port)
         g["confirmed"] = True
@@ -99,6 +105,8 @@ def insecure_services(ctx) -> list[Finding]:
             name = PORT_FALLBACK.get((f.l4, f.port), "")
             by_port = bool(name)
         if name not in INSECURE_SERVICES or (name == "snmp" and server not in snmp_old):
+            continue
+        if (server, f.client, f.client_port) in upgraded:
             continue
         g = group(server, name, f.l4, f.port)
         g["confirmed"] |= not by_port

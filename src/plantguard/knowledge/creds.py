@@ -23,6 +23,8 @@ class DefaultCredential:
 
     @property
     def device(self) -> str:
+        if self.product.lower().startswith(self.vendor.lower()):
+            return self.product
         return f"{self.vendor} {self.product}".strip()
 
 
