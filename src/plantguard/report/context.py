@@ -1,0 +1,282 @@
+"""Reads the contract dict defensively and shapes what the HTML and Markdown reports show: plain
+sentences first, then the detail. Anything missing or malformed becomes empty, never an error."""
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from typing import Any
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+HORIZONS = ("immediate", "1-3 months", "3+ months")
+HORIZON_TITLES = {"immediate": "Now", "1-3 months": "Next 1–3 months", "3+ months": "Later (3+ months)"}
+FRAMEWORK_ORDER = ("iec62443-3-3", "nist-800-53r5", "nist-800-82r3-ot", "iso27001-2022", "attack-ics")
+STATUS_WORDS = {"fail": "Gap found", "pass": "Evidence OK", "attested": "Declared by site", "none": "No evidence"}
+MAX_EVIDENCE_SHOWN = 20
+
+# practice key -> (plain name, what it means)
+PRACTICES: dict[str, tuple[str, str]] = {
+    "inventory": ("Know every device", "every device on the plant network is known and identified"),
+    "default-credentials": ("No factory passwords", "no device accepts its vendor's default login, no password travels in clear"),
+    "unnecessary-services": ("Only the services needed", "no Telnet, FTP, plain HTTP or old SNMP left running"),
+    "segmentation": ("Separated networks", "traffic between zones follows the declared conduits"),
+    "vlan-separation": ("Separate VLANs", "sensing and control devices do not share VLANs"),
+    "deny-all-outbound": ("Outbound traffic restricted", "plant zones reach only the destinations they need"),
+    "air-gap": ("No direct internet", "plant devices do not talk to the internet"),
+    "encrypted-communications": ("Encrypted communication", "telemetry and management traffic use sound TLS"),
+    "encryption": ("Encrypted communication", "telemetry and management traffic use sound TLS"),
+    "rbac-plc-changes": ("Authorised controller changes", "only engineering stations write to or reprogram controllers"),
+    "zero-trust": ("Authenticated control traffic", "control commands crossing zones are authenticated"),
+    "zerotrust": ("Authenticated control traffic", "control commands crossing zones are authenticated"),
+    "patch-management": ("Patched devices", "no device runs firmware with published vulnerabilities"),
+    "sbom": ("Software bills of materials", "every device has a complete SBOM without vulnerable components"),
+    "sbom-procurement": ("Software bills of materials", "every device has a complete SBOM without vulnerable components"),
+    "monitoring": ("Monitoring", "the plant network is watched for attacks"),
+}
+ZONE_KIND_WORDS = {"it": "office IT", "guest": "guest network", "dmz": "DMZ", "ot-control": "OT control zone",
+                   "ot-sensing": "OT sensing zone", "ot-safety": "OT safety zone", "ot-supervisory": "OT supervisory zone",
+                   "internet": "outside the plant", "inferred": "zone inferred from traffic",
+                   "unzoned": "in no declared zone"}
+FRAMEWORK_SHORT = {"iec62443-3-3": "IEC 62443-3-3", "nist-800-53r5": "NIST SP 800-53", "iso27001-2022": "ISO/IEC 27001"}
+ATTESTATION_WORDS = {"yes": "In place", "partial": "Partly in place", "no": "Not in place"}
+HEADER_WORDS = {"cves": "CVEs", "cve": "CVE", "kev": "Known exploited", "ip": "IP", "fixed_in": "Fixed in",
+                "sbom": "SBOM", "epss": "EPSS", "cvss": "CVSS"}
+
+
+def as_list(v: Any) -> list:
+    return list(v) if isinstance(v, (list, tuple)) else []
+
+
+def as_dict(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def text(v: Any) -> str:
+    """A scalar as display text; containers and None as empty."""
+    if v is None or isinstance(v, (dict, list, tuple, set)):
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
+
+
+def num(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def joined(v: Any, sep: str = ", ") -> str:
+    if isinstance(v, (list, tuple, set)):
+        return sep.join(text(x) for x in v if text(x))
+    return text(v)
+
+
+def severity(v: Any) -> str:
+    s = text(v).lower()
+    return s if s in SEVERITY_ORDER else "info"
+
+
+def practice_name(key: str) -> str:
+    if key in PRACTICES:
+        return PRACTICES[key][0]
+    return key.replace("-", " ").replace("_", " ").capitalize() if key else "Other"
+
+
+def short_time(iso: Any) -> str:
+    """'2024-03-04T08:00:00.123456Z' -> '2024-03-04 08:00:00 UTC' (unknown shapes unchanged)."""
+    s = text(iso)
+    if len(s) >= 19 and s[10] == "T":
+        return f"{s[:10]} {s[11:19]} UTC"
+    return s
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def evidence_rows(f: dict) -> list[dict]:
+    out = []
+    for e in as_list(f.get("evidence"))[:MAX_EVIDENCE_SHOWN]:
+        e = as_dict(e)
+        out.append({"capture": text(e.get("capture")), "frame": text(e.get("frame")),
+                    "time": short_time(e.get("time")), "detail": text(e.get("detail"))})
+    return out
+
+
+def finding_row(f: dict) -> dict:
+    controls = as_dict(f.get("controls"))
+    ev = evidence_rows(f)
+    total = num(f.get("evidence_total")) or len(as_list(f.get("evidence")))
+    return {
+        "check": text(f.get("check")), "status": text(f.get("status")), "severity": severity(f.get("severity")),
+        "title": text(f.get("title")) or text(f.get("check")), "assets": [text(a) for a in as_list(f.get("assets")) if text(a)],
+        "practice": practice_name(text(f.get("practice"))), "remediation": text(f.get("remediation")),
+        "evidence": ev, "evidence_total": max(total, len(ev)),
+        "controls": [(FRAMEWORK_SHORT[fw], joined(controls.get(fw))) for fw in ("iec62443-3-3", "nist-800-53r5", "iso27001-2022")
+                     if joined(controls.get(fw))],
+        "attack": joined(f.get("attack")),
+    }
+
+
+def build(contract: Any) -> dict[str, Any]:
+    c = as_dict(contract)
+    findings = [as_dict(f) for f in as_list(c.get("findings"))]
+    fails = [finding_row(f) for f in findings if f.get("status") == "fail"]
+    fails.sort(key=lambda r: SEVERITY_ORDER.index(r["severity"]))
+    passes = [finding_row(f) for f in findings if f.get("status") == "pass"]
+    sev_counts = Counter(r["severity"] for r in fails)
+    assets = [asset_row(as_dict(a)) for a in as_list(c.get("assets"))]
+    captures = [as_dict(x) for x in as_list(c.get("captures"))]
+    packets = sum(num(x.get("packets")) for x in captures)
+    firsts = sorted(text(x.get("first")) for x in captures if text(x.get("first")))
+    lasts = sorted(text(x.get("last")) for x in captures if text(x.get("last")))
+    ctx = {
+        "version": text(c.get("plantguard")), "site": text(c.get("site")) or "Unnamed site",
+        "organization_size": text(c.get("organization_size")),
+        "captures": [{"path": text(x.get("path")), "packets": num(x.get("packets")),
+                      "first": short_time(x.get("first")), "last": short_time(x.get("last")),
+                      "warnings": [text(w) for w in as_list(x.get("warnings")) if text(w)]} for x in captures],
+        "period": (short_time(firsts[0]), short_time(lasts[-1])) if firsts and lasts else None,
+        "packets": packets, "fails": fails, "passes": passes,
+        "severity_counts": [(s, sev_counts.get(s, 0)) for s in SEVERITY_ORDER[:4]],
+        "practices": practices(findings),
+        "assets": assets,
+        "not_run": [{"check": text(as_dict(n).get("check")), "reason": text(as_dict(n).get("reason"))}
+                    for n in as_list(c.get("checks_not_run"))],
+        "roadmap": roadmap(as_dict(c.get("roadmap"))),
+        "patch_plan": patch_plan(as_list(c.get("patch_plan"))),
+        "compliance": compliance(as_dict(c.get("compliance"))),
+        "attestations": [attestation_row(as_dict(a)) for a in as_list(c.get("attestations"))],
+        "notes": [text(n) for n in as_list(c.get("notes")) if text(n)],
+        "counters": [(text(k), text(v)) for k, v in as_dict(c.get("counters")).items() if text(v)][:40],
+    }
+    ctx["headline"] = headline(ctx)
+    return ctx
+
+
+def headline(ctx: dict) -> str:
+    n_fail = len(ctx["fails"])
+    parts = []
+    if ctx["packets"] or ctx["captures"]:
+        parts.append(f"We examined {plural(ctx['packets'], 'packet')} from {plural(len(ctx['captures']), 'capture')}"
+                     + (f" ({ctx['period'][0]} to {ctx['period'][1]})" if ctx["period"] else "")
+                     + f" and found {plural(len(ctx['assets']), 'device')}.")
+    if n_fail:
+        sev = ", ".join(f"{n} {s}" for s, n in ctx["severity_counts"] if n)
+        parts.append(f"{plural(n_fail, 'problem')} {'needs' if n_fail == 1 else 'need'} attention"
+                     + (f" ({sev})." if sev else "."))
+    elif ctx["passes"]:
+        parts.append("No problems were found by the checks that ran.")
+    else:
+        parts.append("No check produced a result, so nothing can be said about the plant yet.")
+    if ctx["passes"]:
+        parts.append(f"{plural(len(ctx['passes']), 'check')} passed.")
+    if ctx["not_run"]:
+        parts.append(f"{plural(len(ctx['not_run']), 'check')} could not run (see below).")
+    return " ".join(parts)
+
+
+def practices(findings: list[dict]) -> list[dict]:
+    rows: dict[str, dict] = {}
+    for f in findings:
+        key = text(f.get("practice"))
+        r = rows.setdefault(key, {"key": key, "name": practice_name(key),
+                                  "means": PRACTICES.get(key, ("", ""))[1], "pass": 0, "fail": 0, "worst": "info"})
+        if f.get("status") == "fail":
+            r["fail"] += 1
+            s = severity(f.get("severity"))
+            if SEVERITY_ORDER.index(s) < SEVERITY_ORDER.index(r["worst"]):
+                r["worst"] = s
+        elif f.get("status") == "pass":
+            r["pass"] += 1
+    out = sorted(rows.values(), key=lambda r: (r["fail"] == 0, SEVERITY_ORDER.index(r["worst"]), r["name"]))
+    for r in out:
+        r["verdict"] = "Needs action" if r["fail"] else "OK"
+    return out
+
+
+def attestation_row(a: dict) -> dict:
+    from plantguard.compliance.attestations import ATTESTATIONS
+    aid, status = text(a.get("id")), text(a.get("status"))
+    return {"id": aid, "title": ATTESTATIONS.get(aid, {}).get("title") or aid.replace("_", " "),
+            "status": status, "status_word": ATTESTATION_WORDS.get(status, status),
+            "evidence": text(a.get("evidence")), "date": text(a.get("date"))}
+
+
+def header_word(key: str) -> str:
+    return HEADER_WORDS.get(key.lower()) or key.replace("_", " ").capitalize()
+
+
+def asset_row(a: dict) -> dict:
+    ident = as_dict(a.get("identity"))
+    services = ", ".join(f"{text(as_dict(s).get('name')) or '?'} {text(as_dict(s).get('proto'))}/{text(as_dict(s).get('port'))}"
+                         for s in as_list(a.get("services"))[:12])
+    name = text(ident.get("name")) or joined(as_list(a.get("hostnames"))[:2])
+    return {"ip": text(a.get("ip")), "mac": text(a.get("mac")), "name": name, "role": text(a.get("role")),
+            "vendor": text(ident.get("vendor")) or text(a.get("vendor")), "product": text(ident.get("product")),
+            "firmware": text(ident.get("firmware")), "zone": text(a.get("zone")), "vlans": joined(a.get("vlans")),
+            "protocols": joined(a.get("protocols")), "services": services,
+            "first_seen": short_time(a.get("first_seen")), "last_seen": short_time(a.get("last_seen")),
+            "ips": [text(x) for x in as_list(a.get("ips")) if text(x)]}
+
+
+def roadmap(r: dict) -> dict:
+    out = {"guidance": text(r.get("guidance")), "focus": [text(x) for x in as_list(r.get("focus")) if text(x)],
+           "size": text(r.get("organization_size")), "size_assumed": bool(r.get("size_assumed")), "horizons": []}
+    for h in HORIZONS:
+        items = []
+        for i in as_list(r.get(h)):
+            i = as_dict(i)
+            assets = [text(a) for a in as_list(i.get("assets")) if text(a)]
+            items.append({"title": text(i.get("title")), "why": text(i.get("why")), "effort": text(i.get("effort")),
+                          "owner": text(i.get("owner_hint")), "checks": joined(i.get("checks")),
+                          "assets": assets[:8], "more_assets": max(0, len(assets) - 8),
+                          "severity": severity(i.get("severity")), "source": text(i.get("source"))})
+        out["horizons"].append({"key": h, "title": HORIZON_TITLES[h], "items": items})
+    out["empty"] = not any(h["items"] for h in out["horizons"])
+    return out
+
+
+def patch_plan(items: list) -> dict:
+    rows = [as_dict(i) for i in items if isinstance(i, dict)]
+    cols: list[str] = []
+    for r in rows:
+        for k, v in r.items():
+            if k not in cols and not isinstance(v, dict):
+                cols.append(k)
+    return {"columns": [(k, header_word(k)) for k in cols],
+            "rows": [[joined(r.get(k)) if isinstance(r.get(k), (list, tuple)) else text(r.get(k)) for k in cols]
+                     for r in rows]}
+
+
+def compliance(comp: dict) -> list[dict]:
+    out = []
+    keys = [k for k in FRAMEWORK_ORDER if k in comp] + sorted(k for k in comp if k not in FRAMEWORK_ORDER)
+    for key in keys:
+        fw = as_dict(comp.get(key))
+        rows = []
+        for ctl in as_list(fw.get("controls")):
+            ctl = as_dict(ctl)
+            status = text(ctl.get("status"))
+            if status == "none" and not ctl.get("checks") and not ctl.get("attestations"):
+                continue
+            rows.append({"id": text(ctl.get("id")), "title": text(ctl.get("title")), "group": text(ctl.get("group")),
+                         "status": status if status in STATUS_WORDS else "none",
+                         "status_word": STATUS_WORDS.get(status, status), "checks": joined(ctl.get("checks")),
+                         "fail": num(ctl.get("fail")), "pass": num(ctl.get("pass")),
+                         "via": joined(ctl.get("via"), "; "),
+                         "attestations": joined([f"{text(as_dict(a).get('id')).replace('_', ' ')}: {text(as_dict(a).get('status'))}"
+                                                 for a in as_list(ctl.get("attestations"))], "; "),
+                         "baselines": joined(ctl.get("ot_baselines"), "/")})
+        order = {"fail": 0, "pass": 1, "attested": 2, "none": 3}
+        rows.sort(key=lambda r: order.get(r["status"], 3))
+        summary = as_dict(fw.get("summary"))
+        out.append({"key": key, "title": text(fw.get("title")) or key, "rows": rows,
+                    "summary": [(s, num(summary.get(s))) for s in ("fail", "pass", "attested", "none")],
+                    "unknown": joined(fw.get("unknown_ids"))})
+    return out
+
+
+def is_public(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_global
+    except ValueError:
+        return False
