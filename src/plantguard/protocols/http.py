@@ -1,0 +1,425 @@
+"""HTTP/1.x (TCP 80, 8080, 8000, ... and any port by a strict request/status-line test), and
+SSDP (HTTP over UDP 1900).
+
+Per request (client -> server): an `operation` (category read for GET/HEAD/OPTIONS/TRACE,
+write for POST/PUT/PATCH/DELETE, other otherwise; keys method, host, uri, version), the
+client's User-Agent as its `identity` description, and any Authorization header as a
+`credential` (Basic: user and password in clear; Digest: user only; Bearer: a token in clear).
+The credential is emitted when the matching response arrives, with result "failure" on
+401/403 and "success" on 1xx-3xx, oriented client -> server at the request's frame.
+Per response (server -> client): the `service` with the Server header as banner/software,
+and the WWW-Authenticate scheme/realm.
+
+Both directions are reassembled (bounded); bodies are skipped by Content-Length or chunked
+framing; pipelined requests are paired with responses in order. HTTP/0.9 requests (no
+version) and responses (no status line) are understood; anything unparseable stops the
+decode of that direction instead of raising."""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections import deque
+
+from plantguard.model import Observation, Packet
+from plantguard.protocols.base import StreamBuffer, printable
+
+NAME = "http"
+TCP_PORTS = (80, 81, 591, 8000, 8008, 8080, 8081, 8088, 8888, 3128, 5985, 7547, 9080)
+UDP_PORTS = (1900,)
+ETHERTYPES: tuple = ()
+ANY_PORT = True
+
+BUFFER_CAP = 65536
+MAX_HEAD = 16384            # request/response head larger than this: stop decoding the direction
+MAX_HEADERS = 64
+MAX_MESSAGES_PER_PACKET = 64
+MAX_PENDING = 16            # requests waiting for their response
+MAX_DISTINCT_OPS = 64       # distinct (method, host, uri) operations reported per flow
+MAX_URI = 512
+
+METHODS = frozenset({
+    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PATCH",
+    "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH", "REPORT",
+    "NOTIFY", "M-SEARCH", "SUBSCRIBE", "UNSUBSCRIBE", "MKACTIVITY", "CHECKOUT", "MERGE",
+    "BPROPFIND", "BDELETE", "POLL", "SOURCE"})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "SEARCH", "REPORT", "M-SEARCH"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "PROPPATCH", "MKCOL", "COPY", "MOVE"})
+
+_REQUEST_LINE = re.compile(rb"([A-Za-z][A-Za-z_\-]{1,19}) +(\S{1,8192})(?: +([Hh][Tt][Tt][Pp]/\d\.\d))? *\r?$")
+_STATUS_LINE = re.compile(rb"([Hh][Tt][Tt][Pp]/\d\.\d) +(\d{3})(?: (.*))?\r?$")
+_SIG_REQUEST = re.compile(rb"([A-Za-z][A-Za-z_\-]{1,19}) (\S{1,2048})( [Hh][Tt][Tt][Pp]/\d\.\d)? *\r?\n")
+_SIG_STATUS = re.compile(rb"[Hh][Tt][Tt][Pp]/\d\.\d \d{3}[ \r\n]")
+_PRODUCT_VERSION = re.compile(r"^[^/\s]+/v?(\d[\w.\-]*)")
+
+
+def signature(payload: bytes) -> bool:
+    """A request line with a known method (or any method token with an HTTP version), or a
+    status line."""
+    head = bytes(payload[:2100])
+    if _SIG_STATUS.match(head):
+        return True
+    m = _SIG_REQUEST.match(head)
+    if not m:
+        return False
+    method = m.group(1).upper().decode()
+    if m.group(3):
+        return method in METHODS or m.group(1).isupper()
+    # without a version (HTTP/0.9) only a known method with a path-like target will do
+    return method in METHODS and m.group(2)[:1] in (b"/", b"*")
+
+
+# --- wire format ------------------------------------------------------------------------
+
+def parse_head(head: bytes) -> tuple[list[bytes], dict[str, str]]:
+    """(start-line parts, headers with lower-case names; the first value of a repeated name
+    wins) of one message head (without the blank line)."""
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:MAX_HEADERS + 1]:
+        if b":" not in line:
+            continue
+        name, _, value = line.partition(b":")
+        key = name.strip().lower().decode("latin-1")
+        if key and key not in headers:
+            headers[key] = value.strip().decode("latin-1")[:1024]
+    return [lines[0]], headers
+
+
+def basic_credentials(value: str) -> tuple[str, str | None] | None:
+    """(user, password) from an 'Authorization: Basic ...' value; the password is everything
+    after the first colon (so it may itself contain colons)."""
+    parts = value.split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != "basic":
+        return None
+    token = parts[1].strip()
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=False)
+    except (binascii.Error, ValueError):
+        return None
+    text = raw.decode("utf-8", "replace")
+    user, sep, password = text.partition(":")
+    return user, (password if sep else None)
+
+
+def authorization(value: str) -> dict | None:
+    """A credential record for an Authorization header (Basic, Digest, Bearer)."""
+    scheme = value.split(None, 1)[0].lower() if value.strip() else ""
+    if scheme == "basic":
+        up = basic_credentials(value)
+        if up is None:
+            return None
+        return {"user": up[0], "password": up[1], "secret_type": "basic", "cleartext": True}
+    if scheme == "digest":
+        m = re.search(r'username="?([^",]*)', value)
+        return {"user": m.group(1) if m else None, "password": None, "secret_type": "digest",
+                "cleartext": False}
+    if scheme == "bearer":
+        return {"user": None, "password": None, "secret_type": "token", "cleartext": True}
+    return None
+
+
+def www_authenticate(value: str) -> dict:
+    scheme = value.split(None, 1)[0] if value.strip() else ""
+    m = re.search(r'realm="([^"]*)"', value) or re.search(r"realm=([^,\s]+)", value)
+    out = {"auth_scheme": scheme}
+    if m:
+        out["realm"] = m.group(1)[:256]
+    return out
+
+
+def software_version(product: str) -> str | None:
+    m = _PRODUCT_VERSION.match(product)
+    return m.group(1) if m else None
+
+
+def op_category(method: str) -> str:
+    if method in READ_METHODS:
+        return "read"
+    if method in WRITE_METHODS:
+        return "write"
+    return "other"
+
+
+# --- stream handling ----------------------------------------------------------------------
+
+class _Direction:
+    """Parser position in one direction: reading a head, skipping a body, or given up."""
+    __slots__ = ("sb", "mode", "remaining")
+
+    def __init__(self):
+        self.sb = StreamBuffer(BUFFER_CAP)
+        self.mode = "head"       # head | body | chunk | chunk-data | close | dead
+        self.remaining = 0
+
+
+def _direction(pkt: Packet) -> _Direction:
+    key = "http_c" if pkt.from_client else "http_s"
+    d = pkt.state.get(key)
+    if d is None:
+        d = pkt.state[key] = _Direction()
+    sb = d.sb
+    if sb.next_seq is not None and pkt.seq != sb.next_seq \
+            and (pkt.seq - sb.next_seq) & 0xFFFFFFFF < 0x80000000:
+        # bytes were lost: a partial body/head can no longer be framed
+        sb.data.clear()
+        if d.mode != "dead":
+            d.mode, d.remaining = "head", 0
+    if sb.overflow:
+        sb.data.clear()
+        sb.overflow = False
+    if d.mode in ("close", "dead"):
+        sb.next_seq = (pkt.seq + len(pkt.payload)) & 0xFFFFFFFF
+        return d
+    sb.feed(pkt.seq, pkt.payload)
+    return d
+
+
+def _skip(d: _Direction) -> bool:
+    """Drop body bytes; True when the parser can go on reading the next head."""
+    sb = d.sb
+    for _ in range(MAX_MESSAGES_PER_PACKET):
+        if d.mode == "close" or d.mode == "dead":
+            sb.data.clear()
+            return False
+        if d.mode in ("body", "chunk-data"):
+            n = min(d.remaining, len(sb.data))
+            del sb.data[:n]
+            d.remaining -= n
+            if d.remaining:
+                return False
+            d.mode = "chunk" if d.mode == "chunk-data" else "head"
+            continue
+        if d.mode == "chunk":
+            i = sb.data.find(b"\n")
+            if i < 0:
+                if len(sb.data) > 256:
+                    d.mode = "dead"
+                return False
+            line = bytes(sb.data[:i]).split(b";")[0].strip()
+            del sb.data[:i + 1]
+            try:
+                size = int(line, 16) if line else -1
+            except ValueError:
+                size = -1
+            if size < 0:
+                d.mode = "dead"
+                return False
+            if size == 0:
+                d.mode, d.remaining = "trailer", 0
+                continue
+            d.mode, d.remaining = "chunk-data", size + 2
+            continue
+        if d.mode == "trailer":
+            # trailer fields end with an empty line
+            i = sb.data.find(b"\n")
+            if i < 0:
+                return False
+            line = bytes(sb.data[:i]).strip()
+            del sb.data[:i + 1]
+            if not line:
+                d.mode = "head"
+            continue
+        return True
+    return False
+
+
+def _body_mode(d: _Direction, headers: dict, no_body: bool, until_close: bool) -> None:
+    te = headers.get("transfer-encoding", "").lower()
+    if no_body:
+        d.mode = "head"
+    elif "chunked" in te:
+        d.mode = "chunk"
+    elif "content-length" in headers:
+        try:
+            n = int(headers["content-length"].split(",")[0].strip())
+        except ValueError:
+            n = -1
+        if n < 0:
+            d.mode = "dead"
+        else:
+            d.mode, d.remaining = ("body", n) if n else ("head", 0)
+    else:
+        d.mode = "close" if until_close else "head"
+
+
+def _next_head(d: _Direction) -> bytes | None:
+    """The next complete message head (start line + headers), consumed from the buffer."""
+    sb = d.sb
+    while sb.data[:2] in (b"\r\n",) or sb.data[:1] == b"\n":
+        del sb.data[:2 if sb.data[:2] == b"\r\n" else 1]
+    if not sb.data:
+        return None
+    end = sb.data.find(b"\r\n\r\n")
+    sep = 4
+    alt = sb.data.find(b"\n\n")
+    if alt >= 0 and (end < 0 or alt < end):
+        end, sep = alt, 2
+    if end < 0:
+        if len(sb.data) > MAX_HEAD:
+            d.mode = "dead"
+        return None
+    head = bytes(sb.data[:end])
+    del sb.data[:end + sep]
+    return head
+
+
+def decode(pkt: Packet) -> list[Observation]:
+    if pkt.l4 == "udp":
+        return _ssdp(pkt)
+    d = _direction(pkt)
+    out: list[Observation] = []
+    for _ in range(MAX_MESSAGES_PER_PACKET):
+        if not _skip(d):
+            break
+        if pkt.from_client:
+            if not _client_message(pkt, d, out):
+                break
+        elif not _server_message(pkt, d, out):
+            break
+    return out
+
+
+def _client_message(pkt: Packet, d: _Direction, out: list) -> bool:
+    sb = d.sb
+    # HTTP/0.9: a lone request line without a version, answered by a bare body
+    nl = sb.data.find(b"\n")
+    if nl >= 0:
+        first = bytes(sb.data[:nl]).rstrip(b"\r")
+        m = _REQUEST_LINE.match(first)
+        if m and not m.group(3):
+            del sb.data[:nl + 1]
+            _request(pkt, m.group(1).decode("latin-1"), m.group(2), "0.9", {}, out)
+            d.mode = "close"
+            return False
+    head = _next_head(d)
+    if head is None:
+        return False
+    (start,), headers = parse_head(head)
+    m = _REQUEST_LINE.match(start)
+    if not m:
+        d.mode = "dead"
+        return False
+    version = m.group(3).decode()[5:] if m.group(3) else "0.9"
+    method = m.group(1).decode("latin-1")
+    _request(pkt, method, m.group(2), version, headers, out)
+    _body_mode(d, headers, no_body=False, until_close=False)
+    if method.upper() == "CONNECT":
+        d.mode = "dead"   # a tunnel follows
+    return True
+
+
+def _request(pkt: Packet, method: str, uri_b: bytes, version: str, headers: dict, out: list) -> None:
+    st = pkt.state
+    method_u = method.upper()
+    uri = uri_b.decode("latin-1")[:MAX_URI]
+    host = headers.get("host")
+    ops = st.setdefault("http_ops", set())
+    key = (method_u, host, uri)
+    if key in ops or len(ops) < MAX_DISTINCT_OPS:
+        ops.add(key)
+        data = {"host": host, "uri": uri}
+    else:
+        data = {"host": None, "uri": None}
+    out.append(pkt.observe("operation", NAME, category=op_category(method_u), code=method_u,
+                           name=method_u, method=method, version=version, **data))
+    ua = headers.get("user-agent")
+    seen = st.setdefault("http_seen", set())
+    if ua and ("ua", ua) not in seen and len(seen) < 64:
+        seen.add(("ua", ua))
+        out.append(pkt.observe("identity", NAME, subject="src", description=ua, user_agent=ua))
+    cred = authorization(headers["authorization"]) if "authorization" in headers else None
+    pending: deque = st.setdefault("http_pending", deque())
+    if len(pending) >= MAX_PENDING:
+        out.extend(_settle(pending.popleft(), None))
+    snap = None
+    if cred is not None:
+        snap = (pkt.capture, pkt.frame, pkt.ts, pkt.src, pkt.dst, pkt.src_mac, pkt.dst_mac,
+                pkt.l4, pkt.sport, pkt.dport, pkt.vlan, cred)
+    pending.append((method_u, snap))
+
+
+def _settle(entry, result: str | None) -> list[Observation]:
+    """The credential of an answered (or given-up) request, oriented client -> server."""
+    _method, snap = entry
+    if snap is None:
+        return []
+    capture, frame, ts, src, dst, smac, dmac, l4, sport, dport, vlan, cred = snap
+    return [Observation("credential", NAME, capture, frame, ts, src, dst, smac, dmac, l4, sport,
+                        dport, vlan, "dst", dict(cred, result=result))]
+
+
+def _server_message(pkt: Packet, d: _Direction, out: list) -> bool:
+    sb = d.sb
+    st = pkt.state
+    pending: deque = st.setdefault("http_pending", deque())
+    if sb.data[:5].upper() != b"HTTP/" and len(sb.data) >= 5:
+        # no status line: an HTTP/0.9 reply (a bare body until the connection closes)
+        if pending:
+            out.extend(_settle(pending.popleft(), None))
+        d.mode = "close"
+        return False
+    head = _next_head(d)
+    if head is None:
+        return False
+    (start,), headers = parse_head(head)
+    m = _STATUS_LINE.match(start)
+    if not m:
+        d.mode = "dead"
+        return False
+    status = int(m.group(2))
+    method = None
+    if status >= 200 or status == 101:
+        if pending:
+            entry = pending.popleft()
+            method = entry[0]
+            result = "failure" if status in (401, 403) else "success" if status < 400 else None
+            out.extend(_settle(entry, result))
+    _service(pkt, headers, out)
+    if status == 101 or (method == "CONNECT" and 200 <= status < 300):
+        d.mode = "dead"   # the connection now carries another protocol
+        return False
+    no_body = method == "HEAD" or status < 200 or status in (204, 304)
+    _body_mode(d, headers, no_body=no_body, until_close=True)
+    return True
+
+
+def _service(pkt: Packet, headers: dict, out: list) -> None:
+    seen = pkt.state.setdefault("http_seen", set())
+    server = headers.get("server")
+    key = ("server", server)
+    if key not in seen and len(seen) < 64:
+        seen.add(key)
+        data: dict = {"name": NAME}
+        if server:
+            data["banner"] = printable(server.encode("latin-1"), 256)
+            data["software"] = data["banner"]
+            ver = software_version(server)
+            if ver:
+                data["version"] = ver
+        out.append(pkt.observe("service", NAME, subject="src", **data))
+    auth = headers.get("www-authenticate")
+    if auth:
+        info = www_authenticate(auth)
+        key = ("auth",) + tuple(sorted(info.items()))
+        if key not in seen and len(seen) < 64:
+            seen.add(key)
+            out.append(pkt.observe("service", NAME, subject="src", name=NAME, **info))
+
+
+def _ssdp(pkt: Packet) -> list[Observation]:
+    """SSDP announcements and answers: the SERVER header names the sender's OS / UPnP stack."""
+    data = bytes(pkt.payload[:MAX_HEAD])
+    end = data.find(b"\r\n\r\n")
+    (start,), headers = parse_head(data[:end] if end >= 0 else data)
+    if not (_STATUS_LINE.match(start) or _REQUEST_LINE.match(start)):
+        return []
+    out = []
+    server = headers.get("server")
+    if server:
+        out.append(pkt.observe("identity", NAME, subject="src", description=server[:256],
+                               ssdp_server=server[:256]))
+    ua = headers.get("user-agent")
+    if ua:
+        out.append(pkt.observe("identity", NAME, subject="src", description=ua[:256], user_agent=ua[:256]))
+    return out

@@ -1,0 +1,157 @@
+"""Helpers for the IT-protocol tests (ARP, DHCP, LLDP, CDP, SNMP, HTTP, FTP, Telnet, TLS, SSH,
+DNS): walk a capture frame by frame, run the deep tier unfolded, read Zeek logs and ask
+tshark (the second oracle) for fields, and score field-by-field agreement."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from plantguard.capture import formats
+from plantguard.capture.deep import DeepTier
+from plantguard.capture.layers import Layers, decode_frame
+from plantguard.model import Observation, Packet
+
+AGREEMENT = 0.99
+
+
+def frames(path: str | Path) -> Iterator[tuple[int, float, Layers]]:
+    """(frame number, timestamp, decoded layers) for every decodable frame of a capture."""
+    for chunk in formats.read_chunks(path):
+        for i in range(len(chunk)):
+            o = int(chunk.offsets[i])
+            lay = decode_frame(int(chunk.linktype[i]), bytes(chunk.buf[o:o + int(chunk.caplen[i])]))
+            if lay is not None:
+                yield chunk.first_frame + i, float(chunk.ts[i]), lay
+
+
+def deep_observations(path: str | Path) -> list[Observation]:
+    """Every observation the deep tier makes, in frame order and not folded."""
+    deep = DeepTier()
+    out: list[Observation] = []
+    for frame, ts, lay in frames(path):
+        out.extend(deep.handle(str(path), frame, ts, lay))
+    return out
+
+
+def zeek_log(path: str | Path) -> list[dict[str, str]]:
+    rows, fields = [], None
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("#fields"):
+            fields = line.split("\t")[1:]
+            continue
+        if not line or line.startswith("#"):
+            continue
+        rows.append(dict(zip(fields or [], line.split("\t"))))
+    return rows
+
+
+def zeek_bytes(s: str) -> bytes:
+    """A Zeek-escaped string ('\\x08\\x007' style) back to its bytes."""
+    out = bytearray()
+    i = 0
+    while i < len(s):
+        if s.startswith("\\x", i) and re.fullmatch(r"[0-9a-fA-F]{2}", s[i + 2:i + 4] or ""):
+            out.append(int(s[i + 2:i + 4], 16))
+            i += 4
+        else:
+            out += s[i].encode("latin-1", "replace")
+            i += 1
+    return bytes(out)
+
+
+def need_tshark() -> str:
+    exe = shutil.which("tshark")
+    if not exe:
+        pytest.skip("tshark not installed (second oracle)")
+    return exe
+
+
+@lru_cache(maxsize=128)
+def _tshark(path: str, display_filter: str, fields: tuple[str, ...], extra: tuple[str, ...]) -> tuple:
+    exe = need_tshark()
+    cmd = [exe, "-n", "-r", path, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a",
+           "-E", "aggregator=\x1f", "-e", "frame.number"]
+    for f in fields:
+        cmd += ["-e", f]
+    if display_filter:
+        cmd += ["-Y", display_filter]
+    cmd += list(extra)
+    res = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=120)
+    rows = []
+    for line in res.stdout.splitlines():
+        parts = line.split("\t")
+        row = {"frame": int(parts[0])}
+        for f, v in zip(fields, parts[1:]):
+            row[f] = v.split("\x1f") if v else []
+        rows.append(row)
+    return tuple(rows)
+
+
+def tshark_fields(path: str | Path, display_filter: str, fields: list[str],
+                  extra: list[str] | None = None) -> list[dict]:
+    """One dict per matching frame: {"frame": n, field: [values...]} (all occurrences)."""
+    return list(_tshark(str(path), display_filter, tuple(fields), tuple(extra or ())))
+
+
+def ratio(matched: int, total: int) -> float:
+    return 1.0 if total == 0 else matched / total
+
+
+class Score:
+    """Field-by-field agreement counter; `misses` names what differed, for the assert message."""
+
+    def __init__(self):
+        self.matched = 0
+        self.total = 0
+        self.misses: list[str] = []
+
+    def check(self, what: str, ours, theirs) -> bool:
+        self.total += 1
+        if ours == theirs:
+            self.matched += 1
+            return True
+        if len(self.misses) < 20:
+            self.misses.append(f"{what}: ours={ours!r} peer={theirs!r}")
+        return False
+
+    @property
+    def ratio(self) -> float:
+        return ratio(self.matched, self.total)
+
+    def assert_agrees(self, minimum: float = AGREEMENT, at_least: int = 1) -> None:
+        assert self.total >= at_least, f"only {self.total} fields compared"
+        assert self.ratio >= minimum, f"agreement {self.ratio:.4f} < {minimum}: {self.misses}"
+
+
+def packet(payload: bytes, *, l4: str = "tcp", src: str | None = "10.0.0.1", dst: str | None = "10.0.0.2",
+           sport: int = 40000, dport: int = 80, from_client: bool = True, state: dict | None = None,
+           seq: int = 0, frame: int = 1, src_mac: str | None = "02:00:00:00:00:01",
+           dst_mac: str | None = "02:00:00:00:00:02") -> Packet:
+    """A Packet as the engine would hand it to a decoder."""
+    return Packet("test.pcap", frame, 1_600_000_000.0 + frame, payload, src_mac, dst_mac, 0x0800, None,
+                  src, dst, l4, sport, dport, 0x18, seq, from_client, {} if state is None else state)
+
+
+def stream(chunks: list[tuple[bool, bytes]], module, *, sport: int = 40000, dport: int = 80) -> list[Observation]:
+    """Feed a TCP conversation (from_client, bytes) through a decoder with consistent
+    sequence numbers and one shared flow state."""
+    state: dict = {}
+    seqs = {True: 1000, False: 5000}
+    out: list[Observation] = []
+    for n, (client, data) in enumerate(chunks, 1):
+        src, dst = ("10.0.0.1", "10.0.0.2") if client else ("10.0.0.2", "10.0.0.1")
+        sp, dp = (sport, dport) if client else (dport, sport)
+        out.extend(module.decode(packet(data, src=src, dst=dst, sport=sp, dport=dp, from_client=client,
+                                        state=state, seq=seqs[client], frame=n)))
+        seqs[client] += len(data)
+    return out
+
+
+def of_kind(obs, kind: str, proto: str | None = None) -> list[Observation]:
+    return [o for o in obs if o.kind == kind and (proto is None or o.proto == proto)]
