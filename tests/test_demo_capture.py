@@ -28,7 +28,8 @@ FIELDS = ["frame.number", "frame.protocols", "vlan.id", "eth.src", "ip.src", "ip
           "tcp.dstport", "modbus.func_code", "s7comm.param.func", "mqtt.msgtype", "mqtt.username",
           "mqtt.passwd", "snmp.community", "snmp.version", "tls.handshake.type",
           "tls.handshake.version", "tls.handshake.extensions.supported_version",
-          "tls.handshake.certificate", "telnet.data", "arp.src.proto_ipv4", "arp.src.hw_mac",
+          "tls.handshake.certificate", "telnet.data", "arp.src.proto_ipv4", "arp.dst.proto_ipv4",
+          "arp.src.hw_mac",
           # identities
           "enip.lir.name", "enip.lir.revision", "enip.lir.vendor", "enip.lir.prodcode",
           "enip.lir.serial", "modbus.object_str_value", "s7comm.szl.xy11.0001.anz",
@@ -295,8 +296,15 @@ def test_sensor_reaches_a_public_address(capture, rows):
 
 @needs_tshark
 def test_sensor_on_the_control_vlan(capture, rows):
-    for n in _frames(capture, "fault:sensor-on-control-vlan"):
-        assert (rows[n]["arp.src.proto_ipv4"], rows[n]["vlan.id"]) == (P.MISPLACED.ip, "110")
+    frames = _frames(capture, "fault:sensor-on-control-vlan")
+    for n in frames:
+        r = rows[n]
+        assert r["vlan.id"] == "110"
+        assert P.MISPLACED.ip in (r["arp.src.proto_ipv4"], r["arp.dst.proto_ipv4"], r["ip.src"],
+                                  r["ip.dst"]), n
+    # it sends from its own MAC (ARP and its own TCP/TLS session to the broker), not routed in
+    own = [rows[n] for n in frames if rows[n]["eth.src"] == P.MISPLACED.mac]
+    assert any(r["arp.src.proto_ipv4"] for r in own) and any(r["tcp.dstport"] == "8883" for r in own)
     # every other device sends from its own MAC only on its own zone's VLAN
     own = {h.mac: h for h in P.HOSTS if h is not P.MISPLACED}
     for r in rows.values():

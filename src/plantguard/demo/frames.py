@@ -203,8 +203,9 @@ class Path:
 
     def icmp_echo(self, t: int, ident: int, seq: int, data: bytes, rtt: int = 400,
                   mark: str | None = None) -> None:
-        self.net.timeline.add(t, self.ip_frame(True, 1, icmp_echo(True, ident, seq, data), False), mark)
-        self.net.timeline.add(t + rtt, self.ip_frame(False, 1, icmp_echo(False, ident, seq, data), False), mark)
+        for when, request in ((t, True), (t + rtt, False)):
+            msg = icmp_echo(request, ident, seq, data)
+            self.net.timeline.add(when, self.ip_frame(request, 1, msg, dont_fragment=False), mark)
 
 
 class TcpConn:

@@ -143,7 +143,8 @@ def dns_name(name: str) -> bytes:
 
 
 def dns_query(txid: int, name: str, qtype: int = 1) -> bytes:
-    return struct.pack("!HHHHHH", txid, 0x0100, 1, 0, 0, 0) + dns_name(name) + struct.pack("!HH", qtype, 1)
+    header = struct.pack("!HHHHHH", txid, 0x0100, 1, 0, 0, 0)    # recursion desired, 1 question
+    return header + dns_name(name) + struct.pack("!HH", qtype, 1)
 
 
 def dns_response(txid: int, name: str, addresses: list[str], ttl: int = 3600,

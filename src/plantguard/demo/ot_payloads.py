@@ -92,6 +92,20 @@ def s7_pdu(rosctr: int, pdu_ref: int, param: bytes, data: bytes = b"",
     return hdr + param + data
 
 
+def s7_job(pdu_ref: int, param: bytes, data: bytes = b"") -> bytes:
+    """A Job PDU, ready for the wire (TPKT + COTP DT)."""
+    return cotp_data(s7_pdu(S7_JOB, pdu_ref, param, data))
+
+
+def s7_ack(pdu_ref: int, param: bytes, data: bytes = b"") -> bytes:
+    """An Ack_Data PDU without error, ready for the wire."""
+    return cotp_data(s7_pdu(S7_ACK_DATA, pdu_ref, param, data))
+
+
+def s7_userdata(pdu_ref: int, param: bytes, data: bytes) -> bytes:
+    return cotp_data(s7_pdu(S7_USERDATA, pdu_ref, param, data))
+
+
 def s7_setup_comm(pdu_length: int) -> bytes:
     return struct.pack("!BBHHH", 0xF0, 0, 1, 1, pdu_length)
 

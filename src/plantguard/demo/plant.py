@@ -83,6 +83,7 @@ def build_capture() -> DemoCapture:
     _hmi_snmp_poll(net)
     for i, sensor in enumerate((SENSOR_21, SENSOR_22, SENSOR_23)):
         _sensor_mqtt_tls(net, sensor, START + (1500 + 700 * i) * MS)
+    _sensor_mqtt_tls(net, MISPLACED, START + 3800 * MS, mark="fault:sensor-on-control-vlan")
     _sensor_mqtt_cleartext(net)
     _ews_telnet(net, START + 20 * S)
     _ews_http(net, START + 35 * S)
@@ -128,14 +129,15 @@ def _background_l2(net: Network) -> None:
     net.arp_exchange(START + 107 * S + 5 * MS, LAPTOP, DNS_SRV)
     net.arp_exchange(START + 108 * S + 300 * MS, r.host(110), M340)
     net.arp_exchange(START + 186 * S, r.host(110), S7)
-    # the misplaced sensor: a sensing-subnet device on a control-VLAN port, announcing itself
-    # and asking for its (unreachable) gateway
+    # the misplaced sensor: a sensing-subnet device cabled into a control-VLAN port. It works,
+    # because the router still answers for the sensing gateway address on VLAN 110 (a leftover
+    # secondary address), so nobody noticed; its telemetry to the broker runs on VLAN 110.
+    stale_gateway = Host("router-vlan110-secondary", ROUTER.ips[120], ROUTER.mac, 110, 255)
     for k in range(5):
         t = START + 3 * S + k * 60 * S
         net.arp_request(t, MISPLACED, MISPLACED.ip, mark="fault:sensor-on-control-vlan")
-        for j in range(3):
-            net.arp_request(t + (1 + j) * S, MISPLACED, ROUTER.ips[120],
-                            mark="fault:sensor-on-control-vlan")
+    net.arp_exchange(START + 3 * S + 500 * MS, MISPLACED, stale_gateway,
+                     mark="fault:sensor-on-control-vlan")
 
 
 # ------------------------------------------------------------------ HMI polling (control zone)
@@ -169,8 +171,8 @@ def _s7_connect(c: TcpConn, t: int, mark: str | None = None, src_ref: int = 0x00
     t = c.exchange(t + MS, ot.cotp_connect(True, 0, src_ref, 0x0100, 0x0102),
                    ot.cotp_connect(False, src_ref, 0x4412, 0x0100, 0x0102), server_delay=1200,
                    mark=mark)
-    return c.exchange(t + MS, ot.cotp_data(ot.s7_pdu(ot.S7_JOB, 0, ot.s7_setup_comm(480))),
-                      ot.cotp_data(ot.s7_pdu(ot.S7_ACK_DATA, 0, ot.s7_setup_comm(240))),
+    return c.exchange(t + MS, ot.s7_job(0, ot.s7_setup_comm(480)),
+                      ot.s7_ack(0, ot.s7_setup_comm(240)),
                       server_delay=2500, mark=mark)
 
 
@@ -202,21 +204,21 @@ def _hmi_s7_poll(net: Network) -> None:
         ref += 1
         p, d = ot.s7_szl_request(0, szl_id, 0)
         rp, rd = ot.s7_szl_response(0, szl_id, 0, reclen, recs)
-        t = c.exchange(t + 3 * MS, ot.cotp_data(ot.s7_pdu(ot.S7_USERDATA, ref, p, d)),
-                       ot.cotp_data(ot.s7_pdu(ot.S7_USERDATA, ref, rp, rd)), server_delay=4000,
+        t = c.exchange(t + 3 * MS, ot.s7_userdata(ref, p, d),
+                       ot.s7_userdata(ref, rp, rd), server_delay=4000,
                        mark="identity:s7")
     items = [ot.s7_any_item(1, 0, 4), ot.s7_any_item(1, 10, 2)]
     for k in range(1, 299):
         ref += 1
         t0 = START + k * S + 420 * MS
         vals = [struct.pack("!f", 55.0 + rnd.uniform(-0.5, 0.5)), struct.pack("!H", 1 + rnd.below(3))]
-        c.exchange(t0, ot.cotp_data(ot.s7_pdu(ot.S7_JOB, ref, ot.s7_read_var(items))),
-                   ot.cotp_data(ot.s7_pdu(ot.S7_ACK_DATA, ref, bytes([0x04, len(items)]),
-                                          ot.s7_read_var_resp_data(vals))),
+        c.exchange(t0, ot.s7_job(ref, ot.s7_read_var(items)),
+                   ot.s7_ack(ref, bytes([0x04, len(items)]), ot.s7_read_var_resp_data(vals)),
                    server_delay=3500, client_ack=True)
 
 
-def _enip_session(net: Network, client: Host, t: int, mark: str | None = None) -> tuple[TcpConn, int, int]:
+def _enip_session(net: Network, client: Host, t: int,
+                  mark: str | None = None) -> tuple[TcpConn, int, int]:
     c = TcpConn(net, client, ENBT, 44818)
     t = c.open(t, mark=mark)
     handle = 0x00010000 | net.rnd.child("enip-session/" + client.ip).bits(16)
@@ -284,8 +286,8 @@ def _tls12_handshake(c: TcpConn, t: int, seed: str, sni_host: str | None, chain:
     t = c.send(t, True, tls.record(tls.CT_HANDSHAKE, 0x0301, hello), mark=mark)
     ske, cke = tls.ecdhe_key_exchange(seed, crandom, srandom, key)
     sexts = tls.ext(0xFF01, b"\x00") + tls.ext(11, b"\x01\x00") + tls.ext(23, b"")
-    flight = (tls.record(tls.CT_HANDSHAKE, tls.TLS12, tls.server_hello(tls.TLS12, srandom, sid,
-                                                                       tls.ECDHE_RSA_AES128_GCM_SHA256, sexts))
+    shello = tls.server_hello(tls.TLS12, srandom, sid, tls.ECDHE_RSA_AES128_GCM_SHA256, sexts)
+    flight = (tls.record(tls.CT_HANDSHAKE, tls.TLS12, shello)
               + tls.record(tls.CT_HANDSHAKE, tls.TLS12, tls.certificate(chain))
               + tls.record(tls.CT_HANDSHAKE, tls.TLS12, ske)
               + tls.record(tls.CT_HANDSHAKE, tls.TLS12, tls.handshake(tls.HS_SERVER_HELLO_DONE, b"")))
@@ -304,12 +306,12 @@ def _telemetry(rnd: DetRandom, sensor: Host, t: int) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _sensor_mqtt_tls(net: Network, sensor: Host, t: int) -> None:
+def _sensor_mqtt_tls(net: Network, sensor: Host, t: int,
+                     mark: str = "pass:mqtt-tls-sensing-to-dmz") -> None:
     """Telemetry over the allowed conduit: MQTT over TLS 1.2 on 8883, properly issued cert."""
     rnd = net.rnd.child("mqtt-tls/" + sensor.ip)
     leaf, ca = certs.broker_chain()
     c = TcpConn(net, sensor, BROKER, 8883)
-    mark = "pass:mqtt-tls-sensing-to-dmz"
     t = c.open(t, mark=mark)
     t = _tls12_handshake(c, t + MS, "broker/" + sensor.ip, "mqtt.plant-a.local", [leaf, ca],
                          certs.rsa_key("dmz-broker", 2048), mark)
@@ -388,7 +390,8 @@ def _ews_http(net: Network, t: int) -> None:
     t = c.open(t, mark=mark)
     req = it.http_request("GET", "/home.htm", [
         ("Host", GATEWAY.ip),
-        ("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:115.0) Gecko/20100101 Firefox/115.0"),
+        ("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:115.0) "
+                       "Gecko/20100101 Firefox/115.0"),
         ("Accept", "text/html,application/xhtml+xml"), ("Connection", "close")])
     body = (b"<html><head><title>MGate MB3180</title></head><body><h1>MGate MB3180</h1>"
             b"<p>Firmware 2.2 Build 18122811</p><p>Modbus RTU master: 4 slaves online</p>"
@@ -417,28 +420,28 @@ def _ews_s7_write_and_download(net: Network, t: int) -> None:
     ref = 0x0500
     item = ot.s7_any_item(10, 4, 2)
     t = c.exchange(t + 50 * MS,
-                   ot.cotp_data(ot.s7_pdu(ot.S7_JOB, ref, ot.s7_write_var([item]),
-                                          ot.s7_write_var_data([struct.pack("!h", 1450)]))),
-                   ot.cotp_data(ot.s7_pdu(ot.S7_ACK_DATA, ref, *ot.s7_write_var_resp(1))),
+                   ot.s7_job(ref, ot.s7_write_var([item]),
+                             ot.s7_write_var_data([struct.pack("!h", 1450)])),
+                   ot.s7_ack(ref, *ot.s7_write_var_resp(1)),
                    server_delay=4000, mark="pass:ews-write")
     mark = "pass:ews-download"
     block = _mc7_block(net.rnd.child("mc7"), 12, 146)
     ref += 1
     t = c.exchange(t + 800 * MS,
-                   ot.cotp_data(ot.s7_pdu(ot.S7_JOB, ref, ot.s7_request_download("0C", 12, len(block), 146))),
-                   ot.cotp_data(ot.s7_pdu(ot.S7_ACK_DATA, ref, b"\x1a")), server_delay=6000, mark=mark)
+                   ot.s7_job(ref, ot.s7_request_download("0C", 12, len(block), 146)),
+                   ot.s7_ack(ref, b"\x1a"), server_delay=6000, mark=mark)
     # the PLC now pulls the block from the station, then reports the end of the download
-    t = c.send(t + 3 * MS, False, ot.cotp_data(ot.s7_pdu(ot.S7_JOB, 0x0C00, ot.s7_download_block_job("0C", 12))),
+    t = c.send(t + 3 * MS, False, ot.s7_job(0x0C00, ot.s7_download_block_job("0C", 12)),
                mark=mark)
-    t = c.send(t + 2 * MS, True, ot.cotp_data(ot.s7_pdu(ot.S7_ACK_DATA, 0x0C00, *ot.s7_download_block_ack(block))),
+    t = c.send(t + 2 * MS, True, ot.s7_ack(0x0C00, *ot.s7_download_block_ack(block)),
                mark=mark)
-    t = c.send(t + 8 * MS, False, ot.cotp_data(ot.s7_pdu(ot.S7_JOB, 0x0C01, ot.s7_download_ended_job("0C", 12))),
+    t = c.send(t + 8 * MS, False, ot.s7_job(0x0C01, ot.s7_download_ended_job("0C", 12)),
                mark=mark)
-    t = c.send(t + 2 * MS, True, ot.cotp_data(ot.s7_pdu(ot.S7_ACK_DATA, 0x0C01, b"\x1c")), mark=mark)
+    t = c.send(t + 2 * MS, True, ot.s7_ack(0x0C01, b"\x1c"), mark=mark)
     ref += 1
     inse = ot.s7_pi_service("_INSE", b"\x01\x00" + b"0C00012P")
-    t = c.exchange(t + 20 * MS, ot.cotp_data(ot.s7_pdu(ot.S7_JOB, ref, inse)),
-                   ot.cotp_data(ot.s7_pdu(ot.S7_ACK_DATA, ref, b"\x28")), server_delay=15 * MS,
+    t = c.exchange(t + 20 * MS, ot.s7_job(ref, inse),
+                   ot.s7_ack(ref, b"\x28"), server_delay=15 * MS,
                    mark=mark)
     c.close(t + 500 * MS)
 
@@ -481,7 +484,8 @@ def _ews_hmi_weak_tls(net: Network, t: int) -> None:
               + tls.record(tls.CT_HANDSHAKE, tls.TLS10, tls.certificate([certs.hmi_self_signed()]))
               + tls.record(tls.CT_HANDSHAKE, tls.TLS10, tls.handshake(tls.HS_SERVER_HELLO_DONE, b"")))
     t = c.send(t + 4 * MS, False, flight, mark=mark)
-    t = c.send(t + 20 * MS, True, tls.record(tls.CT_HANDSHAKE, tls.TLS10, tls.rsa_client_key_exchange(rnd, 128))
+    cke = tls.rsa_client_key_exchange(rnd, 128)          # 1024-bit key: 128-byte pre-master
+    t = c.send(t + 20 * MS, True, tls.record(tls.CT_HANDSHAKE, tls.TLS10, cke)
                + tls.record(tls.CT_CCS, tls.TLS10, tls.CCS)
                + tls.cbc_sha1_record(rnd, tls.CT_HANDSHAKE, 16), mark=mark)
     t = c.send(t + 6 * MS, False, tls.record(tls.CT_CCS, tls.TLS10, tls.CCS)
@@ -497,8 +501,8 @@ def _ews_s7_restart(net: Network, t: int) -> None:
     """After the rogue STOP the engineer warm-restarts the CPU: authorised control."""
     c = TcpConn(net, EWS, S7, 102)
     t = _s7_connect(c, t, src_ref=0x0006)
-    t = c.exchange(t + 300 * MS, ot.cotp_data(ot.s7_pdu(ot.S7_JOB, 0x0600, ot.s7_pi_service("P_PROGRAM"))),
-                   ot.cotp_data(ot.s7_pdu(ot.S7_ACK_DATA, 0x0600, b"\x28")), server_delay=40 * MS,
+    t = c.exchange(t + 300 * MS, ot.s7_job(0x0600, ot.s7_pi_service("P_PROGRAM")),
+                   ot.s7_ack(0x0600, b"\x28"), server_delay=40 * MS,
                    mark="pass:ews-plc-restart")
     c.close(t + 400 * MS)
 
@@ -544,27 +548,25 @@ def _visitor_s7_stop(net: Network, t: int) -> None:
         pkt = ipv4(r30.ip, VISITOR.ip, 17, seg, net.ip_id(r30), 255, False)
         net.l2(tt, VISITOR.mac, r30.mac, ETH_IPV4, pkt, VISITOR.vlan, "context:visitor-dhcp")
 
-    server_opts = [it.dhcp_option(54, it.ip4(r30.ip)), it.dhcp_option(51, struct.pack("!I", 3600)),
-                   it.dhcp_option(1, it.ip4("255.255.255.0")), it.dhcp_option(3, it.ip4(r30.ip)),
-                   it.dhcp_option(6, it.ip4(r30.ip))]
-    bcast(t, it.dhcp_message(1, xid, VISITOR.mac, [it.dhcp_option(53, b"\x01"), params,
-                                                   it.dhcp_option(57, b"\x05\xdc"), cid,
-                                                   it.dhcp_option(51, struct.pack("!I", 7776000)), name]))
-    reply(t + 4 * MS, it.dhcp_message(2, xid, VISITOR.mac, [it.dhcp_option(53, b"\x02")] + server_opts,
-                                      yiaddr=VISITOR.ip, siaddr=r30.ip))
-    bcast(t + 1 * S, it.dhcp_message(1, xid, VISITOR.mac, [it.dhcp_option(53, b"\x03"), params,
-                                                           it.dhcp_option(57, b"\x05\xdc"), cid,
-                                                           it.dhcp_option(50, it.ip4(VISITOR.ip)),
-                                                           it.dhcp_option(54, it.ip4(r30.ip)), name],
-                                     secs=1))
-    reply(t + 1 * S + 3 * MS, it.dhcp_message(2, xid, VISITOR.mac, [it.dhcp_option(53, b"\x05")]
-                                              + server_opts, yiaddr=VISITOR.ip, siaddr=r30.ip))
+    opt = it.dhcp_option
+    client_opts = [params, opt(57, b"\x05\xdc"), cid]            # max message size 1500
+    server_opts = [opt(54, it.ip4(r30.ip)), opt(51, struct.pack("!I", 3600)),
+                   opt(1, it.ip4("255.255.255.0")), opt(3, it.ip4(r30.ip)), opt(6, it.ip4(r30.ip))]
+    lease = dict(yiaddr=VISITOR.ip, siaddr=r30.ip)
+    bcast(t, it.dhcp_message(1, xid, VISITOR.mac, [opt(53, b"\x01"), *client_opts,
+                                                   opt(51, struct.pack("!I", 7776000)), name]))
+    reply(t + 4 * MS, it.dhcp_message(2, xid, VISITOR.mac, [opt(53, b"\x02"), *server_opts], **lease))
+    bcast(t + S, it.dhcp_message(1, xid, VISITOR.mac, [opt(53, b"\x03"), *client_opts,
+                                                       opt(50, it.ip4(VISITOR.ip)),
+                                                       opt(54, it.ip4(r30.ip)), name], secs=1))
+    reply(t + S + 3 * MS, it.dhcp_message(2, xid, VISITOR.mac, [opt(53, b"\x05"), *server_opts],
+                                          **lease))
     net.arp_exchange(t + 2 * S, VISITOR, r30)
     c = TcpConn(net, VISITOR, S7, 102)
     mark = "fault:guest-s7-stop"
     t = _s7_connect(c, t + 12 * S, mark=mark, src_ref=0x0014)
-    t = c.exchange(t + 400 * MS, ot.cotp_data(ot.s7_pdu(ot.S7_JOB, 0x1400, ot.s7_plc_stop())),
-                   ot.cotp_data(ot.s7_pdu(ot.S7_ACK_DATA, 0x1400, b"\x29")), server_delay=30 * MS,
+    t = c.exchange(t + 400 * MS, ot.s7_job(0x1400, ot.s7_plc_stop()),
+                   ot.s7_ack(0x1400, b"\x29"), server_delay=30 * MS,
                    mark="fault:guest-s7-stop-request", response_mark=mark)
     c.close(t + S)
 
@@ -583,17 +585,19 @@ def _sensor_to_internet(net: Network, t: int) -> None:
             + tls.ext(51, struct.pack("!HHH", 36, 29, 32) + tls.x25519_share("cloud-client")))
     hello = tls.client_hello(tls.TLS12, crandom, [tls.TLS_AES_128_GCM_SHA256, 0x1302, 0x1303], exts, sid)
     t = c.send(t + MS, True, tls.record(tls.CT_HANDSHAKE, 0x0301, hello), mark=mark)
-    sexts = tls.ext(43, b"\x03\x04") + tls.ext(51, struct.pack("!HH", 29, 32) + tls.x25519_share("cloud-server"))
+    sexts = (tls.ext(43, b"\x03\x04")
+             + tls.ext(51, struct.pack("!HH", 29, 32) + tls.x25519_share("cloud-server")))
     flight = (tls.record(tls.CT_HANDSHAKE, tls.TLS12,
-                         tls.server_hello(tls.TLS12, rnd.bytes(32), sid, tls.TLS_AES_128_GCM_SHA256, sexts))
+                         tls.server_hello(tls.TLS12, rnd.bytes(32), sid,
+                                          tls.TLS_AES_128_GCM_SHA256, sexts))
               + tls.record(tls.CT_CCS, tls.TLS12, tls.CCS)
               + tls.gcm_record(rnd, tls.CT_APPDATA, 2950, explicit_nonce=False))
     t = c.send(t + 12 * MS, False, flight, mark=mark)
     t = c.send(t + 10 * MS, True, tls.record(tls.CT_CCS, tls.TLS12, tls.CCS)
                + tls.gcm_record(rnd, tls.CT_APPDATA, 37, explicit_nonce=False), mark=mark)
-    t = c.send(t + 2 * MS, True, tls.gcm_record(rnd, tls.CT_APPDATA, 412, explicit_nonce=False), mark=mark)
-    t = c.send(t + 12 * MS, False, tls.gcm_record(rnd, tls.CT_APPDATA, 180, explicit_nonce=False), mark=mark)
-    t = c.send(t + 40 * MS, True, tls.gcm_record(rnd, tls.CT_APPDATA, 2, explicit_nonce=False), mark=mark)
+    for delay, from_sensor, size in ((2, True, 412), (12, False, 180), (40, True, 2)):
+        t = c.send(t + delay * MS, from_sensor,
+                   tls.gcm_record(rnd, tls.CT_APPDATA, size, explicit_nonce=False), mark=mark)
     c.close(t + 5 * MS, rtt=24 * MS)
 
 
