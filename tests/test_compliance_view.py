@@ -135,3 +135,29 @@ finding = st.fixed_dictionaries({"check": st.one_of(st.sampled_from(["a", "b"]),
 def test_garbage_never_raises(findings, site):
     v = compliance_view(findings, site, checks=[])
     assert set(v) == {"iec62443-3-3", "nist-800-53r5", "iso27001-2022", "nist-800-82r3-ot", "attack-ics"}
+
+
+def test_findings_restating_attestations_count_as_declarations():
+    meta = CheckMeta("physical.usb-ports", "USB", "physical-security", "medium", "r", "fix",
+                     controls={"iec62443-3-3": ("SR 2.3",), "nist-800-53r5": ("MP-7",)})
+    ir = CheckMeta("governance.incident-response-plan", "IR", "incident-response", "high", "r", "fix",
+                   controls={"nist-800-53r5": ("IR-8",)})
+    sec = CheckMeta("governance.security-training", "T", "awareness", "low", "r", "fix",
+                    controls={"nist-800-53r5": ("AT-2",)})
+    def declared(m, status, title, att, said, **kw):
+        f = Finding.from_meta(m, status, title, attestation=att, **kw)
+        f.extra["status"] = said
+        return f
+
+    findings = [declared(meta, "pass", "USB: attested", "usb_ports_disabled", "yes"),
+                declared(ir, "fail", "IR: not in place", "incident_response_plan", "no"),
+                declared(sec, "fail", "T: not attested", "security_training", "missing", severity="low")]
+    v = compliance_view(findings, None, checks=[])
+    nist = by_id(v, "nist-800-53r5")
+    assert nist["MP-7"]["status"] == "attested" and nist["MP-7"]["pass"] == 0
+    assert nist["IR-8"]["status"] == "fail"            # a declared gap is a gap
+    assert nist["AT-2"]["status"] == "none"            # not mentioned: no evidence either way
+    assert nist["AT-2"]["attestations"] == [{"id": "security_training", "status": "missing"}]
+    # the same through the contract's dicts
+    v2 = compliance_view([f.as_dict() for f in findings], None, checks=[])
+    assert by_id(v2, "nist-800-53r5") == nist

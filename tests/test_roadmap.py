@@ -155,3 +155,36 @@ def test_garbage_never_raises(findings, not_run, site_dict, assets):
     for h in HORIZONS:
         for item in road[h]:
             assert isinstance(item["title"], str) and all(isinstance(a, str) for a in item["assets"])
+
+
+def test_attestation_findings_do_not_duplicate_attestation_items():
+    # the attestation checks restate the site's answers as findings; the roadmap shows each once
+    att_finding = {"check": "governance.incident-response-plan", "status": "fail", "severity": "high",
+                   "title": "OT incident response plan: attested as not in place", "assets": [],
+                   "detail": {"attestation": "incident_response_plan", "status": "no"}}
+    path_finding = {"check": "access.remote-mfa", "status": "fail", "severity": "high",
+                    "title": "Declared remote-access path 'vendor' has no MFA", "assets": ["203.0.113.9"],
+                    "detail": {"remote_access": "vendor"}}
+    att = dict(ALL_YES)
+    att["incident_response_plan"] = SimpleNamespace(id="incident_response_plan", status="no", evidence=None, date=None)
+    road = build_roadmap([att_finding, path_finding], [], site("medium", att), [])
+    items = [i for h in HORIZONS for i in road[h]]
+    ir = [i for i in items if "governance.incident-response-plan" in i["checks"]]
+    assert len(ir) == 1 and ir[0]["source"] == "attestation"
+    mfa = [i for i in items if "access.remote-mfa" in i["checks"]]
+    assert len(mfa) == 1 and mfa[0]["source"] == "finding" and mfa[0]["assets"] == ["203.0.113.9"]
+    assert mfa[0] in road["immediate"]
+
+
+def test_every_registered_check_has_a_plain_action():
+    from plantguard.compliance.attestations import ATTESTATIONS
+    from plantguard.plan.roadmap import ACTIONS
+    try:
+        from plantguard.checks.registry import all_checks
+        ids = {m.id for m, _ in all_checks()}
+    except ImportError as e:
+        import pytest
+        pytest.skip(f"check registry not available: {e}")
+    by_attestation = {a["check"] for a in ATTESTATIONS.values()}
+    missing = sorted(ids - set(ACTIONS) - by_attestation)
+    assert not missing, f"add roadmap wording for {missing}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from plantguard.compliance.attestations import ATTESTATIONS, site_attestations
+from plantguard.compliance.attestations import ATTESTATIONS, attestation_of, site_attestations
 from plantguard.compliance.catalog import FRAMEWORKS, load_catalog, normalize_id
 
 DIRECT_FRAMEWORKS = ("iec62443-3-3", "nist-800-53r5", "iso27001-2022")
@@ -111,9 +111,19 @@ def compliance_view(findings: Iterable[Any], site: Any = None, *, full: bool = F
         if status not in ("pass", "fail"):
             continue
         check_id = _get(f, "check")
+        declared = attestation_of(f)
         for fw, ids in (links.by_check.get(check_id, {}) if isinstance(check_id, str) else {}).items():
             for cid in ids:
-                entry(fw, cid)[status] += 1
+                e = entry(fw, cid)
+                if declared is None:
+                    e[status] += 1
+                    continue
+                # a finding that restates an attestation is a declaration, not a measurement:
+                # "yes" attests the control, "no"/"partial" is a declared gap, unmentioned is no evidence
+                aid, said = declared
+                e["attestations"].append({"id": aid, "status": "yes" if status == "pass" else (said or "no")})
+                if status == "fail" and said != "missing":
+                    e["fail"] += 1
 
     attested = site_attestations(site)
     for aid, a in attested.items():
@@ -137,7 +147,8 @@ def compliance_view(findings: Iterable[Any], site: Any = None, *, full: bool = F
             if e["via"]:
                 row["via"] = sorted(e["via"])
             if e["attestations"]:
-                row["attestations"] = sorted(e["attestations"], key=lambda a: a["id"])
+                uniq = {(a["id"], a["status"]): a for a in e["attestations"]}
+                row["attestations"] = sorted(uniq.values(), key=lambda a: (a["id"], a["status"]))
             if src_fw == "nist-800-53r5":
                 row["ot_baselines"] = list(cat.ot_baselines(cid))
             if fw == "attack-ics" and row["status"] == "fail":

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import Any, Iterable
 
 from plantguard.checks.base import severity_rank
-from plantguard.compliance.attestations import ATTESTATIONS, site_attestations
+from plantguard.compliance.attestations import ATTESTATIONS, attestation_of, site_attestations
 
 HORIZONS = ("immediate", "1-3 months", "3+ months")
 SIZES = ("small", "medium", "large")
@@ -117,6 +117,18 @@ ACTIONS: dict[str, tuple[str, str, str, str, set[str]]] = {
         "Plan fixes for devices named in vendor security advisories",
         "Vendors published security advisories for this hardware and firmware (see the patch plan).",
         "medium", "OT engineer with the vendor", {"vulnerability"}),
+    "access.remote-mfa": (
+        "Require multi-factor authentication on every remote-access path",
+        "A declared remote-access path into the plant accepts a password alone.",
+        "medium", "IT security", {"perimeter", "access-control"}),
+    "plc.change-outside-window": (
+        "Make controller changes only in agreed maintenance windows",
+        "Controllers were written to or reprogrammed outside the site's maintenance windows.",
+        "low", "automation lead", {"access-control", "integrity"}),
+    "segmentation.unzoned-host": (
+        "Place every network in a declared zone",
+        "Some addresses belong to no zone in the site file: undocumented networks or misplaced devices.",
+        "low", "network team / OT engineer", {"visibility", "segmentation"}),
     "sbom.missing": (
         "Obtain software bills of materials (SBOMs) for plant devices",
         "Without an SBOM you cannot tell which devices carry a vulnerable component.",
@@ -254,7 +266,8 @@ def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, as
     # 1. failing findings, one item per check
     by_check: "OrderedDict[str, list[Any]]" = OrderedDict()
     for f in _seq(findings):
-        if _get(f, "status") == "fail" and _text(_get(f, "check")):
+        # findings restating an attestation become the attestation items below, not duplicates
+        if _get(f, "status") == "fail" and _text(_get(f, "check")) and attestation_of(f) is None:
             by_check.setdefault(_get(f, "check"), []).append(f)
     for check_id, group in by_check.items():
         sev = max((_text(_get(f, "severity")) or "info" for f in group), key=severity_rank)
@@ -324,7 +337,9 @@ def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, as
             # declared gaps move up a step when they are this size's focus; only weak remote access
             # is urgent enough to join the measured problems in "immediate"
             horizon = _earlier(base) if emphasis and (base == "3+ months" or aid in URGENT_ATTESTATIONS) else base
-            items.append({"title": title, "why": f"{why} {state}", "checks": [], "assets": [],
+            check_id = ATTESTATIONS[aid].get("check")
+            items.append({"title": title, "why": f"{why} {state}", "checks": [check_id] if check_id else [],
+                          "assets": [],
                           "effort": effort, "owner_hint": owner, "severity": "medium" if emphasis else "low",
                           "source": "attestation", "attestation": aid, "emphasis": emphasis,
                           "controls": ATTESTATIONS[aid]["controls"], "_horizon": horizon,

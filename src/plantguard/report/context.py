@@ -31,6 +31,12 @@ PRACTICES: dict[str, tuple[str, str]] = {
     "sbom": ("Software bills of materials", "every device has a complete SBOM without vulnerable components"),
     "sbom-procurement": ("Software bills of materials", "every device has a complete SBOM without vulnerable components"),
     "monitoring": ("Monitoring", "the plant network is watched for attacks"),
+    "remote-access": ("Secure remote access", "remote access into the plant needs more than a password"),
+    "incident-response": ("Incident response", "a rehearsed plan says how to act when production is hit"),
+    "awareness": ("Trained staff", "plant staff know the threats and the rules"),
+    "physical-security": ("Physical ports locked", "unused USB and network ports cannot be used"),
+    "device-integrity": ("Device integrity", "devices start only genuine firmware"),
+    "backup-recovery": ("Backups that restore", "controller programs and configurations are backed up and restores are tested"),
 }
 ZONE_KIND_WORDS = {"it": "office IT", "guest": "guest network", "dmz": "DMZ", "ot-control": "OT control zone",
                    "ot-sensing": "OT sensing zone", "ot-safety": "OT safety zone", "ot-supervisory": "OT supervisory zone",
