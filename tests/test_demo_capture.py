@@ -387,3 +387,21 @@ def test_site_loads_with_the_product_loader(demo):
     assert s.egress_allows("sensing", P.CLOUD.ip) is False
     assert s.declared_asset(ip=P.ROGUE_PI.ip) is None
     assert s.declared_asset(ip=P.S7.ip) is not None
+
+
+# ---------------------------------------------------------------- the expected-findings table
+
+def test_expected_table_points_at_real_frames(capture):
+    from plantguard.demo.expected import BY_DEFINITION, FAULTS, MUST_NOT_FAIL
+    known = {h.ip for h in P.HOSTS} | {P.CLOUD.ip}
+    for fault in FAULTS:
+        assert capture.marks.get(fault.mark), fault.name
+        for check, ips in fault.findings:
+            assert check.count(".") == 1 and ips and ips <= known, (fault.name, check)
+    for check, ips in BY_DEFINITION:
+        assert ips <= known, check
+    for check, ip in MUST_NOT_FAIL:
+        assert ip in known, check
+    # a fault never expects what the must-pass list forbids
+    expected = {(c, ip) for f in FAULTS for c, ips in f.findings for ip in ips}
+    assert not expected & set(MUST_NOT_FAIL)
