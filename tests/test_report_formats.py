@@ -191,3 +191,25 @@ def test_markdown_sections_and_escaping(sample):
         widths = {len(re.findall(r"(?<!\\)\|", ln)) for ln in lines}
         assert len(widths) == 1, lines[:3]
     assert "SR 1.5" in out and "Authenticator management" in out
+
+
+import hypothesis.strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
+                    st.text(max_size=12), st.sampled_from(["fail", "pass", "critical", "10.0.0.1", "<b>", "=1+1"]))
+junk = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                    max_leaves=12)
+contract_keys = st.sampled_from(list(TOP_LEVEL_ORDER))
+record = st.dictionaries(st.sampled_from(["check", "status", "severity", "title", "assets", "evidence", "controls",
+                                          "detail", "src", "dst", "app", "packets", "name", "kind", "zone", "ip",
+                                          "identity", "id", "summary", "immediate", "guidance"]), junk, max_size=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(contract_keys, st.one_of(junk, st.lists(record, max_size=4),
+                                                st.dictionaries(st.text(max_size=6), record, max_size=3)), max_size=10))
+def test_garbage_contracts_never_raise(contract):
+    for fmt in FORMATS:
+        assert isinstance(render(contract, fmt), str)

@@ -13,6 +13,8 @@ from plantguard.report.context import ZONE_KIND_WORDS, as_dict, as_list, num, te
 
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 200, 70, 80, 100, 30
 MAX_EDGES = 40
+MAX_PER_ROW = 4
+MAX_ZONES = 24
 NO_ZONE = "(no zone)"
 INTERNET = "internet"
 # vertical level of each zone kind: outside world at the top, field devices at the bottom
@@ -114,23 +116,31 @@ def zone_graph(contract: Any) -> dict[str, Any]:
         out_edges.append({"src": e["src"], "dst": e["dst"], "label": label, "packets": e["packets"],
                           "flows": e["flows"], "violation": frozenset((e["src"], e["dst"])) in bad})
     out_edges.sort(key=lambda e: (not e["violation"], -e["packets"], e["src"], e["dst"]))
-    return {"zones": zones, "edges": out_edges[:MAX_EDGES], "edges_total": len(out_edges)}
+    shown = out_edges[:MAX_EDGES]
+    if len(zones) > MAX_ZONES:
+        # keep the zones the drawn arrows touch, then the ones with most devices
+        touched = {e["src"] for e in shown} | {e["dst"] for e in shown}
+        zones = sorted(zones, key=lambda z: (z["name"] not in touched, -z["devices"]))[:MAX_ZONES]
+        names = {z["name"] for z in zones}
+        shown = [e for e in shown if e["src"] in names and e["dst"] in names]
+    return {"zones": zones, "edges": shown, "edges_total": len(out_edges), "zones_total": len(known)}
 
 
 def _layout(zones: list[dict]) -> tuple[dict[str, tuple[float, float]], float, float]:
-    rows: dict[int, list[dict]] = {}
+    """Rows by level (outside world on top, field devices at the bottom), at most MAX_PER_ROW
+    boxes a row so the picture stays readable at page width."""
+    levels: dict[int, list[dict]] = {}
     for z in zones:
-        rows.setdefault(LEVEL.get(z["kind"], 6), []).append(z)
-    levels = sorted(rows)
-    width = max(len(r) for r in rows.values()) * (BOX_W + GAP_X) - GAP_X + 2 * MARGIN
+        levels.setdefault(LEVEL.get(z["kind"], 6), []).append(z)
+    rows = [lv[i:i + MAX_PER_ROW] for _, lv in sorted(levels.items()) for i in range(0, len(lv), MAX_PER_ROW)]
+    width = max(len(r) for r in rows) * (BOX_W + GAP_X) - GAP_X + 2 * MARGIN
     pos = {}
-    for row_i, lvl in enumerate(levels):
-        row = rows[lvl]
+    for row_i, row in enumerate(rows):
         row_w = len(row) * (BOX_W + GAP_X) - GAP_X
         x0 = (width - row_w) / 2
         for i, z in enumerate(row):
             pos[z["name"]] = (x0 + i * (BOX_W + GAP_X), MARGIN + row_i * (BOX_H + GAP_Y))
-    height = MARGIN * 2 + len(levels) * (BOX_H + GAP_Y) - GAP_Y
+    height = MARGIN * 2 + len(rows) * (BOX_H + GAP_Y) - GAP_Y
     return pos, width, height
 
 
