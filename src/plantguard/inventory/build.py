@@ -78,7 +78,8 @@ class _Builder:
             ips.add(f.client)
             ips.add(f.server)
         for o in self.result.observations:
-            for ip in (o.src, o.dst, o.data.get("ip") if o.kind in ("identity", "hostname") else None):
+            # a name resolved in DNS is not a device on the wire; an address a device announces is
+            for ip in (o.src, o.dst, o.data.get("ip") if o.kind == "identity" else None):
                 if ip:
                     ips.add(ip)
         ips = {ip for ip in ips if address_class(ip) != "skip"}
@@ -179,7 +180,7 @@ class _Builder:
                     _seen(a, o.last_ts)
                 continue
             if k == "hostname" and o.data.get("ip"):
-                a = self.asset_for(o.data["ip"], None)
+                a = self.by_ip.get(o.data["ip"])
             elif k == "identity" and o.subject_ip is None and o.data.get("ip"):
                 a = self.by_ip.get(o.data["ip"]) or self.asset_for(None, o.subject_mac)
             else:
