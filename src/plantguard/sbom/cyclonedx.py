@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
@@ -68,12 +69,16 @@ def read_cyclonedx_json(path: str, text: str, raw: dict) -> SbomDocument:
     meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
     _raw_metadata(doc, meta)
     try:
-        bom = Bom.from_json(raw)
+        with warnings.catch_warnings():     # the library warns about deprecated fields it reads
+            warnings.simplefilter("ignore")
+            bom = Bom.from_json(raw)
     except Exception as e:  # noqa: BLE001 - the library raises many types on bad input
         doc.errors.append(f"cannot be read as CycloneDX {spec}: {type(e).__name__}: {str(e)[:200]}")
         _raw_components(doc, raw)
         return doc
-    _from_bom(doc, bom)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _from_bom(doc, bom)
     doc.vex = _raw_vex(raw.get("vulnerabilities"))
     return doc
 
@@ -109,7 +114,9 @@ def read_cyclonedx_xml(path: str, data: bytes, root) -> SbomDocument:
                             [{"name": (t.findtext(q("name")) or "").strip()} for t in tools.iter(q("component"))]
     _raw_metadata(doc, meta)
     try:
-        bom = Bom.from_xml(ET.fromstring(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bom = Bom.from_xml(ET.fromstring(data))
     except Exception as e:  # noqa: BLE001
         doc.errors.append(f"cannot be read as CycloneDX {spec}: {type(e).__name__}: {str(e)[:200]}")
         return doc
