@@ -272,6 +272,11 @@ def compliance(comp: dict) -> list[dict]:
                          "attestations": joined([f"{text(as_dict(a).get('id')).replace('_', ' ')}: {text(as_dict(a).get('status'))}"
                                                  for a in as_list(ctl.get("attestations"))], "; "),
                          "baselines": joined(ctl.get("ot_baselines"), "/")})
+            r = rows[-1]
+            parts = [r["via"] or ("cited by the check" if r["checks"] else "")]
+            if r["attestations"]:
+                parts.append(f"declared: {r['attestations']}")
+            r["link"] = "; ".join(p for p in parts if p)
         order = {"fail": 0, "pass": 1, "attested": 2, "none": 3}
         rows.sort(key=lambda r: order.get(r["status"], 3))
         summary = as_dict(fw.get("summary"))

@@ -103,7 +103,7 @@ def render_markdown(contract: dict) -> str:
         if fw["rows"]:
             out += table(["Control", "Title", "Status", "Checks", "Failed", "Passed", "Link"],
                          [[r["id"], r["title"], r["status_word"], r["checks"], r["fail"], r["pass"],
-                           r["via"] or r["attestations"]] for r in fw["rows"]])
+                           r["link"]] for r in fw["rows"]])
     if c["attestations"]:
         out += ["## What the site declared", ""] + table(["Attestation", "Status", "Evidence", "Date"],
                                                          [[a["title"], a["status_word"], a["evidence"], a["date"]] for a in c["attestations"]])
