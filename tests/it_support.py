@@ -99,6 +99,39 @@ def tshark_fields(path: str | Path, display_filter: str, fields: list[str],
     return list(_tshark(str(path), display_filter, tuple(fields), tuple(extra or ())))
 
 
+def record_count(path: str | Path) -> int:
+    return sum(len(chunk) for chunk in formats.read_chunks(path))
+
+
+def tshark_many(paths: list[str | Path], display_filter: str, fields: list[str],
+                extra: list[str] | None = None) -> dict[Path, list[dict]]:
+    """tshark_fields for several captures in one tshark run (tshark's start-up dominates on
+    small files): the captures are concatenated with mergecap and the rows split back."""
+    exe = need_tshark()
+    merge = shutil.which("mergecap") or str(Path(exe).with_name("mergecap"))
+    paths = [Path(p) for p in paths]
+    if not Path(merge).exists() or len(paths) < 2:
+        return {p: tshark_fields(p, display_filter, fields, extra) for p in paths}
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "all.pcapng"
+        subprocess.run([merge, "-a", "-w", str(out)] + [str(p) for p in paths], check=True,
+                       capture_output=True, timeout=120)
+        rows = list(_tshark(str(out), display_filter, tuple(fields), tuple(extra or ())))
+    result: dict[Path, list[dict]] = {p: [] for p in paths}
+    bounds, first = [], 0
+    for p in paths:
+        n = record_count(p)
+        bounds.append((first, first + n, p))
+        first += n
+    for row in rows:
+        for lo, hi, p in bounds:
+            if lo < row["frame"] <= hi:
+                result[p].append(dict(row, frame=row["frame"] - lo))
+                break
+    return result
+
+
 def ratio(matched: int, total: int) -> float:
     return 1.0 if total == 0 else matched / total
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import Score, frames, need_tshark, of_kind, packet, tshark_fields
+from it_support import Score, frames, need_tshark, of_kind, packet, tshark_many
 
 from plantguard.protocols import arp, cdp, lldp
 from plantguard.protocols.base import printable
@@ -116,11 +116,12 @@ def test_arp_pipeline_bindings_and_gratuitous():
 def test_arp_agrees_with_tshark_on_every_frame():
     need_tshark()
     score = Score()
+    peer = tshark_many([shared_path(r) for r in ARP_CAPTURES], "arp",
+                       ["arp.opcode", "arp.src.hw_mac", "arp.src.proto_ipv4", "arp.dst.hw_mac",
+                        "arp.dst.proto_ipv4"], L2_ONLY)
     for rel in ARP_CAPTURES:
         path = shared_path(rel)
-        rows = {r["frame"]: r for r in tshark_fields(path, "arp", ["arp.opcode", "arp.src.hw_mac",
-                                                                   "arp.src.proto_ipv4", "arp.dst.hw_mac",
-                                                                   "arp.dst.proto_ipv4"], L2_ONLY)}
+        rows = {r["frame"]: r for r in peer[path]}
         ours = {f: arp.parse(p) for f, p in l2_payloads(path, 0x0806, (b"\x00\x00\x00", 0x0806))}
         for frame, row in rows.items():
             a = ours.get(frame)
@@ -146,10 +147,11 @@ def test_lldp_agrees_with_tshark_field_by_field():
               "lldp.tlv.system_cap"]
     score = Score()
     frames_seen = 0
+    peer = tshark_many([shared_path(r) for r in LLDP_CAPTURES], "lldp", fields, L2_ONLY)
     for rel in LLDP_CAPTURES:
         path = shared_path(rel)
         ours = {f: lldp.parse(p) for f, p in l2_payloads(path, 0x88CC)}
-        for row in tshark_fields(path, "lldp", fields, L2_ONLY):
+        for row in peer[path]:
             info = ours.get(row["frame"])
             what = f"{rel}#{row['frame']}"
             if not score.check(what + " decoded", info is not None, True):
@@ -219,10 +221,11 @@ def test_cdp_agrees_with_tshark_field_by_field():
     fields = ["cdp.deviceid", "cdp.platform", "cdp.portid", "cdp.software_version", "cdp.nrgyz.ip_address",
               "cdp.native_vlan", "cdp.capabilities"]
     seen = 0
+    peer = tshark_many([shared_path(r) for r in CDP_CAPTURES], "cdp", fields, L2_ONLY)
     for rel in CDP_CAPTURES:
         path = shared_path(rel)
         ours = {f: cdp.parse(p) for f, p in l2_payloads(path, -1, (b"\x00\x00\x0c", 0x2000))}
-        for row in tshark_fields(path, "cdp", fields, L2_ONLY):
+        for row in peer[path]:
             info = ours.get(row["frame"])
             what = f"{rel}#{row['frame']}"
             if not score.check(what + " decoded", bool(info), True):

@@ -177,9 +177,9 @@ def _parse_v3(buf: bytes, off: int, end: int, msg: SnmpMessage) -> None:
         _, a, b = next(u)
         msg.engine_id = buf[a:b]
         _, a, b = next(u)
-        msg.engine_boots = to_int(buf[a:b]) if b > a else 0
+        msg.engine_boots = to_uint(buf[a:b]) if b > a else 0   # 0..2^31-1; agents often mis-sign it
         _, a, b = next(u)
-        msg.engine_time = to_int(buf[a:b]) if b > a else 0
+        msg.engine_time = to_uint(buf[a:b]) if b > a else 0
         _, a, b = next(u)
         msg.user = buf[a:b]
     except (BerError, StopIteration):
