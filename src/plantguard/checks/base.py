@@ -58,9 +58,9 @@ class Finding:
     extra: dict[str, Any] = field(default_factory=dict)   # check-specific structured detail
 
     @classmethod
-    def from_meta(cls, meta: CheckMeta, status: str, title: str, /, assets=(), evidence=(),
+    def from_meta(cls, meta: CheckMeta, status: str, title: str, assets=(), evidence=(), /,
                   severity: str | None = None, **extra) -> "Finding":
-        # meta, status and title are positional-only so that extra detail may use those names
+        # positional-only so that a check's extra detail may use these names as keys
         return cls(meta.id, status, severity or (meta.severity if status == "fail" else "info"),
                    title, list(assets), list(evidence), meta.practice,
                    {k: list(v) for k, v in meta.controls.items()}, meta.remediation,
