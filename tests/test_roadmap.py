@@ -188,3 +188,27 @@ def test_every_registered_check_has_a_plain_action():
     by_attestation = {a["check"] for a in ATTESTATIONS.values()}
     missing = sorted(ids - set(ACTIONS) - by_attestation)
     assert not missing, f"add roadmap wording for {missing}"
+
+
+def test_immediate_stays_short_but_keeps_every_critical_and_high():
+    checks = ["services.insecure", "egress.internet", "segmentation.it-ot-bridge", "credentials.cleartext",
+              "crypto.weak-tls", "egress.not-allowlisted", "segmentation.vlan-mixing", "plc.change-outside-window",
+              "inventory.unknown-asset", "crypto.cleartext-telemetry", "segmentation.unzoned-host", "sbom.missing"]
+    findings = [fail(c, "medium", f"10.0.0.{n}") for n, c in enumerate(checks)]
+    findings += [fail(f"x.high{n}", "high", "10.0.1.1") for n in range(12)]
+    road = build_roadmap(findings, [], site("small", {}), [])
+    imm = road["immediate"]
+    assert all(i["severity"] in ("critical", "high") for i in imm[10:])
+    assert len([i for i in imm if i["severity"] == "high"]) == 12
+    assert all(i["severity"] not in ("critical", "high") for i in road["1-3 months"])
+    assert horizon_of(road, "services.insecure")[0] == "1-3 months"   # emphasised, but the list is full
+
+
+def test_not_run_reasons_with_a_site_file():
+    not_run = [{"check": "sbom.incomplete", "reason": "no SBOM declared in the site file or checked into the store"},
+               {"check": "vuln.advisory", "reason": "no vulnerability intelligence loaded: run intel import"}]
+    road = build_roadmap([], not_run, site("medium"), [])
+    items = [i for h in HORIZONS for i in road[h]]
+    assert not [i for i in items if "Describe the plant" in i["title"]]
+    assert [i["checks"] for i in items if "SBOM" in i["title"]] == [["sbom.incomplete"]]
+    assert [i["checks"] for i in road["immediate"] if "advisories" in i["title"]] == [["vuln.advisory"]]

@@ -12,6 +12,7 @@ from plantguard.compliance.attestations import ATTESTATIONS, attestation_of, sit
 HORIZONS = ("immediate", "1-3 months", "3+ months")
 SIZES = ("small", "medium", "large")
 MAX_ITEM_ASSETS = 50
+MAX_IMMEDIATE = 10
 CONTROLLER_ROLES = {"plc", "rtu", "safety-controller", "ied", "io-device", "drive"}
 
 # what each size should concentrate on (themes get a priority boost) and how we say it
@@ -132,7 +133,7 @@ ACTIONS: dict[str, tuple[str, str, str, str, set[str]]] = {
     "sbom.missing": (
         "Obtain software bills of materials (SBOMs) for plant devices",
         "Without an SBOM you cannot tell which devices carry a vulnerable component.",
-        "low", "procurement / vendor management", {"supply-chain", "visibility"}),
+        "low", "procurement / vendor management", {"supply-chain"}),
     "sbom.incomplete": (
         "Ask vendors to complete their SBOMs",
         "The SBOMs received lack versions or components, so matching them to advisories is unreliable.",
@@ -209,6 +210,9 @@ PROGRAMME: dict[str, list[tuple[str, str, str, str, str]]] = {
 SITE_FILE_ITEM = ("Describe the plant in a site file: zones, conduits, engineering stations, attestations",
                   "Segmentation, authorised-station and several other checks need to know how the plant "
                   "is meant to work before they can tell what is wrong.", "low", "OT engineer")
+SBOM_ITEM = ("Collect SBOMs from vendors and list them in the site file",
+             "The SBOM checks need the vendors' software bills of materials to say which components "
+             "the devices contain.", "low", "procurement / OT engineer")
 INTEL_ITEM = ("Load vulnerability advisories so patch checks can run",
               "Without advisories the assessment cannot say which devices have known vulnerabilities.",
               "low", "OT engineer / IT security")
@@ -257,6 +261,10 @@ def _controller_keys(assets: Iterable[Any]) -> set[str]:
     return out
 
 
+def _order(item: dict) -> tuple:
+    return tuple(-int(x) for x in item["_rank"]), item["title"]
+
+
 def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, assets: Iterable[Any]) -> dict:
     size, assumed = _size(site)
     themes = GUIDANCE[size]["themes"]
@@ -294,16 +302,18 @@ def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, as
                       "_rank": (severity_rank(sev), emphasis, 2, n_ctrl, len(assets_hit))})
 
     # 2. checks that could not run
-    nr_site, nr_intel, nr_other = [], [], OrderedDict()
+    nr_site, nr_intel, nr_sbom, nr_other = [], [], [], OrderedDict()
     for n in _seq(not_run):
         cid, reason = _text(_get(n, "check")), _text(_get(n, "reason"))
         if not cid:
             continue
         low = reason.lower()
-        if "site" in low:
+        if "needs a site file" in low or (site is None and "site" in low):
             nr_site.append(cid)
-        elif any(w in low for w in ("intel", "advisor", "vulnerab", "database", "store")):
+        elif any(w in low for w in ("intel", "advisor", "kev")):
             nr_intel.append(cid)
+        elif "sbom" in low:
+            nr_sbom.append(cid)
         else:
             nr_other.setdefault(reason or "no reason given", []).append(cid)
     if nr_site or site is None:
@@ -316,6 +326,11 @@ def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, as
         items.append({"title": t, "why": w, "checks": sorted(set(nr_intel)), "assets": [], "effort": e,
                       "owner_hint": o, "severity": "medium", "source": "not-run", "emphasis": "vulnerability" in themes,
                       "_horizon": "immediate", "_rank": (2, True, 1, 0, len(nr_intel))})
+    if nr_sbom:
+        t, w, e, o = SBOM_ITEM
+        items.append({"title": t, "why": w, "checks": sorted(set(nr_sbom)), "assets": [], "effort": e,
+                      "owner_hint": o, "severity": "low", "source": "not-run", "emphasis": "supply-chain" in themes,
+                      "_horizon": "1-3 months", "_rank": (1, True, 1, 0, len(nr_sbom))})
     for reason, cids in nr_other.items():
         items.append({"title": f"Make {len(cids)} more check{'s' if len(cids) > 1 else ''} runnable",
                       "why": f"They could not run: {reason}", "checks": sorted(set(cids)), "assets": [],
@@ -356,10 +371,16 @@ def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, as
     buckets: dict[str, list[dict[str, Any]]] = {h: [] for h in HORIZONS}
     for i in items:
         buckets[i.pop("_horizon")].append(i)
+    # "immediate" stays a short list: beyond MAX_IMMEDIATE, what is not critical or high waits a step
+    buckets["immediate"].sort(key=_order)
+    keep = [i for n, i in enumerate(buckets["immediate"]) if n < MAX_IMMEDIATE or i["_rank"][0] >= 3]
+    kept = {id(i) for i in keep}
+    buckets["1-3 months"] += [i for i in buckets["immediate"] if id(i) not in kept]
+    buckets["immediate"] = keep
     for h in HORIZONS:
         # most severe first; then the size's emphasis, measured before declared, controllers
         # touched and breadth
-        buckets[h].sort(key=lambda i: (tuple(-int(x) for x in i["_rank"]), i["title"]))
+        buckets[h].sort(key=_order)
         for i in buckets[h]:
             del i["_rank"]
         out[h] = buckets[h]
