@@ -202,25 +202,28 @@ def it_ot_bridge(ctx) -> list[Finding]:
     return findings
 
 
-def _local_on_vlan(idx, ip: str, mac: str | None) -> bool:
-    """Whether `ip` really sits on the VLAN its frames were tagged with: its own MAC is in the
-    frame (traffic routed from elsewhere carries the router's MAC instead)."""
-    a = idx.asset(ip)
-    if a is None or mac is None:
-        return True
-    if getattr(a, "is_router", False) or a.mac is None:
-        return False
-    return mac == a.mac or mac in (a.macs or ())
-
-
 def _hosts_by_vlan(idx) -> dict[int, dict[str, object]]:
-    """VLAN -> {host ip: first flow that showed it there}."""
+    """VLAN -> {host ip: first flow that showed it there}. A host counts as on a VLAN when its
+    frames there carry a MAC address bound to that one IP address: traffic routed from
+    elsewhere carries the router's MAC, which fronts many addresses."""
+    mac_ips: dict[str, set] = defaultdict(set)
+    for f in idx.flows:
+        if f.vlan is None:
+            continue
+        for ip, mac in ((f.client, f.client_mac), (f.server, f.server_mac)):
+            if mac and len(mac_ips[mac]) < 2:
+                mac_ips[mac].add(ip)
     out: dict[int, dict[str, object]] = defaultdict(dict)
     for f in idx.flows:
         if f.vlan is None:
             continue
         for ip, mac in ((f.client, f.client_mac), (f.server, f.server_mac)):
-            if address_class(ip) == "private" and ip not in out[f.vlan] and _local_on_vlan(idx, ip, mac):
+            if address_class(ip) != "private" or ip in out[f.vlan]:
+                continue
+            a = idx.asset(ip)
+            if a is not None and getattr(a, "is_router", False):
+                continue
+            if mac is None or len(mac_ips.get(mac, ())) <= 1:
                 out[f.vlan][ip] = f
     return out
 
