@@ -8,7 +8,7 @@ client's User-Agent as its `identity` description, and any Authorization header 
 The credential is emitted when the matching response arrives, with result "failure" on
 401/403 and "success" on 1xx-3xx, oriented client -> server at the request's frame.
 Per response (server -> client): the `service` with the Server header as banner/software,
-and the WWW-Authenticate scheme/realm.
+the WWW-Authenticate scheme/realm, and an `error` (code = status, name = reason) for 4xx/5xx.
 
 Both directions are reassembled (bounded); bodies are skipped by Content-Length or chunked
 framing; pipelined requests are paired with responses in order. HTTP/0.9 requests (no
@@ -46,27 +46,48 @@ METHODS = frozenset({
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "SEARCH", "REPORT", "M-SEARCH"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "PROPPATCH", "MKCOL", "COPY", "MOVE"})
 
-_REQUEST_LINE = re.compile(rb"([A-Za-z][A-Za-z_\-]{1,19}) +(\S{1,8192})(?: +([Hh][Tt][Tt][Pp]/\d\.\d))? *\r?$")
+_METHOD = re.compile(rb"[A-Za-z][A-Za-z_\-]{1,19}")
+_VERSION = re.compile(r"\d\.\d")
 _STATUS_LINE = re.compile(rb"([Hh][Tt][Tt][Pp]/\d\.\d) +(\d{3})(?: (.*))?\r?$")
-_SIG_REQUEST = re.compile(rb"([A-Za-z][A-Za-z_\-]{1,19}) (\S{1,2048})( [Hh][Tt][Tt][Pp]/\d\.\d)? *\r?\n")
 _SIG_STATUS = re.compile(rb"[Hh][Tt][Tt][Pp]/\d\.\d \d{3}[ \r\n]")
 _PRODUCT_VERSION = re.compile(r"^[^/\s]+/v?(\d[\w.\-]*)")
 
 
+def parse_request_line(line: bytes) -> tuple[str, bytes, str | None] | None:
+    """(method, target, version) of a request line, leniently: the version is the last token
+    when it starts with "HTTP/" (its text as sent, even if malformed), the target is what lies
+    between (possibly empty); no version means an HTTP/0.9-style request."""
+    parts = line.split()
+    if not parts or not _METHOD.fullmatch(parts[0]) or len(parts) > 8:
+        return None
+    method, rest, version = parts[0].decode("latin-1"), parts[1:], None
+    if rest and rest[-1][:5].upper() == b"HTTP/":
+        version = rest[-1][5:].decode("latin-1")[:8]
+        rest = rest[:-1]
+    return method, b" ".join(rest), version
+
+
 def signature(payload: bytes) -> bool:
-    """A request line with a known method (or any method token with an HTTP version), or a
-    status line."""
+    """A status line, or a request line: any upper-case method (or a known one in any case)
+    with an HTTP/x.y version; without a (well-formed) version, a known upper-case method with
+    a path-like target, or an unknown upper-case one with a path and a Host header. So
+    'get key' of a text cache protocol is not HTTP."""
     head = bytes(payload[:2100])
     if _SIG_STATUS.match(head):
         return True
-    m = _SIG_REQUEST.match(head)
-    if not m:
+    nl = head.find(b"\n")
+    if nl < 0:
         return False
-    method = m.group(1).upper().decode()
-    if m.group(3):
-        return method in METHODS or m.group(1).isupper()
-    # without a version (HTTP/0.9) only a known method with a path-like target will do
-    return method in METHODS and m.group(2)[:1] in (b"/", b"*")
+    req = parse_request_line(head[:nl])
+    if req is None:
+        return False
+    method, target, version = req
+    if version is not None and _VERSION.fullmatch(version):
+        return method.upper() in METHODS or method.isupper()
+    if method in METHODS and target[:1] in (b"/", b"*"):
+        return True
+    # an unknown upper-case method is HTTP when a path and a Host header go with it
+    return method.isupper() and target[:1] == b"/" and b"\nhost:" in head.lower()
 
 
 # --- wire format ------------------------------------------------------------------------
@@ -282,27 +303,29 @@ def decode(pkt: Packet) -> list[Observation]:
 
 def _client_message(pkt: Packet, d: _Direction, out: list) -> bool:
     sb = d.sb
-    # HTTP/0.9: a lone request line without a version, answered by a bare body
     nl = sb.data.find(b"\n")
-    if nl >= 0:
-        first = bytes(sb.data[:nl]).rstrip(b"\r")
-        m = _REQUEST_LINE.match(first)
-        if m and not m.group(3):
+    if nl >= 0 and not sb.data[nl + 1:]:
+        # a lone request line without a version and nothing after it: HTTP/0.9, answered by
+        # a bare body until the connection closes
+        req = parse_request_line(bytes(sb.data[:nl]))
+        if req and req[2] is None:
             del sb.data[:nl + 1]
-            _request(pkt, m.group(1).decode("latin-1"), m.group(2), "0.9", {}, out)
+            _request(pkt, req[0], req[1], "0.9", {}, out)
             d.mode = "close"
             return False
     head = _next_head(d)
     if head is None:
         return False
     (start,), headers = parse_head(head)
-    m = _REQUEST_LINE.match(start)
-    if not m:
+    req = parse_request_line(start)
+    if req is None:
         d.mode = "dead"
         return False
-    version = m.group(3).decode()[5:] if m.group(3) else "0.9"
-    method = m.group(1).decode("latin-1")
-    _request(pkt, method, m.group(2), version, headers, out)
+    method, target, version = req
+    _request(pkt, method, target, version or "0.9", headers, out)
+    if version is None:
+        d.mode = "close"   # an HTTP/0.9-style request (with header lines after it)
+        return False
     _body_mode(d, headers, no_body=False, until_close=False)
     if method.upper() == "CONNECT":
         d.mode = "dead"   # a tunnel follows
@@ -376,6 +399,9 @@ def _server_message(pkt: Packet, d: _Direction, out: list) -> bool:
             result = "failure" if status in (401, 403) else "success" if status < 400 else None
             out.extend(_settle(entry, result))
     _service(pkt, headers, out)
+    if status >= 400:
+        reason = printable(m.group(3) or b"", 64) if m.group(3) else ""
+        out.append(pkt.observe("error", NAME, subject="src", code=status, name=reason or str(status)))
     if status == 101 or (method == "CONNECT" and 200 <= status < 300):
         d.mode = "dead"   # the connection now carries another protocol
         return False
@@ -412,7 +438,7 @@ def _ssdp(pkt: Packet) -> list[Observation]:
     data = bytes(pkt.payload[:MAX_HEAD])
     end = data.find(b"\r\n\r\n")
     (start,), headers = parse_head(data[:end] if end >= 0 else data)
-    if not (_STATUS_LINE.match(start) or _REQUEST_LINE.match(start)):
+    if not (_STATUS_LINE.match(start) or parse_request_line(start)):
         return []
     out = []
     server = headers.get("server")

@@ -1,0 +1,179 @@
+"""FTP against Zeek's ftp.log baselines (user, password, reply codes, file commands) and the
+samba reply dump, Telnet against Zeek's telnet-missing-auth-name trace (Telnet on tcp/21),
+tshark as second oracle, and hand-built Telnet logins."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import analyze_shared, shared_path
+from it_support import Score, deep_observations, need_tshark, of_kind, stream, tshark_many, zeek_log
+
+from plantguard.protocols import ftp, registry, telnet
+
+Z = "baselines/zeek/scripts.base.protocols."
+F = "pcaps/zeek/ftp/"
+LOGS = [
+    (F + "ftp-invalid-reply-code.pcap", Z + "ftp.ftp-invalid-reply-code/ftp.log"),
+    (F + "ipv4.pcap", Z + "ftp.ftp-ipv4/ftp.log"),
+    (F + "ftp-password-pass-command.pcap", Z + "ftp.ftp-password-pass-command/ftp.log"),
+    (F + "ipv6-retr-samba.pcap", Z + "ftp.ftp-samba-retr/ftp.log"),
+    (F + "ftp-auth-tls.pcap", Z + "ftp.ftp-auth-tls/ftp.log"),
+]
+
+
+def test_logins_and_file_commands_match_zeek_ftp_log():
+    score = Score()
+    for pcap, log in LOGS:
+        obs = deep_observations(shared_path(pcap))
+        creds = [o.data for o in obs if o.kind == "credential" and o.proto == "ftp"]
+        ops = [o.data for o in obs if o.kind == "operation" and o.proto == "ftp"]
+        rows = zeek_log(shared_path(log))
+        for row in rows:
+            what = f"{pcap} {row['command']} {row['arg'][:30]}"
+            if row["command"] in ("USER", "PASS"):
+                match = [c for c in creds if c["user"] == row["user"]
+                         and (row["command"] == "USER" or row["password"] in ("<hidden>", c["password"]))]
+                # a USER answered by 331 is no login yet (its PASS row carries the verdict)
+                if row["command"] == "USER" and row["reply_code"] in ("331", "332"):
+                    continue
+                if row["command"] == "USER":
+                    match = [c for c in match if c["password"] is None]
+                if score.check(what + " login", len(match) >= 1, True):
+                    score.check(what + " reply", str(match[0]["reply_code"]), row["reply_code"])
+                    score.check(what + " result", match[0]["result"],
+                                "success" if row["reply_code"] == "230" else "failure")
+            elif row["command"] in ftp.FILE_COMMANDS:
+                names = [o["detail"] for o in ops if o["code"] == row["command"]]
+                score.check(what + " file op", any(row["arg"].endswith(n or "?") for n in names), True)
+            elif row["command"] == "<init>":
+                (svc,) = [o.data for o in obs if o.kind == "service" and o.proto == "ftp"]
+                score.check(what + " banner", svc["banner"], row["reply_msg"])
+                score.check(what + " user before login", [c for c in creds if c["user"]], [])
+    score.assert_agrees(1.0, at_least=15)
+
+
+def test_samba_reply_dump_banner_and_login():
+    lines = shared_path(Z + "ftp.ftp-samba-retr/out").read_text().splitlines()
+    replies = [ln.split(", ", 3) for ln in lines if ln.startswith("ftp_reply")]
+    banner = [r[3] for r in replies if r[2] == "220"][0]
+    r = analyze_shared(F + "ipv6-retr-samba.pcap")
+    (svc,) = of_kind(r.observations, "service", "ftp")
+    assert svc.data["banner"] == banner and svc.subject_ip == "2001:6f8:200:1::5:33"
+    (cred,) = of_kind(r.observations, "credential", "ftp")
+    assert cred.data["secret_type"] == "anonymous" and cred.data["result"] == "success"
+    assert [r[2] for r in replies].index("230") == 2
+
+
+def test_cleartext_logins_known_results():
+    r = analyze_shared(F + "ftp-password-pass-command.pcap")
+    (cred,) = of_kind(r.observations, "credential", "ftp")
+    assert cred.data == {"user": "Admin", "password": "qwerty", "secret_type": "password", "cleartext": True,
+                         "result": "failure", "reply_code": 530}
+    assert (cred.src, cred.dst, cred.dport, cred.subject) == ("192.168.10.132", "192.168.10.188", 21, "dst")
+    (svc,) = of_kind(r.observations, "service", "ftp")
+    assert svc.data["software"] == "FileZilla Server 1.9.1"
+    r = analyze_shared(F + "ipv4.pcap")
+    (ident,) = of_kind(r.observations, "identity", "ftp")
+    assert ident.data["os"].startswith("UNIX Type: L8")
+    assert {o.data["name"] for o in of_kind(r.observations, "operation", "ftp")} == {"download"}
+
+
+def test_agrees_with_tshark_on_commands_and_banners():
+    need_tshark()
+    score = Score()
+    pcaps = [shared_path(p) for p, _ in LOGS]
+    peer = tshark_many(pcaps, "ftp", ["ftp.request.command", "ftp.request.arg", "ftp.response.code",
+                                      "ftp.response.arg"])
+    for pcap in pcaps:
+        obs = deep_observations(pcap)
+        creds = [(o.data["user"], o.data["password"]) for o in obs if o.kind == "credential"]
+        banners = [o.data.get("banner") for o in obs if o.kind == "service" and o.proto == "ftp"]
+        user = None
+        first_reply = True
+        for row in peer[pcap]:
+            cmd = row["ftp.request.command"][:1]
+            arg = (row["ftp.request.arg"] or [""])[0]
+            what = f"{pcap.name}#{row['frame']}"
+            if cmd == ["USER"]:
+                user = arg
+            elif cmd == ["PASS"]:
+                score.check(what + " pass", (user, arg) in creds, True)
+            if row["ftp.response.code"] and first_reply:
+                first_reply = False
+                if row["ftp.response.code"][0] == "220":
+                    score.check(what + " banner", banners[:1], [(row["ftp.response.arg"] or [""])[0]])
+    score.assert_agrees(1.0, at_least=6)
+
+
+def test_identity_evidence_ftp_banners():
+    evidence = json.loads(shared_path("baselines/tshark-derived/identity_evidence.json").read_text())["files"]
+    seen = 0
+    for rel, kinds in evidence.items():
+        if not rel.startswith("pcaps/zeek/ftp/") or rel.endswith("/ipv4.pcap"):
+            continue   # (ipv4.pcap's evidence lists three later replies, not its greeting)
+        r = analyze_shared(rel)
+        banners = {o.data.get("banner") for o in of_kind(r.observations, "service", "ftp")}
+        args = [item.partition("=")[2] for item in kinds["ftp_banner"]]
+        assert any(a in banners for a in args), (rel, banners, args)
+        seen += 1
+    assert seen == 4
+
+
+def test_telnet_on_tcp21_missing_auth_name():
+    """Zeek prints no login event for this trace (a Kerberos REPLY without a name, on tcp/21)."""
+    assert shared_path(Z + "login.telnet-missing-auth-name/out").read_text().strip().endswith("<empty>")
+    r = analyze_shared("pcaps/zeek/telnet-auth-missing-name.pcap")
+    assert [f.app for f in r.flows] == ["telnet"] and r.counters["decode_errors"] == 0
+    assert of_kind(r.observations, "credential") == []
+    assert [o.data for o in of_kind(r.observations, "service", "telnet")] == [{"name": "telnet"}]
+    first = b"\xff\xfa\x25\x02\x02\xff\xf0"
+    assert not ftp.signature(first) and telnet.signature(first)
+    assert registry.classify("tcp", 21, 40000, first) is telnet
+
+
+IAC_INTRO = b"\xff\xfd\x18\xff\xfd\x20\xff\xfd\x23\xff\xfd\x27"
+
+
+def test_telnet_character_mode_login_success():
+    convo = [(False, IAC_INTRO), (True, b"\xff\xfc\x18\xff\xfc\x20"),
+             (False, b"\xff\xfb\x01\r\nMoxa NPort 5110\r\nlogin: ")]
+    for ch in b"admin\r":
+        convo += [(True, bytes([ch])), (False, bytes([ch]))]     # the server echoes the name
+    convo.append((False, b"\r\nPassword: "))
+    convo += [(True, bytes([ch])) for ch in b"moxX\x7fa\r\x00"]  # no echo; one backspace
+    convo.append((False, b"\r\n"))
+    convo.append((False, b"Welcome!\r\n# "))
+    obs = stream(convo, telnet, dport=23)
+    svc = [o.data for o in of_kind(obs, "service")]
+    assert {"name": "telnet"} in svc and {"name": "telnet", "banner": "Moxa NPort 5110 login:"} in svc
+    (cred,) = of_kind(obs, "credential")
+    assert cred.data == {"user": "admin", "password": "moxa", "secret_type": "password", "cleartext": True,
+                         "result": "success"}
+    assert cred.src == "10.0.0.1" and cred.subject == "dst"
+
+
+def test_telnet_line_mode_login_failure():
+    convo = [(False, b"\r\nUser Access Verification\r\n\r\nUsername: "), (True, b"cisco\r\n"),
+             (False, b"Password: "), (True, b"cisco\r\n"), (False, b"% Login invalid\r\n\r\nUsername: ")]
+    (cred,) = of_kind(stream(convo, telnet, dport=23), "credential")
+    assert (cred.data["user"], cred.data["password"], cred.data["result"]) == ("cisco", "cisco", "failure")
+
+
+def test_telnet_retransmitted_keystrokes_counted_once():
+    st: dict = {}
+    from it_support import packet
+    telnet.decode(packet(b"login: ", sport=23, dport=40000, from_client=False, state=st, seq=1))
+    for seq, b in ((10, b"r"), (11, b"o"), (11, b"o"), (12, b"o"), (13, b"t\r\n")):
+        telnet.decode(packet(b, sport=40000, dport=23, state=st, seq=seq))
+    assert st.get("tn_user") == "root"
+
+
+@pytest.mark.parametrize("payload,is_ftp,is_telnet", [
+    (b"220 ProFTPD 1.3.5 Server ready.\r\n", True, False), (b"220-Welcome\r\n", True, False),
+    (b"USER anonymous\r\n", True, False), (b"\xff\xfb\x01\xff\xfb\x03", False, True),
+    (b"\xff\xfd\x18", False, True), (b"\xff\xf4", False, False), (b"login: ", False, True),
+    (b"HTTP/1.1 200 OK\r\n", False, False), (b"\xff\xfa\x18\x01", False, False)])
+def test_ftp_and_telnet_signatures(payload, is_ftp, is_telnet):
+    assert ftp.signature(payload) is is_ftp
+    assert telnet.signature(payload) is is_telnet
