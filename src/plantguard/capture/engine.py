@@ -116,6 +116,7 @@ class Engine:
 
         li = np.flatnonzero(cols.l4 > 0)
         ctx = None
+        skipped_client = np.zeros(0, np.int64)
         if len(li):
             sub = cols.take(li)
             slot, from_client, _g = self.table.assign(sub, pos[li], ts[li], chunk.wirelen[li],
@@ -135,17 +136,20 @@ class Engine:
                 to_deep = di[~rmask & ~repeat]
                 ri = di[rmask]
                 if len(ri):
-                    pending = self._replay(ri, rkey[rmask], slot, li, frames, ts, pos, tkeys)
+                    pending, skipped = self._replay(ri, rkey[rmask], slot, li, frames, ts, pos, tkeys)
                     to_deep = np.concatenate([to_deep, pending])
+                    skipped_client = np.sort(skipped[from_client[skipped]])
                 deep_rows.append(li[to_deep])
                 deep_l4.append(to_deep)
-            ctx = (sub, slot, from_client, mod)
+            ctx = (sub, slot, from_client, mod, li, cap_idx)
 
         rows = np.concatenate(deep_rows)
         if len(rows):
             l4i = np.concatenate(deep_l4)
             order = np.argsort(rows, kind="stable")
-            self._deep(cap, chunk, rows[order], l4i[order], ctx, frames, ts, pos, tkeys)
+            self._deep(cap, chunk, rows[order], l4i[order], ctx, frames, ts, pos, tkeys, skipped_client)
+        elif ctx is not None and len(skipped_client):
+            self._remember_skips(chunk, ctx, skipped_client, {}, set(), frames, ts)
         evicted = self.table.enforce_cap(self.names, self.modules, self.captures)
         if evicted:
             self.counters["flows_evicted"] = self.table.evicted
@@ -227,6 +231,7 @@ class Engine:
         keys = (s, rkey)
         g = group_rows(hash_keys(keys), keys)
         pending = []
+        skipped = []
         templates = self.templates
         slots = slot[ri[g.first]].tolist()
         rks = rkey[g.first].tolist()
@@ -242,6 +247,7 @@ class Engine:
                 if t.ops:
                     self.table.add_ops(tk[0], t.ops, cnt)
                 self.counters["routine_packets"] += cnt
+                skipped.append(members)
                 continue
             if t is None and len(templates) < MAX_TEMPLATES:
                 t = templates[tk] = Template()
@@ -250,13 +256,32 @@ class Engine:
                 for m in members.tolist():
                     tkeys[m] = tk
             pending.append(members)
-        return np.concatenate(pending) if pending else np.zeros(0, np.int64)
+        empty = np.zeros(0, np.int64)
+        return (np.concatenate(pending) if pending else empty,
+                np.concatenate(skipped) if skipped else empty)
 
-    def _deep(self, cap, chunk, rows, l4i, ctx, frames, ts, pos, tkeys) -> None:
+    def _deep(self, cap, chunk, rows, l4i, ctx, frames, ts, pos, tkeys, skipped_client) -> None:
+        """Decode the deep rows in capture order. Before a server packet is decoded, the latest
+        replayed client packet of its flow is fed to the module first (outputs dropped: they
+        were counted by the replay), so request/reply pairing state matches the reference."""
         buf, offs, caps, lts = chunk.buf, chunk.offsets, chunk.caplen, chunk.linktype
         agg, deep, table = self.agg, self.deep, self.table
+        pred = {}
         if ctx is not None:
-            sub, slot, from_client, mod = ctx
+            sub, slot, from_client, mod, li, cap_idx = ctx
+            srv = l4i[(l4i >= 0)]
+            srv = srv[~from_client[srv]]
+            if len(srv) and len(skipped_client):
+                big = np.int64(1) << 32
+                kb = slot[skipped_client] * big + skipped_client
+                ob = np.argsort(kb, kind="stable")
+                kb = kb[ob]
+                q = np.searchsorted(kb, slot[srv] * big + srv) - 1
+                okq = (q >= 0) & ((kb[np.maximum(q, 0)] // big) == slot[srv])
+                pred = dict(zip(srv[okq].tolist(), skipped_client[ob][q[okq]].tolist()))
+        dyn: dict[int, int] = {}          # slot -> latest client row replayed inside this loop
+        decoded_client: set[int] = set()
+        primed: set[int] = set()
         for r, j in zip(rows.tolist(), l4i.tolist()):
             frame, t_s, p = int(frames[r]), float(ts[r]), int(pos[r])
             tk = tkeys.get(j) if j >= 0 else None
@@ -267,6 +292,8 @@ class Engine:
                 if tmpl.ops:
                     table.add_ops(tk[0], tmpl.ops)
                 self.counters["routine_packets"] += 1
+                if from_client[j]:
+                    dyn[int(slot[j])] = j
                 continue
             o0 = int(offs[r])
             lay = decode_frame(int(lts[r]), bytes(buf[o0:o0 + int(caps[r])]))
@@ -278,9 +305,16 @@ class Engine:
                     agg.add(o, p)
                 continue
             sl = int(slot[j])
+            module = self.modules[int(mod[j])]
+            state = self._state(sl)
+            fc = bool(from_client[j])
+            if fc:
+                decoded_client.add(sl)
+            else:
+                self._prime(cap, chunk, ctx, sl, max(pred.get(j, -1), dyn.get(sl, -1)), primed,
+                            decoded_client, module, state, frames, ts)
             errors = deep.errors
-            obs = deep.decode_l4(self.modules[int(mod[j])], self._state(sl), bool(from_client[j]),
-                                 cap, frame, t_s, lay)
+            obs = deep.decode_l4(module, state, fc, cap, frame, t_s, lay)
             kept = [agg.add(o, p) for o in obs]
             ops: dict[str, int] = {}
             for o in obs:
@@ -291,6 +325,55 @@ class Engine:
                 table.add_ops(sl, ops)
             if tmpl is not None and not tmpl.never:
                 self._learn(tmpl, kept, ops, deep.errors != errors)
+        if ctx is not None and (len(skipped_client) or dyn):
+            self._remember_skips(chunk, ctx, skipped_client, dyn, primed, frames, ts)
+
+    def _prime(self, cap, chunk, ctx, sl, row, primed, decoded_client, module, state, frames, ts) -> None:
+        t = self.table
+        sub, slot, from_client, mod, li, cap_idx = ctx
+        if row >= 0:
+            if row in primed:
+                return
+            primed.add(row)
+            r = int(li[row])
+            off, n, lt, frame, t_s = int(chunk.offsets[r]), int(chunk.caplen[r]), int(chunk.linktype[r]), \
+                int(frames[r]), float(ts[r])
+        else:
+            if sl in decoded_client or t.skip_off[sl] < 0 or t.skip_primed[sl] or t.skip_file[sl] != cap_idx:
+                return
+            t.skip_primed[sl] = True
+            off, n, lt, frame, t_s = int(t.skip_off[sl]), int(t.skip_cap[sl]), int(t.skip_lt[sl]), \
+                int(t.skip_frame[sl]), float(t.skip_ts[sl])
+        lay = decode_frame(lt, bytes(chunk.buf[off:off + n]))
+        if lay is None:
+            return
+        errors = self.deep.errors
+        self.deep.decode_l4(module, state, True, cap, frame, t_s, lay)
+        self.deep.errors = errors
+        self.counters["primed_packets"] = self.counters.get("primed_packets", 0) + 1
+
+    def _remember_skips(self, chunk, ctx, skipped_client, dyn, primed, frames, ts) -> None:
+        """Carry each flow's latest replayed client packet to the next chunk."""
+        sub, slot, from_client, mod, li, cap_idx = ctx
+        rows = np.concatenate([skipped_client, np.asarray(list(dyn.values()), np.int64)])
+        if not len(rows):
+            return
+        rows = np.sort(rows)
+        s = slot[rows]
+        o = np.argsort(s, kind="stable")
+        ss = s[o]
+        last = np.r_[ss[1:] != ss[:-1], True]
+        lr = rows[o][last]
+        ls = ss[last]
+        r = li[lr]
+        t = self.table
+        t.skip_off[ls] = chunk.offsets[r]
+        t.skip_cap[ls] = chunk.caplen[r]
+        t.skip_lt[ls] = chunk.linktype[r]
+        t.skip_frame[ls] = frames[r]
+        t.skip_ts[ls] = ts[r]
+        t.skip_file[ls] = cap_idx
+        t.skip_primed[ls] = np.fromiter((x in primed for x in lr.tolist()), bool, len(lr))
 
     @staticmethod
     def _learn(t: Template, kept: list, ops: dict, failed: bool) -> None:

@@ -46,34 +46,67 @@ def _bytes_hash(m: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def modbus(p, plen, from_client, l4, sport, dport):
-    ok = (l4 == 6) & (plen >= 12) & (_u16(p, 2) == 0)
+    """One whole ADU. Requests of the read/write codes the module describes from the first
+    PDU bytes (start/address, quantity or value); any normal (non-exception) response except
+    the codes whose responses it reads (17, 43, 90)."""
+    ok = (l4 == 6) & (plen >= 8) & (_u16(p, 2) == 0)
     mlen = _u16(p, 4)
     ok &= plen == 6 + mlen
     fc = p[:, 7].astype(np.int64)
-    ok &= (fc >= 1) & (fc <= 4)
-    req = ok & from_client & (mlen == 6)
-    rsp = ok & ~from_client & (p[:, 8].astype(np.int64) == mlen - 3)
-    key = hash_keys((_col(from_client), _col(p[:, 6]), _col(fc),
-                     _col(np.where(req, _u16(p, 8), p[:, 8])), _col(np.where(req, _u16(p, 10), 0))))
+    req = ok & from_client & np.isin(fc, (1, 2, 3, 4, 5, 6, 15, 16, 23)) & (mlen >= 6)
+    rsp = ok & ~from_client & (fc >= 1) & (fc < 0x80) & ~np.isin(fc, (17, 43, 90))
+    width = np.where(fc == 23, 8, 4)
+    pos = np.arange(p.shape[1])[None, :]
+    keep = req[:, None] & (pos >= 8) & (pos < 8 + width[:, None]) & (pos < plen[:, None])
+    key = hash_keys((_col(from_client), _col(p[:, 6]), _col(fc), _col(np.where(req, mlen, 0)),
+                     _bytes_hash(p[:, :16], keep[:, :16])))
     return req | rsp, key
 
 
-def enip_connected(p, plen, from_client, l4, sport, dport):
-    """SendUnitData carrying CIP Read Tag (Fragmented) requests and their good responses."""
-    ok = (l4 == 6) & (plen >= 48) & (_le16(p, 0) == 0x70) & (plen == 24 + _le16(p, 2))
-    ok &= (p[:, 8] == 0) & (p[:, 9] == 0) & (p[:, 10] == 0) & (p[:, 11] == 0)   # status 0
-    ok &= (_le16(p, 30) == 2) & (_le16(p, 32) == 0xA1) & (_le16(p, 34) == 4) & (_le16(p, 40) == 0xB1)
-    ok &= plen == 44 + _le16(p, 42)
-    svc = p[:, 46]
-    req = ok & from_client & np.isin(svc, (0x4C, 0x52))
-    rsp = ok & ~from_client & np.isin(svc, (0xCC, 0xD2)) & (p[:, 48] == 0)
-    # requests: everything after the sequence count (service, path, element count)
-    pos = np.arange(p.shape[1])
-    keep = (pos[None, :] >= 46) & (pos[None, :] < plen[:, None])
-    body = _bytes_hash(p, keep & req[:, None])
-    key = hash_keys((_col(from_client), _col(svc), _col(p[:, 36]) | (_col(p[:, 37]) << np.uint64(8))
-                     | (_col(p[:, 38]) << np.uint64(16)) | (_col(p[:, 39]) << np.uint64(24)),
-                     np.where(req, body, np.uint64(0))))
+# CIP services left to the deep tier: Identity-capable reads (their replies give identity
+# through request pairing), Multiple Service Packet and Unconnected Send (wrappers).
+_CIP_DEEP = (0x01, 0x03, 0x0E, 0x0A, 0x52)
+
+
+def enip_cip(p, plen, from_client, l4, sport, dport):
+    """SendRRData / SendUnitData with exactly one CIP message. Requests key on the service and
+    path (and the PCCC command and function for Execute PCCC); replies on service and status."""
+    ok = (l4 == 6) & (plen >= 44) & (plen == 24 + _le16(p, 2))
+    cmd = _le16(p, 0)
+    ok &= ((cmd == 0x6F) | (cmd == 0x70)) & (p[:, 8] == 0) & (p[:, 9] == 0) & (p[:, 10] == 0) & (p[:, 11] == 0)
+    ok &= _le16(p, 30) == 2
+    t1, len1 = _le16(p, 32), _le16(p, 34)
+    ok &= ((t1 == 0) & (len1 == 0)) | ((t1 == 0xA1) & (len1 == 4))
+    i2 = 36 + len1
+    rows = np.arange(len(p))
+    w = p.shape[1]
+
+    def at(i):
+        return p[rows, np.minimum(i, w - 1)].astype(np.int64)
+
+    t2 = at(i2) | (at(i2 + 1) << 8)
+    len2 = at(i2 + 2) | (at(i2 + 3) << 8)
+    ok &= ((t2 == 0xB2) & (t1 == 0)) | ((t2 == 0xB1) & (t1 == 0xA1))
+    ok &= plen == i2 + 4 + len2
+    cip = i2 + 4 + np.where(t2 == 0xB1, 2, 0)
+    ok &= cip + 4 <= np.minimum(plen, w)
+    svc = at(cip)
+    one = (dport == 44818) != (sport == 44818)
+    request = np.where(one, dport == 44818, from_client)
+    words = at(cip + 1)
+    path_end = cip + 2 + 2 * words
+    req = ok & request & (svc < 0x80) & ~np.isin(svc, _CIP_DEEP) & (path_end + 8 <= np.minimum(plen, w))
+    rsp = ok & ~request & (svc >= 0x80) & ~np.isin(svc & 0x7F, _CIP_DEEP) & np.isin(at(cip + 2), (0, 6))
+    pos = np.arange(w)[None, :]
+    keep = req[:, None] & (pos >= cip[:, None]) & (pos < path_end[:, None])
+    # Execute PCCC: the command and function bytes after the requestor id
+    d0 = path_end
+    rl = at(d0)
+    valid = (rl >= 7) & (d0 + rl + 5 <= plen)
+    pccc = np.where(req & (svc == 0x4B),
+                    (rl << 24) | (valid << 16) | np.where(valid, (at(d0 + rl) << 8) | at(d0 + rl + 4), 0), 0)
+    key = hash_keys((_col(request), _col(cmd), _col(svc), _col(pccc), _bytes_hash(p, keep),
+                     _col(np.where(rsp, at(cip + 2) | (at(cip + 3) << 8), 0))))
     return req | rsp, key
 
 
@@ -137,7 +170,7 @@ def dnp3_poll(p, plen, from_client, l4, sport, dport):
 # module NAME -> (recogniser, payload bytes it needs)
 RECOGNISERS = {
     "modbus": (modbus, HEAD),
-    "enip": (enip_connected, HEAD),
+    "enip": (enip_cip, 128),
     "s7comm": (s7_read_var, HEAD),
     "tls": (tls_app_data, 8),
     "dnp3": (dnp3_poll, DNP3_HEAD),
