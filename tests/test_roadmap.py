@@ -171,6 +171,8 @@ def test_attestation_findings_do_not_duplicate_attestation_items():
     items = [i for h in HORIZONS for i in road[h]]
     ir = [i for i in items if "governance.incident-response-plan" in i["checks"]]
     assert len(ir) == 1 and ir[0]["source"] == "attestation"
+    # the attestation check judged the gap high: the item takes that severity and is due now
+    assert ir[0]["severity"] == "high" and ir[0] in road["immediate"]
     mfa = [i for i in items if "access.remote-mfa" in i["checks"]]
     assert len(mfa) == 1 and mfa[0]["source"] == "finding" and mfa[0]["assets"] == ["203.0.113.9"]
     assert mfa[0] in road["immediate"]

@@ -273,10 +273,18 @@ def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, as
 
     # 1. failing findings, one item per check
     by_check: "OrderedDict[str, list[Any]]" = OrderedDict()
+    declared_severity: dict[str, str] = {}     # attestation id -> severity its check gave a gap
     for f in _seq(findings):
-        # findings restating an attestation become the attestation items below, not duplicates
-        if _get(f, "status") == "fail" and _text(_get(f, "check")) and attestation_of(f) is None:
+        if _get(f, "status") != "fail" or not _text(_get(f, "check")):
+            continue
+        declared = attestation_of(f)
+        if declared is None:
             by_check.setdefault(_get(f, "check"), []).append(f)
+        else:
+            # findings restating an attestation become the attestation items below, not duplicates
+            sev = _text(_get(f, "severity")) or "info"
+            prev = declared_severity.get(declared[0], "info")
+            declared_severity[declared[0]] = max(prev, sev, key=severity_rank)
     for check_id, group in by_check.items():
         sev = max((_text(_get(f, "severity")) or "info" for f in group), key=severity_rank)
         assets_hit = list(OrderedDict.fromkeys(a for f in group for a in _str_list(_get(f, "assets"))))
@@ -352,13 +360,17 @@ def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, as
             # declared gaps move up a step when they are this size's focus; only weak remote access
             # is urgent enough to join the measured problems in "immediate"
             horizon = _earlier(base) if emphasis and (base == "3+ months" or aid in URGENT_ATTESTATIONS) else base
+            # the attestation check's own judgement of the gap, when it ran, can only make it more urgent
+            sev = declared_severity.get(aid) or ("medium" if emphasis else "low")
+            if HORIZONS.index(_horizon_for(sev)) < HORIZONS.index(horizon) and severity_rank(sev) >= 3:
+                horizon = _horizon_for(sev)
             check_id = ATTESTATIONS[aid].get("check")
             items.append({"title": title, "why": f"{why} {state}", "checks": [check_id] if check_id else [],
                           "assets": [],
-                          "effort": effort, "owner_hint": owner, "severity": "medium" if emphasis else "low",
+                          "effort": effort, "owner_hint": owner, "severity": sev,
                           "source": "attestation", "attestation": aid, "emphasis": emphasis,
                           "controls": ATTESTATIONS[aid]["controls"], "_horizon": horizon,
-                          "_rank": (2 if emphasis else 1, emphasis, 0, 0, 0)})
+                          "_rank": (max(severity_rank(sev), 1), emphasis, 0, 0, 0)})
 
     # 4. the programme items of this size
     for horizon, title, why, effort, owner in PROGRAMME[size]:
