@@ -125,7 +125,8 @@ def _tshark_dcp(path) -> dict[int, dict]:
     fields = ["frame.number", "pn_dcp.suboption_device_nameofstation", "pn_dcp.suboption_device_devicevendorvalue",
               "pn_dcp.suboption_vendor_id", "pn_dcp.suboption_device_id", "pn_dcp.suboption_ip_ip",
               "pn_dcp.service_id", "pn_dcp.service_type"]
-    cmd = ["tshark", "-r", str(path), "-Y", "pn_dcp", "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]
+    cmd = ["tshark", "-r", str(path), "--disable-protocol", "ALL", "--enable-protocol", "eth,vlan,pn_rt,pn_dcp",
+           "-Y", "pn_dcp", "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]
     for f in fields:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout

@@ -631,7 +631,10 @@ def reassemble(state: dict, src, msg: Message) -> Message | None:
 # --- observations ---------------------------------------------------------------------------
 
 def decode(pkt: Packet) -> list[Observation]:
-    msg = parse(pkt.payload)
+    try:
+        msg = parse(pkt.payload)
+    except (Malformed, struct.error):
+        return []                     # not a BACnet datagram we can read: nothing to report
     if msg.pdu_type is None or msg.pdu_type == "NPDU":
         return []
     st = pkt.state
