@@ -7,7 +7,8 @@ src_mac is chaddr, so it lands on the device and not on the relay. They give:
             with an `os` hint, dhcp_client_id (61), dhcp_requested_ip (50), dhcp_message (53)
   hostname  option 12 (source "dhcp")
   address   ciaddr <-> chaddr when the client already holds an address
-Server messages give the `service` (subject src) and, on ACK, the binding yiaddr <-> chaddr."""
+Server messages give the `service` (subject src), on ACK the binding yiaddr <-> chaddr, and
+on NAK an `error` with the server's message."""
 from __future__ import annotations
 
 import socket
@@ -93,6 +94,8 @@ def fields(msg: dict) -> dict:
         out["lease_time"] = int.from_bytes(o[51], "big")
     if o.get(15):
         out["domain"] = printable(o[15], 255)
+    if o.get(56):
+        out["server_message"] = printable(o[56], 255)
     return out
 
 
@@ -153,6 +156,9 @@ def decode(pkt: Packet) -> list[Observation]:
         if "server_id" in f:
             svc["server_id"] = f["server_id"]
         out.append(pkt.observe("service", NAME, subject="src", **svc))
+        if f.get("message") == "NAK":
+            out.append(pkt.observe("error", NAME, subject="src", code=6,
+                                   name=f.get("server_message") or "NAK"))
         # an ACK (or a plain BOOTP reply, which has no message type) hands out yiaddr
         if f.get("message") in ("ACK", None) and usable_mac and msg["yiaddr"] != "0.0.0.0":
             extra = {"lease_time": f["lease_time"]} if "lease_time" in f else {}
