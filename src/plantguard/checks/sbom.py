@@ -53,6 +53,14 @@ def _declared_site(ctx) -> bool:
     return ctx.site is not None and not getattr(ctx.site, "inferred", False)
 
 
+def _declared_in_site(ctx, path) -> bool:
+    if not _declared_site(ctx):
+        return False
+    files = [str(e.get("file")) for e in getattr(ctx.site, "sboms", None) or []]
+    files += [str((a or {}).get("sbom")) for a in getattr(ctx.site, "assets", None) or [] if (a or {}).get("sbom")]
+    return any(Path(f) == Path(path) for f in files)
+
+
 def _reports(ctx):
     """Fresh check reports for every known SBOM file (current intel and VEX applied)."""
     key = "_sbom_reports"
@@ -64,6 +72,9 @@ def _reports(ctx):
     state = intel_state(ctx) if ctx.db is not None else None
     out = []
     for src in _sources(ctx):
+        if src.declared_for is None and not src.assets and src.stored_report is not None \
+                and not _declared_in_site(ctx, src.path):
+            continue    # a stored SBOM for none of this assessment's devices
         if Path(src.path).is_file():
             rep = check_files([src.path], state.index if state else None)[0].as_dict()
         elif src.stored_report:
