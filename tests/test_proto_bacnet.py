@@ -241,6 +241,8 @@ def test_segmented_ack_reassembled_once():
 def test_signature_and_vendor_table():
     who_is = bytes.fromhex("810b000c0120ffff00ff1008")
     assert bacnet.signature(who_is) and registry.classify("udp", 47808, 47808, who_is) is bacnet
+    assert registry.classify("udp", 47809, 50000, who_is) is bacnet
+    assert registry.classify("udp", 40000, 5353, who_is) is not bacnet   # only on the BACnet ports
     assert bacnet.parse(who_is).service == "who_is"
     assert not bacnet.signature(bytes.fromhex("810000ff0000"))   # BVLC-Result, wrong length
     assert not bacnet.signature(b"\x81\x0a\x00\x08\x02\x00\x00\x00")  # bad NPDU version

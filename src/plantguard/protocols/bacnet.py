@@ -23,9 +23,9 @@ from plantguard.model import Observation, Packet
 
 NAME = "bacnet"
 TCP_PORTS = ()
-UDP_PORTS = (47808,)
+UDP_PORTS = tuple(range(47808, 47824))   # 0xBAC0-0xBACF, the ports BACnet/IP networks use
 ETHERTYPES = ()
-ANY_PORT = True    # BVLC type, a known function and an exact length field are strict enough
+ANY_PORT = False   # four header octets are not enough to claim arbitrary UDP traffic
 
 MAX_VALUES = 512          # application values decoded from one property value
 MAX_RESULTS = 256         # property results read from one ReadPropertyMultiple
