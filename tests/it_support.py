@@ -3,6 +3,7 @@ DNS): walk a capture frame by frame, run the deep tier unfolded, read Zeek logs 
 tshark (the second oracle) for fields, and score field-by-field agreement."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -158,6 +159,11 @@ class Score:
         return ratio(self.matched, self.total)
 
     def assert_agrees(self, minimum: float = AGREEMENT, at_least: int = 1) -> None:
+        log = os.environ.get("PLANTGUARD_AGREEMENT_LOG")
+        if log:   # for the baseline-difference notes: which test, how many fields, how many agreed
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"{test}\t{self.matched}\t{self.total}\t{self.ratio:.4f}\n")
         assert self.total >= at_least, f"only {self.total} fields compared"
         assert self.ratio >= minimum, f"agreement {self.ratio:.4f} < {minimum}: {self.misses}"
 
