@@ -88,6 +88,7 @@ class Engine:
         self.states: OrderedDict[int, dict] = OrderedDict()
         self.templates: dict[tuple, Template] = {}
         self.slot_templates: dict[int, list] = {}
+        self.skips: dict[tuple, tuple] = {}   # (slot, from_client) -> latest replayed packet
         self.agg = ObservationAggregator()
         self.captures: list[str] = []
         self.pos = 0
@@ -116,7 +117,7 @@ class Engine:
 
         li = np.flatnonzero(cols.l4 > 0)
         ctx = None
-        skipped_client = np.zeros(0, np.int64)
+        skipped_rows = np.zeros(0, np.int64)
         if len(li):
             sub = cols.take(li)
             slot, from_client, _g = self.table.assign(sub, pos[li], ts[li], chunk.wirelen[li],
@@ -138,7 +139,7 @@ class Engine:
                 if len(ri):
                     pending, skipped = self._replay(ri, rkey[rmask], slot, li, frames, ts, pos, tkeys)
                     to_deep = np.concatenate([to_deep, pending])
-                    skipped_client = np.sort(skipped[from_client[skipped]])
+                    skipped_rows = np.sort(skipped)
                 deep_rows.append(li[to_deep])
                 deep_l4.append(to_deep)
             ctx = (sub, slot, from_client, mod, li, cap_idx)
@@ -147,9 +148,9 @@ class Engine:
         if len(rows):
             l4i = np.concatenate(deep_l4)
             order = np.argsort(rows, kind="stable")
-            self._deep(cap, chunk, rows[order], l4i[order], ctx, frames, ts, pos, tkeys, skipped_client)
-        elif ctx is not None and len(skipped_client):
-            self._remember_skips(chunk, ctx, skipped_client, {}, set(), frames, ts)
+            self._deep(cap, chunk, rows[order], l4i[order], ctx, frames, ts, pos, tkeys, skipped_rows)
+        elif ctx is not None and len(skipped_rows):
+            self._remember_skips(chunk, ctx, skipped_rows, {}, set(), frames, ts)
         evicted = self.table.enforce_cap(self.names, self.modules, self.captures)
         if evicted:
             self.counters["flows_evicted"] = self.table.evicted
@@ -260,27 +261,36 @@ class Engine:
         return (np.concatenate(pending) if pending else empty,
                 np.concatenate(skipped) if skipped else empty)
 
-    def _deep(self, cap, chunk, rows, l4i, ctx, frames, ts, pos, tkeys, skipped_client) -> None:
-        """Decode the deep rows in capture order. Before a server packet is decoded, the latest
-        replayed client packet of its flow is fed to the module first (outputs dropped: they
-        were counted by the replay), so request/reply pairing state matches the reference."""
+    def _deep(self, cap, chunk, rows, l4i, ctx, frames, ts, pos, tkeys, skipped_rows) -> None:
+        """Decode the deep rows in capture order. A module keeps per-flow state (stream
+        positions, requests awaiting their reply), so before a packet is decoded the latest
+        replayed packet of the same direction - and for a server packet, of the client's
+        direction - is fed to the module first, outputs dropped (the replay counted them)."""
         buf, offs, caps, lts = chunk.buf, chunk.offsets, chunk.caplen, chunk.linktype
         agg, deep, table = self.agg, self.deep, self.table
-        pred = {}
+        pred_same: dict[int, int] = {}
+        pred_client: dict[int, int] = {}
         if ctx is not None:
             sub, slot, from_client, mod, li, cap_idx = ctx
-            srv = l4i[(l4i >= 0)]
-            srv = srv[~from_client[srv]]
-            if len(srv) and len(skipped_client):
+            l4rows = l4i[l4i >= 0]
+            if len(l4rows) and len(skipped_rows):
                 big = np.int64(1) << 32
-                kb = slot[skipped_client] * big + skipped_client
+                kb = (slot[skipped_rows] * 2 + from_client[skipped_rows]) * big + skipped_rows
                 ob = np.argsort(kb, kind="stable")
                 kb = kb[ob]
-                q = np.searchsorted(kb, slot[srv] * big + srv) - 1
-                okq = (q >= 0) & ((kb[np.maximum(q, 0)] // big) == slot[srv])
-                pred = dict(zip(srv[okq].tolist(), skipped_client[ob][q[okq]].tolist()))
-        dyn: dict[int, int] = {}          # slot -> latest client row replayed inside this loop
-        decoded_client: set[int] = set()
+                src = skipped_rows[ob]
+
+                def before(rows_, want_client):
+                    g = slot[rows_] * 2 + (1 if want_client else from_client[rows_])
+                    q = np.searchsorted(kb, g * big + rows_) - 1
+                    okq = (q >= 0) & ((kb[np.maximum(q, 0)] // big) == g)
+                    return dict(zip(rows_[okq].tolist(), src[q[okq]].tolist()))
+
+                pred_same = before(l4rows, False)
+                srv = l4rows[~from_client[l4rows]]
+                pred_client = before(srv, True) if len(srv) else {}
+        dyn: dict[tuple, int] = {}        # (slot, dir) -> latest row replayed inside this loop
+        decoded: set[tuple] = set()       # (slot, dir) decoded in this chunk
         primed: set[int] = set()
         for r, j in zip(rows.tolist(), l4i.tolist()):
             frame, t_s, p = int(frames[r]), float(ts[r]), int(pos[r])
@@ -292,8 +302,7 @@ class Engine:
                 if tmpl.ops:
                     table.add_ops(tk[0], tmpl.ops)
                 self.counters["routine_packets"] += 1
-                if from_client[j]:
-                    dyn[int(slot[j])] = j
+                dyn[(int(slot[j]), bool(from_client[j]))] = j
                 continue
             o0 = int(offs[r])
             lay = decode_frame(int(lts[r]), bytes(buf[o0:o0 + int(caps[r])]))
@@ -308,11 +317,12 @@ class Engine:
             module = self.modules[int(mod[j])]
             state = self._state(sl)
             fc = bool(from_client[j])
-            if fc:
-                decoded_client.add(sl)
-            else:
-                self._prime(cap, chunk, ctx, sl, max(pred.get(j, -1), dyn.get(sl, -1)), primed,
-                            decoded_client, module, state, frames, ts)
+            todo = [(max(pred_same.get(j, -1), dyn.get((sl, fc), -1)), fc)]
+            if not fc:
+                todo.insert(0, (max(pred_client.get(j, -1), dyn.get((sl, True), -1)), True))
+            for row, d in sorted(todo):
+                self._prime(cap, chunk, ctx, sl, d, row, primed, decoded, module, state, frames, ts)
+            decoded.add((sl, fc))
             errors = deep.errors
             obs = deep.decode_l4(module, state, fc, cap, frame, t_s, lay)
             kept = [agg.add(o, p) for o in obs]
@@ -325,12 +335,11 @@ class Engine:
                 table.add_ops(sl, ops)
             if tmpl is not None and not tmpl.never:
                 self._learn(tmpl, kept, ops, deep.errors != errors)
-        if ctx is not None and (len(skipped_client) or dyn):
-            self._remember_skips(chunk, ctx, skipped_client, dyn, primed, frames, ts)
+        if ctx is not None and (len(skipped_rows) or dyn):
+            self._remember_skips(chunk, ctx, skipped_rows, dyn, primed, frames, ts)
 
-    def _prime(self, cap, chunk, ctx, sl, row, primed, decoded_client, module, state, frames, ts) -> None:
-        t = self.table
-        sub, slot, from_client, mod, li, cap_idx = ctx
+    def _prime(self, cap, chunk, ctx, sl, from_client, row, primed, decoded, module, state, frames, ts) -> None:
+        sub, slot, fcs, mod, li, cap_idx = ctx
         if row >= 0:
             if row in primed:
                 return
@@ -339,41 +348,37 @@ class Engine:
             off, n, lt, frame, t_s = int(chunk.offsets[r]), int(chunk.caplen[r]), int(chunk.linktype[r]), \
                 int(frames[r]), float(ts[r])
         else:
-            if sl in decoded_client or t.skip_off[sl] < 0 or t.skip_primed[sl] or t.skip_file[sl] != cap_idx:
+            carry = self.skips.get((sl, from_client))
+            if carry is None or (sl, from_client) in decoded or carry[5] != cap_idx or carry[6]:
                 return
-            t.skip_primed[sl] = True
-            off, n, lt, frame, t_s = int(t.skip_off[sl]), int(t.skip_cap[sl]), int(t.skip_lt[sl]), \
-                int(t.skip_frame[sl]), float(t.skip_ts[sl])
+            self.skips[(sl, from_client)] = carry[:6] + (True,)
+            off, n, lt, frame, t_s = carry[:5]
         lay = decode_frame(lt, bytes(chunk.buf[off:off + n]))
         if lay is None:
             return
         errors = self.deep.errors
-        self.deep.decode_l4(module, state, True, cap, frame, t_s, lay)
+        self.deep.decode_l4(module, state, from_client, cap, frame, t_s, lay)
         self.deep.errors = errors
         self.counters["primed_packets"] = self.counters.get("primed_packets", 0) + 1
 
-    def _remember_skips(self, chunk, ctx, skipped_client, dyn, primed, frames, ts) -> None:
-        """Carry each flow's latest replayed client packet to the next chunk."""
+    def _remember_skips(self, chunk, ctx, skipped_rows, dyn, primed, frames, ts) -> None:
+        """Carry each flow direction's latest replayed packet to the next chunk."""
         sub, slot, from_client, mod, li, cap_idx = ctx
-        rows = np.concatenate([skipped_client, np.asarray(list(dyn.values()), np.int64)])
+        rows = np.concatenate([skipped_rows, np.asarray(list(dyn.values()), np.int64)])
         if not len(rows):
             return
         rows = np.sort(rows)
-        s = slot[rows]
-        o = np.argsort(s, kind="stable")
-        ss = s[o]
-        last = np.r_[ss[1:] != ss[:-1], True]
+        g = slot[rows] * 2 + from_client[rows]
+        o = np.argsort(g, kind="stable")
+        gs = g[o]
+        last = np.r_[gs[1:] != gs[:-1], True]
         lr = rows[o][last]
-        ls = ss[last]
         r = li[lr]
-        t = self.table
-        t.skip_off[ls] = chunk.offsets[r]
-        t.skip_cap[ls] = chunk.caplen[r]
-        t.skip_lt[ls] = chunk.linktype[r]
-        t.skip_frame[ls] = frames[r]
-        t.skip_ts[ls] = ts[r]
-        t.skip_file[ls] = cap_idx
-        t.skip_primed[ls] = np.fromiter((x in primed for x in lr.tolist()), bool, len(lr))
+        cols = (chunk.offsets[r].tolist(), chunk.caplen[r].tolist(), chunk.linktype[r].tolist(),
+                frames[r].tolist(), ts[r].tolist())
+        for i, (row, gk) in enumerate(zip(lr.tolist(), gs[last].tolist())):
+            self.skips[(gk >> 1, bool(gk & 1))] = (cols[0][i], cols[1][i], cols[2][i], cols[3][i],
+                                                   cols[4][i], cap_idx, row in primed)
 
     @staticmethod
     def _learn(t: Template, kept: list, ops: dict, failed: bool) -> None:
@@ -409,6 +414,8 @@ class Engine:
         for sl in rows.tolist():
             self.states.pop(sl, None)
             self._drop_templates(sl)
+            self.skips.pop((sl, True), None)
+            self.skips.pop((sl, False), None)
 
     # ------------------------------------------------------------------ output
     def result(self, captures: list[CaptureStats]) -> AnalysisResult:

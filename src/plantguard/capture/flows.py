@@ -98,9 +98,6 @@ class FlowTable:
         "first": np.float64, "last": np.float64, "last_seq": np.int64, "cap_idx": np.int32,
         "first_frame": np.int64, "module": np.int16, "tries": np.int16, "cls_seq": np.int64,
         "active": bool, "next_c": np.int64, "next_s": np.int64,
-        # the latest replayed client packet, kept so its state can be primed (see engine)
-        "skip_off": np.int64, "skip_cap": np.int32, "skip_lt": np.int32, "skip_frame": np.int64,
-        "skip_ts": np.float64, "skip_file": np.int32, "skip_primed": bool,
     }
 
     def __init__(self, max_flows: int = 1_000_000, known_tcp=None, known_udp=None):
@@ -229,7 +226,6 @@ class FlowTable:
         self.cls_seq[rows] = NONE_SEQ
         self.next_c[rows] = -1
         self.next_s[rows] = -1
-        self.skip_off[rows] = -1
         self.active[rows] = True
         self.n_active += len(rows)
 

@@ -110,21 +110,27 @@ def enip_cip(p, plen, from_client, l4, sport, dport):
     return req | rsp, key
 
 
-def s7_read_var(p, plen, from_client, l4, sport, dport):
-    ok = (l4 == 6) & (plen >= 21) & (p[:, 0] == 3) & (p[:, 1] == 0) & (_u16(p, 2) == plen)
+def s7_job_ack(p, plen, from_client, l4, sport, dport):
+    """One whole TPKT/COTP DT (last unit) S7 PDU: read/write-variable jobs, keyed on their
+    parameter block (the items, not the data written); acks keyed on error class/code and the
+    function echoed in the parameters."""
+    w = p.shape[1]
+    ok = (l4 == 6) & (plen >= 19) & (p[:, 0] == 3) & (p[:, 1] == 0) & (_u16(p, 2) == plen)
     ok &= (p[:, 4] == 2) & (p[:, 5] == 0xF0) & ((p[:, 6] & 0x80) != 0) & (p[:, 7] == 0x32)
     ros = p[:, 8]
     par, dat = _u16(p, 13), _u16(p, 15)
-    job = ok & (ros == 1) & (plen == 17 + par + dat) & (p[:, 17] == 0x04) & (dat == 0)
-    ack = ok & (ros == 3) & (plen == 19 + par + dat) & (p[:, 17] == 0) & (p[:, 18] == 0) \
-        & (p[:, 19] == 0x04) & (par == 2)
-    pos = np.arange(p.shape[1])
-    keep = (pos[None, :] >= 17) & (pos[None, :] < np.minimum(17 + par, plen)[:, None])
-    body = _bytes_hash(p, keep & job[:, None])
-    # acks: item count and the first item's return code
-    key = hash_keys((_col(from_client), _col(ros), np.where(job, body, np.uint64(0)),
-                     _col(np.where(ack, p[:, 20], 0)), _col(np.where(ack, p[:, 21], 0))))
-    return (job & (plen <= HEAD)) | ack, key
+    one = (dport == 102) != (sport == 102)
+    request = np.where(one, dport == 102, from_client)
+    job = ok & request & (ros == 1) & (plen == 17 + par + dat) & np.isin(p[:, 17], (0x04, 0x05)) \
+        & (17 + par <= w)
+    ack = ok & ~request & np.isin(ros, (2, 3)) & (plen == 19 + par + dat) & (plen >= 21) \
+        & np.isin(p[:, 19], (0x04, 0x05))
+    pos = np.arange(w)[None, :]
+    keep = job[:, None] & (pos >= 17) & (pos < (17 + par)[:, None])
+    key = hash_keys((_col(request), _col(ros), _bytes_hash(p, keep),
+                     _col(np.where(ack, (p[:, 17].astype(np.int64) << 16) | (p[:, 18].astype(np.int64) << 8)
+                                   | p[:, 19], 0))))
+    return job | ack, key
 
 
 def tls_app_data(p, plen, from_client, l4, sport, dport):
@@ -171,7 +177,7 @@ def dnp3_poll(p, plen, from_client, l4, sport, dport):
 RECOGNISERS = {
     "modbus": (modbus, HEAD),
     "enip": (enip_cip, 128),
-    "s7comm": (s7_read_var, HEAD),
+    "s7comm": (s7_job_ack, 128),
     "tls": (tls_app_data, 8),
     "dnp3": (dnp3_poll, DNP3_HEAD),
 }
