@@ -250,6 +250,15 @@ def test_secured_channel_and_encrypted_messages():
     assert sessions[0] == {"security_mode": None, "policy": policy.decode(), "encrypted": True}
     assert sessions[1]["security_mode"] == "SignAndEncrypt" and sessions[1]["encrypted"] is True
     assert not [o for o in out if o.kind in ("operation", "credential")]
+    # Sign only: the same channel set-up, then a MSG whose body is readable (a ReadRequest type id)
+    signed = b"\x01\x00\x00\x00\x07\x00\x00\x00" + b"\x02\x00\x00\x00\x05\x00\x00\x00" + b"\x01\x00\x77\x02" + b"\x00" * 40
+    state = {}
+    out = []
+    for frame, payload in enumerate((opn, b"MSGF" + (8 + len(signed)).to_bytes(4, "little") + signed), 1):
+        out.extend(opcua.decode(Packet("t", frame, 0.0, payload, src="10.0.0.1", dst="10.0.0.2", l4="tcp",
+                                       sport=50001, dport=4840, seq=frame * 1000, from_client=True, state=state)))
+    modes = [o.data["security_mode"] for o in out if o.kind == "session"]
+    assert modes == [None, "Sign"]
 
 
 def test_signature():

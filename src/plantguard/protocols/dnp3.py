@@ -270,8 +270,8 @@ def decode(pkt: Packet) -> list[Observation]:
         if sb.next_seq == before and before is not None:
             return []                     # a retransmission
         sb.data.clear()                   # only the sequence tracking is used here
-    if len(d.buf) + len(pkt.payload) > BUFFER_CAP:
-        d.buf.clear()
+    if pkt.l4 != "tcp" or len(d.buf) + len(pkt.payload) > BUFFER_CAP:
+        d.buf.clear()                     # a datagram holds whole frames: no carry-over
     out: list[Observation] = []
     for item in d.feed(pkt.payload):
         if isinstance(item, LinkFrame):

@@ -540,17 +540,30 @@ def _message(pkt: Packet, m: UaMessage) -> list[Observation]:
         svc = parse_service(body)
     except Malformed:
         svc = None
-    if svc is None:
-        if m.msg_type == "MSG" and st.get("secured") and _once(pkt, "encrypted-msg"):
+    if m.msg_type == "MSG" and st.get("secured") and _once(pkt, "secured-msg"):
+        # Under a secured channel a readable type id means Sign only; ciphertext means SignAndEncrypt.
+        if _readable(body):
+            out.append(_session(pkt, security_mode="Sign", policy=st.get("policy"), encrypted=False))
+        else:
             out.append(_session(pkt, security_mode="SignAndEncrypt", policy=st.get("policy"), encrypted=True))
+    if svc is None:
         return out
-    if st.get("secured") and m.msg_type == "MSG" and _once(pkt, "signed-msg"):
-        out.append(_session(pkt, security_mode="Sign", policy=st.get("policy"), encrypted=False))
     if svc.is_request:
         out.extend(_request(pkt, svc))
     else:
         out.extend(_response(pkt, svc))
     return out
+
+
+def _readable(body: bytes) -> bool:
+    """A body that starts with a namespace-0 numeric type id in four-byte or numeric encoding."""
+    if len(body) < 4 or body[0] not in (0x01, 0x02):
+        return False
+    try:
+        type_id = Reader(body).numeric_node_id()
+    except Malformed:
+        return False
+    return type_id is not None and 0 < type_id < 40000
 
 
 def _session(pkt: Packet, **data) -> Observation:
