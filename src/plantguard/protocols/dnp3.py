@@ -271,7 +271,7 @@ def decode(pkt: Packet) -> list[Observation]:
             return []                     # a retransmission
         sb.data.clear()                   # only the sequence tracking is used here
     if pkt.l4 != "tcp" or len(d.buf) + len(pkt.payload) > BUFFER_CAP:
-        d.buf.clear()                     # a datagram holds whole frames: no carry-over
+        d.buf.clear()                     # UDP: a datagram holds whole frames; TCP: bounded buffer
     out: list[Observation] = []
     for item in d.feed(pkt.payload):
         if isinstance(item, LinkFrame):
