@@ -22,6 +22,7 @@ import fnmatch
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable
 
 from sqlalchemy import select
@@ -85,6 +86,10 @@ class IndexedProduct:
     families: frozenset[str]    # set only for family-level entries
     series: str | None
     cpe_key: str | None = None  # "vendor:product" of a CPE-named product (NVD)
+
+    def __post_init__(self):
+        self.model_set = frozenset(self.models)
+        self.wild = any(_is_wild(m) for m in self.models)
 
 
 @dataclass
@@ -191,6 +196,22 @@ class DeviceIdentity:
     series: str | None
     families: set[str] = field(default_factory=set)
     cpe_keys: set[str] = field(default_factory=set)     # "vendor:product" from a CPE the device states
+
+    # computed once per device, read for every candidate product
+    @cached_property
+    def norm_orders(self) -> list[str]:
+        return [normalise_order_number(o) for o in self.order_numbers]
+
+    @cached_property
+    def tokens(self) -> set[str]:
+        out: set[str] = set()
+        for t in self.texts + self.order_numbers:
+            out |= _tokens(t)
+        return out
+
+    @cached_property
+    def phrases(self) -> list[str]:
+        return [p for p in (_norm(t) for t in self.texts) if _phrase_ok(p)]
 
     @classmethod
     def from_identity(cls, identity: dict, fallback_vendor: str | None = None) -> "DeviceIdentity":
@@ -308,8 +329,7 @@ class IntelIndex:
                 if id(p) not in seen:
                     seen.add(id(p))
                     yield p
-        keys_orders = [normalise_order_number(o) for o in dev.order_numbers]
-        for o in keys_orders:
+        for o in dev.norm_orders:
             for p in self.by_model.get(o, ()):
                 if id(p) not in seen:
                     seen.add(id(p))
@@ -318,17 +338,21 @@ class IntelIndex:
                 if id(p) not in seen and _wild_match(o, pat):
                     seen.add(id(p))
                     yield p
-        toks = set()
-        for t in dev.texts + dev.order_numbers:
-            toks |= _tokens(t)
+        toks = dev.tokens
+        vk = dev.vendor_key
+        orders = set(dev.norm_orders)
+
+        def other_variant(p) -> bool:   # both state order numbers and none is shared
+            return bool(orders) and bool(p.model_set) and not p.wild and not (orders & p.model_set)
         for t in toks:
             for p in self.by_token.get(t, ()):
-                if id(p) not in seen:
+                if id(p) not in seen and (vk is None or p.vendor_key is None or p.vendor_key == vk) \
+                        and not other_variant(p):
                     seen.add(id(p))
                     yield p
         for f in dev.families:
             for p in self.by_family.get(f, ()):
-                if id(p) not in seen:
+                if id(p) not in seen and not other_variant(p):
                     seen.add(id(p))
                     yield p
         # products whose names carry no digit can only be found by the vendor's name list
@@ -344,11 +368,13 @@ class IntelIndex:
             return None
         if dev.vendor_key and p.vendor_key:
             reasons.append(f"vendor '{dev.vendor_text}' is {display_name(p.vendor_key)}")
-        orders = [normalise_order_number(o) for o in dev.order_numbers]
+        orders = dev.norm_orders
         basis = None
         if orders and p.models:
-            hit = next(((o, m) for o in orders for m in p.models
-                        if o == m or _is_wild(m) and _wild_match(o, m)), None)
+            exact = next((o for o in orders if o in p.model_set), None)
+            hit = (exact, exact) if exact else (None if not p.wild else
+                                                next(((o, m) for o in orders for m in p.models
+                                                      if _is_wild(m) and _wild_match(o, m)), None))
             if hit:
                 basis = "order-number"
                 reasons.append(f"order number {dev.order_numbers[orders.index(hit[0])]} equals the "
@@ -359,16 +385,12 @@ class IntelIndex:
             basis = "catalogue-number"
             reasons.append(f"CPE vendor:product {p.cpe_key} equals the advisory's")
         if basis is None:
-            dev_toks = set()
-            for t in dev.texts + dev.order_numbers:
-                dev_toks |= _tokens(t)
-            cat = sorted(t for t in dev_toks & p.tokens if _is_catalogue(t))
+            cat = sorted(t for t in dev.tokens & p.tokens if _is_catalogue(t))
             if cat:
                 basis = "catalogue-number"
                 reasons.append(f"catalogue number {cat[0].upper()} appears in '{p.name}'")
             else:
-                phrase = next((_norm(t) for t in dev.texts if _phrase_ok(_norm(t))
-                               and _phrase_in(_norm(t), p.text)), None)
+                phrase = next((t for t in dev.phrases if _phrase_in(t, p.text)), None)
                 if phrase:
                     basis = "product-name"
                     reasons.append(f"product '{phrase}' appears in '{p.name}'")

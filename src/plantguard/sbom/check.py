@@ -44,6 +44,8 @@ class SbomReport:
                     + f" for {', '.join(st.refs[:3]) or ', '.join(p.get('name') or '?' for p in st.products[:3])}"
                     for st in self.document.vex[:20]]
         out = [g.detail + (f" (e.g. {', '.join(g.examples)})" if g.examples else "") for g in self.gaps]
+        if self.document is not None:
+            out += [f"note: {w}" for w in self.document.warnings]
         out += [f"{v.component.label()}: {v.match.advisory_id} ({', '.join(v.open_cves[:5])})"
                 for v in self.vulnerable if v.open_cves]
         return out

@@ -33,7 +33,16 @@ def _fast_format_checker():
 _VALIDATORS: dict = {}
 
 
-def _json_errors(text: str, spec: str | None) -> list[str]:
+SCHEMA_DEPS_MISSING = ("schema not validated: install cyclonedx-python-lib[json-validation,xml-validation] "
+                       "(jsonschema, lxml)")
+
+
+def _json_errors(text: str, spec: str | None, warnings_out: list[str]) -> list[str]:
+    try:
+        import jsonschema  # noqa: F401
+    except ImportError:
+        warnings_out.append(SCHEMA_DEPS_MISSING)
+        return []
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonValidator
     try:
@@ -65,7 +74,7 @@ def read_cyclonedx_json(path: str, text: str, raw: dict) -> SbomDocument:
     spec = str(raw.get("specVersion") or "")
     doc = SbomDocument(path, "cyclonedx-json", spec or None, raw.get("serialNumber"),
                        raw.get("version") if isinstance(raw.get("version"), int) else None)
-    doc.errors += _json_errors(text, spec)
+    doc.errors += _json_errors(text, spec, doc.warnings)
     meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
     _raw_metadata(doc, meta)
     try:
@@ -92,9 +101,12 @@ def read_cyclonedx_xml(path: str, data: bytes, root) -> SbomDocument:
     doc = SbomDocument(path, "cyclonedx-xml", spec, root.get("serialNumber"),
                        int(root.get("version")) if (root.get("version") or "").isdigit() else None)
     try:
+        import lxml  # noqa: F401
         err = XmlValidator(SchemaVersion.from_version(spec)).validate_str(data.decode("utf-8-sig"))
         if err:
             doc.errors.append(f"schema: {str(err)[:300]}")
+    except ImportError:
+        doc.warnings.append(SCHEMA_DEPS_MISSING)
     except Exception as e:  # noqa: BLE001
         doc.errors.append(f"schema: cannot validate CycloneDX XML {spec}: {type(e).__name__}: {str(e)[:200]}")
     q = (lambda t: f"{{{ns}}}{t}") if ns else (lambda t: t)
