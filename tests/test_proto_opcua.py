@@ -128,11 +128,12 @@ def test_identity_and_offered_endpoints_through_the_pipeline():
     assert ("::1", 4840, "open62541-based OPC UA Application", "urn:open62541.server.application",
             "http://open62541.org") in ident
     assert ("::1", 56322, None, "urn:unconfigured:application", None) in ident   # client (CreateSession)
-    offered = [o.data for o in res.observations if o.kind == "session" and o.data.get("offered")]
-    assert {(d["endpoint_url"], d["security_mode"], d["policy"].rsplit("#", 1)[1], tuple(d["user_tokens"]))
-            for d in offered} == {("opc.tcp://localhost:4840", "None", "None", ("anonymous", "username"))}
-    used = [o.data for o in res.observations if o.kind == "session" and "offered" not in o.data
-            and "auth" not in o.data]
+    offered = [e for o in res.observations if o.kind == "identity" for e in o.data.get("endpoints", ())]
+    assert {(e["url"], e["security_mode"], e["policy"].rsplit("#", 1)[1], tuple(e["user_tokens"]))
+            for e in offered} == {("opc.tcp://localhost:4840", "None", "None", ("anonymous", "username"))}
+    # offered endpoints are not sessions: only channels that were opened are
+    assert not [o for o in res.observations if o.kind == "session" and "offered" in o.data]
+    used = [o.data for o in res.observations if o.kind == "session" and "auth" not in o.data]
     assert used and all(d["security_mode"] == "None" and d["encrypted"] is False for d in used)
 
 

@@ -6,9 +6,10 @@ the security policy URI; body with the security mode when the policy is None), M
 (symmetric security header, sequence header, then a service request or response whose type is
 given by a NodeId). Multi-chunk messages are reassembled per request id.
 
-Observations: service for the server; session (security mode and policy per channel, offered
-endpoints from GetEndpoints / CreateSession, authentication type from ActivateSession);
-identity (application name, application and product URIs of both sides); credential for
+Observations: service for the server; session (security mode and policy per channel,
+authentication type from ActivateSession); identity (application name, application and product
+URIs of both sides; for the server also the endpoints it offers, from GetEndpoints /
+CreateSession, as `endpoints`: url, security_mode, policy, user_tokens); credential for
 user-name tokens (clear-text when not encrypted), X.509, issued and anonymous tokens, with
 the server's verdict; operation per service request; error for ERR messages and Bad results.
 """
@@ -635,18 +636,17 @@ def _response(pkt: Packet, svc: Service) -> list[Observation]:
             elif svc.result in AUTH_FAILURES:
                 cred["result"] = "failure"
             out.append(Observation("credential", NAME, *header, "dst", cred))
-    for ep in svc.info.get("endpoints", ())[:32]:
-        out.extend(_app_identity(pkt, "src", ep["server"]))
-        key = (ep["endpoint_url"], ep["security_mode"], ep["policy"])
-        if _once(pkt, ("endpoint",) + key):
-            out.append(pkt.observe("session", NAME, subject="src", offered=True, endpoint_url=ep["endpoint_url"],
-                                   security_mode=ep["security_mode"], policy=ep["policy"],
-                                   user_tokens=sorted(set(ep["user_tokens"])),
-                                   encrypted=ep["security_mode"] == "SignAndEncrypt"))
+    endpoints = svc.info.get("endpoints", ())[:32]
+    if endpoints:
+        # What the server offers is part of what it is (not a session: nobody uses it yet).
+        offered = sorted(({"url": ep["endpoint_url"], "security_mode": ep["security_mode"], "policy": ep["policy"],
+                           "user_tokens": sorted(set(ep["user_tokens"]))} for ep in endpoints),
+                         key=lambda e: (str(e["url"]), e["security_mode"], str(e["policy"])))
+        out.extend(_app_identity(pkt, "src", endpoints[0]["server"], endpoints=offered))
     return out
 
 
-def _app_identity(pkt: Packet, subject: str, app: dict) -> list[Observation]:
+def _app_identity(pkt: Packet, subject: str, app: dict, **extra) -> list[Observation]:
     data = {}
     if app.get("application_name"):
         data["product"] = app["application_name"]
@@ -654,6 +654,7 @@ def _app_identity(pkt: Packet, subject: str, app: dict) -> list[Observation]:
         data["application_uri"] = app["application_uri"]
     if app.get("product_uri"):
         data["product_uri"] = app["product_uri"]
-    if not data or not _once(pkt, ("app", subject, tuple(sorted(data.items())))):
+    data.update(extra)
+    if not data or not _once(pkt, ("app", subject, repr(sorted(data.items())))):
         return []
     return [pkt.observe("identity", NAME, subject=subject, **data)]
