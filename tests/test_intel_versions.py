@@ -115,3 +115,10 @@ def test_cvss_vectors_scored_by_the_library():
     assert score_vector("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H")[2:] == (9.8, "critical")
     assert score_vector("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N")[0] == "4.0"
     assert score_vector("CVSS:3.1/AV:X/garbage") is None
+
+
+def test_wildcard_fix_reads_as_the_devices_line():
+    from plantguard.knowledge.versions import resolve_wildcards
+    assert resolve_wildcards("V3.X.16", "V3.2.6") == "V3.2.16"
+    assert resolve_wildcards("V3.X.16", None) == "V3.X.16"
+    assert resolve_wildcards("V3.2.17", "V3.2.6") == "V3.2.17"

@@ -106,3 +106,14 @@ def test_odd_input_never_raises():
     plan = build_patch_plan([f, object(), None], [None], SITE)
     assert plan and plan[0]["asset"] == "1.2.3.4"
     assert build_patch_plan([], [], None) == [] and patch_plan_csv([]).startswith("priority,")
+
+
+def test_report_table_is_flat_text(findings_and_assets):
+    from plantguard.plan.patching import TABLE_COLUMNS, patch_plan_table
+    findings, assets = findings_and_assets
+    cols, rows = patch_plan_table(build_patch_plan(findings, assets, SITE, now=NOW))
+    assert cols == TABLE_COLUMNS and len(rows) == 2
+    assert all(isinstance(c, str) for r in rows for c in r)
+    s7 = rows[1]
+    assert "ICSA-17-339-01 → V3.2.16" in s7[3]          # Siemens' V3.X.16, read for this device's V3.2 line
+    assert s7[5].startswith("sunday-night 2024-06-09T02:00")

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from plantguard.knowledge.families import (FAMILY_TEXT, asset_families, families_in_text,
                                            normalise_order_number)
 from plantguard.knowledge.vendors import display_name, vendor_from_identity, vendor_key
-from plantguard.knowledge.versions import VersionRange, parse_range, parse_version
+from plantguard.knowledge.versions import VersionRange, parse_range, parse_version, resolve_wildcards
 from plantguard.store.intel_tables import (Advisory, AdvisoryProduct, AdvisoryVuln, EpssScore,
                                            KevEntry)
 
@@ -113,6 +113,7 @@ class ProductMatch:
     version_verdict: str         # in-range | all-versions | unknown
     confidence: str
     reasons: list[str]
+    firmware: str | None = None
 
     @property
     def rank(self) -> tuple:
@@ -426,7 +427,7 @@ class IntelIndex:
             conf = "high" if verified else "medium"
         else:
             conf = "medium" if verified else "low"
-        return ProductMatch(p, basis, verdict, conf, reasons)
+        return ProductMatch(p, basis, verdict, conf, reasons, dev.firmware)
 
     def match(self, dev: DeviceIdentity, min_confidence: str = "low") -> list[AdvisoryMatch]:
         """Advisories affecting the device, best match per advisory, strongest first."""
@@ -467,7 +468,7 @@ class IntelIndex:
                         rems.append({k: r.get(k) for k in ("category", "details", "url")})
         if not hits:
             return None      # the advisory names the product, but no vulnerability affects it
-        fixed_in = m.product.range.fixed_in or _fix_from_remediations(rems)
+        fixed_in = resolve_wildcards(m.product.range.fixed_in, m.firmware) or _fix_from_remediations(rems)
         return AdvisoryMatch(advisory_id, meta.get("title") or advisory_id, meta.get("url"),
                              meta.get("published"), meta.get("source") or "csaf", m, hits, rems, fixed_in)
 

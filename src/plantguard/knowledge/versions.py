@@ -228,3 +228,15 @@ def parse_range(text: str | None, exact: bool = False) -> VersionRange:
     if not found:
         return VersionRange(raw, "unknown")
     return VersionRange(raw, "range", tuple(found))
+
+
+def resolve_wildcards(bound: str | None, firmware: str | None) -> str | None:
+    """"V3.X.16" for a device at V3.2.6 reads "V3.2.16" (Siemens' X: the device's own component)."""
+    if not bound or not firmware or not re.search(r"(?:^|[.])x(?:[.]|$)", bound, re.I):
+        return bound
+    nums = re.findall(r"\d+", _normalise(firmware))
+    parts = bound.split(".")
+    for i, part in enumerate(parts):
+        if part.strip().lower() == "x" and i < len(nums):
+            parts[i] = nums[i]
+    return ".".join(parts)

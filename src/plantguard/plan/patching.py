@@ -228,3 +228,32 @@ def patch_plan_csv(plan: list[dict]) -> str:
                 "estimated_downtime_hours": e.get("estimated_downtime_hours"), "fits_window": e.get("fits_window"),
                 "mitigations": mit, "compensating_controls": ctl, "priority_reason": e.get("priority_reason")})
     return buf.getvalue()
+
+
+TABLE_COLUMNS = (("priority", "Priority"), ("device", "Device"), ("firmware", "Product / firmware"),
+                 ("advisories", "Advisories"), ("action", "Action"), ("window", "Window"),
+                 ("downtime", "Downtime (h)"), ("controls", "Compensating controls"), ("reason", "Why"))
+
+
+def patch_plan_table(plan: list[dict]) -> tuple[tuple, list[list[str]]]:
+    """One flat row of text per device, for reports: (columns as (key, header), rows)."""
+    rows = []
+    for e in plan or ():
+        advs = []
+        for a in e.get("advisories") or []:
+            kev = " (KEV)" if a.get("known_exploited") else ""
+            advs.append(f"{a.get('advisory')}{kev}" + (f" → {a['fixed_in']}" if a.get("fixed_in") else ""))
+        win = e.get("window") or {}
+        window = f"{win.get('name')} {win.get('start')}" if win else (e.get("window_note") or "")
+        rows.append([
+            str(e.get("priority") or ""),
+            " ".join(x for x in (str(e.get("asset") or ""), f"({e['role']}, {e['zone']})" if e.get("zone") else "") if x),
+            " ".join(str(x) for x in (e.get("vendor"), e.get("product"), e.get("firmware")) if x),
+            ", ".join(advs),
+            "; ".join(e.get("actions") or []) or "see the advisories",
+            window + (" — does not fit" if e.get("fits_window") is False else ""),
+            f"{e.get('estimated_downtime_hours', '')}",
+            "; ".join(f"{c['control']}: {c['status']}" for c in e.get("compensating_controls") or []),
+            str(e.get("priority_reason") or ""),
+        ])
+    return TABLE_COLUMNS, rows
