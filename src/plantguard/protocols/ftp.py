@@ -159,6 +159,7 @@ def _reply(pkt: Packet, line: bytes, out: list) -> None:
         sw = software_from_banner(banner)
         if sw:
             data["software"] = sw
+            data["version"] = re.split(r"[ /]v?", sw)[-1]
         out.append(pkt.observe("service", NAME, subject="src", **data))
     elif code == 215 and st.get("ftp_last_cmd") == "SYST" and text:
         out.append(pkt.observe("identity", NAME, subject="src", os=text))

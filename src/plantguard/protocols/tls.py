@@ -226,7 +226,12 @@ def decode(pkt: Packet) -> list[Observation]:
                 break
             if len(data) < 5 + length:
                 break
-            rtype, body = data[0], bytes(data[5:5 + length])
+            rtype = data[0]
+            if rtype == APPLICATION_DATA:
+                # application data only follows the handshake: nothing more to read here
+                d.dead = True
+                break
+            body = bytes(data[5:5 + length])
             del data[:5 + length]
             _record(pkt, d, info, rtype, body, out)
         elif data[0] & 0x80:
