@@ -4,7 +4,8 @@
              detail = name); distinct names per flow are capped
   service    the answering side of a response (name "dns", "mdns" or "llmnr")
   hostname   every A / AAAA answer (name -> address) and every reverse PTR answer
-             (in-addr.arpa / ip6.arpa -> name), with data {name, ip, source, query}.
+             (in-addr.arpa / ip6.arpa -> name), with data {name, ip, source, query}; for
+             unicast DNS only the answer section counts (not name-server glue)
 
 Choice for hostnames: the address the name belongs to is ALWAYS in data["ip"] (inventory
 attaches the name to that address). `subject` is "src" when that address is the responder
@@ -79,7 +80,7 @@ def parse(msg: bytes) -> dict:
         raise DnsError("short header")
     ident, flags, qd, an, ns, ar = (int.from_bytes(msg[i:i + 2], "big") for i in range(0, 12, 2))
     out = {"id": ident, "qr": bool(flags & 0x8000), "opcode": (flags >> 11) & 0xF,
-           "rcode": flags & 0xF, "questions": [], "records": []}
+           "rcode": flags & 0xF, "questions": [], "records": [], "answers": an}
     off = 12
     if qd > 512 or an + ns + ar > 1024:
         raise DnsError("implausible counts")
@@ -207,7 +208,12 @@ def _observe(pkt: Packet, msg: dict) -> list[Observation]:
         out.append(pkt.observe("service", NAME, subject="src", name=source))
     query = msg["questions"][0][0] if msg["questions"] else None
     told = st.setdefault("dns_h", set())
-    for name, rtype, value in msg["records"]:
+    records = msg["records"]
+    if source == NAME:
+        # unicast DNS: only the answer section; authority/additional records (name-server glue)
+        # name hosts nobody asked about. mDNS/LLMNR hosts put their own address there.
+        records = records[:msg["answers"]]
+    for name, rtype, value in records:
         if value is None:
             continue
         if rtype in (1, 28):
