@@ -126,3 +126,23 @@ def test_kev_cves_are_flagged(index):
 def test_no_identity_no_match(index):
     assert index.match(DeviceIdentity.from_identity({})) == []
     assert index.match(DeviceIdentity.from_identity({"vendor": "Siemens"})) == []
+
+
+def test_csaf_vex_in_the_store_answers_for_a_product(tmp_path):
+    import json
+    vex = tmp_path / "siemens-vex.json"
+    vex.write_text(json.dumps({
+        "document": {"category": "csaf_vex", "csaf_version": "2.0", "title": "VEX", "tracking": {"id": "VEX-S7-1"},
+                     "publisher": {"name": "Siemens"}},
+        "product_tree": {"branches": [{"category": "vendor", "name": "Siemens", "branches": [
+            {"category": "product_name", "name": "SIMATIC S7-300 CPU 315-2 PN/DP (6ES7315-2EH14-0AB0)",
+             "branches": [{"category": "product_version_range", "name": "vers:all/<V3.2.17",
+                           "product": {"name": "S7-315 before V3.2.17", "product_id": "P1",
+                                       "product_identification_helper": {"model_numbers": ["6ES7315-2EH14-0AB0"]}}}]}]}]},
+        "vulnerabilities": [{"cve": "CVE-2019-10923", "product_status": {"known_not_affected": ["P1"]}}]}))
+    engine = open_engine(tmp_path / "i.db")
+    import_paths(engine, [shared_path("vuln/csaf/2019/icsa-19-283-01.json"), vex])
+    idx = IntelIndex.load(engine)
+    assert _ids(idx, S7_315) == {}                       # the only CVE is answered by the VEX
+    other = dict(S7_315, order_number="6ES7 317-2EK14-0AB0", product="CPU 317-2 PN/DP")
+    assert "ICSA-19-283-01" in _ids(idx, other)          # the VEX speaks for the 315 only

@@ -255,6 +255,7 @@ class IntelIndex:
         self.vulns: dict[str, list[VulnInfo]] = defaultdict(list)
         self.kev: dict[str, dict] = {}
         self.epss: dict[str, tuple[float, float | None]] = {}
+        self.vex_by_cve: dict[str, list[IndexedProduct]] = defaultdict(list)   # CSAF VEX: not affected / fixed
 
     # -- building
     @classmethod
@@ -265,14 +266,25 @@ class IntelIndex:
                                          Advisory.source, Advisory.category)).all():
                 idx.advisories[a.id] = {"title": a.title, "url": a.url, "published": a.published,
                                         "source": a.source, "category": a.category}
+            vex_products: dict[tuple[str, str], IndexedProduct] = {}
             for p in conn.execute(select(AdvisoryProduct.__table__)).all():
-                idx.add_product(p.advisory_id, p.product_id, p.vendor, p.product_name, p.full_name,
-                                p.version_text, p.version_kind, p.model_numbers or [], p.cpe)
+                is_vex = idx.advisories.get(p.advisory_id, {}).get("category") == "csaf_vex"
+                ip = idx.add_product(p.advisory_id, p.product_id, p.vendor, p.product_name, p.full_name,
+                                     p.version_text, p.version_kind, p.model_numbers or [], p.cpe,
+                                     register=not is_vex)
+                if is_vex:       # a VEX document answers for products; it never makes a match itself
+                    vex_products[(p.advisory_id, p.product_id)] = ip
             for v in conn.execute(select(AdvisoryVuln.__table__)).all():
                 idx.vulns[v.advisory_id].append(VulnInfo(
                     v.cve, v.title, v.cvss_score, v.cvss_vector, v.severity, v.cwe,
                     frozenset(v.affected or ()), frozenset(v.fixed or ()), frozenset(v.not_affected or ()),
                     list(v.remediations or [])))
+            for aid, vulns in idx.vulns.items():
+                for v in vulns:
+                    for pid in v.not_affected | v.fixed:
+                        vp = vex_products.get((aid, pid))
+                        if vp is not None and v.cve:
+                            idx.vex_by_cve[v.cve.upper()].append(vp)
             for k in conn.execute(select(KevEntry.__table__)).all():
                 idx.kev[k.cve] = {"cve": k.cve, "vendor": k.vendor, "product": k.product, "name": k.name,
                                   "date_added": k.date_added, "due_date": k.due_date,
@@ -282,7 +294,7 @@ class IntelIndex:
         return idx
 
     def add_product(self, advisory_id, product_id, vendor, product_name, full_name, version_text,
-                    version_kind, model_numbers, cpe: str | None = None) -> IndexedProduct:
+                    version_kind, model_numbers, cpe: str | None = None, register: bool = True) -> IndexedProduct:
         name = product_name or full_name or ""
         text = _norm(f"{product_name} {full_name}")
         rng = parse_range(version_text, exact=(version_kind == "exact")) if version_text else \
@@ -298,6 +310,8 @@ class IntelIndex:
         p = IndexedProduct(advisory_id, product_id, vendor_key(vendor), vendor, name, text, rng, models,
                            frozenset(toks), frozenset(fams) if family_level else frozenset(),
                            ser.group(1).upper() if ser else None, cpe_key(cpe))
+        if not register:
+            return p
         self.products.append(p)
         if p.cpe_key:
             self.by_cpe[p.cpe_key].append(p)
@@ -440,7 +454,7 @@ class IntelIndex:
             cur = best.get(p.advisory_id)
             if cur is None or m.rank > cur.rank:
                 best[p.advisory_id] = m
-        out = [am for am in (self._advisory_match(aid, m) for aid, m in best.items()) if am]
+        out = [am for am in (self._advisory_match(aid, m, dev) for aid, m in best.items()) if am]
         # an NVD record for a CVE that a matched vendor advisory already covers adds nothing
         covered = {c.cve for am in out if am.source != "nvd" for c in am.cves}
         out = [am for am in out if am.source != "nvd" or not {c.cve for c in am.cves} <= covered]
@@ -448,14 +462,27 @@ class IntelIndex:
                                  -(am.max_cvss or 0), am.advisory_id))
         return out
 
-    def _advisory_match(self, advisory_id: str, m: ProductMatch) -> AdvisoryMatch | None:
+    def _vex_says_unaffected(self, dev: DeviceIdentity | None, cve: str | None) -> IndexedProduct | None:
+        if dev is None or not cve:
+            return None
+        for vp in self.vex_by_cve.get(cve.upper(), ()):
+            if self.match_product(dev, vp) is not None:
+                return vp
+        return None
+
+    def _advisory_match(self, advisory_id: str, m: ProductMatch, dev: DeviceIdentity | None = None
+                        ) -> AdvisoryMatch | None:
         pid = m.product.product_id
         meta = self.advisories.get(advisory_id, {})
         hits, rems, seen_rem = [], [], set()
         for v in self.vulns.get(advisory_id, []):
             if pid in v.not_affected or pid in v.fixed:
                 continue
-            if v.affected and pid not in v.affected:
+            if pid not in v.affected:
+                continue
+            vex = self._vex_says_unaffected(dev, v.cve)
+            if vex is not None:
+                m.reasons.append(f"{v.cve}: not affected per VEX {vex.advisory_id}")
                 continue
             e = self.epss.get(v.cve or "")
             hits.append(CveHit(v.cve, v.title, v.cvss_score, v.cvss_vector, v.severity, v.cwe,
