@@ -252,3 +252,34 @@ def test_signature_and_split_records():
 def test_odd_records_do_not_raise(payload):
     obs = tls.decode(packet(payload, dport=443))
     assert isinstance(obs, list)
+
+
+def _server_hello(version: int, suite: int, exts: bytes = b"") -> bytes:
+    body = version.to_bytes(2, "big") + b"\x11" * 32 + b"\x00" + suite.to_bytes(2, "big") + b"\x00"
+    if exts:
+        body += len(exts).to_bytes(2, "big") + exts
+    hs = b"\x02" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x00" + len(hs).to_bytes(2, "big") + hs
+
+
+def test_sslv3_server_hello_and_v2_compatible_client_hello():
+    # SSLv2-format ClientHello offering TLS 1.0 (old clients), answered with an SSLv3 ServerHello
+    specs = bytes.fromhex("000004" "00002f" "010080")
+    v2 = b"\x01\x03\x01" + len(specs).to_bytes(2, "big") + b"\x00\x00\x00\x10" + specs + b"\x22" * 16
+    hello = bytes([0x80 | (len(v2) >> 8), len(v2) & 0xFF]) + v2
+    assert tls.signature(hello)
+    obs = stream([(True, hello), (False, _server_hello(0x0300, 0x0004))], tls, dport=443)
+    ch = [o for o in obs if o.subject == "dst"][0]
+    assert ch.data["offered_versions"] == ["TLSv1.0"] and ch.data["cipher_count"] == 3 and ch.data["offered_weak"]
+    sh = [o for o in obs if o.subject == "src"][0]
+    assert (sh.data["version"], sh.data["cipher"], sh.data["weak_cipher"]) == ("SSLv3", "TLS_RSA_WITH_RC4_128_MD5", True)
+
+
+def test_tls13_server_hello_via_supported_versions_and_hello_retry():
+    exts = b"\x00\x2b\x00\x02\x03\x04" + b"\x00\x33\x00\x24\x00\x1d\x00\x20" + b"\x01" * 32
+    obs = tls.decode(packet(_server_hello(0x0303, 0x1302, exts), sport=443, dport=40000, from_client=False))
+    (sh,) = obs
+    assert sh.data["version"] == "TLSv1.3" and sh.data["curve"] == "x25519" and sh.data["cipher"] == "TLS_AES_256_GCM_SHA384"
+    retry = bytearray(_server_hello(0x0303, 0x1301, exts))
+    retry[11:43] = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
+    assert tls.decode(packet(bytes(retry), sport=443, dport=40000, from_client=False)) == []
