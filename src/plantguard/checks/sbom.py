@@ -150,9 +150,9 @@ def vulnerable_component(ctx) -> list[Finding]:
             continue
         vul = [v for v in rep.get("vulnerable_components") or [] if v.get("open_cves")]
         if vul:
-            sev = "critical" if any(v.get("known_exploited") for v in vul) else \
-                max((v.get("severity") or "medium" for v in vul),
-                    key=lambda s: ("low", "medium", "high", "critical").index(s) if s in ("low", "medium", "high", "critical") else 1)
+            order = ("low", "medium", "high", "critical")
+            worst = max((v.get("severity") if v.get("severity") in order else "medium" for v in vul), key=order.index)
+            sev = "critical" if any(v.get("known_exploited") for v in vul) else worst
             ev = [Evidence(None, None, None, f"{v['component']}: {v['advisory']} {', '.join(v['open_cves'][:5])}"
                            f" ({v.get('confidence')} match)") for v in vul[:20]]
             out.append(Finding.from_meta(VULNERABLE, "fail",

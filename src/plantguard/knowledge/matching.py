@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from plantguard.knowledge.families import (FAMILY_TEXT, asset_families, families_in_text,
                                            normalise_order_number)
 from plantguard.knowledge.vendors import display_name, vendor_from_identity, vendor_key
-from plantguard.knowledge.versions import VersionRange, parse_range, parse_version, resolve_wildcards
+from plantguard.knowledge.versions import VersionRange, parse_range, resolve_wildcards
 from plantguard.store.intel_tables import (Advisory, AdvisoryProduct, AdvisoryVuln, EpssScore,
                                            KevEntry)
 
