@@ -181,3 +181,19 @@ def test_ssdp_server_header_is_identity():
     (b"Hello world\r\n", False), (b"FOO bar\r\n", False)])
 def test_signature(payload, expected):
     assert http.signature(payload) is expected
+
+
+def test_resynchronises_after_lost_segments():
+    """A gap in the client stream (a lost segment mid-body) must not end the decode."""
+    st: dict = {}
+    obs = []
+    first = b"POST /upload HTTP/1.1\r\nHost: hmi\r\nContent-Length: 5000\r\n\r\n" + b"x" * 1000
+    obs += http.decode(packet(first, state=st, seq=100))
+    later = b"y" * 700 + b"\r\nGET /status HTTP/1.1\r\nHost: hmi\r\nAuthorization: Basic " \
+        + base64.b64encode(b"operator:1234") + b"\r\n\r\n"
+    obs += http.decode(packet(later, state=st, seq=100 + len(first) + 3000))      # 3000 bytes never seen
+    replies = b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    obs += http.decode(packet(replies, state=st, sport=80, dport=40000, from_client=False, seq=7000))
+    assert [o.data["uri"] for o in of_kind(obs, "operation")] == ["/upload", "/status"]
+    (cred,) = of_kind(obs, "credential")
+    assert (cred.data["user"], cred.data["password"], cred.data["result"]) == ("operator", "1234", "success")

@@ -47,6 +47,8 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "SEARCH
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "PROPPATCH", "MKCOL", "COPY", "MOVE"})
 
 _METHOD = re.compile(rb"[A-Za-z][A-Za-z_\-]{1,19}")
+# a message start after lost bytes: a status line or a common request line at a line start
+_RESYNC = re.compile(rb"(?:^|\n)((?:HTTP/1\.[01] \d{3} )|(?:(?:GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH) \S+ HTTP/1\.[01]\r?\n))")
 _VERSION = re.compile(r"\d\.\d")
 _STATUS_LINE = re.compile(rb"([Hh][Tt][Tt][Pp]/\d\.\d) +(\d{3})(?: (.*))?\r?$")
 _SIG_STATUS = re.compile(rb"[Hh][Tt][Tt][Pp]/\d\.\d \d{3}[ \r\n]")
@@ -170,7 +172,7 @@ class _Direction:
 
     def __init__(self):
         self.sb = StreamBuffer(BUFFER_CAP)
-        self.mode = "head"       # head | body | chunk | chunk-data | close | dead
+        self.mode = "head"       # head | body | chunk | chunk-data | trailer | resync | close | dead
         self.remaining = 0
 
 
@@ -182,10 +184,11 @@ def _direction(pkt: Packet) -> _Direction:
     sb = d.sb
     if sb.next_seq is not None and pkt.seq != sb.next_seq \
             and (pkt.seq - sb.next_seq) & 0xFFFFFFFF < 0x80000000:
-        # bytes were lost: a partial body/head can no longer be framed
+        # bytes were lost: a partial body/head can no longer be framed; look for the next
+        # message start in what follows
         sb.data.clear()
         if d.mode != "dead":
-            d.mode, d.remaining = "head", 0
+            d.mode, d.remaining = "resync", 0
     if sb.overflow:
         sb.data.clear()
         sb.overflow = False
@@ -230,6 +233,14 @@ def _skip(d: _Direction) -> bool:
                 d.mode, d.remaining = "trailer", 0
                 continue
             d.mode, d.remaining = "chunk-data", size + 2
+            continue
+        if d.mode == "resync":
+            found = _RESYNC.search(bytes(sb.data))
+            if not found:
+                del sb.data[:max(0, len(sb.data) - 64)]   # keep a tail: a start line may straddle
+                return False
+            del sb.data[:found.start(1)]
+            d.mode = "head"
             continue
         if d.mode == "trailer":
             # trailer fields end with an empty line
