@@ -120,3 +120,27 @@ def test_garbage_files_are_skipped_with_a_reason(engine, tmp_path):
     reasons = dict((p.rsplit("/", 1)[-1], r) for p, r in rep.skipped)
     assert set(reasons) == {"a.json", "c.csv"} and "JSONDecodeError" in reasons["a.json"]
     assert rep.loaded == {"csaf": 1}      # a CSAF shell with broken parts still loads, empty
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+                     lambda c: st.lists(c, max_size=4) | st.dictionaries(
+                         st.sampled_from(["vulnerabilities", "cve", "id", "configurations", "nodes", "cpeMatch",
+                                          "criteria", "vulnerable", "metrics", "cvssMetricV31", "cvssData",
+                                          "vectorString", "cveID", "descriptions", "operator"]), c, max_size=5),
+                     max_leaves=40)
+
+
+@given(_json)
+@settings(max_examples=200, deadline=None)
+def test_fuzz_nvd_and_kev_readers(doc):
+    from plantguard.knowledge.kev import read_kev_json
+    from plantguard.knowledge.nvd import is_nvd, read_nvd
+    wrapped = {"format": "NVD_CVE", "vulnerabilities": doc if isinstance(doc, list) else [doc]}
+    try:
+        read_nvd(wrapped)
+    except (AttributeError, TypeError):
+        pytest.fail("NVD reader raised on malformed input")
+    is_nvd(doc)
+    read_kev_json({"vulnerabilities": doc if isinstance(doc, list) else [doc]})

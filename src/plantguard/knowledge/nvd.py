@@ -81,10 +81,14 @@ def _range_text(m: dict, cpe: Cpe) -> tuple[str, str]:
 
 def read_nvd(doc: dict) -> list[CsafDocument]:
     out = []
-    for item in doc.get("vulnerabilities", []):
+    items = doc.get("vulnerabilities")
+    for item in items if isinstance(items, list) else []:
         cve = item.get("cve") if isinstance(item, dict) else None
-        if isinstance(cve, dict) and cve.get("id"):
-            out.append(_cve(cve))
+        if isinstance(cve, dict) and isinstance(cve.get("id"), str):
+            try:
+                out.append(_cve(cve))
+            except (AttributeError, TypeError, ValueError, KeyError):
+                continue    # one malformed record must not lose the rest of the feed
     return out
 
 
@@ -93,14 +97,17 @@ def _cve(cve: dict) -> CsafDocument:
     desc = next((d.get("value") for d in cve.get("descriptions", []) if isinstance(d, dict)
                  and d.get("lang") == "en"), None)
     vuln = Vuln(cve=cve_id, title=(desc or "")[:300] or None)
-    _metrics(cve.get("metrics") or {}, vuln)
+    _metrics(cve.get("metrics") if isinstance(cve.get("metrics"), dict) else {}, vuln)
     cwes = [d.get("value") for w in cve.get("weaknesses", []) if isinstance(w, dict)
             for d in w.get("description", []) if isinstance(d, dict) and d.get("value")]
     vuln.cwe = ", ".join(dict.fromkeys(cwes)) or None
     products: list[Product] = []
     n = 0
-    for config in cve.get("configurations", []) or []:
-        nodes = config.get("nodes", []) if isinstance(config, dict) else []
+    configs = cve.get("configurations")
+    for config in configs if isinstance(configs, list) else []:
+        if not isinstance(config, dict):
+            continue
+        nodes = config.get("nodes") if isinstance(config.get("nodes"), list) else []
         vulnerable, platforms = [], []
         for node in nodes:
             for m in (node.get("cpeMatch", []) if isinstance(node, dict) else []):
