@@ -206,6 +206,15 @@ def mask(secret) -> str:
     return s[0] + "*" * (len(s) - 2) + s[-1]
 
 
+def text(value) -> str | None:
+    """A data value as text when it is a scalar, else None (decoders' values are not trusted)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def capped(items: Iterable, cap: int = LIST_CAP) -> list:
     out = []
     for i, x in enumerate(items):

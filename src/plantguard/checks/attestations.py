@@ -57,7 +57,7 @@ ATTESTATION_CHECKS: dict[str, CheckMeta] = {
         "governance.sbom-procurement", "SBOM required in procurement", "sbom-procurement", "medium",
         "Without a software bill of materials from suppliers, a vulnerable component inside a device stays invisible.",
         "Add a clause to purchase contracts requiring a machine-readable SBOM (CycloneDX or SPDX) and updates to it.",
-        {"nist-800-53r5": ("SA-4", "SR-3", "SR-4"), "iso27001-2022": ("A.5.20", "A.5.21")},
+        {"nist-800-53r5": ("SA-4", "SR-1", "SR-3", "SR-4"), "iso27001-2022": ("A.5.20", "A.5.21")},
         ("T0862",)),
     "mssp_or_soc": _meta(
         "monitoring.soc", "Security monitoring (SOC or MSSP)", "monitoring", "medium",

@@ -3,7 +3,7 @@ crosses the network in clear text. Input: `credential` observations (FTP, Telnet
 MQTT, SNMP community, OPC UA user name, ...). Secrets are never printed in full."""
 from __future__ import annotations
 
-from plantguard.checks._common import EvidenceLog, index, mask, plural
+from plantguard.checks._common import EvidenceLog, index, mask, plural, text
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.knowledge.creds import describe, match_community, match_login
@@ -44,17 +44,16 @@ ANONYMOUS_FTP_USERS = {"anonymous", "ftp"}
 
 def _secret(o) -> str | None:
     d = o.data
-    pw = d.get("password")
+    pw = text(d.get("password"))
     if d.get("secret_type") == "community" and pw is None:
-        pw = d.get("user")
-    return None if pw is None else str(pw)
+        pw = text(d.get("user"))
+    return pw
 
 
 def _user(o) -> str:
     if o.data.get("secret_type") == "community":
         return ""
-    u = o.data.get("user")
-    return "" if u is None else str(u)
+    return text(o.data.get("user")) or ""
 
 
 def _default_matches(o) -> tuple[list, str]:
@@ -103,7 +102,7 @@ def default_credentials(ctx) -> list[Finding]:
         if g is None:
             g = groups[key] = {"ev": EvidenceLog(), "results": set(), "matches": matches, "what": what,
                                "port": o.dport}
-        g["results"].add(o.data.get("result"))
+        g["results"].add(text(o.data.get("result")))
         g["ev"].add_obs(o, f"{o.proto} {what} {user + '/' if user else ''}{mask(secret)} "
                            f"from {o.src} to {o.dst}:{o.dport}")
     if not tested:
@@ -146,7 +145,7 @@ def cleartext_credentials(ctx) -> list[Finding]:
     protected: dict[tuple, EvidenceLog] = {}
     for o in idx.obs("credential"):
         d = o.data
-        stype = d.get("secret_type")
+        stype = text(d.get("secret_type"))
         if stype in ("certificate", "anonymous"):
             continue                 # no secret: anonymous FTP is judged by credentials.default
         secret = _secret(o)

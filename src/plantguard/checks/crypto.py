@@ -253,7 +253,7 @@ def certificate_problems(o) -> list[tuple[str, str]]:
     ktype = str(d.get("key_type") or "").lower()
     try:
         bits = int(d["key_bits"]) if d.get("key_bits") is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         bits = None
     if bits is not None:
         if ktype.startswith("ec") or ktype in ("ed25519", "ed448"):
@@ -270,7 +270,8 @@ def certificate_problems(o) -> list[tuple[str, str]]:
 
 
 def _offered(d) -> list[tuple[int, int]]:
-    vs = [tls_version(v) for v in (d.get("offered_versions") or [])]
+    offered = d.get("offered_versions")
+    vs = [tls_version(v) for v in (offered if isinstance(offered, (list, tuple)) else [])]
     vs.append(tls_version(d.get("client_version")))
     vs.append(tls_version(d.get("version")))
     return [v for v in vs if v is not None]

@@ -21,7 +21,7 @@ UNKNOWN_ASSET = CheckMeta(
          "spare, a contractor laptop, or an intruder's implant.",
     remediation="Identify the device and its owner; add it to the inventory (site file assets) "
                 "with its role and criticality, or remove it from the network.",
-    controls=INV_CONTROLS,
+    controls={**INV_CONTROLS, "iec62443-3-3": ("SR 7.8", "SR 1.2")},   # SR 1.2: only known devices connect
     attack=("T0864", "T0848"),
     needs_site=True,
 )

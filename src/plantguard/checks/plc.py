@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from plantguard.checks._common import INDUSTRIAL_PROTOCOLS, EvidenceLog, index, plural
+from plantguard.checks._common import INDUSTRIAL_PROTOCOLS, EvidenceLog, index, plural, text
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.model import PROGRAM_CATEGORIES, WRITE_CATEGORIES
@@ -66,12 +66,16 @@ STATIONS_NOTE = "no authorised engineering stations are declared (site file: eng
 
 def _ops(idx, categories: frozenset) -> list:
     return [o for o in idx.obs("operation")
-            if o.data.get("category") in categories and o.dst and idx.is_controller(o.dst, o.proto)]
+            if text(o.data.get("category")) in categories and o.dst and idx.is_controller(o.dst, o.proto)]
+
+
+def _op_name(o) -> str:
+    return text(o.data.get("name")) or text(o.data.get("category")) or "operation"
 
 
 def _op_text(o) -> str:
     d = o.data
-    name = d.get("name") or (f"code {d.get('code')}" if d.get("code") is not None else d.get("category"))
+    name = text(d.get("name")) or (f"code {d.get('code')}" if d.get("code") is not None else text(d.get("category")))
     detail = d.get("detail")
     return f"{o.proto} {name} ({d.get('category')})" + (f": {str(detail)[:80]}" if detail else "")
 
@@ -93,7 +97,7 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
             g["stations"].add(o.src)
         else:
             g = bad.setdefault((o.src, o.dst, o.proto), {"ev": EvidenceLog(), "names": Counter()})
-        g["names"][o.data.get("name") or o.data.get("category")] += o.count
+        g["names"][_op_name(o)] += o.count
         g["ev"].add_obs(o, f"{_op_text(o)} from {o.src} to {o.dst}")
     if not bad and not good:
         n = _industrial_flows(idx)
@@ -156,7 +160,7 @@ def change_outside_window(ctx) -> list[Finding]:
             inside += o.count
             continue
         g = outside.setdefault((o.src, o.dst), {"ev": EvidenceLog(), "names": Counter(), "zone": zname})
-        g["names"][o.data.get("name") or o.data.get("category")] += o.count
+        g["names"][_op_name(o)] += o.count
         g["ev"].add_obs(o, f"{_op_text(o)} from {o.src} to {o.dst} outside maintenance windows")
     findings = []
     for (client, server), g in sorted(outside.items()):

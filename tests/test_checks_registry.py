@@ -1,0 +1,170 @@
+"""The check registry and the checks' metadata: contract IDs present, control and ATT&CK IDs that
+exist in the catalogs, failures contained, and garbage input never escaping run_checks."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from checks_support import T0, asset, fails, result, run
+from conftest import analyze_shared, shared_path
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from plantguard.checks import registry
+from plantguard.checks.base import SEVERITIES, AssessContext, CheckMeta
+from plantguard.model import Flow, Observation
+
+# ARCHITECTURE §6, less the vulnerability and SBOM checks of another module
+CONTRACT_IDS = {
+    "inventory.unknown-asset", "inventory.unidentified", "credentials.default", "credentials.cleartext",
+    "services.insecure", "segmentation.zone-violation", "segmentation.it-ot-bridge",
+    "segmentation.vlan-mixing", "egress.not-allowlisted", "egress.internet", "crypto.cleartext-telemetry",
+    "crypto.weak-tls", "plc.unauthorized-write", "plc.unauthorized-program-change",
+    "zerotrust.unauthenticated-control",
+}
+from plantguard.checks.attestations import ATTESTATION_CHECKS  # noqa: E402
+ATTESTATION_CHECK_IDS = {m.id for m in ATTESTATION_CHECKS.values()}
+OUR_MODULES = ("inventory", "credentials", "services", "segmentation", "egress", "crypto", "plc",
+               "zerotrust", "attestations")
+
+
+def our_checks() -> list[CheckMeta]:
+    return [m for m, fn in registry.all_checks() if fn.__module__.rsplit(".", 1)[-1] in OUR_MODULES]
+
+
+def test_contract_ids_are_registered():
+    assert CONTRACT_IDS <= {m.id for m in our_checks()}
+
+
+def test_metadata_is_complete():
+    for m in our_checks():
+        assert m.id.count(".") == 1 and m.id == m.id.lower(), m.id
+        assert m.severity in SEVERITIES[1:], m.id
+        assert m.title and m.practice and len(m.risk) > 40 and len(m.remediation) > 40, m.id
+        assert set(m.controls) <= {"iec62443-3-3", "nist-800-53r5", "iso27001-2022"}, m.id
+        assert m.controls.get("nist-800-53r5") and m.controls.get("iso27001-2022"), m.id
+
+
+def _catalog(name: str, column: str) -> set[str]:
+    with open(shared_path(f"compliance/derived/{name}"), newline="", encoding="utf-8") as fh:
+        return {row[column] for row in csv.DictReader(fh)}
+
+
+def test_every_cited_control_exists_in_the_catalogs():
+    known = {"iec62443-3-3": _catalog("iec62443_3_3_sr.csv", "sr_id"),
+             "nist-800-53r5": _catalog("nist_800_53r5_controls.csv", "control_id"),
+             "iso27001-2022": _catalog("iso27001_2022_annexA.csv", "control_id")}
+    techniques = _catalog("attack_ics_techniques.csv", "technique_id")
+    for m in our_checks():
+        for fw, ids in m.controls.items():
+            missing = set(ids) - known[fw]
+            assert not missing, (m.id, fw, missing)
+        assert set(m.attack) <= techniques, (m.id, set(m.attack) - techniques)
+
+
+def test_traffic_checks_cite_published_attack_to_control_pairs():
+    """Where a traffic check names ATT&CK techniques, at least one of its 62443/800-53 controls is
+    a published mitigation link of one of them (attack_ics_technique_controls.csv). Attestation
+    checks link practices that ATT&CK mitigations do not always cover, so they are left out."""
+    with open(shared_path("compliance/derived/attack_ics_technique_controls.csv"), newline="") as fh:
+        pairs = {(r["technique_id"], r["framework"], r["control_id"]) for r in csv.DictReader(fh)}
+    fw_names = {"iec62443-3-3": "IEC62443-3-3", "nist-800-53r5": "NIST-800-53r5"}
+    for m in our_checks():
+        if not m.attack or m.id in ATTESTATION_CHECK_IDS:
+            continue
+        cited = {(fw_names[fw], c) for fw, ids in m.controls.items() if fw in fw_names for c in ids}
+        assert any((t, fw, c) in pairs for t in m.attack for fw, c in cited), m.id
+
+
+def test_a_crashing_check_is_reported_not_raised(monkeypatch):
+    meta = CheckMeta("test.crash", "t", "p", "low", "r" * 50, "m" * 50)
+
+    def boom(ctx):
+        raise ZeroDivisionError("bad")
+    monkeypatch.setitem(registry._CHECKS, "test.crash", (meta, boom))
+    findings, not_run = registry.run_checks(AssessContext(result(), []), only={"test.crash"})
+    assert findings == [] and not_run == [{"check": "test.crash", "reason": "internal error: ZeroDivisionError: bad"}]
+
+
+def test_every_check_runs_on_a_real_capture_without_internal_errors(tmp_path):
+    from checks_support import site as make_site
+    s = make_site(tmp_path, "zones:\n  - {name: control, kind: ot-control, networks: [10.0.0.0/28]}\n"
+                            "  - {name: office, kind: it, networks: [10.0.0.48/28]}\n"
+                            "assets:\n  - {ip: 10.0.0.3}\nengineering_workstations: [10.0.0.9]\n")
+    r = analyze_shared("pcaps/ICS-Security-Tools/ModbusTCP/modbus_test_data_part1.pcap")
+    from plantguard.inventory.build import build_assets
+    for site in (None, s):
+        findings, not_run = registry.run_checks(AssessContext(r, build_assets(r, site), site))
+        assert not [n for n in not_run if n["reason"].startswith("internal error")]
+        json.dumps([f.as_dict() for f in findings])
+        assert fails(findings)
+
+
+def test_index_is_built_once_per_context():
+    from plantguard.checks._common import index
+    ctx = AssessContext(result(), [])
+    assert index(ctx) is index(ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# garbage in: observations and flows with random values never break a check
+# ---------------------------------------------------------------------------------------------
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=True),
+                    st.text(max_size=12), st.lists(st.text(max_size=4), max_size=3),
+                    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+_ips = st.sampled_from(["10.0.0.1", "10.0.0.2", "8.8.8.8", "::1", "255.255.255.255", "224.0.0.1", "x", None])
+_kinds = st.sampled_from(["credential", "operation", "session", "tls", "certificate", "service", "topic", "identity"])
+_keys = st.sampled_from(["user", "password", "secret_type", "cleartext", "result", "category", "name", "code",
+                         "security_mode", "policy", "auth", "version", "cipher", "not_after", "not_before",
+                         "self_signed", "key_bits", "key_type", "sig_alg", "position", "dh_bits", "encrypted",
+                         "topic", "action", "weak_cipher", "offered_versions", "client_version", "detail"])
+
+
+@st.composite
+def _observation(draw):
+    return Observation(draw(_kinds), draw(st.sampled_from(["modbus", "snmp", "ftp", "tls", "opcua", "dnp3", "mqtt", "x"])),
+                       "fuzz.pcap", draw(st.integers(1, 10)), T0, draw(_ips), draw(_ips), None, None,
+                       draw(st.sampled_from(["tcp", "udp", ""])), draw(st.integers(0, 65535)),
+                       draw(st.integers(0, 65535)), draw(st.one_of(st.none(), st.integers(0, 4095))),
+                       draw(st.sampled_from(["src", "dst"])), draw(st.dictionaries(_keys, _values, max_size=6)))
+
+
+@st.composite
+def _flow(draw):
+    return Flow(draw(st.sampled_from(["tcp", "udp", "icmp"])), draw(_ips) or "10.0.0.9", draw(_ips) or "10.0.0.8",
+                draw(st.integers(0, 65535)), draw(st.integers(0, 65535)), draw(st.one_of(st.none(), st.integers(0, 4095))),
+                draw(st.sampled_from([None, "00:00:00:00:00:01", "00:00:00:00:00:02"])), None,
+                draw(st.sampled_from([None, "modbus", "http", "mqtt", "enip", "dnp3", "opcua", "ftp", "snmp", "tls"])),
+                draw(st.integers(0, 50)), 0, draw(st.integers(0, 50)), 0, T0, T0 + 1, "fuzz.pcap", 1,
+                draw(st.dictionaries(st.sampled_from(["write", "auth", "read"]), st.integers(0, 5), max_size=2)))
+
+
+@settings(max_examples=int(__import__("os").environ.get("PG_FUZZ", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_observation(), max_size=12), st.lists(_flow(), max_size=8), st.booleans())
+def test_garbage_never_breaks_a_check(tmp_path, observations, flows, with_site):
+    from checks_support import site as make_site
+    s = make_site(tmp_path, "zones:\n  - {name: a, kind: ot-control, networks: [10.0.0.0/30], vlans: [1]}\n"
+                            "  - {name: b, kind: it, networks: ['::/0'], vlans: [2]}\n"
+                            "egress:\n  - {zone: a, allow: [10.0.0.2]}\n"
+                            "assets:\n  - {ip: 10.0.0.1}\nengineering_workstations: [10.0.0.2]\n"
+                            "maintenance_windows:\n  - {days: daily, start: '01:00', hours: 1}\n") if with_site else None
+    r = result(observations, flows)
+    assets = [asset("10.0.0.1", "plc", mac="00:00:00:00:00:01"), asset("10.0.0.2", "sensor")]
+    findings, not_run = registry.run_checks(AssessContext(r, assets, s))
+    assert not [n for n in not_run if n["reason"].startswith("internal error")], not_run
+    json.dumps([f.as_dict() for f in findings])
+
+
+def test_run_single_check_helper_reports_reason():
+    findings, reason = run("egress.not-allowlisted", result(), None, assets=[])
+    assert findings == [] and reason.startswith("needs a site file")
+
+
+@pytest.mark.parametrize("check_id", sorted(CONTRACT_IDS))
+def test_every_contract_check_has_pass_and_fail_tests(check_id):
+    """Guards this suite itself: each contract check is exercised by name in a test module."""
+    from pathlib import Path
+    text = "".join(p.read_text() for p in Path(__file__).parent.glob("test_checks_*.py") if p.name != Path(__file__).name)
+    assert f'"{check_id}"' in text
