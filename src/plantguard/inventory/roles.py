@@ -31,8 +31,6 @@ def infer_role(asset: Asset, client_ops: Counter, server_ops: Counter, client_ap
                                                     "description", "order_number"))
     if asset.declared and asset.declared.get("role"):
         return asset.declared["role"], ["declared in the site file"]
-    if asset.public:
-        return "internet-host", ["public IP address"]
     hints = {r for r, _ in role_hints}
     hint_reason = {r: why for r, why in role_hints}
 
@@ -66,6 +64,8 @@ def infer_role(asset: Asset, client_ops: Counter, server_ops: Counter, client_ap
 
     # Clients of industrial protocols: who changes controllers vs who watches them.
     ind_client = client_apps & INDUSTRIAL_APPS
+    if ind_client and asset.public:
+        return "internet-host", [f"public address that sends {', '.join(sorted(ind_client))} to the plant"]
     if ind_client:
         changes = sum(client_ops[c] for c in ("program", "firmware", "control", "config"))
         if changes:
@@ -77,6 +77,8 @@ def infer_role(asset: Asset, client_ops: Counter, server_ops: Counter, client_ap
         return "hmi", reasons
     if "mqtt" in client_apps or "mqtt-client" in hints:
         return "sensor", [hint_reason.get("mqtt-client") or "publishes over MQTT"]
+    if asset.public:
+        return "internet-host", ["public IP address"]
     if client_apps or server_apps:
         apps = sorted(client_apps | server_apps)
         return "it-host", [f"speaks only IT protocols ({', '.join(apps[:5])})"]

@@ -242,6 +242,14 @@ def roadmap(r: dict) -> dict:
 
 
 def patch_plan(items: list) -> dict:
+    """The plan's own flat table (one row per device); any other shape falls back to a generic
+    table, so a malformed contract still renders."""
+    try:
+        from plantguard.plan.patching import patch_plan_table
+        columns, table_rows = patch_plan_table([i for i in items if isinstance(i, dict)])
+        return {"columns": [(k, h) for k, h in columns], "rows": [[text(v) for v in r] for r in table_rows]}
+    except Exception:  # noqa: BLE001  (a report must render whatever the plan holds)
+        pass
     rows = [as_dict(i) for i in items if isinstance(i, dict)]
     cols: list[str] = []
     for r in rows:

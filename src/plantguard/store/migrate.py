@@ -19,11 +19,13 @@ def _config() -> Config:
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, create_missing: bool = True) -> None:
     cfg = _config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    if not create_missing:
+        return
     # A table whose revision is not written yet (during development) is still created, so work
     # in progress runs; tests/test_store_migrations.py fails until the revision exists.
     from plantguard.store.db import Base
@@ -58,7 +60,7 @@ if __name__ == "__main__":  # python -m plantguard.store.migrate revision "messa
     if len(sys.argv) >= 3 and sys.argv[1] == "revision":
         db = sys.argv[3] if len(sys.argv) > 3 else "sqlite:///:memory:"
         eng = create_engine(db if "://" in db else f"sqlite:///{db}")
-        upgrade(eng)   # bring the scratch db to head so only the difference is generated
+        upgrade(eng, create_missing=False)   # scratch db at head: only the difference is generated
         revision(eng, sys.argv[2])
     else:
         print("usage: python -m plantguard.store.migrate revision MESSAGE [DB]")
