@@ -111,7 +111,8 @@ def _tshark_adus(rel: str, *options: str) -> list[tuple]:
 
 @pytest.mark.parametrize("rel", [ITI + "modbus_test_data_part1.pcap", ITI + "modbus_test_data_part2.pcap",
                                  ZP + "modbusSmall.pcap", ZP + "modbus-eit.pcap",
-                                 ZP + "4SICS-GeekLounge-151022-min.pcap", ITI + "Modbus/modbus_test_2.pcap"])
+                                 ZP + "4SICS-GeekLounge-151022-min.pcap", ITI + "Modbus/modbus_test_2.pcap",
+                                 ITI + "mb2.pcap", ZP + "modbusBig.pcap"])
 def test_every_adu_agrees_with_tshark(rel):
     _obs, items = adus(rel)
     mine = [(a.tid, a.unit, a.fc & 0x7F, a.exception) for _f, _cp, a in items]

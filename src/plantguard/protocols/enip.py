@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import struct
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -34,7 +34,7 @@ MAX_ENCAP = 24 + 0xFFFF
 MAX_ITEMS = 16          # CPF items read from one packet
 MAX_EMBEDDED = 64       # services read from one Multiple Service Packet
 MAX_DEPTH = 3           # nesting of Unconnected Send / Multiple Service Packet
-MAX_PENDING = 256       # requests remembered per flow to understand their replies
+MAX_PENDING = 32        # requests remembered per flow to understand their replies
 
 # encapsulation command: (name, operation category or None when the command carries CIP)
 COMMANDS = {
@@ -507,7 +507,7 @@ def cip_messages(enc: Encap, pending: OrderedDict | None = None) -> list[CipMess
         top = msgs[0]
         if pending is not None:
             if not top.response:
-                pending[key] = msgs
+                pending[key] = [replace(m, data=b"") for m in msgs]   # the reply needs ids, not data
                 while len(pending) > MAX_PENDING:
                     pending.popitem(last=False)
             else:
