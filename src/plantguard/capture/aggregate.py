@@ -27,9 +27,15 @@ def freeze(value: Any) -> Any:
 def fold_key(o: Observation) -> tuple:
     """What makes two observations 'the same one seen again'. MACs only count for layer-2
     observations, where they are the only address."""
-    return (o.kind, o.proto, o.l4, o.src, o.dst, o.dport, o.subject,
-            o.src_mac if o.src is None else None, o.dst_mac if o.dst is None else None,
-            freeze(o.data))
+    head = (o.kind, o.proto, o.l4, o.src, o.dst, o.dport, o.subject,
+            o.src_mac if o.src is None else None, o.dst_mac if o.dst is None else None)
+    # fast path: flat data of hashable values (most observations), in sorted key order
+    try:
+        items = tuple(sorted(o.data.items()))
+        hash(items)
+        return head + (items,)
+    except TypeError:
+        return head + (freeze(o.data),)
 
 
 class ObservationAggregator:

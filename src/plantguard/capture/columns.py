@@ -13,6 +13,7 @@ import numpy as np
 
 from plantguard.capture import formats as F
 from plantguard.capture.layers import MAX_IPV6_EXT, MAX_VLAN_TAGS
+from plantguard.capture.walk import gather_compiled
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 VLAN_TYPES = np.array([0x8100, 0x88A8, 0x9100], dtype=np.int32)
@@ -58,6 +59,8 @@ class Columns:
 def gather(arr: np.ndarray, base: np.ndarray, width: int) -> np.ndarray:
     """width bytes from each base offset as an (N, width) uint8 matrix. Reads past the end of
     the buffer are clamped; callers mask fields by the record's captured length."""
+    if gather_compiled is not None and len(arr):
+        return gather_compiled(arr, np.ascontiguousarray(base, dtype=np.int64), width)
     idx = base[:, None] + np.arange(width, dtype=np.int64)
     np.minimum(idx, len(arr) - 1, out=idx)
     np.maximum(idx, 0, out=idx)

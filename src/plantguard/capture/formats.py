@@ -197,6 +197,7 @@ def _pcap_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
     arr = np.frombuffer(data, dtype=np.uint8)
     off = 24
     frame = 1
+    released = 0
     while off < size:
         offs, caps, wires, secs, fracs, nxt, status = walk_pcap(arr, off, chunk_records, end == ">", MAX_RECORD)
         n = len(offs)
@@ -205,12 +206,29 @@ def _pcap_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
             yield _finish(stats, Chunk(data, offs, caps, wires, ts, np.full(n, linktype, dtype=np.int32),
                                        frame, arr))
             frame += n
+            released = _release(data, released, int(offs[0]))
         if status != walk.OK:
             stats.warnings.append(_WALK_WARNINGS[status].format(off=nxt))
             break
         if n == 0:
             break
         off = nxt
+
+
+def _release(data, released: int, upto: int) -> int:
+    """Drop the mapped pages of chunks already analysed from this process's resident set, so
+    memory stays flat however large the file (the pages stay in the page cache and are
+    re-read if a later packet refers back to them)."""
+    if not isinstance(data, mmap.mmap):
+        return released
+    upto -= upto % mmap.PAGESIZE
+    if upto - released >= 16 * 1024 * 1024:
+        try:
+            data.madvise(mmap.MADV_DONTNEED, released, upto - released)
+        except (AttributeError, OSError, ValueError):
+            return upto
+        return upto
+    return released
 
 
 _WALK_WARNINGS = {
@@ -224,6 +242,7 @@ def _pcapng_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk
     size = len(data)
     arr = np.frombuffer(data, dtype=np.uint8)
     off = 0
+    released = 0
     end = "<"
     links: list[int] = []
     tsres: list[float] = []
@@ -301,7 +320,9 @@ def _pcapng_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk
                 lts.append(links[0])
         off += blen
         if len(offs) >= chunk_records:
+            start = offs[0]
             yield flush()
+            released = _release(data, released, start)
     else:
         if 0 < size - off < 12:
             stats.warnings.append(f"truncated block at byte {off}")

@@ -105,9 +105,38 @@ def enip_cip(p, plen, from_client, l4, sport, dport):
     valid = (rl >= 7) & (d0 + rl + 5 <= plen)
     pccc = np.where(req & (svc == 0x4B),
                     (rl << 24) | (valid << 16) | np.where(valid, (at(d0 + rl) << 8) | at(d0 + rl + 4), 0), 0)
+    # Multiple Service Packet: requests key on the whole message; replies on the inner
+    # services when every inner reply succeeded
+    msp_req, msp_rsp, inner = _msp(at, ok, request, svc, cip, path_end, plen, w)
+    keep |= msp_req[:, None] & (pos >= cip[:, None]) & (pos < plen[:, None])
     key = hash_keys((_col(request), _col(cmd), _col(svc), _col(pccc), _bytes_hash(p, keep),
-                     _col(np.where(rsp, at(cip + 2) | (at(cip + 3) << 8), 0))))
-    return req | rsp, key
+                     _col(np.where(rsp, at(cip + 2) | (at(cip + 3) << 8), 0)), inner))
+    return req | rsp | msp_req | msp_rsp, key
+
+
+MSP_MAX = 8   # inner messages looked at; larger packets stay deep
+
+
+def _msp(at, ok, request, svc, cip, path_end, plen, w):
+    n = len(svc)
+    msp_req = ok & request & (svc == 0x0A) & (plen <= w)
+    msp_rsp = ok & ~request & (svc == 0x8A) & (at(cip + 2) == 0)
+    data = np.where(msp_req, path_end, cip + 4 + 2 * at(cip + 3))
+    count = at(data) | (at(data + 1) << 8)
+    good = (msp_req | msp_rsp) & (count >= 1) & (count <= MSP_MAX)
+    inner = np.zeros(n, np.uint64)
+    for i in range(MSP_MAX):
+        live = good & (i < count)
+        if not live.any():
+            break
+        o = data + (at(data + 2 + 2 * i) | (at(data + 3 + 2 * i) << 8))
+        isvc = at(o)
+        bad = live & (o + 4 > np.minimum(plen, w))
+        bad |= live & msp_req & ((isvc >= 0x80) | np.isin(isvc, _CIP_DEEP))
+        bad |= live & msp_rsp & ((isvc < 0x80) | np.isin(isvc & 0x7F, _CIP_DEEP) | ~np.isin(at(o + 2), (0, 6)))
+        good &= ~bad
+        inner = np.where(live, hash_keys((inner, isvc.astype(np.uint64))), inner)
+    return msp_req & good, msp_rsp & good, np.where(msp_rsp & good, inner, np.uint64(0))
 
 
 def s7_job_ack(p, plen, from_client, l4, sport, dport):
@@ -176,7 +205,7 @@ def dnp3_poll(p, plen, from_client, l4, sport, dport):
 # module NAME -> (recogniser, payload bytes it needs)
 RECOGNISERS = {
     "modbus": (modbus, HEAD),
-    "enip": (enip_cip, 128),
+    "enip": (enip_cip, 256),
     "s7comm": (s7_job_ack, 128),
     "tls": (tls_app_data, 8),
     "dnp3": (dnp3_poll, DNP3_HEAD),

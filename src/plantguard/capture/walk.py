@@ -93,14 +93,32 @@ def _walk_nb(arr, off, max_records, big_endian, max_record):
     return offs[:n], caps[:n], wires[:n], secs[:n], fracs[:n], off, status
 
 
+def _gather_nb(arr, base, width):
+    n = base.shape[0]
+    size = arr.shape[0]
+    out = np.empty((n, width), np.uint8)
+    for i in range(n):
+        b = base[i]
+        for k in range(width):
+            j = b + k
+            if j >= size:
+                j = size - 1
+            if j < 0:
+                j = 0
+            out[i, k] = arr[j]
+    return out
+
+
 try:  # pragma: no cover - depends on the environment
     import numba
 
     _u32j = numba.njit(cache=True, inline="always")(_u32)
     _walk_compiled = numba.njit(cache=True)(_walk_nb)
+    gather_compiled = numba.njit(cache=True)(_gather_nb)
     COMPILED = True
 except Exception:  # numba missing or unusable: the plain loop does the same job
     _walk_compiled = None
+    gather_compiled = None
     COMPILED = False
 
 
