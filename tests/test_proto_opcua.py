@@ -270,3 +270,17 @@ def test_signature():
     assert not opcua.signature(b"GET / HTTP/1.1\r\n")
     hel = b"HELF" + (32).to_bytes(4, "little") + bytes(24)
     assert registry.classify("tcp", 51000, 12001, hel) is opcua
+
+
+def test_login_without_a_visible_reply_is_still_reported():
+    """Only the client side captured: the credential comes out when the next request does."""
+    obs = []
+    state: dict = {}
+    for frame, _ts, lay in frames(shared_path(ALL_CAPTURES[0])):
+        if lay.l4 == "tcp" and lay.payload and lay.dport == 4840:
+            obs.extend(opcua.decode(Packet("t", frame, 0.0, lay.payload, src=lay.src, dst=lay.dst, l4="tcp",
+                                           sport=lay.sport, dport=lay.dport, seq=lay.seq, from_client=True,
+                                           state=state.setdefault(lay.sport, {}))))
+    creds = [o.data for o in obs if o.kind == "credential"]
+    assert creds == [{"user": "user1", "password": "password", "secret_type": "password", "cleartext": True,
+                      "result": None}]

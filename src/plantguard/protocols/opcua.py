@@ -577,6 +577,10 @@ def _session(pkt: Packet, **data) -> Observation:
 def _request(pkt: Packet, svc: Service) -> list[Observation]:
     st, info = pkt.state, svc.info
     out: list[Observation] = []
+    for handle in [h for h in st.get("pending", {}) if h != svc.handle]:
+        # the client went on without a visible ActivateSession reply: report without a verdict
+        *header, cred = st["pending"].pop(handle)
+        out.append(Observation("credential", NAME, *header, "dst", cred))
     if svc.name == "OpenSecureChannel":
         mode = info.get("security_mode", "None")
         st["mode"] = mode
