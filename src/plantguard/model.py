@@ -7,7 +7,10 @@ Observation kinds and their data keys (a contract between protocols/ and invento
   identity    who a device is; describes the `subject` side ("src" or "dst").
               keys (all optional): vendor, vendor_id, product, product_code, model, order_number,
               firmware, hardware, serial, name (station / PLC / host name), device_type,
-              description, os, module, role_hint
+              description, os, module, role_hint; protocol-specific extras such as
+              dnp3_address, device_instance, max_apdu, segmentation, software, location,
+              common_address, device_id, ip / netmask / gateway (announced by the device),
+              application_uri, product_uri, endpoints (OPC UA offers), sys_object_id
   service     the `subject` side offers an application service on (l4, port):
               keys: name (application, e.g. "modbus"), banner, software, version
   operation   a client (src) asks a server (dst) to do something:
@@ -18,13 +21,14 @@ Observation kinds and their data keys (a contract between protocols/ and invento
               ("success" | "failure" | None)
   session     security posture of a session: keys: security_mode ("None", "Sign",
               "SignAndEncrypt"), policy, auth ("anonymous", "username", "certificate", ...),
-              protocol_version, encrypted (bool)
+              protocol_version, encrypted (bool); extras such as endpoint_url, client_id,
+              clean_session, keep_alive, will_topic
   tls         keys: version, cipher, sni, server side is `subject`="dst" for ClientHello-derived
               fields and "src" for ServerHello / Certificate
   certificate keys: subject, issuer, not_before, not_after (ISO 8601 UTC), self_signed, serial,
               key_type, key_bits, sig_alg
   hostname    keys: name, source ("dhcp", "dns", "lldp", "cdp", "netbios", "snmp", ...)
-  address     an IP <-> MAC binding: keys: ip, mac, source ("arp", "dhcp")
+  address     an IP <-> MAC binding: keys: ip, mac, source ("arp", "dhcp", "dcp")
   topic       MQTT / pub-sub: keys: topic, action ("publish" | "subscribe")
   error       protocol exception / error reply: keys: code, name
   role        a protocol-level role hint for `subject`: keys: role ("broker", "mqtt-client",
