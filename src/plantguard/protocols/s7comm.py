@@ -337,8 +337,8 @@ def _observe_s7plus(pkt: Packet, p: S7PlusPdu, request: bool) -> list[Observatio
         detail = f"S7comm-plus V{p.version}"
         if p.session:
             detail += f" session 0x{p.session:08x}"
-        out.append(pkt.observe("operation", NAME, subject="dst", category=category, code=p.function,
-                               name=name, detail=detail))
+        out.append(pkt.observe("operation", NAME, subject="dst", category=category,
+                               code=p.function if p.function is not None else p.opcode, name=name, detail=detail))
     return out
 
 
