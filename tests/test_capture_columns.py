@@ -151,3 +151,28 @@ def test_mixed_link_types_in_one_chunk():
     cols = C.decode(arr, np.array([0, len(f_eth)]), np.array([len(f_eth), len(f_raw)]), np.array([1, 101]))
     assert list(cols.l4) == [6, 6] and list(cols.vlan) == [110, -1]
     assert list(cols.dport) == [502, 502] and list(cols.pay_len) == [3, 3]
+
+
+def test_plain_numpy_gather_equals_compiled(monkeypatch):
+    """Without numba the gather falls back to fancy indexing; both give the same matrix."""
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, 5000).astype(np.uint8)
+    base = np.array([0, 17, 4990, 4999, -3, 100_000], np.int64)
+    got = C.gather(arr, base, 24)
+    monkeypatch.setattr(C, "gather_compiled", None)
+    assert np.array_equal(C.gather(arr, base, 24), got)
+
+
+def test_plain_record_walk_equals_compiled():
+    from capture_helpers import pcap_bytes, tcp_frame
+    from plantguard.capture import walk
+    raw = pcap_bytes([(1.5 + i, tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, bytes(i))) for i in range(50)])
+    raw = raw[:-7]                                   # a truncated last record
+    arr = np.frombuffer(raw, np.uint8)
+    a = walk._walk_py(arr, 24, 30, False, 1 << 18)
+    b = walk.walk_pcap(arr, 24, 30, False, 1 << 18)
+    c = walk._walk_py(arr, int(a[5]), 100, False, 1 << 18)
+    d = walk.walk_pcap(arr, int(b[5]), 100, False, 1 << 18)
+    for x, y in zip(a[:5] + c[:5], b[:5] + d[:5]):
+        assert np.array_equal(x, y)
+    assert (a[5], a[6], c[6]) == (b[5], b[6], d[6]) and c[6] == walk.TRUNC_DATA and len(c[0]) == 19
