@@ -183,7 +183,7 @@ def _zeek_events(rel: str, client_ports=None):
 
 def _our_events(items, with_tid=True):
     """The same events built from our ADUs: request fields and response values."""
-    msgs, events, last_req = [], [], {}
+    msgs, events = [], []
     for _f, cport, a in items:
         tid = a.tid if with_tid else None
         msgs.append((cport, tid, a.unit, a.fc if with_tid else None, len(a.data) + 2, a.request))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import struct
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -145,7 +145,7 @@ PCCC = {
     (0x0F, 0xAA): ("Protected Typed Logical Write (3 address fields)", "write"),
     (0x0F, 0xAB): ("Protected Typed Logical Masked Write", "write"),
 }
-# Identity object attributes: id -> (key, decoder)
+# Identity object attributes: id -> identity key
 IDENTITY_ATTRS = {1: "vendor_id", 2: "device_type_id", 3: "product_code", 4: "revision", 5: "status",
                   6: "serial", 7: "product", 8: "state"}
 _IDENTITY_SIZES = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 4, 8: 1, 9: 2, 10: 1}
@@ -210,7 +210,6 @@ class CipMessage:
     parent: int | None = None
     route: str | None = None     # Unconnected Send route path, as text
     request_of: "CipMessage | None" = None  # for replies: the request they answer, when known
-    items: list = field(default_factory=list)
 
 
 @dataclass(slots=True)

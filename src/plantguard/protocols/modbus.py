@@ -289,8 +289,6 @@ def describe_request(fc: int, data: bytes) -> tuple[int, str, str, str]:
         detail = f"UMAS function=0x{umas:02x}"
     elif fc in (20, 21) and "records" in f:
         detail = f"file records={f['records']}"
-    elif fc == 24 and "address" in f:
-        detail = f"FIFO pointer address={f['address']}"
     return fc, name, category, detail
 
 

@@ -426,8 +426,7 @@ def describe_job(s7: S7Pdu) -> tuple[int, str, str, str]:
         pi = plc_stop_name(p)
         detail = f"PI service {pi}" if pi else ""
     elif fn == 0xF0 and len(p) >= 8:
-        amq_calling, amq_called, pdu = struct.unpack_from(">HHH", p, 2)
-        detail = f"PDU length {pdu}"
+        detail = f"PDU length {struct.unpack_from('>H', p, 6)[0]}"
     return fn & 0xFF, name, category, detail
 
 
