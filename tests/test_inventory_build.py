@@ -92,3 +92,14 @@ def test_inferred_zone_prefers_vlan_then_subnet():
 
 def test_no_traffic_no_assets():
     assert build_assets(AnalysisResult()) == []
+
+
+def test_identity_behind_a_route_is_a_chassis_module_not_the_device():
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.10", 44818)], observations=[
+        obs("identity", "enip", src="10.0.0.10", dst="10.0.0.5", product="1756-ENBT/A", firmware="4.3"),
+        obs("identity", "enip", src="10.0.0.10", dst="10.0.0.5", product="1756-L61/B LOGIX5561",
+            firmware="16.20", route="1/0"),
+    ])
+    ident = by_key(build_assets(r))["10.0.0.10"].identity
+    assert ident["product"] == "1756-ENBT/A" and ident["firmware"] == "4.3"
+    assert ident["modules"] == [{"product": "1756-L61/B LOGIX5561", "firmware": "16.20", "route": "1/0"}]

@@ -245,7 +245,15 @@ class _Builder:
 
 
 def merge_identity(a: Asset, proto: str, data: dict) -> None:
-    """First non-empty value wins per key (the earliest, most direct statement); record sources."""
+    """First non-empty value wins per key (the earliest, most direct statement); record sources.
+    An identity read through the device (a CIP route to a module in its chassis) describes that
+    module, not the device: it is kept in the device's list of modules."""
+    if data.get("route"):
+        mods = a.identity.setdefault("modules", [])
+        entry = {k: v for k, v in data.items() if v not in (None, "", [], {}) and k != "role_hint"}
+        if entry not in mods and len(mods) < 64:
+            mods.append(entry)
+        return
     for key, val in data.items():
         if key in ("role_hint",) or val in (None, "", [], {}):
             continue
