@@ -202,6 +202,18 @@ def dnp3_poll(p, plen, from_client, l4, sport, dport):
     return ok, key
 
 
+SHORT = 24
+
+
+def short_payload(p, plen, from_client, l4, sport, dport):
+    """Any protocol: a short payload (keep-alives, empty data units, acks at the application
+    layer) keyed on all its bytes. Learning still decides whether replaying it is exact."""
+    ok = (plen > 0) & (plen <= SHORT)
+    pos = np.arange(p.shape[1])[None, :]
+    key = hash_keys((_col(from_client), _col(plen), _bytes_hash(p, pos < plen[:, None])))
+    return ok, key
+
+
 # module NAME -> (recogniser, payload bytes it needs)
 RECOGNISERS = {
     "modbus": (modbus, HEAD),
@@ -230,6 +242,8 @@ def recognise(arr: np.ndarray, names: list[str | None], mod: np.ndarray, pay_off
             fns.append(entry)
         if name in IO_MODULES:
             fns.append((cip_io, 24))
+        if name is not None:
+            fns.append((short_payload, SHORT))
         for fn, width in fns:
             if not len(sel):
                 break
