@@ -9,7 +9,7 @@ shared/tools/plant_scale.py (--replicas 5 and 20), then measures, each in a fres
     wall time, packets/s and peak RSS.
 Prints a Markdown table and writes benchmarks/results.md.
 
-usage: python benchmarks/run_benchmark.py [--replicas 5 20] [--no-tshark] [--data DIR]
+usage: python benchmarks/run_benchmark.py [--replicas 5 20] [--no-tshark] [--fresh-tshark] [--data DIR]
 """
 from __future__ import annotations
 
@@ -83,12 +83,19 @@ def run_plantguard(path: Path) -> dict:
     return info
 
 
-def run_tshark(path: Path) -> dict:
+def run_tshark(path: Path, fresh: bool) -> dict:
+    """tshark's figures for a capture; kept beside it (tshark_<name>.json) and reused unless
+    fresh, since they do not change when plantguard does."""
+    cache = path.with_name(f"tshark_{path.stem}.json")
+    if cache.exists() and not fresh:
+        return json.loads(cache.read_text())
     cmd = ["tshark", "-n", "-r", str(path), "-T", "fields"]
     for f in TSHARK_FIELDS:
         cmd += ["-e", f]
     wall, rss, _ = time_v(cmd)
-    return {"wall_s": wall, "peak_rss_mb": rss}
+    out = {"wall_s": wall, "peak_rss_mb": rss, "measured": time.strftime("%Y-%m-%d %H:%M")}
+    cache.write_text(json.dumps(out))
+    return out
 
 
 def main() -> int:
@@ -96,6 +103,7 @@ def main() -> int:
     ap.add_argument("--replicas", type=int, nargs="+", default=[5, 20])
     ap.add_argument("--no-tshark", action="store_true")
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--fresh-tshark", action="store_true", help="measure tshark again even if cached")
     args = ap.parse_args()
     tshark = None if args.no_tshark else shutil.which("tshark")
     rows = []
@@ -105,7 +113,7 @@ def main() -> int:
         pkts = pg["packets"]
         row = {"capture": path.name, "packets": pkts, "size_mb": path.stat().st_size / 2**20, "pg": pg}
         if tshark:
-            row["ts"] = run_tshark(path)
+            row["ts"] = run_tshark(path, args.fresh_tshark)
         rows.append(row)
         print(json.dumps(row), flush=True)
     table = render(rows)
