@@ -24,6 +24,9 @@ TCP_PORTS = (53,)
 UDP_PORTS = (53, 5353, 5355)
 ETHERTYPES: tuple = ()
 ANY_PORT = False
+# Output depends on earlier packets of the flow (DNS over TCP spans segments): the engine must
+# not replay a packet's observations from an earlier packet with the same bytes.
+ROUTINE_REPLAY = False
 
 MAX_RECORDS = 64
 MAX_JUMPS = 16

@@ -22,6 +22,9 @@ TCP_PORTS = (21,)
 UDP_PORTS: tuple = ()
 ETHERTYPES: tuple = ()
 ANY_PORT = False
+# Output depends on earlier packets of the flow (a reply settles a command): the engine must
+# not replay a packet's observations from an earlier packet with the same bytes.
+ROUTINE_REPLAY = False
 
 BUFFER_CAP = 16384
 MAX_LINE = 2048

@@ -29,6 +29,9 @@ TCP_PORTS = (80, 81, 591, 8000, 8008, 8080, 8081, 8088, 8888, 3128, 5985, 7547, 
 UDP_PORTS = (1900,)
 ETHERTYPES: tuple = ()
 ANY_PORT = True
+# Output depends on earlier packets of the flow (bodies and heads span segments): the engine must
+# not replay a packet's observations from an earlier packet with the same bytes.
+ROUTINE_REPLAY = False
 
 BUFFER_CAP = 65536
 MAX_HEAD = 16384            # request/response head larger than this: stop decoding the direction

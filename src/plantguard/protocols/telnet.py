@@ -18,6 +18,9 @@ TCP_PORTS = (23, 2323)
 UDP_PORTS: tuple = ()
 ETHERTYPES: tuple = ()
 ANY_PORT = True
+# Output depends on earlier packets of the flow (keystrokes arrive one per segment): the engine must
+# not replay a packet's observations from an earlier packet with the same bytes.
+ROUTINE_REPLAY = False
 
 IAC, SB, SE = 0xFF, 0xFA, 0xF0
 WILL, WONT, DO, DONT = 0xFB, 0xFC, 0xFD, 0xFE
