@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 
 from plantguard.inventory.asset import Asset, Service
-from plantguard.inventory.roles import infer_role
+from plantguard.inventory.roles import INDUSTRIAL_APPS, infer_role
 from plantguard.inventory.vendors import vendor_of_mac
 from plantguard.model import AnalysisResult
 
@@ -159,7 +159,7 @@ class _Builder:
                 if s is not None:
                     s.protocols.add(f.app)
                     self.server_apps[s.key].add(f.app)
-            if f.operations:
+            if f.operations and f.app in INDUSTRIAL_APPS:   # an SNMP set is no PLC change
                 if c is not None:
                     self.client_ops[c.key].update(f.operations)
                 if s is not None:
