@@ -168,3 +168,34 @@ def test_every_contract_check_has_pass_and_fail_tests(check_id):
     from pathlib import Path
     text = "".join(p.read_text() for p in Path(__file__).parent.glob("test_checks_*.py") if p.name != Path(__file__).name)
     assert f'"{check_id}"' in text
+
+
+def test_a_flood_of_pairs_is_listed_up_to_the_cap_with_a_true_total(tmp_path):
+    """A scan across zones: the 500 busiest pairs are listed, the rest summed up in one finding,
+    and the event total over all findings is every flow."""
+    from checks_support import flow, site as make_site
+
+    from plantguard.checks._common import MAX_FINDINGS
+    s = make_site(tmp_path, "zones:\n  - {name: a, kind: it, networks: [10.1.0.0/16]}\n"
+                            "  - {name: b, kind: ot-control, networks: [10.2.0.0/16]}\n")
+    flows = [flow("10.1.0.5", f"10.2.{i // 250}.{i % 250 + 1}", 502, "modbus", packets=1 + (i % 7)) for i in range(1200)]
+    findings, _ = run("segmentation.zone-violation", result([], flows), s, assets=[])
+    bad = fails(findings)
+    assert len(bad) == MAX_FINDINGS + 1
+    summary = [f for f in bad if f.extra.get("summarised")]
+    assert len(summary) == 1 and summary[0].extra["summarised"] == 1200 - MAX_FINDINGS
+    assert sum(f.extra["events"] for f in bad) == sum(f.packets for f in flows)
+
+
+def test_registry_caps_any_check_that_returns_too_many_fails(monkeypatch):
+    from plantguard.checks.base import Finding
+    meta = CheckMeta("test.many", "t", "p", "low", "r" * 50, "m" * 50)
+
+    def many(ctx):
+        return [Finding.from_meta(meta, "fail", f"f{i}", [f"10.0.0.{i % 250}"], severity="high" if i == 999 else None,
+                                  events=i) for i in range(1000)]
+    monkeypatch.setitem(registry._CHECKS, "test.many", (meta, many))
+    findings, _ = registry.run_checks(AssessContext(result(), []), only={"test.many"})
+    assert len(findings) == registry.MAX_FAILS_PER_CHECK + 1
+    assert findings[0].title == "f999"                       # the most severe first
+    assert findings[-1].extra["summarised"] == 1000 - registry.MAX_FAILS_PER_CHECK

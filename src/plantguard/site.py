@@ -189,6 +189,8 @@ class Site:
 
     def __post_init__(self):
         self._zone_cache: dict[tuple, Zone | None] = {}
+        self._egress_cache: dict[tuple, bool] = {}
+        self._ews_cache: dict[str | None, bool] = {}
         self._by_name = {z.name: z for z in self.zones}
         nets = [(n, z) for z in self.zones for n in z.networks]
         nets.sort(key=lambda nz: -nz[0].prefixlen)     # most specific first
@@ -265,6 +267,15 @@ class Site:
         e = self._egress.get(getattr(zone_name, "name", zone_name))
         if e is None:
             return None
+        key = (e.zone, ip)
+        hit = self._egress_cache.get(key)
+        if hit is None:
+            hit = self._egress_lookup(e, ip)
+            if len(self._egress_cache) < 1_000_000:
+                self._egress_cache[key] = hit
+        return hit
+
+    def _egress_lookup(self, e: Egress, ip: str) -> bool:
         addr = _address(ip)
         if addr is None:
             return False
@@ -274,8 +285,13 @@ class Site:
         return any(addr.version == n.version and addr in n for n in e.allow)
 
     def is_engineering_workstation(self, ip: str | None) -> bool:
-        addr = _address(ip)
-        return addr is not None and any(addr.version == n.version and addr in n for n in self._ews)
+        hit = self._ews_cache.get(ip)
+        if hit is None:
+            addr = _address(ip)
+            hit = addr is not None and any(addr.version == n.version and addr in n for n in self._ews)
+            if len(self._ews_cache) < 1_000_000:
+                self._ews_cache[ip] = hit
+        return hit
 
     def declared_asset(self, ip: str | None = None, mac: str | None = None) -> dict | None:
         if ip and ip in self._assets_by_ip:

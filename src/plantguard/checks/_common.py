@@ -11,6 +11,7 @@ from plantguard.checks.base import AssessContext, Evidence
 from plantguard.inventory.asset import CONTROLLER_ROLES, OT_ROLES
 
 EVIDENCE_CAP = 20          # evidence items kept per finding; totals go to the finding's detail
+MAX_FINDINGS = 500         # fails listed one by one per check; the rest are summed up in one
 LIST_CAP = 50              # names listed in a finding's detail (peers, assets)
 
 # Application protocols (protocol module NAMEs and common variants) by what they carry.
@@ -204,6 +205,33 @@ def mask(secret) -> str:
     if len(s) <= 2:
         return "*" * len(s)
     return s[0] + "*" * (len(s) - 2) + s[-1]
+
+
+def skey(key) -> tuple:
+    """A sort key for group keys that may mix None, numbers and text."""
+    if isinstance(key, tuple):
+        return tuple("" if k is None else str(k) for k in key)
+    return ("" if key is None else str(key),)
+
+
+def top(groups: dict, weight, cap: int = MAX_FINDINGS) -> tuple[list, list]:
+    """(kept, rest) items of `groups`: all of them in key order when there are at most `cap`,
+    else the `cap` heaviest (by `weight(group)`) in key order and the others apart."""
+    if len(groups) <= cap:
+        return sorted(groups.items(), key=lambda kv: skey(kv[0])), []
+    ranked = sorted(groups.items(), key=lambda kv: -weight(kv[1]))
+    return sorted(ranked[:cap], key=lambda kv: skey(kv[0])), ranked[cap:]
+
+
+def rest_finding(meta, rest: list, assets_of, events_of, noun: str):
+    """One fail summing up the groups `top` left out, so the totals stay right."""
+    from plantguard.checks.base import Finding
+    assets = sorted({a for _, g in rest for a in assets_of(_, g) if a})
+    events = sum(events_of(g) for _, g in rest)
+    return Finding.from_meta(meta, "fail", f"{len(rest)} more {noun} not listed one by one "
+                                           f"({len(assets)} addresses, {events} events)",
+                             assets[:LIST_CAP], [], summarised=len(rest), events=events,
+                             assets_total=len(assets))
 
 
 def text(value) -> str | None:

@@ -3,7 +3,7 @@ crosses the network in clear text. Input: `credential` observations (FTP, Telnet
 MQTT, SNMP community, OPC UA user name, ...). Secrets are never printed in full."""
 from __future__ import annotations
 
-from plantguard.checks._common import EvidenceLog, index, mask, plural, text
+from plantguard.checks._common import EvidenceLog, index, mask, plural, rest_finding, text, top
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.knowledge.creds import describe, match_community, match_login
@@ -109,15 +109,21 @@ def default_credentials(ctx) -> list[Finding]:
         raise NotRun("no login with a visible secret was seen in the captures, so default "
                      "credentials could not be tested")
     findings = []
-    for (client, server, proto, user, secret), g in sorted(groups.items(), key=lambda kv: kv[0][:3]):
+    kept, rest = top(groups, lambda g: g["ev"].events)
+    docs: dict[tuple, str] = {}
+    for (client, server, proto, user, secret), g in kept:
         outcome = _outcome(g["results"])
         where = g["matches"] if isinstance(g["matches"][0], str) else None
-        if where:
-            doc = where[0]
-        elif any(m.source == "well-known" for m in g["matches"]):
-            doc = "factory default of most SNMP agents"
-        else:
-            doc = _hide(f"documented default for {describe(g['matches'])}", secret)
+        doc_key = (user, secret, proto)
+        doc = docs.get(doc_key)
+        if doc is None:
+            if where:
+                doc = where[0]
+            elif any(m.source == "well-known" for m in g["matches"]):
+                doc = "factory default of most SNMP agents"
+            else:
+                doc = _hide(f"documented default for {describe(g['matches'])}", secret)
+            docs[doc_key] = doc
         shown = f"{user}/{mask(secret)}" if user else f"'{mask(secret)}'"
         if g["what"] == "anonymous login":
             shown = f"user '{user}'"
@@ -128,7 +134,11 @@ def default_credentials(ctx) -> list[Finding]:
             DEFAULT, "fail", title, [server, client], g["ev"].items, severity=sev,
             protocol=proto, port=g["port"], user=user or None, secret=mask(secret), outcome=outcome,
             documented_for=[_hide(m if isinstance(m, str) else m.device, secret) for m in g["matches"][:10]],
+            documented_total=len(g["matches"]),
             events=g["ev"].events))
+    if rest:
+        findings.append(rest_finding(DEFAULT, rest, lambda k, g: (k[1], k[0]), lambda g: g["ev"].events,
+                                     "default-credential logins"))
     if not findings:
         findings.append(Finding.from_meta(
             DEFAULT, "pass",
@@ -161,7 +171,8 @@ def cleartext_credentials(ctx) -> list[Finding]:
             ev = protected.setdefault((o.dst, o.proto), EvidenceLog())
             ev.add_obs(o, f"{o.proto} login from {o.src} to {o.dst}:{o.dport} ({stype or 'credential'}, protected)")
     findings = []
-    for (client, server, proto), g in sorted(clear.items()):
+    kept, rest = top(clear, lambda g: g["ev"].events)
+    for (client, server, proto), g in kept:
         users = sorted(g["users"])
         kind = "community" if g["types"] == {"community"} else "credentials"
         title = (f"{proto.upper()} {kind} sent in clear text from {client} to {idx.label(server)}"
@@ -169,7 +180,10 @@ def cleartext_credentials(ctx) -> list[Finding]:
         findings.append(Finding.from_meta(CLEARTEXT, "fail", title, [server, client], g["ev"].items,
                                           protocol=proto, port=g["port"], users=users[:50],
                                           events=g["ev"].events))
-    for (server, proto), ev in sorted(protected.items()):
+    if rest:
+        findings.append(rest_finding(CLEARTEXT, rest, lambda k, g: (k[1], k[0]), lambda g: g["ev"].events,
+                                     "cleartext logins"))
+    for (server, proto), ev in top(protected, lambda ev: ev.events)[0]:
         findings.append(Finding.from_meta(
             CLEARTEXT, "pass", f"Logins to {idx.label(server)} over {proto} are protected "
                                f"({plural(ev.events, 'login')})", [server], ev.items,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from plantguard.checks._common import EvidenceLog, flow_detail, index
+from plantguard.checks._common import EvidenceLog, MAX_FINDINGS, flow_detail, index, rest_finding, top
 from plantguard.checks.base import CheckMeta, Finding, severity_rank
 from plantguard.checks.registry import NotRun, check
 
@@ -106,15 +106,19 @@ def cleartext_telemetry(ctx) -> list[Finding]:
     if not fails and not passes:
         raise NotRun("no telemetry protocol (MQTT, OPC UA, CoAP, AMQP, or HTTP from sensors) was seen")
     findings = []
-    for (client, server, app), g in sorted(fails.items()):
+    kept, rest = top(fails, lambda g: g["ev"].events)
+    for (client, server, app), g in kept:
         t = topics.get((client, server)) or []
         title = (f"{g['what']} telemetry from {idx.label(client)} to {idx.label(server)} travels unencrypted"
                  + (f" (topics: {', '.join(t[:3])})" if t else ""))
         findings.append(Finding.from_meta(
             CLEARTEXT_TELEMETRY, "fail", title, [client, server], g["ev"].items, protocol=app,
             topics=t, events=g["ev"].events))
+    if rest:
+        findings.append(rest_finding(CLEARTEXT_TELEMETRY, rest, lambda k, g: k[:2], lambda g: g["ev"].events,
+                                     "unencrypted telemetry pairs"))
     fail_pairs = {(c, s) for c, s, _ in fails}
-    for (client, server, app), g in sorted(passes.items()):
+    for (client, server, app), g in top(passes, lambda g: g["ev"].events)[0]:
         if (client, server) in fail_pairs:
             continue
         findings.append(Finding.from_meta(
@@ -330,7 +334,7 @@ def weak_tls(ctx) -> list[Finding]:
     if not servers:
         raise NotRun("no TLS handshake was seen in the captures")
     findings = []
-    for (server, port), e in sorted(servers.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+    for (server, port), e in top(servers, lambda e: e["ev"].events + e["certs"], cap=2 * MAX_FINDINGS)[0]:
         if not e["versions"] and e["offered"] and max(e["offered"]) < (3, 3):
             v = max(e["offered"])
             e["problems"].setdefault(f"clients offer at most {VERSION_NAMES.get(v, v)}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from plantguard.checks._common import EvidenceLog, address_class, flow_detail, index, is_public, plural
+from plantguard.checks._common import EvidenceLog, address_class, flow_detail, index, is_public, plural, rest_finding, top
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 
@@ -70,7 +70,8 @@ def not_allowlisted(ctx) -> list[Finding]:
         g["services"].add(f"{f.l4}/{f.port}" + (f" ({f.app})" if f.app else ""))
         g["ev"].add_flow(f, flow_detail(f) + f" - not in zone {zc.name}'s egress allow list", f.packets)
     findings = []
-    for (client, server), g in sorted(bad.items()):
+    kept, rest = top(bad, lambda g: g["ev"].events)
+    for (client, server), g in kept:
         where = "a public address" if is_public(server) else (f"zone {g['dst_zone']}" if g["dst_zone"] else "an unzoned address")
         findings.append(Finding.from_meta(
             NOT_ALLOWLISTED, "fail",
@@ -78,6 +79,9 @@ def not_allowlisted(ctx) -> list[Finding]:
             f"{', '.join(sorted(g['services'])[:5])}, which its egress allow list does not permit",
             [client, server], g["ev"].items, severity="high" if is_public(server) else None,
             zone=g["zone"], destination=server, services=sorted(g["services"])[:50], events=g["ev"].events))
+    if rest:
+        findings.append(rest_finding(NOT_ALLOWLISTED, rest, lambda k, g: k, lambda g: g["ev"].events,
+                                     "outbound pairs outside the allow lists"))
     bad_zones = {g["zone"] for g in bad.values()}
     for zone, st in sorted(allowed.items()):
         if zone in bad_zones:
@@ -131,7 +135,8 @@ def internet(ctx) -> list[Finding]:
     if not ot_hosts:
         raise NotRun("no OT device was identified (no industrial protocol, OT role or OT zone)")
     findings = []
-    for (local, direction), g in sorted(groups.items()):
+    kept, rest = top(groups, lambda g: g["ev"].events)
+    for (local, direction), g in kept:
         peers = sorted(g["peers"])
         services = ", ".join(sorted(g["services"])[:5])
         if direction == "inbound":
@@ -144,7 +149,10 @@ def internet(ctx) -> list[Finding]:
             INTERNET, "fail", title, [local] + peers[:20], g["ev"].items,
             severity="critical" if direction == "inbound" else None, direction=direction,
             public_peers=peers[:50], services=sorted(g["services"])[:50], events=g["ev"].events))
-    for (local, direction), g in sorted(declared.items()):
+    if rest:
+        findings.append(rest_finding(INTERNET, rest, lambda k, g: [k[0]], lambda g: g["ev"].events,
+                                     "OT devices talking to public addresses"))
+    for (local, direction), g in top(declared, lambda g: g["ev"].events)[0]:
         ra = g["path"]
         mfa = {True: "with MFA", False: "without MFA", None: "MFA not stated"}[ra.mfa]
         findings.append(Finding.from_meta(

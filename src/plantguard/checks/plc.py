@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from plantguard.checks._common import INDUSTRIAL_PROTOCOLS, EvidenceLog, index, plural, text
+from plantguard.checks._common import EvidenceLog, INDUSTRIAL_PROTOCOLS, index, plural, rest_finding, text, top
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.model import PROGRAM_CATEGORIES, WRITE_CATEGORIES
@@ -106,7 +106,8 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
         return [Finding.from_meta(meta, "pass", f"No {noun} to a controller was seen in "
                                                 f"{plural(n, 'industrial flow')}", [], industrial_flows=n)]
     findings = []
-    for (client, server, proto), g in sorted(bad.items()):
+    kept, rest = top(bad, lambda g: g["ev"].events)
+    for (client, server, proto), g in kept:
         n = g["ev"].events
         ops = ", ".join(f"{name} x{c}" for name, c in g["names"].most_common(4))
         if stations_declared:
@@ -121,7 +122,10 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
             meta, "fail", title, [server, client], g["ev"].items, severity=sev, protocol=proto,
             operations=dict(g["names"].most_common(20)), authorised_stations_declared=stations_declared,
             events=n, first=g["ev"].first, last=g["ev"].last))
-    for server, g in sorted(good.items()):
+    if rest:
+        findings.append(rest_finding(meta, rest, lambda k, g: (k[1], k[0]), lambda g: g["ev"].events,
+                                     "unauthorised host/controller pairs"))
+    for server, g in top(good, lambda g: g["ev"].events)[0]:
         n = g["ev"].events
         findings.append(Finding.from_meta(
             meta, "pass", f"All {plural(n, noun)} to {idx.label(server)} came from authorised stations "
@@ -163,7 +167,11 @@ def change_outside_window(ctx) -> list[Finding]:
         g["names"][_op_name(o)] += o.count
         g["ev"].add_obs(o, f"{_op_text(o)} from {o.src} to {o.dst} outside maintenance windows")
     findings = []
-    for (client, server), g in sorted(outside.items()):
+    kept, rest = top(outside, lambda g: g["ev"].events)
+    if rest:
+        findings.append(rest_finding(OUTSIDE_WINDOW, rest, lambda k, g: (k[1], k[0]), lambda g: g["ev"].events,
+                                     "host/controller pairs changed outside windows"))
+    for (client, server), g in kept:
         ops_text = ", ".join(f"{n} x{c}" for n, c in g["names"].most_common(4))
         findings.append(Finding.from_meta(
             OUTSIDE_WINDOW, "fail",

@@ -12,7 +12,7 @@ import logging
 import pkgutil
 from typing import Callable
 
-from plantguard.checks.base import AssessContext, CheckMeta, Finding
+from plantguard.checks.base import AssessContext, CheckMeta, Finding, severity_rank
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ _LOAD_ERRORS: list[dict[str, str]] = []
 _loaded = False
 
 NO_SITE_REASON = "needs a site file (--site site.yaml)"
+MAX_FAILS_PER_CHECK = 500   # beyond this, the least severe / least busy fails are summed up in one
 
 
 class NotRun(Exception):
@@ -91,5 +92,29 @@ def run_checks(ctx: AssessContext, only: set[str] | None = None) -> tuple[list[F
             log.exception("check %s failed", meta.id)
             not_run.append({"check": meta.id, "reason": f"internal error: {type(exc).__name__}: {exc}"})
             continue
-        findings.extend(f for f in out if f.status in ("pass", "fail"))
+        findings.extend(cap_fails(meta, [f for f in out if f.status in ("pass", "fail")]))
     return findings, not_run
+
+
+def cap_fails(meta: CheckMeta, out: list[Finding], cap: int = MAX_FAILS_PER_CHECK) -> list[Finding]:
+    """Keep a report readable when one check fails thousands of times (a scan, a flat network):
+    the `cap` most severe and busiest fails stay, the rest become one summary fail."""
+    fails = [f for f in out if f.status == "fail" and "summarised" not in f.extra]
+    if len(fails) <= cap:
+        return out              # the check already summed up the rest (or had few)
+    fails.sort(key=lambda f: (-severity_rank(f.severity), -_events(f)))
+    kept, rest = fails[:cap], fails[cap:]
+    assets = sorted({a for f in rest for a in f.assets})
+    summary = Finding.from_meta(
+        meta, "fail", f"{len(rest)} more findings of this check not listed one by one "
+                      f"({len(assets)} assets; the {cap} most severe are listed)",
+        assets[:50], [e for f in rest[:20] for e in f.evidence[:1]],
+        severity=max((f.severity for f in rest), key=severity_rank),
+        summarised=len(rest), events=sum(_events(f) for f in rest), assets_total=len(assets))
+    earlier = [f for f in out if f.status == "fail" and "summarised" in f.extra]
+    return [f for f in out if f.status == "pass"] + kept + earlier + [summary]
+
+
+def _events(f: Finding) -> int:
+    n = f.extra.get("events")
+    return n if isinstance(n, int) else len(f.evidence)

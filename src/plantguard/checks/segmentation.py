@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from plantguard.checks._common import EvidenceLog, address_class, flow_detail, index, plural
+from plantguard.checks._common import EvidenceLog, address_class, flow_detail, index, plural, rest_finding, top
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.inventory.asset import CONTROLLER_ROLES
@@ -115,7 +115,11 @@ def zone_violation(ctx) -> list[Finding]:
     if crossing == 0 and inside == 0:
         raise NotRun("no flow had both ends in declared zones")
     findings = []
-    for (client, server), g in sorted(bad.items()):
+    kept, rest = top(bad, lambda g: g["ev"].events)
+    if rest:
+        findings.append(rest_finding(ZONE_VIOLATION, rest, lambda k, g: k, lambda g: g["ev"].events,
+                                     "host pairs crossing zones without a conduit"))
+    for (client, server), g in kept:
         zc, zs = g["zones"]
         services = sorted(g["services"])
         sev = "high" if (zc.is_ot or zs.is_ot) else "medium"
@@ -125,7 +129,7 @@ def zone_violation(ctx) -> list[Finding]:
             ZONE_VIOLATION, "fail", title, [client, server], g["ev"].items, severity=sev,
             src_zone=zc.name, dst_zone=zs.name, services=services[:50], packets=g["packets"],
             events=g["ev"].events))
-    for (zc, zs), g in sorted(ok.items()):
+    for (zc, zs), g in top(ok, lambda g: g["ev"].events)[0]:
         findings.append(Finding.from_meta(
             ZONE_VIOLATION, "pass",
             f"Traffic {zc} -> {zs} stays within its conduit ({', '.join(sorted(g['services'])[:5])})",
@@ -167,7 +171,11 @@ def it_ot_bridge(ctx) -> list[Finding]:
         g["allowed"] &= site.conduit_allows(zc, zs, f.l4, f.port, f.app)
         g["ev"].add_flow(f, flow_detail(f), f.packets)
     findings = []
-    for (it_host, ot_host), g in sorted(pairs.items()):
+    kept, rest = top(pairs, lambda g: g["ev"].events)
+    if rest:
+        findings.append(rest_finding(IT_OT_BRIDGE, rest, lambda k, g: k, lambda g: g["ev"].events,
+                                     "IT/OT host pairs talking directly"))
+    for (it_host, ot_host), g in kept:
         it_zone, ot_zone = g["zones"]
         how = "reaches" if "it" in g["initiator"] else "is reached from"
         title = (f"{it_zone.kind.upper() if it_zone.kind == 'it' else 'Guest'} host {idx.label(it_host)} "
@@ -290,7 +298,7 @@ def _observed_mixing_by_zone(idx, site, hosts) -> list[Finding]:
                 f"VLAN {v} carries both sensing devices ({', '.join(s_ips[:3])}{' ...' if len(s_ips) > 3 else ''}) "
                 f"and control devices ({', '.join(c_ips[:3])}{' ...' if len(c_ips) > 3 else ''})",
                 (s_ips + c_ips)[:50], ev.items, vlan=v, sensing_hosts=s_ips[:50], control_hosts=c_ips[:50]))
-    for (zname, v), g in sorted(strays.items()):
+    for (zname, v), g in top(strays, lambda g: g["ev"].events)[0]:
         z = g["zone"]
         out.append(Finding.from_meta(
             VLAN_MIXING, "fail",
@@ -368,7 +376,7 @@ def unzoned_hosts(ctx) -> list[Finding]:
                          f"({', '.join(sorted(g['hosts'], key=ipaddress.ip_address)[:5])}"
                          f"{' ...' if len(g['hosts']) > 5 else ''})",
         sorted(g["hosts"], key=ipaddress.ip_address)[:50], g["ev"].items, network=net, hosts=len(g["hosts"]))
-        for net, g in sorted(by_net.items())]
+        for net, g in top(by_net, lambda g: len(g["hosts"]))[0]]
     if not findings:
         findings.append(Finding.from_meta(
             UNZONED, "pass", f"All {plural(zoned, 'private address', 'private addresses')} seen are in declared zones",

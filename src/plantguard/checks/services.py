@@ -3,7 +3,7 @@ plain HTTP, SNMPv1/v2c, VNC or the r-services. Input: `service` and SNMP `creden
 observations, and flows (the server side of each conversation)."""
 from __future__ import annotations
 
-from plantguard.checks._common import EvidenceLog, flow_detail, index, is_public, is_unicast, plural
+from plantguard.checks._common import EvidenceLog, flow_detail, index, is_public, is_unicast, plural, rest_finding, top
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 
@@ -115,7 +115,11 @@ def insecure_services(ctx) -> list[Finding]:
     if not offered:
         raise NotRun("no device on the plant network answered as a server in the captures")
     findings = []
-    for (server, name), g in sorted(groups.items()):
+    kept, rest = top(groups, lambda g: g["ev"].events)
+    if rest:
+        findings.append(rest_finding(INSECURE, rest, lambda k, g: [k[0]], lambda g: g["ev"].events,
+                                     "insecure services"))
+    for (server, name), g in kept:
         label, sev, instead = INSECURE_SERVICES[name]
         ports = ", ".join(sorted(g["ports"]))
         note = "" if g["confirmed"] else " (by port; protocol not confirmed)"

@@ -4,7 +4,7 @@ users) that crosses a zone boundary. Input: flows placed in zones, DNP3 `operati
 observations of category auth and OPC UA `session` observations."""
 from __future__ import annotations
 
-from plantguard.checks._common import UNAUTHENTICATED_CONTROL, EvidenceLog, flow_detail, index, plural
+from plantguard.checks._common import EvidenceLog, UNAUTHENTICATED_CONTROL, flow_detail, index, plural, rest_finding, top
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 
@@ -102,7 +102,11 @@ def unauthenticated_control(ctx) -> list[Finding]:
     if not (inside or crossing):
         raise NotRun("no industrial control protocol traffic was seen in the captures")
     findings = []
-    for (client, server, app), g in sorted(bad.items()):
+    kept, rest = top(bad, lambda g: g["ev"].events)
+    if rest:
+        findings.append(rest_finding(UNAUTH_CONTROL, rest, lambda k, g: k[:2], lambda g: g["ev"].events,
+                                     "unauthenticated control pairs crossing zones"))
+    for (client, server, app), g in kept:
         zc_name, zs_name = g["zones"]
         title = (f"{g['why'][0].upper() + g['why'][1:]}: {idx.label(client)} (zone {zc_name}) controls "
                  f"{idx.label(server)} (zone {zs_name}) across the zone boundary"
@@ -111,7 +115,7 @@ def unauthenticated_control(ctx) -> list[Finding]:
             UNAUTH_CONTROL, "fail", title, [server, client], g["ev"].items,
             severity="high" if not g["allowed"] else "medium", protocol=app, reason=g["why"],
             src_zone=zc_name, dst_zone=zs_name, allowed_by_conduit=g["allowed"], events=g["ev"].events))
-    for (zc_name, zs_name, app), ev in sorted(good.items()):
+    for (zc_name, zs_name, app), ev in top(good, lambda ev: ev.events)[0]:
         findings.append(Finding.from_meta(
             UNAUTH_CONTROL, "pass", f"{app} traffic from zone {zc_name} to zone {zs_name} is authenticated",
             [], ev.items, protocol=app, events=ev.events))

@@ -68,11 +68,16 @@ def match_login(user: str | None, password: str | None, proto: str | None = None
     without case) — or no user name at all on both sides. Best matches first."""
     if password is None:
         return []
+    return list(_match_login(user, password, proto))
+
+
+@lru_cache(maxsize=4096)
+def _match_login(user: str | None, password: str, proto: str | None) -> tuple[DefaultCredential, ...]:
     cands = _by_password().get(password, ())
     u = (user or "").lower()
     hits = [c for c in cands if c.user.lower() == u
             and not (c.protocols == ("snmp",) and proto not in (None, "snmp"))]   # communities are not logins
-    return sorted(hits, key=lambda c: _rank(c, proto))
+    return tuple(sorted(hits, key=lambda c: _rank(c, proto)))
 
 
 def match_community(community: str | None) -> list[DefaultCredential]:
@@ -83,8 +88,13 @@ def match_community(community: str | None) -> list[DefaultCredential]:
     return sorted(hits, key=lambda c: _rank(c, "snmp"))
 
 
-def describe(matches: list[DefaultCredential], limit: int = 3) -> str:
+def describe(matches, limit: int = 3) -> str:
     """'Moxa; Siemens Scalance X-200 (+4 more)' — where a default pair is documented."""
+    return _describe(tuple(matches), limit)
+
+
+@lru_cache(maxsize=1024)
+def _describe(matches: tuple, limit: int) -> str:
     seen: list[str] = []
     for c in matches:
         d = c.device[:60]
