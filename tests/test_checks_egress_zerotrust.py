@@ -150,3 +150,9 @@ def test_dnp3_with_secure_authentication_and_opcua_sessions(tmp_path):
 def test_no_control_traffic_is_not_run(tmp_path):
     _, reason = run("zerotrust.unauthenticated-control", analyze_shared(MQTT), site(tmp_path, SENSING.replace("ALLOW", "10.40.0.10")))
     assert "no industrial control protocol traffic" in reason
+
+
+def test_control_traffic_between_unzoned_hosts_is_not_judged(tmp_path):
+    s = site(tmp_path, "zones:\n  - {name: other, kind: it, networks: [192.168.0.0/16]}\n")
+    findings, reason = run("zerotrust.unauthenticated-control", analyze_shared(MB1), s)
+    assert findings == [] and "neither end in a declared zone" in reason

@@ -160,6 +160,8 @@ def test_example_site_file_is_valid_and_documents_the_extensions():
     s = load_site(p)
     assert s.zones and s.conduits and s.egress and s.engineering_workstations
     assert s.assets and s.maintenance_windows and s.attestations and s.sboms and s.remote_access
+    assert all(Path(e["file"]).is_file() for e in s.sboms)
+    assert all(Path(a["sbom"]).is_file() for a in s.assets if a.get("sbom"))
     text = p.read_text()
     for key in ("maintenance_windows", "attestations", "sboms", "assets", "remote_access", "timezone"):
         assert f"{key}:" in text

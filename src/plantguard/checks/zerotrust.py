@@ -81,6 +81,9 @@ def unauthenticated_control(ctx) -> list[Finding]:
         if app not in UNAUTHENTICATED_CONTROL:
             continue
         zc, zs = site.zone_of(f.client, f.vlan), site.zone_of(f.server, f.vlan)
+        if zc is None and zs is None:
+            unjudged += 1              # neither end is in a zone: no boundary to judge
+            continue
         if zc is not None and zs is not None and zc.name == zs.name:
             inside += 1
             continue
@@ -100,7 +103,8 @@ def unauthenticated_control(ctx) -> list[Finding]:
         g["allowed"] &= allowed
         g["ev"].add_flow(f, flow_detail(f) + f" - {zc_name} -> {zs_name}", f.packets)
     if not (inside or crossing):
-        raise NotRun("no industrial control protocol traffic was seen in the captures")
+        raise NotRun("no industrial control protocol traffic was seen in the captures" if not unjudged else
+                     f"the {unjudged} industrial control flows seen have neither end in a declared zone")
     findings = []
     kept, rest = top(bad, lambda g: g["ev"].events)
     if rest:
