@@ -387,3 +387,28 @@ def test_shuffled_lines_only_raise_site_error(lines):
         parse_site("\n".join(lines) + "\n")
     except SiteError as exc:
         assert "\n" not in str(exc)
+
+
+def _yaml12ish(text: str):
+    """YAML as editors read it (no timestamps: dates stay text)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+                                      for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    return yaml.load(text, Loader=Loader)
+
+
+def test_shipped_json_schema_is_current_and_accepts_the_examples():
+    import json
+
+    import jsonschema
+
+    from plantguard.site import site_schema
+    shipped = json.loads((ROOT / "src/plantguard/data/site.schema.json").read_text())
+    assert shipped == site_schema()
+    for text in ((ROOT / "examples/site.yaml").read_text(), ARCH_EXAMPLE):
+        jsonschema.validate(_yaml12ish(text), shipped)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(_yaml12ish(ZONES.replace("kind: ot-sensing", "kind: ot-sensor")), shipped)
