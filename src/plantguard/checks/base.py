@@ -70,12 +70,16 @@ class Finding:
         d = {"check": self.check, "status": self.status, "severity": self.severity,
              "title": self.title, "assets": self.assets,
              "evidence": [e.as_dict() for e in self.evidence[:MAX_EVIDENCE]],
-             "evidence_total": len(self.evidence),
+             "evidence_total": max(len(self.evidence), _int(self.extra.get("events"))),
              "practice": self.practice, "controls": self.controls,
              "attack": self.attack, "remediation": self.remediation}
         if self.extra:
             d["detail"] = self.extra
         return d
+
+
+def _int(v) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
 MAX_EVIDENCE = 20   # evidence items kept per finding in outputs (the count says how many in all)
