@@ -73,6 +73,7 @@ class Engine:
     def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS, max_states: int = DEFAULT_MAX_STATES):
         self.modules = list(registry.protocol_modules())
         self.names = [m.NAME for m in self.modules]
+        self.replay_ok = [bool(getattr(m, "ROUTINE_REPLAY", True)) for m in self.modules]
         self.midx = {m: i for i, m in enumerate(self.modules)}
         tcp, udp, eth, _any = registry.port_tables()
         known_tcp = np.zeros(65536, bool)
@@ -130,7 +131,8 @@ class Engine:
             if len(di):
                 behind = self._track_streams(sub, slot, from_client, di)
                 rmask, rkey = routine.recognise(arr, self.names, mod[di], sub.pay_off[di], plen[di],
-                                                from_client[di], sub.l4[di], sub.sport[di], sub.dport[di])
+                                                from_client[di], sub.l4[di], sub.sport[di], sub.dport[di],
+                                                self.replay_ok)
                 repeat = rmask & (behind > 0) & (behind >= plen[di])
                 self.counters["retransmissions_skipped"] += int(np.count_nonzero(repeat))
                 rmask &= behind == 0
@@ -291,6 +293,7 @@ class Engine:
                 pred_client = before(srv, True) if len(srv) else {}
         dyn: dict[tuple, int] = {}        # (slot, dir) -> latest row replayed inside this loop
         decoded: set[tuple] = set()       # (slot, dir) decoded in this chunk
+        last_decoded: dict[int, int] = {} # slot -> latest row decoded (primed rows included)
         primed: set[int] = set()
         for r, j in zip(rows.tolist(), l4i.tolist()):
             frame, t_s, p = int(frames[r]), float(ts[r]), int(pos[r])
@@ -321,8 +324,15 @@ class Engine:
             if not fc:
                 todo.insert(0, (max(pred_client.get(j, -1), dyn.get((sl, True), -1)), True))
             for row, d in sorted(todo):
+                if row >= 0 and row <= last_decoded.get(sl, -1):
+                    continue          # older than what the module has seen: feeding it would reorder
+                if row < 0 and sl in last_decoded:
+                    continue          # the carried packet is older than this chunk's decoded ones
                 self._prime(cap, chunk, ctx, sl, d, row, primed, decoded, module, state, frames, ts)
+                if row >= 0:
+                    last_decoded[sl] = row
             decoded.add((sl, fc))
+            last_decoded[sl] = j
             errors = deep.errors
             obs = deep.decode_l4(module, state, fc, cap, frame, t_s, lay)
             kept = [agg.add(o, p) for o in obs]

@@ -228,13 +228,17 @@ IO_MODULES = ("enip", "cip")
 
 def recognise(arr: np.ndarray, names: list[str | None], mod: np.ndarray, pay_off: np.ndarray,
               pay_len: np.ndarray, from_client: np.ndarray, l4: np.ndarray, sport: np.ndarray,
-              dport: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(routine mask, routine key) for delivered packets; mod is each packet's module index."""
+              dport: np.ndarray, replay_ok: list[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(routine mask, routine key) for delivered packets; mod is each packet's module index.
+    Modules that declare ROUTINE_REPLAY = False (their output depends on the whole
+    conversation, e.g. keystrokes or login attempts) get no routine packets."""
     n = len(mod)
     routine = np.zeros(n, bool)
     key = np.zeros(n, np.uint64)
     for mi in np.unique(mod).tolist():
         name = names[mi] if mi >= 0 else None
+        if replay_ok is not None and mi >= 0 and not replay_ok[mi]:
+            continue
         entry = RECOGNISERS.get(name)
         sel = np.flatnonzero(mod == mi)
         fns = []
