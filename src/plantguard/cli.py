@@ -247,9 +247,10 @@ def demo(
     report = out_dir / f"plantguard-report.{ext}"
     _write(render(contract, format.value), report)
     s = contract["summary"]
-    out.print(f"demo plant: {pcap} ({contract['captures'][0]['packets']:,} packets), site file: {site_path}")
-    out.print(f"{s['assets']} assets, {s['failed']} failing and {s['passed']} passing findings")
-    out.print(f"report: {report}")
+    for line in (f"demo plant: {pcap} ({contract['captures'][0]['packets']:,} packets), site file: {site_path}",
+                 f"{s['assets']} assets, {s['failed']} failing and {s['passed']} passing findings",
+                 f"report: {report}"):
+        out.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()
