@@ -135,3 +135,19 @@ def test_end_to_end_on_captures(engine, rel, product, advisories):
         if f.status == "fail":
             assert f.extra["reasons"] and f.extra["priority"] in ("now", "next", "later")
             assert f.evidence and f.evidence[0].frame       # points at the identity frame
+
+
+def test_controller_in_the_chassis_is_matched_through_its_adapter(engine):
+    """The 1756-L61/B (rev 16.20) is read through the ENBT's backplane route: it is a module of
+    the adapter's asset, and its own advisories are still found."""
+    from plantguard.inventory.build import build_assets
+    result = analyze_shared("pcaps/ICS-Security-Tools/openics/EIP-RebootorRestart.pcap")
+    assets = build_assets(result, None)
+    holder = [a for a in assets if any(m.get("product") == "1756-L61/B LOGIX5561"
+                                       for m in (a.identity or {}).get("modules", []))]
+    assert holder, "the L61 should be a chassis module of the device that routes to it"
+    ctx = AssessContext(result, assets, None, engine, {})
+    findings, _ = run_checks(ctx, only=VULN)
+    got = [f for f in findings if f.status == "fail" and f.assets == [holder[0].key]]
+    assert "ICSA-22-090-05" in {f.extra["advisory"] for f in got}
+    assert len(got) == len({f.extra["advisory"] for f in got})     # one finding per advisory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from plantguard.knowledge.exposure import ExposureMap
 from plantguard.knowledge.intel import has_intel
-from plantguard.knowledge.matching import IntelIndex
+from plantguard.knowledge.matching import DeviceIdentity, IntelIndex
 
 _KEY = "_intel_state"
 
@@ -23,7 +23,18 @@ class IntelState:
     def matches(self, asset) -> list:
         key = asset.key
         if key not in self._matches:
-            self._matches[key] = self.index.match_asset(asset, self.min_confidence)
+            found = self.index.match_asset(asset, self.min_confidence)
+            # modules reached through the device (a controller in its chassis) have their own firmware
+            for mod in (getattr(asset, "identity", None) or {}).get("modules") or []:
+                if isinstance(mod, dict):
+                    found += self.index.match(DeviceIdentity.from_identity(mod, getattr(asset, "vendor", None)),
+                                              self.min_confidence)
+            seen, unique = set(), []
+            for am in found:   # the same module may be described twice (several routes or replies)
+                if am.advisory_id not in seen:
+                    seen.add(am.advisory_id)
+                    unique.append(am)
+            self._matches[key] = unique
         return self._matches[key]
 
 
