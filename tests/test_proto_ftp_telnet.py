@@ -212,8 +212,6 @@ def test_telnet_keystrokes_through_the_reference_pipeline(tmp_path):
         ("root", "aaaaaaaa", "failure", 3)
 
 
-@pytest.mark.xfail(strict=True, reason="capture/routine.py replays short payloads by their bytes (short_payload) "
-                   "even for modules whose output depends on earlier packets; they declare ROUTINE_REPLAY = False")
 def test_telnet_keystrokes_through_the_columnar_engine(tmp_path):
     from plantguard.capture.engine import analyze
     _telnet_capture(tmp_path / "telnet.pcap")
@@ -253,8 +251,6 @@ def test_repeated_ftp_guesses_then_success_reference(tmp_path):
             for o in of_kind(r.observations, "credential", "ftp")] == EXPECTED_GUESSES
 
 
-@pytest.mark.xfail(strict=True, reason="capture/routine.py replays short payloads by their bytes; the successful "
-                   "login after identical failed ones is lost (modules declare ROUTINE_REPLAY = False)")
 def test_repeated_ftp_guesses_then_success_columnar(tmp_path):
     from plantguard.capture.engine import analyze
     _ftp_guessing_capture(tmp_path / "ftp.pcap")
