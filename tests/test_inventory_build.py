@@ -103,3 +103,16 @@ def test_identity_behind_a_route_is_a_chassis_module_not_the_device():
     ident = by_key(build_assets(r))["10.0.0.10"].identity
     assert ident["product"] == "1756-ENBT/A" and ident["firmware"] == "4.3"
     assert ident["modules"] == [{"product": "1756-L61/B LOGIX5561", "firmware": "16.20", "route": "1/0"}]
+
+
+def test_switch_ports_with_one_chassis_id_are_one_switch():
+    r = AnalysisResult(observations=[
+        obs("identity", "lldp", src_mac="00:0e:8c:ef:75:c9", chassis_id="x208", port_id="port-004",
+            role_hint="switch"),
+        obs("identity", "lldp", src_mac="00:0e:8c:ef:75:cd", chassis_id="x208", port_id="port-008"),
+    ])
+    assets = build_assets(r)
+    assert len(assets) == 1
+    sw = assets[0]
+    assert sw.macs == {"00:0e:8c:ef:75:c9", "00:0e:8c:ef:75:cd"} and sw.role == "switch"
+    assert sw.identity["name"] == "x208" and sw.identity["ports"] == ["port-004", "port-008"]

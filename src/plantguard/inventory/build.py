@@ -219,7 +219,33 @@ class _Builder:
                 a.protocols.add(o.proto)
 
     # -- derived ---------------------------------------------------------------------------
+    def merge_switch_ports(self) -> None:
+        """A switch sends LLDP from each port's own MAC with one chassis id: one device."""
+        by_chassis: dict[str, Asset] = {}
+        for key, a in list(self.assets.items()):
+            chassis = a.identity.get("chassis_id")
+            if a.ip is not None or not isinstance(chassis, str) or not chassis:
+                continue
+            first = by_chassis.setdefault(chassis, a)
+            if first is a:
+                if not a.identity.get("name") and not _looks_like_mac(chassis):
+                    a.identity["name"] = chassis
+                continue
+            first.macs |= a.macs
+            first.vlans |= a.vlans
+            first.protocols |= a.protocols
+            first.peers |= a.peers
+            _seen(first, a.first_seen)
+            _seen(first, a.last_seen)
+            ports = first.identity.setdefault("ports", [first.identity.get("port_id")])
+            if a.identity.get("port_id") not in ports:
+                ports.append(a.identity.get("port_id"))
+            for mac in a.macs:
+                self.by_mac[mac] = first
+            del self.assets[key]
+
     def finish(self) -> list[Asset]:
+        self.merge_switch_ports()
         out = []
         controllers = set()
         for a in self.assets.values():
@@ -262,6 +288,10 @@ def merge_identity(a: Asset, proto: str, data: dict) -> None:
     srcs = a.identity.setdefault("sources", [])
     if proto not in srcs:
         srcs.append(proto)
+
+
+def _looks_like_mac(text: str) -> bool:
+    return len(text) == 17 and text.count(":") == 5
 
 
 def _seen(a: Asset, ts: float | None) -> None:

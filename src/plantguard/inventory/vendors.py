@@ -35,8 +35,8 @@ def vendor_of_mac(mac: str | None) -> str | None:
 
 def short_vendor(org: str) -> str:
     name = " ".join(org.split()).strip(" ,.")
-    for _ in range(2):
-        name = _SUFFIXES.sub("", name).strip(" ,.")
+    for _ in range(3):   # "Festo AG & Co. KG" -> "Festo"
+        name = _SUFFIXES.sub("", name).strip(" ,.&")
     if name.isupper() and len(name) > 4:
         name = name.title()
     return name
