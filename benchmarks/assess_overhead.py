@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""How much more `assess` costs than `inventory` on the same plant-scale capture, end to end as a
+user runs them (each a fresh process, best of N): inventory = read + decode + assets + JSON;
+assess = the same + checks + compliance + roadmap + patch plan + the HTML report.
+
+usage: benchmarks/assess_overhead.py [--replicas 5] [--runs 3]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_benchmark import DATA, build  # noqa: E402
+
+
+def best_of(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--replicas", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    cap = build(args.replicas, DATA)
+    exe = [sys.executable, "-m", "plantguard"]
+    with tempfile.TemporaryDirectory() as tmp:
+        inv = best_of(exe + ["inventory", str(cap), "--no-store", "-f", "json", "-q"], args.runs)
+        ass = best_of(exe + ["assess", str(cap), "-f", "html", "-o", f"{tmp}/r.html", "-q"], args.runs)
+    over = (ass - inv) / inv * 100
+    line = (f"| {cap.name} | inventory {inv:.1f} s | assess {ass:.1f} s | assess costs {over:+.0f} % "
+            f"more |")
+    print(line)
+    out = Path(__file__).with_name("results.md")
+    text = out.read_text() if out.exists() else ""
+    marker = "\n## assess vs inventory\n"
+    text = text.split(marker)[0].rstrip("\n") + "\n" + marker + "\n" + \
+        "Each a fresh process, best of %d runs, same capture (`benchmarks/assess_overhead.py`).\n\n" % args.runs + \
+        "| capture | inventory | assess | overhead |\n|---|---:|---:|---:|\n" + \
+        f"| {cap.name} | {inv:.1f} s | {ass:.1f} s | {over:+.0f} % |\n"
+    out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
