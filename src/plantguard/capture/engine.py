@@ -295,35 +295,52 @@ class Engine:
         decoded: set[tuple] = set()       # (slot, dir) decoded in this chunk
         last_decoded: dict[int, int] = {} # slot -> latest row decoded (primed rows included)
         primed: set[int] = set()
-        for r, j in zip(rows.tolist(), l4i.tolist()):
-            frame, t_s, p = int(frames[r]), float(ts[r]), int(pos[r])
-            tk = tkeys.get(j) if j >= 0 else None
-            tmpl = self.templates.get(tk) if tk is not None else None
+        # per-row values as Python lists, gathered once (indexing numpy scalars per row is slow)
+        frame_l, ts_l, pos_l = frames[rows].tolist(), ts[rows].tolist(), pos[rows].tolist()
+        off_l, cap_l, lt_l = offs[rows].tolist(), caps[rows].tolist(), lts[rows].tolist()
+        if ctx is not None:
+            jj = np.maximum(l4i, 0)
+            slot_l, mod_l, fc_l = slot[jj].tolist(), mod[jj].tolist(), from_client[jj].tolist()
+        else:
+            slot_l = mod_l = fc_l = [0] * len(rows)
+        templates, tkeys_get, modules = self.templates, tkeys.get, self.modules
+        add, bump, decode_l4, add_ops = agg.add, agg.bump, deep.decode_l4, table.add_ops
+        n_routine = n_deep = 0
+        for i, j in enumerate(l4i.tolist()):
+            frame, t_s, p = frame_l[i], ts_l[i], pos_l[i]
+            tk = tkeys_get(j) if j >= 0 else None
+            tmpl = templates.get(tk) if tk is not None else None
             if tmpl is not None and tmpl.ready:        # learnt earlier in this chunk
                 for o in tmpl.kept:
-                    agg.bump(o, 1, frame, t_s, p)
+                    bump(o, 1, frame, t_s, p)
                 if tmpl.ops:
-                    table.add_ops(tk[0], tmpl.ops)
-                self.counters["routine_packets"] += 1
-                dyn[(int(slot[j]), bool(from_client[j]))] = j
+                    add_ops(tk[0], tmpl.ops)
+                n_routine += 1
+                dyn[(slot_l[i], fc_l[i])] = j
                 continue
-            o0 = int(offs[r])
-            lay = decode_frame(int(lts[r]), bytes(buf[o0:o0 + int(caps[r])]))
+            o0 = off_l[i]
+            lay = decode_frame(lt_l[i], bytes(buf[o0:o0 + cap_l[i]]))
             if lay is None:
                 continue
-            self.counters["deep_packets"] += 1
+            n_deep += 1
             if j < 0:
                 for o in deep.handle(cap, frame, t_s, lay):
-                    agg.add(o, p)
+                    add(o, p)
                 continue
-            sl = int(slot[j])
-            module = self.modules[int(mod[j])]
+            sl = slot_l[i]
+            module = modules[mod_l[i]]
             state = self._state(sl)
-            fc = bool(from_client[j])
-            todo = [(max(pred_same.get(j, -1), dyn.get((sl, fc), -1)), fc)]
-            if not fc:
-                todo.insert(0, (max(pred_client.get(j, -1), dyn.get((sl, True), -1)), True))
-            for row, d in sorted(todo):
+            fc = fc_l[i]
+            same = pred_same.get(j, -1)
+            d_same = dyn.get((sl, fc), -1)
+            row_same = same if same > d_same else d_same
+            if fc:
+                todo = ((row_same, fc),)
+            else:
+                cl = pred_client.get(j, -1)
+                d_cl = dyn.get((sl, True), -1)
+                todo = sorted(((cl if cl > d_cl else d_cl, True), (row_same, fc)))
+            for row, d in todo:
                 if row >= 0 and row <= last_decoded.get(sl, -1):
                     continue          # older than what the module has seen: feeding it would reorder
                 if row < 0 and sl in last_decoded:
@@ -334,17 +351,23 @@ class Engine:
             decoded.add((sl, fc))
             last_decoded[sl] = j
             errors = deep.errors
-            obs = deep.decode_l4(module, state, fc, cap, frame, t_s, lay)
-            kept = [agg.add(o, p) for o in obs]
+            obs = decode_l4(module, state, fc, cap, frame, t_s, lay)
+            if not obs:
+                if tmpl is not None and not tmpl.never:
+                    self._learn(tmpl, [], {}, deep.errors != errors)
+                continue
+            kept = [add(o, p) for o in obs]
             ops: dict[str, int] = {}
             for o in obs:
                 if o.kind == "operation":
                     c = o.data.get("category", "other")
                     ops[c] = ops.get(c, 0) + 1
             if ops:
-                table.add_ops(sl, ops)
+                add_ops(sl, ops)
             if tmpl is not None and not tmpl.never:
                 self._learn(tmpl, kept, ops, deep.errors != errors)
+        self.counters["routine_packets"] += n_routine
+        self.counters["deep_packets"] += n_deep
         if ctx is not None and (len(skipped_rows) or dyn):
             self._remember_skips(chunk, ctx, skipped_rows, dyn, primed, frames, ts)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import struct
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -506,13 +506,19 @@ def cip_messages(enc: Encap, pending: OrderedDict | None = None) -> list[CipMess
         top = msgs[0]
         if pending is not None:
             if not top.response:
-                pending[key] = [replace(m, data=b"") for m in msgs]   # the reply needs ids, not data
+                pending[key] = [_without_data(m) for m in msgs]   # the reply needs ids, not data
                 while len(pending) > MAX_PENDING:
                     pending.popitem(last=False)
             else:
                 _pair(msgs, pending.pop(key, None))
         out.extend(msgs)
     return out
+
+
+def _without_data(m: CipMessage) -> CipMessage:
+    """A copy of a request without its data (built directly: dataclasses.replace is slow)."""
+    return CipMessage(m.service, m.response, m.status, m.ext_status, m.class_id, m.instance_id,
+                      m.attribute_id, m.classes, m.symbol, b"", m.seq, m.parent, m.route, m.request_of)
 
 
 def _pair(replies: list[CipMessage], requests: list[CipMessage] | None) -> None:
@@ -629,8 +635,25 @@ def _route_text(path: bytes) -> str | None:
     return "; ".join(parts) or None
 
 
+_PATHS: dict[bytes, tuple] = {}   # request path -> what _parse_path found (paths repeat a lot)
+_PATHS_MAX = 4096
+
+
 def _read_path(path: bytes, msg: CipMessage) -> None:
     """Class / instance / attribute ids and a tag name from a padded EPATH."""
+    path = bytes(path)
+    found = _PATHS.get(path)
+    if found is None:
+        probe = CipMessage(0, False)
+        _parse_path(path, probe)
+        found = (probe.class_id, probe.instance_id, probe.attribute_id, probe.symbol, probe.classes)
+        if len(_PATHS) >= _PATHS_MAX:
+            _PATHS.clear()
+        _PATHS[path] = found
+    msg.class_id, msg.instance_id, msg.attribute_id, msg.symbol, msg.classes = found
+
+
+def _parse_path(path: bytes, msg: CipMessage) -> None:
     off, classes = 0, []
     while off < len(path):
         seg = path[off]
@@ -692,10 +715,20 @@ def service_name(service: int, req: CipMessage | None = None) -> str:
 def describe_request(msg: CipMessage) -> tuple[int, str, str, str]:
     """(code, name, category, detail) of a CIP request, with the reason for the category."""
     svc, cls = msg.service, msg.class_id
+    pccc = _pccc(msg.data) if cls == CLASS_PCCC and svc == 0x4B else None
+    return _describe(svc, cls, msg.classes, msg.instance_id, msg.attribute_id, msg.symbol, msg.route, pccc)
+
+
+@lru_cache(maxsize=8192)
+def _describe(svc: int, cls: int | None, classes: tuple, instance_id: int | None, attribute_id: int | None,
+              symbol: str | None, route: str | None, pccc: tuple | None) -> tuple[int, str, str, str]:
+    """describe_request on the fields it reads (cached: a plant repeats the same requests)."""
+    msg = CipMessage(svc, False, class_id=cls, instance_id=instance_id, attribute_id=attribute_id,
+                     classes=classes, symbol=symbol, route=route)
     target = _target_text(msg)
     specific = CLASS_SERVICES.get(cls, {}).get(svc) if cls is not None else None
-    if cls == CLASS_PCCC and svc == 0x4B:
-        name, category, why = _pccc(msg.data)
+    if pccc is not None:
+        name, category, why = pccc
     elif specific:
         name, category, why = specific
     elif svc in SERVICES:
