@@ -49,8 +49,16 @@ class ObservationAggregator:
     def add(self, o: Observation, pos: int | None = None) -> Observation:
         """Record one observation; returns the kept (first) one it was folded into. pos is the
         packet's position in the whole run when callers do not add in packet order."""
-        key = fold_key(o)
-        kept = self._index.get(key)
+        data = o.data
+        src, dst = o.src, o.dst
+        try:   # fold_key inlined (the hot path): flat data of hashable values, sorted by key
+            key = (o.kind, o.proto, o.l4, src, dst, o.dport, o.subject,
+                   o.src_mac if src is None else None, o.dst_mac if dst is None else None,
+                   tuple(sorted(data.items())) if len(data) > 1 else tuple(data.items()))
+            kept = self._index.get(key)
+        except TypeError:
+            key = fold_key(o)
+            kept = self._index.get(key)
         if kept is None:
             self._index[key] = o
             self.observations.append(o)

@@ -62,9 +62,9 @@ def decode_frame(linktype: int, frame: bytes) -> Layers | None:
         if et < 0x0600:  # 802.3 length: LLC follows (CDP, STP, ...)
             lay.llc = True
         lay.ethertype = et
-        lay.l3 = frame[off:]
+        lay.l3 = l3 = frame[off:]
         if et == ETH_IPV4 or et == ETH_IPV6:
-            _ip(lay, frame[off:])
+            _ip(lay, l3)
         return lay
     if linktype == F.LINKTYPE_LINUX_SLL:
         if len(frame) < 16:
@@ -105,33 +105,50 @@ def _after_l2(lay: Layers, et: int, rest: bytes) -> Layers:
     return lay
 
 
+_U16 = struct.Struct("!H")
+_IPV4 = struct.Struct("!BxHxxHxB2x4s4s")   # version/ihl, total length, flags/offset, protocol, src, dst
+_TCP = struct.Struct("!HHI")
+_UDP = struct.Struct("!HHH")
+_V4_TEXT: dict[bytes, str] = {}            # a plant has few addresses and sees them over and over
+_V4_TEXT_MAX = 1 << 16
+
+
+def _v4_text(raw: bytes) -> str:
+    text = _V4_TEXT.get(raw)
+    if text is None:
+        if len(_V4_TEXT) >= _V4_TEXT_MAX:
+            _V4_TEXT.clear()
+        text = _V4_TEXT[raw] = socket.inet_ntop(socket.AF_INET, raw)
+    return text
+
+
 def _ip(lay: Layers, b: bytes) -> None:
-    if len(b) < 1:
+    n = len(b)
+    if n < 1:
         return
     v = b[0] >> 4
-    if v == 4 and len(b) >= 20:
-        ihl = (b[0] & 0x0F) * 4
+    if v == 4 and n >= 20:
+        vihl, total, flags_frag, proto, src, dst = _IPV4.unpack_from(b, 0)
+        ihl = (vihl & 0x0F) * 4
         if ihl < 20:
             return
-        total = struct.unpack_from("!H", b, 2)[0]
-        flags_frag = struct.unpack_from("!H", b, 6)[0]
         lay.ip_version = 4
-        lay.ip_proto = b[9]
-        lay.src = socket.inet_ntop(socket.AF_INET, bytes(b[12:16]))
-        lay.dst = socket.inet_ntop(socket.AF_INET, bytes(b[16:20]))
+        lay.ip_proto = proto
+        lay.src = _v4_text(src)
+        lay.dst = _v4_text(dst)
         if flags_frag & 0x3FFF:  # more-fragments flag or a non-zero offset
             lay.fragment = True
             return
-        end = min(len(b), total) if total >= ihl else len(b)
-        _l4(lay, b[ihl:end])
-    elif v == 6 and len(b) >= 40:
+        end = min(n, total) if total >= ihl else n
+        _l4(lay, b, ihl, end)
+    elif v == 6 and n >= 40:
         lay.ip_version = 6
         lay.src = socket.inet_ntop(socket.AF_INET6, bytes(b[8:24]))
         lay.dst = socket.inet_ntop(socket.AF_INET6, bytes(b[24:40]))
-        plen = struct.unpack_from("!H", b, 4)[0]
+        plen = _U16.unpack_from(b, 4)[0]
         nxt = b[6]
         off = 40
-        end = min(len(b), 40 + plen) if plen else len(b)
+        end = min(n, 40 + plen) if plen else n
         hops = 0
         while nxt in IPV6_EXT and off + 8 <= end and hops < MAX_IPV6_EXT:
             hops += 1
@@ -142,18 +159,22 @@ def _ip(lay: Layers, b: bytes) -> None:
             lay.ip_proto = 44
             return
         lay.ip_proto = nxt
-        _l4(lay, b[off:end])
+        _l4(lay, b, off, end)
 
 
-def _l4(lay: Layers, b: bytes) -> None:
-    if lay.ip_proto == 6 and len(b) >= 20:
+def _l4(lay: Layers, b: bytes, start: int, end: int) -> None:
+    """The TCP/UDP header at b[start:end] (offsets, so the segment is not copied first)."""
+    if end > len(b):
+        end = len(b)
+    size = end - start
+    if lay.ip_proto == 6 and size >= 20:
         lay.l4 = "tcp"
-        lay.sport, lay.dport, lay.seq = struct.unpack_from("!HHI", b, 0)
-        doff = (b[12] >> 4) * 4
-        lay.tcp_flags = b[13]
-        lay.payload = bytes(b[doff:]) if doff >= 20 else b""
-    elif lay.ip_proto == 17 and len(b) >= 8:
+        lay.sport, lay.dport, lay.seq = _TCP.unpack_from(b, start)
+        doff = (b[start + 12] >> 4) * 4
+        lay.tcp_flags = b[start + 13]
+        lay.payload = bytes(b[start + doff:end]) if doff >= 20 else b""
+    elif lay.ip_proto == 17 and size >= 8:
         lay.l4 = "udp"
-        lay.sport, lay.dport, ulen = struct.unpack_from("!HHH", b, 0)
-        end = ulen if 8 <= ulen <= len(b) else len(b)
-        lay.payload = bytes(b[8:end])
+        lay.sport, lay.dport, ulen = _UDP.unpack_from(b, start)
+        stop = start + ulen if 8 <= ulen <= size else end
+        lay.payload = bytes(b[start + 8:stop])
