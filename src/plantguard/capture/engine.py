@@ -65,8 +65,8 @@ class Template:
         self.never = False
         self.tries = 0
         self.last_sig = None
-        self.kept: list = []
-        self.ops: dict[str, int] = {}
+        self.kept: list | tuple = ()            # shared empties until learnt: templates are many
+        self.ops: dict[str, int] | None = None
 
 
 class Engine:

@@ -38,8 +38,17 @@ class Layers:
     payload: bytes = b""
 
 
+_MAC_TEXT: dict[bytes, str] = {}   # one text per address, shared by every observation naming it
+_MAC_TEXT_MAX = 1 << 16
+
+
 def mac_text(b: bytes) -> str:
-    return b.hex(":")
+    text = _MAC_TEXT.get(b)
+    if text is None:
+        if len(_MAC_TEXT) >= _MAC_TEXT_MAX:
+            _MAC_TEXT.clear()
+        text = _MAC_TEXT[bytes(b)] = b.hex(":")
+    return text
 
 
 def decode_frame(linktype: int, frame: bytes) -> Layers | None:
