@@ -116,3 +116,26 @@ def test_switch_ports_with_one_chassis_id_are_one_switch():
     sw = assets[0]
     assert sw.macs == {"00:0e:8c:ef:75:c9", "00:0e:8c:ef:75:cd"} and sw.role == "switch"
     assert sw.identity["name"] == "x208" and sw.identity["ports"] == ["port-004", "port-008"]
+
+
+def test_router_interfaces_bound_by_arp_keep_one_asset_per_zone():
+    flows = [flow(f"192.0.2.{i}", "10.0.0.10", 443, cmac=ROUTER_MAC) for i in range(1, 6)]
+    arp = [obs("address", "arp", ip=ip, mac=ROUTER_MAC, source="arp") for ip in ("10.0.0.1", "10.0.1.1")]
+    a = by_key(build_assets(AnalysisResult(flows=flows, observations=arp)))
+    for ip in ("10.0.0.1", "10.0.1.1"):
+        assert a[ip].mac == ROUTER_MAC and a[ip].role == "router"
+    assert a["10.0.0.1"].zone != a["10.0.1.1"].zone
+
+
+def test_lldp_management_address_gives_the_ip_asset_its_mac():
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.2", 161, smac=None)], observations=[
+        obs("identity", "lldp", src_mac="00:0e:8c:a1:22:30", name="sw-1", ip="10.0.0.2")])
+    sw = by_key(build_assets(r))["10.0.0.2"]
+    assert sw.mac == "00:0e:8c:a1:22:30" and sw.identity["name"] == "sw-1"
+
+
+def test_textual_product_code_names_the_product():
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.10", 502)], observations=[
+        obs("identity", "modbus", src="10.0.0.10", dst="10.0.0.5", vendor="Schneider Electric",
+            product_code="BMX P34 2020", firmware="v3.10")])
+    assert by_key(build_assets(r))["10.0.0.10"].identity["product"] == "BMX P34 2020"

@@ -151,7 +151,8 @@ def _print_inventory_table(assets, caps, result, notes, changes) -> None:
     new = set(changes.new) if changes else set()
     changed = changes.changed if changes else {}
     for a in assets:
-        svc = ", ".join(f"{s.name or s.proto}/{s.port}" for _, s in sorted(a.services.items())[:6])
+        svc = ", ".join(f"{s.name} {s.proto}/{s.port}" if s.name else f"{s.proto}/{s.port}"
+                        for _, s in sorted(a.services.items())[:6])
         state = "new" if a.key in new else ("changed: " + ", ".join(changed[a.key]) if a.key in changed else "")
         t.add_row(a.ip or "-", f"{a.mac or '-'}\n{a.vendor or ''}".strip(), a.role, a.zone or "",
                   _ident_text(a.identity), svc, state)

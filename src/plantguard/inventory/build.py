@@ -99,6 +99,8 @@ class _Builder:
                 mac = max(cands)[1] if cands else None
             if mac in routers and bound.get(ip) != mac:
                 mac = None
+            # a router's own interfaces (ARP-bound to its MAC) stay one asset per address: each
+            # sits in its own zone, and zone checks must see them there
             asset = self.by_mac.get(mac) if mac and mac not in routers else None
             if asset is None:
                 asset = Asset(ip=ip, mac=mac)
@@ -111,17 +113,15 @@ class _Builder:
                 asset.macs.add(mac)
             self.by_ip[ip] = asset
         for mac in routers:
-            a = self.by_mac.get(mac)
-            if a is None:
-                owned = [ip for ip, m in bound.items() if m == mac and ip in self.by_ip]
-                a = self.by_ip[owned[0]] if owned else None
-            if a is None:
-                a = Asset(ip=None, mac=mac)
-                self.assets[mac] = a
-            a.is_router = True
-            a.mac = mac
-            a.macs.add(mac)
-            self.by_mac[mac] = a
+            owned = [self.by_ip[ip] for ip, m in bound.items() if m == mac and ip in self.by_ip]
+            if not owned:
+                owned = [Asset(ip=None, mac=mac)]
+                self.assets[mac] = owned[0]
+            for a in owned:
+                a.is_router = True
+                a.mac = mac
+                a.macs.add(mac)
+            self.by_mac[mac] = owned[0]
 
     def asset_for(self, ip: str | None, mac: str | None) -> Asset | None:
         if ip:
@@ -182,7 +182,13 @@ class _Builder:
             if k == "hostname" and o.data.get("ip"):
                 a = self.by_ip.get(o.data["ip"])
             elif k == "identity" and o.subject_ip is None and o.data.get("ip"):
-                a = self.by_ip.get(o.data["ip"]) or self.asset_for(None, o.subject_mac)
+                a = self.by_ip.get(o.data["ip"])
+                mac = o.subject_mac
+                if a is not None and a.mac is None and _usable_mac(mac) and mac not in self.by_mac:
+                    a.mac = mac          # a layer-2 announcement names the device's own MAC
+                    a.macs.add(mac)
+                    self.by_mac[mac] = a
+                a = a or self.asset_for(None, mac)
             else:
                 a = self.asset_for(o.subject_ip, o.subject_mac)
             if a is None:
@@ -253,6 +259,7 @@ class _Builder:
                 controllers.add(a.key)
         for a in self.assets.values():
             a.vendor = vendor_of_mac(a.mac) if a.mac else None
+            _name_the_product(a.identity)
             if self.site is not None:
                 a.declared = _declared(self.site, a)
                 z = _zone(self.site, a)
@@ -288,6 +295,18 @@ def merge_identity(a: Asset, proto: str, data: dict) -> None:
     srcs = a.identity.setdefault("sources", [])
     if proto not in srcs:
         srcs.append(proto)
+
+
+def _name_the_product(ident: dict) -> None:
+    """Some protocols only give a model or a textual product code (Modbus 43/14 object 1): use it
+    as the product name, so reports and advisory matching have one."""
+    if ident.get("product"):
+        return
+    for key in ("model", "product_code"):
+        val = ident.get(key)
+        if isinstance(val, str) and val.strip() and not val.strip().isdigit():
+            ident["product"] = val.strip()
+            return
 
 
 def _looks_like_mac(text: str) -> bool:
