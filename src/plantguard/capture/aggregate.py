@@ -38,11 +38,24 @@ def fold_key(o: Observation) -> tuple:
         return head + (freeze(o.data),)
 
 
+def _same(a: Observation, o: Observation) -> bool:
+    """fold_key(a) == fold_key(o), compared field by field (the keys are not kept)."""
+    return (a.kind == o.kind and a.proto == o.proto and a.l4 == o.l4 and a.src == o.src
+            and a.dst == o.dst and a.dport == o.dport and a.subject == o.subject
+            and (o.src is not None or a.src_mac == o.src_mac)
+            and (o.dst is not None or a.dst_mac == o.dst_mac) and a.data == o.data)
+
+
 class ObservationAggregator:
-    """Keeps one Observation per fold key; repeats raise its count and move last_frame/last_ts."""
+    """Keeps one Observation per fold key; repeats raise its count and move last_frame/last_ts.
+
+    The index maps the hash of each fold key to its kept observation (a list of them when two
+    keys share a hash), not the key itself: a key duplicates the observation's data, and there
+    is one per distinct observation. A candidate is confirmed against the kept observation's
+    own fields, which callers leave unchanged once added."""
 
     def __init__(self) -> None:
-        self._index: dict[tuple, Observation] = {}
+        self._index: dict[int, Observation | list[Observation]] = {}
         self._last_pos: dict[int, int] = {}   # id(kept) -> position of its latest repeat
         self.observations: list[Observation] = []
 
@@ -51,16 +64,29 @@ class ObservationAggregator:
         packet's position in the whole run when callers do not add in packet order."""
         data = o.data
         src, dst = o.src, o.dst
+        key = None
         try:   # fold_key inlined (the hot path): flat data of hashable values, sorted by key
-            key = (o.kind, o.proto, o.l4, src, dst, o.dport, o.subject,
-                   o.src_mac if src is None else None, o.dst_mac if dst is None else None,
-                   tuple(sorted(data.items())) if len(data) > 1 else tuple(data.items()))
-            kept = self._index.get(key)
+            h = hash((o.kind, o.proto, o.l4, src, dst, o.dport, o.subject,
+                      o.src_mac if src is None else None, o.dst_mac if dst is None else None,
+                      tuple(sorted(data.items())) if len(data) > 1 else tuple(data.items())))
         except TypeError:
             key = fold_key(o)
-            kept = self._index.get(key)
+            h = hash(key)
+        index = self._index
+        cand = index.get(h)
+        kept = None
+        if cand is not None:
+            for c in (cand if type(cand) is list else (cand,)):
+                if _same(c, o) or fold_key(c) == (key if key is not None else fold_key(o)):
+                    kept = c
+                    break
         if kept is None:
-            self._index[key] = o
+            if cand is None:
+                index[h] = o
+            elif type(cand) is list:
+                cand.append(o)
+            else:
+                index[h] = [cand, o]
             self.observations.append(o)
             if pos is not None:
                 self._last_pos[id(o)] = pos

@@ -14,6 +14,7 @@ memory grows with flows and distinct observations, never with packets."""
 from __future__ import annotations
 
 import os
+import sys
 from collections import OrderedDict
 from typing import Callable, Iterable
 
@@ -48,12 +49,32 @@ def analyze(paths: Iterable[str | os.PathLike], progress: Callable[[int], None] 
         try:
             for chunk in formats.read_chunks(path, st, chunk_records):
                 eng.process(cap_idx, cap, chunk)
+                release_free_heap()
                 if progress:
                     progress(len(chunk))
         except formats.CaptureError as exc:
             st.warnings.append(str(exc))
         captures.append(CaptureStats(cap, st.packets, st.bytes, st.first_ts, st.last_ts, st.warnings))
     return eng.result(captures)
+
+
+def _malloc_trim():
+    try:
+        import ctypes
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):   # not glibc: nothing to do
+        return None
+
+
+_TRIM = _malloc_trim() if sys.platform.startswith("linux") else None
+
+
+def release_free_heap() -> None:
+    """Hand the heap pages freed by a chunk's temporary arrays back to the system: the C
+    allocator keeps them otherwise, scattered between live objects, and resident memory would
+    grow with the capture instead of with what is kept."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 class Template:
@@ -416,16 +437,16 @@ class Engine:
     @staticmethod
     def _learn(t: Template, kept: list, ops: dict, failed: bool) -> None:
         if failed:
-            t.never = True
+            t.never, t.last_sig = True, None
             return
-        sig = tuple(id(o) for o in kept)
+        sig = tuple(map(id, kept))
         if sig == t.last_sig:
-            t.ready, t.kept, t.ops = True, kept, ops
+            t.ready, t.kept, t.ops, t.last_sig = True, kept, ops, None
             return
         t.last_sig = sig
         t.tries += 1
         if t.tries >= LEARN_TRIES:
-            t.never = True
+            t.never, t.last_sig = True, None
 
     def _state(self, sl: int) -> dict:
         st = self.states.get(sl)
