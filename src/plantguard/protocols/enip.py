@@ -290,7 +290,9 @@ def _observe(pkt: Packet, enc: Encap) -> list[Observation]:
         for ident in parse_list_identity(enc.data):
             out.append(pkt.observe("identity", NAME, subject="src", **ident))
     elif enc.command in (0x006F, 0x0070):
-        pending = pkt.state.setdefault("pending", OrderedDict())
+        pending = pkt.state.get("pending")
+        if pending is None:
+            pending = pkt.state["pending"] = OrderedDict()
         for msg in cip_messages(enc, pending):
             out.extend(_observe_cip(pkt, msg))
     return out
