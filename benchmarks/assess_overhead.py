@@ -42,15 +42,7 @@ def main() -> None:
     line = (f"| {cap.name} | inventory {inv:.1f} s | assess {ass:.1f} s | assess costs {over:+.0f} % "
             f"more |")
     print(line)
-    out = Path(__file__).with_name("results.md")
-    text = out.read_text() if out.exists() else ""
-    marker = "\n## assess vs inventory\n"
-    text = text.split(marker)[0].rstrip("\n") + "\n" + marker + "\n" + \
-        "Each a fresh process, best of %d runs, same capture (`benchmarks/assess_overhead.py`).\n\n" % args.runs + \
-        "| capture | inventory | assess | overhead |\n|---|---:|---:|---:|\n" + \
-        f"| {cap.name} | {inv:.1f} s | {ass:.1f} s | {over:+.0f} % |\n"
-    out.write_text(text)
-
+    print("(copy the row into benchmarks/results.md, section 'assess vs inventory')")
 
 if __name__ == "__main__":
     main()
