@@ -15,7 +15,8 @@ import pytest
 
 from plantguard.capture import formats
 from plantguard.capture.deep import DeepTier
-from plantguard.capture.layers import Layers, decode_frame
+from plantguard.capture.reference import decoded_frames
+from plantguard.capture.layers import Layers
 from plantguard.model import Observation, Packet
 
 AGREEMENT = 0.99
@@ -23,12 +24,7 @@ AGREEMENT = 0.99
 
 def frames(path: str | Path) -> Iterator[tuple[int, float, Layers]]:
     """(frame number, timestamp, decoded layers) for every decodable frame of a capture."""
-    for chunk in formats.read_chunks(path):
-        for i in range(len(chunk)):
-            o = int(chunk.offsets[i])
-            lay = decode_frame(int(chunk.linktype[i]), bytes(chunk.buf[o:o + int(chunk.caplen[i])]))
-            if lay is not None:
-                yield chunk.first_frame + i, float(chunk.ts[i]), lay
+    return decoded_frames(path)
 
 
 def deep_observations(path: str | Path) -> list[Observation]:

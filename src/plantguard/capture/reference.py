@@ -4,13 +4,34 @@ compare the two."""
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from plantguard.capture import formats
 from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.capture.deep import DeepTier, orient
-from plantguard.capture.layers import decode_frame
+from plantguard.capture.layers import Layers, decode_frame
 from plantguard.model import AnalysisResult, CaptureStats, Flow
+
+
+PROGRESS_EVERY = 65536
+
+
+def iter_frames(path, stats: formats.ReadStats | None = None) -> Iterator[tuple[int, float, int, Layers | None]]:
+    """(frame number, timestamp, wire length, decoded layers or None) for every record of one
+    capture, one at a time."""
+    for chunk in formats.read_chunks(path, stats):
+        buf = chunk.buf
+        for i in range(len(chunk)):
+            o = int(chunk.offsets[i])
+            yield (chunk.first_frame + i, float(chunk.ts[i]), int(chunk.wirelen[i]),
+                   decode_frame(int(chunk.linktype[i]), bytes(buf[o:o + int(chunk.caplen[i])])))
+
+
+def decoded_frames(path) -> Iterator[tuple[int, float, Layers]]:
+    """(frame number, timestamp, layers) for every frame of a capture that decodes."""
+    for frame_no, ts, _wirelen, lay in iter_frames(path):
+        if lay is not None:
+            yield frame_no, ts, lay
 
 
 def analyze_reference(paths: Iterable[str | os.PathLike],
@@ -24,25 +45,22 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
         cap = str(path)
         st = formats.ReadStats(cap)
         try:
-            for chunk in formats.read_chunks(path, st):
-                buf = chunk.buf
-                for i in range(len(chunk)):
-                    o = int(chunk.offsets[i])
-                    frame_bytes = bytes(buf[o:o + int(chunk.caplen[i])])
-                    lay = decode_frame(int(chunk.linktype[i]), frame_bytes)
-                    frame_no = chunk.first_frame + i
-                    ts = float(chunk.ts[i])
-                    if lay is None:
-                        counters["undecoded_link"] += 1
-                        continue
-                    if lay.fragment:
-                        counters["fragments"] += 1
-                    obs = deep.handle(cap, frame_no, ts, lay)
-                    if lay.l4:
-                        _account(flows, deep, lay, cap, frame_no, ts, int(chunk.wirelen[i]), obs)
-                    agg.extend(obs)
-                if progress:
-                    progress(len(chunk))
+            done = 0
+            for frame_no, ts, wirelen, lay in iter_frames(path, st):
+                done += 1
+                if progress and done % PROGRESS_EVERY == 0:
+                    progress(PROGRESS_EVERY)
+                if lay is None:
+                    counters["undecoded_link"] += 1
+                    continue
+                if lay.fragment:
+                    counters["fragments"] += 1
+                obs = deep.handle(cap, frame_no, ts, lay)
+                if lay.l4:
+                    _account(flows, deep, lay, cap, frame_no, ts, wirelen, obs)
+                agg.extend(obs)
+            if progress and done % PROGRESS_EVERY:
+                progress(done % PROGRESS_EVERY)
         except formats.CaptureError as exc:
             st.warnings.append(str(exc))
         result.captures.append(CaptureStats(cap, st.packets, st.bytes, st.first_ts, st.last_ts, st.warnings))
