@@ -20,6 +20,7 @@ from plantguard.capture.columns import gather
 from plantguard.capture.flows import hash_keys
 
 HEAD = 64           # payload bytes looked at for most protocols
+ENIP_HEAD = 512     # a Multiple Service Packet of ~30 tag reads, whole
 DNP3_HEAD = 292     # one whole DNP3 link frame (10-byte header + 16 blocks of 16+2)
 
 
@@ -114,7 +115,7 @@ def enip_cip(p, plen, from_client, l4, sport, dport):
     return req | rsp | msp_req | msp_rsp, key
 
 
-MSP_MAX = 8   # inner messages looked at; larger packets stay deep
+MSP_MAX = 32  # inner messages looked at; larger packets stay deep
 
 
 def _msp(at, ok, request, svc, cip, path_end, plen, w):
@@ -217,7 +218,7 @@ def short_payload(p, plen, from_client, l4, sport, dport):
 # module NAME -> (recogniser, payload bytes it needs)
 RECOGNISERS = {
     "modbus": (modbus, HEAD),
-    "enip": (enip_cip, 256),
+    "enip": (enip_cip, ENIP_HEAD),
     "s7comm": (s7_job_ack, 128),
     "tls": (tls_app_data, 8),
     "dnp3": (dnp3_poll, DNP3_HEAD),
