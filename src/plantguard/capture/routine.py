@@ -46,6 +46,24 @@ def _bytes_hash(m: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return hash_keys(tuple(words[:, i] for i in range(words.shape[1])))
 
 
+SPAN_SPLIT = 256   # bytes hashed for every row; only the rows that need more hash the rest
+
+
+def _span_hash(p: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Hash of each row's bytes in [start, end) (the same for a row whatever the other rows
+    of its chunk need: the tail past SPAN_SPLIT is hashed apart, 0 when empty)."""
+    split = min(SPAN_SPLIT, p.shape[1])
+    pos = np.arange(split)[None, :]
+    head = _bytes_hash(p[:, :split], (pos >= start[:, None]) & (pos < end[:, None]))
+    long = np.flatnonzero(end > split)
+    tail = np.zeros(len(p), np.uint64)
+    if len(long):
+        pos = np.arange(split, p.shape[1])[None, :]
+        keep = (pos >= start[long, None]) & (pos < end[long, None])
+        tail[long] = _bytes_hash(p[long, split:], keep)
+    return hash_keys((head, tail))
+
+
 def modbus(p, plen, from_client, l4, sport, dport):
     """One whole ADU. Requests of the read/write codes the module describes from the first
     PDU bytes (start/address, quantity or value); any normal (non-exception) response except
@@ -82,8 +100,8 @@ def enip_cip(p, plen, from_client, l4, sport, dport):
     rows = np.arange(len(p))
     w = p.shape[1]
 
-    def at(i):
-        return p[rows, np.minimum(i, w - 1)].astype(np.int64)
+    def at(i, sub=None):
+        return p[rows if sub is None else sub, np.minimum(i, w - 1)].astype(np.int64)
 
     t2 = at(i2) | (at(i2 + 1) << 8)
     len2 = at(i2 + 2) | (at(i2 + 3) << 8)
@@ -98,8 +116,6 @@ def enip_cip(p, plen, from_client, l4, sport, dport):
     path_end = cip + 2 + 2 * words
     req = ok & request & (svc < 0x80) & ~np.isin(svc, _CIP_DEEP) & (path_end + 8 <= np.minimum(plen, w))
     rsp = ok & ~request & (svc >= 0x80) & ~np.isin(svc & 0x7F, _CIP_DEEP) & np.isin(at(cip + 2), (0, 6))
-    pos = np.arange(w)[None, :]
-    keep = req[:, None] & (pos >= cip[:, None]) & (pos < path_end[:, None])
     # Execute PCCC: the command and function bytes after the requestor id
     d0 = path_end
     rl = at(d0)
@@ -109,8 +125,8 @@ def enip_cip(p, plen, from_client, l4, sport, dport):
     # Multiple Service Packet: requests key on the whole message; replies on the inner
     # services when every inner reply succeeded
     msp_req, msp_rsp, inner = _msp(at, ok, request, svc, cip, path_end, plen, w)
-    keep |= msp_req[:, None] & (pos >= cip[:, None]) & (pos < plen[:, None])
-    key = hash_keys((_col(request), _col(cmd), _col(svc), _col(pccc), _bytes_hash(p, keep),
+    end = np.where(msp_req, plen, np.where(req, path_end, 0))
+    key = hash_keys((_col(request), _col(cmd), _col(svc), _col(pccc), _span_hash(p, cip, end),
                      _col(np.where(rsp, at(cip + 2) | (at(cip + 3) << 8), 0)), inner))
     return req | rsp | msp_req | msp_rsp, key
 
@@ -125,18 +141,26 @@ def _msp(at, ok, request, svc, cip, path_end, plen, w):
     data = np.where(msp_req, path_end, cip + 4 + 2 * at(cip + 3))
     count = at(data) | (at(data + 1) << 8)
     good = (msp_req | msp_rsp) & (count >= 1) & (count <= MSP_MAX)
-    inner = np.zeros(n, np.uint64)
+    # the inner loop looks at the candidate rows only (a few of an ENIP chunk)
+    sel = np.flatnonzero(good)
+    s_req, s_rsp, s_data, s_count = msp_req[sel], msp_rsp[sel], data[sel], count[sel]
+    s_lim = np.minimum(plen[sel], w)
+    s_good = np.ones(len(sel), bool)
+    s_inner = np.zeros(len(sel), np.uint64)
     for i in range(MSP_MAX):
-        live = good & (i < count)
+        live = s_good & (i < s_count)
         if not live.any():
             break
-        o = data + (at(data + 2 + 2 * i) | (at(data + 3 + 2 * i) << 8))
-        isvc = at(o)
-        bad = live & (o + 4 > np.minimum(plen, w))
-        bad |= live & msp_req & ((isvc >= 0x80) | np.isin(isvc, _CIP_DEEP))
-        bad |= live & msp_rsp & ((isvc < 0x80) | np.isin(isvc & 0x7F, _CIP_DEEP) | ~np.isin(at(o + 2), (0, 6)))
-        good &= ~bad
-        inner = np.where(live, hash_keys((inner, isvc.astype(np.uint64))), inner)
+        o = s_data + (at(s_data + 2 + 2 * i, sel) | (at(s_data + 3 + 2 * i, sel) << 8))
+        isvc = at(o, sel)
+        bad = live & (o + 4 > s_lim)
+        bad |= live & s_req & ((isvc >= 0x80) | np.isin(isvc, _CIP_DEEP))
+        bad |= live & s_rsp & ((isvc < 0x80) | np.isin(isvc & 0x7F, _CIP_DEEP) | ~np.isin(at(o + 2, sel), (0, 6)))
+        s_good &= ~bad
+        s_inner = np.where(live, hash_keys((s_inner, isvc.astype(np.uint64))), s_inner)
+    good[sel] = s_good
+    inner = np.zeros(n, np.uint64)
+    inner[sel] = s_inner
     return msp_req & good, msp_rsp & good, np.where(msp_rsp & good, inner, np.uint64(0))
 
 
