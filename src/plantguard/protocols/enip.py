@@ -293,8 +293,10 @@ def _observe(pkt: Packet, enc: Encap) -> list[Observation]:
         pending = pkt.state.get("pending")
         if pending is None:
             pending = pkt.state["pending"] = OrderedDict()
-        for msg in cip_messages(enc, pending):
+        for msg in cip_messages(enc, pending, copy=False):
             out.extend(_observe_cip(pkt, msg))
+            if not msg.response:
+                msg.data = b""     # kept in pending for the reply, which needs ids, not data
     return out
 
 
@@ -487,9 +489,11 @@ def _identity_attrs(pairs: list[tuple[int, bytes]]) -> dict:
 
 # --- CIP -------------------------------------------------------------------------------------
 
-def cip_messages(enc: Encap, pending: OrderedDict | None = None) -> list[CipMessage]:
+def cip_messages(enc: Encap, pending: OrderedDict | None = None, copy: bool = True) -> list[CipMessage]:
     """Every CIP message of a SendRRData / SendUnitData PDU, wrappers first then what they
-    carry; replies are paired with their requests through `pending` (per-flow state)."""
+    carry; replies are paired with their requests through `pending` (per-flow state).
+    copy=False keeps the request messages themselves in `pending` (the caller drops their
+    data once read: _observe does, saving a copy per message)."""
     if len(enc.data) < 6:
         return []
     out: list[CipMessage] = []
@@ -508,7 +512,8 @@ def cip_messages(enc: Encap, pending: OrderedDict | None = None) -> list[CipMess
         top = msgs[0]
         if pending is not None:
             if not top.response:
-                pending[key] = [_without_data(m) for m in msgs]   # the reply needs ids, not data
+                # the reply needs ids, not data
+                pending[key] = [_without_data(m) for m in msgs] if copy else list(msgs)
                 while len(pending) > MAX_PENDING:
                     pending.popitem(last=False)
             else:
