@@ -87,11 +87,20 @@ def test_default_snmp_community_on_real_capture():
 
 
 def test_anonymous_ftp_is_a_default_login():
-    r = analyze_shared("pcaps/zeek/ftp/ipv4.pcap")
+    r = result([obs("credential", "ftp", "10.0.0.5", "10.0.0.21", dport=21, user="anonymous",
+                    password="guest@", secret_type="password", cleartext=True, result="success")])
     findings, _ = run("credentials.default", r)
     [f] = fails(findings)
     assert "anonymous" in f.title and f.extra["outcome"] == "accepted"
-    assert f.assets == ["199.233.217.249", "141.142.220.235"]
+    assert f.assets == ["10.0.0.21", "10.0.0.5"]
+
+
+def test_anonymous_ftp_to_an_internet_server_is_not_a_plant_default():
+    """Zeek's trace logs in anonymously to a public FTP server: that server is not a plant device
+    that kept its factory defaults."""
+    r = analyze_shared("pcaps/zeek/ftp/ipv4.pcap")
+    findings, reason = run("credentials.default", r)
+    assert reason is None and not fails(findings) and passes(findings)
 
 
 def test_non_default_ftp_login_passes():

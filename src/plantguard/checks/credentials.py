@@ -42,6 +42,9 @@ CLEARTEXT = CheckMeta(
 ANONYMOUS_FTP_USERS = {"anonymous", "ftp"}
 
 
+from plantguard.inventory.build import address_class  # noqa: E402
+
+
 def _secret(o) -> str | None:
     d = o.data
     pw = text(d.get("password"))
@@ -94,6 +97,8 @@ def default_credentials(ctx) -> list[Finding]:
         if secret is None and not (o.proto == "ftp" and user.lower() in ANONYMOUS_FTP_USERS):
             continue
         tested.add((o.src, o.dst, o.proto, user, secret))
+        if address_class(o.dst or "") == "public":
+            continue   # a server on the internet is not a plant device that kept its defaults
         matches, what = _default_matches(o)
         if not matches:
             continue
