@@ -44,6 +44,8 @@ ANONYMOUS_FTP_USERS = {"anonymous", "ftp"}
 
 from plantguard.inventory.build import address_class  # noqa: E402
 
+COMMON_DEFAULT_AT = 20   # more documented products than this: say "common default", not vendors
+
 
 def _secret(o) -> str | None:
     d = o.data
@@ -126,6 +128,9 @@ def default_credentials(ctx) -> list[Finding]:
                 doc = where[0]
             elif any(m.source == "well-known" for m in g["matches"]):
                 doc = "factory default of most SNMP agents"
+            elif len(g["matches"]) > COMMON_DEFAULT_AT:
+                # a pair documented for hundreds of products is a generic default, not a vendor's
+                doc = f"a common factory default, documented for {len(g['matches'])} products"
             else:
                 doc = _hide(f"documented default for {describe(g['matches'])}", secret)
             docs[doc_key] = doc
