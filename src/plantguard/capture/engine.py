@@ -20,12 +20,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from plantguard.capture import columns, formats, routine
+from plantguard.capture import columns, formats, headers, routine
 from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.capture.deep import DEFAULT_MAX_STATES, MAX_CLASSIFY_TRIES, DeepTier
 from plantguard.capture.flows import FlowTable, group_rows, hash_keys
 from plantguard.capture.layers import decode_frame
-from plantguard.model import AnalysisResult, CaptureStats
+from plantguard.model import AnalysisResult, CaptureStats, Packet
 from plantguard.protocols import registry
 
 DEFAULT_MAX_FLOWS = 1_000_000
@@ -322,10 +322,14 @@ class Engine:
         if ctx is not None:
             jj = np.maximum(l4i, 0)
             slot_l, mod_l, fc_l = slot[jj].tolist(), mod[jj].tolist(), from_client[jj].tolist()
+            # TCP/UDP rows: header fields and payload bounds from the columns, not decoded again
+            hdr = headers.L4Rows(sub).row
+            poff_l, plen_l = sub.pay_off[jj].tolist(), sub.pay_len[jj].tolist()
         else:
-            slot_l = mod_l = fc_l = [0] * len(rows)
+            slot_l = mod_l = fc_l = poff_l = plen_l = [0] * len(rows)
+            hdr = None
         templates, tkeys_get, modules = self.templates, tkeys.get, self.modules
-        add, bump, decode_l4, add_ops = agg.add, agg.bump, deep.decode_l4, table.add_ops
+        add, bump, run, add_ops = agg.add, agg.bump, deep._run, table.add_ops
         n_routine = n_deep = 0
         for i, j in enumerate(l4i.tolist()):
             frame, t_s, p = frame_l[i], ts_l[i], pos_l[i]
@@ -339,15 +343,16 @@ class Engine:
                 n_routine += 1
                 dyn[(slot_l[i], fc_l[i])] = j
                 continue
-            o0 = off_l[i]
-            lay = decode_frame(lt_l[i], bytes(buf[o0:o0 + cap_l[i]]))
-            if lay is None:
-                continue
-            n_deep += 1
             if j < 0:
+                o0 = off_l[i]
+                lay = decode_frame(lt_l[i], bytes(buf[o0:o0 + cap_l[i]]))
+                if lay is None:
+                    continue
+                n_deep += 1
                 for o in deep.handle(cap, frame, t_s, lay):
                     add(o, p)
                 continue
+            n_deep += 1
             sl = slot_l[i]
             module = modules[mod_l[i]]
             state = self._state(sl)
@@ -372,7 +377,8 @@ class Engine:
             decoded.add((sl, fc))
             last_decoded[sl] = j
             errors = deep.errors
-            obs = decode_l4(module, state, fc, cap, frame, t_s, lay)
+            a = poff_l[i]
+            obs = run(module, Packet(cap, frame, t_s, bytes(buf[a:a + plen_l[i]]), *hdr(j), fc, state))
             if not obs:
                 if tmpl is not None and not tmpl.never:
                     self._learn(tmpl, [], {}, deep.errors != errors)
@@ -399,8 +405,14 @@ class Engine:
                 return
             primed.add(row)
             r = int(li[row])
-            off, n, lt, frame, t_s = int(chunk.offsets[r]), int(chunk.caplen[r]), int(chunk.linktype[r]), \
-                int(frames[r]), float(ts[r])
+            a = int(sub.pay_off[row])
+            pkt = Packet(cap, int(frames[r]), float(ts[r]), bytes(chunk.buf[a:a + int(sub.pay_len[row])]),
+                         *headers.l4_header(sub, row), from_client, state)
+            errors = self.deep.errors
+            self.deep._run(module, pkt)
+            self.deep.errors = errors
+            self.counters["primed_packets"] = self.counters.get("primed_packets", 0) + 1
+            return
         else:
             carry = self.skips.get((sl, from_client))
             if carry is None or (sl, from_client) in decoded or carry[5] != cap_idx or carry[6]:
