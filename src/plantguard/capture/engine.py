@@ -331,15 +331,23 @@ class Engine:
         templates, tkeys_get, modules = self.templates, tkeys.get, self.modules
         add, bump, run, add_ops = agg.add, agg.bump, deep._run, table.add_ops
         n_routine = n_deep = 0
+        # replays of templates learnt in this chunk, counted per template and applied after the
+        # loop: a count only adds up and the latest position wins, so the order does not matter
+        replayed: dict[int, list] = {}
+        replayed_get = replayed.get
         for i, j in enumerate(l4i.tolist()):
             frame, t_s, p = frame_l[i], ts_l[i], pos_l[i]
             tk = tkeys_get(j) if j >= 0 else None
             tmpl = templates.get(tk) if tk is not None else None
             if tmpl is not None and tmpl.ready:        # learnt earlier in this chunk
-                for o in tmpl.kept:
-                    bump(o, 1, frame, t_s, p)
-                if tmpl.ops:
-                    add_ops(tk[0], tmpl.ops)
+                r = replayed_get(id(tmpl))
+                if r is None:
+                    replayed[id(tmpl)] = [tmpl, tk[0], 1, frame, t_s, p]
+                else:
+                    r[2] += 1
+                    r[3] = frame
+                    r[4] = t_s
+                    r[5] = p
                 n_routine += 1
                 dyn[(slot_l[i], fc_l[i])] = j
                 continue
@@ -393,6 +401,11 @@ class Engine:
                 add_ops(sl, ops)
             if tmpl is not None and not tmpl.never:
                 self._learn(tmpl, kept, ops, deep.errors != errors)
+        for tmpl, sl, cnt, frame, t_s, p in replayed.values():
+            for o in tmpl.kept:
+                bump(o, cnt, frame, t_s, p)
+            if tmpl.ops:
+                add_ops(sl, tmpl.ops, cnt)
         self.counters["routine_packets"] += n_routine
         self.counters["deep_packets"] += n_deep
         if ctx is not None and (len(skipped_rows) or dyn):
