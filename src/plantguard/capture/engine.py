@@ -335,6 +335,9 @@ class Engine:
         # loop: a count only adds up and the latest position wins, so the order does not matter
         replayed: dict[int, list] = {}
         replayed_get = replayed.get
+        states_get, states_touch, skips_get = self.states.get, self.states.move_to_end, self.skips.get
+        pred_same_get, pred_client_get, dyn_get = pred_same.get, pred_client.get, dyn.get
+        last_decoded_get = last_decoded.get
         for i, j in enumerate(l4i.tolist()):
             frame, t_s, p = frame_l[i], ts_l[i], pos_l[i]
             tk = tkeys_get(j) if j >= 0 else None
@@ -363,22 +366,30 @@ class Engine:
             n_deep += 1
             sl = slot_l[i]
             module = modules[mod_l[i]]
-            state = self._state(sl)
+            state = states_get(sl)
+            if state is None:
+                state = self._state(sl)
+            else:
+                states_touch(sl)
             fc = fc_l[i]
-            same = pred_same.get(j, -1)
-            d_same = dyn.get((sl, fc), -1)
+            same = pred_same_get(j, -1)
+            d_same = dyn_get((sl, fc), -1)
             row_same = same if same > d_same else d_same
             if fc:
-                todo = ((row_same, fc),)
+                todo = ((row_same, True),)
             else:
-                cl = pred_client.get(j, -1)
-                d_cl = dyn.get((sl, True), -1)
-                todo = sorted(((cl if cl > d_cl else d_cl, True), (row_same, fc)))
+                cl = pred_client_get(j, -1)
+                d_cl = dyn_get((sl, True), -1)
+                if cl < d_cl:
+                    cl = d_cl
+                # the older of the two first (the client's on a tie, as sorting (row, dir) does)
+                todo = ((cl, True), (row_same, False)) if cl < row_same else ((row_same, False), (cl, True))
             for row, d in todo:
-                if row >= 0 and row <= last_decoded.get(sl, -1):
-                    continue          # older than what the module has seen: feeding it would reorder
-                if row < 0 and sl in last_decoded:
-                    continue          # the carried packet is older than this chunk's decoded ones
+                if row >= 0:
+                    if row <= last_decoded_get(sl, -1):
+                        continue      # older than what the module has seen: feeding it would reorder
+                elif sl in last_decoded or skips_get((sl, d)) is None:
+                    continue          # the carried packet is older than this chunk's decoded ones, or none
                 self._prime(cap, chunk, ctx, sl, d, row, primed, decoded, module, state, frames, ts)
                 if row >= 0:
                     last_decoded[sl] = row
