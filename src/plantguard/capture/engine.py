@@ -79,9 +79,14 @@ def release_free_heap() -> None:
 
 class Template:
     """What the deep tier said about one routine key of one flow."""
-    __slots__ = ("ready", "never", "tries", "last_sig", "kept", "ops")
+    __slots__ = ("ready", "never", "tries", "last_sig", "kept", "ops", "slot", "dropped", "n_replayed",
+                 "last_i")
 
-    def __init__(self):
+    def __init__(self, slot: int):
+        self.slot = slot
+        self.dropped = False      # its flow's state was dropped: forgotten, as if never made
+        self.n_replayed = 0       # replays inside the current deep loop, applied after it
+        self.last_i = 0
         self.ready = False
         self.never = False
         self.tries = 0
@@ -135,7 +140,7 @@ class Engine:
               & (np.isin(cols.ethertype, self.eth_types) | (cols.llc & self.has_llc)))
         deep_rows = [np.flatnonzero(l2)]
         deep_l4: list[np.ndarray] = [np.full(len(deep_rows[0]), -1, np.int64)]
-        tkeys: dict[int, tuple] = {}
+        tkeys: dict[int, Template] = {}   # sub row -> template of its routine key
 
         li = np.flatnonzero(cols.l4 > 0)
         ctx = None
@@ -274,11 +279,11 @@ class Engine:
                 skipped.append(members)
                 continue
             if t is None and len(templates) < MAX_TEMPLATES:
-                t = templates[tk] = Template()
+                t = templates[tk] = Template(tk[0])
                 self.slot_templates.setdefault(tk[0], []).append(tk)
             if t is not None and not t.never:
                 for m in members.tolist():
-                    tkeys[m] = tk
+                    tkeys[m] = t
             pending.append(members)
         empty = np.zeros(0, np.int64)
         return (np.concatenate(pending) if pending else empty,
@@ -328,32 +333,29 @@ class Engine:
         else:
             slot_l = mod_l = fc_l = poff_l = plen_l = [0] * len(rows)
             hdr = None
-        templates, tkeys_get, modules = self.templates, tkeys.get, self.modules
+        tkeys_get, modules = tkeys.get, self.modules
         add, bump, run, add_ops = agg.add, agg.bump, deep._run, table.add_ops
         n_routine = n_deep = 0
         # replays of templates learnt in this chunk, counted per template and applied after the
         # loop: a count only adds up and the latest position wins, so the order does not matter
-        replayed: dict[int, list] = {}
-        replayed_get = replayed.get
+        replayed: list[Template] = []
         states_get, states_touch, skips_get = self.states.get, self.states.move_to_end, self.skips.get
         pred_same_get, pred_client_get, dyn_get = pred_same.get, pred_client.get, dyn.get
         last_decoded_get = last_decoded.get
         for i, j in enumerate(l4i.tolist()):
+            tmpl = tkeys_get(j)                        # layer-2 rows (j < 0) have none
+            if tmpl is not None:
+                if tmpl.dropped:
+                    tmpl = None
+                elif tmpl.ready:                       # learnt earlier in this chunk
+                    if not tmpl.n_replayed:
+                        replayed.append(tmpl)
+                    tmpl.n_replayed += 1
+                    tmpl.last_i = i
+                    n_routine += 1
+                    dyn[(slot_l[i], fc_l[i])] = j
+                    continue
             frame, t_s, p = frame_l[i], ts_l[i], pos_l[i]
-            tk = tkeys_get(j) if j >= 0 else None
-            tmpl = templates.get(tk) if tk is not None else None
-            if tmpl is not None and tmpl.ready:        # learnt earlier in this chunk
-                r = replayed_get(id(tmpl))
-                if r is None:
-                    replayed[id(tmpl)] = [tmpl, tk[0], 1, frame, t_s, p]
-                else:
-                    r[2] += 1
-                    r[3] = frame
-                    r[4] = t_s
-                    r[5] = p
-                n_routine += 1
-                dyn[(slot_l[i], fc_l[i])] = j
-                continue
             if j < 0:
                 o0 = off_l[i]
                 lay = decode_frame(lt_l[i], bytes(buf[o0:o0 + cap_l[i]]))
@@ -412,11 +414,13 @@ class Engine:
                 add_ops(sl, ops)
             if tmpl is not None and not tmpl.never:
                 self._learn(tmpl, kept, ops, deep.errors != errors)
-        for tmpl, sl, cnt, frame, t_s, p in replayed.values():
+        for tmpl in replayed:
+            cnt, i = tmpl.n_replayed, tmpl.last_i
+            tmpl.n_replayed = 0
             for o in tmpl.kept:
-                bump(o, cnt, frame, t_s, p)
+                bump(o, cnt, frame_l[i], ts_l[i], pos_l[i])
             if tmpl.ops:
-                add_ops(sl, tmpl.ops, cnt)
+                add_ops(tmpl.slot, tmpl.ops, cnt)
         self.counters["routine_packets"] += n_routine
         self.counters["deep_packets"] += n_deep
         if ctx is not None and (len(skipped_rows) or dyn):
@@ -498,7 +502,9 @@ class Engine:
 
     def _drop_templates(self, sl: int) -> None:
         for tk in self.slot_templates.pop(sl, ()):
-            self.templates.pop(tk, None)
+            t = self.templates.pop(tk, None)
+            if t is not None:
+                t.dropped = True
 
     def _forget_flows(self, rows: np.ndarray) -> None:
         for sl in rows.tolist():
