@@ -54,11 +54,11 @@ class L4Rows:
 
     def row(self, j: int) -> tuple:
         smac, dmac, et, vlan, ver, l4, slo, dlo, sport, dport, flags, seq = self.m[j].tolist()
-        if ver == 4:
-            src, dst = _ip(4, 0, slo), _ip(4, 0, dlo)
-        else:
+        if ver != 4:
             return l4_header(self.sub, j)
-        return (_mac(smac), _mac(dmac), et, None if vlan < 0 else vlan, src, dst,
+        v4, macs = _IP_TEXT.get, _MAC_TEXT.get    # cache hits inline: this runs per deep packet
+        return (macs(smac) or _mac(smac), macs(dmac) or _mac(dmac), et, None if vlan < 0 else vlan,
+                v4((4, 0, slo)) or _ip(4, 0, slo), v4((4, 0, dlo)) or _ip(4, 0, dlo),
                 "tcp" if l4 == 6 else "udp", sport, dport, flags, seq)
 
 
