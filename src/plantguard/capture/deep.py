@@ -37,8 +37,7 @@ class DeepTier:
                 self._llc[key] = m
 
     def flow_state(self, lay: Layers) -> FlowState:
-        a, b = (lay.src, lay.sport), (lay.dst, lay.dport)
-        key = (lay.l4, lay.vlan) + ((a, b) if a <= b else (b, a))
+        key = flow_key(lay)
         fs = self.flows.get(key)
         if fs is None:
             fs = FlowState(*orient(lay))
@@ -106,6 +105,12 @@ class DeepTier:
         except Exception:  # garbage in a protocol field: count it, keep going
             self.errors += 1
             return []
+
+
+def flow_key(lay: Layers) -> tuple:
+    """Direction-free key of a packet's conversation: (l4, vlan, lower endpoint, higher endpoint)."""
+    a, b = (lay.src, lay.sport), (lay.dst, lay.dport)
+    return (lay.l4, lay.vlan) + ((a, b) if a <= b else (b, a))
 
 
 def orient(lay: Layers) -> tuple[str, int]:

@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Iterator
 
 from plantguard.capture import formats
 from plantguard.capture.aggregate import ObservationAggregator
-from plantguard.capture.deep import DeepTier, orient
+from plantguard.capture.deep import DeepTier, flow_key, orient
 from plantguard.capture.layers import Layers, decode_frame
 from plantguard.model import AnalysisResult, CaptureStats, Flow
 
@@ -71,11 +71,6 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
     counters["states_evicted"] = deep.evicted
     result.counters = counters
     return result
-
-
-def flow_key(lay) -> tuple:
-    a, b = (lay.src, lay.sport), (lay.dst, lay.dport)
-    return (lay.l4, lay.vlan) + ((a, b) if a <= b else (b, a))
 
 
 def _account(flows: dict, deep: DeepTier, lay, cap: str, frame_no: int, ts: float, wirelen: int,
