@@ -93,10 +93,10 @@ def inventory(
     result = _progress_analyze(captures, quiet)
     notes: list[str] = []
     assets = build_assets(result, site_model, notes)
+    caps = _captures(result)
     changes = None
     if not no_store:
-        changes = _record(db, assets, "inventory", result, site_model)
-    caps = _captures(result)
+        changes = _record(db, assets, "inventory", caps, site_model)
     if format == InvFormat.json:
         doc = {"plantguard": __version__, "captures": caps, "assets": [a.as_dict() for a in assets],
                "counters": result.counters, "notes": result.notes + notes}
@@ -121,21 +121,19 @@ def _load_site(path: Path | None):
         fail(f"{path}: cannot read site file ({exc.strerror or exc})")
 
 
-def _record(db, assets, kind, result, site_model):
+def _record(db, assets, kind, caps, site_model):
     from sqlalchemy.exc import SQLAlchemyError
     from plantguard.inventory.history import record_run
     from plantguard.store.db import open_engine
     try:
         engine = open_engine(db)
-        return record_run(engine, assets, kind, _captures(result), getattr(site_model, "name", None))
+        return record_run(engine, assets, kind, caps, getattr(site_model, "name", None))
     except SQLAlchemyError as exc:
         fail(f"store {db or 'plantguard.db'}: {str(exc).splitlines()[0]}")
 
 
 def _captures(result) -> list[dict]:
-    from plantguard.util.timefmt import iso
-    return [{"path": c.path, "packets": c.packets, "bytes": c.bytes, "first": iso(c.first),
-             "last": iso(c.last), "warnings": c.warnings} for c in result.captures]
+    return [c.as_dict() for c in result.captures]
 
 
 def _ident_text(ident: dict) -> str:

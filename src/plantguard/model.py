@@ -167,6 +167,11 @@ class CaptureStats:
     last: float | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, Any]:
+        from plantguard.util.timefmt import iso
+        return {"path": self.path, "packets": self.packets, "bytes": self.bytes, "first": iso(self.first),
+                "last": iso(self.last), "warnings": self.warnings}
+
 
 @dataclass
 class AnalysisResult:
