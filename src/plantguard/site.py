@@ -381,6 +381,11 @@ def _ports_of(name: str) -> set[tuple[str, int]]:
 # Loading and validation
 # --------------------------------------------------------------------------------------------
 
+def declared_site(site) -> "Site | None":
+    """The site when it comes from a site file; None when absent or inferred from traffic."""
+    return site if site is not None and not getattr(site, "inferred", False) else None
+
+
 def load_site(path) -> Site:
     """Read and validate a site file. Raises SiteError (one line: FILE:LINE: field: problem);
     OSError when the file cannot be read."""

@@ -2,13 +2,14 @@
 collection with caps and totals, address classes, labels and secret masking."""
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from functools import lru_cache
 from typing import Iterable
 
 from plantguard.checks.base import AssessContext, Evidence
 from plantguard.inventory.asset import CONTROLLER_ROLES, OT_ROLES
+from plantguard.net import address_class, is_public, is_unicast  # noqa: F401 (re-exported for checks)
+from plantguard.site import declared_site
 
 EVIDENCE_CAP = 20          # evidence items kept per finding; totals go to the finding's detail
 MAX_FINDINGS = 500         # fails listed one by one per check; the rest are summed up in one
@@ -46,7 +47,7 @@ class Index:
                 self.asset_by_ip.setdefault(ip, a)
             for mac in ({a.mac} if a.mac else set()) | set(a.macs or ()):
                 self.asset_by_mac.setdefault(mac, a)
-        self.site = ctx.site if ctx.site is not None and not getattr(ctx.site, "inferred", False) else None
+        self.site = declared_site(ctx.site)
         self.zones = ctx.site if ctx.site is not None else inferred_site()
         self._flows_by_pair: dict[tuple, list] | None = None
         self._servers_of: dict[str, set] | None = None
@@ -172,29 +173,6 @@ def flow_detail(f) -> str:
 
 
 @lru_cache(maxsize=262144)
-def address_class(ip: str | None) -> str:
-    """'public', 'private', or 'other' (multicast, broadcast, unspecified, not an address)."""
-    if not ip:
-        return "other"
-    try:
-        a = ipaddress.ip_address(ip)
-    except ValueError:
-        return "other"
-    if a.is_multicast or a.is_unspecified or (a.version == 4 and (ip == "255.255.255.255" or ip.endswith(".255"))):
-        return "other"
-    if a.is_global:
-        return "public"
-    return "private"
-
-
-def is_public(ip: str | None) -> bool:
-    return address_class(ip) == "public"
-
-
-def is_unicast(ip: str | None) -> bool:
-    return address_class(ip) != "other"
-
-
 def mask(secret) -> str:
     """A secret fit to print: all but the first and last character hidden ('p****c')."""
     if secret is None:

@@ -13,6 +13,7 @@ import pkgutil
 from typing import Callable
 
 from plantguard.checks.base import AssessContext, CheckMeta, Finding, severity_rank
+from plantguard.site import declared_site
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def check_meta(check_id: str) -> CheckMeta | None:
 
 
 def has_site(ctx: AssessContext) -> bool:
-    return ctx.site is not None and not getattr(ctx.site, "inferred", False)
+    return declared_site(ctx.site) is not None
 
 
 def run_checks(ctx: AssessContext, only: set[str] | None = None) -> tuple[list[Finding], list[dict]]:

@@ -9,6 +9,7 @@ from plantguard.checks.base import CheckMeta, Evidence, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.inventory.asset import CONTROLLER_ROLES
 from plantguard.sbom.link import link_sboms, stored_sboms
+from plantguard.site import declared_site
 
 _CONTROLS = {"iec62443-3-3": ("SR 7.8",), "nist-800-53r5": ("SR-4", "SA-4", "CM-8", "SR-3"),
              "iso27001-2022": ("A.5.20", "A.5.21", "A.8.8")}
@@ -50,7 +51,7 @@ def _sources(ctx):
 
 
 def _declared_site(ctx) -> bool:
-    return ctx.site is not None and not getattr(ctx.site, "inferred", False)
+    return declared_site(ctx.site) is not None
 
 
 def _declared_in_site(ctx, path) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, defaultdict
-from functools import lru_cache
 
+from plantguard import net
 from plantguard.inventory.asset import Asset, Service
 from plantguard.inventory.roles import INDUSTRIAL_APPS, infer_role
 from plantguard.inventory.vendors import vendor_of_mac
@@ -23,18 +23,12 @@ MAX_ASSETS = 250_000
 IDENTITY_KEYS_FIRST_WINS = True
 
 
-@lru_cache(maxsize=262144)
+_INVENTORY_CLASS = {"public": "public", "private": "device", "other": "skip"}
+
+
 def address_class(ip: str) -> str:
     """'device', 'public' or 'skip' (multicast, broadcast, unspecified, link-local noise)."""
-    try:
-        a = ipaddress.ip_address(ip)
-    except ValueError:
-        return "skip"
-    if a.is_multicast or a.is_unspecified or (a.version == 4 and (ip.endswith(".255") or ip == "255.255.255.255")):
-        return "skip"
-    if a.is_global:
-        return "public"
-    return "device"
+    return _INVENTORY_CLASS[net.address_class(ip)]
 
 
 def _usable_mac(mac: str | None) -> bool:

@@ -11,9 +11,11 @@ Levels, most exposed first:
 """
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
+
+from plantguard.net import is_global as _is_public
+from plantguard.site import declared_site
 
 LEVELS = ("not-seen", "zone-local", "cross-zone", "it", "internet")
 MAX_EXAMPLES = 5
@@ -55,11 +57,6 @@ class Exposure:
                 "clients": self.clients}
 
 
-def _is_public(ip: str | None) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_global if ip else False
-    except ValueError:
-        return False
 
 
 class ExposureMap:
@@ -68,7 +65,7 @@ class ExposureMap:
     def __init__(self, flows, site=None):
         from plantguard.site import inferred_site
         self.site = site if site is not None else inferred_site()
-        self.declared = site is not None and not getattr(site, "inferred", False)
+        self.declared = declared_site(site) is not None
         self._by_server: dict[str, list] = defaultdict(list)
         for f in flows or ():
             if getattr(f, "server", None):

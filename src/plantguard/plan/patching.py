@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 from plantguard.knowledge.priority import priority_rank
 from plantguard.knowledge.versions import parse_version
+from plantguard.site import declared_site
 
 VULN_CHECKS = ("vuln.known-exploited", "vuln.advisory")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -46,11 +47,11 @@ def build_patch_plan(findings, assets, site, now: datetime | None = None) -> lis
         if getattr(f, "check", None) in VULN_CHECKS and getattr(f, "status", None) == "fail" and f.assets:
             by_asset.setdefault(f.assets[0], []).append(f)
     asset_by_key = {getattr(a, "key", None): a for a in assets or ()}
-    declared_site = site if site is not None and not getattr(site, "inferred", False) else None
+    declared = declared_site(site)
     plan = []
     for key, fs in by_asset.items():
         try:
-            plan.append(_entry(key, fs, asset_by_key.get(key), declared_site, now))
+            plan.append(_entry(key, fs, asset_by_key.get(key), declared, now))
         except Exception as exc:  # noqa: BLE001 - one odd finding must not lose the plan
             plan.append({"asset": key, "priority": "later", "error": f"{type(exc).__name__}: {exc}",
                          "advisories": [], "actions": [], "mitigations": [], "compensating_controls": []})

@@ -2,9 +2,9 @@
 sentences first, then the detail. Anything missing or malformed becomes empty, never an error."""
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from typing import Any
+
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 HORIZONS = ("immediate", "1-3 months", "3+ months")
@@ -294,8 +294,3 @@ def compliance(comp: dict) -> list[dict]:
     return out
 
 
-def is_public(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_global
-    except ValueError:
-        return False

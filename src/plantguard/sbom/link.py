@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plantguard.knowledge.vendors import vendor_key
+from plantguard.site import declared_site
 
 
 @dataclass
@@ -62,7 +63,7 @@ def _vendor_ok(supplier, asset) -> bool:
 def link_sboms(site, assets, stored: list[dict]) -> list[SbomSource]:
     """Every SBOM the assessment knows of, with the devices each describes."""
     sources: dict[str, SbomSource] = {}
-    declared = site is not None and not getattr(site, "inferred", False)
+    declared = declared_site(site) is not None
     if declared:
         for entry in getattr(site, "sboms", None) or []:
             src = sources.setdefault(str(entry["file"]), SbomSource(str(entry["file"])))
@@ -105,6 +106,7 @@ def stored_sboms(engine) -> list[dict]:
     if engine is None:
         return []
     from sqlalchemy import select
+
     from plantguard.store.sbom_tables import SbomRecord
     try:
         with engine.connect() as conn:
