@@ -46,7 +46,7 @@ def samples() -> list[tuple]:
             taken = 0
             for _f, _ts, lay in frames(path):
                 if lay.l4 and lay.payload and (mod.signature(lay.payload) or mod in (dnp3, iec104, opcua, mqtt)
-                                               and (mod.TCP_PORTS[0] in (lay.sport, lay.dport))):
+                                               and (mod.SPEC.tcp_ports[0] in (lay.sport, lay.dport))):
                     out.append((mod, bytes(lay.payload), False))
                     taken += 1
                 elif mod is profinet and not lay.l4 and lay.ethertype == 0x8892:
@@ -61,8 +61,8 @@ def _packet(mod, payload: bytes, state: dict, frame: int, from_client: bool, seq
     if l2:
         return Packet("fuzz", frame, float(frame), payload, "00:00:00:00:00:01", "01:0e:cf:00:00:00",
                       0x8892, None, state=state)
-    port = (mod.TCP_PORTS or mod.UDP_PORTS or (9999,))[0]
-    l4 = "tcp" if mod.TCP_PORTS or mod is opcua else "udp"
+    port = (mod.SPEC.tcp_ports or mod.SPEC.udp_ports or (9999,))[0]
+    l4 = "tcp" if mod.SPEC.tcp_ports or mod is opcua else "udp"
     src, dst, sport, dport = ("10.0.0.1", "10.0.0.2", 40000, port) if from_client else \
         ("10.0.0.2", "10.0.0.1", port, 40000)
     return Packet("fuzz", frame, float(frame), payload, "00:00:00:00:00:01", "00:00:00:00:00:02", 0x0800, None,

@@ -26,7 +26,7 @@ CAPTURES = [
 
 def messages(path):
     for frame, _ts, lay in frames(path):
-        if lay.l4 == "udp" and {lay.sport, lay.dport} & set(dns.UDP_PORTS):
+        if lay.l4 == "udp" and {lay.sport, lay.dport} & set(dns.SPEC.udp_ports):
             try:
                 yield frame, lay, dns.parse(lay.payload)
             except dns.DnsError:

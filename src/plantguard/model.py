@@ -50,6 +50,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Every Observation kind (their data keys are described above).
+OBSERVATION_KINDS = ("identity", "service", "operation", "credential", "session", "tls", "certificate",
+                     "hostname", "address", "topic", "error", "role")
+
 # What an industrial operation does, from the defender's point of view.
 OP_CATEGORIES = (
     "read",        # read data / status

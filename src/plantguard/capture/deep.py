@@ -33,7 +33,7 @@ class DeepTier:
         self._eth = eth
         self._llc = {}
         for m in registry.protocol_modules():
-            for key in getattr(m, "LLC_SNAP", ()):
+            for key in m.SPEC.llc_snap:
                 self._llc[key] = m
 
     def flow_state(self, lay: Layers) -> FlowState:

@@ -98,8 +98,8 @@ class Template:
 class Engine:
     def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS, max_states: int = DEFAULT_MAX_STATES):
         self.modules = list(registry.protocol_modules())
-        self.names = [m.NAME for m in self.modules]
-        self.replay_ok = [bool(getattr(m, "ROUTINE_REPLAY", True)) for m in self.modules]
+        self.names = [m.SPEC.name for m in self.modules]
+        self.routine_rules = routine.recognisers(self.modules)
         self.midx = {m: i for i, m in enumerate(self.modules)}
         tcp, udp, eth, _any = registry.port_tables()
         known_tcp = np.zeros(65536, bool)
@@ -156,9 +156,8 @@ class Engine:
             di = np.flatnonzero(deliver)
             if len(di):
                 behind = self._track_streams(sub, slot, from_client, di)
-                rmask, rkey = routine.recognise(arr, self.names, mod[di], sub.pay_off[di], plen[di],
-                                                from_client[di], sub.l4[di], sub.sport[di], sub.dport[di],
-                                                self.replay_ok)
+                rmask, rkey = routine.recognise(arr, self.routine_rules, mod[di], sub.pay_off[di], plen[di],
+                                                from_client[di], sub.l4[di], sub.sport[di], sub.dport[di])
                 repeat = rmask & (behind > 0) & (behind >= plen[di])
                 self.counters["retransmissions_skipped"] += int(np.count_nonzero(repeat))
                 rmask &= behind == 0

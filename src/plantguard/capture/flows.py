@@ -16,26 +16,9 @@ import numpy as np
 
 from plantguard.capture.columns import ip_text, mac_text
 from plantguard.model import Flow
+from plantguard.util.arrays import hash_keys  # noqa: F401 (the engine imports it from here)
 
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_M2 = np.uint64(0xBF58476D1CE4E5B9)
-_S29, _S31 = np.uint64(29), np.uint64(31)
 NONE_SEQ = np.iinfo(np.int64).max
-
-
-def _mix(h: np.ndarray, x: np.ndarray) -> np.ndarray:
-    h = (h ^ x) * _M1
-    h ^= h >> _S29
-    h *= _M2
-    h ^= h >> _S31
-    return h
-
-
-def hash_keys(cols: tuple[np.ndarray, ...]) -> np.ndarray:
-    h = np.full(len(cols[0]), 0x243F6A8885A308D3, np.uint64)
-    for c in cols:
-        h = _mix(h, c)
-    return h
 
 
 @dataclass
@@ -353,7 +336,7 @@ class FlowTable:
             client = ip_text(ver, nh, nl) + ("/24" if ver == 4 else "/64")
             server = ip_text(ver, sh, sl)
         return Flow("tcp" if l4 == 6 else "udp", client, server, 0, port, None if vlan < 0 else vlan,
-                    None, None if coarse else mac_text(smac), modules[mod - 1].NAME if mod > 0 else None,
+                    None, None if coarse else mac_text(smac), modules[mod - 1].SPEC.name if mod > 0 else None,
                     0, 0, 0, 0, first, first, capture, first_frame, {})
 
     # ---- output ----
@@ -379,7 +362,7 @@ class FlowTable:
                 client, cport, server, sport = b, bps[i], a, aps[i]
             f = Flow("tcp" if l4s[i] == 6 else "udp", client, server, cport, sport,
                      None if vlans[i] == 0 else vlans[i] - 1, mac_text(cmac), mac_text(smac),
-                     modules[mod].NAME if mod >= 0 else None, pk, by, pts, bts, first, last,
+                     modules[mod].SPEC.name if mod >= 0 else None, pk, by, pts, bts, first, last,
                      captures[capi], ff, dict(self.ops.get(row, {})))
             out.append(f)
         return out

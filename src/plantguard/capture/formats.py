@@ -9,7 +9,6 @@ with a counted warning instead of an exception.
 """
 from __future__ import annotations
 
-import gzip
 import mmap
 import os
 import struct

@@ -12,7 +12,6 @@ from plantguard.capture.deep import DeepTier, flow_key, orient
 from plantguard.capture.layers import Layers, decode_frame
 from plantguard.model import AnalysisResult, CaptureStats, Flow
 
-
 PROGRESS_EVERY = 65536
 
 
@@ -95,7 +94,7 @@ def _account(flows: dict, deep: DeepTier, lay, cap: str, frame_no: int, ts: floa
     if f.app is None:
         fs = deep.flows.get(key)
         if fs is not None and fs.module is not None:
-            f.app = fs.module.NAME
+            f.app = fs.module.SPEC.name
     # Operations belong to the flow whose packet carried them.
     for o in obs:
         if o.kind == "operation":

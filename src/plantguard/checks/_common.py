@@ -9,23 +9,17 @@ from typing import Iterable
 from plantguard.checks.base import AssessContext, Evidence
 from plantguard.inventory.asset import CONTROLLER_ROLES, OT_ROLES
 from plantguard.net import address_class, is_public, is_unicast  # noqa: F401 (re-exported for checks)
+from plantguard.protocols.registry import names_with_trait
 from plantguard.site import declared_site
 
 EVIDENCE_CAP = 20          # evidence items kept per finding; totals go to the finding's detail
 MAX_FINDINGS = 500         # fails listed one by one per check; the rest are summed up in one
 LIST_CAP = 50              # names listed in a finding's detail (peers, assets)
 
-# Application protocols (protocol module NAMEs and common variants) by what they carry.
-INDUSTRIAL_PROTOCOLS = frozenset({
-    "modbus", "enip", "cip", "s7comm", "s7comm-plus", "s7commplus", "dnp3", "bacnet", "profinet",
-    "profinet-dcp", "profinet-io", "opcua", "iec104", "mms", "iec61850", "goose", "ads", "melsec",
-    "slmp", "fins", "hart-ip", "c37118", "synchrophasor", "fox", "niagara-fox", "codesys", "pccc",
-})
-# Control protocols with no authentication of their own (DNP3 and OPC UA are judged per session).
-UNAUTHENTICATED_CONTROL = frozenset({
-    "modbus", "enip", "cip", "s7comm", "bacnet", "iec104", "mms", "ads", "melsec", "slmp", "fins",
-    "pccc", "profinet", "profinet-io", "hart-ip", "fox", "niagara-fox", "codesys", "dnp3", "opcua",
-})
+# Declared by each protocol (ProtocolSpec.traits) and read from the registry. DNP3 and OPC UA
+# carry their own security options, judged per session by the checks that use these.
+INDUSTRIAL_PROTOCOLS = names_with_trait("industrial")
+UNAUTHENTICATED_CONTROL = names_with_trait("unauthenticated-control")
 
 
 class Index:

@@ -16,6 +16,7 @@ from plantguard.inventory.asset import Asset, Service
 from plantguard.inventory.roles import INDUSTRIAL_APPS, infer_role
 from plantguard.inventory.vendors import vendor_of_mac
 from plantguard.model import AnalysisResult
+from plantguard.protocols.registry import names_with_trait
 
 ROUTER_MIN_IPS = 4          # distinct addresses behind one MAC that make it a router
 MAX_SERVICES_PER_ASSET = 256
@@ -29,6 +30,9 @@ _INVENTORY_CLASS = {"public": "public", "private": "device", "other": "skip"}
 def address_class(ip: str) -> str:
     """'device', 'public' or 'skip' (multicast, broadcast, unspecified, link-local noise)."""
     return _INVENTORY_CLASS[net.address_class(ip)]
+
+
+CONTROLLER_PROTOCOLS = names_with_trait("controller-server")  # whose servers count as controllers
 
 
 def _usable_mac(mac: str | None) -> bool:
@@ -249,7 +253,7 @@ class _Builder:
         out = []
         controllers = set()
         for a in self.assets.values():
-            if self.server_apps[a.key] & {"modbus", "s7comm", "enip", "dnp3", "iec104", "bacnet"}:
+            if self.server_apps[a.key] & CONTROLLER_PROTOCOLS:
                 controllers.add(a.key)
         for a in self.assets.values():
             a.vendor = vendor_of_mac(a.mac) if a.mac else None

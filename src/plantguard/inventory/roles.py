@@ -4,14 +4,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from plantguard.inventory.asset import Asset
+from plantguard.inventory.asset import CONTROLLER_ROLES, Asset
+from plantguard.protocols.registry import names_with_trait, server_roles
 
-# Application protocols that only controllers / field devices serve.
-CONTROLLER_SERVER_APPS = {"modbus": "plc", "s7comm": "plc", "enip": "plc", "dnp3": "rtu",
-                          "iec104": "rtu", "bacnet": "plc", "profinet": "io-device",
-                          "opcua": "gateway", "mqtt": "broker"}
-INDUSTRIAL_APPS = frozenset({"modbus", "s7comm", "enip", "dnp3", "iec104", "bacnet", "profinet", "opcua"})
-IT_APPS = frozenset({"http", "tls", "dns", "ssh", "ftp", "telnet", "smb", "dhcp"})
+# Which protocols make a host industrial, and what their servers are, is declared by each protocol
+# (ProtocolSpec.traits / server_role) and read from the registry.
+INDUSTRIAL_APPS = names_with_trait("industrial")
+CONTROLLER_SERVER_APPS = server_roles()
 
 _PLC_WORDS = re.compile(r"\b(cpu|plc|logix|controller|m340|m580|s7-\d+|simatic|compactlogix|"
                         r"controllogix|micro8\d\d|modicon|1756-l)", re.I)
@@ -53,7 +52,7 @@ def infer_role(asset: Asset, client_ops: Counter, server_ops: Counter, client_ap
         return "broker", [hint_reason.get("broker") or "serves MQTT"]
     if "io-controller" in hints:
         return "plc", [hint_reason["io-controller"]]
-    ctl_served = [a for a in server_apps if a in CONTROLLER_SERVER_APPS and a not in ("mqtt", "opcua")]
+    ctl_served = [a for a in server_apps if CONTROLLER_SERVER_APPS.get(a) in CONTROLLER_ROLES]
     if ctl_served:
         role = CONTROLLER_SERVER_APPS[sorted(ctl_served)[0]]
         return role, [f"serves {', '.join(sorted(ctl_served))}"]

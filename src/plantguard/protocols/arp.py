@@ -9,13 +9,9 @@ from __future__ import annotations
 import socket
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 
 NAME = "arp"
-TCP_PORTS: tuple = ()
-UDP_PORTS: tuple = ()
-ETHERTYPES = (0x0806,)
-LLC_SNAP = ((b"\x00\x00\x00", 0x0806),)
-ANY_PORT = False
 
 OP_REQUEST, OP_REPLY = 1, 2
 _NO_MAC = ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff")
@@ -51,3 +47,12 @@ def decode(pkt: Packet) -> list[Observation]:
     if a["op"] == OP_REPLY and not gratuitous and a["tpa"] != "0.0.0.0" and a["tha"] not in _NO_MAC:
         out.append(pkt.observe("address", NAME, subject="dst", ip=a["tpa"], mac=a["tha"], source=NAME))
     return out
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="ARP", layer="it",
+    decode=decode, signature=signature,
+    ethertypes=(0x0806,),
+    llc_snap=((b"\x00\x00\x00", 0x0806),),
+    observes=("address",),
+)

@@ -20,12 +20,9 @@ from functools import lru_cache
 from importlib import resources
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 
 NAME = "bacnet"
-TCP_PORTS = ()
-UDP_PORTS = tuple(range(47808, 47824))   # 0xBAC0-0xBACF, the ports BACnet/IP networks use
-ETHERTYPES = ()
-ANY_PORT = False   # four header octets are not enough to claim arbitrary UDP traffic
 
 MAX_VALUES = 512          # application values decoded from one property value
 MAX_RESULTS = 256         # property results read from one ReadPropertyMultiple
@@ -773,3 +770,14 @@ def _device_identity(pkt: Packet, msg: Message) -> list[Observation]:
     if not data:
         return []
     return [pkt.observe("identity", NAME, subject="src", **data)]
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="BACnet/IP", layer="industrial",
+    decode=decode, signature=signature,
+    # 0xBAC0-0xBACF, the ports BACnet/IP networks use
+    udp_ports=tuple(range(47808, 47824)),
+    traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
+    server_role="plc",
+    observes=("credential", "error", "identity", "operation", "service"),
+)

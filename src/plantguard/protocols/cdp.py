@@ -10,15 +10,11 @@ from __future__ import annotations
 import ipaddress
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols._sysdescr import parse_description
 from plantguard.protocols.base import printable
 
 NAME = "cdp"
-TCP_PORTS: tuple = ()
-UDP_PORTS: tuple = ()
-ETHERTYPES: tuple = ()
-LLC_SNAP = ((b"\x00\x00\x0c", 0x2000),)
-ANY_PORT = False
 
 MAX_TLVS = 64
 MAX_ADDRESSES = 16
@@ -133,3 +129,11 @@ def decode(pkt: Packet) -> list[Observation]:
         extra = {"ip": addrs[0]} if addrs else {}
         out.append(pkt.observe("hostname", NAME, subject="src", name=info["name"], source=NAME, **extra))
     return out
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="CDP", layer="it",
+    decode=decode, signature=signature,
+    llc_snap=((b"\x00\x00\x0c", 0x2000),),
+    observes=("hostname", "identity"),
+)

@@ -14,13 +14,10 @@ from __future__ import annotations
 import socket
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import printable
 
 NAME = "dhcp"
-TCP_PORTS: tuple = ()
-UDP_PORTS = (67, 68)
-ETHERTYPES: tuple = ()
-ANY_PORT = False
 
 MAGIC = b"\x63\x82\x53\x63"
 MAX_OPTIONS = 128
@@ -165,3 +162,11 @@ def decode(pkt: Packet) -> list[Observation]:
             out.append(pkt.observe("address", NAME, subject="dst", ip=msg["yiaddr"], mac=chaddr,
                                    source=NAME, **extra))
     return out
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="DHCP", layer="it",
+    decode=decode, signature=signature,
+    udp_ports=(67, 68),
+    observes=("address", "error", "service"),
+)

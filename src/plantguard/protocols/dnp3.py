@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import StreamBuffer
+from plantguard.util.arrays import bytes_hash, col, hash_keys
 
 NAME = "dnp3"
-TCP_PORTS = (20000,)
-UDP_PORTS = (20000,)
-ETHERTYPES = ()
-ANY_PORT = True    # the link header start, length and header CRC are strict enough
 
 START = b"\x05\x64"
 MAX_FRAMES_PER_SEGMENT = 512
@@ -319,3 +319,42 @@ def _app_observations(pkt: Packet, frag: AppFragment) -> list[Observation]:
         names = [n for bit, n in IIN_BITS.items() if frag.iin & bit & IIN_REFUSED]
         out.append(pkt.observe("error", NAME, code=frag.iin, name="IIN: " + ", ".join(names)))
     return out
+
+
+# Routine recognition (capture/routine.py calls these on whole chunks): the key must cover
+# every field decode() reports for such a packet.
+def dnp3_poll_routine(p, plen, from_client, l4, sport, dport):
+    """One whole link frame carrying a single-fragment read (1), response (129) or confirm (0).
+    The key covers every byte but the CRCs, the FCB bit and the transport/application
+    sequence numbers."""
+    ok = (plen >= 15) & (p[:, 0] == 0x05) & (p[:, 1] == 0x64) & (p[:, 2] >= 5)
+    user = p[:, 2].astype(np.int64) - 5
+    ok &= plen == 10 + user + 2 * ((user + 15) // 16)
+    ok &= ((p[:, 3] & 0x4F) == 0x43) | ((p[:, 3] & 0x4F) == 0x44)   # primary user data
+    ok &= (p[:, 10] & 0xC0) == 0xC0                           # transport FIR and FIN
+    fc = p[:, 12]
+    ok &= np.isin(fc, (0, 1, 129))
+    pos = np.arange(p.shape[1])[None, :]
+    in_data = pos >= 10
+    crc = (pos == 8) | (pos == 9) | (in_data & (((pos - 10) % 18) >= 16))
+    keep = (pos < plen[:, None]) & ~crc
+    m = p.copy()
+    m[:, 3] &= 0xDF                    # FCB
+    m[:, 10] &= 0xC0                   # transport sequence
+    m[:, 11] &= 0xF0                   # application sequence
+    key = hash_keys((col(from_client), col(plen), bytes_hash(m, keep)))
+    return ok, key
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="DNP3 (TCP/UDP)", layer="industrial",
+    decode=decode, signature=signature,
+    tcp_ports=(20000,),
+    udp_ports=(20000,),
+    # the link header start, length and header CRC are strict enough
+    any_port=True,
+    routine=(Routine(dnp3_poll_routine, 292),),
+    traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
+    server_role="rtu",
+    observes=("error", "identity", "operation", "role", "service"),
+)

@@ -17,16 +17,10 @@ from __future__ import annotations
 import ipaddress
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import StreamBuffer
 
 NAME = "dns"
-TCP_PORTS = (53,)
-UDP_PORTS = (53, 5353, 5355)
-ETHERTYPES: tuple = ()
-ANY_PORT = False
-# Output depends on earlier packets of the flow (DNS over TCP spans segments): the engine must
-# not replay a packet's observations from an earlier packet with the same bytes.
-ROUTINE_REPLAY = False
 
 MAX_RECORDS = 64
 MAX_JUMPS = 16
@@ -236,3 +230,15 @@ def _observe(pkt: Packet, msg: dict) -> list[Observation]:
             data["query"] = query
         out.append(pkt.observe("hostname", NAME, subject="src" if ip == pkt.src else "dst", **data))
     return out
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="DNS", layer="it",
+    decode=decode, signature=signature,
+    tcp_ports=(53,),
+    udp_ports=(53, 5353, 5355),
+    # Output depends on earlier packets of the flow (DNS over TCP spans segments): the engine must
+    # not replay a packet's observations from an earlier packet with the same bytes.
+    replay=False,
+    observes=("hostname", "operation", "service"),
+)

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+import numpy as np
+
 from plantguard.model import Observation, Packet
 from plantguard.protocols._pdustream import BAD, NEED_MORE, tcp_pdus
+from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import printable
+from plantguard.util.arrays import col, hash_keys, le16, span_hash
 
 NAME = "enip"
-TCP_PORTS = (44818,)
-UDP_PORTS = (44818, 2222)
-ETHERTYPES = ()
-ANY_PORT = False     # fixed, registered ports; the header alone is too generic for any port
 
 ENCAP_PORT, IO_PORT = 44818, 2222
 HEADER = struct.Struct("<HHII8sI")   # command, length, session, status, sender context, options
@@ -790,3 +790,109 @@ def _pccc(data: bytes) -> tuple[str, str, str]:
     name, category = PCCC.get((cmd, fnc), (f"PCCC 0x{cmd:02x}/0x{fnc:02x}", "other"))
     return f"PCCC {name}" if not name.startswith("PCCC") else name, category, \
         f"PCCC command 0x{cmd:02x} function 0x{fnc:02x}"
+
+
+# Routine recognition (capture/routine.py calls these on whole chunks): the key must cover
+# every field decode() reports for such a packet.
+# CIP services left to the deep tier: Identity-capable reads (their replies give identity
+# through request pairing), Multiple Service Packet and Unconnected Send (wrappers).
+_CIP_DEEP = (0x01, 0x03, 0x0E, 0x0A, 0x52)
+
+
+def enip_cip_routine(p, plen, from_client, l4, sport, dport):
+    """SendRRData / SendUnitData with exactly one CIP message. Requests key on the service and
+    path (and the PCCC command and function for Execute PCCC); replies on service and status."""
+    ok = (l4 == 6) & (plen >= 44) & (plen == 24 + le16(p, 2))
+    cmd = le16(p, 0)
+    ok &= ((cmd == 0x6F) | (cmd == 0x70)) & (p[:, 8] == 0) & (p[:, 9] == 0) & (p[:, 10] == 0) & (p[:, 11] == 0)
+    ok &= le16(p, 30) == 2
+    t1, len1 = le16(p, 32), le16(p, 34)
+    ok &= ((t1 == 0) & (len1 == 0)) | ((t1 == 0xA1) & (len1 == 4))
+    i2 = 36 + len1
+    rows = np.arange(len(p))
+    w = p.shape[1]
+
+    def at(i, sub=None):
+        return p[rows if sub is None else sub, np.minimum(i, w - 1)].astype(np.int64)
+
+    t2 = at(i2) | (at(i2 + 1) << 8)
+    len2 = at(i2 + 2) | (at(i2 + 3) << 8)
+    ok &= ((t2 == 0xB2) & (t1 == 0)) | ((t2 == 0xB1) & (t1 == 0xA1))
+    ok &= plen == i2 + 4 + len2
+    cip = i2 + 4 + np.where(t2 == 0xB1, 2, 0)
+    ok &= cip + 4 <= np.minimum(plen, w)
+    svc = at(cip)
+    one = (dport == 44818) != (sport == 44818)
+    request = np.where(one, dport == 44818, from_client)
+    words = at(cip + 1)
+    path_end = cip + 2 + 2 * words
+    req = ok & request & (svc < 0x80) & ~np.isin(svc, _CIP_DEEP) & (path_end + 8 <= np.minimum(plen, w))
+    rsp = ok & ~request & (svc >= 0x80) & ~np.isin(svc & 0x7F, _CIP_DEEP) & np.isin(at(cip + 2), (0, 6))
+    # Execute PCCC: the command and function bytes after the requestor id
+    d0 = path_end
+    rl = at(d0)
+    valid = (rl >= 7) & (d0 + rl + 5 <= plen)
+    pccc = np.where(req & (svc == 0x4B),
+                    (rl << 24) | (valid << 16) | np.where(valid, (at(d0 + rl) << 8) | at(d0 + rl + 4), 0), 0)
+    # Multiple Service Packet: requests key on the whole message; replies on the inner
+    # services when every inner reply succeeded
+    msp_req, msp_rsp, inner = _msp(at, ok, request, svc, cip, path_end, plen, w)
+    end = np.where(msp_req, plen, np.where(req, path_end, 0))
+    key = hash_keys((col(request), col(cmd), col(svc), col(pccc), span_hash(p, cip, end),
+                     col(np.where(rsp, at(cip + 2) | (at(cip + 3) << 8), 0)), inner))
+    return req | rsp | msp_req | msp_rsp, key
+
+
+MSP_MAX = 32  # inner messages looked at; larger packets stay deep
+
+
+def _msp(at, ok, request, svc, cip, path_end, plen, w):
+    n = len(svc)
+    msp_req = ok & request & (svc == 0x0A) & (plen <= w)
+    msp_rsp = ok & ~request & (svc == 0x8A) & (at(cip + 2) == 0)
+    data = np.where(msp_req, path_end, cip + 4 + 2 * at(cip + 3))
+    count = at(data) | (at(data + 1) << 8)
+    good = (msp_req | msp_rsp) & (count >= 1) & (count <= MSP_MAX)
+    # the inner loop looks at the candidate rows only (a few of an ENIP chunk)
+    sel = np.flatnonzero(good)
+    s_req, s_rsp, s_data, s_count = msp_req[sel], msp_rsp[sel], data[sel], count[sel]
+    s_lim = np.minimum(plen[sel], w)
+    s_good = np.ones(len(sel), bool)
+    s_inner = np.zeros(len(sel), np.uint64)
+    for i in range(MSP_MAX):
+        live = s_good & (i < s_count)
+        if not live.any():
+            break
+        o = s_data + (at(s_data + 2 + 2 * i, sel) | (at(s_data + 3 + 2 * i, sel) << 8))
+        isvc = at(o, sel)
+        bad = live & (o + 4 > s_lim)
+        bad |= live & s_req & ((isvc >= 0x80) | np.isin(isvc, _CIP_DEEP))
+        bad |= live & s_rsp & ((isvc < 0x80) | np.isin(isvc & 0x7F, _CIP_DEEP) | ~np.isin(at(o + 2, sel), (0, 6)))
+        s_good &= ~bad
+        s_inner = np.where(live, hash_keys((s_inner, isvc.astype(np.uint64))), s_inner)
+    good[sel] = s_good
+    inner = np.zeros(n, np.uint64)
+    inner[sel] = s_inner
+    return msp_req & good, msp_rsp & good, np.where(msp_rsp & good, inner, np.uint64(0))
+
+
+def cip_io_routine(p, plen, from_client, l4, sport, dport):
+    ok = (l4 == 17) & ((sport == 2222) | (dport == 2222)) & (plen >= 18)
+    ok &= (le16(p, 0) == 2) & (le16(p, 2) == 0x8002) & (le16(p, 4) == 8) & (le16(p, 14) == 0xB1)
+    ok &= plen == 18 + le16(p, 16)
+    conn = col(p[:, 6]) | (col(p[:, 7]) << np.uint64(8)) | (col(p[:, 8]) << np.uint64(16)) \
+        | (col(p[:, 9]) << np.uint64(24))
+    key = hash_keys((col(from_client), conn, col(plen)))
+    return ok, key
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="EtherNet/IP + CIP", layer="industrial",
+    decode=decode, signature=signature,
+    tcp_ports=(44818,),
+    udp_ports=(44818, 2222),
+    routine=(Routine(enip_cip_routine, 512), Routine(cip_io_routine, 24)),
+    traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
+    server_role="plc",
+    observes=("error", "identity", "operation", "service"),
+)

@@ -15,16 +15,10 @@ import re
 
 from plantguard.model import Observation, Packet
 from plantguard.protocols import tls
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import StreamBuffer, printable
 
 NAME = "ftp"
-TCP_PORTS = (21,)
-UDP_PORTS: tuple = ()
-ETHERTYPES: tuple = ()
-ANY_PORT = False
-# Output depends on earlier packets of the flow (a reply settles a command): the engine must
-# not replay a packet's observations from an earlier packet with the same bytes.
-ROUTINE_REPLAY = False
 
 BUFFER_CAP = 16384
 MAX_LINE = 2048
@@ -185,3 +179,14 @@ def _reply(pkt: Packet, line: bytes, out: list) -> None:
     elif code in (331, 332):
         if pending[0] == "PASS":
             out.extend(_flush(pkt, None, code))
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="FTP", layer="it",
+    decode=decode, signature=signature,
+    tcp_ports=(21,),
+    # Output depends on earlier packets of the flow (a reply settles a command): the engine must
+    # not replay a packet's observations from an earlier packet with the same bytes.
+    replay=False,
+    observes=("credential", "identity", "operation", "service", "session"),
+)

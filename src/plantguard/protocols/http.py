@@ -22,16 +22,10 @@ import re
 from collections import deque
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import StreamBuffer, printable
 
 NAME = "http"
-TCP_PORTS = (80, 81, 591, 8000, 8008, 8080, 8081, 8088, 8888, 3128, 5985, 7547, 9080)
-UDP_PORTS = (1900,)
-ETHERTYPES: tuple = ()
-ANY_PORT = True
-# Output depends on earlier packets of the flow (bodies and heads span segments): the engine must
-# not replay a packet's observations from an earlier packet with the same bytes.
-ROUTINE_REPLAY = False
 
 BUFFER_CAP = 65536
 MAX_HEAD = 16384            # request/response head larger than this: stop decoding the direction
@@ -463,3 +457,16 @@ def _ssdp(pkt: Packet) -> list[Observation]:
     if ua:
         out.append(pkt.observe("identity", NAME, subject="src", description=ua[:256], user_agent=ua[:256]))
     return out
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="HTTP", layer="it",
+    decode=decode, signature=signature,
+    tcp_ports=(80, 81, 591, 8000, 8008, 8080, 8081, 8088, 8888, 3128, 5985, 7547, 9080),
+    udp_ports=(1900,),
+    any_port=True,
+    # Output depends on earlier packets of the flow (bodies and heads span segments): the engine must
+    # not replay a packet's observations from an earlier packet with the same bytes.
+    replay=False,
+    observes=("credential", "error", "identity", "operation", "service"),
+)

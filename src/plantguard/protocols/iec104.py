@@ -15,13 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import StreamBuffer
 
 NAME = "iec104"
-TCP_PORTS = (2404,)
-UDP_PORTS = ()
-ETHERTYPES = ()
-ANY_PORT = False
 
 START = 0x68
 MAX_APDUS_PER_SEGMENT = 512
@@ -214,3 +211,13 @@ def _observations(pkt: Packet, apdu: Apdu) -> list[Observation]:
         out.append(pkt.observe("error", NAME, code=a.cause,
                                name=f"{a.type_name} negative {a.cause_name}"))
     return out
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="IEC 60870-5-104", layer="industrial",
+    decode=decode, signature=signature,
+    tcp_ports=(2404,),
+    traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
+    server_role="rtu",
+    observes=("error", "identity", "operation", "service"),
+)

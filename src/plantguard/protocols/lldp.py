@@ -11,14 +11,11 @@ from __future__ import annotations
 import ipaddress
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols._sysdescr import parse_description
 from plantguard.protocols.base import printable
 
 NAME = "lldp"
-TCP_PORTS: tuple = ()
-UDP_PORTS: tuple = ()
-ETHERTYPES = (0x88CC,)
-ANY_PORT = False
 
 MAX_TLVS = 64
 CAPABILITIES = ((0x01, "other"), (0x02, "repeater"), (0x04, "bridge"), (0x08, "wlan-ap"),
@@ -125,3 +122,11 @@ def decode(pkt: Packet) -> list[Observation]:
         extra = {"ip": addrs[0]} if addrs else {}
         out.append(pkt.observe("hostname", NAME, subject="src", name=info["name"], source=NAME, **extra))
     return out
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="LLDP", layer="it",
+    decode=decode, signature=signature,
+    ethertypes=(0x88CC,),
+    observes=("hostname", "identity"),
+)

@@ -10,20 +10,15 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 from plantguard.model import Observation, Packet
 from plantguard.protocols._pdustream import BAD, NEED_MORE, tcp_pdus
+from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import printable
+from plantguard.util.arrays import bytes_hash, col, hash_keys, u16
 
 NAME = "modbus"
-TCP_PORTS = (502,)
-UDP_PORTS = ()
-ETHERTYPES = ()
-# The signature needs exact MBAP framing: protocol id 0 and length fields that cut the payload
-# into whole ADUs with nothing left over (about 1 in 2^24 for arbitrary bytes), a non-zero
-# function code, and a body no shorter than that code allows. That is strict enough for
-# gateways and simulators on other ports (5020, 503, ...); on ports another module claims, that
-# module is asked first.
-ANY_PORT = True
 
 MAX_ADU_LENGTH = 260        # MBAP length field: unit id + PDU; 254 by the spec, a little slack
 MAX_PDUS_PER_SEGMENT = 256
@@ -396,3 +391,40 @@ def _longest_text(b: bytes, minimum: int = 4) -> str:
             cur = b""
     text = best.decode("ascii").strip()
     return text if len(text) >= minimum else ""
+
+
+# Routine recognition (capture/routine.py calls these on whole chunks): the key must cover
+# every field decode() reports for such a packet.
+def modbus_routine(p, plen, from_client, l4, sport, dport):
+    """One whole ADU. Requests of the read/write codes the module describes from the first
+    PDU bytes (start/address, quantity or value); any normal (non-exception) response except
+    the codes whose responses it reads (17, 43, 90)."""
+    ok = (l4 == 6) & (plen >= 8) & (u16(p, 2) == 0)
+    mlen = u16(p, 4)
+    ok &= plen == 6 + mlen
+    fc = p[:, 7].astype(np.int64)
+    req = ok & from_client & np.isin(fc, (1, 2, 3, 4, 5, 6, 15, 16, 23)) & (mlen >= 6)
+    rsp = ok & ~from_client & (fc >= 1) & (fc < 0x80) & ~np.isin(fc, (17, 43, 90))
+    width = np.where(fc == 23, 8, 4)
+    pos = np.arange(p.shape[1])[None, :]
+    keep = req[:, None] & (pos >= 8) & (pos < 8 + width[:, None]) & (pos < plen[:, None])
+    key = hash_keys((col(from_client), col(p[:, 6]), col(fc), col(np.where(req, mlen, 0)),
+                     bytes_hash(p[:, :16], keep[:, :16])))
+    return req | rsp, key
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="Modbus/TCP", layer="industrial",
+    decode=decode, signature=signature,
+    tcp_ports=(502,),
+    # The signature needs exact MBAP framing: protocol id 0 and length fields that cut the payload
+    # into whole ADUs with nothing left over (about 1 in 2^24 for arbitrary bytes), a non-zero
+    # function code, and a body no shorter than that code allows. That is strict enough for
+    # gateways and simulators on other ports (5020, 503, ...); on ports another module claims, that
+    # module is asked first.
+    any_port=True,
+    routine=(Routine(modbus_routine, 64),),
+    traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
+    server_role="plc",
+    observes=("error", "identity", "operation", "service"),
+)

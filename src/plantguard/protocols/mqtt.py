@@ -7,13 +7,10 @@ per SUBSCRIBE filter, session (protocol version, never encrypted on this port).
 from __future__ import annotations
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import StreamBuffer, printable
 
 NAME = "mqtt"
-TCP_PORTS = (1883,)
-UDP_PORTS = ()
-ETHERTYPES = ()
-ANY_PORT = True   # a CONNECT carries the protocol name, strict enough for any port
 
 CONNECT, CONNACK, PUBLISH, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT = 1, 2, 3, 8, 10, 14
 PROTOCOL_NAMES = {b"MQTT": "MQTT", b"MQIsdp": "MQIsdp"}
@@ -250,3 +247,14 @@ def parse_subscribe(body: bytes, level: int) -> list[str]:
         off += 1  # requested QoS / subscription options
         topics.append(printable(topic))
     return topics
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="MQTT", layer="industrial",
+    decode=decode, signature=signature,
+    tcp_ports=(1883,),
+    # a CONNECT carries the protocol name, strict enough for any port
+    any_port=True,
+    server_role="broker",
+    observes=("credential", "error", "role", "service", "session", "topic"),
+)

@@ -19,13 +19,10 @@ import struct
 from dataclasses import dataclass, field
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import StreamBuffer, printable
 
 NAME = "opcua"
-TCP_PORTS = (4840,)
-UDP_PORTS = ()
-ETHERTYPES = ()
-ANY_PORT = True
 
 MESSAGE_TYPES = (b"HEL", b"ACK", b"ERR", b"RHE", b"OPN", b"MSG", b"CLO")
 CHUNK_TYPES = (b"F", b"C", b"A")
@@ -662,3 +659,14 @@ def _app_identity(pkt: Packet, subject: str, app: dict, **extra) -> list[Observa
     if not data or not _once(pkt, ("app", subject, repr(sorted(data.items())))):
         return []
     return [pkt.observe("identity", NAME, subject=subject, **data)]
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="OPC UA binary", layer="industrial",
+    decode=decode, signature=signature,
+    tcp_ports=(4840,),
+    any_port=True,
+    traits=frozenset({"industrial", "unauthenticated-control"}),
+    server_role="gateway",
+    observes=("credential", "error", "identity", "operation", "service", "session"),
+)

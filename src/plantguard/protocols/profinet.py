@@ -24,13 +24,10 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import cstr, printable
 
 NAME = "profinet"
-TCP_PORTS = ()
-UDP_PORTS = (34964,)
-ETHERTYPES = (0x8892,)
-ANY_PORT = True   # a DCE/RPC v4 header naming a PNIO interface UUID is unmistakable
 
 MAX_BLOCKS = 64
 
@@ -417,3 +414,16 @@ def decode(pkt: Packet) -> list[Observation]:
     if not pkt.l4:
         return _decode_dcp(pkt)
     return _decode_rpc(pkt)
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="PROFINET DCP and IO-CM", layer="industrial",
+    decode=decode, signature=signature,
+    udp_ports=(34964,),
+    ethertypes=(0x8892,),
+    # a DCE/RPC v4 header naming a PNIO interface UUID is unmistakable
+    any_port=True,
+    traits=frozenset({"industrial", "unauthenticated-control"}),
+    server_role="io-device",
+    observes=("address", "error", "identity", "operation", "role", "service"),
+)

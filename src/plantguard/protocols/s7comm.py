@@ -12,15 +12,15 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from plantguard.model import Observation, Packet
 from plantguard.protocols._pdustream import BAD, NEED_MORE, tcp_pdus
+from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import cstr, printable
+from plantguard.util.arrays import bytes_hash, col, hash_keys, u16
 
 NAME = "s7comm"
-TCP_PORTS = (102,)
-UDP_PORTS = ()
-ETHERTYPES = ()
-ANY_PORT = False   # TPKT/COTP also carries MMS and other ISO protocols; stay on port 102
 
 S7_PORT = 102
 MAX_TPKT = 0xFFFF
@@ -623,3 +623,39 @@ def parse_s7plus(b: bytes, st: dict | None = None, request: bool = True) -> S7Pl
         if pdu.opcode == 0x31 and off + 13 <= len(body):
             pdu.session = struct.unpack_from(">I", body, off + 9)[0]
     return pdu
+
+
+# Routine recognition (capture/routine.py calls these on whole chunks): the key must cover
+# every field decode() reports for such a packet.
+def s7_job_ack_routine(p, plen, from_client, l4, sport, dport):
+    """One whole TPKT/COTP DT (last unit) S7 PDU: read/write-variable jobs, keyed on their
+    parameter block (the items, not the data written); acks keyed on error class/code and the
+    function echoed in the parameters."""
+    w = p.shape[1]
+    ok = (l4 == 6) & (plen >= 19) & (p[:, 0] == 3) & (p[:, 1] == 0) & (u16(p, 2) == plen)
+    ok &= (p[:, 4] == 2) & (p[:, 5] == 0xF0) & ((p[:, 6] & 0x80) != 0) & (p[:, 7] == 0x32)
+    ros = p[:, 8]
+    par, dat = u16(p, 13), u16(p, 15)
+    one = (dport == 102) != (sport == 102)
+    request = np.where(one, dport == 102, from_client)
+    job = ok & request & (ros == 1) & (plen == 17 + par + dat) & np.isin(p[:, 17], (0x04, 0x05)) \
+        & (17 + par <= w)
+    ack = ok & ~request & np.isin(ros, (2, 3)) & (plen == 19 + par + dat) & (plen >= 21) \
+        & np.isin(p[:, 19], (0x04, 0x05))
+    pos = np.arange(w)[None, :]
+    keep = job[:, None] & (pos >= 17) & (pos < (17 + par)[:, None])
+    key = hash_keys((col(request), col(ros), bytes_hash(p, keep),
+                     col(np.where(ack, (p[:, 17].astype(np.int64) << 16) | (p[:, 18].astype(np.int64) << 8)
+                                   | p[:, 19], 0))))
+    return job | ack, key
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="S7comm, S7comm-plus", layer="industrial",
+    decode=decode, signature=signature,
+    tcp_ports=(102,),
+    routine=(Routine(s7_job_ack_routine, 128),),
+    traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
+    server_role="plc",
+    observes=("error", "identity", "operation", "service"),
+)

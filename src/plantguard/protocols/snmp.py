@@ -13,14 +13,19 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from plantguard.model import Observation, Packet
-from plantguard.protocols._ber import BerError, children, expect, read_tlv, to_int, to_oid, to_uint
+from plantguard.protocols._ber import (
+    BerError,
+    children,
+    expect,
+    read_tlv,
+    to_int,
+    to_oid,
+    to_uint,
+)
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols._sysdescr import parse_description
 
 NAME = "snmp"
-TCP_PORTS: tuple = ()
-UDP_PORTS = (161, 162)
-ETHERTYPES: tuple = ()
-ANY_PORT = False
 
 MAX_VARBINDS = 64
 VERSION_NAMES = {0: "snmpv1", 1: "snmpv2c", 3: "snmpv3"}
@@ -294,3 +299,11 @@ def _agent_identity(pkt: Packet, msg: SnmpMessage, once) -> list[Observation]:
     if ident and once(("ident", tuple(sorted(ident.items())))):
         out.append(pkt.observe("identity", NAME, subject="src", **ident))
     return out
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="SNMP v1/v2c/v3", layer="it",
+    decode=decode, signature=signature,
+    udp_ports=(161, 162),
+    observes=("credential", "error", "hostname", "identity", "operation", "service"),
+)

@@ -8,13 +8,10 @@ from __future__ import annotations
 import re
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import printable
 
 NAME = "ssh"
-TCP_PORTS = (22, 2222, 830)
-UDP_PORTS: tuple = ()
-ETHERTYPES: tuple = ()
-ANY_PORT = True
 
 MAX_PRE_LINES = 16      # a server may send text lines before its identification (RFC 4253)
 _IDENT = re.compile(rb"SSH-(\d\.\d+)-([^\s\r\n]{1,200})(?: ([^\r\n]{0,200}))?\r?\n?")
@@ -69,3 +66,12 @@ def decode(pkt: Packet) -> list[Observation]:
     if ver:
         data["version"] = ver
     return [pkt.observe("service", NAME, subject="src", **data)]
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="SSH", layer="it",
+    decode=decode, signature=signature,
+    tcp_ports=(22, 2222, 830),
+    any_port=True,
+    observes=("identity", "service"),
+)

@@ -12,15 +12,9 @@ from __future__ import annotations
 import re
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._spec import ProtocolSpec
 
 NAME = "telnet"
-TCP_PORTS = (23, 2323)
-UDP_PORTS: tuple = ()
-ETHERTYPES: tuple = ()
-ANY_PORT = True
-# Output depends on earlier packets of the flow (keystrokes arrive one per segment): the engine must
-# not replay a packet's observations from an earlier packet with the same bytes.
-ROUTINE_REPLAY = False
 
 IAC, SB, SE = 0xFF, 0xFA, 0xF0
 WILL, WONT, DO, DONT = 0xFB, 0xFC, 0xFD, 0xFE
@@ -195,3 +189,15 @@ def _flush(pkt: Packet, result: str | None) -> list[Observation]:
                         dport, vlan, "dst", {"user": user, "password": password,
                                              "secret_type": "password", "cleartext": True,
                                              "result": result})]
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="Telnet", layer="it",
+    decode=decode, signature=signature,
+    tcp_ports=(23, 2323),
+    any_port=True,
+    # Output depends on earlier packets of the flow (keystrokes arrive one per segment): the engine must
+    # not replay a packet's observations from an earlier packet with the same bytes.
+    replay=False,
+    observes=("credential", "service"),
+)

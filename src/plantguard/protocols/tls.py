@@ -18,15 +18,17 @@ import hashlib
 from functools import lru_cache
 
 from plantguard.model import Observation, Packet
-from plantguard.protocols._tls_ciphers import NAMED_GROUPS, SSL2_CIPHERS, is_weak, suite_name
+from plantguard.protocols._spec import ProtocolSpec, Routine
+from plantguard.protocols._tls_ciphers import (
+    NAMED_GROUPS,
+    SSL2_CIPHERS,
+    is_weak,
+    suite_name,
+)
 from plantguard.protocols.base import StreamBuffer
+from plantguard.util.arrays import col, hash_keys, u16
 
 NAME = "tls"
-TCP_PORTS = (443, 8443, 4843, 8883, 5061, 636, 989, 990, 992, 993, 995, 465, 853, 2221, 3269,
-             5671, 5986, 6514, 6697, 8531, 10443)
-UDP_PORTS: tuple = ()
-ETHERTYPES: tuple = ()
-ANY_PORT = True
 
 BUFFER_CAP = 1 << 17
 MAX_RECORD = 18432           # 2^14 + 2048: the largest legal TLSCiphertext
@@ -495,3 +497,23 @@ def _sslv2(pkt: Packet, d: _Direction, info: dict, body: bytes, out: list) -> No
             d.encrypted = True
     except ValueError:
         return
+
+
+# Routine recognition (capture/routine.py calls these on whole chunks): the key must cover
+# every field decode() reports for such a packet.
+def tls_app_data_routine(p, plen, from_client, l4, sport, dport):
+    ok = (l4 == 6) & (plen >= 6) & (p[:, 0] == 0x17) & (p[:, 1] == 3) & (p[:, 2] <= 4)
+    ok &= plen == 5 + u16(p, 3)
+    key = hash_keys((col(from_client), col(p[:, 1]), col(p[:, 2])))
+    return ok, key
+
+
+SPEC = ProtocolSpec(
+    name=NAME, title="TLS (certificates)", layer="it",
+    decode=decode, signature=signature,
+    tcp_ports=(443, 8443, 4843, 8883, 5061, 636, 989, 990, 992, 993, 995, 465, 853, 2221, 3269,
+                 5671, 5986, 6514, 6697, 8531, 10443),
+    any_port=True,
+    routine=(Routine(tls_app_data_routine, 8),),
+    observes=("certificate", "error", "tls"),
+)

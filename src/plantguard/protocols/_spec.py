@@ -1,0 +1,115 @@
+"""ProtocolSpec: everything the rest of plantguard needs to know about one protocol, declared
+once in the protocol's own module as `
+
+
+SPEC = ProtocolSpec(...)` and checked when it is built.
+
+Ports, EtherTypes and the signature decide which packets reach the decoder; traits and
+server_role tell inventory and the checks what the protocol means (derived lists, never copies);
+routine rules let the engine recognise the polling bulk with array operations and replay what the
+decoder said, so they sit beside the decoder whose output they must agree with."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from difflib import get_close_matches
+from typing import Callable
+
+from plantguard.model import OBSERVATION_KINDS
+
+# What a protocol can mean to the policy stages (inventory roles, checks).
+TRAITS = {
+    "industrial": "an industrial (OT) protocol: speaking it makes a host part of the plant side",
+    "unauthenticated-control": "carries control commands and has no authentication of its own",
+    "controller-server": "whoever serves it is a controller (PLC/RTU) for peer counting",
+}
+# Roles a protocol may give to the hosts that serve it (a subset of inventory's roles).
+SERVER_ROLES = ("plc", "rtu", "io-device", "gateway", "broker")
+LAYERS = ("industrial", "it")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+
+
+class ProtocolSpecError(ValueError):
+    """A protocol module declares itself wrongly; the message is one line naming the module."""
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A routine-packet recogniser: fn(p, plen, from_client, l4, sport, dport) -> (mask, key)
+    over `width` leading payload bytes per row. The key must hash every field the decoder's
+    output depends on for a recognised packet (a miss costs speed, a wrong key correctness)."""
+    fn: Callable
+    width: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProtocolSpec:
+    name: str                          # application name used in flows, observations and site files
+    title: str                         # what users call it ("Modbus/TCP")
+    layer: str                         # "industrial" | "it": where the README lists it
+    decode: Callable                   # decode(pkt) -> list[Observation]; may raise on garbage
+    signature: Callable | None = None  # signature(payload) -> bool; payload looks like this protocol
+    tcp_ports: tuple[int, ...] = ()    # well-known server ports
+    udp_ports: tuple[int, ...] = ()
+    ethertypes: tuple[int, ...] = ()   # layer-2 protocols
+    llc_snap: tuple[tuple[bytes, int], ...] = ()   # (OUI, protocol id) in 802.2 SNAP frames
+    any_port: bool = False             # the signature is strict enough to claim any port
+    replay: bool = True                # False: output depends on the whole conversation; no routine replay
+    routine: tuple[Routine, ...] = ()  # recognisers tried in order (a generic short-payload one follows)
+    traits: frozenset[str] = field(default_factory=frozenset)
+    server_role: str | None = None     # role of the hosts that serve it, when the protocol says it
+    observes: tuple[str, ...] = ()     # Observation kinds the decoder emits
+
+    def __post_init__(self):
+        problems = list(_problems(self))
+        if problems:
+            raise ProtocolSpecError(f"protocol {self.name!r}: " + "; ".join(problems))
+
+    @property
+    def l4_ports(self) -> set[tuple[str, int]]:
+        return {("tcp", p) for p in self.tcp_ports} | {("udp", p) for p in self.udp_ports}
+
+
+def _problems(s: ProtocolSpec):
+    if not isinstance(s.name, str) or not _NAME.match(s.name):
+        yield "name must be 2-32 lowercase letters, digits or '-'"
+    if not s.title:
+        yield "title is empty"
+    if s.layer not in LAYERS:
+        yield f"layer must be one of {', '.join(LAYERS)}"
+    if not callable(s.decode):
+        yield "decode is not callable"
+    for key, lo, hi in (("tcp_ports", 1, 65535), ("udp_ports", 1, 65535), ("ethertypes", 0x0600, 0xFFFF)):
+        values = getattr(s, key)
+        if not isinstance(values, tuple) or not all(isinstance(v, int) and lo <= v <= hi for v in values):
+            yield f"{key} must be a tuple of integers in {lo}..{hi}"
+        elif len(set(values)) != len(values):
+            yield f"{key} lists a value twice"
+    if not all(isinstance(o, bytes) and len(o) == 3 and isinstance(pid, int) for o, pid in s.llc_snap):
+        yield "llc_snap entries must be (3-byte OUI, protocol id)"
+    if (s.tcp_ports or s.udp_ports or s.any_port) and not callable(s.signature):
+        yield "a protocol on TCP/UDP needs a callable signature"
+    if not (s.tcp_ports or s.udp_ports or s.ethertypes or s.llc_snap or s.any_port):
+        yield "no ports, EtherTypes, SNAP ids or any_port: it would never see a packet"
+    unknown = set(s.traits) - set(TRAITS)
+    if not isinstance(s.traits, frozenset) or unknown:
+        yield f"traits must be a frozenset of {', '.join(sorted(TRAITS))} (got {sorted(unknown)})"
+    if s.server_role is not None and s.server_role not in SERVER_ROLES:
+        yield f"server_role must be one of {', '.join(SERVER_ROLES)}"
+    if not all(isinstance(r, Routine) and callable(r.fn) and 1 <= r.width <= 4096 for r in s.routine):
+        yield "routine must be a tuple of Routine(fn, width 1..4096)"
+    if s.routine and not s.replay:
+        yield "routine recognisers on a protocol that forbids replay"
+    if set(s.observes) - set(OBSERVATION_KINDS):
+        yield f"observes names unknown kinds {sorted(set(s.observes) - set(OBSERVATION_KINDS))}"
+
+
+def unknown_key_error(module: str, err: TypeError) -> ProtocolSpecError | None:
+    """A one-line error for ProtocolSpec(... typo=...) (Python says "unexpected keyword")."""
+    m = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+    if not m:
+        return None
+    known = [f.name for f in fields(ProtocolSpec)]
+    hint = get_close_matches(m.group(1), known, n=1)
+    return ProtocolSpecError(f"{module}: ProtocolSpec has no key {m.group(1)!r}"
+                             + (f" (did you mean {hint[0]!r}?)" if hint else ""))

@@ -1,0 +1,67 @@
+"""Column helpers shared by the capture engine and the protocols' routine recognisers: a 64-bit
+row hash over several columns, and readers of big/little-endian fields in a byte matrix (one row
+per packet, one column per payload byte)."""
+from __future__ import annotations
+
+import numpy as np
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xBF58476D1CE4E5B9)
+_S29, _S31 = np.uint64(29), np.uint64(31)
+SPAN_SPLIT = 256   # bytes hashed for every row; only the rows that need more hash the rest
+
+
+def _mix(h: np.ndarray, x: np.ndarray) -> np.ndarray:
+    h = (h ^ x) * _M1
+    h ^= h >> _S29
+    h *= _M2
+    h ^= h >> _S31
+    return h
+
+
+def hash_keys(cols: tuple[np.ndarray, ...]) -> np.ndarray:
+    """One uint64 per row, mixing the rows' values of every column (order matters)."""
+    h = np.full(len(cols[0]), 0x243F6A8885A308D3, np.uint64)
+    for c in cols:
+        h = _mix(h, c)
+    return h
+
+
+def u16(m: np.ndarray, i: int) -> np.ndarray:
+    """Big-endian 16-bit field at byte offset i of every row."""
+    return (m[:, i].astype(np.int64) << 8) | m[:, i + 1]
+
+
+def le16(m: np.ndarray, i: int) -> np.ndarray:
+    """Little-endian 16-bit field at byte offset i of every row."""
+    return m[:, i].astype(np.int64) | (m[:, i + 1].astype(np.int64) << 8)
+
+
+def col(x) -> np.ndarray:
+    """A column as uint64, ready for hash_keys."""
+    return np.asarray(x).astype(np.uint64)
+
+
+def bytes_hash(m: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Hash of each row's bytes where keep is True (others count as zero)."""
+    z = np.where(keep, m, 0).astype(np.uint8)
+    width = -(-z.shape[1] // 8) * 8
+    if width != z.shape[1]:
+        z = np.pad(z, ((0, 0), (0, width - z.shape[1])))
+    words = np.ascontiguousarray(z).view("<u8")
+    return hash_keys(tuple(words[:, i] for i in range(words.shape[1])))
+
+
+def span_hash(p: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Hash of each row's bytes in [start, end) (the same for a row whatever the other rows
+    of its chunk need: the tail past SPAN_SPLIT is hashed apart, 0 when empty)."""
+    split = min(SPAN_SPLIT, p.shape[1])
+    pos = np.arange(split)[None, :]
+    head = bytes_hash(p[:, :split], (pos >= start[:, None]) & (pos < end[:, None]))
+    long = np.flatnonzero(end > split)
+    tail = np.zeros(len(p), np.uint64)
+    if len(long):
+        pos = np.arange(split, p.shape[1])[None, :]
+        keep = (pos >= start[long, None]) & (pos < end[long, None])
+        tail[long] = bytes_hash(p[long, split:], keep)
+    return hash_keys((head, tail))
