@@ -53,3 +53,16 @@ u16be = struct.Struct(">H").unpack_from
 u32be = struct.Struct(">I").unpack_from
 u16le = struct.Struct("<H").unpack_from
 u32le = struct.Struct("<I").unpack_from
+
+
+ONCE_LIMIT = 256   # distinct facts remembered per flow; past it a flow reports nothing new
+
+
+def once(pkt, token, limit: int = ONCE_LIMIT) -> bool:
+    """True the first time `token` is seen on this packet's flow (per-flow decoder state), so a
+    fact repeated on every poll is reported once; False for repeats and past `limit` tokens."""
+    seen = pkt.state.setdefault("seen", set())
+    if token in seen or len(seen) > limit:
+        return False
+    seen.add(token)
+    return True
