@@ -3,8 +3,9 @@ this, written out). Built from the same vocabularies as the validator, which sta
 from __future__ import annotations
 
 from plantguard.site.vocabulary import (_HHMM, _MAC, _NAME, ASSET_ROLES, ATTESTATION_IDS,
-                                        ATTESTATION_STATUSES, COMMON_PROTOCOLS, CRITICALITIES,
-                                        DAY_GROUPS, DAYS, ORGANIZATION_SIZES, ZONE_KINDS)
+                                        ATTESTATION_STATUSES, CRITICALITIES,
+                                        DAY_GROUPS, DAYS, ORGANIZATION_SIZES, ZONE_KINDS,
+                                        protocol_names)
 
 
 def site_schema() -> dict:
@@ -12,7 +13,7 @@ def site_schema() -> dict:
     remains the authority (it also checks overlaps, references between sections and ports)."""
     s = {"type": "string"}
     ip_or_net = {"type": "string", "description": "IP address or network (CIDR)"}
-    names = sorted(COMMON_PROTOCOLS)
+    names = sorted(protocol_names())
 
     def obj(props: dict, required=()) -> dict:
         return {"type": "object", "additionalProperties": False, "properties": props,

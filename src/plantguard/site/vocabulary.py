@@ -23,17 +23,13 @@ ASSET_ROLES = ("plc", "rtu", "hmi", "engineering-workstation", "historian", "sen
                "camera", "internet-host", "unknown")
 
 # Names an `allow` entry may use besides the protocol modules' own NAMEs, with their usual ports.
+# Names an `allow` entry may use besides the protocols plantguard decodes (whose names and
+# ports come from their ProtocolSpec, see protocol_names()).
 COMMON_PROTOCOLS: dict[str, tuple[tuple[str, int], ...]] = {
-    "http": (("tcp", 80), ("tcp", 8080)), "https": (("tcp", 443), ("tcp", 8443)),
-    "ssh": (("tcp", 22),), "telnet": (("tcp", 23),), "ftp": (("tcp", 21),), "tftp": (("udp", 69),),
-    "snmp": (("udp", 161), ("udp", 162)), "dns": (("udp", 53), ("tcp", 53)), "ntp": (("udp", 123),),
+    "https": (("tcp", 443), ("tcp", 8443)), "tftp": (("udp", 69),), "ntp": (("udp", 123),),
     "syslog": (("udp", 514), ("tcp", 514), ("tcp", 6514)), "rdp": (("tcp", 3389),),
     "vnc": (("tcp", 5900),), "smb": (("tcp", 445),), "ldap": (("tcp", 389),), "ldaps": (("tcp", 636),),
-    "dhcp": (("udp", 67), ("udp", 68)), "tls": (("tcp", 443),), "mqtt": (("tcp", 1883),),
-    "mqtts": (("tcp", 8883),), "modbus": (("tcp", 502),), "s7comm": (("tcp", 102),),
-    "enip": (("tcp", 44818), ("udp", 44818), ("udp", 2222)), "dnp3": (("tcp", 20000), ("udp", 20000)),
-    "bacnet": (("udp", 47808),), "opcua": (("tcp", 4840),), "iec104": (("tcp", 2404),),
-    "profinet": (("udp", 34964),), "icmp": (),
+    "mqtts": (("tcp", 8883),), "icmp": (),
 }
 # Names that mean "TLS on this port": they match by port whatever the flow's application says.
 PORT_ONLY_NAMES = frozenset({"https", "mqtts", "ldaps"})
@@ -52,25 +48,14 @@ TOP_KEYS = ("site", "organization_size", "timezone", "description", "zones", "co
 
 
 def protocol_names() -> set[str]:
-    """Protocol names an `allow` entry may use: the protocol modules' NAMEs plus common names."""
-    names = set(COMMON_PROTOCOLS)
-    try:
-        from plantguard.protocols.registry import protocol_modules
-        names |= {m.NAME for m in protocol_modules()}
-    except Exception:  # a broken protocol module must not make every site file invalid
-        pass
-    return names
+    """Protocol names an `allow` entry may use: every decoded protocol plus the common names."""
+    from plantguard.protocols.registry import protocol_names as decoded   # the site model sits above protocols
+    return set(COMMON_PROTOCOLS) | decoded()
 
 
 def _ports_of(name: str) -> set[tuple[str, int]]:
-    ports = set(COMMON_PROTOCOLS.get(name, ()))
-    try:
-        from plantguard.protocols.registry import by_name
-        m = by_name(name)
-    except Exception:
-        m = None
-    if m is not None:
-        ports |= {("tcp", p) for p in getattr(m, "TCP_PORTS", ())}
-        ports |= {("udp", p) for p in getattr(m, "UDP_PORTS", ())}
-    return ports
+    """(l4, port) pairs a protocol name in an `allow` entry stands for."""
+    from plantguard.protocols.registry import spec_of
+    spec = spec_of(name)
+    return set(COMMON_PROTOCOLS.get(name, ())) | (spec.l4_ports if spec is not None else set())
 
