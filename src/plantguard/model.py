@@ -2,57 +2,18 @@
 module saw in it (Observation). Protocol modules only build these; inventory and checks
 only read them.
 
-Observation kinds and their data keys (a contract between protocols/ and inventory/, checks/):
-
-  identity    who a device is; describes the `subject` side ("src" or "dst").
-              keys (all optional): vendor, vendor_id, product, product_code, model, order_number,
-              firmware, hardware, serial, name (station / PLC / host name), device_type,
-              description, os, module, role_hint; protocol-specific extras such as
-              dnp3_address, device_instance, max_apdu, segmentation, software, location,
-              common_address, device_id, ip / netmask / gateway (announced by the device),
-              application_uri, product_uri, endpoints (OPC UA offers), sys_object_id,
-              enterprise, snmp_engine_id, chassis_id, port_id, port_description, capabilities,
-              native_vlan, dhcp_fingerprint, dhcp_vendor_class, dhcp_client_id, dhcp_message,
-              dhcp_requested_ip, mac, user_agent, ssdp_server, ssh_client, route (a module
-              reached through the device, e.g. a CIP backplane path)
-  service     the `subject` side offers an application service on (l4, port):
-              keys: name (application, e.g. "modbus"), banner, software, version; extras: realm,
-              auth_scheme, protocol_version, server_id
-  operation   a client (src) asks a server (dst) to do something:
-              keys: category (one of OP_CATEGORIES), code (function/service code), name, detail;
-              HTTP adds method, host, uri, version
-  credential  a login or secret crossing the network from client (src) to server (dst):
-              keys: user, password (None when not visible), secret_type ("password", "community",
-              "basic", "digest", "usm", "token", "certificate", "anonymous"), cleartext (bool),
-              result ("success" | "failure" | None), reply_code
-  session     security posture of a session: keys: security_mode ("None", "Sign",
-              "SignAndEncrypt"), policy, auth ("anonymous", "username", "certificate", ...),
-              protocol_version, encrypted (bool); extras such as endpoint_url, client_id,
-              clean_session, keep_alive, will_topic
-  tls         keys: version, cipher, sni, server side is `subject`="dst" for ClientHello-derived
-              fields and "src" for ServerHello / Certificate; extras: version_code, cipher_code,
-              weak_cipher, client_version, offered_versions, cipher_count, offered_weak, alpn,
-              curve, dh_bits
-  certificate keys: subject, issuer, not_before, not_after (ISO 8601 UTC), self_signed, serial,
-              key_type, key_bits, sig_alg; extras: fingerprint, position (0 = leaf), san_dns,
-              is_ca, curve, unparsed
-  hostname    keys: name, source ("dhcp", "dns", "lldp", "cdp", "netbios", "snmp", ...); ip (the
-              address a DNS answer names), mac, query. A DHCP client's facts come with src None and
-              src_mac the client's MAC, so they land on the client, not on 0.0.0.0 or a relay.
-  address     an IP <-> MAC binding: keys: ip, mac, source ("arp", "dhcp", "dcp")
-  topic       MQTT / pub-sub: keys: topic, action ("publish" | "subscribe")
-  error       protocol exception / error reply: keys: code, name
-  role        a protocol-level role hint for `subject`: keys: role ("broker", "mqtt-client",
-              "dnp3-master", "dnp3-outstation", "io-controller", "io-device", ...), reason
+Observation kinds and their data keys are declared, typed, in observation_kinds.py (rendered in
+docs/observations.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-# Every Observation kind (their data keys are described above).
-OBSERVATION_KINDS = ("identity", "service", "operation", "credential", "session", "tls", "certificate",
-                     "hostname", "address", "topic", "error", "role")
+from plantguard.observation_kinds import KINDS
+
+# Every Observation kind (their data keys: observation_kinds.py).
+OBSERVATION_KINDS = tuple(KINDS)
 
 # What an industrial operation does, from the defender's point of view.
 OP_CATEGORIES = (

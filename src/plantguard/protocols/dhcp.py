@@ -168,5 +168,5 @@ SPEC = ProtocolSpec(
     name=NAME, title="DHCP", layer="it",
     decode=decode, signature=signature,
     udp_ports=(67, 68),
-    observes=("address", "error", "service"),
+    observes=("address", "error", "hostname", "identity", "service"),
 )
