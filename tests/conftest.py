@@ -12,6 +12,12 @@ SHARED_DATA = Path(os.environ.get("PLANTGUARD_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+def pytest_sessionstart(session):
+    """CI must have the shared data: there a missing folder is an error, not a skip."""
+    if os.environ.get("CI") and not SHARED_DATA.is_dir():
+        raise pytest.UsageError(f"CI=true but the shared test data is missing at {SHARED_DATA}")
+
+
 def shared_path(rel: str) -> Path:
     """A path under ../shared/data, or skip the test when the shared data set is absent."""
     if not SHARED_DATA.is_dir():
