@@ -18,7 +18,7 @@ import numpy as np
 
 from plantguard.model import Observation, Packet
 from plantguard.protocols._spec import ProtocolSpec, Routine
-from plantguard.protocols.base import StreamBuffer
+from plantguard.protocols.base import StreamBuffer, once
 from plantguard.util.arrays import bytes_hash, col, hash_keys
 
 NAME = "dnp3"
@@ -281,25 +281,18 @@ def decode(pkt: Packet) -> list[Observation]:
     return out
 
 
-def _once(pkt: Packet, token: tuple) -> bool:
-    seen = pkt.state.setdefault("seen", set())
-    if token in seen or len(seen) > 256:
-        return False
-    seen.add(token)
-    return True
-
 
 def _link_observations(pkt: Packet, frame: LinkFrame) -> list[Observation]:
     out = []
-    if _once(pkt, ("addr", pkt.src, frame.src)):
+    if once(pkt, ("addr", pkt.src, frame.src)):
         out.append(pkt.observe("identity", NAME, subject="src", dnp3_address=frame.src))
-    if _once(pkt, ("service",)):
+    if once(pkt, ("service",)):
         server = "dst" if pkt.from_client else "src"
         out.append(pkt.observe("service", NAME, subject=server, name=NAME))
     carries_app = frame.primary and frame.function in (3, 4) and frame.user_data
     role = "dnp3-master" if frame.from_master else "dnp3-outstation"
     # link-only frames give a role from the DIR bit; user data gives it from the application
-    if not carries_app and _once(pkt, ("role", pkt.src, role)):
+    if not carries_app and once(pkt, ("role", pkt.src, role)):
         out.append(pkt.observe("role", NAME, subject="src", role=role,
                                reason=f"DNP3 link frames with DIR={int(frame.from_master)}"))
     return out
@@ -310,7 +303,7 @@ def _app_observations(pkt: Packet, frag: AppFragment) -> list[Observation]:
     if frag.function == 0:
         return out                        # application confirms carry nothing of interest
     role = "dnp3-outstation" if frag.is_response else "dnp3-master"
-    if _once(pkt, ("role", pkt.src, role)):
+    if once(pkt, ("role", pkt.src, role)):
         why = "answers DNP3 requests" if role == "dnp3-outstation" else "sends DNP3 requests"
         out.append(pkt.observe("role", NAME, subject="src", role=role, reason=why))
     out.append(pkt.observe("operation", NAME, category=frag.category, code=frag.function,

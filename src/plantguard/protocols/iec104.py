@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from plantguard.model import Observation, Packet
 from plantguard.protocols._spec import ProtocolSpec
-from plantguard.protocols.base import StreamBuffer
+from plantguard.protocols.base import StreamBuffer, once
 
 NAME = "iec104"
 
@@ -181,23 +181,16 @@ def decode(pkt: Packet) -> list[Observation]:
     return out
 
 
-def _once(pkt: Packet, token) -> bool:
-    seen = pkt.state.setdefault("seen", set())
-    if token in seen or len(seen) > 256:
-        return False
-    seen.add(token)
-    return True
-
 
 def _observations(pkt: Packet, apdu: Apdu) -> list[Observation]:
     out = []
     server = "dst" if pkt.from_client else "src"
-    if _once(pkt, "service"):
+    if once(pkt, "service"):
         out.append(pkt.observe("service", NAME, subject=server, name=NAME))
     a = apdu.asdu
     if a is None:
         return out
-    if _once(pkt, ("ca", a.common_address)):
+    if once(pkt, ("ca", a.common_address)):
         out.append(pkt.observe("identity", NAME, subject=server, common_address=a.common_address))
     where = f"CA {a.common_address}" + (f" IOA {a.first_ioa}" if a.first_ioa is not None else "")
     if a.type_id in COMMANDS and a.cause in CONTROL_CAUSES and not a.negative:

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from plantguard.model import Observation, Packet
 from plantguard.protocols._spec import ProtocolSpec
-from plantguard.protocols.base import cstr, printable
+from plantguard.protocols.base import cstr, once, printable
 
 NAME = "profinet"
 
@@ -331,13 +331,6 @@ def describe(pdu: RpcPdu) -> str:
     return " ".join(parts)
 
 
-def _once(pkt: Packet, token) -> bool:
-    seen = pkt.state.setdefault("seen", set())
-    if token in seen or len(seen) > 256:
-        return False
-    seen.add(token)
-    return True
-
 
 def _decode_rpc(pkt: Packet) -> list[Observation]:
     pdu = parse_rpc(pkt.payload)
@@ -345,11 +338,11 @@ def _decode_rpc(pkt: Packet) -> list[Observation]:
         return []
     out: list[Observation] = []
     if pdu.ptype == 0:                        # request
-        if _once(pkt, ("service", pkt.dst, pkt.dport)):
+        if once(pkt, ("service", pkt.dst, pkt.dport)):
             out.append(pkt.observe("service", NAME, subject="dst", name=NAME))
         out.extend(_roles(pkt, pdu))
         ids = object_ids(pdu.object_uuid)
-        if ids and _once(pkt, ("target", pkt.dst, ids["vendor_id"], ids["device_id"])):
+        if ids and once(pkt, ("target", pkt.dst, ids["vendor_id"], ids["device_id"])):
             out.append(pkt.observe("identity", NAME, subject="dst", vendor_id=ids["vendor_id"],
                                    device_id=ids["device_id"]))
         if pdu.fragment != 0:
@@ -390,7 +383,7 @@ def _roles(pkt: Packet, pdu: RpcPdu) -> list[Observation]:
     out = []
     for subject, role in zip(("src", "dst"), pair):
         ip = pkt.src if subject == "src" else pkt.dst
-        if _once(pkt, ("role", ip, role)):
+        if once(pkt, ("role", ip, role)):
             out.append(pkt.observe("role", NAME, subject=subject, role=role,
                                    reason=f"PROFINET IO-CM {pdu.operation} on the {pdu.interface} interface"))
     return out

@@ -24,6 +24,7 @@ from plantguard.protocols._ber import (
 )
 from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols._sysdescr import parse_description
+from plantguard.protocols.base import once
 
 NAME = "snmp"
 
@@ -231,25 +232,17 @@ def decode(pkt: Packet) -> list[Observation]:
     except BerError:
         return []
     out: list[Observation] = []
-    st = pkt.state
-    seen: set = st.setdefault("snmp_seen", set())
     vname = VERSION_NAMES.get(msg.version, str(msg.version))
     pdu = msg.pdu_type
     is_request = pdu in REQUESTS or pdu in (0xA4, 0xA6, 0xA7) or (
         msg.encrypted and bool(msg.flags & 0x04))
 
-    def once(key) -> bool:
-        if key in seen or len(seen) > 256:
-            return False
-        seen.add(key)
-        return True
-
     # the secret: a community in clear (v1/v2c) or a USM user name (v3)
-    if msg.version in (0, 1) and is_request and once(("cred", msg.community)):
+    if msg.version in (0, 1) and is_request and once(pkt, ("cred", msg.community)):
         out.append(pkt.observe("credential", NAME, user=None, password=_text(msg.community),
                                secret_type="community", cleartext=True, result=None,
                                version=vname))
-    if msg.version == 3 and is_request and msg.user and once(("usm", msg.user)):
+    if msg.version == 3 and is_request and msg.user and once(pkt, ("usm", msg.user)):
         out.append(pkt.observe("credential", NAME, user=_text(msg.user), password=None,
                                secret_type="usm", cleartext=False, result=None, version=vname,
                                auth=bool(msg.flags & 1), priv=bool(msg.flags & 2)))
@@ -260,25 +253,25 @@ def decode(pkt: Packet) -> list[Observation]:
         out.append(pkt.observe("operation", NAME, category=REQUESTS[pdu], code=pdu & 0x1F,
                                name=PDU_NAMES[pdu], detail=detail))
     agent_side = "dst" if is_request and pdu not in (0xA4, 0xA7) else "src"
-    if msg.version == 3 and msg.engine_id and once(("engine", agent_side, msg.engine_id)):
+    if msg.version == 3 and msg.engine_id and once(pkt, ("engine", agent_side, msg.engine_id)):
         ident = {"snmp_engine_id": msg.engine_id.hex()}
         ent = engine_enterprise(msg.engine_id)
         if ent is not None:
             ident["enterprise"] = ent
         out.append(pkt.observe("identity", NAME, subject=agent_side, **ident))
     if pdu in (0xA2, 0xA8) or (msg.encrypted and not is_request):
-        if once(("service", vname)):
+        if once(pkt, ("service", vname)):
             out.append(pkt.observe("service", NAME, subject="src", name=NAME, version=vname))
     if pdu == 0xA2:
         if msg.error_status:
             code = msg.error_status
             name = ERROR_NAMES[code] if 0 <= code < len(ERROR_NAMES) else str(code)
             out.append(pkt.observe("error", NAME, subject="src", code=code, name=name))
-        out.extend(_agent_identity(pkt, msg, once))
+        out.extend(_agent_identity(pkt, msg))
     return out
 
 
-def _agent_identity(pkt: Packet, msg: SnmpMessage, once) -> list[Observation]:
+def _agent_identity(pkt: Packet, msg: SnmpMessage) -> list[Observation]:
     out = []
     ident: dict = {}
     for oid, tag, value in msg.varbinds:
@@ -294,9 +287,9 @@ def _agent_identity(pkt: Packet, msg: SnmpMessage, once) -> list[Observation]:
                 ident["enterprise"] = ent
         elif oid == SYS_NAME and tag == 0x04 and value:
             name = _text(value).strip()[:255]
-            if name and once(("name", name)):
+            if name and once(pkt, ("name", name)):
                 out.append(pkt.observe("hostname", NAME, subject="src", name=name, source="snmp"))
-    if ident and once(("ident", tuple(sorted(ident.items())))):
+    if ident and once(pkt, ("ident", tuple(sorted(ident.items())))):
         out.append(pkt.observe("identity", NAME, subject="src", **ident))
     return out
 
