@@ -11,7 +11,7 @@ from conftest import analyze_shared, shared_path
 from it_support import Score, deep_observations, need_tshark, of_kind, packet, stream, tshark_many, zeek_log
 
 from plantguard.protocols import ftp, registry, tls
-from plantguard.protocols._tls_ciphers import CIPHER_SUITES, is_weak
+from plantguard.protocols.tls.ciphers import CIPHER_SUITES, is_weak
 
 Z = "baselines/zeek/"
 T = "pcaps/zeek/tls/"

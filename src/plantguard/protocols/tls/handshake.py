@@ -1,39 +1,27 @@
-"""TLS / SSL (SSLv2 to TLS 1.3) on the usual TLS ports and on any port by its record header.
-
-What is readable in clear, per connection:
-  ClientHello  -> `tls` (subject "dst", the server): sni, client_version, offered_versions
-                  (incl. the supported_versions extension), cipher_count, offered_weak, alpn
-  ServerHello  -> `tls` (subject "src"): version / version_code (TLS 1.3 via
-                  supported_versions), cipher (IANA name) / cipher_code, weak_cipher, sni, curve
-  Certificate  -> one `certificate` per chain member (TLS <= 1.2 and SSLv2; TLS 1.3 sends it
-                  encrypted), describing the sender: subject, issuer, not_before, not_after
-                  (ISO 8601 UTC), serial (hex), self_signed, key_type, key_bits, sig_alg,
-                  fingerprint (SHA-256), san_dns, is_ca, position (0 = own certificate)
-  ServerKeyExchange -> `tls` (subject "src"): dh_bits for DHE, curve for ECDHE
-  Alert (in clear) -> `error` from the sender: code, name, level
-Version names: SSLv2, SSLv3, TLSv1.0 ... TLSv1.3, TLSv1.3-draftNN."""
+"""TLS handshake messages in clear (TLS records of type handshake, alert and change-cipher-spec,
+and SSL 2.0 messages): ClientHello, ServerHello, Certificate, ServerKeyExchange and Alert, parsed
+with the shared binary reader and turned into `tls`, `certificate` and `error` observations.
+Handshake state per direction lives in a _Direction (stream buffer, unfinished handshake bytes,
+whether the rest is encrypted)."""
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 
 from plantguard.model import Observation, Packet
-from plantguard.protocols._spec import ProtocolSpec, Routine
-from plantguard.protocols._tls_ciphers import (
+from plantguard.protocols._binary import Reader
+from plantguard.protocols.base import StreamBuffer
+from plantguard.protocols.tls.certificates import parse_certificate
+from plantguard.protocols.tls.ciphers import (
     NAMED_GROUPS,
     SSL2_CIPHERS,
     is_weak,
     suite_name,
 )
-from plantguard.protocols.base import StreamBuffer
-from plantguard.util.arrays import col, hash_keys, u16
 
 NAME = "tls"
-
 BUFFER_CAP = 1 << 17
 MAX_RECORD = 18432           # 2^14 + 2048: the largest legal TLSCiphertext
 MAX_HANDSHAKE = 1 << 16      # a handshake message larger than this is not parsed
-MAX_RECORDS_PER_PACKET = 256
 MAX_CHAIN = 8
 MAX_LIST = 64
 
@@ -69,114 +57,6 @@ def _grease(code: int) -> bool:
     return code & 0x0F0F == 0x0A0A and code >> 8 == code & 0xFF
 
 
-def signature(payload: bytes) -> bool:
-    """A TLS record header (type 20-24, version 3.x, sane length; a handshake record must
-    start with a ClientHello or ServerHello), or an SSLv2 CLIENT-HELLO / SERVER-HELLO."""
-    b = payload
-    if len(b) >= 6 and 20 <= b[0] <= 24 and b[1] == 3 and b[2] <= 4:
-        length = int.from_bytes(b[3:5], "big")
-        if not 0 < length <= MAX_RECORD:
-            return False
-        return b[0] != HANDSHAKE or b[5] in (CLIENT_HELLO, SERVER_HELLO)
-    if len(b) >= 11 and b[0] & 0x80:
-        length = ((b[0] & 0x7F) << 8) | b[1]
-        if length < 9:
-            return False
-        if b[2] == 1:       # CLIENT-HELLO: version 2.0 or 3.x
-            return b[3:5] == b"\x00\x02" or (b[3] == 3 and b[4] <= 3)
-        if b[2] == 4:       # SERVER-HELLO: session-id-hit (0/1), certificate type 1 (X.509)
-            return b[3] in (0, 1) and b[4] == 1 and b[5:7] == b"\x00\x02"
-    return False
-
-
-# --- certificates -------------------------------------------------------------------------
-
-def _name_overrides():
-    from cryptography.x509.oid import NameOID
-    return {NameOID.STREET_ADDRESS: "street", NameOID.POSTAL_CODE: "postalCode",
-            NameOID.EMAIL_ADDRESS: "emailAddress", NameOID.SERIAL_NUMBER: "serialNumber",
-            NameOID.BUSINESS_CATEGORY: "businessCategory", NameOID.GIVEN_NAME: "GN",
-            NameOID.SURNAME: "SN", NameOID.TITLE: "title", NameOID.DN_QUALIFIER: "dnQualifier",
-            NameOID.JURISDICTION_COUNTRY_NAME: "jurisdictionC",
-            NameOID.JURISDICTION_STATE_OR_PROVINCE_NAME: "jurisdictionST",
-            NameOID.JURISDICTION_LOCALITY_NAME: "jurisdictionL"}
-
-
-def _iso(dt) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@lru_cache(maxsize=512)
-def parse_certificate(der: bytes) -> dict | None:
-    """The facts of one DER certificate, or None when it cannot be parsed at all."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except Exception:
-        return None
-    out: dict = {"fingerprint": hashlib.sha256(der).hexdigest()}
-    names = _name_overrides()
-    for key, getter in (("subject", lambda: cert.subject.rfc4514_string(names)),
-                        ("issuer", lambda: cert.issuer.rfc4514_string(names)),
-                        ("not_before", lambda: _iso(cert.not_valid_before_utc)),
-                        ("not_after", lambda: _iso(cert.not_valid_after_utc)),
-                        ("serial", lambda: _serial_hex(cert.serial_number)),
-                        ("sig_alg", lambda: getattr(cert.signature_algorithm_oid, "_name", None)
-                         or cert.signature_algorithm_oid.dotted_string)):
-        try:
-            out[key] = getter()
-        except Exception:
-            out[key] = None
-    try:
-        key = cert.public_key()
-        if isinstance(key, rsa.RSAPublicKey):
-            out["key_type"], out["key_bits"] = "rsa", key.key_size
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            out["key_type"], out["key_bits"], out["curve"] = "ecdsa", key.curve.key_size, key.curve.name
-        elif isinstance(key, dsa.DSAPublicKey):
-            out["key_type"], out["key_bits"] = "dsa", key.key_size
-        elif isinstance(key, ed25519.Ed25519PublicKey):
-            out["key_type"], out["key_bits"] = "ed25519", 256
-        elif isinstance(key, ed448.Ed448PublicKey):
-            out["key_type"], out["key_bits"] = "ed448", 456
-        else:
-            out["key_type"], out["key_bits"] = type(key).__name__, None
-    except Exception:
-        out["key_type"], out["key_bits"] = None, None
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        out["san_dns"] = san.get_values_for_type(x509.DNSName)[:MAX_LIST]
-    except Exception:
-        out["san_dns"] = []
-    try:
-        out["is_ca"] = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except Exception:
-        out["is_ca"] = None
-    same = out.get("subject") is not None and out.get("subject") == out.get("issuer")
-    out["self_signed"] = same and _verifies_itself(cert)
-    return out
-
-
-def _serial_hex(n: int) -> str:
-    h = format(n, "X")
-    return h if len(h) % 2 == 0 else "0" + h
-
-
-def _verifies_itself(cert) -> bool:
-    """Whether the certificate's signature checks out with its own key (a self-issued name is
-    not enough: a forged or damaged signature says nothing)."""
-    try:
-        cert.verify_directly_issued_by(cert)
-        return True
-    except (ValueError, TypeError):
-        return True   # an algorithm the library cannot verify: the names are all we have
-    except Exception:
-        return False
-
-
-# --- stream handling -------------------------------------------------------------------------
-
 class _Direction:
     __slots__ = ("sb", "hs", "encrypted", "dead", "sslv2")
 
@@ -186,70 +66,6 @@ class _Direction:
         self.encrypted = False       # handshake records are no longer readable
         self.dead = False
         self.sslv2 = False
-
-
-def _state(pkt: Packet) -> tuple[_Direction, dict]:
-    st = pkt.state
-    key = "tls_c" if pkt.from_client else "tls_s"
-    d = st.get(key)
-    if d is None:
-        d = st[key] = _Direction()
-    info = st.setdefault("tls_info", {})
-    return d, info
-
-
-def decode(pkt: Packet) -> list[Observation]:
-    d, info = _state(pkt)
-    if d.dead:
-        return []
-    sb = d.sb
-    if sb.next_seq is not None and pkt.seq != sb.next_seq \
-            and (pkt.seq - sb.next_seq) & 0xFFFFFFFF < 0x80000000:
-        d.dead = True          # a gap: record boundaries are lost for good
-        return []
-    sb.feed(pkt.seq, pkt.payload)
-    if sb.overflow:
-        d.dead = True
-        return []
-    out: list[Observation] = []
-    for _ in range(MAX_RECORDS_PER_PACKET):
-        data = sb.data
-        if len(data) < 2:
-            break
-        if 20 <= data[0] <= 24:
-            if len(data) < 5:
-                break
-            if data[1] != 3 and data[1:3] not in (b"\xfe\xff", b"\xfe\xfd"):
-                d.dead = True
-                break
-            length = int.from_bytes(data[3:5], "big")
-            if length > MAX_RECORD:
-                d.dead = True
-                break
-            if len(data) < 5 + length:
-                break
-            rtype = data[0]
-            if rtype == APPLICATION_DATA:
-                # application data only follows the handshake: nothing more to read here
-                d.dead = True
-                break
-            body = bytes(data[5:5 + length])
-            del data[:5 + length]
-            _record(pkt, d, info, rtype, body, out)
-        elif data[0] & 0x80:
-            length = ((data[0] & 0x7F) << 8) | data[1]
-            if len(data) < 2 + length:
-                break
-            body = bytes(data[2:2 + length])
-            del data[:2 + length]
-            if not d.encrypted:
-                _sslv2(pkt, d, info, body, out)
-        else:
-            d.dead = True
-            break
-    if d.dead:
-        sb.data.clear()
-    return out
 
 
 def _record(pkt: Packet, d: _Direction, info: dict, rtype: int, body: bytes, out: list) -> None:
@@ -298,35 +114,11 @@ def _handshakes(pkt: Packet, d: _Direction, info: dict, out: list) -> None:
             return
 
 
-class _Reader:
-    """Bounds-checked big-endian reads over one handshake message."""
-    __slots__ = ("b", "o")
-
-    def __init__(self, b: bytes):
-        self.b, self.o = b, 0
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.o + n > len(self.b):
-            raise ValueError("truncated")
-        v = self.b[self.o:self.o + n]
-        self.o += n
-        return v
-
-    def num(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "big")
-
-    def vec(self, n: int) -> bytes:
-        return self.take(self.num(n))
-
-    def left(self) -> int:
-        return len(self.b) - self.o
-
-
-def _extensions(r: _Reader) -> dict[int, bytes]:
+def _extensions(r: Reader) -> dict[int, bytes]:
     exts: dict[int, bytes] = {}
     if r.left() < 2:
         return exts
-    e = _Reader(r.vec(2))
+    e = Reader(r.vec(2))
     for _ in range(MAX_LIST):
         if e.left() < 4:
             break
@@ -336,7 +128,7 @@ def _extensions(r: _Reader) -> dict[int, bytes]:
 
 
 def parse_client_hello(msg: bytes) -> dict:
-    r = _Reader(msg)
+    r = Reader(msg)
     legacy = r.num(2)
     r.take(32)
     r.vec(1)
@@ -356,8 +148,8 @@ def parse_client_hello(msg: bytes) -> dict:
             versions = listed
     out["offered_versions"] = [version_name(v) for v in versions[:MAX_LIST]]
     if EXT_SNI in exts:
-        s = _Reader(exts[EXT_SNI])
-        lst = _Reader(s.vec(2))
+        s = Reader(exts[EXT_SNI])
+        lst = Reader(s.vec(2))
         for _ in range(8):
             if lst.left() < 3:
                 break
@@ -367,8 +159,8 @@ def parse_client_hello(msg: bytes) -> dict:
                 out["sni"] = name.decode("ascii", "replace")[:255]
                 break
     if EXT_ALPN in exts:
-        a = _Reader(exts[EXT_ALPN])
-        lst = _Reader(a.vec(2))
+        a = Reader(exts[EXT_ALPN])
+        lst = Reader(a.vec(2))
         protos = []
         for _ in range(16):
             if lst.left() < 1:
@@ -380,7 +172,7 @@ def parse_client_hello(msg: bytes) -> dict:
 
 
 def parse_server_hello(msg: bytes) -> dict:
-    r = _Reader(msg)
+    r = Reader(msg)
     legacy = r.num(2)
     random = r.take(32)
     r.vec(1)
@@ -420,8 +212,8 @@ def _server_hello(pkt: Packet, info: dict, msg: bytes) -> list[Observation]:
 
 
 def _certificates(pkt: Packet, msg: bytes) -> list[Observation]:
-    r = _Reader(msg)
-    chain = _Reader(r.vec(3))
+    r = Reader(msg)
+    chain = Reader(r.vec(3))
     out = []
     for pos in range(MAX_CHAIN):
         if chain.left() < 3:
@@ -444,7 +236,7 @@ def _certificate(pkt: Packet, der: bytes, pos: int) -> list[Observation]:
 
 def _server_key_exchange(pkt: Packet, info: dict, msg: bytes) -> list[Observation]:
     cipher = info.get("cipher") or ""
-    r = _Reader(msg)
+    r = Reader(msg)
     if "_DHE_" in cipher or "_DH_anon_" in cipher:
         p = r.vec(2).lstrip(b"\x00")
         if p:
@@ -460,7 +252,7 @@ def _sslv2(pkt: Packet, d: _Direction, info: dict, body: bytes, out: list) -> No
     """SSL 2.0 handshake messages (two-byte record header, no padding)."""
     if not body:
         return
-    r = _Reader(body)
+    r = Reader(body)
     try:
         mtype = r.num(1)
         if mtype == 1:                                   # CLIENT-HELLO
@@ -497,23 +289,3 @@ def _sslv2(pkt: Packet, d: _Direction, info: dict, body: bytes, out: list) -> No
             d.encrypted = True
     except ValueError:
         return
-
-
-# Routine recognition (capture/routine.py calls these on whole chunks): the key must cover
-# every field decode() reports for such a packet.
-def tls_app_data_routine(p, plen, from_client, l4, sport, dport):
-    ok = (l4 == 6) & (plen >= 6) & (p[:, 0] == 0x17) & (p[:, 1] == 3) & (p[:, 2] <= 4)
-    ok &= plen == 5 + u16(p, 3)
-    key = hash_keys((col(from_client), col(p[:, 1]), col(p[:, 2])))
-    return ok, key
-
-
-SPEC = ProtocolSpec(
-    name=NAME, title="TLS (certificates)", layer="it",
-    decode=decode, signature=signature,
-    tcp_ports=(443, 8443, 4843, 8883, 5061, 636, 989, 990, 992, 993, 995, 465, 853, 2221, 3269,
-                 5671, 5986, 6514, 6697, 8531, 10443),
-    any_port=True,
-    routine=(Routine(tls_app_data_routine, 8),),
-    observes=("certificate", "error", "tls"),
-)
