@@ -3,7 +3,10 @@ exist in the catalogs, failures contained, and garbage input never escaping run_
 from __future__ import annotations
 
 import csv
+import importlib
 import json
+import sys
+import textwrap
 
 import pytest
 from checks_support import T0, asset, fails, result, run
@@ -12,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plantguard.checks import registry
-from plantguard.checks.base import SEVERITIES, AssessContext, CheckMeta
+from plantguard.checks.base import EFFORTS, SEVERITIES, THEMES, AssessContext, CheckMeta, CheckMetaError
+from plantguard.checks.practices import PRACTICES
 from plantguard.model import Flow, Observation
 
 # ARCHITECTURE §6, less the vulnerability and SBOM checks of another module
@@ -27,6 +31,16 @@ from plantguard.checks.attestations import ATTESTATION_CHECKS  # noqa: E402
 ATTESTATION_CHECK_IDS = {m.id for m in ATTESTATION_CHECKS.values()}
 OUR_MODULES = ("inventory", "credentials", "services", "segmentation", "egress", "crypto", "plc",
                "zerotrust", "attestations")
+
+
+WORDING = {"action": "Fix the test check", "why": "A test check failed.", "effort": "low", "owner": "tester",
+           "themes": ("hygiene",)}
+
+
+def fake_meta(check_id: str) -> CheckMeta:
+    return CheckMeta(check_id, "t", "inventory", "low", "r" * 50, "m" * 50, **WORDING)
+
+
 
 
 def our_checks() -> list[CheckMeta]:
@@ -44,6 +58,9 @@ def test_metadata_is_complete():
         assert m.title and m.practice and len(m.risk) > 40 and len(m.remediation) > 40, m.id
         assert set(m.controls) <= {"iec62443-3-3", "nist-800-53r5", "iso27001-2022"}, m.id
         assert m.controls.get("nist-800-53r5") and m.controls.get("iso27001-2022"), m.id
+        # one table of practices, and the roadmap's wording beside the rest of the check
+        assert m.practice in PRACTICES, m.id
+        assert m.action and m.why and m.owner and m.effort in EFFORTS and set(m.themes) <= set(THEMES), m.id
 
 
 def _catalog(name: str, column: str) -> set[str]:
@@ -78,7 +95,7 @@ def test_traffic_checks_cite_published_attack_to_control_pairs():
 
 
 def test_a_crashing_check_is_reported_not_raised(monkeypatch):
-    meta = CheckMeta("test.crash", "t", "p", "low", "r" * 50, "m" * 50)
+    meta = fake_meta("test.crash")
 
     def boom(ctx):
         raise ZeroDivisionError("bad")
@@ -189,7 +206,7 @@ def test_a_flood_of_pairs_is_listed_up_to_the_cap_with_a_true_total(tmp_path):
 
 def test_registry_caps_any_check_that_returns_too_many_fails(monkeypatch):
     from plantguard.checks.base import Finding
-    meta = CheckMeta("test.many", "t", "p", "low", "r" * 50, "m" * 50)
+    meta = fake_meta("test.many")
 
     def many(ctx):
         return [Finding.from_meta(meta, "fail", f"f{i}", [f"10.0.0.{i % 250}"], severity="high" if i == 999 else None,
@@ -199,3 +216,102 @@ def test_registry_caps_any_check_that_returns_too_many_fails(monkeypatch):
     assert len(findings) == registry.MAX_FAILS_PER_CHECK + 1
     assert findings[0].title == "f999"                       # the most severe first
     assert findings[-1].extra["summarised"] == 1000 - registry.MAX_FAILS_PER_CHECK
+
+
+# ---------------------------------------------------------------------------------------------
+# a check is one record: its metadata is complete or the registry refuses it
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change, says", [
+    ({"action": "", "why": "", "effort": "", "owner": "", "themes": ()},
+     "missing roadmap wording (action, why, effort, owner, themes)"),
+    ({"why": "  "}, "missing roadmap wording (why)"),
+    ({"practice": "zerotrust"}, "unknown practice 'zerotrust'"),
+    ({"severity": "severe"}, "unknown severity 'severe'"),
+    ({"effort": "huge"}, "unknown effort 'huge'"),
+    ({"themes": ("hygene",)}, "unknown themes 'hygene'"),
+])
+def test_incomplete_metadata_fails_with_one_line_naming_the_check(change, says):
+    kw = {"id": "test.incomplete", "title": "t", "practice": "inventory", "severity": "low", "risk": "r" * 50,
+          "remediation": "m" * 50, **WORDING, **change}
+    with pytest.raises(CheckMetaError) as err:
+        CheckMeta(**kw)
+    msg = str(err.value)
+    assert msg.startswith("check test.incomplete: ") and says in msg and "\n" not in msg
+    # the positional form every check used before the roadmap wording moved in is refused too
+    with pytest.raises(CheckMetaError, match=r"^check test\.old: missing roadmap wording"):
+        CheckMeta("test.old", "t", "inventory", "low", "r", "fix")
+
+
+NEW_CHECK_MODULE = '''
+from plantguard.checks.base import CheckMeta, Evidence, Finding
+from plantguard.checks.registry import check
+
+TELNET = CheckMeta(
+    id="zztest.telnet-open", title="Telnet reachable on a controller", practice="unnecessary-services",
+    severity="high", risk="Telnet sends the login in clear and lets anyone who has it change the device.",
+    remediation="Switch Telnet off on the controller and manage it over SSH from the engineering station.",
+    controls={"iec62443-3-3": ("SR 7.7",), "nist-800-53r5": ("CM-7",), "iso27001-2022": ("A.8.20",)},
+    attack=("T0886",),
+    action="Switch off Telnet on the test controllers", why="Controllers answer Telnet logins.",
+    effort="low", owner="OT engineer", themes=("hygiene",))
+
+
+@check(TELNET)
+def telnet_open(ctx):
+    servers = sorted({f.server for f in ctx.result.flows if f.port == 23})
+    return [Finding.from_meta(TELNET, "fail", f"Telnet open on {ip}", [ip], [Evidence(None, None, None, "port 23")])
+            for ip in servers]
+'''
+NEW_CHECK_BROKEN = NEW_CHECK_MODULE.replace('action="Switch off Telnet on the test controllers", ', "")
+
+
+@pytest.fixture
+def new_check_module(tmp_path, monkeypatch):
+    """Puts a check module in the checks package for one test; the registry is restored after."""
+    import plantguard.checks as pkg
+    registry.all_checks()                                   # the shipped checks, loaded once
+    monkeypatch.setattr(pkg, "__path__", [*pkg.__path__, str(tmp_path)])
+    monkeypatch.setattr(registry, "_CHECKS", dict(registry._CHECKS))
+    monkeypatch.setattr(registry, "_LOAD_ERRORS", [])
+    monkeypatch.setattr(registry, "_loaded", False)
+
+    def write(text):
+        (tmp_path / "zztest_new.py").write_text(textwrap.dedent(text))
+        importlib.invalidate_caches()
+    yield write
+    sys.modules.pop("plantguard.checks.zztest_new", None)
+    if hasattr(pkg, "zztest_new"):
+        delattr(pkg, "zztest_new")
+
+
+def test_a_new_check_in_one_module_is_registered_run_and_planned(new_check_module):
+    """Declaring a check in one module is all it takes: the registry finds it, an assessment
+    runs it, its controls reach the compliance view and its wording the roadmap."""
+    from checks_support import flow
+
+    from plantguard.assess import run_assessment
+    new_check_module(NEW_CHECK_MODULE)
+    meta = registry.check_meta("zztest.telnet-open")
+    assert meta is not None and meta.action == "Switch off Telnet on the test controllers"
+    r = result([], [flow("10.0.0.9", "10.0.0.5", 23, "telnet"), flow("10.0.0.9", "10.0.0.6", 502, "modbus")])
+    out = run_assessment(r, None, db=None)
+    mine = [f for f in out["findings"] if f["check"] == "zztest.telnet-open"]
+    assert [(f["status"], f["assets"], f["practice"]) for f in mine] == [("fail", ["10.0.0.5"], "unnecessary-services")]
+    assert not [n for n in out["checks_not_run"] if n["check"].startswith("zztest")]
+    items = [i for h in ("immediate", "1-3 months", "3+ months") for i in out["roadmap"][h]
+             if i["checks"] == ["zztest.telnet-open"]]
+    assert [(i["title"], i["why"], i["effort"], i["owner_hint"], i["severity"]) for i in items] == [
+        ("Switch off Telnet on the test controllers", "Controllers answer Telnet logins.", "low", "OT engineer", "high")]
+    assert items[0] in out["roadmap"]["immediate"]
+    cm7 = [c for c in out["compliance"]["nist-800-53r5"]["controls"] if c["id"] == "CM-7"]
+    assert "zztest.telnet-open" in cm7[0]["checks"] and cm7[0]["status"] == "fail"
+
+
+def test_a_new_check_without_roadmap_wording_stops_the_registry_load(new_check_module):
+    new_check_module(NEW_CHECK_BROKEN)
+    with pytest.raises(CheckMetaError) as err:
+        registry.all_checks()
+    assert str(err.value) == "check zztest.telnet-open: missing roadmap wording (action)"
+    with pytest.raises(CheckMetaError):           # and again: a broken registry is never half-loaded
+        registry.run_checks(AssessContext(result(), []))

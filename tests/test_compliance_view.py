@@ -7,12 +7,15 @@ from types import SimpleNamespace
 from plantguard.checks.base import CheckMeta, Evidence, Finding
 from plantguard.compliance.view import compliance_view
 
-SEG = CheckMeta("segmentation.zone-violation", "Zone violation", "segmentation", "high", "r", "fix",
+# the roadmap wording every CheckMeta carries (the view does not read it)
+W = {"action": "Fix it", "why": "It is broken.", "effort": "low", "owner": "OT engineer", "themes": ("hygiene",)}
+
+SEG = CheckMeta("segmentation.zone-violation", "Zone violation", "segmentation", "high", "r", "fix", **W,
                 controls={"iec62443-3-3": ("SR 5.1",), "nist-800-53r5": ("SC-7",), "iso27001-2022": ("A.8.22",)},
                 attack=("T0886",))
-CRED = CheckMeta("credentials.default", "Default credentials", "default-credentials", "critical", "r", "fix",
+CRED = CheckMeta("credentials.default", "Default credentials", "default-credentials", "critical", "r", "fix", **W,
                  controls={"nist-800-53r5": ("IA-5",)}, attack=("T0812",))
-SVC = CheckMeta("services.insecure", "Insecure services", "unnecessary-services", "medium", "r", "fix",
+SVC = CheckMeta("services.insecure", "Insecure services", "unnecessary-services", "medium", "r", "fix", **W,
                 controls={"iec62443-3-3": ("SR 7.7",), "nist-800-53r5": ("CM-7",), "iso27001-2022": ("A.8.20",)})
 
 
@@ -138,11 +141,11 @@ def test_garbage_never_raises(findings, site):
 
 
 def test_findings_restating_attestations_count_as_declarations():
-    meta = CheckMeta("physical.usb-ports", "USB", "physical-security", "medium", "r", "fix",
+    meta = CheckMeta("physical.usb-ports", "USB", "physical-security", "medium", "r", "fix", **W,
                      controls={"iec62443-3-3": ("SR 2.3",), "nist-800-53r5": ("MP-7",)})
-    ir = CheckMeta("governance.incident-response-plan", "IR", "incident-response", "high", "r", "fix",
+    ir = CheckMeta("governance.incident-response-plan", "IR", "incident-response", "high", "r", "fix", **W,
                    controls={"nist-800-53r5": ("IR-8",)})
-    sec = CheckMeta("governance.security-training", "T", "awareness", "low", "r", "fix",
+    sec = CheckMeta("governance.security-training", "T", "awareness", "low", "r", "fix", **W,
                     controls={"nist-800-53r5": ("AT-2",)})
     def declared(m, status, title, att, said, **kw):
         f = Finding.from_meta(m, status, title, attestation=att, **kw)

@@ -7,11 +7,13 @@ from types import SimpleNamespace
 import hypothesis.strategies as st
 from hypothesis import example, given, settings
 
-from plantguard.checks.base import CheckMeta, Evidence, Finding
+from plantguard.checks.base import EFFORTS, THEMES, CheckMeta, Evidence, Finding
+from plantguard.checks.registry import all_checks
+from plantguard.compliance.attestations import ATTESTATION_IDS, ATTESTATIONS
 from plantguard.inventory.asset import Asset
-from plantguard.plan.roadmap import ATTESTATION_ACTIONS, GUIDANCE, HORIZONS, build_roadmap
+from plantguard.plan.roadmap import GUIDANCE, HORIZONS, build_roadmap
 
-ALL_YES = {k: SimpleNamespace(id=k, status="yes", evidence=None, date=None) for k in ATTESTATION_ACTIONS}
+ALL_YES = {k: SimpleNamespace(id=k, status="yes", evidence=None, date=None) for k in ATTESTATION_IDS}
 
 
 def site(size, attestations=None):
@@ -20,7 +22,9 @@ def site(size, attestations=None):
 
 
 def meta(cid, sev):
-    return CheckMeta(cid, cid, "p", sev, "r", "fix it")
+    # the roadmap words a registered check by its registered metadata, an unknown one by its finding
+    return CheckMeta(cid, cid, "inventory", sev, "r", "fix it", action="a", why="w", effort="low", owner="o",
+                     themes=("visibility",))
 
 
 def fail(cid, sev, *assets):
@@ -179,17 +183,30 @@ def test_attestation_findings_do_not_duplicate_attestation_items():
 
 
 def test_every_registered_check_has_a_plain_action():
-    from plantguard.compliance.attestations import ATTESTATIONS
-    from plantguard.plan.roadmap import ACTIONS
-    try:
-        from plantguard.checks.registry import all_checks
-        ids = {m.id for m, _ in all_checks()}
-    except ImportError as e:
-        import pytest
-        pytest.skip(f"check registry not available: {e}")
-    by_attestation = {a["check"] for a in ATTESTATIONS.values()}
-    missing = sorted(ids - set(ACTIONS) - by_attestation)
-    assert not missing, f"add roadmap wording for {missing}"
+    """Each check's own metadata words its roadmap item: a failing finding of any registered check
+    becomes an item with the check's action, why, effort and owner."""
+    checks = [m for m, _ in all_checks()]
+    assert len(checks) >= len(ATTESTATIONS) + 15
+    for m in checks:
+        road = build_roadmap([Finding.from_meta(m, "fail", f"{m.id} failed", ["10.0.0.5"])], [], site("medium"), [])
+        [item] = [i for h in HORIZONS for i in road[h] if i["checks"] == [m.id] and i["source"] == "finding"]
+        assert (item["title"], item["effort"], item["owner_hint"]) == (m.action, m.effort, m.owner), m.id
+        assert item["why"] == m.why and item["effort"] in EFFORTS, m.id
+
+
+def test_guidance_themes_and_attestation_wording_are_known():
+    for g in GUIDANCE.values():
+        assert g["themes"] <= set(THEMES)
+    assert list(ATTESTATIONS) == list(ATTESTATION_IDS)
+    for aid, a in ATTESTATIONS.items():
+        road = a["roadmap"]
+        assert road["horizon"] in HORIZONS and road["effort"] in EFFORTS, aid
+        assert set(road["themes"]) <= set(THEMES), aid
+    # only weak remote access may be pulled into "immediate" by the size's emphasis
+    assert [aid for aid, a in ATTESTATIONS.items() if a["roadmap"]["urgent"]] == ["remote_access_mfa"]
+    mssp = build_roadmap([], [], site("small", {}), [])
+    assert [i["title"] for h in HORIZONS for i in mssp[h] if i.get("attestation") == "mssp_or_soc"] == \
+        [ATTESTATIONS["mssp_or_soc"]["roadmap"]["action"]["small"]]
 
 
 def test_immediate_stays_short_but_keeps_every_critical_and_high():

@@ -1,91 +1,32 @@
 """Practices traffic cannot show (physical ports, secure boot, incident response plan, backups,
 training, ...), judged from the site file's `attestations`: "yes" passes, "no" fails, "partial"
 fails one severity lower, and a missing attestation fails at low severity as "not attested".
-One check per attestation ID; the check IDs below are stable."""
+One check per attestation ID, each declared in data/attestations.yaml; the check IDs are stable."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from plantguard.checks.base import SEVERITIES, CheckMeta, Finding
 from plantguard.checks.registry import check
+from plantguard.compliance.attestations import ATTESTATIONS, roadmap_action
 
 
-def _meta(check_id, title, practice, severity, risk, remediation, controls, attack=()) -> CheckMeta:
-    return CheckMeta(id=check_id, title=title, practice=practice, severity=severity, risk=risk,
-                     remediation=remediation, controls=controls, attack=tuple(attack), needs_site=True)
+def _meta(att: dict) -> CheckMeta:
+    """The check of one attestation, from its entry in data/attestations.yaml. The roadmap
+    wording is the attestation's own (medium-size title), unless the entry words the check's
+    other findings (finding_roadmap)."""
+    road, other = att["roadmap"], att["finding_roadmap"]
+    return CheckMeta(id=att["check"], title=att["title"], practice=att["practice"], severity=att["severity"],
+                     risk=att["risk"], remediation=att["remediation"],
+                     controls={fw: tuple(ids) for fw, ids in att["controls"].items()},
+                     attack=tuple(att["attack"]), needs_site=True,
+                     action=other["action"] or roadmap_action(att["id"], "medium"),
+                     why=other["why"] or road["why"], effort=road["effort"], owner=road["owner"],
+                     themes=tuple(road["themes"]))
 
 
 # attestation ID (site file key) -> the check that reports it
-ATTESTATION_CHECKS: dict[str, CheckMeta] = {
-    "usb_ports_disabled": _meta(
-        "physical.usb-ports", "USB ports disabled on OT devices", "physical-security", "medium",
-        "Open USB ports let removable media carry malware past every network control.",
-        "Disable or lock unused USB ports on controllers, HMIs and workstations; allow only "
-        "scanned, registered media.",
-        {"iec62443-3-3": ("SR 2.3",), "nist-800-53r5": ("MP-7", "SC-41"), "iso27001-2022": ("A.7.10", "A.8.1")},
-        ("T0847",)),
-    "unused_ethernet_ports_disabled": _meta(
-        "physical.ethernet-ports", "Unused Ethernet ports disabled", "physical-security", "medium",
-        "A live, unused switch or device port lets anyone plug a laptop straight into the control network.",
-        "Shut down unused switch ports, enable port security, and lock spare device ports.",
-        {"iec62443-3-3": ("SR 7.7",), "nist-800-53r5": ("CM-7", "CM-7(9)", "SC-41"), "iso27001-2022": ("A.8.20",)},
-        ("T0864",)),
-    "secure_boot": _meta(
-        "physical.secure-boot", "Secure boot enabled", "device-integrity", "medium",
-        "Without secure boot a modified firmware or operating system starts as if it were genuine.",
-        "Enable secure boot where devices support it; require it in procurement where they do not.",
-        {"iec62443-3-3": ("SR 3.4",), "nist-800-53r5": ("SI-7", "SI-7(9)"), "iso27001-2022": ("A.8.19",)},
-        ("T0857", "T0839")),
-    "hardware_root_of_trust": _meta(
-        "physical.hardware-root-of-trust", "Hardware root of trust", "device-integrity", "low",
-        "Keys and integrity measurements kept in software can be extracted or forged once the device is compromised.",
-        "Prefer devices with a TPM or secure element holding their identity keys and boot measurements.",
-        {"iec62443-3-3": ("SR 3.4", "SR 1.9"), "nist-800-53r5": ("SC-51", "SI-7"), "iso27001-2022": ("A.8.24",)},
-        ("T0857",)),
-    "incident_response_plan": _meta(
-        "governance.incident-response-plan", "OT incident response plan", "incident-response", "high",
-        "Without a rehearsed plan, an incident in the plant is handled ad hoc: longer outages, lost evidence.",
-        "Write an OT-specific incident response plan (roles, contacts, safe-state procedures), and exercise it yearly.",
-        {"nist-800-53r5": ("IR-8", "IR-4"), "iso27001-2022": ("A.5.24", "A.5.26")}),
-    "patch_schedule": _meta(
-        "governance.patch-schedule", "Patch management schedule", "patch-management", "medium",
-        "Without a schedule, OT patches wait for an outage that never comes and known flaws stay open for years.",
-        "Agree a patch cadence per asset class, test patches offline, and apply them in maintenance windows.",
-        {"nist-800-53r5": ("SI-2", "RA-5"), "iso27001-2022": ("A.8.8",)},
-        ("T0866", "T0819")),
-    "sbom_procurement_clause": _meta(
-        "governance.sbom-procurement", "SBOM required in procurement", "sbom-procurement", "medium",
-        "Without a software bill of materials from suppliers, a vulnerable component inside a device stays invisible.",
-        "Add a clause to purchase contracts requiring a machine-readable SBOM (CycloneDX or SPDX) and updates to it.",
-        {"nist-800-53r5": ("SA-4", "SR-1", "SR-3", "SR-4"), "iso27001-2022": ("A.5.20", "A.5.21")},
-        ("T0862",)),
-    "mssp_or_soc": _meta(
-        "monitoring.soc", "Security monitoring (SOC or MSSP)", "monitoring", "medium",
-        "If nobody watches the plant's security events, an intrusion is found by its consequences.",
-        "Feed OT network and host events to a SOC (in-house or managed) with OT-aware use cases.",
-        {"iec62443-3-3": ("SR 6.2",), "nist-800-53r5": ("SI-4", "IR-4"), "iso27001-2022": ("A.8.16", "A.5.25")}),
-    "backups_tested": _meta(
-        "resilience.backups-tested", "Backups of controller programs and configurations tested",
-        "backup-recovery", "high",
-        "An untested backup of PLC programs and configurations may not restore when ransomware or a failure strikes.",
-        "Back up controller programs, HMI projects and device configurations; test a restore at least yearly.",
-        {"iec62443-3-3": ("SR 7.3", "SR 7.4"), "nist-800-53r5": ("CP-9", "CP-9(1)", "CP-4"),
-         "iso27001-2022": ("A.8.13", "A.5.30")},
-        ("T0809",)),
-    "security_training": _meta(
-        "governance.security-training", "Security training for OT staff", "awareness", "low",
-        "Operators and engineers who do not know the threats plug in unknown media and open phishing attachments.",
-        "Give OT staff and contractors role-based security training, refreshed yearly.",
-        {"nist-800-53r5": ("AT-2", "AT-3"), "iso27001-2022": ("A.6.3",)},
-        ("T0865", "T0863")),
-    "remote_access_mfa": _meta(
-        "access.remote-mfa", "Multi-factor authentication for remote access", "remote-access", "high",
-        "Remote access protected by a password alone is taken over with one phished or reused password.",
-        "Require MFA on every remote-access path into the plant (VPN, jump host, vendor portal).",
-        {"iec62443-3-3": ("SR 1.13", "SR 1.1"), "nist-800-53r5": ("IA-2(1)", "IA-2(2)", "AC-17"),
-         "iso27001-2022": ("A.8.5", "A.6.7")},
-        ("T0822", "T0886")),
-}
+ATTESTATION_CHECKS: dict[str, CheckMeta] = {aid: _meta(att) for aid, att in ATTESTATIONS.items()}
 
 
 def _lower(sev: str) -> str:

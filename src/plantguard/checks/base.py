@@ -4,9 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from plantguard.checks.practices import PRACTICES
 from plantguard.util.timefmt import iso
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
+EFFORTS = ("low", "medium", "high")
+# what a roadmap action is about; each organisation size puts some of these first (plan/roadmap.py)
+THEMES = ("access-control", "credentials", "crypto", "hygiene", "incident-response", "integrity",
+          "monitoring", "monitoring-service", "perimeter", "segmentation", "supply-chain",
+          "visibility", "vulnerability")
 
 
 def severity_rank(sev: str) -> int:
@@ -29,11 +35,18 @@ class Evidence:
         return cls(obs.capture, obs.frame, obs.ts, detail)
 
 
+class CheckMetaError(ValueError):
+    """A check's metadata is incomplete or names an unknown severity, practice, effort or theme.
+    The message is one line and names the check."""
+
+
 @dataclass(frozen=True)
 class CheckMeta:
+    """Everything about a check but its code: what the finding says, the controls it gives
+    evidence for, and the roadmap's wording for the work a FAIL calls for."""
     id: str                    # stable check ID (ARCHITECTURE §6); never renamed
     title: str
-    practice: str              # e.g. "inventory", "default-credentials", "rbac-plc-changes"
+    practice: str              # a key of checks/practices.py PRACTICES
     severity: str              # severity of a FAIL
     risk: str                  # one or two sentences: why it matters
     remediation: str
@@ -41,6 +54,48 @@ class CheckMeta:
     # framework key -> control IDs; keys: "iec62443-3-3", "nist-800-53r5", "iso27001-2022"
     attack: tuple[str, ...] = ()     # MITRE ATT&CK for ICS technique IDs
     needs_site: bool = False         # cannot decide without a site file
+    # the roadmap item a FAIL becomes (plan/roadmap.py); required, the defaults only keep the
+    # dataclass valid and are refused by __post_init__
+    action: str = ""                 # what to do, as a title ("Change factory-default passwords ...")
+    why: str = ""                    # why, in plain words
+    effort: str = ""                 # one of EFFORTS
+    owner: str = ""                  # who would usually do it
+    themes: tuple[str, ...] = ()     # THEMES it belongs to (the organisation size weights them)
+
+    def __post_init__(self):
+        if isinstance(self.themes, str):            # themes="hygiene" means the one theme
+            object.__setattr__(self, "themes", (self.themes,))
+        elif isinstance(self.themes, (list, set, frozenset)):
+            object.__setattr__(self, "themes", tuple(sorted(self.themes)))
+        problems = self.problems()
+        if problems:
+            raise CheckMetaError(f"check {self.id or '<no id>'}: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """What is missing or unknown in this metadata (empty when it is complete)."""
+        out = []
+        for what, keys in (("missing", ("id", "title", "risk", "remediation")),
+                           ("missing roadmap wording", ("action", "why", "effort", "owner", "themes"))):
+            missing = [k for k in keys if not _filled(getattr(self, k))]
+            if missing:
+                out.append(f"{what} ({', '.join(missing)})")
+        return out + self._unknown()
+
+    def _unknown(self) -> list[str]:
+        themes = self.themes if isinstance(self.themes, tuple) else (self.themes,)
+        bad = {"severity": [self.severity] if self.severity not in SEVERITIES else [],
+               "practice": [self.practice] if self.practice not in PRACTICES else [],
+               "effort": [self.effort] if self.effort and self.effort not in EFFORTS else [],
+               "themes": [t for t in themes if t not in THEMES]}
+        return [f"unknown {k} {', '.join(map(repr, v))} (known: {_KNOWN[k]})" for k, v in bad.items() if v]
+
+
+_KNOWN = {"severity": ", ".join(SEVERITIES), "practice": "checks/practices.py", "effort": ", ".join(EFFORTS),
+          "themes": "checks/base.py THEMES"}
+
+
+def _filled(v) -> bool:
+    return bool(v.strip()) if isinstance(v, str) else bool(v) and isinstance(v, tuple)
 
 
 @dataclass

@@ -21,6 +21,10 @@ DEFAULT = CheckMeta(
               "nist-800-53r5": ("IA-5", "IA-5(1)", "AC-3"),
               "iso27001-2022": ("A.5.17", "A.8.5")},
     attack=("T0812", "T0859"),
+    action="Change factory-default passwords on plant devices",
+    why="Devices accepted a login with a password printed in the vendor's manual; anyone on the network "
+        "can take them over.",
+    effort="low", owner="OT engineer with the device vendor", themes=("credentials", "hygiene"),
 )
 
 CLEARTEXT = CheckMeta(
@@ -37,6 +41,9 @@ CLEARTEXT = CheckMeta(
               "nist-800-53r5": ("IA-5(1)", "SC-8", "SC-8(1)"),
               "iso27001-2022": ("A.5.17", "A.8.5", "A.8.24")},
     attack=("T0842", "T0859"),
+    action="Stop sending passwords in clear text",
+    why="Passwords crossed the network unencrypted; anyone who can see the traffic can reuse them.",
+    effort="medium", owner="OT engineer / network team", themes=("credentials", "hygiene"),
 )
 
 ANONYMOUS_FTP_USERS = {"anonymous", "ftp"}

@@ -25,6 +25,9 @@ CLEARTEXT_TELEMETRY = CheckMeta(
               "nist-800-53r5": ("SC-8", "SC-8(1)", "SC-13"),
               "iso27001-2022": ("A.8.20", "A.8.24")},
     attack=("T0842", "T0830", "T0856"),
+    action="Encrypt sensor and gateway telemetry (TLS, secure OPC UA modes)",
+    why="Measurements travel unencrypted and unauthenticated; they can be read or forged.",
+    effort="medium", owner="OT engineer / integrator", themes=("crypto", "integrity"),
 )
 
 WEAK_TLS = CheckMeta(
@@ -42,6 +45,9 @@ WEAK_TLS = CheckMeta(
               "nist-800-53r5": ("SC-8(1)", "SC-13", "SC-17", "SC-23"),
               "iso27001-2022": ("A.8.24",)},
     attack=("T0830",),
+    action="Replace weak TLS settings and bad certificates",
+    why="Old TLS versions, weak ciphers or invalid certificates make encryption easy to defeat.",
+    effort="medium", owner="IT security / OT engineer", themes=("crypto",),
 )
 
 TELEMETRY_APPS = {"mqtt": "MQTT", "coap": "CoAP", "amqp": "AMQP", "http": "HTTP"}

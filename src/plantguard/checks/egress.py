@@ -23,6 +23,9 @@ NOT_ALLOWLISTED = CheckMeta(
               "iso27001-2022": ("A.8.20", "A.8.22")},
     attack=("T0869", "T0885"),
     needs_site=True,
+    action="Restrict outbound traffic from plant zones to the destinations they need",
+    why="Devices in a deny-by-default zone reached destinations that were never allowed.",
+    effort="low", owner="network team", themes=("perimeter", "segmentation"),
 )
 
 INTERNET = CheckMeta(
@@ -39,6 +42,9 @@ INTERNET = CheckMeta(
               "nist-800-53r5": ("SC-7", "SC-7(4)", "AC-17"),
               "iso27001-2022": ("A.8.20", "A.8.22")},
     attack=("T0883", "T0822", "T0869"),
+    action="Cut direct internet access from plant devices",
+    why="Plant devices talk to public internet addresses: the plant is not isolated as assumed.",
+    effort="low", owner="network team", themes=("perimeter",),
 )
 
 

@@ -24,6 +24,9 @@ UNKNOWN_ASSET = CheckMeta(
     controls={**INV_CONTROLS, "iec62443-3-3": ("SR 7.8", "SR 1.2")},   # SR 1.2: only known devices connect
     attack=("T0864", "T0848"),
     needs_site=True,
+    action="Add unknown devices to the inventory, or remove them",
+    why="Devices were seen that nobody declared; you cannot protect what you do not know.",
+    effort="low", owner="OT engineer / plant IT", themes=("visibility",),
 )
 
 UNIDENTIFIED = CheckMeta(
@@ -36,6 +39,9 @@ UNIDENTIFIED = CheckMeta(
     remediation="Record vendor, product and firmware for the device in the site file assets, or "
                 "let an identity exchange (e.g. a read of its identification object) be captured.",
     controls=INV_CONTROLS,
+    action="Identify the make, model and firmware of unidentified controllers",
+    why="Industrial devices could not be identified, so advisories cannot be matched to them.",
+    effort="low", owner="OT engineer", themes=("visibility", "vulnerability"),
 )
 
 

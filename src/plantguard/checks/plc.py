@@ -26,6 +26,10 @@ UNAUTHORIZED_WRITE = CheckMeta(
               "nist-800-53r5": ("AC-3", "AC-6", "CM-5"),
               "iso27001-2022": ("A.8.2", "A.8.3", "A.5.15")},
     attack=("T0855", "T0836", "T0831"),
+    action="Allow controller writes only from authorised engineering stations",
+    why="Hosts that are not engineering stations wrote values into controllers; a mistake or an "
+        "attacker can change the process.",
+    effort="medium", owner="OT engineer / automation lead", themes=("access-control", "integrity"),
 )
 
 UNAUTHORIZED_PROGRAM = CheckMeta(
@@ -43,6 +47,9 @@ UNAUTHORIZED_PROGRAM = CheckMeta(
               "nist-800-53r5": ("AC-3", "CM-5", "CM-3", "SI-7"),
               "iso27001-2022": ("A.8.2", "A.8.19", "A.8.32")},
     attack=("T0843", "T0845", "T0839", "T0858", "T0889"),
+    action="Lock program and firmware changes to authorised stations and maintenance windows",
+    why="Controller programs were changed, or controllers started and stopped, from hosts that are not authorised.",
+    effort="medium", owner="automation lead", themes=("access-control", "integrity"),
 )
 
 OUTSIDE_WINDOW = CheckMeta(
@@ -59,6 +66,9 @@ OUTSIDE_WINDOW = CheckMeta(
               "iso27001-2022": ("A.8.32",)},
     attack=("T0843", "T0858"),
     needs_site=True,
+    action="Make controller changes only in agreed maintenance windows",
+    why="Controllers were written to or reprogrammed outside the site's maintenance windows.",
+    effort="low", owner="automation lead", themes=("access-control", "integrity"),
 )
 
 STATIONS_NOTE = "no authorised engineering stations are declared (site file: engineering_workstations)"

@@ -1,9 +1,13 @@
 """Finds the check modules and runs their checks.
 
 A check is a function `fn(ctx: AssessContext) -> list[Finding]` registered with `@check(meta)`.
-Modules in this package are discovered automatically (names starting with "_" and the base and
-registry modules are not check modules). A check that cannot decide raises NotRun(reason); one
-that needs a site file says so in its metadata (needs_site) and is skipped without one.
+Modules in this package are discovered automatically (names starting with "_" and the base,
+practices and registry modules are not check modules). A check is one record: its CheckMeta
+carries everything else that is said about it (finding wording, practice, controls, ATT&CK IDs
+and the roadmap's wording), so a new check needs no edit elsewhere. Incomplete metadata stops
+the load with a one-line CheckMetaError naming the check. A check that cannot decide raises
+NotRun(reason); one that needs a site file says so in its metadata (needs_site) and is skipped
+without one.
 """
 from __future__ import annotations
 
@@ -12,12 +16,12 @@ import logging
 import pkgutil
 from typing import Callable
 
-from plantguard.checks.base import AssessContext, CheckMeta, Finding, severity_rank
+from plantguard.checks.base import AssessContext, CheckMeta, CheckMetaError, Finding, severity_rank
 from plantguard.site import declared_site
 
 log = logging.getLogger(__name__)
 
-_NOT_CHECK_MODULES = {"base", "registry"}
+_NOT_CHECK_MODULES = {"base", "practices", "registry"}
 _CHECKS: dict[str, tuple[CheckMeta, Callable]] = {}
 _LOAD_ERRORS: list[dict[str, str]] = []
 _loaded = False
@@ -32,6 +36,10 @@ class NotRun(Exception):
 
 def check(meta: CheckMeta):
     """Register `fn` as the check `meta.id`."""
+    problems = meta.problems() if isinstance(meta, CheckMeta) else ["not a CheckMeta"]
+    if problems:      # a CheckMeta is checked when made; this catches one changed since
+        raise CheckMetaError(f"check {getattr(meta, 'id', meta)}: " + "; ".join(problems))
+
     def register(fn):
         if meta.id in _CHECKS and _CHECKS[meta.id][1] is not fn:
             raise ValueError(f"check ID {meta.id} registered twice")
@@ -52,6 +60,9 @@ def _load() -> None:
             continue
         try:
             importlib.import_module(f"plantguard.checks.{info.name}")
+        except CheckMetaError:    # a check without complete metadata is a bug to fix, not to skip
+            _loaded = False
+            raise
         except Exception as exc:  # one broken module must not stop the others
             log.exception("check module %s failed to load", info.name)
             _LOAD_ERRORS.append({"check": f"{info.name}.*",

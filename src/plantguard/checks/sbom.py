@@ -22,7 +22,10 @@ MISSING = CheckMeta(
          "device, so a new vulnerability in one of them cannot be traced to it.",
     remediation="Ask the supplier for a CycloneDX or SPDX SBOM (make it a procurement clause), check it with "
                 "`plantguard sbom check` and declare it in the site file (sboms: [{file, asset}]).",
-    controls=_CONTROLS)
+    controls=_CONTROLS,
+    action="Obtain software bills of materials (SBOMs) for plant devices",
+    why="Without an SBOM you cannot tell which devices carry a vulnerable component.",
+    effort="low", owner="procurement / vendor management", themes=("supply-chain",))
 
 INCOMPLETE = CheckMeta(
     id="sbom.incomplete", title="SBOM invalid or missing minimum elements", practice="sbom-procurement",
@@ -30,7 +33,10 @@ INCOMPLETE = CheckMeta(
     risk="An SBOM without suppliers, versions or unique identifiers cannot be matched to advisories; one "
          "without author or timestamp cannot be trusted or kept current.",
     remediation="Return the SBOM to the supplier with the missing elements listed and require them by contract.",
-    controls=_CONTROLS)
+    controls=_CONTROLS,
+    action="Ask vendors to complete their SBOMs",
+    why="The SBOMs received lack versions or components, so matching them to advisories is unreliable.",
+    effort="low", owner="procurement / vendor management", themes=("supply-chain",))
 
 VULNERABLE = CheckMeta(
     id="sbom.vulnerable-component", title="SBOM component named in a security advisory",
@@ -39,7 +45,10 @@ VULNERABLE = CheckMeta(
          "(VEX) that the product is unaffected.",
     remediation="Ask the supplier for a fixed release or a VEX statement; meanwhile treat the device as "
                 "vulnerable in the patch plan.",
-    controls=_CONTROLS)
+    controls=_CONTROLS,
+    action="Fix devices whose SBOM lists a vulnerable component",
+    why="A component inside the device has a published vulnerability.",
+    effort="medium", owner="OT engineer with the vendor", themes=("supply-chain", "vulnerability"))
 
 
 def _sources(ctx):

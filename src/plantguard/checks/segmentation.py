@@ -27,6 +27,9 @@ ZONE_VIOLATION = CheckMeta(
     controls=SEG_CONTROLS,
     attack=("T0886", "T0866"),
     needs_site=True,
+    action="Block traffic between zones that no conduit allows",
+    why="Traffic crossed zone boundaries the site did not allow, so one infected zone can reach the next.",
+    effort="medium", owner="network team", themes=("perimeter", "segmentation"),
 )
 
 IT_OT_BRIDGE = CheckMeta(
@@ -44,6 +47,10 @@ IT_OT_BRIDGE = CheckMeta(
               "iso27001-2022": ("A.8.20", "A.8.22")},
     attack=("T0886", "T0866", "T0883"),
     needs_site=True,
+    action="Separate office and guest networks from the machines",
+    why="Office or guest computers talk straight to control or sensing devices; malware on a laptop can "
+        "reach the production line.",
+    effort="medium", owner="network team", themes=("perimeter", "segmentation"),
 )
 
 VLAN_MIXING = CheckMeta(
@@ -59,6 +66,9 @@ VLAN_MIXING = CheckMeta(
               "nist-800-53r5": ("SC-7", "SC-7(29)", "AC-4(21)"),
               "iso27001-2022": ("A.8.22",)},
     attack=("T0886",),
+    action="Put sensing and control devices on their own VLANs",
+    why="Devices of different zones share a VLAN, so the zone plan is not enforced on the wire.",
+    effort="medium", owner="network team", themes=("segmentation",),
 )
 
 UNZONED = CheckMeta(
@@ -73,6 +83,9 @@ UNZONED = CheckMeta(
               "nist-800-53r5": ("CM-8", "SC-7"),
               "iso27001-2022": ("A.5.9", "A.8.22")},
     needs_site=True,
+    action="Place every network in a declared zone",
+    why="Some addresses belong to no zone in the site file: undocumented networks or misplaced devices.",
+    effort="low", owner="network team / OT engineer", themes=("segmentation", "visibility"),
 )
 
 SENSING_KINDS = frozenset({"ot-sensing"})

@@ -21,6 +21,9 @@ INSECURE = CheckMeta(
               "nist-800-53r5": ("CM-7", "CM-7(1)", "SC-8"),
               "iso27001-2022": ("A.8.9", "A.8.20", "A.8.21")},
     attack=("T0886", "T0842"),
+    action="Switch off unused and insecure services (Telnet, FTP, plain HTTP, old SNMP)",
+    why="Old management services offer easy ways in and are rarely needed in production.",
+    effort="low", owner="OT engineer", themes=("hygiene", "perimeter"),
 )
 
 # application name -> (label, severity of a FAIL, what to use instead)

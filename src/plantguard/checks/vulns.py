@@ -19,7 +19,10 @@ KNOWN_EXPLOITED = CheckMeta(
          "Vulnerabilities catalogue: attackers use it in the wild, so exposure turns into compromise fast.",
     remediation="Update to the fixed firmware in the next maintenance window (see the patch plan); until "
                 "then restrict who can reach the device to the stations that need it and watch it closely.",
-    controls=_CONTROLS, attack=("T0866", "T0819"))
+    controls=_CONTROLS, attack=("T0866", "T0819"),
+    action="Patch or shield devices with vulnerabilities that are being exploited",
+    why="These devices run firmware with vulnerabilities attackers are known to use (see the patch plan).",
+    effort="medium", owner="OT engineer with the vendor", themes=("vulnerability",))
 
 ADVISORY = CheckMeta(
     id="vuln.advisory", title="Firmware named in a vendor or CISA security advisory",
@@ -28,7 +31,10 @@ ADVISORY = CheckMeta(
          "exploits are public.",
     remediation="Plan the advisory's fixed version into a maintenance window (see the patch plan); where no "
                 "fix exists apply the advisory's mitigations and verify segmentation.",
-    controls=_CONTROLS, attack=("T0866",))
+    controls=_CONTROLS, attack=("T0866",),
+    action="Plan fixes for devices named in vendor security advisories",
+    why="Vendors published security advisories for this hardware and firmware (see the patch plan).",
+    effort="medium", owner="OT engineer with the vendor", themes=("vulnerability",))
 
 
 def _state(ctx):

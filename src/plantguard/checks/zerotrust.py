@@ -25,6 +25,9 @@ UNAUTH_CONTROL = CheckMeta(
               "iso27001-2022": ("A.8.5", "A.8.20", "A.8.22")},
     attack=("T0855", "T0830", "T0848"),
     needs_site=True,
+    action="Authenticate control traffic that crosses zone boundaries",
+    why="Control commands without any authentication cross between zones; any host on the path can send them.",
+    effort="high", owner="OT architect / integrator", themes=("access-control", "segmentation"),
 )
 
 

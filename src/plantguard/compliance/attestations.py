@@ -1,63 +1,92 @@
-"""What each site attestation (site file `attestations:` keys) vouches for, as controls.
+"""The site attestations (site file `attestations:` keys), read once from data/attestations.yaml:
+per attestation ID its check, title, practice, severity, risk, remediation, controls, ATT&CK IDs
+and roadmap wording. The check module (checks/attestations.py), the compliance view, the roadmap
+and the site file's allowed keys all read this one table.
 
-Chosen per control's own scope: a control is listed only when the attested measure is what the
-control asks for (e.g. disabled USB ports are media-use restriction, not malware protection).
-Frameworks with no fitting control get none rather than a loose one."""
+Controls are chosen per control's own scope: a control is listed only when the attested measure
+is what the control asks for (e.g. disabled USB ports are media-use restriction, not malware
+protection). Frameworks with no fitting control get none rather than a loose one."""
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
-ATTESTATIONS: dict[str, dict[str, Any]] = {
-    "usb_ports_disabled": {
-        "check": "physical.usb-ports",
-        "title": "USB ports disabled on plant computers and controllers",
-        "controls": {"iec62443-3-3": ["SR 2.3"], "nist-800-53r5": ["MP-7", "SC-41"],
-                     "iso27001-2022": ["A.7.10"]}},
-    "unused_ethernet_ports_disabled": {
-        "check": "physical.ethernet-ports",
-        "title": "Unused network switch ports disabled",
-        "controls": {"iec62443-3-3": ["SR 7.7"], "nist-800-53r5": ["CM-7", "SC-41"],
-                     "iso27001-2022": ["A.8.20"]}},
-    "secure_boot": {
-        "check": "physical.secure-boot",
-        "title": "Secure boot enabled on devices that support it",
-        "controls": {"iec62443-3-3": ["SR 3.4"], "nist-800-53r5": ["SI-7", "SI-7(9)"]}},
-    "hardware_root_of_trust": {
-        "check": "physical.hardware-root-of-trust",
-        "title": "Devices anchor their integrity in a hardware root of trust",
-        "controls": {"iec62443-3-3": ["SR 3.4"], "nist-800-53r5": ["SI-7(10)", "SC-51"]}},
-    "incident_response_plan": {
-        "check": "governance.incident-response-plan",
-        "title": "An incident response plan that covers production downtime",
-        "controls": {"nist-800-53r5": ["IR-8"], "iso27001-2022": ["A.5.24", "A.5.26"]}},
-    "patch_schedule": {
-        "check": "governance.patch-schedule",
-        "title": "A patch schedule for plant systems",
-        "controls": {"nist-800-53r5": ["SI-2"], "iso27001-2022": ["A.8.8"]}},
-    "sbom_procurement_clause": {
-        "check": "governance.sbom-procurement",
-        "title": "Purchase contracts require a software bill of materials (SBOM)",
-        "controls": {"nist-800-53r5": ["SA-4", "SR-4"], "iso27001-2022": ["A.5.20", "A.5.21"]}},
-    "mssp_or_soc": {
-        "check": "monitoring.soc",
-        "title": "Security monitoring by a managed provider or an own SOC",
-        "controls": {"iec62443-3-3": ["SR 6.2"], "nist-800-53r5": ["SI-4", "IR-4"],
-                     "iso27001-2022": ["A.8.16"]}},
-    "backups_tested": {
-        "check": "resilience.backups-tested",
-        "title": "Backups of controller programs and configurations, restore tested",
-        "controls": {"iec62443-3-3": ["SR 7.3", "SR 7.4"], "nist-800-53r5": ["CP-9", "CP-9(1)"],
-                     "iso27001-2022": ["A.8.13"]}},
-    "security_training": {
-        "check": "governance.security-training",
-        "title": "Security training for plant staff",
-        "controls": {"nist-800-53r5": ["AT-2", "AT-3"], "iso27001-2022": ["A.6.3"]}},
-    "remote_access_mfa": {
-        "check": "access.remote-mfa",
-        "title": "Remote access requires multi-factor authentication",
-        "controls": {"iec62443-3-3": ["SR 1.13", "SR 1.1"], "nist-800-53r5": ["AC-17", "IA-2(1)", "IA-2(2)"],
-                     "iso27001-2022": ["A.8.5"]}},
-}
+import yaml
+
+from plantguard.checks.base import SEVERITIES, CheckMetaError
+from plantguard.checks.practices import PRACTICES
+
+DATA_FILE = ("data", "attestations.yaml")
+ORGANIZATION_SIZES = ("small", "medium", "large")
+FIELDS = ("check", "title", "practice", "severity", "risk", "remediation", "controls", "roadmap")
+ROADMAP_FIELDS = ("horizon", "effort", "owner", "themes", "why", "action")
+
+
+class AttestationDataError(CheckMetaError):
+    """data/attestations.yaml is malformed; the message is one line and names the attestation.
+    (The file is the attestation checks' metadata, so the check registry stops on it too.)"""
+
+
+def _ids(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        raise TypeError("a list of IDs")
+    return list(v)
+
+
+def _problem(raw: Any) -> str:
+    """What is wrong with one entry, or ""."""
+    if not isinstance(raw, dict):
+        return "not a mapping"
+    road = raw.get("roadmap") if isinstance(raw.get("roadmap"), dict) else {}
+    missing = [k for k in FIELDS if not raw.get(k)] + [f"roadmap.{k}" for k in ROADMAP_FIELDS if not road.get(k)]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if raw["severity"] not in SEVERITIES or raw["practice"] not in PRACTICES:
+        return f"unknown severity {raw['severity']!r} or practice {raw['practice']!r}"
+    if isinstance(road["action"], dict) and set(road["action"]) != set(ORGANIZATION_SIZES):
+        return f"roadmap.action needs one title or one per size ({', '.join(ORGANIZATION_SIZES)})"
+    return ""
+
+
+def _entry(aid: str, raw: Any) -> dict[str, Any]:
+    problem = _problem(raw)
+    if problem:
+        raise AttestationDataError(f"attestation {aid}: {problem}")
+    road = raw["roadmap"]
+    try:
+        controls = {str(fw): _ids(ids) for fw, ids in raw["controls"].items()}
+        attack = _ids(raw.get("attack") or [])
+        themes = _ids(road["themes"])
+    except (AttributeError, TypeError):
+        raise AttestationDataError(f"attestation {aid}: controls, attack and roadmap.themes must list IDs") from None
+    finding = raw.get("finding_roadmap") if isinstance(raw.get("finding_roadmap"), dict) else {}
+    return {**raw, "id": aid, "controls": controls, "attack": attack,
+            "roadmap": {**road, "themes": themes, "urgent": bool(road.get("urgent"))},
+            "finding_roadmap": {"action": finding.get("action") or "", "why": finding.get("why") or ""}}
+
+
+def load_attestations(text: str) -> dict[str, dict[str, Any]]:
+    """{attestation id: entry} in file order, each entry with every field of the file (controls as
+    framework -> list of IDs, attack a list, roadmap.urgent a bool, finding_roadmap filled)."""
+    raw = yaml.safe_load(text)
+    if not isinstance(raw, dict) or not raw:
+        raise AttestationDataError("attestations: the file must map attestation IDs to entries")
+    out = {str(aid): _entry(str(aid), entry) for aid, entry in raw.items()}
+    checks = [a["check"] for a in out.values()]
+    if len(set(checks)) != len(checks):
+        raise AttestationDataError("attestations: two attestations name the same check")
+    return out
+
+
+ATTESTATIONS: dict[str, dict[str, Any]] = load_attestations(
+    resources.files("plantguard").joinpath(*DATA_FILE).read_text(encoding="utf-8"))
+ATTESTATION_IDS: tuple[str, ...] = tuple(ATTESTATIONS)
+
+
+def roadmap_action(aid: str, size: str) -> str:
+    """The roadmap title of an attestation for an organisation size."""
+    action = ATTESTATIONS[aid]["roadmap"]["action"]
+    return action.get(size, action["medium"]) if isinstance(action, dict) else action
 
 
 def attestation_of(finding: Any) -> tuple[str, str] | None:

@@ -41,40 +41,38 @@ class _Links:
     def add_check(self, check_id: str, controls: dict, attack: Iterable[str]) -> None:
         if not isinstance(check_id, str) or not check_id or check_id in self.by_check:
             return
-        if not isinstance(controls, dict):
-            controls = {}
         cat = load_catalog()
         links: dict[str, dict[str, str]] = {fw: {} for fw in (*DIRECT_FRAMEWORKS, "attack-ics")}
-        for fw, ids in (controls or {}).items():
-            if fw not in links:
-                continue
-            for cid in _seq(ids):
-                if not isinstance(cid, str):
-                    continue
-                nid = normalize_id(fw, cid)
-                if cat.has(fw, nid):
-                    links[fw][nid] = ""
-                else:
-                    self.unknown.setdefault(fw, set()).add(str(cid))
-        for t in _seq(attack):
-            if not isinstance(t, str):
-                continue
-            nid = normalize_id("attack-ics", t)
-            if nid in cat.controls["attack-ics"]:
-                links["attack-ics"][nid] = ""
-            else:
-                self.unknown.setdefault("attack-ics", set()).add(str(t))
-        # one hop through published mappings into frameworks the check does not cite itself
-        cited = {fw: dict(links[fw]) for fw in DIRECT_FRAMEWORKS}
-        for target in DIRECT_FRAMEWORKS:
-            if cited[target]:
-                continue
-            for src_fw in DIRECT_FRAMEWORKS:
-                for cid in cited[src_fw]:
-                    for other, path in cat.one_hop(src_fw, cid, target):
-                        prev = links[target].get(other)
-                        links[target][other] = path if prev is None else "; ".join(sorted({prev, path}))
+        for fw, ids in (controls if isinstance(controls, dict) else {}).items():
+            if fw in links:
+                self._cite(links[fw], fw, ids, cat.has)
+        self._cite(links["attack-ics"], "attack-ics", attack, lambda fw, nid: nid in cat.controls[fw])
+        _one_hop(cat, links)
         self.by_check[check_id] = links
+
+    def _cite(self, into: dict[str, str], fw: str, ids: Any, known) -> None:
+        """The direct citations of one framework; IDs the catalog lacks are kept as unknown."""
+        for cid in _seq(ids):
+            if not isinstance(cid, str):
+                continue
+            nid = normalize_id(fw, cid)
+            if known(fw, nid):
+                into[nid] = ""
+            else:
+                self.unknown.setdefault(fw, set()).add(str(cid))
+
+
+def _one_hop(cat, links: dict[str, dict[str, str]]) -> None:
+    """One hop through published mappings into frameworks the check does not cite itself."""
+    cited = {fw: dict(links[fw]) for fw in DIRECT_FRAMEWORKS}
+    for target in DIRECT_FRAMEWORKS:
+        if cited[target]:
+            continue
+        for src_fw in DIRECT_FRAMEWORKS:
+            for cid in cited[src_fw]:
+                for other, path in cat.one_hop(src_fw, cid, target):
+                    prev = links[target].get(other)
+                    links[target][other] = path if prev is None else "; ".join(sorted({prev, path}))
 
 
 def compliance_view(findings: Iterable[Any], site: Any = None, *, full: bool = False,
@@ -84,86 +82,109 @@ def compliance_view(findings: Iterable[Any], site: Any = None, *, full: bool = F
     findings: Finding objects or their dicts. checks: CheckMeta-like objects whose links are shown
     even without a finding (default: every registered check). full=True lists the whole catalog,
     with "none" for controls nothing speaks to."""
-    cat = load_catalog()
     findings = _seq(findings)
+    links = _links_of(findings, checks)
+    tally: dict[tuple[str, str], dict[str, Any]] = {}
+    _tally_links(tally, links)
+    _tally_findings(tally, findings, links)
+    _tally_site(tally, site)
+    return {fw: _framework_view(fw, tally, links, full)
+            for fw in (*DIRECT_FRAMEWORKS, "nist-800-82r3-ot", "attack-ics")}
+
+
+def _links_of(findings: list, checks: Iterable[Any] | None) -> _Links:
     links = _Links()
     for meta in (_registered_checks() if checks is None else _seq(checks)):
         links.add_check(_get(meta, "id"), _get(meta, "controls", {}), _get(meta, "attack", ()))
     for f in findings:
         links.add_check(_get(f, "check"), _get(f, "controls", {}), _get(f, "attack", ()))
+    return links
 
-    # tally per (framework, control)
-    tally: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def entry(fw: str, cid: str) -> dict[str, Any]:
-        return tally.setdefault((fw, cid), {"checks": set(), "fail": 0, "pass": 0, "via": set(),
-                                            "attestations": []})
+def _new_entry() -> dict[str, Any]:
+    return {"checks": set(), "fail": 0, "pass": 0, "via": set(), "attestations": []}
 
+
+def _entry(tally: dict, fw: str, cid: str) -> dict[str, Any]:
+    """The tally of one (framework, control)."""
+    return tally.setdefault((fw, cid), _new_entry())
+
+
+def _tally_links(tally: dict, links: _Links) -> None:
     for check_id, per_fw in links.by_check.items():
         for fw, ids in per_fw.items():
             for cid, path in ids.items():
-                e = entry(fw, cid)
+                e = _entry(tally, fw, cid)
                 e["checks"].add(check_id)
                 if path:
                     e["via"].add(f"{check_id}: {path}")
-    for f in findings:
-        status = _get(f, "status")
-        if status not in ("pass", "fail"):
-            continue
-        check_id = _get(f, "check")
-        declared = attestation_of(f)
-        for fw, ids in (links.by_check.get(check_id, {}) if isinstance(check_id, str) else {}).items():
-            for cid in ids:
-                e = entry(fw, cid)
-                if declared is None:
-                    e[status] += 1
-                    continue
-                # a finding that restates an attestation is a declaration, not a measurement:
-                # "yes" attests the control, "no"/"partial" is a declared gap, unmentioned is no evidence
-                aid, said = declared
-                e["attestations"].append({"id": aid, "status": "yes" if status == "pass" else (said or "no")})
-                if status == "fail" and said != "missing":
-                    e["fail"] += 1
 
-    attested = site_attestations(site)
-    for aid, a in attested.items():
+
+def _tally_findings(tally: dict, findings: list, links: _Links) -> None:
+    for f in findings:
+        status, check_id = _get(f, "status"), _get(f, "check")
+        if status not in ("pass", "fail") or not isinstance(check_id, str):
+            continue
+        declared = attestation_of(f)
+        for fw, ids in links.by_check.get(check_id, {}).items():
+            for cid in ids:
+                _count(_entry(tally, fw, cid), status, declared)
+
+
+def _count(e: dict[str, Any], status: str, declared: tuple[str, str] | None) -> None:
+    if declared is None:
+        e[status] += 1
+        return
+    # a finding that restates an attestation is a declaration, not a measurement:
+    # "yes" attests the control, "no"/"partial" is a declared gap, unmentioned is no evidence
+    aid, said = declared
+    e["attestations"].append({"id": aid, "status": "yes" if status == "pass" else (said or "no")})
+    if status == "fail" and said != "missing":
+        e["fail"] += 1
+
+
+def _tally_site(tally: dict, site: Any) -> None:
+    for aid, a in site_attestations(site).items():
         for fw, ids in ATTESTATIONS.get(aid, {}).get("controls", {}).items():
             for cid in ids:
-                entry(fw, cid)["attestations"].append({"id": aid, "status": a["status"]})
+                _entry(tally, fw, cid)["attestations"].append({"id": aid, "status": a["status"]})
 
-    out: dict[str, Any] = {}
-    for fw in (*DIRECT_FRAMEWORKS, "nist-800-82r3-ot", "attack-ics"):
-        src_fw = "nist-800-53r5" if fw == "nist-800-82r3-ot" else fw
-        rows = []
-        for cid, ctl in cat.controls[src_fw].items():
-            if fw == "nist-800-82r3-ot" and not cat.in_ot_overlay(cid):
-                continue
-            e = tally.get((src_fw, cid))
-            if e is None and not full:
-                continue
-            e = e or {"checks": set(), "fail": 0, "pass": 0, "via": set(), "attestations": []}
-            row = {"id": cid, "title": ctl.title, "group": ctl.group, "status": _status(e),
-                   "checks": sorted(e["checks"]), "fail": e["fail"], "pass": e["pass"]}
-            if e["via"]:
-                row["via"] = sorted(e["via"])
-            if e["attestations"]:
-                uniq = {(a["id"], a["status"]): a for a in e["attestations"]}
-                row["attestations"] = sorted(uniq.values(), key=lambda a: (a["id"], a["status"]))
-            if src_fw == "nist-800-53r5":
-                row["ot_baselines"] = list(cat.ot_baselines(cid))
-            if fw == "attack-ics" and row["status"] == "fail":
-                row["mitigations"] = [{"id": m, "name": cat.mitigations.get(m, "")}
-                                      for m in cat.technique_mitigations.get(cid, ())]
-            rows.append(row)
-        summary = {s: 0 for s in STATUSES}
-        for r in rows:
-            summary[r["status"]] += 1
-        fw_out = {"title": FRAMEWORKS[fw], "summary": summary, "controls": rows}
-        unknown = links.unknown.get(src_fw)
-        if unknown:
-            fw_out["unknown_ids"] = sorted(unknown)
-        out[fw] = fw_out
-    return out
+
+def _framework_view(fw: str, tally: dict, links: _Links, full: bool) -> dict[str, Any]:
+    cat = load_catalog()
+    src_fw = "nist-800-53r5" if fw == "nist-800-82r3-ot" else fw
+    rows = []
+    for cid, ctl in cat.controls[src_fw].items():
+        if fw == "nist-800-82r3-ot" and not cat.in_ot_overlay(cid):
+            continue
+        e = tally.get((src_fw, cid))
+        if e is None and not full:
+            continue
+        rows.append(_row(cat, fw, src_fw, cid, ctl, e or _new_entry()))
+    summary = {s: 0 for s in STATUSES}
+    for r in rows:
+        summary[r["status"]] += 1
+    fw_out = {"title": FRAMEWORKS[fw], "summary": summary, "controls": rows}
+    unknown = links.unknown.get(src_fw)
+    if unknown:
+        fw_out["unknown_ids"] = sorted(unknown)
+    return fw_out
+
+
+def _row(cat, fw: str, src_fw: str, cid: str, ctl, e: dict[str, Any]) -> dict[str, Any]:
+    row = {"id": cid, "title": ctl.title, "group": ctl.group, "status": _status(e),
+           "checks": sorted(e["checks"]), "fail": e["fail"], "pass": e["pass"]}
+    if e["via"]:
+        row["via"] = sorted(e["via"])
+    if e["attestations"]:
+        uniq = {(a["id"], a["status"]): a for a in e["attestations"]}
+        row["attestations"] = sorted(uniq.values(), key=lambda a: (a["id"], a["status"]))
+    if src_fw == "nist-800-53r5":
+        row["ot_baselines"] = list(cat.ot_baselines(cid))
+    if fw == "attack-ics" and row["status"] == "fail":
+        row["mitigations"] = [{"id": m, "name": cat.mitigations.get(m, "")}
+                              for m in cat.technique_mitigations.get(cid, ())]
+    return row
 
 
 def _status(e: dict[str, Any]) -> str:
