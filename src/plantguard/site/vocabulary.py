@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from plantguard.compliance.attestations import ATTESTATION_IDS  # noqa: F401 (the ids a site file may state)
+
 ZONE_KINDS = ("it", "guest", "dmz", "ot-control", "ot-sensing", "ot-safety", "ot-supervisory")
 OT_ZONE_KINDS = frozenset({"ot-control", "ot-sensing", "ot-safety", "ot-supervisory"})
 IT_ZONE_KINDS = frozenset({"it", "guest"})
@@ -13,10 +15,6 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_GROUPS = {"daily": DAYS, "weekdays": DAYS[:5], "weekends": DAYS[5:]}
 CRITICALITIES = ("low", "medium", "high", "critical")
 ATTESTATION_STATUSES = ("yes", "no", "partial")
-ATTESTATION_IDS = ("usb_ports_disabled", "unused_ethernet_ports_disabled", "secure_boot",
-                   "hardware_root_of_trust", "incident_response_plan", "patch_schedule",
-                   "sbom_procurement_clause", "mssp_or_soc", "backups_tested", "security_training",
-                   "remote_access_mfa")
 ASSET_ROLES = ("plc", "rtu", "hmi", "engineering-workstation", "historian", "sensor", "gateway",
                "io-device", "drive", "safety-controller", "ied", "broker", "scada-server", "switch",
                "router", "firewall", "wireless-ap", "server", "workstation", "it-host", "printer",
@@ -49,7 +47,9 @@ TOP_KEYS = ("site", "organization_size", "timezone", "description", "zones", "co
 
 def protocol_names() -> set[str]:
     """Protocol names an `allow` entry may use: every decoded protocol plus the common names."""
-    from plantguard.protocols.registry import protocol_names as decoded   # the site model sits above protocols
+    from plantguard.protocols.registry import (
+        protocol_names as decoded,  # the site model sits above protocols
+    )
     return set(COMMON_PROTOCOLS) | decoded()
 
 
