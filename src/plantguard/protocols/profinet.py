@@ -117,47 +117,64 @@ def _decode_dcp(pkt: Packet) -> list[Observation]:
     if msg is None:
         return []
     f = msg.fields()
-    out: list[Observation] = []
     if msg.service in ("Identify", "Hello") and (msg.response or msg.service == "Hello"):
-        if msg.status not in (0, 1):
-            return out
-        data: dict = {}
-        if "name" in f:
-            data["name"] = f["name"]
-        if f.get("vendor_value"):
-            data["product"] = f["vendor_value"]
-        for key in ("vendor_id", "device_id"):
-            if key in f:
-                data[key] = f[key]
-        for key in ("ip", "netmask", "gateway"):
-            if f.get(key) and f[key] != "0.0.0.0":
-                data[key] = f[key]
-        roles = f.get("roles") or []
-        if roles:
-            data["role_hint"] = roles[0]
-        if data:
-            out.append(pkt.observe("identity", NAME, subject="src", **data))
-        if data.get("ip"):
-            out.append(pkt.observe("address", NAME, subject="src", ip=data["ip"], mac=pkt.src_mac, source="dcp"))
-        for role in roles:
-            if role in ("io-device", "io-controller", "io-supervisor"):
-                out.append(pkt.observe("role", NAME, subject="src", role=role,
-                                       reason=f"announces the PROFINET device role {role} (DCP)"))
-    elif msg.service == "Identify" and not msg.response:
+        return _dcp_announcement(pkt, msg, f)
+    if msg.response:
+        return _dcp_refusal(pkt, msg) if msg.service in ("Set", "Get") else []
+    if msg.service == "Identify":
         what = "All" if f.get("all") else (f'NameOfStation="{f["name"]}"' if "name" in f else "filtered")
-        out.append(pkt.observe("operation", NAME, category="diagnostic", code="dcp-identify",
-                               name="DCP Identify", detail=f"DCP Identify {what}, xid 0x{msg.xid:x}"))
-    elif msg.service == "Set" and not msg.response:
-        out.append(_dcp_set(pkt, msg, f))
-    elif msg.service == "Get" and not msg.response:
-        out.append(pkt.observe("operation", NAME, category="diagnostic", code="dcp-get", name="DCP Get",
-                               detail=f"DCP Get, xid 0x{msg.xid:x}"))
-    elif msg.response and msg.service in ("Set", "Get"):
-        errors = [data[2] for opt, sub, data, _i in msg.blocks if opt == 5 and sub == 4 and len(data) >= 3 and data[2]]
-        if msg.status != 1 or errors:
-            code = errors[0] if errors else msg.status
-            out.append(pkt.observe("error", NAME, code=code, name=f"DCP {msg.service} refused (error {code})"))
+        return [pkt.observe("operation", NAME, category="diagnostic", code="dcp-identify",
+                            name="DCP Identify", detail=f"DCP Identify {what}, xid 0x{msg.xid:x}")]
+    if msg.service == "Set":
+        return [_dcp_set(pkt, msg, f)]
+    if msg.service == "Get":
+        return [pkt.observe("operation", NAME, category="diagnostic", code="dcp-get", name="DCP Get",
+                            detail=f"DCP Get, xid 0x{msg.xid:x}")]
+    return []
+
+
+def _dcp_announcement(pkt: Packet, msg: DcpMessage, f: dict) -> list[Observation]:
+    """An Identify response or a Hello: who the sender is, its address and its device roles."""
+    out: list[Observation] = []
+    if msg.status not in (0, 1):
+        return out
+    roles = f.get("roles") or []
+    data = _dcp_identity(f, roles)
+    if data:
+        out.append(pkt.observe("identity", NAME, subject="src", **data))
+    if data.get("ip"):
+        out.append(pkt.observe("address", NAME, subject="src", ip=data["ip"], mac=pkt.src_mac, source="dcp"))
+    for role in roles:
+        if role in ("io-device", "io-controller", "io-supervisor"):
+            out.append(pkt.observe("role", NAME, subject="src", role=role,
+                                   reason=f"announces the PROFINET device role {role} (DCP)"))
     return out
+
+
+def _dcp_identity(f: dict, roles: list) -> dict:
+    data: dict = {}
+    if "name" in f:
+        data["name"] = f["name"]
+    if f.get("vendor_value"):
+        data["product"] = f["vendor_value"]
+    for key in ("vendor_id", "device_id"):
+        if key in f:
+            data[key] = f[key]
+    for key in ("ip", "netmask", "gateway"):
+        if f.get(key) and f[key] != "0.0.0.0":
+            data[key] = f[key]
+    if roles:
+        data["role_hint"] = roles[0]
+    return data
+
+
+def _dcp_refusal(pkt: Packet, msg: DcpMessage) -> list[Observation]:
+    """A Set or Get response: an error when the service failed or a block reports an error."""
+    errors = [data[2] for opt, sub, data, _i in msg.blocks if opt == 5 and sub == 4 and len(data) >= 3 and data[2]]
+    if msg.status != 1 or errors:
+        code = errors[0] if errors else msg.status
+        return [pkt.observe("error", NAME, code=code, name=f"DCP {msg.service} refused (error {code})")]
+    return []
 
 
 def _dcp_set(pkt: Packet, msg: DcpMessage, f: dict) -> Observation:
