@@ -1,5 +1,6 @@
 """`assess`: packets -> assets -> checks -> compliance, roadmap, patch plan -> the contract JSON
-(ARCHITECTURE §5). Each stage only reads what the stage before produced."""
+(typed in contract.py, published as docs/contract.schema.json). Each stage only reads what the
+stage before produced."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from plantguard import __version__
 from plantguard.checks.base import SEVERITIES, AssessContext
+from plantguard.contract import validated
 from plantguard.inventory.build import build_assets
 from plantguard.model import AnalysisResult
 from plantguard.util.timefmt import iso
@@ -54,7 +56,7 @@ def contract(result, assets, findings, not_run, site, compliance, roadmap, patch
     if len(flows) > MAX_FLOWS_IN_REPORT:
         notes.append(f"report lists the {MAX_FLOWS_IN_REPORT:,} busiest of {len(flows):,} flows")
         flows = flows[:MAX_FLOWS_IN_REPORT]
-    return {
+    return validated({
         "plantguard": __version__,
         "site": getattr(site, "name", None),
         "organization_size": getattr(site, "organization_size", None),
@@ -78,7 +80,7 @@ def contract(result, assets, findings, not_run, site, compliance, roadmap, patch
         },
         "counters": result.counters,
         "notes": notes,
-    }
+    })
 
 
 def _flow(f) -> dict:

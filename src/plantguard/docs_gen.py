@@ -1,11 +1,13 @@
-"""Documentation generated from the declarations (observation kinds, protocol specs), so the docs
-cannot drift from the code: `python -m plantguard.docs_gen` rewrites them, tests/test_docs.py
-fails when a shipped page differs from what this module generates."""
+"""Documentation generated from the declarations (observation kinds, protocol specs, the typed
+contract), so the docs cannot drift from the code: `python -m plantguard.docs_gen` rewrites them,
+and tests/test_docs.py fails when a shipped page differs from what this module generates."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+from plantguard.contract import json_schema
 from plantguard.observation_kinds import KINDS, keys_of
 from plantguard.protocols.registry import protocol_specs
 
@@ -35,7 +37,12 @@ def observations_md() -> str:
     return "\n".join(out) + "\n"
 
 
-PAGES = {"observations.md": observations_md}
+def contract_schema() -> str:
+    """docs/contract.schema.json: the JSON Schema of `assess --format json`."""
+    return json.dumps(json_schema(), indent=1, ensure_ascii=False) + "\n"
+
+
+PAGES = {"observations.md": observations_md, "contract.schema.json": contract_schema}
 
 
 def main(argv: list[str] | None = None) -> int:
