@@ -99,3 +99,18 @@ def tcp_frame(src, dst, sport, dport, payload=b"", flags=0x18, seq=1, vlans=(),
 def udp_frame(src, dst, sport, dport, payload=b"", vlans=(),
               smac="02:00:00:00:00:01", dmac="02:00:00:00:00:02") -> bytes:
     return eth(smac, dmac, 0x0800, ipv4(src, dst, 17, udp(sport, dport, payload)), vlans)
+
+
+def tcp_conversation_pcap(client: str, server: str, port: int, payloads, sport: int = 40000) -> bytes:
+    """A pcap of one TCP conversation: handshake, then each (from_client, payload) in turn, with
+    consistent sequence numbers."""
+    mc, ms = "02:00:00:00:00:01", "02:00:00:00:00:02"
+    seq = {True: 1000, False: 5000}
+    frames = [eth(mc, ms, 0x0800, ipv4(client, server, 6, tcp(sport, port, b"", flags=0x02, seq=seq[True] - 1))),
+              eth(ms, mc, 0x0800, ipv4(server, client, 6, tcp(port, sport, b"", flags=0x12, seq=seq[False] - 1)))]
+    for from_client, data in payloads:
+        src, dst, ma, mb = (client, server, mc, ms) if from_client else (server, client, ms, mc)
+        sp, dp = (sport, port) if from_client else (port, sport)
+        frames.append(eth(ma, mb, 0x0800, ipv4(src, dst, 6, tcp(sp, dp, data, seq=seq[from_client]))))
+        seq[from_client] += len(data)
+    return pcap_bytes([(1.0 + i * 0.01, f) for i, f in enumerate(frames)])
