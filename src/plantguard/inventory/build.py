@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import ClassVar
 
 from plantguard import net
 from plantguard.inventory.asset import Asset, Service
@@ -21,7 +23,8 @@ from plantguard.protocols.registry import names_with_trait
 ROUTER_MIN_IPS = 4          # distinct addresses behind one MAC that make it a router
 MAX_SERVICES_PER_ASSET = 256
 MAX_ASSETS = 250_000
-IDENTITY_KEYS_FIRST_WINS = True
+# observation kinds whose protocol the device is taken to speak
+_PROTOCOL_KINDS = frozenset({"identity", "service", "role", "session", "tls", "certificate"})
 
 
 _INVENTORY_CLASS = {"public": "public", "private": "device", "other": "skip"}
@@ -37,6 +40,18 @@ CONTROLLER_PROTOCOLS = names_with_trait("controller-server")  # whose servers co
 
 def _usable_mac(mac: str | None) -> bool:
     return bool(mac) and not (int(mac[:2], 16) & 1) and mac != "00:00:00:00:00:00"
+
+
+def _mac_of(ip: str, bound: dict[str, str], ip_macs: dict[str, Counter], routers: set[str]) -> str | None:
+    """An address's MAC: its ARP/DHCP binding, else the non-router MAC that carried most of its
+    packets. A router's MAC is kept only by addresses bound to it (its own interfaces)."""
+    mac = bound.get(ip)
+    if mac is None and ip in ip_macs:
+        cands = [(n, m) for m, n in ip_macs[ip].items() if m not in routers]
+        mac = max(cands)[1] if cands else None
+    if mac in routers and bound.get(ip) != mac:
+        mac = None
+    return mac
 
 
 class _Builder:
@@ -55,6 +70,17 @@ class _Builder:
 
     # -- addresses -------------------------------------------------------------------------
     def bind_addresses(self) -> None:
+        ip_macs, mac_ips = self._macs_on_the_wire()
+        bound = self._announced_bindings(mac_ips)
+        routers = {m for m, ips in mac_ips.items()
+                   if len(ips) >= ROUTER_MIN_IPS or any(address_class(i) == "public" for i in ips)}
+        ips = self._cap_assets(self._device_addresses(ip_macs, bound))
+        for ip in sorted(ips, key=_ip_sort_key):
+            self._place_address(ip, _mac_of(ip, bound, ip_macs, routers), routers)
+        self._mark_routers(routers, bound)
+
+    def _macs_on_the_wire(self) -> tuple[dict[str, Counter], dict[str, set]]:
+        """Per address, the MACs its frames carried (weighted by packets); per MAC, its addresses."""
         ip_macs: dict[str, Counter] = defaultdict(Counter)
         mac_ips: dict[str, set] = defaultdict(set)
         for f in self.result.flows:
@@ -62,6 +88,10 @@ class _Builder:
                 if _usable_mac(mac) and address_class(ip) != "skip":
                     ip_macs[ip][mac] += f.packets
                     mac_ips[mac].add(ip)
+        return ip_macs, mac_ips
+
+    def _announced_bindings(self, mac_ips: dict[str, set]) -> dict[str, str]:
+        """address -> MAC from ARP/DHCP ('address' observations); the last statement wins."""
         bound: dict[str, str] = {}
         for o in self.result.observations:
             if o.kind == "address":
@@ -69,8 +99,9 @@ class _Builder:
                 if ip and _usable_mac(mac) and address_class(ip) != "skip":
                     bound[ip] = mac
                     mac_ips[mac].add(ip)
-        routers = {m for m, ips in mac_ips.items()
-                   if len(ips) >= ROUTER_MIN_IPS or any(address_class(i) == "public" for i in ips)}
+        return bound
+
+    def _device_addresses(self, ip_macs: dict[str, Counter], bound: dict[str, str]) -> set[str]:
         ips = set(ip_macs) | set(bound)
         for f in self.result.flows:
             ips.add(f.client)
@@ -80,36 +111,39 @@ class _Builder:
             for ip in (o.src, o.dst, o.data.get("ip") if o.kind == "identity" else None):
                 if ip:
                     ips.add(ip)
-        ips = {ip for ip in ips if address_class(ip) != "skip"}
-        if len(ips) > MAX_ASSETS:
-            weight = Counter()
-            for f in self.result.flows:
-                weight[f.client] += f.packets
-                weight[f.server] += f.packets
-            keep = {ip for ip, _ in weight.most_common(MAX_ASSETS)}
-            self.notes.append(f"asset table capped at {MAX_ASSETS}: {len(ips) - len(keep)} addresses "
-                              "with the least traffic were left out")
-            ips &= keep
-        for ip in sorted(ips, key=_ip_sort_key):
-            mac = bound.get(ip)
-            if mac is None and ip in ip_macs:
-                cands = [(n, m) for m, n in ip_macs[ip].items() if m not in routers]
-                mac = max(cands)[1] if cands else None
-            if mac in routers and bound.get(ip) != mac:
-                mac = None
-            # a router's own interfaces (ARP-bound to its MAC) stay one asset per address: each
-            # sits in its own zone, and zone checks must see them there
-            asset = self.by_mac.get(mac) if mac and mac not in routers else None
-            if asset is None:
-                asset = Asset(ip=ip, mac=mac)
-                asset.public = address_class(ip) == "public"
-                self.assets[ip] = asset
-                if mac and mac not in routers:
-                    self.by_mac[mac] = asset
-            asset.ips.add(ip)
-            if mac:
-                asset.macs.add(mac)
-            self.by_ip[ip] = asset
+        return {ip for ip in ips if address_class(ip) != "skip"}
+
+    def _cap_assets(self, ips: set[str]) -> set[str]:
+        """Past MAX_ASSETS addresses, keep those with the most traffic (and say so)."""
+        if len(ips) <= MAX_ASSETS:
+            return ips
+        weight = Counter()
+        for f in self.result.flows:
+            weight[f.client] += f.packets
+            weight[f.server] += f.packets
+        keep = {ip for ip, _ in weight.most_common(MAX_ASSETS)}
+        self.notes.append(f"asset table capped at {MAX_ASSETS}: {len(ips) - len(keep)} addresses "
+                          "with the least traffic were left out")
+        return ips & keep
+
+    def _place_address(self, ip: str, mac: str | None, routers: set[str]) -> None:
+        """One address joins the asset of its MAC, else becomes an asset of its own.
+        A router's own interfaces (ARP-bound to its MAC) stay one asset per address: each sits
+        in its own zone, and zone checks must see them there."""
+        asset = self.by_mac.get(mac) if mac and mac not in routers else None
+        if asset is None:
+            asset = Asset(ip=ip, mac=mac)
+            asset.public = address_class(ip) == "public"
+            self.assets[ip] = asset
+            if mac and mac not in routers:
+                self.by_mac[mac] = asset
+        asset.ips.add(ip)
+        if mac:
+            asset.macs.add(mac)
+        self.by_ip[ip] = asset
+
+    def _mark_routers(self, routers: set[str], bound: dict[str, str]) -> None:
+        """A router is its ARP-bound interfaces, or else one layer-2 asset keyed by its MAC."""
         for mac in routers:
             owned = [self.by_ip[ip] for ip, m in bound.items() if m == mac and ip in self.by_ip]
             if not owned:
@@ -170,25 +204,10 @@ class _Builder:
 
     def add_observations(self) -> None:
         for o in self.result.observations:
-            k = o.kind
-            if k == "address":
-                a = self.by_ip.get(o.data.get("ip") or "")
-                if a is not None:
-                    _seen(a, o.ts)
-                    _seen(a, o.last_ts)
+            if o.kind == "address":
+                self._address_seen(o)
                 continue
-            if k == "hostname" and o.data.get("ip"):
-                a = self.by_ip.get(o.data["ip"])
-            elif k == "identity" and o.subject_ip is None and o.data.get("ip"):
-                a = self.by_ip.get(o.data["ip"])
-                mac = o.subject_mac
-                if a is not None and a.mac is None and _usable_mac(mac) and mac not in self.by_mac:
-                    a.mac = mac          # a layer-2 announcement names the device's own MAC
-                    a.macs.add(mac)
-                    self.by_mac[mac] = a
-                a = a or self.asset_for(None, mac)
-            else:
-                a = self.asset_for(o.subject_ip, o.subject_mac)
+            a = self._subject_of(o)
             if a is None:
                 continue
             _seen(a, o.ts)
@@ -196,31 +215,66 @@ class _Builder:
                 _seen(a, o.last_ts)
             if o.vlan is not None:
                 a.vlans.add(o.vlan)
-            if k == "identity":
-                merge_identity(a, o.proto, o.data)
-                if o.data.get("role_hint"):
-                    self.hints[a.key].append((o.data["role_hint"], f"{o.proto} says {o.data['role_hint']}"))
-            elif k == "service":
-                key = (o.l4, o.subject_port)
-                if o.l4 and o.subject_port:
-                    svc = a.services.get(key)
-                    if svc is None and len(a.services) < MAX_SERVICES_PER_ASSET:
-                        svc = a.services[key] = Service(o.l4, o.subject_port, o.data.get("name") or o.proto)
-                    if svc is not None:
-                        svc.name = svc.name or o.data.get("name") or o.proto
-                        banner = o.data.get("banner") or o.data.get("software")
-                        if banner and not svc.banner:
-                            svc.banner = str(banner)[:200]
-                a.protocols.add(o.data.get("name") or o.proto)
-            elif k == "hostname":
-                if o.data.get("name"):
-                    a.hostnames.add(str(o.data["name"])[:255])
-            elif k == "role":
-                role = o.data.get("role")
-                if role:
-                    self.hints[a.key].append((role, o.data.get("reason") or f"{o.proto}: {role}"))
-            if k in ("identity", "service", "role", "session", "tls", "certificate") and o.proto:
+            handler = self._OBSERVATION_HANDLERS.get(o.kind)
+            if handler is not None:
+                handler(self, a, o)
+            if o.kind in _PROTOCOL_KINDS and o.proto:
                 a.protocols.add(o.proto)
+
+    def _address_seen(self, o) -> None:
+        """An ARP/DHCP binding (already applied by bind_addresses) dates the device it names."""
+        a = self.by_ip.get(o.data.get("ip") or "")
+        if a is not None:
+            _seen(a, o.ts)
+            _seen(a, o.last_ts)
+
+    def _subject_of(self, o) -> Asset | None:
+        """The asset an observation is about: a hostname or a layer-2 identity may name an address."""
+        if o.kind == "hostname" and o.data.get("ip"):
+            return self.by_ip.get(o.data["ip"])
+        if o.kind == "identity" and o.subject_ip is None and o.data.get("ip"):
+            return self._announcer(o)
+        return self.asset_for(o.subject_ip, o.subject_mac)
+
+    def _announcer(self, o) -> Asset | None:
+        """A layer-2 announcement (LLDP, CDP, DCP) that gives an address names the device's own MAC."""
+        a = self.by_ip.get(o.data["ip"])
+        mac = o.subject_mac
+        if a is not None and a.mac is None and _usable_mac(mac) and mac not in self.by_mac:
+            a.mac = mac
+            a.macs.add(mac)
+            self.by_mac[mac] = a
+        return a or self.asset_for(None, mac)
+
+    def _on_identity(self, a: Asset, o) -> None:
+        merge_identity(a, o.proto, o.data)
+        if o.data.get("role_hint"):
+            self.hints[a.key].append((o.data["role_hint"], f"{o.proto} says {o.data['role_hint']}"))
+
+    def _on_service(self, a: Asset, o) -> None:
+        if o.l4 and o.subject_port:
+            key = (o.l4, o.subject_port)
+            svc = a.services.get(key)
+            if svc is None and len(a.services) < MAX_SERVICES_PER_ASSET:
+                svc = a.services[key] = Service(o.l4, o.subject_port, o.data.get("name") or o.proto)
+            if svc is not None:
+                svc.name = svc.name or o.data.get("name") or o.proto
+                banner = o.data.get("banner") or o.data.get("software")
+                if banner and not svc.banner:
+                    svc.banner = str(banner)[:200]
+        a.protocols.add(o.data.get("name") or o.proto)
+
+    def _on_hostname(self, a: Asset, o) -> None:
+        if o.data.get("name"):
+            a.hostnames.add(str(o.data["name"])[:255])
+
+    def _on_role(self, a: Asset, o) -> None:
+        role = o.data.get("role")
+        if role:
+            self.hints[a.key].append((role, o.data.get("reason") or f"{o.proto}: {role}"))
+
+    _OBSERVATION_HANDLERS: ClassVar[dict[str, Callable]] = {
+        "identity": _on_identity, "service": _on_service, "hostname": _on_hostname, "role": _on_role}
 
     # -- derived ---------------------------------------------------------------------------
     def merge_switch_ports(self) -> None:
