@@ -1,10 +1,17 @@
-"""Length-framed PDUs out of one direction of a TCP flow (Modbus MBAP, EtherNet/IP encapsulation,
+"""TCP reassembly for the protocol decoders: the one retransmission rule (already_seen), and
+length-framed PDUs out of one direction of a TCP flow (Modbus MBAP, EtherNet/IP encapsulation,
 TPKT): several PDUs in one segment and one PDU across segments.
 
-Unlike a byte-exact reassembler this keeps only the unfinished tail of the last PDU, so memory
-is bounded by one PDU. A segment is taken on its own whenever nothing is pending, which keeps
-decoding going through capture gaps and the wild sequence numbers of fuzzed traffic; a
-segment that only repeats bytes already seen (a retransmission) is skipped."""
+The retransmission rule, shared with base.StreamBuffer (the byte-stream buffer of HTTP, TLS,
+OPC UA, ...): a segment that starts at most RETRANSMIT_WINDOW bytes behind the next expected
+sequence number repeats bytes already seen; they are dropped and only its new tail, if any, is
+taken. A segment starting anywhere else (ahead of the stream, or further back than the window,
+as in fuzzed traffic) is new data after a jump: bytes were lost.
+
+Unlike a byte-exact reassembler SegmentStream keeps only the unfinished tail of the last PDU,
+so memory is bounded by one PDU. A segment is taken on its own whenever nothing is pending,
+which keeps decoding going through capture gaps and the wild sequence numbers of fuzzed
+traffic."""
 from __future__ import annotations
 
 from typing import Callable
@@ -14,7 +21,18 @@ NEED_MORE = 0                # frame_len() results: 0 = not enough bytes yet, -1
 BAD = -1
 
 
+def already_seen(next_seq: int | None, seq: int) -> int:
+    """How many leading bytes of a segment starting at `seq` the stream has had already, when it
+    expects `next_seq` next: 1..RETRANSMIT_WINDOW for a retransmission (the whole segment when
+    that covers its length), 0 for new data (in order, or after a jump; also before any data)."""
+    if next_seq is None:
+        return 0
+    behind = (next_seq - seq) & 0xFFFFFFFF
+    return behind if behind <= RETRANSMIT_WINDOW else 0
+
+
 class SegmentStream:
+    """One direction's unfinished PDU (see the module docstring)."""
     __slots__ = ("pending", "next_seq", "cap")
 
     def __init__(self, cap: int):
@@ -27,11 +45,11 @@ class SegmentStream:
         parse now (the pending tail plus this segment's new bytes)."""
         truncated = b""
         if self.next_seq is not None:
-            behind = (self.next_seq - seq) & 0xFFFFFFFF
-            if 0 < behind <= RETRANSMIT_WINDOW:
-                if behind >= len(payload):
+            seen = already_seen(self.next_seq, seq)
+            if seen:
+                if seen >= len(payload):
                     return b"", b""              # all of it was seen already
-                payload = payload[behind:]       # overlapping retransmission: keep the new part
+                payload = payload[seen:]         # overlapping retransmission: keep the new part
                 seq = self.next_seq
             if self.pending and seq != self.next_seq:
                 truncated, self.pending = self.pending, b""   # bytes were lost

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import struct
 
+from plantguard.protocols._pdustream import already_seen
+
 
 class StreamBuffer:
     """Light TCP reassembly for one direction of a flow: appends in-order payloads up to a cap,
-    so a decoder can read PDUs that span segments (TLS handshakes, HTTP headers).
-    Out-of-order or retransmitted segments are ignored rather than reordered (best effort)."""
+    so a decoder can read PDUs that span segments (TLS handshakes, HTTP headers). Segments are
+    not reordered (best effort). Retransmissions follow the one rule of _pdustream.already_seen,
+    which SegmentStream follows too: bytes already seen are dropped, the new tail of an
+    overlapping segment is kept, and a segment starting elsewhere is taken after a jump (check
+    jumped() first when lost bytes must reset the decoder)."""
     __slots__ = ("data", "next_seq", "cap", "overflow")
 
     def __init__(self, cap: int = 65536):
@@ -16,23 +21,26 @@ class StreamBuffer:
         self.cap = cap
         self.overflow = False
 
+    def jumped(self, seq: int) -> bool:
+        """True when a segment starting at `seq` is not the next one and repeats nothing: the
+        bytes between were lost (a capture gap)."""
+        return self.next_seq is not None and seq != self.next_seq and not already_seen(self.next_seq, seq)
+
     def feed(self, seq: int, payload: bytes) -> None:
         if not payload:
             return
-        if self.next_seq is not None and seq != self.next_seq:
-            # retransmission or gap: ignore retransmits, accept the jump after a gap
-            if (seq - self.next_seq) & 0xFFFFFFFF > 0x7FFFFFFF:
-                return
+        if seq != self.next_seq and self.next_seq is not None:
+            seen = already_seen(self.next_seq, seq)
+            if seen >= len(payload):
+                return                          # a retransmission of bytes already taken
+            if seen:
+                payload = payload[seen:]        # overlapping: keep the new tail
+                seq = self.next_seq
         if len(self.data) + len(payload) > self.cap:
             self.overflow = True
             return
         self.data += payload
         self.next_seq = (seq + len(payload)) & 0xFFFFFFFF
-
-    def consume(self, n: int) -> bytes:
-        out = bytes(self.data[:n])
-        del self.data[:n]
-        return out
 
 
 def cstr(b: bytes, encoding: str = "latin-1") -> str:
@@ -49,8 +57,7 @@ def printable(b: bytes, limit: int = 256) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in s).strip()
 
 
-u16be = struct.Struct(">H").unpack_from
-u32be = struct.Struct(">I").unpack_from
+# little-endian fields at an offset: (value,) = u16le(buffer, offset)
 u16le = struct.Struct("<H").unpack_from
 u32le = struct.Struct("<I").unpack_from
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._pdustream import already_seen
 from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import StreamBuffer, once
 from plantguard.util.arrays import bytes_hash, col, hash_keys
@@ -257,23 +258,26 @@ def decode(pkt: Packet) -> list[Observation]:
     d = st.get(key)
     if d is None:
         d = st[key] = Direction()
+    payload = pkt.payload
     if pkt.l4 == "tcp":
         sb = st.get(key + "_seq")
         if sb is None:
             sb = st[key + "_seq"] = StreamBuffer(BUFFER_CAP)
-        if sb.next_seq is not None and pkt.seq != sb.next_seq \
-                and (pkt.seq - sb.next_seq) & 0xFFFFFFFF < 0x80000000:
+        if sb.jumped(pkt.seq):
             d.buf.clear()                 # lost bytes: resynchronise on the next frame start
             d.segments.clear()
+        seen = already_seen(sb.next_seq, pkt.seq)
         before = sb.next_seq
         sb.feed(pkt.seq, pkt.payload)
         if sb.next_seq == before and before is not None:
             return []                     # a retransmission
         sb.data.clear()                   # only the sequence tracking is used here
-    if pkt.l4 != "tcp" or len(d.buf) + len(pkt.payload) > BUFFER_CAP:
+        if seen:
+            payload = payload[seen:]      # an overlapping retransmission: its new tail only
+    if pkt.l4 != "tcp" or len(d.buf) + len(payload) > BUFFER_CAP:
         d.buf.clear()                     # UDP: a datagram holds whole frames; TCP: bounded buffer
     out: list[Observation] = []
-    for item in d.feed(pkt.payload):
+    for item in d.feed(payload):
         if isinstance(item, LinkFrame):
             out.extend(_link_observations(pkt, item))
         else:

@@ -179,8 +179,7 @@ def _direction(pkt: Packet) -> _Direction:
     if d is None:
         d = pkt.state[key] = _Direction()
     sb = d.sb
-    if sb.next_seq is not None and pkt.seq != sb.next_seq \
-            and (pkt.seq - sb.next_seq) & 0xFFFFFFFF < 0x80000000:
+    if sb.jumped(pkt.seq):
         # bytes were lost: a partial body/head can no longer be framed; look for the next
         # message start in what follows
         sb.data.clear()

@@ -168,8 +168,7 @@ def decode(pkt: Packet) -> list[Observation]:
     sb = st.get(key)
     if sb is None:
         sb = st[key] = StreamBuffer(BUFFER_CAP)
-    if sb.next_seq is not None and pkt.seq != sb.next_seq \
-            and (pkt.seq - sb.next_seq) & 0xFFFFFFFF < 0x80000000:
+    if sb.jumped(pkt.seq):
         sb.data.clear()                     # lost bytes: resynchronise on the next start octet
     if sb.overflow:
         sb.data.clear()

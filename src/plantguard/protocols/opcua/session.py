@@ -33,8 +33,7 @@ def stream(pkt: Packet) -> StreamBuffer:
     sb = pkt.state.get(key)
     if sb is None:
         sb = pkt.state[key] = StreamBuffer(BUFFER_CAP)
-    if sb.next_seq is not None and pkt.seq != sb.next_seq \
-            and (pkt.seq - sb.next_seq) & 0xFFFFFFFF < 0x80000000:
+    if sb.jumped(pkt.seq):
         sb.data.clear()              # lost bytes: resynchronise on the next message header
         pkt.state.pop(key + "_chunks", None)
     if sb.overflow:

@@ -80,8 +80,7 @@ def decode(pkt: Packet) -> list[Observation]:
     if d.dead:
         return []
     sb = d.sb
-    if sb.next_seq is not None and pkt.seq != sb.next_seq \
-            and (pkt.seq - sb.next_seq) & 0xFFFFFFFF < 0x80000000:
+    if sb.jumped(pkt.seq):
         d.dead = True          # a gap: record boundaries are lost for good
         return []
     sb.feed(pkt.seq, pkt.payload)

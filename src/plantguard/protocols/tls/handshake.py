@@ -257,7 +257,7 @@ def _sslv2(pkt: Packet, d: _Direction, info: dict, body: bytes, out: list) -> No
         mtype = r.num(1)
         if mtype == 1:                                   # CLIENT-HELLO
             version = r.num(2)
-            n_specs, n_sid, n_chal = r.num(2), r.num(2), r.num(2)
+            n_specs, _n_sid, _n_chal = r.num(2), r.num(2), r.num(2)
             specs = r.take(n_specs)
             codes = [int.from_bytes(specs[i:i + 3], "big") for i in range(0, len(specs) - 2, 3)]
             v2_only = version == 0x0002
