@@ -98,40 +98,59 @@ def _cve(cve: dict) -> CsafDocument:
                  and d.get("lang") == "en"), None)
     vuln = Vuln(cve=cve_id, title=(desc or "")[:300] or None)
     _metrics(cve.get("metrics") if isinstance(cve.get("metrics"), dict) else {}, vuln)
-    cwes = [d.get("value") for w in cve.get("weaknesses", []) if isinstance(w, dict)
-            for d in w.get("description", []) if isinstance(d, dict) and d.get("value")]
-    vuln.cwe = ", ".join(dict.fromkeys(cwes)) or None
-    products: list[Product] = []
-    n = 0
-    configs = cve.get("configurations")
-    for config in configs if isinstance(configs, list) else []:
-        if not isinstance(config, dict):
-            continue
-        nodes = config.get("nodes") if isinstance(config.get("nodes"), list) else []
-        vulnerable, platforms = [], []
-        for node in nodes:
-            for m in (node.get("cpeMatch", []) if isinstance(node, dict) else []):
-                cpe = parse_cpe23(m.get("criteria", "")) if isinstance(m, dict) else None
-                if cpe is None:
-                    continue
-                (vulnerable if m.get("vulnerable") else platforms).append((m, cpe))
-        hardware = [c for _, c in platforms if c.part == "h"] if config.get("operator") == "AND" else []
-        for m, cpe in vulnerable:
-            if n >= MAX_MATCHES_PER_CVE:
-                break
-            version_text, kind = _range_text(m, cpe)
-            names = [h.readable_product for h in hardware] or \
-                [re.sub(r"\s+firmware$", "", cpe.readable_product)]
-            for name in names:
-                n += 1
-                products.append(Product(
-                    product_id=f"{cve_id}-M{n}", vendor=_unescape(cpe.vendor).replace("_", " "),
-                    product_name=name, full_name=f"{name} ({m.get('criteria')})",
-                    version_text=version_text, version_kind=kind, cpe=m.get("criteria")))
+    vuln.cwe = _cwes(cve)
+    products = _products(cve_id, cve.get("configurations"))
     vuln.affected = [p.product_id for p in products]
     return CsafDocument(id=cve_id, category="nvd_cve", title=f"{cve_id}: {(desc or '')[:120]}",
                         publisher="NVD", published=cve.get("published"), updated=cve.get("lastModified"),
                         url=f"https://nvd.nist.gov/vuln/detail/{cve_id}", products=products, vulns=[vuln])
+
+
+def _cwes(cve: dict) -> str | None:
+    cwes = [d.get("value") for w in cve.get("weaknesses", []) if isinstance(w, dict)
+            for d in w.get("description", []) if isinstance(d, dict) and d.get("value")]
+    return ", ".join(dict.fromkeys(cwes)) or None
+
+
+def _products(cve_id: str, configs) -> list[Product]:
+    """One product per vulnerable CPE match (per hardware platform when the configuration names
+    one), at most MAX_MATCHES_PER_CVE matches."""
+    products: list[Product] = []
+    for config in configs if isinstance(configs, list) else []:
+        if not isinstance(config, dict):
+            continue
+        vulnerable, hardware = _config_matches(config)
+        for m, cpe in vulnerable:
+            if len(products) >= MAX_MATCHES_PER_CVE:
+                break
+            products += _match_products(cve_id, m, cpe, hardware, len(products))
+    return products
+
+
+def _config_matches(config: dict) -> tuple[list[tuple[dict, Cpe]], list[Cpe]]:
+    """(the vulnerable CPE matches, the hardware they run on when the configuration is an AND)."""
+    nodes = config.get("nodes") if isinstance(config.get("nodes"), list) else []
+    vulnerable, platforms = [], []
+    for node in nodes:
+        for m in (node.get("cpeMatch", []) if isinstance(node, dict) else []):
+            cpe = parse_cpe23(m.get("criteria", "")) if isinstance(m, dict) else None
+            if cpe is None:
+                continue
+            (vulnerable if m.get("vulnerable") else platforms).append((m, cpe))
+    hardware = [c for _, c in platforms if c.part == "h"] if config.get("operator") == "AND" else []
+    return vulnerable, hardware
+
+
+def _match_products(cve_id: str, m: dict, cpe: Cpe, hardware: list[Cpe], n: int) -> list[Product]:
+    """The products of one vulnerable match, numbered from n + 1: each hardware platform, or the
+    matched product itself without a trailing "firmware"."""
+    version_text, kind = _range_text(m, cpe)
+    names = [h.readable_product for h in hardware] or \
+        [re.sub(r"\s+firmware$", "", cpe.readable_product)]
+    return [Product(product_id=f"{cve_id}-M{i}", vendor=_unescape(cpe.vendor).replace("_", " "),
+                    product_name=name, full_name=f"{name} ({m.get('criteria')})",
+                    version_text=version_text, version_kind=kind, cpe=m.get("criteria"))
+            for i, name in enumerate(names, start=n + 1)]
 
 
 def _metrics(metrics: dict, vuln: Vuln) -> None:

@@ -68,60 +68,102 @@ def _entry(key, fs, asset, site, now) -> dict:
     ident = top.get("identity") or {}
     role = top.get("role") or getattr(asset, "role", None) or "unknown"
     zone = top.get("zone") or getattr(asset, "zone", None)
-    advisories, unpatched, fixes, mitigations = [], [], [], []
-    seen_mit = set()
-    for d in details:
-        fixed = d.get("fixed_in")
-        vendor_fix = next((r for r in d.get("remediations") or [] if r.get("category") == "vendor_fix"), None)
-        if fixed:
-            fixes.append(fixed)
-            remediation = f"update to {fixed} or later"
-        elif vendor_fix:
-            remediation = _short(vendor_fix.get("details"))
-        else:
-            remediation = "no fix published: apply the mitigations"
-            unpatched.append(d.get("advisory"))
-        no_fix = any(r.get("category") in ("no_fix_planned", "none_available") for r in d.get("remediations") or [])
-        if no_fix and d.get("advisory") not in unpatched and not fixed:
-            unpatched.append(d.get("advisory"))
-        advisories.append({
-            "advisory": d.get("advisory"), "title": d.get("title"), "url": d.get("url"),
-            "cves": [c.get("cve") for c in d.get("cves") or [] if c.get("cve")],
-            "known_exploited": d.get("known_exploited") or [], "max_cvss": d.get("max_cvss"),
-            "confidence": d.get("confidence"), "fixed_in": fixed, "remediation": remediation,
-            "priority": d.get("priority")})
-        for r in d.get("remediations") or []:
-            if r.get("category") in ("mitigation", "workaround") and r.get("details"):
-                k = _short(r["details"], 160)
-                if k not in seen_mit and len(mitigations) < MAX_MITIGATIONS:
-                    seen_mit.add(k)
-                    mitigations.append({"advisory": d.get("advisory"), "category": r["category"],
-                                        "details": _short(r["details"], 400), "url": r.get("url")})
+    advisories, unpatched, fixes, mitigations = _per_advisory(details)
     target = _highest(fixes)
-    actions = []
-    if target:
-        actions.append(f"Update firmware to {target} or later (closes {len(fixes)} of {len(details)} advisories)")
-    if unpatched:
-        actions.append(f"No fix for {', '.join(a for a in unpatched if a)}: apply the advisories' mitigations "
-                       "and keep the compensating controls below in place")
     downtime = DOWNTIME_HOURS.get(role, DEFAULT_DOWNTIME)
-    window, note = _window(site, zone, top.get("priority", "later"), now)
-    fits = None if window is None else downtime <= window["hours"]
-    if window is not None and not fits:
-        note += f"; the update needs about {downtime:g} h but the window is {window['hours']:g} h: plan a longer stop"
+    window, note, fits = _schedule(site, zone, top.get("priority", "later"), now, downtime)
     return {
-        "asset": key, "name": ident.get("name") or ((asset.identity or {}).get("name") if asset is not None else None),
+        "asset": key, "name": ident.get("name") or _asset_name(asset),
         "role": role, "zone": zone, "criticality": top.get("criticality"),
         "vendor": ident.get("vendor"), "product": ident.get("product") or ident.get("order_number"),
         "firmware": ident.get("firmware"),
         "priority": top.get("priority", "later"), "priority_reason": top.get("priority_reason"),
-        "target_version": target, "advisories": advisories, "actions": actions,
+        "target_version": target, "advisories": advisories,
+        "actions": _actions(target, len(fixes), len(details), unpatched),
         "unpatched": [a for a in unpatched if a],
         "window": window, "window_note": note, "estimated_downtime_hours": downtime, "fits_window": fits,
         "mitigations": mitigations,
         "compensating_controls": _controls(top, site, zone),
         "_score": top.get("priority_score") or 0,
     }
+
+
+def _per_advisory(details: list[dict]) -> tuple[list[dict], list, list[str], list[dict]]:
+    """(advisory rows, advisories with no fix, fixed versions, mitigations) over the device's
+    findings, most urgent first."""
+    advisories, unpatched, fixes, mitigations = [], [], [], []
+    seen_mit = set()
+    for d in details:
+        fixed = d.get("fixed_in")
+        remediation, has_fix = _remediation(d)
+        no_fix = _no_fix_planned(d)
+        if fixed:
+            fixes.append(fixed)
+        if not has_fix:
+            unpatched.append(d.get("advisory"))
+        elif no_fix and not fixed and d.get("advisory") not in unpatched:
+            unpatched.append(d.get("advisory"))
+        advisories.append(_advisory_row(d, fixed, remediation))
+        _add_mitigations(d, mitigations, seen_mit)
+    return advisories, unpatched, fixes, mitigations
+
+
+def _remediation(d: dict) -> tuple[str, bool]:
+    """What to do about one advisory: (text, whether a fixed version or vendor fix exists)."""
+    fixed = d.get("fixed_in")
+    vendor_fix = next((r for r in d.get("remediations") or [] if r.get("category") == "vendor_fix"), None)
+    if fixed:
+        return f"update to {fixed} or later", True
+    if vendor_fix:
+        return _short(vendor_fix.get("details")), True
+    return "no fix published: apply the mitigations", False
+
+
+def _no_fix_planned(d: dict) -> bool:
+    return any(r.get("category") in ("no_fix_planned", "none_available") for r in d.get("remediations") or [])
+
+
+def _advisory_row(d: dict, fixed, remediation: str) -> dict:
+    return {
+        "advisory": d.get("advisory"), "title": d.get("title"), "url": d.get("url"),
+        "cves": [c.get("cve") for c in d.get("cves") or [] if c.get("cve")],
+        "known_exploited": d.get("known_exploited") or [], "max_cvss": d.get("max_cvss"),
+        "confidence": d.get("confidence"), "fixed_in": fixed, "remediation": remediation,
+        "priority": d.get("priority")}
+
+
+def _add_mitigations(d: dict, mitigations: list[dict], seen: set) -> None:
+    """The advisory's mitigations and workarounds not listed yet, up to MAX_MITIGATIONS in all."""
+    for r in d.get("remediations") or []:
+        if r.get("category") in ("mitigation", "workaround") and r.get("details"):
+            k = _short(r["details"], 160)
+            if k not in seen and len(mitigations) < MAX_MITIGATIONS:
+                seen.add(k)
+                mitigations.append({"advisory": d.get("advisory"), "category": r["category"],
+                                    "details": _short(r["details"], 400), "url": r.get("url")})
+
+
+def _actions(target: str | None, n_fixed: int, n_advisories: int, unpatched: list) -> list[str]:
+    actions = []
+    if target:
+        actions.append(f"Update firmware to {target} or later (closes {n_fixed} of {n_advisories} advisories)")
+    if unpatched:
+        actions.append(f"No fix for {', '.join(a for a in unpatched if a)}: apply the advisories' mitigations "
+                       "and keep the compensating controls below in place")
+    return actions
+
+
+def _schedule(site, zone, priority, now, downtime: float) -> tuple[dict | None, str, bool | None]:
+    """(window, note, whether the update fits the window)."""
+    window, note = _window(site, zone, priority, now)
+    fits = None if window is None else downtime <= window["hours"]
+    if window is not None and not fits:
+        note += f"; the update needs about {downtime:g} h but the window is {window['hours']:g} h: plan a longer stop"
+    return window, note, fits
+
+
+def _asset_name(asset) -> str | None:
+    return (asset.identity or {}).get("name") if asset is not None else None
 
 
 def _short(text, n: int = 240) -> str:
