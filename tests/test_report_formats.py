@@ -60,9 +60,54 @@ def test_every_format_renders_sample_and_emptyish(sample, fmt):
 
 
 def test_unknown_format_is_a_clear_error(sample):
-    with pytest.raises(ValueError, match="html, md, json, csv, sarif"):
+    with pytest.raises(ValueError, match="unknown report format 'pdf'; choose one of html, md, json, sarif, csv"):
         render(sample, "pdf")
     assert render(sample, "markdown") == render(sample, "md")
+
+
+def test_formats_are_the_registry_in_the_order_offered():
+    from plantguard.report.registry import names, renderers
+    assert FORMATS == names("assess") == ("html", "md", "json", "sarif", "csv")
+    assert names("inventory") == ("table", "json", "csv") and names("plan") == ("csv", "json", "text")
+    for target in ("assess", "inventory", "plan"):
+        for r in renderers(target):
+            assert r.extension and "/" in r.media_type and target in r.targets and callable(r.render)
+    assert {r.name: r.extension for r in renderers("assess")} == {
+        "html": "html", "md": "md", "json": "json", "sarif": "sarif", "csv": "csv"}
+
+
+def test_a_renderer_registered_at_run_time_renders(sample):
+    from plantguard.report import formats
+    from plantguard.report.registry import Renderer, names, register, renderer, unregister
+    toy = Renderer("toy", "txt", "text/plain", lambda c: f"{len(c.get('findings', []))} findings\n",
+                   ("assess", "plan"))
+    assert register(toy) is toy and register(toy) is toy      # the same renderer again is fine
+    try:
+        assert render(sample, "toy") == f"{len(sample['findings'])} findings\n" and render(None, "toy") == "0 findings\n"
+        assert names("assess")[-1] == "toy" == formats()[-1] and renderer("toy", "plan") is toy
+        assert "toy" not in names("inventory")
+        with pytest.raises(ValueError, match="already registered"):
+            register(Renderer("toy", "toy", "text/plain", str, ("plan",)))
+        with pytest.raises(ValueError, match="already registered"):
+            register(Renderer("csv", "csv", "text/csv", str, ("assess",)))
+    finally:
+        unregister("toy")
+    assert "toy" not in formats() and "toy" not in names("plan")
+    with pytest.raises(ValueError, match="unknown report format 'toy'"):
+        render(sample, "toy")
+
+
+def test_renderer_declarations_are_checked():
+    from plantguard.report.registry import Renderer, renderer
+    with pytest.raises(ValueError, match="targets"):
+        Renderer("x", "x", "text/plain", str, ("report",))
+    with pytest.raises(ValueError, match="lower case"):
+        Renderer("X", "x", "text/plain", str, ("assess",))
+    with pytest.raises(TypeError):
+        Renderer("x", "x", "text/plain", "not callable", ("assess",))
+    assert Renderer("x", "x", "text/plain", str, "plan").targets == ("plan",)
+    with pytest.raises(ValueError, match="unknown inventory format 'html'; choose one of table, json, csv"):
+        renderer("html", "inventory")
 
 
 def test_json_round_trip_and_stable_key_order(sample):

@@ -1,39 +1,37 @@
-"""`render(contract, fmt)`: the one entry point for every report format."""
+"""`render(contract, fmt)`: the one entry point for every report format (report.registry lists
+them; the JSON report is declared here)."""
 from __future__ import annotations
 
 import dataclasses
 import json
 from typing import Any
 
-FORMATS = ("html", "md", "json", "csv", "sarif")
+from plantguard.report.registry import Renderer, names, register, renderer
 
 # the contract's top-level keys in the order ARCHITECTURE §5 presents them; others follow, sorted
 TOP_LEVEL_ORDER = ("plantguard", "site", "organization_size", "captures", "zones", "assets", "flows",
                    "findings", "summary", "checks_not_run", "compliance", "roadmap", "patch_plan",
                    "attestations", "counters", "notes")
+ALIASES = {"markdown": "md"}
+
+
+def formats() -> tuple[str, ...]:
+    """The report formats registered now (html, md, json, sarif, csv and any added at run time)."""
+    return names("assess")
+
+
+def __getattr__(name: str) -> Any:
+    # FORMATS reads the registry each time, so renderers registered at run time are included
+    if name == "FORMATS":
+        return formats()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def render(contract: dict, fmt: str) -> str:
-    """The report of an assessment contract in `fmt` (html, md, json, csv, sarif), as text."""
+    """The report of an assessment contract in `fmt` (html, md, json, csv, sarif, ...), as text."""
     fmt = (fmt or "").lower()
-    if fmt == "markdown":
-        fmt = "md"
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    contract = contract if isinstance(contract, dict) else {}
-    if fmt == "json":
-        return render_json(contract)
-    if fmt == "csv":
-        from plantguard.report.tabular import render_csv
-        return render_csv(contract)
-    if fmt == "sarif":
-        from plantguard.report.sarif import render_sarif
-        return render_sarif(contract)
-    if fmt == "md":
-        from plantguard.report.markdown import render_markdown
-        return render_markdown(contract)
-    from plantguard.report.html import render_html
-    return render_html(contract)
+    chosen = renderer(ALIASES.get(fmt, fmt), "assess")
+    return chosen.render(contract if isinstance(contract, dict) else {})
 
 
 def _plain(o: Any) -> Any:
@@ -54,3 +52,6 @@ def ordered(contract: dict) -> dict:
 
 def render_json(contract: dict) -> str:
     return json.dumps(ordered(contract), indent=2, ensure_ascii=False, default=_plain) + "\n"
+
+
+JSON = register(Renderer("json", "json", "application/json", render_json, ("assess",)))

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from plantguard.report.context import as_dict, as_list, joined, severity, text
+from plantguard.report.registry import Renderer, register
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -107,3 +108,6 @@ def render_sarif(contract: dict) -> str:
            "properties": {"site": text(contract.get("site")), "summary": as_dict(contract.get("summary"))}}
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
     return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+SARIF = register(Renderer("sarif", "sarif", "application/sarif+json", render_sarif, ("assess",)))

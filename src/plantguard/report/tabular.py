@@ -5,6 +5,7 @@ import csv
 import io
 
 from plantguard.report.context import as_dict, as_list, joined, num, text
+from plantguard.report.registry import Renderer, register
 
 COLUMNS = ("check", "status", "severity", "title", "practice", "assets", "evidence_total",
            "first_capture", "first_frame", "first_time", "evidence", "iec62443-3-3", "nist-800-53r5",
@@ -47,3 +48,6 @@ def render_csv(contract: dict) -> str:
                joined(controls.get("iso27001-2022"), "; "), joined(f.get("attack"), "; "), text(f.get("remediation"))]
         w.writerow([cell(v) for v in row])
     return buf.getvalue()
+
+
+CSV = register(Renderer("csv", "csv", "text/csv", render_csv, ("assess",)))
