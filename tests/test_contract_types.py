@@ -49,3 +49,19 @@ def test_an_undeclared_finding_field_is_refused(demo_contract):
     bad["findings"][0]["colour"] = "red"
     with pytest.raises(Exception, match="colour"):
         validated(bad)
+
+
+def test_patch_plan_entries_keep_their_order(tmp_path):
+    from plantguard.capture.engine import analyze
+    from plantguard.contract import PatchEntry
+    from plantguard.knowledge.intel import import_paths
+    from plantguard.site import load_site
+    from plantguard.store.db import open_engine
+    from conftest import shared_path
+    db = tmp_path / "intel.db"
+    import_paths(open_engine(db), [shared_path("vuln")])
+    cap, site = build_demo(tmp_path / "demo")
+    plan = run_assessment(analyze([str(cap)]), load_site(site), db=str(db))["patch_plan"]
+    assert plan
+    for e in plan:
+        assert list(PatchEntry.model_validate(e).model_dump(by_alias=True, exclude_unset=True)) == list(e)

@@ -146,3 +146,30 @@ def test_csaf_vex_in_the_store_answers_for_a_product(tmp_path):
     assert _ids(idx, S7_315) == {}                       # the only CVE is answered by the VEX
     other = dict(S7_315, order_number="6ES7 317-2EK14-0AB0", product="CPU 317-2 PN/DP")
     assert "ICSA-19-283-01" in _ids(idx, other)          # the VEX speaks for the 315 only
+
+
+DETERMINISM = """
+import json, sys
+from plantguard.knowledge.matching import DeviceIdentity, IntelIndex
+from plantguard.store.db import open_engine
+index = IntelIndex.load(open_engine(sys.argv[1]))
+out = []
+for ident in json.loads(sys.argv[2]):
+    out.append([(m.advisory_id, m.confidence) for m in index.match(DeviceIdentity.from_identity(ident))])
+print(json.dumps(out))
+"""
+
+
+def test_matching_does_not_depend_on_the_hash_seed(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    db = tmp_path / "intel.db"
+    import_paths(open_engine(db), [shared_path("vuln")])
+    idents = [dict(vendor="Siemens", product="SINUMERIK PCU50.5-P WIN7"), S7_315, ENBT,
+              dict(vendor="Siemens", product="SIMATIC S7-1500 CPU 1516-3 PN/DP", firmware="V2.8")]
+    runs = {subprocess.run([sys.executable, "-c", DETERMINISM, str(db), json.dumps(idents)], check=True,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2", "3", "4")}
+    assert len(runs) == 1

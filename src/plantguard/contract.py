@@ -137,8 +137,25 @@ class Roadmap(_Open):
 
 class PatchEntry(_Open):
     asset: str
+    name: str | None = None
+    role: str | None = None
+    zone: str | None = None
+    criticality: str | None = None
+    vendor: str | None = None
+    product: str | None = None
+    firmware: str | None = None
     priority: str
+    priority_reason: str | None = None
+    target_version: str | None = None
     advisories: list[dict[str, Any]] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list)
+    unpatched: list[str] = Field(default_factory=list)
+    window: dict[str, Any] | None = None
+    window_note: str | None = None
+    estimated_downtime_hours: float | None = None
+    fits_window: bool | None = None
+    mitigations: list[dict[str, Any]] = Field(default_factory=list)
+    compensating_controls: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Attestation(_Strict):

@@ -130,7 +130,9 @@ class IntelIndex:
                     seen.add(id(p))
                     yield p
 
-        for k in dev.cpe_keys:
+        # sets are walked in sorted order: the first of two equally ranked products wins, and that
+        # must not depend on the interpreter's hash seed
+        for k in sorted(dev.cpe_keys):
             yield from unseen(self.by_cpe.get(k, ()))
         for o in dev.norm_orders:
             yield from unseen(self.by_model.get(o, ()))
@@ -144,9 +146,9 @@ class IntelIndex:
             vk = dev.vendor_key
             return (vk is None or p.vendor_key is None or p.vendor_key == vk) and same_model(p)
 
-        for t in dev.tokens:
+        for t in sorted(dev.tokens):
             yield from unseen(self.by_token.get(t, ()), same_vendor_and_model)
-        for f in dev.families:
+        for f in sorted(dev.families):
             yield from unseen(self.by_family.get(f, ()), same_model)
         # products whose names carry no digit can only be found by the vendor's name list
         if dev.vendor_key and not dev.tokens:
