@@ -110,59 +110,84 @@ def _apdu(msg: Message, a: bytes) -> None:
     if ptype >= len(PDU_TYPES):
         raise Malformed("unknown PDU type")
     msg.pdu_type = PDU_TYPES[ptype]
-    if ptype == 0:                                   # confirmed request
-        if len(a) < 4:
-            raise Malformed("short confirmed request")
+    _PDU_READERS[ptype](msg, a)
+
+
+def _confirmed_name(code: int) -> str:
+    return CONFIRMED.get(code, (f"confirmed_service_{code}", "other"))[0]
+
+
+def _confirmed_pdu(msg: Message, a: bytes) -> None:
+    if len(a) < 4:
+        raise Malformed("short confirmed request")
+    msg.segmented, msg.more_follows = bool(a[0] & 0x08), bool(a[0] & 0x04)
+    msg.invoke_id = a[2]
+    off = 3
+    if msg.segmented:
+        msg.segment_seq = a[3]
+        off = 5
+    if off >= len(a):
+        raise Malformed("no service choice")
+    msg.service_code = a[off]
+    msg.service = _confirmed_name(a[off])
+    if not msg.segmented:
+        _confirmed_request(msg, a, off + 1)
+
+
+def _unconfirmed_pdu(msg: Message, a: bytes) -> None:
+    if len(a) < 2:
+        raise Malformed("short unconfirmed request")
+    msg.service_code = a[1]
+    msg.service = UNCONFIRMED.get(a[1], (f"unconfirmed_service_{a[1]}", None))[0]
+    _unconfirmed_request(msg, a, 2)
+
+
+def _ack_pdu(msg: Message, a: bytes) -> None:
+    """Simple ACK (type 2) or complex ACK (type 3, possibly segmented)."""
+    if len(a) < 3:
+        raise Malformed("short ACK")
+    complex_ack = a[0] >> 4 == 3
+    msg.invoke_id = a[1]
+    off = 2
+    if complex_ack:
         msg.segmented, msg.more_follows = bool(a[0] & 0x08), bool(a[0] & 0x04)
-        msg.invoke_id = a[2]
-        off = 3
         if msg.segmented:
-            msg.segment_seq = a[3]
-            off = 5
-        if off >= len(a):
-            raise Malformed("no service choice")
-        msg.service_code = a[off]
-        msg.service = CONFIRMED.get(a[off], (f"confirmed_service_{a[off]}", "other"))[0]
-        if not msg.segmented:
-            _confirmed_request(msg, a, off + 1)
-    elif ptype == 1:                                 # unconfirmed request
-        if len(a) < 2:
-            raise Malformed("short unconfirmed request")
-        msg.service_code = a[1]
-        msg.service = UNCONFIRMED.get(a[1], (f"unconfirmed_service_{a[1]}", None))[0]
-        _unconfirmed_request(msg, a, 2)
-    elif ptype in (2, 3):                            # simple / complex ACK
-        if len(a) < 3:
-            raise Malformed("short ACK")
-        msg.invoke_id = a[1]
-        off = 2
-        if ptype == 3:
-            msg.segmented, msg.more_follows = bool(a[0] & 0x08), bool(a[0] & 0x04)
-            if msg.segmented:
-                if len(a) < 5:
-                    raise Malformed("short segmented ACK")
-                msg.segment_seq = a[2]
-                off = 4
-        msg.service_code = a[off]
-        msg.service = CONFIRMED.get(a[off], (f"confirmed_service_{a[off]}", "other"))[0]
-        if ptype == 3 and not msg.segmented:
-            _complex_ack(msg, a, off + 1)
-    elif ptype == 4:                                 # segment ACK
-        if len(a) < 4:
-            raise Malformed("short segment ACK")
-        msg.invoke_id, msg.segment_seq = a[1], a[2]
-    elif ptype == 5:                                 # error
-        if len(a) < 3:
-            raise Malformed("short error")
-        msg.invoke_id, msg.service_code = a[1], a[2]
-        msg.service = CONFIRMED.get(a[2], (f"confirmed_service_{a[2]}", "other"))[0]
-        _error(msg, a, 3)
-    else:                                            # reject / abort
-        if len(a) < 3:
-            raise Malformed("short reject/abort")
-        msg.invoke_id = a[1]
-        msg.service = "reject" if ptype == 6 else "abort"
-        msg.result_code = name_of("reject_reason" if ptype == 6 else "abort_reason", a[2])
+            if len(a) < 5:
+                raise Malformed("short segmented ACK")
+            msg.segment_seq = a[2]
+            off = 4
+    msg.service_code = a[off]
+    msg.service = _confirmed_name(a[off])
+    if complex_ack and not msg.segmented:
+        _complex_ack(msg, a, off + 1)
+
+
+def _segment_ack_pdu(msg: Message, a: bytes) -> None:
+    if len(a) < 4:
+        raise Malformed("short segment ACK")
+    msg.invoke_id, msg.segment_seq = a[1], a[2]
+
+
+def _error_pdu(msg: Message, a: bytes) -> None:
+    if len(a) < 3:
+        raise Malformed("short error")
+    msg.invoke_id, msg.service_code = a[1], a[2]
+    msg.service = _confirmed_name(a[2])
+    _error(msg, a, 3)
+
+
+def _reject_abort_pdu(msg: Message, a: bytes) -> None:
+    if len(a) < 3:
+        raise Malformed("short reject/abort")
+    reject = a[0] >> 4 == 6
+    msg.invoke_id = a[1]
+    msg.service = "reject" if reject else "abort"
+    msg.result_code = name_of("reject_reason" if reject else "abort_reason", a[2])
+
+
+# by PDU type: confirmed, unconfirmed, simple ACK, complex ACK, segment ACK, error, reject, abort
+_PDU_READERS = (_confirmed_pdu, _unconfirmed_pdu, _ack_pdu, _ack_pdu, _segment_ack_pdu, _error_pdu,
+                _reject_abort_pdu, _reject_abort_pdu)
 
 
 def _error(msg: Message, a: bytes, off: int) -> None:
