@@ -1,0 +1,34 @@
+"""`plantguard demo`: the bundled demo plant, assessed with its site file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from plantguard.cli import app, format_choice, out
+from plantguard.cli.common import load_site, write_report
+
+
+@app.command()
+def demo(
+    out_dir: Path = typer.Option(Path("plantguard-demo"), "--out", help="Folder for the demo capture, site file and report."),
+    format: format_choice("assess") = typer.Option("html", "--format", "-f"),
+):
+    """Build the bundled demo plant capture, assess it with its site file, write the report."""
+    from plantguard.assess import run_assessment
+    from plantguard.capture.engine import analyze
+    from plantguard.demo import build_demo
+    from plantguard.report import render
+    from plantguard.report.registry import renderer
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pcap, site_path = build_demo(out_dir)
+    site_model = load_site(Path(site_path))
+    result = analyze([pcap])
+    contract = run_assessment(result, site_model, db=None)
+    report = out_dir / f"plantguard-report.{renderer(format, 'assess').extension}"
+    write_report(render(contract, format), report)
+    s = contract["summary"]
+    for line in (f"demo plant: {pcap} ({contract['captures'][0]['packets']:,} packets), site file: {site_path}",
+                 f"{s['assets']} assets, {s['failed']} failing and {s['passed']} passing findings",
+                 f"report: {report}"):
+        out.print(line, soft_wrap=True, markup=False, highlight=False)

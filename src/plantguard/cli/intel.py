@@ -1,0 +1,114 @@
+"""`plantguard intel ...`: import advisories and catalogues, show what is loaded, the patch plan.
+Exit codes: 0 fine, 2 usage or input error (every file given was unusable)."""
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from plantguard.cli import err, fail, format_choice, out
+from plantguard.cli.common import DB_HELP, default_db, open_store
+
+intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                        help="Vulnerability intelligence: CSAF advisories, CISA KEV, NVD CVE JSON, EPSS.")
+
+SOURCE_NAMES = {"csaf": "CSAF advisories", "kev": "CISA KEV", "nvd": "NVD CVE", "epss": "EPSS"}
+STALE_DAYS = 90
+
+
+class OutFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@intel_app.command("import")
+def intel_import(
+    paths: List[Path] = typer.Argument(..., help="CSAF files or folders, the KEV catalogue (JSON/CSV), NVD CVE JSON 2.0, an EPSS CSV."),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    format: OutFormat = typer.Option(OutFormat.text, "--format", "-f"),
+):
+    """Load advisories and catalogues into the store (re-importing replaces)."""
+    from plantguard.knowledge.intel import import_paths
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"{missing[0]}: no such file or folder")
+    rep = import_paths(open_store(db), paths)
+    if format == OutFormat.json:
+        sys.stdout.write(json.dumps({"files": rep.files, "loaded": rep.loaded, "records": rep.records,
+                                     "skipped": [{"path": p, "reason": r} for p, r in rep.skipped],
+                                     "seconds": round(rep.seconds, 3)}, indent=2) + "\n")
+    else:
+        parts = ", ".join(f"{n:,} {k}" for k, n in rep.records.items()) or "nothing"
+        out.print(f"imported {parts} from {rep.files - len(rep.skipped)} of {rep.files} files "
+                  f"in {rep.seconds:.2f} s", markup=False, highlight=False, soft_wrap=True)
+        for p, r in rep.skipped:
+            err.print(f"skipped {p}: {r}", markup=False, highlight=False, soft_wrap=True)
+    if rep.files and len(rep.skipped) == rep.files:
+        raise typer.Exit(2)
+
+
+@intel_app.command("status")
+def intel_status_cmd(
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    format: OutFormat = typer.Option(OutFormat.text, "--format", "-f"),
+):
+    """What is loaded and how old it is."""
+    from plantguard.knowledge.intel import intel_status
+    st = intel_status(open_store(db))
+    if format == OutFormat.json:
+        sys.stdout.write(json.dumps(st, indent=2) + "\n")
+        return
+    if not st["kinds"]:
+        out.print("no vulnerability intelligence loaded: run `plantguard intel import PATH`", markup=False)
+        return
+    _print_status(st)
+
+
+def _print_status(st: dict) -> None:
+    t = Table("source", "documents", "records", "newest document", "age (days)", "imported")
+    for kind, k in sorted(st["kinds"].items()):
+        t.add_row(SOURCE_NAMES.get(kind, kind), f"{k['documents']:,}", f"{k['records']:,}", str(k["newest"] or "-"),
+                  "-" if k["age_days"] is None else f"{k['age_days']:.0f}", str(k["imported"] or "-"))
+    out.print(t)
+    tt = st["totals"]
+    out.print(f"{tt['advisories']:,} advisories, {tt['products']:,} products, {tt['cves']:,} CVEs, "
+              f"{tt['kev']:,} KEV entries, {tt['epss']:,} EPSS scores", markup=False, highlight=False)
+    stale = [SOURCE_NAMES.get(k, k) for k, v in st["kinds"].items() if (v["age_days"] or 0) > STALE_DAYS]
+    if stale:
+        err.print(f"warning: older than {STALE_DAYS} days: {', '.join(stale)}; import a fresh copy", markup=False)
+
+
+@intel_app.command("plan")
+def intel_plan(
+    captures: List[Path] = typer.Argument(..., help="Capture files or directories."),
+    site: Optional[Path] = typer.Option(None, "--site", help="Site file (maintenance windows, zones, criticality)."),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    format: format_choice("plan") = typer.Option("csv", "--format", "-f"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here (default: stdout)."),
+):
+    """The patch plan for the captured plant (CSV by default)."""
+    from plantguard.assess import run_assessment
+    from plantguard.capture.engine import analyze
+    from plantguard.report.registry import renderer
+    site_model = None
+    if site is not None:
+        from plantguard.site import SiteError, load_site
+        try:
+            site_model = load_site(site)
+        except (SiteError, OSError) as exc:
+            fail(str(exc))
+    try:
+        result = analyze(captures)
+    except Exception as exc:  # noqa: BLE001
+        fail(str(exc))
+    contract = run_assessment(result, site_model, db=db or default_db())
+    body = renderer(format, "plan").render(contract.get("patch_plan") or [])
+    if output is None:
+        sys.stdout.write(body)
+    else:
+        output.write_text(body)

@@ -1,0 +1,57 @@
+"""`plantguard inventory`: the devices seen in the captures, recorded in the store."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from plantguard.cli import app, err, fail, format_choice, out
+from plantguard.cli.common import load_site, progress_analyze
+
+
+@app.command()
+def inventory(
+    captures: List[Path] = typer.Argument(..., help="Capture files or directories (pcap, pcapng, gzip)."),
+    format: format_choice("inventory") = typer.Option("table", "--format", "-f", help="Output format."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store (SQLite path or database URL); default ./plantguard.db."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not record this run in the store."),
+    site: Optional[Path] = typer.Option(None, "--site", help="Site file (zones) to place assets in zones."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+):
+    """List the devices seen in the captures: vendor, role, identity, services, zone."""
+    from plantguard.inventory.build import build_assets
+    from plantguard.report.inventory import InventoryReport
+    from plantguard.report.registry import renderer
+    site_model = load_site(site)
+    result = progress_analyze(captures, quiet)
+    notes: list[str] = []
+    assets = build_assets(result, site_model, notes)
+    caps = [c.as_dict() for c in result.captures]
+    changes = None if no_store else _record(db, assets, "inventory", caps, site_model)
+    report = InventoryReport(assets=assets, captures=caps, counters=result.counters,
+                             notes=result.notes + notes, changes=changes)
+    out.file.write(renderer(format, "inventory").render(report))
+    if format == "table":   # for a person: the notes, then what changed since the last run
+        _tell(report)
+
+
+def _tell(report) -> None:
+    from plantguard.report.inventory_table import changes_line
+    out.file.flush()
+    for n in report.notes:
+        err.print(f"note: {n}", markup=False, highlight=False)
+    line = changes_line(report.changes)
+    if line is not None:
+        out.print(line)
+
+
+def _record(db, assets, kind, caps, site_model):
+    from sqlalchemy.exc import SQLAlchemyError
+    from plantguard.inventory.history import record_run
+    from plantguard.store.db import open_engine
+    try:
+        engine = open_engine(db)
+        return record_run(engine, assets, kind, caps, getattr(site_model, "name", None))
+    except SQLAlchemyError as exc:
+        fail(f"store {db or 'plantguard.db'}: {str(exc).splitlines()[0]}")
