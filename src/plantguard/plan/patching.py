@@ -11,15 +11,14 @@ build_patch_plan() returns one dict per device, most urgent first:
   actions [text], unpatched [advisory ids with no fix], window {name, start, hours, zones} or None,
   window_note, estimated_downtime_hours, fits_window, mitigations [{advisory, category, details,
   url}], compensating_controls [{control, status ("verified"|"failed"|"not-verifiable"), detail}]
-patch_plan_csv() flattens it to one row per (device, advisory)."""
+report.patch_plan renders it: CSV (patch_plan_csv, one row per (device, advisory)), JSON, text."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, timedelta, timezone
 
 from plantguard.knowledge.priority import priority_rank
 from plantguard.knowledge.versions import parse_version
+from plantguard.report.patch_plan import CSV_COLUMNS, patch_plan_csv  # noqa: F401 - rendered in report/, importable here
 from plantguard.site import declared_site
 
 VULN_CHECKS = ("vuln.known-exploited", "vuln.advisory")
@@ -34,10 +33,6 @@ DOWNTIME_HOURS = {
     "switch": 0.5, "router": 0.5, "firewall": 1.0, "sensor": 0.5,
 }
 DEFAULT_DOWNTIME = 1.0
-CSV_COLUMNS = ("priority", "asset", "name", "role", "zone", "criticality", "vendor", "product", "firmware",
-               "advisory", "cves", "known_exploited", "max_cvss", "confidence", "fixed_in", "action",
-               "window", "window_start", "estimated_downtime_hours", "fits_window", "mitigations",
-               "compensating_controls", "priority_reason")
 
 
 def build_patch_plan(findings, assets, site, now: datetime | None = None) -> list[dict]:
@@ -248,29 +243,6 @@ def _controls(detail: dict, site, zone) -> list[dict]:
                         "detail": f"zone '{zone}' has no egress rule: outbound traffic is not restricted"
                         if zone else "the device is in no declared zone"})
     return out
-
-
-def patch_plan_csv(plan: list[dict]) -> str:
-    """One row per (device, advisory), spreadsheet-ready."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for e in plan or ():
-        win = e.get("window") or {}
-        mit = " | ".join(m.get("details", "") for m in e.get("mitigations") or [])
-        ctl = " | ".join(f"{c['control']}: {c['status']}" for c in e.get("compensating_controls") or [])
-        for a in e.get("advisories") or [{}]:
-            w.writerow({
-                "priority": a.get("priority") or e.get("priority"), "asset": e.get("asset"), "name": e.get("name"),
-                "role": e.get("role"), "zone": e.get("zone"), "criticality": e.get("criticality"),
-                "vendor": e.get("vendor"), "product": e.get("product"), "firmware": e.get("firmware"),
-                "advisory": a.get("advisory"), "cves": " ".join(a.get("cves") or []),
-                "known_exploited": " ".join(a.get("known_exploited") or []), "max_cvss": a.get("max_cvss"),
-                "confidence": a.get("confidence"), "fixed_in": a.get("fixed_in"), "action": a.get("remediation"),
-                "window": win.get("name"), "window_start": win.get("start"),
-                "estimated_downtime_hours": e.get("estimated_downtime_hours"), "fits_window": e.get("fits_window"),
-                "mitigations": mit, "compensating_controls": ctl, "priority_reason": e.get("priority_reason")})
-    return buf.getvalue()
 
 
 TABLE_COLUMNS = (("priority", "Priority"), ("device", "Device"), ("firmware", "Product / firmware"),
