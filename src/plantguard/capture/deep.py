@@ -36,6 +36,12 @@ class DeepTier:
             for key in m.SPEC.llc_snap:
                 self._llc[key] = m
 
+    @property
+    def handles_llc(self) -> bool:
+        """Whether any protocol module decodes 802.2 LLC/SNAP frames (else the engine need not
+        send them here)."""
+        return bool(self._llc)
+
     def flow_state(self, lay: Layers) -> FlowState:
         key = flow_key(lay)
         fs = self.flows.get(key)
@@ -72,15 +78,12 @@ class DeepTier:
         return self.decode_l4(fs.module, fs.state, from_client, capture, frame, ts, lay)
 
     def decode_l4(self, module, state: dict, from_client: bool, capture: str, frame: int,
-                  ts: float, lay: Layers) -> list[Observation]:
+                  ts: float, lay: Layers, *, count_errors: bool = True) -> list[Observation]:
         """Run a flow's protocol module on one TCP/UDP packet (the flow is already classified)."""
         pkt = Packet(capture, frame, ts, lay.payload, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan,
                      lay.src, lay.dst, lay.l4, lay.sport, lay.dport, lay.tcp_flags, lay.seq,
                      from_client, state)
-        return self._run(module, pkt)
-
-    def wants_l2(self, lay: Layers) -> bool:
-        return lay.l4 == "" and lay.src is None and bool(lay.ethertype)
+        return self.run(module, pkt, count_errors=count_errors) or []
 
     def _handle_l2(self, capture, frame, ts, lay) -> list[Observation]:
         data = bytes(lay.l3)
@@ -96,15 +99,19 @@ class DeepTier:
         out: list[Observation] = []
         for mod in mods:
             pkt = Packet(capture, frame, ts, data, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan)
-            out.extend(self._run(mod, pkt))
+            out.extend(self.run(mod, pkt) or ())
         return out
 
-    def _run(self, mod, pkt: Packet) -> list[Observation]:
+    def run(self, module, pkt: Packet, *, count_errors: bool = True) -> list[Observation] | None:
+        """The module's observations for one packet, or None when the module raised (garbage in
+        a protocol field): that is counted in `errors` unless count_errors is False (the engine
+        re-feeding a packet whose outcome was already counted), and the run goes on."""
         try:
-            return list(mod.decode(pkt) or ())
-        except Exception:  # garbage in a protocol field: count it, keep going
-            self.errors += 1
-            return []
+            return list(module.decode(pkt) or ())
+        except Exception:
+            if count_errors:
+                self.errors += 1
+            return None
 
 
 def flow_key(lay: Layers) -> tuple:
