@@ -238,92 +238,143 @@ _WALK_WARNINGS = {
 
 
 def _pcapng_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
+    """Walk the blocks of a pcapng file: a section header sets the byte order and starts a new
+    list of interfaces, interface descriptions give link type and timestamp resolution, packet
+    blocks become records. A block that does not fit ends the file with a warning."""
     size = len(data)
     arr = np.frombuffer(data, dtype=np.uint8)
     off = 0
     released = 0
     end = "<"
-    links: list[int] = []
-    tsres: list[float] = []
-    tsoff: list[int] = []
+    ifaces = _Interfaces()
+    recs = _Records()
     frame = 1
-    offs, caps, wires, tss, lts = [], [], [], [], []
-
-    def flush():
-        nonlocal frame, offs, caps, wires, tss, lts
-        n = len(offs)
-        chunk = Chunk(data, np.asarray(offs, dtype=np.int64), np.asarray(caps, dtype=np.int32),
-                      np.asarray(wires, dtype=np.int32), np.asarray(tss, dtype=np.float64),
-                      np.asarray(lts, dtype=np.int32), frame, arr)
-        frame += n
-        offs, caps, wires, tss, lts = [], [], [], [], []
-        return _finish(stats, chunk)
-
     while off + 12 <= size:
-        btype_raw = bytes(data[off:off + 4])
-        if btype_raw == PCAPNG_SHB:
-            bom = bytes(data[off + 8:off + 12])
-            if bom == b"\x4d\x3c\x2b\x1a":
-                end = "<"
-            elif bom == b"\x1a\x2b\x3c\x4d":
-                end = ">"
-            else:
+        if bytes(data[off:off + 4]) == PCAPNG_SHB:
+            end = _section_byte_order(data, off)
+            if end is None:
                 stats.warnings.append(f"corrupt section header at byte {off}")
                 break
-            links, tsres, tsoff = [], [], []
+            ifaces = _Interfaces()
         btype, blen = struct.unpack_from(end + "II", data, off)
         if blen < 12 or blen % 4 or off + blen > size:
             stats.warnings.append(f"truncated or corrupt block (type {btype:#x}, length {blen}) at byte {off}")
             break
-        body = off + 8
-        body_end = off + blen - 4
-        if btype == 1 and body_end - body >= 8:  # Interface Description Block
-            links.append(struct.unpack_from(end + "H", data, body)[0])
-            res, toff = 1e-6, 0
-            o = body + 8
-            while o + 4 <= body_end:
-                code, ln = struct.unpack_from(end + "HH", data, o)
-                if code == 0:
-                    break
-                if code == 9 and ln >= 1:
-                    v = data[o + 4]
-                    res = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
-                elif code == 14 and ln >= 8:
-                    toff = struct.unpack_from(end + "q", data, o + 4)[0]
-                o += 4 + ((ln + 3) & ~3)
-            tsres.append(res)
-            tsoff.append(toff)
-        elif btype in (6, 2) and body_end - body >= 20:  # Enhanced / obsolete Packet Block
-            if btype == 6:
-                ifid, hi, lo, cap, orig = struct.unpack_from(end + "IIIII", data, body)
-            else:
-                ifid, _drops, hi, lo, cap, orig = struct.unpack_from(end + "HHIIII", data, body)
-            if ifid >= len(links):
-                stats.warnings.append(f"packet for unknown interface {ifid} at byte {off}")
-            elif cap > body_end - body - 20:
-                stats.warnings.append(f"packet longer than its block at byte {off}")
-            else:
-                offs.append(body + 20)
-                caps.append(cap)
-                wires.append(min(orig, 0x7FFFFFFF))
-                tss.append(((hi << 32) | lo) * tsres[ifid] + tsoff[ifid])
-                lts.append(links[ifid])
-        elif btype == 3 and body_end - body >= 4:  # Simple Packet Block: interface 0, no timestamp
-            if links:
-                orig = struct.unpack_from(end + "I", data, body)[0]
-                cap = min(orig, body_end - body - 4)
-                offs.append(body + 4)
-                caps.append(cap)
-                wires.append(min(orig, 0x7FFFFFFF))
-                tss.append(tss[-1] if tss else 0.0)
-                lts.append(links[0])
+        warning = _pcapng_block(data, end, btype, off, blen, ifaces, recs)
+        if warning:
+            stats.warnings.append(warning)
         off += blen
-        if len(offs) >= chunk_records:
-            start = offs[0]
-            yield flush()
+        if len(recs) >= chunk_records:
+            start = recs.offs[0]
+            yield _finish(stats, recs.chunk(data, arr, frame))
+            frame += len(recs)
+            recs = _Records()
             released = _release(data, released, start)
     else:
         if 0 < size - off < 12:
             stats.warnings.append(f"truncated block at byte {off}")
-    if offs:
-        yield flush()
+    if len(recs):
+        yield _finish(stats, recs.chunk(data, arr, frame))
+
+
+class _Interfaces:
+    """The interfaces of the current pcapng section, by interface id."""
+    __slots__ = ("links", "tsres", "tsoff")
+
+    def __init__(self):
+        self.links: list[int] = []     # link type
+        self.tsres: list[float] = []   # seconds per timestamp unit
+        self.tsoff: list[int] = []     # seconds added to every timestamp
+
+
+class _Records:
+    """The packet records gathered for the next chunk."""
+    __slots__ = ("offs", "caps", "wires", "tss", "lts")
+
+    def __init__(self):
+        self.offs: list[int] = []
+        self.caps: list[int] = []
+        self.wires: list[int] = []
+        self.tss: list[float] = []
+        self.lts: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.offs)
+
+    def add(self, off: int, cap: int, orig: int, ts: float, linktype: int) -> None:
+        self.offs.append(off)
+        self.caps.append(cap)
+        self.wires.append(min(orig, 0x7FFFFFFF))
+        self.tss.append(ts)
+        self.lts.append(linktype)
+
+    def chunk(self, data, arr: np.ndarray, first_frame: int) -> Chunk:
+        return Chunk(data, np.asarray(self.offs, dtype=np.int64), np.asarray(self.caps, dtype=np.int32),
+                     np.asarray(self.wires, dtype=np.int32), np.asarray(self.tss, dtype=np.float64),
+                     np.asarray(self.lts, dtype=np.int32), first_frame, arr)
+
+
+def _section_byte_order(data, off: int) -> str | None:
+    """The struct byte order a Section Header Block at off declares; None if it is corrupt."""
+    bom = bytes(data[off + 8:off + 12])
+    if bom == b"\x4d\x3c\x2b\x1a":
+        return "<"
+    if bom == b"\x1a\x2b\x3c\x4d":
+        return ">"
+    return None
+
+
+def _pcapng_block(data, end: str, btype: int, off: int, blen: int, ifaces: _Interfaces,
+                  recs: _Records) -> str | None:
+    """Take in one block that fits the file; returns a warning for a packet that cannot be kept.
+    Other block types (statistics, name resolution, ...) are skipped."""
+    body = off + 8
+    body_end = off + blen - 4
+    if btype == 1 and body_end - body >= 8:  # Interface Description Block
+        link, res, toff = _interface_description(data, end, body, body_end)
+        ifaces.links.append(link)
+        ifaces.tsres.append(res)
+        ifaces.tsoff.append(toff)
+    elif btype in (6, 2) and body_end - body >= 20:  # Enhanced / obsolete Packet Block
+        return _packet_block(data, end, btype, off, body, body_end, ifaces, recs)
+    elif btype == 3 and body_end - body >= 4 and ifaces.links:  # Simple Packet Block
+        orig = struct.unpack_from(end + "I", data, body)[0]
+        # interface 0, no timestamp: the previous record's of this chunk
+        recs.add(body + 4, min(orig, body_end - body - 4), orig, recs.tss[-1] if recs.tss else 0.0,
+                 ifaces.links[0])
+    return None
+
+
+def _interface_description(data, end: str, body: int, body_end: int) -> tuple[int, float, int]:
+    """(link type, seconds per timestamp unit, timestamp offset) of an Interface Description
+    Block: the if_tsresol (9) and if_tsoffset (14) options, microseconds and 0 by default."""
+    link = struct.unpack_from(end + "H", data, body)[0]
+    res, toff = 1e-6, 0
+    o = body + 8
+    while o + 4 <= body_end:
+        code, ln = struct.unpack_from(end + "HH", data, o)
+        if code == 0:
+            break
+        if code == 9 and ln >= 1:
+            v = data[o + 4]
+            res = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
+        elif code == 14 and ln >= 8:
+            toff = struct.unpack_from(end + "q", data, o + 4)[0]
+        o += 4 + ((ln + 3) & ~3)
+    return link, res, toff
+
+
+def _packet_block(data, end: str, btype: int, off: int, body: int, body_end: int, ifaces: _Interfaces,
+                  recs: _Records) -> str | None:
+    """An Enhanced (6) or obsolete (2) Packet Block: a record with its interface's link type
+    and timestamp, or a warning when it names no known interface or overruns its block."""
+    if btype == 6:
+        ifid, hi, lo, cap, orig = struct.unpack_from(end + "IIIII", data, body)
+    else:
+        ifid, _drops, hi, lo, cap, orig = struct.unpack_from(end + "HHIIII", data, body)
+    if ifid >= len(ifaces.links):
+        return f"packet for unknown interface {ifid} at byte {off}"
+    if cap > body_end - body - 20:
+        return f"packet longer than its block at byte {off}"
+    recs.add(body + 20, cap, orig, ((hi << 32) | lo) * ifaces.tsres[ifid] + ifaces.tsoff[ifid], ifaces.links[ifid])
+    return None
