@@ -27,84 +27,10 @@ def table(head: list[str], rows: list[list]) -> list[str]:
 def render_markdown(contract: dict) -> str:
     c = cx.build(contract)
     out = [f"# Security assessment: {md(c['site'])}", "", md(c["headline"]), ""]
-
-    out += ["## Summary", ""]
-    if c["practices"]:
-        out += table(["Practice", "Result", "Failed", "Passed"],
-                     [[p["name"], p["verdict"], p["fail"], p["pass"]] for p in c["practices"]])
-    out += ["Problems by severity: " + md(", ".join(f"{s} {n}" for s, n in c["severity_counts"])), ""]
-
-    out += ["## What to do next", ""]
-    rm = c["roadmap"]
-    if rm["guidance"]:
-        out += [md(rm["guidance"]), ""]
-    for h in rm["horizons"]:
-        out += [f"### {md(h['title'])}", ""]
-        if not h["items"]:
-            out += ["Nothing here.", ""]
-        for i in h["items"]:
-            line = f"- **{md(i['title'])}**: {md(i['why'])}"
-            extra = [x for x in (f"effort {i['effort']}" if i["effort"] else "",
-                                 f"owner: {i['owner']}" if i["owner"] else "",
-                                 f"devices: {', '.join(i['assets'])}" if i["assets"] else "") if x]
-            out.append(line + (f" ({md('; '.join(extra))})" if extra else ""))
-        out.append("")
-
-    graph = zone_graph(contract)
-    out += ["## Zones and traffic between them", ""]
-    if graph["edges"]:
-        out += table(["From zone", "To zone", "Traffic", "Flows", "Packets", "Status"],
-                     [[e["src"], e["dst"], e["label"], e["flows"], f"{e['packets']:,}",
-                       "VIOLATION" if e["violation"] else "ok"] for e in graph["edges"]])
-    else:
-        out += ["No traffic between zones was seen.", ""]
-
-    out += ["## Problems found", ""]
-    if not c["fails"]:
-        out += ["None.", ""]
-    for f in c["fails"]:
-        out += [f"### [{md(f['severity'].upper())}] {md(f['title'])}", "",
-                f"- Check: {md(f['check'])} ({md(f['practice'])})"]
-        if f["assets"]:
-            out.append(f"- Devices: {md(', '.join(f['assets']))}")
-        if f["remediation"]:
-            out.append(f"- What to do: {md(f['remediation'])}")
-        for fw, ids in f["controls"]:
-            out.append(f"- {md(fw)}: {md(ids)}")
-        if f["attack"]:
-            out.append(f"- ATT&amp;CK for ICS: {md(f['attack'])}")
-        out.append("")
-        if f["evidence"]:
-            out += table(["Capture", "Frame", "Time", "Detail"],
-                         [[e["capture"], e["frame"], e["time"], e["detail"]] for e in f["evidence"]])
-            if f["evidence_total"] > len(f["evidence"]):
-                out += [f"Showing {len(f['evidence'])} of {f['evidence_total']} evidence items.", ""]
-    if c["passes"]:
-        out += ["### Checks that passed", ""] + [f"- {md(p['title'])} ({md(p['check'])})" for p in c["passes"]] + [""]
-    if c["not_run"]:
-        out += ["### Checks that could not run", ""] + [f"- {md(n['check'])}: {md(n['reason'])}" for n in c["not_run"]] + [""]
-
-    out += ["## Devices", ""]
-    if c["assets"]:
-        out += table(["IP", "MAC", "Name", "Role", "Vendor", "Product", "Firmware", "Zone", "Protocols"],
-                     [[a["ip"], a["mac"], a["name"], a["role"], a["vendor"], a["product"], a["firmware"], a["zone"],
-                       a["protocols"]] for a in c["assets"][:MAX_ASSET_ROWS]])
-        if len(c["assets"]) > MAX_ASSET_ROWS:
-            out += [f"First {MAX_ASSET_ROWS} of {len(c['assets'])} devices; the JSON report lists all.", ""]
-    else:
-        out += ["No devices were seen.", ""]
-
+    out += _summary(c) + _next_steps(c["roadmap"]) + _zones(zone_graph(contract)) + _problems(c) + _devices(c["assets"])
     if c["patch_plan"]["rows"]:
         out += ["## Patch plan", ""] + table([h for _, h in c["patch_plan"]["columns"]], c["patch_plan"]["rows"])
-
-    out += ["## Standards", ""]
-    for fw in c["compliance"]:
-        out += [f"### {md(fw['title'])}", "",
-                md(", ".join(f"{cx.STATUS_WORDS[s]}: {n}" for s, n in fw["summary"])), ""]
-        if fw["rows"]:
-            out += table(["Control", "Title", "Status", "Checks", "Failed", "Passed", "Link"],
-                         [[r["id"], r["title"], r["status_word"], r["checks"], r["fail"], r["pass"],
-                           r["link"]] for r in fw["rows"]])
+    out += _standards(c["compliance"])
     if c["attestations"]:
         out += ["## What the site declared", ""] + table(["Attestation", "Status", "Evidence", "Date"],
                                                          [[a["title"], a["status_word"], a["evidence"], a["date"]] for a in c["attestations"]])
@@ -114,5 +40,97 @@ def render_markdown(contract: dict) -> str:
             "reproduced and distributed with its permission.", ""]
     return "\n".join(out)
 
+
+def _summary(c: dict) -> list[str]:
+    out = ["## Summary", ""]
+    if c["practices"]:
+        out += table(["Practice", "Result", "Failed", "Passed"],
+                     [[p["name"], p["verdict"], p["fail"], p["pass"]] for p in c["practices"]])
+    return out + ["Problems by severity: " + md(", ".join(f"{s} {n}" for s, n in c["severity_counts"])), ""]
+
+
+def _next_steps(rm: dict) -> list[str]:
+    out = ["## What to do next", ""]
+    if rm["guidance"]:
+        out += [md(rm["guidance"]), ""]
+    for h in rm["horizons"]:
+        out += [f"### {md(h['title'])}", ""]
+        if not h["items"]:
+            out += ["Nothing here.", ""]
+        out += [_roadmap_item(i) for i in h["items"]] + [""]
+    return out
+
+
+def _roadmap_item(i: dict) -> str:
+    line = f"- **{md(i['title'])}**: {md(i['why'])}"
+    extra = [x for x in (f"effort {i['effort']}" if i["effort"] else "",
+                         f"owner: {i['owner']}" if i["owner"] else "",
+                         f"devices: {', '.join(i['assets'])}" if i["assets"] else "") if x]
+    return line + (f" ({md('; '.join(extra))})" if extra else "")
+
+
+def _zones(graph: dict) -> list[str]:
+    out = ["## Zones and traffic between them", ""]
+    if not graph["edges"]:
+        return out + ["No traffic between zones was seen.", ""]
+    return out + table(["From zone", "To zone", "Traffic", "Flows", "Packets", "Status"],
+                       [[e["src"], e["dst"], e["label"], e["flows"], f"{e['packets']:,}",
+                         "VIOLATION" if e["violation"] else "ok"] for e in graph["edges"]])
+
+
+def _problems(c: dict) -> list[str]:
+    out = ["## Problems found", ""]
+    if not c["fails"]:
+        out += ["None.", ""]
+    for f in c["fails"]:
+        out += _finding(f)
+    if c["passes"]:
+        out += ["### Checks that passed", ""] + [f"- {md(p['title'])} ({md(p['check'])})" for p in c["passes"]] + [""]
+    if c["not_run"]:
+        out += ["### Checks that could not run", ""] + [f"- {md(n['check'])}: {md(n['reason'])}" for n in c["not_run"]] + [""]
+    return out
+
+
+def _finding(f: dict) -> list[str]:
+    out = [f"### [{md(f['severity'].upper())}] {md(f['title'])}", "",
+           f"- Check: {md(f['check'])} ({md(f['practice'])})"]
+    if f["assets"]:
+        out.append(f"- Devices: {md(', '.join(f['assets']))}")
+    if f["remediation"]:
+        out.append(f"- What to do: {md(f['remediation'])}")
+    out += [f"- {md(fw)}: {md(ids)}" for fw, ids in f["controls"]]
+    if f["attack"]:
+        out.append(f"- ATT&amp;CK for ICS: {md(f['attack'])}")
+    out.append("")
+    if f["evidence"]:
+        out += table(["Capture", "Frame", "Time", "Detail"],
+                     [[e["capture"], e["frame"], e["time"], e["detail"]] for e in f["evidence"]])
+        if f["evidence_total"] > len(f["evidence"]):
+            out += [f"Showing {len(f['evidence'])} of {f['evidence_total']} evidence items.", ""]
+    return out
+
+
+def _devices(assets: list[dict]) -> list[str]:
+    out = ["## Devices", ""]
+    if not assets:
+        return out + ["No devices were seen.", ""]
+    out += table(["IP", "MAC", "Name", "Role", "Vendor", "Product", "Firmware", "Zone", "Protocols"],
+                 [[a["ip"], a["mac"], a["name"], a["role"], a["vendor"], a["product"], a["firmware"], a["zone"],
+                   a["protocols"]] for a in assets[:MAX_ASSET_ROWS]])
+    if len(assets) > MAX_ASSET_ROWS:
+        out += [f"First {MAX_ASSET_ROWS} of {len(assets)} devices; the JSON report lists all.", ""]
+    return out
+
+
+def _standards(frameworks: list[dict]) -> list[str]:
+    out = ["## Standards", ""]
+    for fw in frameworks:
+        out += [f"### {md(fw['title'])}", "",
+                md(", ".join(f"{cx.STATUS_WORDS[s]}: {n}" for s, n in fw["summary"])), ""]
+        if fw["rows"]:
+            out += table(["Control", "Title", "Status", "Checks", "Failed", "Passed", "Link"],
+                         [[r["id"], r["title"], r["status_word"], r["checks"], r["fail"], r["pass"],
+                           r["link"]] for r in fw["rows"]])
+    return out
 
 MARKDOWN = register(Renderer("md", "md", "text/markdown", render_markdown, ("assess",)))
