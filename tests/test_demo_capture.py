@@ -16,7 +16,7 @@ import yaml
 from cryptography import x509
 
 from plantguard.demo import build_demo, site_text
-from plantguard.demo import plant as P
+from plantguard.demo import hosts as P
 from plantguard.demo.frames import inet_checksum
 from plantguard.demo.plant import build_capture
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plantguard.demo import plant as P
+from plantguard.demo import hosts as P
 
 
 @dataclass(frozen=True)
