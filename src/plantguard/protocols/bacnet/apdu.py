@@ -100,21 +100,13 @@ def parse(payload: bytes) -> Message:
                                else f"network_message_0x{mtype:02x}")
         msg.service = msg.network_message
         return msg
-    msg.apdu = bytes(b[off:])
-    _apdu(msg, msg.apdu)
-    return msg
-
-
-def _apdu(msg: Message, a: bytes) -> None:
+    msg.apdu = a = bytes(b[off:])
     ptype = a[0] >> 4
     if ptype >= len(PDU_TYPES):
         raise Malformed("unknown PDU type")
     msg.pdu_type = PDU_TYPES[ptype]
     _PDU_READERS[ptype](msg, a)
-
-
-def _confirmed_name(code: int) -> str:
-    return CONFIRMED.get(code, (f"confirmed_service_{code}", "other"))[0]
+    return msg
 
 
 def _confirmed_pdu(msg: Message, a: bytes) -> None:
@@ -129,9 +121,11 @@ def _confirmed_pdu(msg: Message, a: bytes) -> None:
     if off >= len(a):
         raise Malformed("no service choice")
     msg.service_code = a[off]
-    msg.service = _confirmed_name(a[off])
+    msg.service = CONFIRMED.get(a[off], (f"confirmed_service_{a[off]}", "other"))[0]
     if not msg.segmented:
-        _confirmed_request(msg, a, off + 1)
+        read = _REQUEST_PARAMETERS.get(msg.service_code)   # the service's parameters
+        if read is not None:
+            read(msg, a, off + 1)
 
 
 def _unconfirmed_pdu(msg: Message, a: bytes) -> None:
@@ -157,7 +151,7 @@ def _ack_pdu(msg: Message, a: bytes) -> None:
             msg.segment_seq = a[2]
             off = 4
     msg.service_code = a[off]
-    msg.service = _confirmed_name(a[off])
+    msg.service = CONFIRMED.get(a[off], (f"confirmed_service_{a[off]}", "other"))[0]
     if complex_ack and not msg.segmented:
         _complex_ack(msg, a, off + 1)
 
@@ -172,7 +166,7 @@ def _error_pdu(msg: Message, a: bytes) -> None:
     if len(a) < 3:
         raise Malformed("short error")
     msg.invoke_id, msg.service_code = a[1], a[2]
-    msg.service = _confirmed_name(a[2])
+    msg.service = CONFIRMED.get(a[2], (f"confirmed_service_{a[2]}", "other"))[0]
     _error(msg, a, 3)
 
 
@@ -207,12 +201,6 @@ def _error(msg: Message, a: bytes, off: int) -> None:
 
 
 # --- service parameters -----------------------------------------------------------------------
-
-def _confirmed_request(msg: Message, a: bytes, off: int) -> None:
-    read = _REQUEST_PARAMETERS.get(msg.service_code)
-    if read is not None:
-        read(msg, a, off)
-
 
 def _property_request(msg: Message, a: bytes, off: int) -> None:
     """ReadProperty / WriteProperty (with the value written)."""

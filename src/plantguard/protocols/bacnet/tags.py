@@ -27,13 +27,14 @@ class Tag:
 
 
 def read_tag(b: bytes, off: int) -> Tag:
-    if off >= len(b):
+    n = len(b)
+    if off >= n:
         raise Malformed("tag past end")
     first = b[off]
     number, context, lvt = first >> 4, bool(first & 0x08), first & 0x07
     off += 1
     if number == 15:
-        if off >= len(b):
+        if off >= n:
             raise Malformed("short extended tag")
         number = b[off]
         off += 1
@@ -43,17 +44,17 @@ def read_tag(b: bytes, off: int) -> Tag:
         return Tag(1, False, False, False, lvt, off, off)
     length = lvt
     if lvt == 5:
-        if off >= len(b):
+        if off >= n:
             raise Malformed("short length")
         length = b[off]
         off += 1
         if length == 254:
-            length = struct.unpack_from(">H", b, off)[0] if off + 2 <= len(b) else -1
+            length = struct.unpack_from(">H", b, off)[0] if off + 2 <= n else -1
             off += 2
         elif length == 255:
-            length = struct.unpack_from(">I", b, off)[0] if off + 4 <= len(b) else -1
+            length = struct.unpack_from(">I", b, off)[0] if off + 4 <= n else -1
             off += 4
-    if length < 0 or off + length > len(b):
+    if length < 0 or off + length > n:
         raise Malformed("value past end")
     return Tag(number, context, False, False, length, off, off + length)
 
