@@ -139,3 +139,119 @@ def test_textual_product_code_names_the_product():
         obs("identity", "modbus", src="10.0.0.10", dst="10.0.0.5", vendor="Schneider Electric",
             product_code="BMX P34 2020", firmware="v3.10")])
     assert by_key(build_assets(r))["10.0.0.10"].identity["product"] == "BMX P34 2020"
+
+
+# ---------------------------------------------------------------------------------------------
+# VLANs on a mirrored router trunk: only frames with a host's own MAC say where it lives
+# ---------------------------------------------------------------------------------------------
+CTL_MAC, SEN_MAC = "00:0e:8c:00:01:15", "00:90:e8:00:02:20"
+
+
+def _routed(router_a=ROUTER_MAC, router_b=ROUTER_MAC, packets=20):
+    """10.10.1.21 (VLAN 110) polls 10.10.2.20 (VLAN 120) through a router; the mirror sees each
+    packet on both VLANs: on 110 the server is behind the router's MAC, on 120 the client is."""
+    return [flow("10.10.1.21", "10.10.2.20", 502, cmac=CTL_MAC, smac=router_a, app="modbus", vlan=110,
+                 packets=packets),
+            flow("10.10.1.21", "10.10.2.20", 502, cmac=router_b, smac=SEN_MAC, app="modbus", vlan=120,
+                 packets=packets)]
+
+
+def test_routed_legs_do_not_put_a_host_on_the_other_vlan():
+    assets = build_assets(AnalysisResult(flows=_routed()))
+    a = by_key(assets)
+    assert a["10.10.1.21"].vlans == {110} and a["10.10.1.21"].mac == CTL_MAC
+    assert a["10.10.2.20"].vlans == {120} and a["10.10.2.20"].mac == SEN_MAC
+    [router] = [x for x in assets if x.is_router]
+    assert router.mac == ROUTER_MAC and router.role == "router" and router.vlans == {110, 120}
+    assert "routed traffic" in router.role_reasons[0]
+
+
+def test_router_mac_per_vlan_resolved_by_arp_bindings():
+    r110, r120 = "00:19:07:24:3c:6e", "00:19:07:24:3c:78"
+    arp = [obs("address", "arp", ip="10.10.1.1", mac=r110, source="arp"),
+           obs("address", "arp", ip="10.10.2.1", mac=r120, source="arp")]
+    a = by_key(build_assets(AnalysisResult(flows=_routed(r110, r120), observations=arp)))
+    assert a["10.10.1.21"].vlans == {110} and a["10.10.2.20"].vlans == {120}
+    assert a["10.10.1.1"].role == a["10.10.2.1"].role == "router"
+
+
+def test_router_mac_per_vlan_without_bindings_leaves_the_vlan_unknown():
+    """Each address is seen as often with its own MAC as with the router's, on two VLANs, and
+    nothing tells which is which: no VLAN is claimed, and a note says why."""
+    notes = []
+    assets = build_assets(AnalysisResult(flows=_routed("00:19:07:24:3c:6e", "00:19:07:24:3c:78")), notes=notes)
+    a = by_key(assets)
+    assert a["10.10.1.21"].vlans == set() and a["10.10.2.20"].vlans == set()
+    assert any("their VLAN is left unknown" in n and "10.10.1.21" in n for n in notes)
+
+
+def test_local_traffic_breaks_the_tie_for_the_own_mac():
+    flows = _routed("00:19:07:24:3c:6e", "00:19:07:24:3c:78") + [
+        flow("10.10.1.21", "10.10.1.30", 502, cmac=CTL_MAC, smac="00:0e:8c:00:01:30", vlan=110)]
+    a = by_key(build_assets(AnalysisResult(flows=flows)))
+    assert a["10.10.1.21"].mac == CTL_MAC and a["10.10.1.21"].vlans == {110}
+
+
+def test_observations_put_a_host_on_a_vlan_only_from_its_own_frames():
+    # an ARP request the control host sent on VLAN 110; a DNS answer naming it, sent on VLAN 20
+    arp = Observation("address", "arp", "cap.pcap", 1, 1.0, "10.10.1.21", "10.10.1.1", CTL_MAC, None, "", 0, 0,
+                      110, "src", {"ip": "10.10.1.21", "mac": CTL_MAC, "source": "arp"})
+    dns = Observation("hostname", "dns", "cap.pcap", 2, 1.0, "10.20.0.53", "10.20.0.7", "00:14:22:53:00:53",
+                      None, "udp", 53, 5353, 20, "src", {"name": "plc-gw", "ip": "10.10.1.21"})
+    flows = [flow("10.10.1.21", "10.10.1.30", 502, cmac=CTL_MAC, smac="00:0e:8c:00:01:30")]
+    a = by_key(build_assets(AnalysisResult(flows=flows, observations=[arp, dns])))
+    assert a["10.10.1.21"].vlans == {110} and a["10.10.1.21"].hostnames == {"plc-gw"}
+
+
+def test_directed_broadcast_to_a_group_mac_is_not_an_asset(tmp_path):
+    """10.0.0.127 is the broadcast of a /25: its text does not say so, its frames' MAC does."""
+    from plantguard.site import load_site
+    flows = [flow("10.0.0.5", "10.0.0.127", 137, smac="ff:ff:ff:ff:ff:ff"),
+             flow("10.0.0.5", "10.0.0.10", 502)]
+    flows[0].packets_to_server = flows[0].packets
+    assert "10.0.0.127" not in by_key(build_assets(AnalysisResult(flows=flows)))
+    # without MACs (a raw-IP capture) the site file's networks say it
+    bare = [flow("10.0.0.5", "10.0.0.63", 137, cmac=None, smac=None), flow("10.0.0.5", "10.0.0.10", 502)]
+    bare[0].packets_to_server = bare[0].packets
+    p = tmp_path / "site.yaml"
+    p.write_text("zones:\n  - {name: c, kind: ot-control, networks: [10.0.0.0/26]}\n")
+    assert "10.0.0.63" in by_key(build_assets(AnalysisResult(flows=bare)))
+    assert "10.0.0.63" not in by_key(build_assets(AnalysisResult(flows=bare), load_site(p)))
+
+
+def test_public_address_is_internet_even_on_an_ot_vlan(tmp_path):
+    from plantguard.site import load_site
+    p = tmp_path / "site.yaml"
+    p.write_text("zones:\n  - {name: sensing, kind: ot-sensing, networks: [10.10.2.0/24], vlans: [120]}\n"
+                 "  - {name: plant-public, kind: ot-control, networks: [198.51.100.0/24]}\n")
+    flows = [flow("10.10.2.22", "20.50.2.14", 443, cmac=SEN_MAC, smac=ROUTER_MAC, vlan=120),
+             flow("10.10.2.22", "198.51.100.7", 502, cmac=SEN_MAC, smac=ROUTER_MAC, vlan=120)]
+    a = by_key(build_assets(AnalysisResult(flows=flows), load_site(p)))
+    assert a["20.50.2.14"].zone == "internet" and a["20.50.2.14"].vlans == set()
+    assert a["10.10.2.22"].zone == "sensing"
+    # a network the site file declares does hold a public address
+    assert a["198.51.100.7"].zone == "plant-public"
+    a = by_key(build_assets(AnalysisResult(flows=flows)))
+    assert a["20.50.2.14"].zone == "internet"
+
+
+def test_declared_name_and_fields_show_in_the_asset_output(tmp_path):
+    from plantguard.site import load_site
+    p = tmp_path / "site.yaml"
+    p.write_text("zones:\n  - {name: c, kind: ot-control, networks: [10.0.0.0/24]}\n"
+                 "assets:\n"
+                 "  - {ip: 10.0.0.10, name: plc-line1, role: plc, criticality: high, notes: owner Jo}\n"
+                 "  - {ip: 10.0.0.6, name: hmi-1, role: hmi}\n")
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.10", 502, app="modbus"),
+                              flow("10.0.0.6", "10.0.0.10", 502, app="modbus")], observations=[
+        obs("identity", "modbus", src="10.0.0.10", dst="10.0.0.5", name="CPU-A", vendor="Schneider Electric")])
+    a = by_key(build_assets(r, load_site(p)))
+    plc = a["10.0.0.10"].as_dict()
+    assert plc["declared"] == {"ip": "10.0.0.10", "name": "plc-line1", "role": "plc", "criticality": "high",
+                               "notes": "owner Jo"}
+    assert plc["identity"]["name"] == "CPU-A"          # the device's own name stays
+    # the HMI was renumbered (10.0.0.5 -> .6, one MAC): the declaration of its second address names it
+    hmi = [x for x in a.values() if x.mac == HMI_MAC][0].as_dict()
+    assert hmi["declared"]["name"] == "hmi-1" and hmi["identity"]["name"] == "hmi-1"
+    assert hmi["identity"]["sources"] == ["site file"] and hmi["role"] == "hmi"
+    assert by_key(build_assets(r))["10.0.0.10"].as_dict()["declared"] is None

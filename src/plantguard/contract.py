@@ -62,6 +62,9 @@ class Asset(_Open):
     peers: int = 0
     first_seen: str | None = None
     last_seen: str | None = None
+    declared: dict[str, Any] | None = Field(
+        default=None, description="the site file's entry for the device (name, role, vendor, product, "
+                                  "criticality, notes, ...); null when the site file does not declare it")
 
 
 class Flow(_Strict):

@@ -61,6 +61,7 @@ class Asset:
             "identity": dict(self.identity), "hostnames": sorted(self.hostnames),
             "ips": sorted(self.ips), "macs": sorted(self.macs),
             "peers": len(self.peers), "first_seen": iso(self.first_seen), "last_seen": iso(self.last_seen),
+            "declared": dict(self.declared) if self.declared else None,
         }
 
 

@@ -1,10 +1,24 @@
 """Observations and flows -> assets. Merge rules:
-- an IP address is a device, unless it is multicast/broadcast/unspecified;
-- its MAC comes from ARP/DHCP bindings first, else from the frames it sent; a MAC seen in front of
-  many IP addresses (or any public one) is a router, so the addresses behind it keep no MAC;
+- an IP address is a device, unless it is multicast, broadcast or unspecified: by its text
+  (net.address_class), or because every frame that named it went to a group MAC address (the
+  directed broadcast of a subnet whose mask the capture does not say), or because it is the
+  broadcast address of a network the site file declares;
+- its own MAC comes from ARP/DHCP bindings first, else from the frames that carried it, leaving
+  out the MACs of routers: a MAC in front of many IP addresses (or any public one), a MAC that
+  the bindings give to another address, and a MAC that carries several addresses each seen
+  with another MAC on another VLAN (a router on a mirrored trunk, where every routed packet is
+  seen once per VLAN). The addresses behind a router keep no MAC;
+- a VLAN belongs to an address only through frames that carry the address's own MAC: a routed
+  leg carries the router's MAC, so it says nothing of where the address lives. An address seen
+  as often with one MAC on one VLAN as with another on another, and no binding to tell them
+  apart, keeps its VLAN unknown (and a note says so);
 - one MAC with a few addresses (DHCP renumbering) is one device with several addresses;
 - layer-2-only devices (PROFINET DCP, LLDP, CDP) join the IP device with the same MAC or with the
-  address they announce, else stand alone keyed by MAC.
+  address they announce, else stand alone keyed by MAC;
+- a public address is zone "internet" unless a network the site file declares holds it: never
+  a zone by its VLAN, never an OT zone inferred from where it was seen;
+- what the site file declares of a device (`assets:`) is kept with it (`declared`); its declared
+  name names it when the device announced none.
 """
 from __future__ import annotations
 
@@ -38,20 +52,103 @@ def address_class(ip: str) -> str:
 CONTROLLER_PROTOCOLS = names_with_trait("controller-server")  # whose servers count as controllers
 
 
+def plural_addresses(n: int) -> str:
+    return f"{n} address" if n == 1 else f"{n} addresses"
+
+
 def _usable_mac(mac: str | None) -> bool:
     return bool(mac) and not (int(mac[:2], 16) & 1) and mac != "00:00:00:00:00:00"
 
 
-def _mac_of(ip: str, bound: dict[str, str], ip_macs: dict[str, Counter], routers: set[str]) -> str | None:
-    """An address's MAC: its ARP/DHCP binding, else the non-router MAC that carried most of its
-    packets. A router's MAC is kept only by addresses bound to it (its own interfaces)."""
-    mac = bound.get(ip)
-    if mac is None and ip in ip_macs:
-        cands = [(n, m) for m, n in ip_macs[ip].items() if m not in routers]
-        mac = max(cands)[1] if cands else None
-    if mac in routers and bound.get(ip) != mac:
-        mac = None
-    return mac
+def _group_mac(mac: str | None) -> bool:
+    """A broadcast or multicast MAC: frames to it go to everyone (or a group), not to a device."""
+    return bool(mac) and bool(int(mac[:2], 16) & 1)
+
+
+def _subnet(ip: str):
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    return ipaddress.ip_network(f"{ip}/{24 if addr.version == 4 else 64}", strict=False)
+
+
+class _Wire:
+    """What the frames say about addresses and MACs, and which MACs are routers'."""
+
+    def __init__(self):
+        self.ip_macs: dict[str, Counter] = defaultdict(Counter)  # address -> MAC -> packets
+        self.ip_mac_vlans: dict[tuple, set] = defaultdict(set)   # (address, MAC) -> VLANs seen
+        self.mac_ips: dict[str, set] = defaultdict(set)          # MAC -> addresses (frames, bindings)
+        self.bound: dict[str, str] = {}                          # address -> MAC (ARP/DHCP)
+        self.bound_ips: dict[str, set] = defaultdict(set)        # MAC -> addresses bound to it
+        self.routers: set[str] = set()
+        self.reason: dict[str, str] = {}                         # router MAC -> why
+        self.own: dict[str, str | None] = {}                     # address -> its own MAC
+        self.unsure: set[str] = set()                            # addresses whose own MAC is a tie
+
+    def foreign(self, ip: str, mac: str) -> bool:
+        """The MAC is not this address's own: a router's (unless bound to it), or bound to others."""
+        if self.bound.get(ip) == mac:
+            return False
+        return mac in self.routers or bool(self.bound_ips.get(mac)) and ip not in self.bound_ips[mac]
+
+    def find_routers(self) -> None:
+        for mac, ips in self.mac_ips.items():
+            if len(ips) >= ROUTER_MIN_IPS:
+                self.reason[mac] = f"one MAC address fronts {len(ips)} IP addresses"
+            elif any(address_class(i) == "public" for i in ips):
+                self.reason[mac] = "its MAC address carries traffic of public addresses"
+        for mac, ips in self.mac_ips.items():
+            if mac in self.reason:
+                continue
+            relayed = sorted(ip for ip in ips if self._relayed(ip, mac))
+            if len(relayed) >= 2:
+                self.reason[mac] = (f"its MAC address carries {', '.join(relayed[:3])}, each seen at least as "
+                                    "often with a MAC of its own (routed traffic, seen on both legs)")
+                continue
+            own = self.bound_ips.get(mac) or set()
+            nets = {_subnet(i) for i in own}
+            behind = sorted(ip for ip in ips - own
+                            if _subnet(ip) not in nets and self.ip_macs.get(ip, {}).get(mac))
+            if own and behind:
+                self.reason[mac] = (f"its MAC address (bound to {', '.join(sorted(own)[:2])}) carries traffic "
+                                    f"of {', '.join(behind[:3])} in other subnets")
+        self.routers = set(self.reason)
+
+    def _relayed(self, ip: str, mac: str) -> bool:
+        """The MAC carried the address's frames, and another MAC carried at least as many: a
+        router seen on the leg where it forwards them (a mirror that sees both legs of a routed
+        packet counts it once per leg)."""
+        macs = self.ip_macs.get(ip, {})
+        n = macs.get(mac, 0)
+        return n > 0 and any(m != mac and k >= n for m, k in macs.items())
+
+    def own_mac(self, ip: str) -> str | None:
+        """The address's MAC: its ARP/DHCP binding, else the MAC, not foreign to it, that carried
+        most of its packets. A tie between MACs seen on different VLANs (a routed address seen
+        once per VLAN, with no binding to tell) leaves the address in `unsure`."""
+        mac = self.bound.get(ip)
+        if mac is None and ip in self.ip_macs:
+            # most packets; on a tie, the MAC that fronts fewer addresses
+            cands = sorted(((n, -len(self.mac_ips[m]), m) for m, n in self.ip_macs[ip].items()
+                            if not self.foreign(ip, m)), reverse=True)
+            if len(cands) >= 2 and cands[0][:2] == cands[1][:2] and \
+                    self.ip_mac_vlans.get((ip, cands[0][2])) != self.ip_mac_vlans.get((ip, cands[1][2])):
+                self.unsure.add(ip)
+            mac = cands[0][2] if cands else None
+        self.own[ip] = mac
+        return mac
+
+    def frame_is_own(self, ip: str, mac: str | None) -> bool:
+        """A frame naming `ip` carried the address's own MAC (so its VLAN is the address's)."""
+        if ip in self.unsure:
+            return False
+        own = self.own.get(ip)
+        if own is not None:
+            return mac == own
+        # no MAC of its own: only frames without a MAC, and only if no frame ever showed one
+        return not _usable_mac(mac) and ip not in self.ip_macs
 
 
 class _Builder:
@@ -67,42 +164,55 @@ class _Builder:
         self.server_apps: dict[str, set] = defaultdict(set)
         self.hints: dict[str, list] = defaultdict(list)
         self.notes: list[str] = []
+        self.wire = _Wire()
 
     # -- addresses -------------------------------------------------------------------------
     def bind_addresses(self) -> None:
-        ip_macs, mac_ips = self._macs_on_the_wire()
-        bound = self._announced_bindings(mac_ips)
-        routers = {m for m, ips in mac_ips.items()
-                   if len(ips) >= ROUTER_MIN_IPS or any(address_class(i) == "public" for i in ips)}
-        ips = self._cap_assets(self._device_addresses(ip_macs, bound))
+        w = self.wire
+        self._macs_on_the_wire()
+        self._announced_bindings()
+        w.find_routers()
+        ips = self._cap_assets(self._device_addresses())
         for ip in sorted(ips, key=_ip_sort_key):
-            self._place_address(ip, _mac_of(ip, bound, ip_macs, routers), routers)
-        self._mark_routers(routers, bound)
+            mac = w.own_mac(ip)
+            if mac in w.routers and w.bound.get(ip) != mac:
+                mac = w.own[ip] = None
+            self._place_address(ip, mac, w.routers)
+        self._mark_routers()
+        unsure = sorted(w.unsure & ips, key=_ip_sort_key)
+        if unsure:
+            self.notes.append(
+                f"{plural_addresses(len(unsure))} ({', '.join(unsure[:5])}{' ...' if len(unsure) > 5 else ''}) "
+                "were seen as often with one MAC address on one VLAN as with another on another VLAN "
+                "(routed traffic on a mirrored trunk) and no ARP or DHCP binding says which MAC is "
+                "theirs: their VLAN is left unknown")
 
-    def _macs_on_the_wire(self) -> tuple[dict[str, Counter], dict[str, set]]:
-        """Per address, the MACs its frames carried (weighted by packets); per MAC, its addresses."""
-        ip_macs: dict[str, Counter] = defaultdict(Counter)
-        mac_ips: dict[str, set] = defaultdict(set)
+    def _macs_on_the_wire(self) -> None:
+        """Per address, the MACs its frames carried (weighted by packets) and on which VLANs;
+        per MAC, its addresses."""
+        w = self.wire
         for f in self.result.flows:
             for ip, mac in ((f.client, f.client_mac), (f.server, f.server_mac)):
                 if _usable_mac(mac) and address_class(ip) != "skip":
-                    ip_macs[ip][mac] += f.packets
-                    mac_ips[mac].add(ip)
-        return ip_macs, mac_ips
+                    w.ip_macs[ip][mac] += f.packets
+                    w.ip_mac_vlans[(ip, mac)].add(f.vlan)
+                    w.mac_ips[mac].add(ip)
 
-    def _announced_bindings(self, mac_ips: dict[str, set]) -> dict[str, str]:
+    def _announced_bindings(self) -> None:
         """address -> MAC from ARP/DHCP ('address' observations); the last statement wins."""
-        bound: dict[str, str] = {}
+        w = self.wire
         for o in self.result.observations:
             if o.kind == "address":
                 ip, mac = o.data.get("ip"), o.data.get("mac")
                 if ip and _usable_mac(mac) and address_class(ip) != "skip":
-                    bound[ip] = mac
-                    mac_ips[mac].add(ip)
-        return bound
+                    w.bound[ip] = mac
+                    w.mac_ips[mac].add(ip)
+        for ip, mac in w.bound.items():
+            w.bound_ips[mac].add(ip)
 
-    def _device_addresses(self, ip_macs: dict[str, Counter], bound: dict[str, str]) -> set[str]:
-        ips = set(ip_macs) | set(bound)
+    def _device_addresses(self) -> set[str]:
+        w = self.wire
+        ips = set(w.ip_macs) | set(w.bound)
         for f in self.result.flows:
             ips.add(f.client)
             ips.add(f.server)
@@ -111,7 +221,32 @@ class _Builder:
             for ip in (o.src, o.dst, o.data.get("ip") if o.kind == "identity" else None):
                 if ip:
                     ips.add(ip)
-        return {ip for ip in ips if address_class(ip) != "skip"}
+        return {ip for ip in ips if address_class(ip) != "skip"} - self._broadcasts()
+
+    def _broadcasts(self) -> set[str]:
+        """Addresses that are broadcasts though their text does not say so: every frame that
+        named them went to a group MAC address, or (frames without MACs) the site file declares
+        a network whose broadcast address they are. An address that sent anything, or that a
+        binding names, is a device."""
+        w = self.wire
+        group: set[str] = set()
+        unicast = set(w.ip_macs) | set(w.bound)
+        for f in self.result.flows:
+            for ip, mac, sent in ((f.client, f.client_mac, f.packets_to_server),
+                                  (f.server, f.server_mac, f.packets - f.packets_to_server)):
+                if sent:
+                    unicast.add(ip)
+                elif _group_mac(mac):
+                    group.add(ip)
+        for o in self.result.observations:
+            if o.src:
+                unicast.add(o.src)
+        site_bcast = set()
+        for z in getattr(self.site, "zones", None) or ():
+            for n in getattr(z, "networks", ()):
+                if n.version == 4 and n.prefixlen <= 30:
+                    site_bcast.add(str(n.broadcast_address))
+        return (group | site_bcast) - unicast
 
     def _cap_assets(self, ips: set[str]) -> set[str]:
         """Past MAX_ASSETS addresses, keep those with the most traffic (and say so)."""
@@ -142,10 +277,11 @@ class _Builder:
             asset.macs.add(mac)
         self.by_ip[ip] = asset
 
-    def _mark_routers(self, routers: set[str], bound: dict[str, str]) -> None:
+    def _mark_routers(self) -> None:
         """A router is its ARP-bound interfaces, or else one layer-2 asset keyed by its MAC."""
-        for mac in routers:
-            owned = [self.by_ip[ip] for ip, m in bound.items() if m == mac and ip in self.by_ip]
+        w = self.wire
+        for mac in sorted(w.routers):
+            owned = [self.by_ip[ip] for ip, m in w.bound.items() if m == mac and ip in self.by_ip]
             if not owned:
                 owned = [Asset(ip=None, mac=mac)]
                 self.assets[mac] = owned[0]
@@ -153,7 +289,24 @@ class _Builder:
                 a.is_router = True
                 a.mac = mac
                 a.macs.add(mac)
+                self.hints[a.key].append(("router", w.reason[mac]))
             self.by_mac[mac] = owned[0]
+
+    def _vlan_seen(self, ip: str | None, mac: str | None, vlan: int | None, asset: Asset | None) -> None:
+        """A frame on `vlan` named `ip` (or, for a layer-2 device, came from `mac`): the VLAN is
+        the device's only when the frame carried its own MAC. A router's layer-2 asset is on
+        every VLAN its MAC routes."""
+        if vlan is None or asset is None:
+            return
+        if ip is None:
+            if mac is not None and mac in asset.macs:
+                asset.vlans.add(vlan)
+        elif self.wire.frame_is_own(ip, mac):
+            asset.vlans.add(vlan)
+        elif mac in self.wire.routers:
+            router = self.by_mac.get(mac)
+            if router is not None and router.ip is None:
+                router.vlans.add(vlan)
 
     def asset_for(self, ip: str | None, mac: str | None) -> Asset | None:
         if ip:
@@ -177,10 +330,8 @@ class _Builder:
             for a, ts in ((c, f.first), (s, f.first), (c, f.last), (s, f.last)):
                 if a is not None:
                     _seen(a, ts)
-            if f.vlan is not None:
-                for a in (c, s):
-                    if a is not None:
-                        a.vlans.add(f.vlan)
+            self._vlan_seen(f.client, f.client_mac, f.vlan, c)
+            self._vlan_seen(f.server, f.server_mac, f.vlan, s)
             if c is not None and s is not None:
                 c.peers.add(s.key)
                 s.peers.add(c.key)
@@ -213,8 +364,7 @@ class _Builder:
             _seen(a, o.ts)
             if o.last_ts:
                 _seen(a, o.last_ts)
-            if o.vlan is not None:
-                a.vlans.add(o.vlan)
+            self._observed_on_vlan(o, a)
             handler = self._OBSERVATION_HANDLERS.get(o.kind)
             if handler is not None:
                 handler(self, a, o)
@@ -222,11 +372,29 @@ class _Builder:
                 a.protocols.add(o.proto)
 
     def _address_seen(self, o) -> None:
-        """An ARP/DHCP binding (already applied by bind_addresses) dates the device it names."""
-        a = self.by_ip.get(o.data.get("ip") or "")
+        """An ARP/DHCP binding (already applied by bind_addresses) dates the device it names, and
+        puts it on the frame's VLAN when the frame itself carried the device's MAC (an ARP
+        request or reply it sent; not a DHCP answer relayed from another VLAN)."""
+        ip = o.data.get("ip") or ""
+        a = self.by_ip.get(ip)
         if a is not None:
             _seen(a, o.ts)
             _seen(a, o.last_ts)
+            if o.subject_mac == o.data.get("mac"):
+                self._vlan_seen(ip, o.subject_mac, o.vlan, a)
+
+    def _observed_on_vlan(self, o, a: Asset) -> None:
+        """The VLAN of an observation's frame, for the device it is about (see _vlan_seen): by
+        the address the device was found by and the MAC the frame gave that address, else (a
+        layer-2 device, or an address that is no device) by the frame's MAC."""
+        if o.vlan is None:
+            return
+        ip = o.data.get("ip") if o.kind == "hostname" and o.data.get("ip") else o.subject_ip
+        if ip and self.by_ip.get(ip) is a:
+            if ip in (o.src, o.dst):
+                self._vlan_seen(ip, o.src_mac if ip == o.src else o.dst_mac, o.vlan, a)
+            return
+        self._vlan_seen(None, o.subject_mac, o.vlan, a)
 
     def _subject_of(self, o) -> Asset | None:
         """The asset an observation is about: a hostname or a layer-2 identity may name an address."""
@@ -244,6 +412,8 @@ class _Builder:
             a.mac = mac
             a.macs.add(mac)
             self.by_mac[mac] = a
+            if self.wire.own.get(o.data["ip"]) is None and o.data["ip"] not in self.wire.ip_macs:
+                self.wire.own[o.data["ip"]] = mac
         return a or self.asset_for(None, mac)
 
     def _on_identity(self, a: Asset, o) -> None:
@@ -314,8 +484,8 @@ class _Builder:
             _name_the_product(a.identity)
             if self.site is not None:
                 a.declared = _declared(self.site, a)
-                z = _zone(self.site, a)
-                a.zone = z
+                a.zone = _zone(self.site, a)
+                _name_from_site(a)
             if a.zone is None:
                 a.zone = inferred_zone(a)
             n_ctl = len(a.peers & controllers)
@@ -399,19 +569,47 @@ def inferred_zone(a: Asset) -> str:
 
 
 def _zone(site, a: Asset) -> str | None:
-    vlan = min(a.vlans) if a.vlans else None
-    for ip in ([a.ip] if a.ip else []) + sorted(a.ips - {a.ip}):
-        z = site.zone_of(ip, vlan)
+    """The site zone of a device: by its addresses, else by its VLAN. A public address is in a
+    zone only when a network the site declares holds it; its VLAN places it nowhere."""
+    ips = ([a.ip] if a.ip else []) + sorted(a.ips - {a.ip})
+    vlan = min(a.vlans) if a.vlans and not a.public else None
+    for ip in ips:
+        z = site.zone_of(ip, None)
+        if z is not None:
+            return z.name
+    if a.public:
+        return "internet"
+    if vlan is not None:
+        z = site.zone_of(None, vlan)
         if z is not None:
             return z.name
     return None
 
 
 def _declared(site, a: Asset):
-    try:
-        return site.declared_asset(ip=a.ip, mac=a.mac)
-    except AttributeError:
+    """The site file's entry for the device: by any of its addresses, else any of its MACs."""
+    finder = getattr(site, "declared_asset", None)
+    if finder is None:
         return None
+    for ip in ([a.ip] if a.ip else []) + sorted(a.ips - {a.ip}):
+        d = finder(ip=ip)
+        if d:
+            return d
+    for mac in ([a.mac] if a.mac else []) + sorted(a.macs - {a.mac}):
+        d = finder(mac=mac)
+        if d:
+            return d
+    return None
+
+
+def _name_from_site(a: Asset) -> None:
+    """A device that announced no name of its own takes the name the site file gives it."""
+    name = (a.declared or {}).get("name")
+    if name and not a.identity.get("name"):
+        a.identity["name"] = name
+        srcs = a.identity.setdefault("sources", [])
+        if "site file" not in srcs:
+            srcs.append("site file")
 
 
 def _is_ews(site, ip: str) -> bool:
