@@ -1,9 +1,18 @@
 """Loading a site file: `load_site` / `parse_site` compose the YAML into nodes (which carry line
 numbers) and `_Validator` checks them section by section into the model, so every problem is one
-line naming the file, the line and the field ('FILE:LINE: field: problem', a SiteError)."""
+line naming the file, the line and the field ('FILE:LINE: field: problem', a SiteError).
+
+A site file may come from anywhere, so reading it is bounded: only a regular file is opened (a FIFO
+or a device is refused before it can block or stream), at most MAX_FILE_BYTES + 1 bytes are read,
+YAML nesting stops at MAX_DEPTH levels (the composer recurses once per level), aliases are not
+expanded (the validator reads at most MAX_NODES values through them), and the checks between
+entries (duplicate zones, overlapping networks) are linear, not pairwise."""
 from __future__ import annotations
 
+import bisect
+import os
 import re
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,11 +27,16 @@ from plantguard.site.vocabulary import (_HHMM, _MAC, _NAME, ASSET_ROLES, ATTESTA
                                         MAX_FILE_BYTES, ORGANIZATION_SIZES, TOP_KEYS, ZONE_KINDS,
                                         protocol_names)
 
+# Deepest legitimate nesting is 5 (top mapping > zones > zone > networks > value); beyond this
+# YAML nesting the file is refused before the recursive composer can exhaust Python's stack.
+MAX_DEPTH = 50
+
+
 def load_site(path) -> Site:
-    """Read and validate a site file. Raises SiteError (one line: FILE:LINE: field: problem);
-    OSError when the file cannot be read."""
+    """Read and validate a site file. Raises SiteError (one line: FILE:LINE: field: problem, or
+    FILE: problem when it is not a regular file); OSError when the file cannot be read."""
     p = Path(path)
-    data = p.read_bytes()
+    data = _read_capped(p, str(path))
     if len(data) > MAX_FILE_BYTES:
         raise SiteError(f"{path}:1: file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
     try:
@@ -36,7 +50,10 @@ def load_site(path) -> Site:
 def parse_site(text: str, filename: str = "site.yaml", base_dir: Path | None = None) -> Site:
     """Validate site-file text (errors name `filename`); relative SBOM paths resolve from base_dir."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_BoundedLoader)
+    except _TooDeep as exc:
+        raise SiteError(f"{filename}:{exc.line}: nested deeper than {MAX_DEPTH} levels "
+                        "(a site file needs no more than a few)") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -47,6 +64,80 @@ def parse_site(text: str, filename: str = "site.yaml", base_dir: Path | None = N
     if root is None:
         raise SiteError(f"{filename}:1: the site file is empty")
     return _Validator(filename, base_dir).site(root)
+
+
+def _read_capped(p: Path, shown: str) -> bytes:
+    """At most MAX_FILE_BYTES + 1 bytes of a regular file (enough to tell it is too large).
+    Anything else is refused before it is opened for good: a FIFO would block the open or the
+    read for ever, /dev/zero or /dev/urandom would stream without end."""
+    st = os.stat(p)
+    if not stat.S_ISREG(st.st_mode):
+        raise SiteError(f"{shown}: cannot read site file ({_file_kind(st.st_mode)}, not a regular file)")
+    # O_NONBLOCK: if the path was swapped for a FIFO since the stat, the open does not wait for a writer
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise SiteError(f"{shown}: cannot read site file ({_file_kind(st.st_mode)}, not a regular file)")
+        return f.read(MAX_FILE_BYTES + 1)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses nesting deeper than MAX_DEPTH (it recurses per level)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _Disjoint:
+    """The networks declared so far (pairwise disjoint, or loading stopped), sorted by start per IP
+    version: whether a new one overlaps any is a bisection, not a comparison with every other."""
+
+    def __init__(self):
+        self._starts: dict[int, list[int]] = {4: [], 6: []}
+        self._rows: dict[int, list[tuple]] = {4: [], 6: []}   # (end, network, zone, line, order)
+
+    def overlapping(self, net):
+        """The first declared network that overlaps `net`, or None."""
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        starts, rows = self._starts[net.version], self._rows[net.version]
+        i = bisect.bisect_right(starts, hi) - 1   # disjoint and sorted: only this one can reach lo
+        if i < 0 or rows[i][0] < lo:
+            return None
+        # net overlaps at least one; several when it is a supernet: name the first declared
+        j = bisect.bisect_left(starts, lo)
+        return min(rows[j:i + 1] if j <= i else rows[i:i + 1], key=lambda r: r[4])[1:4]
+
+    def add(self, net, zone: str, line: int) -> None:
+        lo = int(net.network_address)
+        starts, rows = self._starts[net.version], self._rows[net.version]
+        i = bisect.bisect_left(starts, lo)
+        starts.insert(i, lo)
+        rows.insert(i, (int(net.broadcast_address), net, zone, line, len(starts)))
 
 
 _PORT_RULE = re.compile(r"^(tcp|udp)/(\d{1,5})(?:-(\d{1,5}))?$")
@@ -118,7 +209,8 @@ class _Validator(_NodeReader):
 
     def zones(self, node) -> list[Zone]:
         zones: list[Zone] = []
-        seen_nets: list[tuple] = []   # (network, zone name, line)
+        by_name: dict[str, Zone] = {}
+        seen_nets = _Disjoint()
         for i, zn in enumerate(self.seq(node, "zones")):
             p = f"zones[{i}]"
             m = self.mapping(zn, p, ("name", "kind", "networks", "vlans", "description"), ("name", "kind"))
@@ -126,31 +218,35 @@ class _Validator(_NodeReader):
             if not _NAME.match(name):
                 raise self.fail(m["name"][1], f"{p}.name", f"'{name}' is not a valid zone name "
                                 "(letters, digits, '.', '_' or '-', up to 64 characters)")
-            for z in zones:
-                if z.name == name:
-                    raise self.fail(m["name"][1], f"{p}.name", f"zone '{name}' is already declared on line {z.line}")
+            if name in by_name:
+                raise self.fail(m["name"][1], f"{p}.name",
+                                f"zone '{name}' is already declared on line {by_name[name].line}")
             kind = self.choice(m["kind"][1], f"{p}.kind", ZONE_KINDS)
             zone = Zone(name, kind, line=zn.start_mark.line + 1)
             if "networks" in m:
                 for j, nn in enumerate(self.seq(m["networks"][1], f"{p}.networks", allow_scalar=True)):
                     np_ = f"{p}.networks[{j}]"
                     net = self.network(nn, np_)
-                    for other, oname, oline in seen_nets:
-                        if other.version == net.version and net.overlaps(other):
-                            whose = "of the same zone" if oname == name else f"of zone '{oname}'"
-                            raise self.fail(nn, np_, f"{net} overlaps {other} {whose} (line {oline})")
-                    seen_nets.append((net, name, nn.start_mark.line + 1))
+                    hit = seen_nets.overlapping(net)
+                    if hit is not None:
+                        other, oname, oline = hit
+                        whose = "of the same zone" if oname == name else f"of zone '{oname}'"
+                        raise self.fail(nn, np_, f"{net} overlaps {other} {whose} (line {oline})")
+                    seen_nets.add(net, name, nn.start_mark.line + 1)
                     zone.networks.append(net)
             if "vlans" in m:
+                vlans = set()
                 for j, vn in enumerate(self.seq(m["vlans"][1], f"{p}.vlans", allow_scalar=True)):
                     v = self.integer(vn, f"{p}.vlans[{j}]", 0, 4095, "a VLAN ID")
-                    if v not in zone.vlans:
+                    if v not in vlans:
+                        vlans.add(v)
                         zone.vlans.append(v)
             if not zone.networks and not zone.vlans:
                 raise self.fail(zn, p, f"zone '{name}' needs at least one network or VLAN")
             if "description" in m:
                 zone.description = self.text(m["description"][1], f"{p}.description", allow_empty=True)
             zones.append(zone)
+            by_name[name] = zone
         return zones
 
     def allow_rule(self, node, path: str, names: set[str]) -> AllowRule:
@@ -199,18 +295,20 @@ class _Validator(_NodeReader):
 
     def egress(self, node, zones: dict) -> list[Egress]:
         out: list[Egress] = []
+        by_zone: dict[str, Egress] = {}
         for i, en in enumerate(self.seq(node, "egress")):
             p = f"egress[{i}]"
             m = self.mapping(en, p, ("zone", "allow", "description"), ("zone",))
             zone = self.zone_ref(m["zone"][1], f"{p}.zone", zones)
-            for e in out:
-                if e.zone == zone:
-                    raise self.fail(m["zone"][1], f"{p}.zone", f"zone '{zone}' already has an egress rule on line {e.line}")
+            if zone in by_zone:
+                raise self.fail(m["zone"][1], f"{p}.zone",
+                                f"zone '{zone}' already has an egress rule on line {by_zone[zone].line}")
             allow = []
             if "allow" in m:
                 for j, an in enumerate(self.seq(m["allow"][1], f"{p}.allow", allow_scalar=True)):
                     allow.append(_network(self.address_or_network(an, f"{p}.allow[{j}]")))
-            out.append(Egress(zone, allow, en.start_mark.line + 1))
+            by_zone[zone] = Egress(zone, allow, en.start_mark.line + 1)
+            out.append(by_zone[zone])
         return out
 
     def assets(self, node, zones: dict) -> list[dict]:
