@@ -146,7 +146,8 @@ def test_routed_traffic_does_not_put_a_host_on_the_vlan(tmp_path):
 
 def test_vlan_mixing_without_site_uses_roles():
     r = result([], [flow("10.1.1.5", "10.1.1.10", 502, "modbus", vlan=7), flow("10.1.1.6", "10.1.1.11", 80, "http", vlan=8)])
-    assets = [asset("10.1.1.5", "sensor"), asset("10.1.1.10", "plc"), asset("10.1.1.6", "sensor"), asset("10.1.1.11", "hmi")]
+    assets = [asset("10.1.1.5", "sensor", vlans=[7]), asset("10.1.1.10", "plc", vlans=[7]),
+              asset("10.1.1.6", "sensor", vlans=[8]), asset("10.1.1.11", "hmi", vlans=[8])]
     findings, reason = run("segmentation.vlan-mixing", r, None, assets=assets)
     assert reason is None
     [f] = fails(findings)
@@ -159,3 +160,15 @@ def test_vlan_mixing_without_site_uses_roles():
 def test_vlan_mixing_without_tags_is_not_run(tmp_path):
     findings, reason = run("segmentation.vlan-mixing", analyze_shared(MB1), site(tmp_path, SEG_SITE))
     assert findings == [] and "no 802.1Q VLAN tags" in reason
+
+
+def test_public_address_is_not_in_the_zone_of_the_vlan_it_was_routed_from(tmp_path):
+    """A sensing host reaching the internet: on VLAN 90 the public server sits behind the router,
+    not in the sensing zone, so the flow neither stays inside the zone nor crosses to another."""
+    s = site(tmp_path, VLAN_SITE.replace("CONTROL_VLAN", "40"))
+    r = result([], [flow("10.100.90.51", "20.50.2.14", 443, "tls", vlan=90, client_mac="00:00:00:00:00:51",
+                         server_mac="00:00:5e:00:01:01")])
+    findings, reason = run("segmentation.zone-violation", r, s)
+    assert findings == [] and reason == "no flow had both ends in declared zones"
+    from plantguard.inventory.build import build_assets
+    assert {a.ip: a.zone for a in build_assets(r, s) if a.ip}["20.50.2.14"] == "internet"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from plantguard.checks._common import EvidenceLog, address_class, flow_detail, index, plural, rest_finding, top
+from plantguard.checks._common import (EvidenceLog, address_class, flow_detail, index, plural, rest_finding, top,
+                                       zone_of)
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.inventory.asset import CONTROLLER_ROLES
@@ -94,7 +95,7 @@ SENSING_ROLES = frozenset({"sensor", "gateway"})
 
 
 def _zones_of_flow(site, f):
-    return site.zone_of(f.client, f.vlan), site.zone_of(f.server, f.vlan)
+    return zone_of(site, f.client, f.vlan), zone_of(site, f.server, f.vlan)
 
 
 @check(ZONE_VIOLATION)
@@ -224,17 +225,16 @@ def it_ot_bridge(ctx) -> list[Finding]:
 
 
 def _hosts_by_vlan(idx) -> dict[int, dict[str, object]]:
-    """VLAN -> {host ip: first flow that showed it there}. A host counts as on a VLAN when its
-    frames there carry a MAC address bound to that one IP address: traffic routed from
-    elsewhere carries the router's MAC, which fronts many addresses."""
-    mac_ips: dict[str, set] = defaultdict(set)
-    for f in idx.flows:
-        if f.vlan is None:
-            continue
-        for ip, mac in ((f.client, f.client_mac), (f.server, f.server_mac)):
-            if mac and len(mac_ips[mac]) < 2:
-                mac_ips[mac].add(ip)
+    """VLAN -> {host ip: the first flow that showed it there, else the ARP/DHCP frame it sent}.
+
+    The inventory decides which VLANs a device is on: only frames that carry the device's own
+    MAC count, because a routed leg carries the router's MAC (inventory.build). A flow end
+    counts when its device lists that VLAN and the frame carried one of the device's MACs;
+    routers are on every VLAN they route and are left out. An address the inventory does not
+    know (checks run on bare flows) falls back to the frames alone: a MAC that fronts a single
+    address is that host's own."""
     out: dict[int, dict[str, object]] = defaultdict(dict)
+    unknown: list[tuple] = []
     for f in idx.flows:
         if f.vlan is None:
             continue
@@ -242,11 +242,45 @@ def _hosts_by_vlan(idx) -> dict[int, dict[str, object]]:
             if address_class(ip) != "private" or ip in out[f.vlan]:
                 continue
             a = idx.asset(ip)
-            if a is not None and getattr(a, "is_router", False):
-                continue
-            if mac is None or len(mac_ips.get(mac, ())) <= 1:
+            if a is None:
+                unknown.append((f, ip, mac))
+            elif not getattr(a, "is_router", False) and f.vlan in (a.vlans or ()) and _own_mac(a, mac):
                 out[f.vlan][ip] = f
-    return out
+    arp = {}
+    for o in idx.obs("address"):
+        if o.vlan is not None and o.subject_mac == o.data.get("mac"):
+            arp.setdefault((o.data.get("ip"), o.vlan), o)
+    for a in idx.assets:       # on a VLAN by its own ARP (or other) frames alone
+        if getattr(a, "is_router", False) or not a.ip or address_class(a.ip) != "private":
+            continue
+        for v in a.vlans or ():
+            if a.ip not in out[v] and (a.ip, v) in arp:
+                out[v][a.ip] = arp[(a.ip, v)]
+    _hosts_from_frames(unknown, out)
+    return {v: m for v, m in out.items() if m}
+
+
+def _own_mac(a, mac) -> bool:
+    macs = set(a.macs or ()) | ({a.mac} if a.mac else set())
+    return mac in macs if macs else not mac
+
+
+def _hosts_from_frames(ends: list[tuple], out: dict) -> None:
+    mac_ips: dict[str, set] = defaultdict(set)
+    for f, ip, mac in ends:
+        if mac and len(mac_ips[mac]) < 2:
+            mac_ips[mac].add(ip)
+    for f, ip, mac in ends:
+        if ip not in out[f.vlan] and (mac is None or len(mac_ips.get(mac, ())) <= 1):
+            out[f.vlan][ip] = f
+
+
+def _add_evidence(ev: EvidenceLog, seen, detail: str) -> None:
+    """Evidence that a host is on a VLAN: a flow, or an ARP/DHCP frame it sent."""
+    if hasattr(seen, "kind"):
+        ev.add_obs(seen, detail + f"{seen.proto} from its own MAC {seen.data.get('mac')}")
+    else:
+        ev.add_flow(seen, detail + flow_detail(seen))
 
 
 @check(VLAN_MIXING)
@@ -261,6 +295,9 @@ def vlan_mixing(ctx) -> list[Finding]:
     elif hosts:
         findings += _observed_mixing_by_role(idx, hosts)
     if not hosts and not findings:
+        if any(f.vlan is not None for f in idx.flows):
+            raise NotRun("802.1Q VLAN tags were seen, but no host was seen on a VLAN with its own MAC "
+                         "address (only routed legs, which carry the router's MAC; see the inventory notes)")
         raise NotRun("no 802.1Q VLAN tags in the captures" + ("" if site is not None else
                      " and no site file declaring VLANs"))
     return findings
@@ -297,14 +334,14 @@ def _observed_mixing_by_zone(idx, site, hosts) -> list[Finding]:
             if z.vlans and v not in z.vlans:
                 g = strays.setdefault((z.name, v), {"ev": EvidenceLog(), "hosts": [], "zone": z})
                 g["hosts"].append(ip)
-                g["ev"].add_flow(f, f"{ip} (zone {z.name}, VLANs {', '.join(map(str, z.vlans))}) "
-                                    f"seen on VLAN {v}: " + flow_detail(f))
+                _add_evidence(g["ev"], f, f"{ip} (zone {z.name}, VLANs {', '.join(map(str, z.vlans))}) "
+                                          f"seen on VLAN {v}: ")
             elif z.vlans:
                 clean_zones[z.name] = clean_zones.get(z.name, 0) + 1
         if by_kind["sensing"] and by_kind["control"]:
             ev = EvidenceLog()
             for ip, (z, f) in list(by_kind["sensing"].items())[:5] + list(by_kind["control"].items())[:5]:
-                ev.add_flow(f, f"{ip} (zone {z.name}) on VLAN {v}: " + flow_detail(f))
+                _add_evidence(ev, f, f"{ip} (zone {z.name}) on VLAN {v}: ")
             s_ips, c_ips = sorted(by_kind["sensing"]), sorted(by_kind["control"])
             out.append(Finding.from_meta(
                 VLAN_MIXING, "fail",
@@ -342,7 +379,7 @@ def _observed_mixing_by_role(idx, hosts) -> list[Finding]:
         if sensing and control:
             ev = EvidenceLog()
             for ip, f in list(sensing.items())[:5] + list(control.items())[:5]:
-                ev.add_flow(f, f"{idx.label(ip)} on VLAN {v}: " + flow_detail(f))
+                _add_evidence(ev, f, f"{idx.label(ip)} on VLAN {v}: ")
             out.append(Finding.from_meta(
                 VLAN_MIXING, "fail",
                 f"VLAN {v} carries both sensing devices ({', '.join(sorted(sensing)[:3])}) and "

@@ -108,12 +108,16 @@ class _Wire:
                                     "often with a MAC of its own (routed traffic, seen on both legs)")
                 continue
             own = self.bound_ips.get(mac) or set()
+            if not own:
+                continue
+            # a gateway: bound to its interface addresses, it carries frames of addresses that
+            # the bindings give to other MACs, or of addresses in other subnets
             nets = {_subnet(i) for i in own}
-            behind = sorted(ip for ip in ips - own
-                            if _subnet(ip) not in nets and self.ip_macs.get(ip, {}).get(mac))
-            if own and behind:
-                self.reason[mac] = (f"its MAC address (bound to {', '.join(sorted(own)[:2])}) carries traffic "
-                                    f"of {', '.join(behind[:3])} in other subnets")
+            behind = sorted(ip for ip in ips - own if self.ip_macs.get(ip, {}).get(mac)
+                            and (self.bound.get(ip, mac) != mac or _subnet(ip) not in nets))
+            if behind:
+                self.reason[mac] = (f"its MAC address (that of {', '.join(sorted(own, key=_ip_sort_key)[:2])}) "
+                                    f"carries the traffic of {', '.join(behind[:3])}")
         self.routers = set(self.reason)
 
     def _relayed(self, ip: str, mac: str) -> bool:
