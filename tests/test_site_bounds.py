@@ -1,6 +1,7 @@
 """A hostile site file costs bounded time and memory and ends in one line naming the file: deep
 nesting, a device or FIFO instead of a file, more than the size cap, alias bombs, bad UTF-8,
-and entry counts that a pairwise check would turn into hours."""
+and entry counts that a pairwise check would turn into hours. At the end: the same refusal of
+FIFOs and devices for capture paths (capture/sources.py)."""
 from __future__ import annotations
 
 import os
@@ -186,3 +187,57 @@ def test_many_zones_and_egress_rules_load_in_linear_time():
         parse_site(f"zones:\n{zones}  - {{name: z1, kind: it, vlans: [1]}}\n")
     with pytest.raises(SiteError, match=r"zone 'z1' already has an egress rule on line"):
         parse_site(f"zones:\n{zones}egress:\n{egress}  - {{zone: z1}}\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# capture paths (plantguard.capture.sources)
+# ---------------------------------------------------------------------------------------------
+
+def test_capture_path_regular_file_and_directory_pass(tmp_path):
+    from plantguard.capture.sources import check_capture_path, open_capture
+    f = tmp_path / "a.pcap"
+    f.write_bytes(b"\xd4\xc3\xb2\xa1")
+    check_capture_path(f)
+    check_capture_path(tmp_path)        # directories are expanded by the caller
+    link = tmp_path / "link.pcap"
+    link.symlink_to(f)
+    check_capture_path(link)
+    with open_capture(link) as fh:
+        assert fh.read() == b"\xd4\xc3\xb2\xa1"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_capture_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "live.pcap"
+    os.mkfifo(fifo)
+    code = ("import sys\nfrom plantguard.capture.sources import check_capture_path, open_capture\n"
+            "from plantguard.errors import InputError\n"
+            "for f in (check_capture_path, open_capture):\n"
+            "    try:\n        f(sys.argv[1])\n    except InputError as e:\n        print(e)\n")
+    p = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [f"{fifo}: cannot read capture (a FIFO, not a regular file)"] * 2
+
+
+def test_capture_device_missing_and_socket_are_refused(tmp_path):
+    import socket
+
+    from plantguard.capture.sources import check_capture_path, open_capture
+    from plantguard.errors import InputError
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(InputError) as exc:
+            check_capture_path("/dev/zero")
+        assert one_line(exc) == "/dev/zero: cannot read capture (a character device, not a regular file)"
+    with pytest.raises(InputError) as exc:
+        check_capture_path(tmp_path / "nope.pcap")
+    assert one_line(exc) == f"{tmp_path / 'nope.pcap'}: no such file or directory"
+    with pytest.raises(InputError) as exc:
+        open_capture(tmp_path)
+    assert one_line(exc) == f"{tmp_path}: cannot read capture (a directory, not a regular file)"
+    sock_path = tmp_path / "s.sock"
+    if hasattr(socket, "AF_UNIX") and len(str(sock_path)) < 100:   # sun_path is short
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(str(sock_path))
+            with pytest.raises(InputError) as exc:
+                check_capture_path(sock_path)
+        assert one_line(exc) == f"{sock_path}: cannot read capture (a socket, not a regular file)"
