@@ -105,6 +105,25 @@ def readdress(pkt: bytes, mapping: dict[str, str], ttl_drop: int = 0) -> bytes:
     return bytes(hdr) + bytes(seg)
 
 
+def replay(path, ip_map: dict[str, str], mac_map: dict[str, str] | None = None,
+           start: float | None = None) -> list[tuple[float, bytes]]:
+    """Every Ethernet/IPv4 frame of a real capture between the addresses of `ip_map`, readdressed
+    (IP addresses, and MACs per `mac_map`), shifted to begin at `start`; other frames are left out."""
+    mac_map = mac_map or {}
+    out = []
+    frames = read_pcap(path)
+    shift = 0.0 if start is None or not frames else start - frames[0][0]
+    for ts, frame in frames:
+        if struct.unpack("!H", frame[12:14])[0] != ETH_IPV4:
+            continue
+        pkt = frame[14:14 + struct.unpack("!H", frame[16:18])[0]]
+        if _ip(pkt[12:16]) not in ip_map or _ip(pkt[16:20]) not in ip_map:
+            continue
+        dst, src = (mac_map.get(m, m) for m in (frame[0:6].hex(":"), frame[6:12].hex(":")))
+        out.append((ts + shift, ethernet(dst, src, ETH_IPV4, readdress(pkt, ip_map), None)))
+    return out
+
+
 def _arp_for_gateway(ts: float, host: Host, router_mac: str, vlan: int) -> list[tuple[float, bytes]]:
     ask = ethernet(BROADCAST_MAC, host.mac, ETH_ARP, arp(1, host.mac, host.ip, "00:00:00:00:00:00", host.gateway),
                    vlan)

@@ -180,3 +180,88 @@ def test_change_outside_window_needs_windows(tmp_path):
     assert "no maintenance windows" in reason
     _, reason = run("plc.change-outside-window", result(), None, assets=[])
     assert "needs a site file" in reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Without a site file: the probable engineering station, inferred
+# ---------------------------------------------------------------------------------------------
+EWS, EWS_MAC = "10.10.1.50", "90:e6:ba:84:5e:41"
+S7_PLC, MODICON = "10.10.1.11", "10.10.1.10"
+
+
+def _station_capture(tmp_path):
+    """Real engineering sessions from one station to two controllers: the S7 block download of
+    s7comm_downloading_block_db1.pcap (192.168.1.10 -> S7-300 .40) and the Unity program traffic
+    of modicon_test.pcap (192.168.63.100 -> Modicon .253), readdressed onto one station
+    (10.10.1.50, the S7 session's MAC) and two PLCs; then the Digital Bond Modbus capture (MB1),
+    where 10.0.0.57 restarts the PLC at 10.0.0.3 and 10.0.0.9 writes to it."""
+    from capture_helpers import pcap_bytes
+    from routed_trunk import read_pcap, replay
+    s7 = replay(shared_path("pcaps/ICS-Security-Tools/s7/s7comm_downloading_block_db1.pcap"),
+                {"192.168.1.10": EWS, "192.168.1.40": S7_PLC}, start=T0)
+    modicon = replay(shared_path("pcaps/ICS-Security-Tools/modicon/modicon_test.pcap"),
+                     {"192.168.63.100": EWS, "192.168.63.253": MODICON}, {"3c:97:0e:91:54:ab": EWS_MAC},
+                     start=T0 + 600)
+    mb1 = read_pcap(shared_path(MB1))
+    mb1 = [(T0 + 1200 + ts - mb1[0][0], f) for ts, f in mb1]
+    p = tmp_path / "stations.pcap"
+    p.write_bytes(pcap_bytes(s7 + modicon + mb1))
+    from plantguard.capture.engine import analyze
+    return analyze([str(p)])
+
+
+def test_without_site_the_station_that_changes_several_controllers_is_one_inferred_finding(tmp_path):
+    r = _station_capture(tmp_path)
+    findings, _ = run("plc.unauthorized-program-change", r)
+    [station] = [f for f in findings if f.extra.get("inferred_station")]
+    assert station.status == "fail" and station.severity == "low"
+    assert station.assets == [MODICON, S7_PLC, EWS] and station.extra["controllers_changed"] == [MODICON, S7_PLC]
+    assert "probably the engineering station (inferred)" in station.title
+    assert f"engineering_workstations: [{EWS}]" in station.title and "site file" in station.extra["confirm"]
+    assert set(station.extra["protocols"]) == {"modbus", "s7comm"} and station.extra["events"] >= 2
+    assert all(e.frame for e in station.evidence)
+    # no finding blames the station pair by pair; the restart from 10.0.0.57 (one controller) stays
+    assert not [f for f in findings if f.assets[-1:] == [EWS] and not f.extra.get("inferred_station")]
+    [other] = [f for f in fails(findings) if f.assets == ["10.0.0.3", "10.0.0.57"]]
+    assert other.severity == "medium" and "cannot be verified" in other.title
+    assert other.extra["inferred_stations"] == [EWS]
+    # the writes of 10.0.0.9 and .57 each reach one controller: unverified, not a station
+    w, _ = run("plc.unauthorized-write", r)
+    assert not [f for f in w if f.extra.get("inferred_station")]
+    assert {tuple(f.assets) for f in fails(w)} == {("10.0.0.3", "10.0.0.57"), ("10.0.0.3", "10.0.0.9")}
+
+
+def test_with_a_site_file_nothing_is_inferred(tmp_path):
+    r = _station_capture(tmp_path)
+    zones = "zones:\n  - {name: c, kind: ot-control, networks: [10.10.1.0/24, 10.0.0.0/24]}\n"
+    findings, _ = run("plc.unauthorized-program-change", r, site(tmp_path, zones))
+    assert not [f for f in findings if f.extra.get("inferred_station") or f.extra.get("inferred_stations")]
+    assert {tuple(f.assets) for f in fails(findings)} >= {(MODICON, EWS), (S7_PLC, EWS)}
+    findings, _ = run("plc.unauthorized-program-change", r, site(tmp_path, zones + f"engineering_workstations: [{EWS}]\n"))
+    assert {tuple(f.assets) for f in passes(findings)} == {(MODICON,), (S7_PLC,)}
+    assert [f.assets for f in fails(findings)] == [["10.0.0.3", "10.0.0.57"]]
+
+
+def _ops_from(src, dsts, category, name, proto="modbus"):
+    return [obs("operation", proto, src, d, dport=502, frame=i + 1, category=category, name=name)
+            for i, d in enumerate(dsts)]
+
+
+def test_an_hmi_writing_set_points_to_several_controllers_is_no_station():
+    plcs = ["10.0.0.3", "10.0.0.4", "10.0.0.5"]
+    r = result(_ops_from("10.0.0.20", plcs, "write", "Write Single Register"),
+               [flow("10.0.0.20", p, 502, "modbus") for p in plcs])
+    findings, _ = run("plc.unauthorized-write", r, assets=[])
+    assert len(fails(findings)) == 3 and not [f for f in findings if f.extra.get("inferred_station")]
+
+
+def test_a_changer_that_also_talks_to_the_internet_is_no_station():
+    plcs = ["10.0.0.3", "10.0.0.4"]
+    ops = _ops_from("10.0.0.66", plcs, "program", "download")
+    flows = [flow("10.0.0.66", p, 502, "modbus") for p in plcs] + [flow("10.0.0.66", "20.50.2.14", 443, "tls")]
+    findings, _ = run("plc.unauthorized-program-change", result(ops, flows), assets=[])
+    assert len(fails(findings)) == 2 and not [f for f in findings if f.extra.get("inferred_station")]
+    # the same host without the internet traffic is the probable station
+    findings, _ = run("plc.unauthorized-program-change", result(ops, flows[:2]), assets=[])
+    [f] = findings
+    assert f.extra["inferred_station"] == "10.0.0.66" and f.assets == plcs + ["10.0.0.66"]

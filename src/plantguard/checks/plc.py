@@ -1,14 +1,19 @@
 """RBAC for PLC changes: writes, configuration changes, program and firmware downloads and
 run/stop commands that reach a controller from a host that is not an authorised engineering
-station, and program changes outside the declared maintenance windows.
+station, and program changes outside the declared maintenance windows. Without a site file, a
+host that changed several controllers and does nothing a station would not is reported once, as
+the probable engineering station, with how to confirm it (inferred_stations).
 Input: `operation` observations (category per OP_CATEGORIES), asset roles, the site's stations."""
 from __future__ import annotations
 
-from collections import Counter
+import ipaddress
+from collections import Counter, defaultdict
 
-from plantguard.checks._common import EvidenceLog, INDUSTRIAL_PROTOCOLS, index, plural, rest_finding, text, top
+from plantguard.checks._common import (EvidenceLog, INDUSTRIAL_PROTOCOLS, address_class, index, plural,
+                                       rest_finding, text, top, zone_of)
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
+from plantguard.inventory.asset import CONTROLLER_ROLES
 from plantguard.model import PROGRAM_CATEGORIES, WRITE_CATEGORIES
 
 UNAUTHORIZED_WRITE = CheckMeta(
@@ -73,6 +78,11 @@ OUTSIDE_WINDOW = CheckMeta(
 
 STATIONS_NOTE = "no authorised engineering stations are declared (site file: engineering_workstations)"
 
+# Without a site file, a host that changed this many controllers (one change at least a program,
+# firmware, run/stop or configuration change) is taken for the engineering station.
+STATION_MIN_CONTROLLERS = 2
+STATION_CATEGORIES = PROGRAM_CATEGORIES | {"config"}
+
 
 def _ops(idx, categories: frozenset) -> list:
     return [o for o in idx.obs("operation")
@@ -94,22 +104,74 @@ def _industrial_flows(idx) -> int:
     return sum(1 for f in idx.flows if (f.app or "") in INDUSTRIAL_PROTOCOLS)
 
 
+def inferred_stations(idx) -> dict[str, list[str]]:
+    """Without a site file: {host: the controllers it changed} for each host that is probably
+    an engineering station. Such a host sent changes (writes, configuration, program, firmware,
+    run/stop) to at least STATION_MIN_CONTROLLERS controllers, one of them more than a data
+    write (an HMI writes set-points; a station also programs or configures), and does nothing
+    else that a station would not: it is a private address that exchanged nothing with public
+    addresses, and it is no controller itself. With a site file the site says who the stations
+    are, so nothing is inferred."""
+    cached = getattr(idx, "_plantguard_stations", None)
+    if cached is not None:
+        return cached
+    out: dict[str, list[str]] = {}
+    if idx.site is None:
+        changed: dict[str, set] = defaultdict(set)
+        programs: set[str] = set()
+        for o in _ops(idx, WRITE_CATEGORIES | PROGRAM_CATEGORIES):
+            changed[o.src].add(o.dst)
+            if text(o.data.get("category")) in STATION_CATEGORIES:
+                programs.add(o.src)
+        talks_public = {ip for f in idx.flows for ip, peer in ((f.client, f.server), (f.server, f.client))
+                        if address_class(peer) == "public"}
+        served = idx.server_apps()
+        for host, controllers in changed.items():
+            if len(controllers) < STATION_MIN_CONTROLLERS or host not in programs:
+                continue
+            if address_class(host) != "private" or host in talks_public:
+                continue
+            if served.get(host, set()) & INDUSTRIAL_PROTOCOLS or idx.role(host) in CONTROLLER_ROLES:
+                continue
+            out[host] = sorted(controllers, key=_ip_key)
+    try:
+        idx._plantguard_stations = out
+    except AttributeError:
+        pass
+    return out
+
+
+def _ip_key(ip: str) -> tuple:
+    try:
+        a = ipaddress.ip_address(ip)
+        return (a.version, int(a))
+    except ValueError:
+        return (9, 0)
+
+
 def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Finding]:
     idx = index(ctx)
     site = idx.site
     stations_declared = bool(site is not None and site.engineering_workstations)
+    stations = inferred_stations(idx)
     bad: dict[tuple, dict] = {}
     good: dict[str, dict] = {}
+    probable: dict[str, dict] = {}
     for o in _ops(idx, categories):
         authorised = stations_declared and site.is_engineering_workstation(o.src)
         if authorised:
             g = good.setdefault(o.dst, {"ev": EvidenceLog(), "stations": set(), "names": Counter()})
             g["stations"].add(o.src)
+        elif o.src in stations:
+            g = probable.setdefault(o.src, {"ev": EvidenceLog(), "names": Counter(), "controllers": set(),
+                                            "protocols": set()})
+            g["controllers"].add(o.dst)
+            g["protocols"].add(o.proto)
         else:
             g = bad.setdefault((o.src, o.dst, o.proto), {"ev": EvidenceLog(), "names": Counter()})
         g["names"][_op_name(o)] += o.count
         g["ev"].add_obs(o, f"{_op_text(o)} from {o.src} to {o.dst}")
-    if not bad and not good:
+    if not bad and not good and not probable:
         n = _industrial_flows(idx)
         if not n:
             raise NotRun("no industrial protocol traffic was seen in the captures")
@@ -128,10 +190,13 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
             title = (f"{plural(n, noun)} to {idx.label(server)} over {proto} from {idx.label(client)} "
                      f"cannot be verified: {STATIONS_NOTE} ({ops})")
             sev = "medium"
+        extra = {"inferred_stations": sorted(stations, key=_ip_key)} if stations else {}
         findings.append(Finding.from_meta(
             meta, "fail", title, [server, client], g["ev"].items, severity=sev, protocol=proto,
             operations=dict(g["names"].most_common(20)), authorised_stations_declared=stations_declared,
-            events=n, first=g["ev"].first, last=g["ev"].last))
+            events=n, first=g["ev"].first, last=g["ev"].last, **extra))
+    for host, g in sorted(probable.items(), key=lambda kv: _ip_key(kv[0])):
+        findings.append(_probable_station(idx, meta, noun, host, g, stations[host]))
     if rest:
         findings.append(rest_finding(meta, rest, lambda k, g: (k[1], k[0]), lambda g: g["ev"].events,
                                      "unauthorised host/controller pairs"))
@@ -142,6 +207,23 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
                           f"({', '.join(sorted(g['stations']))})", [server], g["ev"].items,
             operations=dict(g["names"].most_common(20)), stations=sorted(g["stations"]), events=n))
     return findings
+
+
+def _probable_station(idx, meta: CheckMeta, noun: str, host: str, g: dict, changed: list[str]) -> Finding:
+    """One finding for all the changes of a probable engineering station, saying how to confirm it."""
+    n = g["ev"].events
+    here = sorted(g["controllers"], key=_ip_key)
+    ops = ", ".join(f"{name} x{c}" for name, c in g["names"].most_common(4))
+    title = (f"{idx.label(host)} is probably the engineering station (inferred): it sent "
+             f"{plural(n, noun)} to {', '.join(idx.label(c) for c in here[:3])}{' ...' if len(here) > 3 else ''} "
+             f"over {', '.join(sorted(g['protocols']))} ({ops}) and changed {plural(len(changed), 'controller')} "
+             f"in all; confirm it by declaring it in a site file (engineering_workstations: [{host}])")
+    return Finding.from_meta(
+        meta, "fail", title, here[:50] + [host], g["ev"].items, severity="low",
+        inferred_station=host, controllers=here[:50], controllers_changed=changed[:50],
+        protocols=sorted(g["protocols"]), operations=dict(g["names"].most_common(20)),
+        authorised_stations_declared=False, events=n, first=g["ev"].first, last=g["ev"].last,
+        confirm=f"declare it in a site file: engineering_workstations: [{host}]")
 
 
 @check(UNAUTHORIZED_WRITE)
@@ -166,7 +248,7 @@ def change_outside_window(ctx) -> list[Finding]:
     outside: dict[tuple, dict] = {}
     inside = 0
     for o in ops:
-        z = site.zone_of(o.dst, o.vlan)
+        z = zone_of(site, o.dst, o.vlan)
         zname = z.name if z is not None else None
         # a folded observation spans first..last: judge both ends
         times = [o.ts] + ([o.last_ts] if o.last_ts and o.last_ts != o.ts else [])
