@@ -13,6 +13,8 @@ from ics_a_support import agreement, by_kind, replay, sequence_agreement, zeek_l
 
 from plantguard.model import Packet
 from plantguard.protocols import enip, registry
+from plantguard.protocols.enip import cip as enip_cip
+from plantguard.protocols.enip import io as enip_io
 
 B = "baselines/icsnpp-enip/"
 P = "pcaps/icsnpp-enip/"
@@ -39,8 +41,14 @@ def _h(v: str) -> int | None:
     return None if v == "-" else int(v, 16)
 
 
+# Where the decoder looks each tapped function up (the tap replaces that module's attribute):
+# decode() calls _observe per encapsulation PDU, which calls cip._observe_cip per CIP message;
+# decode() calls io._observe_io per implicit I/O packet.
+TAPPED_IN = {"_observe": enip, "_observe_cip": enip_cip, "_observe_io": enip_io}
+
+
 def _tap(rel: str, tap: str):
-    obs, seen = replay(shared_path(rel), enip, tap)
+    obs, seen = replay(shared_path(rel), TAPPED_IN[tap], tap)
     return obs, seen
 
 

@@ -15,6 +15,8 @@ from ics_a_support import agreement, by_kind, replay, sequence_agreement, zeek_l
 
 from plantguard.model import Packet
 from plantguard.protocols import registry, s7comm
+from plantguard.protocols.s7comm import s7 as s7comm_s7
+from plantguard.protocols.s7comm import s7plus as s7comm_s7plus
 
 B = "baselines/icsnpp-s7comm/"
 P = "pcaps/icsnpp-s7comm/"
@@ -31,8 +33,14 @@ def _swap(v: int) -> int:
     return ((v & 0xFF) << 8) | (v >> 8)
 
 
+# Where the decoder looks each tapped function up (the tap replaces that module's attribute):
+# decode() calls _observe_cotp per COTP TPDU, which calls s7._observe_s7 per S7 PDU and
+# s7plus._observe_s7plus per S7comm-plus frame.
+TAPPED_IN = {"_observe_cotp": s7comm, "_observe_s7": s7comm_s7, "_observe_s7plus": s7comm_s7plus}
+
+
 def _tap(rel: str, tap: str):
-    return replay(shared_path(rel), s7comm, tap)
+    return replay(shared_path(rel), TAPPED_IN[tap], tap)
 
 
 # --- icsnpp-s7comm ---------------------------------------------------------------------------

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._header import header
 from plantguard.protocols._pdustream import BAD, NEED_MORE, tcp_pdus
 from plantguard.protocols._spec import ProtocolSpec, Routine
-from plantguard.protocols.base import printable
+from plantguard.protocols.base import once, printable
 from plantguard.util.arrays import bytes_hash, col, hash_keys, u16
 
 NAME = "modbus"
@@ -23,7 +24,12 @@ NAME = "modbus"
 MAX_ADU_LENGTH = 260        # MBAP length field: unit id + PDU; 254 by the spec, a little slack
 MAX_PDUS_PER_SEGMENT = 256
 MAX_VALUES = 2000           # coils/registers decoded from one PDU (the spec allows 2000 coils)
-_MBAP = struct.Struct(">HHHBB")
+
+# The MBAP header (`length` counts unit id + PDU: an ADU is FRAMING.size + length bytes); every
+# ADU starts with ADU_HEAD, the MBAP header and the PDU's function code.
+MBAP = header("MBAP", ">", ("transaction", "H"), ("protocol", "H"), ("length", "H"), ("unit", "B"))
+ADU_HEAD = MBAP.extend("AduHead", ("function", "B"))
+FRAMING = MBAP.through("MbapFraming", "length")
 
 # code: (name, category)
 FUNCTIONS: dict[int, tuple[str, str]] = {
@@ -144,26 +150,27 @@ class ADU:
 # --- framing and signature -------------------------------------------------------------------
 
 def frame_len(buf: bytes, off: int) -> int:
-    if len(buf) - off < 6:
+    if len(buf) - off < FRAMING.size:
         return NEED_MORE
-    _tid, pid, length = struct.unpack_from(">HHH", buf, off)
+    _tid, pid, length = FRAMING.struct.unpack_from(buf, off)
     if pid != 0 or not 2 <= length <= MAX_ADU_LENGTH:
         return BAD
-    return 6 + length
+    return FRAMING.size + length
 
 
 def signature(payload: bytes) -> bool:
     """Whole MBAP ADUs filling the payload, each with a plausible PDU."""
     off, n, seen = 0, len(payload), 0
     while off < n and seen < 16:
-        if n - off < 8:
+        if n - off < ADU_HEAD.size:
             return False
-        _tid, pid, length, _unit, fc = _MBAP.unpack_from(payload, off)
-        if pid != 0 or not 2 <= length <= 254 or off + 6 + length > n:
+        _tid, pid, length, _unit, fc = ADU_HEAD.struct.unpack_from(payload, off)
+        end = off + FRAMING.size + length
+        if pid != 0 or not 2 <= length <= 254 or end > n:
             return False
-        if not _plausible(fc, payload[off + 8:off + 6 + length]):
+        if not _plausible(fc, payload[off + ADU_HEAD.size:end]):
             return False
-        off += 6 + length
+        off = end
         seen += 1
     return off == n and seen > 0
 
@@ -189,7 +196,8 @@ _MIN_DATA = {1: 2, 2: 2, 3: 3, 4: 3, 5: 4, 6: 4, 8: 2, 15: 4, 16: 4, 20: 1, 21: 
 def decode(pkt: Packet) -> list[Observation]:
     out: list[Observation] = []
     request = is_request(pkt)
-    for raw in tcp_pdus(pkt, frame_len, 6 + MAX_ADU_LENGTH, MAX_PDUS_PER_SEGMENT, header_len=8):
+    for raw in tcp_pdus(pkt, frame_len, FRAMING.size + MAX_ADU_LENGTH, MAX_PDUS_PER_SEGMENT,
+                        header_len=ADU_HEAD.size):
         adu = parse_adu(raw, request)
         if adu is not None:
             out.extend(_observe(pkt, adu))
@@ -205,18 +213,16 @@ def is_request(pkt: Packet) -> bool:
 
 
 def parse_adu(raw: bytes, request: bool) -> ADU | None:
-    if len(raw) < 8:
+    if len(raw) < ADU_HEAD.size:
         return None
-    tid, _pid, _length, unit, fc = _MBAP.unpack_from(raw, 0)
-    return ADU(tid, unit, fc, bytes(raw[8:]), request)
+    tid, _pid, _length, unit, fc = ADU_HEAD.struct.unpack_from(raw, 0)
+    return ADU(tid, unit, fc, bytes(raw[ADU_HEAD.size:]), request)
 
 
 def _observe(pkt: Packet, adu: ADU) -> list[Observation]:
     out: list[Observation] = []
-    server = "dst" if adu.request else "src"
-    if not pkt.state.get("service"):
-        pkt.state["service"] = True
-        out.append(pkt.observe("service", NAME, subject=server, name=NAME))
+    if once(pkt, "service"):
+        out.append(pkt.observe("service", NAME, subject="dst" if adu.request else "src", name=NAME))
     if adu.request:
         code, name, category, detail = describe_request(adu.fc, adu.data)
         out.append(pkt.observe("operation", NAME, subject="dst", category=category, code=code,
@@ -399,16 +405,17 @@ def modbus_routine(p, plen, from_client, l4, sport, dport):
     """One whole ADU. Requests of the read/write codes the module describes from the first
     PDU bytes (start/address, quantity or value); any normal (non-exception) response except
     the codes whose responses it reads (17, 43, 90)."""
-    ok = (l4 == 6) & (plen >= 8) & (u16(p, 2) == 0)
-    mlen = u16(p, 4)
-    ok &= plen == 6 + mlen
-    fc = p[:, 7].astype(np.int64)
+    at, head = ADU_HEAD.offset, ADU_HEAD.size
+    ok = (l4 == 6) & (plen >= head) & (u16(p, at.protocol) == 0)
+    mlen = u16(p, at.length)
+    ok &= plen == FRAMING.size + mlen
+    fc = p[:, at.function].astype(np.int64)
     req = ok & from_client & np.isin(fc, (1, 2, 3, 4, 5, 6, 15, 16, 23)) & (mlen >= 6)
     rsp = ok & ~from_client & (fc >= 1) & (fc < 0x80) & ~np.isin(fc, (17, 43, 90))
     width = np.where(fc == 23, 8, 4)
     pos = np.arange(p.shape[1])[None, :]
-    keep = req[:, None] & (pos >= 8) & (pos < 8 + width[:, None]) & (pos < plen[:, None])
-    key = hash_keys((col(from_client), col(p[:, 6]), col(fc), col(np.where(req, mlen, 0)),
+    keep = req[:, None] & (pos >= head) & (pos < head + width[:, None]) & (pos < plen[:, None])
+    key = hash_keys((col(from_client), col(p[:, at.unit]), col(fc), col(np.where(req, mlen, 0)),
                      bytes_hash(p[:, :16], keep[:, :16])))
     return req | rsp, key
 
