@@ -68,7 +68,10 @@ ONCE_LIMIT = 256   # distinct facts remembered per flow; past it a flow reports 
 def once(pkt, token, limit: int = ONCE_LIMIT) -> bool:
     """True the first time `token` is seen on this packet's flow (per-flow decoder state), so a
     fact repeated on every poll is reported once; False for repeats and past `limit` tokens."""
-    seen = pkt.state.setdefault("seen", set())
+    seen = pkt.state.get("seen")
+    if seen is None:
+        pkt.state["seen"] = {token}
+        return True
     if token in seen or len(seen) > limit:
         return False
     seen.add(token)

@@ -126,7 +126,3 @@ def cip_io_routine(p, plen, from_client, l4, sport, dport):
         | (col(p[:, c + 3]) << np.uint64(24))
     key = hash_keys((col(from_client), conn, col(plen)))
     return ok, key
-
-
-for _fn in (enip_cip_routine, cip_io_routine):
-    _fn.__module__ = __package__

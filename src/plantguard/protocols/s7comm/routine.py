@@ -57,6 +57,3 @@ def s7_job_ack_routine(p, plen, from_client, l4, sport, dport):
                      col(np.where(ack, (err_class.astype(np.int64) << 16) | (err_code.astype(np.int64) << 8)
                                    | p[:, _ACK_PARAM], 0))))
     return job | ack, key
-
-
-s7_job_ack_routine.__module__ = __package__
