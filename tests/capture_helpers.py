@@ -113,4 +113,4 @@ def tcp_conversation_pcap(client: str, server: str, port: int, payloads, sport: 
         sp, dp = (sport, port) if from_client else (port, sport)
         frames.append(eth(ma, mb, 0x0800, ipv4(src, dst, 6, tcp(sp, dp, data, seq=seq[from_client]))))
         seq[from_client] += len(data)
-    return pcap_bytes([(1.0 + i * 0.01, f) for i, f in enumerate(frames)])
+    return pcap_bytes([(1.7e9 + i * 0.01, f) for i, f in enumerate(frames)])

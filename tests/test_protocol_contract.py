@@ -119,7 +119,7 @@ def _toy_capture(path: Path) -> None:
     frames = [eth(m1, m2, 0x0800, ipv4(cli, srv, 6, tcp(40000, 9999, b"", flags=0x02, seq=1))),
               eth(m2, m1, 0x0800, ipv4(srv, cli, 6, tcp(9999, 40000, b"", flags=0x12, seq=1))),
               eth(m1, m2, 0x0800, ipv4(cli, srv, 6, tcp(40000, 9999, b"TOY1 hello", seq=2)))]
-    path.write_bytes(pcap_bytes([(1.0 + i, f) for i, f in enumerate(frames)]))
+    path.write_bytes(pcap_bytes([(1.7e9 + i, f) for i, f in enumerate(frames)]))
 
 
 @pytest.mark.slow
