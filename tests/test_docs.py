@@ -54,3 +54,22 @@ def test_development_md_protocol_and_check_run_end_to_end(tmp_path):
     assert [(f["status"], f["assets"]) for f in toy] == [("fail", ["10.0.0.2"])]
     titles = [i["title"] for h in ("immediate", "1-3 months", "3+ months") for i in contract["roadmap"][h]]
     assert "Switch off the toy service" in titles
+
+
+def _tree_block() -> str:
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    return text.split("## The tree", 1)[1].split("```", 2)[1]
+
+
+def test_architecture_tree_names_every_module_and_only_real_ones():
+    src = ROOT / "src" / "plantguard"
+    block = _tree_block()
+    real = {p.relative_to(src) for p in src.rglob("*.py")
+            if "migrations" not in p.parts and "__pycache__" not in p.parts}
+    words = set(re.findall(r"\b([a-z_0-9]+\.py)\b", block))
+    for pkg in {p.parent for p in real if p.parent != Path(".")}:
+        assert re.search(rf"^ +{pkg.name}/ ", block, re.M), f"{pkg}/ missing from docs/architecture.md"
+    missing = sorted(str(p) for p in real if p.name not in words)
+    assert not missing, f"modules missing from docs/architecture.md: {missing}"
+    stale = sorted(w for w in words if w not in {p.name for p in real})
+    assert not stale, f"in docs/architecture.md but not in src/: {stale}"
