@@ -160,13 +160,6 @@ class EvidenceLog:
             self.last = b
 
 
-def zone_of(site, ip: str | None, vlan: int | None = None):
-    """The site zone of an address: by network, else by the VLAN it was seen on. A public
-    address is in a zone only when a declared network holds it: routed to the internet from a
-    VLAN, it does not belong to that VLAN's zone."""
-    return site.zone_of(ip, None if is_public(ip) else vlan)
-
-
 def flow_detail(f) -> str:
     app = f" ({f.app})" if f.app else ""
     vlan = f" vlan {f.vlan}" if f.vlan is not None else ""

@@ -10,7 +10,7 @@ import ipaddress
 from collections import Counter, defaultdict
 
 from plantguard.checks._common import (EvidenceLog, INDUSTRIAL_PROTOCOLS, address_class, index, plural,
-                                       rest_finding, text, top, zone_of)
+                                       rest_finding, text, top)
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.inventory.asset import CONTROLLER_ROLES
@@ -248,7 +248,7 @@ def change_outside_window(ctx) -> list[Finding]:
     outside: dict[tuple, dict] = {}
     inside = 0
     for o in ops:
-        z = zone_of(site, o.dst, o.vlan)
+        z = site.zone_of(o.dst, o.vlan)
         zname = z.name if z is not None else None
         # a folded observation spans first..last: judge both ends
         times = [o.ts] + ([o.last_ts] if o.last_ts and o.last_ts != o.ts else [])

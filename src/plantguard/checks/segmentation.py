@@ -6,8 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from plantguard.checks._common import (EvidenceLog, address_class, flow_detail, index, plural, rest_finding, top,
-                                       zone_of)
+from plantguard.checks._common import (EvidenceLog, address_class, flow_detail, index, plural, rest_finding, top)
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.inventory.asset import CONTROLLER_ROLES
@@ -95,7 +94,7 @@ SENSING_ROLES = frozenset({"sensor", "gateway"})
 
 
 def _zones_of_flow(site, f):
-    return zone_of(site, f.client, f.vlan), zone_of(site, f.server, f.vlan)
+    return site.zone_of(f.client, f.vlan), site.zone_of(f.server, f.vlan)
 
 
 @check(ZONE_VIOLATION)

@@ -172,7 +172,8 @@ class Site:
         return self._by_name.get(name)
 
     def zone_of(self, ip: str | None, vlan: int | None = None) -> Zone | None:
-        """The zone an address belongs to: by network, else by VLAN when one zone owns it."""
+        """The zone an address belongs to: by network, else by VLAN when one zone owns it (never
+        by VLAN for a public address: only a declared network puts one in a zone)."""
         key = (ip, vlan)
         hit = self._zone_cache.get(key, _MISS)
         if hit is not _MISS:
@@ -188,7 +189,8 @@ class Site:
             for net, z in self._nets:
                 if addr.version == net.version and addr in net:
                     return z
-        if vlan is not None:
+        # a public address routed in from a VLAN does not belong to that VLAN's zone
+        if vlan is not None and not (addr is not None and addr.is_global):
             return self._vlan_zone.get(vlan)
         return None
 
