@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._neighbour import announce
 from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols._sysdescr import parse_description
 from plantguard.protocols.base import printable
@@ -90,14 +91,6 @@ def parse(payload: bytes) -> dict:
     return out
 
 
-def role_hint(caps: list[str]) -> str | None:
-    if "router" in caps:
-        return "router"
-    if "switch" in caps or "trans-bridge" in caps or "source-route-bridge" in caps:
-        return "switch"
-    return None
-
-
 def decode(pkt: Packet) -> list[Observation]:
     info = parse(pkt.payload)
     if not info.get("name") and not info.get("platform"):
@@ -118,17 +111,8 @@ def decode(pkt: Packet) -> list[Observation]:
     for key in ("port_id", "capabilities", "native_vlan"):
         if info.get(key) not in (None, [], ""):
             ident[key] = info[key]
-    hint = role_hint(info.get("capabilities") or [])
-    if hint:
-        ident["role_hint"] = hint
     addrs = (info.get("mgmt_addresses") or []) + (info.get("addresses") or [])
-    if addrs:
-        ident["ip"] = addrs[0]
-    out = [pkt.observe("identity", NAME, subject="src", **ident)]
-    if info.get("name"):
-        extra = {"ip": addrs[0]} if addrs else {}
-        out.append(pkt.observe("hostname", NAME, subject="src", name=info["name"], source=NAME, **extra))
-    return out
+    return announce(pkt, NAME, ident, info.get("capabilities") or [], addrs, info.get("name"))
 
 
 SPEC = ProtocolSpec(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols._neighbour import announce
 from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols._sysdescr import parse_description
 from plantguard.protocols.base import printable
@@ -90,14 +91,6 @@ def parse(payload: bytes) -> dict:
     return out
 
 
-def role_hint(caps: list[str]) -> str | None:
-    if "router" in caps:
-        return "router"
-    if "bridge" in caps:
-        return "switch"
-    return None
-
-
 def decode(pkt: Packet) -> list[Observation]:
     info = parse(pkt.payload)
     if "chassis_id" not in info:
@@ -111,17 +104,7 @@ def decode(pkt: Packet) -> list[Observation]:
     caps = info.get("enabled_capabilities") or info.get("capabilities") or []
     if info.get("capabilities"):
         ident["capabilities"] = info["capabilities"]
-    hint = role_hint(caps)
-    if hint:
-        ident["role_hint"] = hint
-    addrs = info.get("mgmt_addresses") or []
-    if addrs:
-        ident["ip"] = addrs[0]
-    out = [pkt.observe("identity", NAME, subject="src", **ident)]
-    if info.get("name"):
-        extra = {"ip": addrs[0]} if addrs else {}
-        out.append(pkt.observe("hostname", NAME, subject="src", name=info["name"], source=NAME, **extra))
-    return out
+    return announce(pkt, NAME, ident, caps, info.get("mgmt_addresses") or [], info.get("name"))
 
 
 SPEC = ProtocolSpec(
