@@ -30,10 +30,16 @@ def assess(
     from plantguard.report.registry import renderer
     site_model = load_site(site)
     result = progress_analyze(captures, quiet)
+    from plantguard.store.db import IN_MEMORY, StoreError
+    store_error = None
     try:
         contract = run_assessment(result, site_model, db=db)
+    except StoreError as exc:   # the report is still written, with what needs the store not run
+        store_error = str(exc)
+        contract = run_assessment(result, site_model, db=IN_MEMORY)
     except InputError as exc:
         fail(str(exc))
+    store_error = _store_not_run(contract, store_error)
     body = render(contract, format)
     if output is None and format == "html":     # a web page is not for the terminal
         output = Path(f"plantguard-report.{renderer(format, 'assess').extension}")
@@ -43,7 +49,24 @@ def assess(
         err.print(f"{s['assets']} assets, {s['failed']} failing findings "
                   f"({', '.join(f'{k} {v}' for k, v in s['findings'].items() if v)}); report: {output}",
                   markup=False, highlight=False)
+    if store_error is not None:   # after the report: it is complete but for the store's part
+        fail(store_error)
     if fail_on is not None:
         worst = max((severity_rank(f["severity"]) for f in contract["findings"] if f["status"] == "fail"), default=-1)
         if worst >= severity_rank(fail_on):
             raise typer.Exit(1)
+
+def _store_not_run(contract: dict, store_error: str | None) -> str | None:
+    """Checks skipped because the store could not be read say so, in checks_not_run and the notes;
+    returns the store failure (from the open, or from a check reading the store), if any."""
+    from plantguard.knowledge.assess_intel import NO_INTEL_REASON
+    prefix = "internal error: StoreError: "
+    for nr in contract.get("checks_not_run") or []:
+        if nr.get("reason", "").startswith(prefix):
+            nr["reason"] = nr["reason"][len(prefix):]
+            store_error = store_error or nr["reason"]
+        elif store_error is not None and nr.get("reason") == NO_INTEL_REASON:
+            nr["reason"] = store_error
+    if store_error is not None:
+        contract.setdefault("notes", []).append(f"{store_error}: the checks that read the store were not run")
+    return store_error

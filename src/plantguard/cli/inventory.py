@@ -28,12 +28,14 @@ def inventory(
     notes: list[str] = []
     assets = build_assets(result, site_model, notes)
     caps = [c.as_dict() for c in result.captures]
-    changes = None if no_store else _record(db, assets, "inventory", caps, site_model)
+    changes, store_error = (None, None) if no_store else _record(db, assets, "inventory", caps, site_model)
     report = InventoryReport(assets=assets, captures=caps, counters=result.counters,
                              notes=result.notes + notes, changes=changes)
     out.file.write(renderer(format, "inventory").render(report))
     if format == "table":   # for a person: the notes, then what changed since the last run
         _tell(report)
+    if store_error is not None:   # the inventory above is complete; only this run is not recorded
+        fail(store_error)
 
 
 def _tell(report) -> None:
@@ -47,11 +49,15 @@ def _tell(report) -> None:
 
 
 def _record(db, assets, kind, caps, site_model):
+    """(changes, None) once the run is stored, else (None, the store failure as one line): the
+    inventory is written either way, then a failure ends the command with exit code 2."""
     from sqlalchemy.exc import SQLAlchemyError
     from plantguard.inventory.history import record_run
-    from plantguard.store.db import open_engine
+    from plantguard.store.db import StoreError, open_engine, store_label
     try:
         engine = open_engine(db)
-        return record_run(engine, assets, kind, caps, getattr(site_model, "name", None))
+        return record_run(engine, assets, kind, caps, getattr(site_model, "name", None)), None
+    except StoreError as exc:
+        return None, f"{exc}; this run was not recorded"
     except SQLAlchemyError as exc:
-        fail(f"store {db or 'plantguard.db'}: {str(exc).splitlines()[0]}")
+        return None, f"store {store_label(db)}: {str(exc).splitlines()[0]}; this run was not recorded"

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from plantguard.inventory.asset import Asset
-from plantguard.store.db import session_factory
+from plantguard.store.db import begin_write, session_factory
 from plantguard.store.inventory_tables import AssetRow, AssetSnapshot, Run
 
 FINGERPRINT_KEYS = ("mac", "vendor", "role", "identity", "services")
@@ -38,10 +38,14 @@ def fingerprint(asset_dict: dict) -> dict:
 
 def record_run(engine: Engine, assets: list[Asset], kind: str, captures: list[dict],
                site: str | None = None) -> Changes:
-    """Store this run's assets and return what changed since the previous run of the site."""
+    """Store this run's assets and return what changed since the previous run of the site.
+    Concurrent runs are serialised (the write lock is taken before the previous run is looked
+    up), so each is compared with the one stored just before it. StoreError when the store
+    cannot be written."""
     site_key = site or ""
     Session = session_factory(engine)
     with Session.begin() as s:
+        begin_write(s)
         prev = s.execute(select(Run.id).where(Run.site == site_key).order_by(Run.id.desc()).limit(1)).scalar()
         run = Run(kind=kind, site=site_key, captures=captures,
                   packets=sum(int(c.get("packets") or 0) for c in captures))
