@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""Role accuracy and identity coverage of `plantguard inventory` on the shared captures and the demo.
+
+    PLANTGUARD_SHARED_DATA=/work/shared/data .venv/bin/python tools/measure_roles.py [--misses]
+
+Reads tests/data/expected_roles.yaml (the expected role of every asset, from each capture's own
+documentation, and what tshark decodes about its identity), runs the inventory on every capture
+it names (one capture at a time, without a site file) and prints:
+- role accuracy per device class (the expected role): scored assets, correct, accuracy;
+- identity coverage: of the assets where tshark sees a vendor / product / firmware (or a server
+  string), the share where plantguard has every one of them;
+- how many roles were concluded from a User-Agent (must be 0);
+- assets the expected file does not list, and listed assets the inventory did not find.
+`--format markdown` prints the tables as docs/inventory-accuracy.md shows them; `--json` the raw
+numbers (tests/test_inventory_roles_accuracy.py uses `measure()`)."""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+EXPECTED = ROOT / "tests" / "data" / "expected_roles.yaml"
+ARTEFACT = "artefact"
+CLASS_ORDER = ("plc", "rtu", "ied", "io-device", "hmi", "engineering-workstation", "scada-server", "gateway",
+               "sensor", "broker", "switch", "router", "it-host", "printer", "internet-host", "unknown")
+IDENTITY_FIELDS = ("vendor", "product", "firmware", "vendor_id", "server", "modules")
+# User-Agents the probe always tries besides those seen in the captures (phones say "CPU ... OS")
+PROBE_USER_AGENTS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "curl/8.5.0", "python-requests/2.31.0",
+    "SIMATIC HMI Panel (controller gateway) CPU 1516", "Modicon M580 PLC updater/1.0",
+)
+IT_ROLES = ("it-host", "workstation", "internet-host", "unknown")
+
+
+@dataclass
+class Row:
+    capture: str
+    key: str
+    expected: tuple[str, ...]
+    got: str
+    reasons: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.got in self.expected
+
+    @property
+    def cls(self) -> str:
+        return self.expected[0]
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    unscored: int = 0
+    artefacts: int = 0
+    unlisted: list[tuple[str, str, str]] = field(default_factory=list)   # capture, key, role
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    identity: list[tuple[str, str, dict, dict]] = field(default_factory=list)  # cap, key, want, have(bool per field)
+    from_user_agent: list[tuple[str, str, str]] = field(default_factory=list)
+    captures: int = 0
+    user_agents: set = field(default_factory=set)
+    ua_probe: list[tuple[str, str]] = field(default_factory=list)   # (user agent, role) of every probe
+
+    def accuracy(self, rows=None) -> float:
+        rows = self.rows if rows is None else rows
+        return sum(r.ok for r in rows) / len(rows) if rows else 1.0
+
+    def per_class(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for r in self.rows:
+            out[r.cls][0] += 1
+            out[r.cls][1] += r.ok
+        order = {c: i for i, c in enumerate(CLASS_ORDER)}
+        return {c: tuple(v) for c, v in sorted(out.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))}
+
+    def identity_coverage(self) -> float:
+        return (sum(all(h.values()) for *_, h in self.identity) / len(self.identity)) if self.identity else 1.0
+
+    def identity_fields(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for *_, have in self.identity:
+            for f, ok in have.items():
+                out[f][0] += 1
+                out[f][1] += ok
+        return {f: tuple(out[f]) for f in IDENTITY_FIELDS if f in out}
+
+    def as_dict(self) -> dict:
+        return {"captures": self.captures, "scored": len(self.rows), "correct": sum(r.ok for r in self.rows),
+                "accuracy": round(self.accuracy(), 4), "unscored": self.unscored, "artefacts": self.artefacts,
+                "per_class": {c: {"scored": n, "correct": k} for c, (n, k) in self.per_class().items()},
+                "identity_assets": len(self.identity), "identity_coverage": round(self.identity_coverage(), 4),
+                "identity_fields": {f: {"seen": n, "have": k} for f, (n, k) in self.identity_fields().items()},
+                "roles_from_user_agent": len(self.from_user_agent),
+                "user_agent_probe": {"user_agents": len(self.ua_probe),
+                                     "non_it_roles": sum(r not in IT_ROLES for _, r in self.ua_probe)},
+                "unlisted": len(self.unlisted), "missing": len(self.missing)}
+
+
+def load_expected(path: Path = EXPECTED) -> dict:
+    import yaml
+    with open(path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+    if not isinstance(doc, dict) or doc.get("format") != "plantguard-expected-roles/1":
+        raise SystemExit(f"{path}: not a plantguard-expected-roles/1 file")
+    return doc["captures"]
+
+
+def _captures(expected: dict, data: Path) -> list[tuple[str, str, dict, bool]]:
+    """(label, capture path or 'demo', entry, from a glob), globs expanded under data/pcaps."""
+    out = []
+    for rel, entry in expected.items():
+        if rel == "demo":
+            out.append(("demo", "demo", entry, False))
+        elif any(c in rel for c in "*?["):
+            base = data / "pcaps"
+            for p in sorted(base.glob(rel)):
+                out.append((str(p.relative_to(base)), str(p), entry, True))
+        else:
+            out.append((rel, str(data / "pcaps" / rel), entry, False))
+    return out
+
+
+def _analyze(path: str, cache: Path | None):
+    from plantguard.capture.engine import analyze
+    if cache is None:
+        return analyze([path])
+    import hashlib
+    import pickle
+    st = os.stat(path)
+    key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    f = cache / f"{key}.pkl"
+    if f.exists():
+        with open(f, "rb") as fh:
+            return pickle.load(fh)
+    result = analyze([path])
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(f, "wb") as fh:
+        pickle.dump(result, fh)
+    return result
+
+
+def _demo_capture(tmp: Path) -> str:
+    from plantguard.demo import build_demo
+    pcap, _site = build_demo(tmp)
+    return str(pcap)
+
+
+def _norm(v) -> str:
+    return " ".join(str(v).split()).lower()
+
+
+def _has(asset, fld: str, want) -> bool:
+    ident = asset.identity or {}
+    if fld == "vendor_id":
+        return ident.get("vendor_id") in want
+    if fld == "modules":
+        mods = " | ".join(_norm(m.get("product", "")) for m in ident.get("modules") or [])
+        return all(_norm(w) in mods for w in want)
+    if fld == "vendor":
+        texts = [ident.get("vendor"), asset.vendor]
+    elif fld == "server":
+        texts = [ident.get("description"), ident.get("software"), ident.get("product")]
+        texts += [s.banner for s in asset.services.values()]
+    elif fld == "firmware":
+        texts = [ident.get("firmware")]
+    else:
+        texts = [ident.get(fld)]
+    return any(t and re.search(str(want), str(t), re.I) for t in texts)
+
+
+def _from_user_agent(asset) -> bool:
+    """The role rests on text that is the device's User-Agent (a browser fact, not an identity)."""
+    ua = str((asset.identity or {}).get("user_agent") or "")
+    if not ua or asset.role in ("it-host", "workstation", "unknown", "internet-host"):
+        return False
+    why = " ".join(asset.role_reasons)
+    return ua[:24] in why or "user-agent" in why.lower() or "user_agent" in why
+
+
+class _ClientPortsHook:
+    """Simulates the build.py hook this measurement proposes: infer_role(..., client_ports=...) with
+    the (l4, port) pairs each device connected to, from the flows. Not what plantguard ships."""
+
+    def __init__(self, result):
+        from collections import defaultdict
+        self.ports = defaultdict(set)
+        for f in result.flows:
+            if f.l4 in ("tcp", "udp") and f.port:
+                self.ports[f.client].add((f.l4, f.port))
+
+    def __enter__(self):
+        import plantguard.inventory.build as build
+        self.build, self.orig = build, build.infer_role
+
+        def infer_role(asset, *args, **kw):
+            ports = set()
+            for ip in asset.ips or ([asset.ip] if asset.ip else []):
+                ports |= self.ports.get(ip, set())
+            return self.orig(asset, *args, client_ports=ports, **kw)
+        build.infer_role = infer_role
+        return self
+
+    def __exit__(self, *exc):
+        self.build.infer_role = self.orig
+
+
+def user_agent_probe(user_agents) -> list[tuple[str, str]]:
+    """Each User-Agent alone (an HTTP client that said nothing else) through infer_role: a
+    User-Agent is a fact about a browser or a tool, so the role must be an IT one."""
+    from collections import Counter
+
+    from plantguard.inventory import build
+    from plantguard.inventory.asset import Asset
+    out = []
+    for ua in sorted(set(user_agents) | set(PROBE_USER_AGENTS)):
+        a = Asset(ip="192.0.2.10", mac="02:00:00:00:00:10", ips={"192.0.2.10"}, protocols={"http"})
+        a.identity = {"description": ua, "user_agent": ua, "sources": ["http"]}
+        a.peers = {"192.0.2.20"}
+        role, _why = build.infer_role(a, Counter(), Counter(), {"http"}, set(), [], 0)
+        out.append((ua, role))
+    return out
+
+
+def measure(data: Path, expected_path: Path = EXPECTED, cache: Path | None = None,
+            only: str | None = None, client_ports: bool = False) -> Report:
+    """client_ports: simulate the proposed build.py hook (see _ClientPortsHook)."""
+    import contextlib
+
+    from plantguard.inventory.build import build_assets
+    expected = load_expected(expected_path)
+    rep = Report()
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, path, entry, globbed in _captures(expected, data):
+            if only and not fnmatch.fnmatch(label, only) and only not in label:
+                continue
+            if path == "demo":
+                path = _demo_capture(Path(tmp))
+            elif not os.path.exists(path):
+                rep.missing.append((label, "(capture not found)"))
+                continue
+            rep.captures += 1
+            result = _analyze(path, cache)
+            with (_ClientPortsHook(result) if client_ports else contextlib.nullcontext()):
+                assets = {a.key: a for a in build_assets(result)}
+            roles = entry.get("roles") or {}
+            for key, a in assets.items():
+                if key not in roles:
+                    rep.unlisted.append((label, key, a.role))
+                    continue
+                want = roles[key]
+                if want is None:
+                    rep.unscored += 1
+                elif want == ARTEFACT:
+                    rep.artefacts += 1
+                else:
+                    want = tuple(want) if isinstance(want, list) else (want,)
+                    rep.rows.append(Row(label, key, want, a.role, list(a.role_reasons)))
+                if _from_user_agent(a):
+                    rep.from_user_agent.append((label, key, a.role))
+            rep.user_agents |= {str(a.identity["user_agent"]) for a in assets.values() if a.identity.get("user_agent")}
+            if not globbed:   # a glob's captures need not all hold every key (some dumps are empty)
+                rep.missing.extend((label, k) for k in roles if k not in assets)
+            for key, want in (entry.get("identity") or {}).items():
+                a = assets.get(key)
+                have = {f: (a is not None and _has(a, f, v)) for f, v in want.items()}
+                rep.identity.append((label, key, want, have))
+    rep.ua_probe = user_agent_probe(rep.user_agents)
+    return rep
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100.0 * k / n:.1f} %" if n else "-"
+
+
+def render(rep: Report, fmt: str = "text", misses: bool = False) -> str:
+    lines = []
+    md = fmt == "markdown"
+    if md:
+        lines += ["| device class (expected) | scored | correct | accuracy |", "|---|---:|---:|---:|"]
+    else:
+        lines.append(f"{'device class (expected)':<26}{'scored':>8}{'correct':>9}{'accuracy':>10}")
+    for cls, (n, k) in rep.per_class().items():
+        lines.append(f"| {cls} | {n} | {k} | {_pct(k, n)} |" if md else f"{cls:<26}{n:>8}{k:>9}{_pct(k, n):>10}")
+    n, k = len(rep.rows), sum(r.ok for r in rep.rows)
+    lines.append(f"| **all** | **{n}** | **{k}** | **{_pct(k, n)}** |" if md else f"{'all':<26}{n:>8}{k:>9}{_pct(k, n):>10}")
+    conf = [r for r in rep.rows if "conformance/" in r.capture]
+    if conf:
+        rest = [r for r in rep.rows if r not in conf]
+        kk = sum(r.ok for r in rest)
+        lab = "all but the opendnp3 conformance dumps"
+        lines.append(f"| {lab} | {len(rest)} | {kk} | {_pct(kk, len(rest))} |" if md
+                     else f"{lab:<26}{len(rest):>8}{kk:>9}{_pct(kk, len(rest)):>10}")
+    lines.append("")
+    lines.append(f"captures: {rep.captures}; not scored (undocumented role): {rep.unscored}; "
+                 f"duplicates made by the address binder (not scored): {rep.artefacts}; "
+                 f"unlisted assets: {len(rep.unlisted)}; expected but not found: {len(rep.missing)}")
+    bad = [(ua, r) for ua, r in rep.ua_probe if r not in IT_ROLES]
+    lines.append(f"roles concluded from a User-Agent: {len(rep.from_user_agent)} in the captures; probe: "
+                 f"{len(rep.ua_probe)} User-Agents alone ({len(rep.user_agents)} seen in the captures), "
+                 f"{len(bad)} gave a non-IT role" + (f" ({'; '.join(f'{r} from {ua[:40]!r}' for ua, r in bad[:4])})" if bad else ""))
+    lines.append("")
+    ni, ki = len(rep.identity), sum(all(h.values()) for *_, h in rep.identity)
+    if md:
+        lines += ["| identity (tshark sees it) | assets / values | plantguard has it | coverage |", "|---|---:|---:|---:|",
+                  f"| **assets with every value** | **{ni}** | **{ki}** | **{_pct(ki, ni)}** |"]
+        lines += [f"| {f} | {n} | {k} | {_pct(k, n)} |" for f, (n, k) in rep.identity_fields().items()]
+    else:
+        lines.append(f"identity coverage: {ki}/{ni} assets = {_pct(ki, ni)}  ("
+                     + ", ".join(f"{f} {k}/{n}" for f, (n, k) in rep.identity_fields().items()) + ")")
+    if misses:
+        lines += ["", "wrong roles:"]
+        for r in rep.rows:
+            if not r.ok:
+                lines.append(f"  {r.capture} {r.key}: expected {'/'.join(r.expected)}, got {r.got} "
+                             f"({'; '.join(r.reasons)[:160]})")
+        lines += ["", "identity gaps:"]
+        for cap, key, want, have in rep.identity:
+            if not all(have.values()):
+                lines.append(f"  {cap} {key}: missing {[f for f, ok in have.items() if not ok]} of {want}")
+        for cap, key, role in rep.from_user_agent:
+            lines.append(f"  role from a User-Agent: {cap} {key} -> {role}")
+        for cap, key, role in rep.unlisted:
+            lines.append(f"  unlisted: {cap} {key} ({role})")
+        for cap, key in rep.missing:
+            lines.append(f"  not found: {cap} {key}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("PLANTGUARD_SHARED_DATA", str(ROOT.parent / "shared" / "data")),
+                    help="the shared data folder (default: $PLANTGUARD_SHARED_DATA)")
+    ap.add_argument("--expected", default=str(EXPECTED))
+    ap.add_argument("--format", choices=("text", "markdown"), default="text")
+    ap.add_argument("--json", action="store_true", help="the numbers as JSON")
+    ap.add_argument("--misses", action="store_true", help="list every wrong role and identity gap")
+    ap.add_argument("--only", help="only captures whose path contains this (or matches this glob)")
+    ap.add_argument("--cache", help="keep each capture's analysis here (pickles) to re-measure quickly")
+    ap.add_argument("--client-ports", action="store_true",
+                    help="simulate the proposed build.py hook that passes each device's client ports to infer_role")
+    args = ap.parse_args(argv)
+    data = Path(args.data)
+    if not data.is_dir():
+        print(f"shared data not found at {data} (set PLANTGUARD_SHARED_DATA)", file=sys.stderr)
+        return 2
+    rep = measure(data, Path(args.expected), Path(args.cache) if args.cache else None, args.only, args.client_ports)
+    print(json.dumps(rep.as_dict(), indent=2) if args.json else render(rep, args.format, args.misses))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
