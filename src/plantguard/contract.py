@@ -4,12 +4,21 @@ published JSON Schema (docs/contract.schema.json) is generated from the same mod
 (`python -m plantguard.docs_gen`), and a test keeps it current.
 
 The contract only grows: fields are added, never renamed or removed. Maps whose keys are data
-(framework ids, operation categories, check-specific detail) stay open dictionaries."""
+(framework ids, operation categories, check-specific detail) stay open dictionaries.
+
+The way back: findings_from, not_run_from, assets_from and site_from read a saved contract (or
+foreign JSON of its shape) into the live types the compliance view, roadmap and patch plan take."""
 from __future__ import annotations
 
+import ipaddress
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from plantguard import site as sitefile
+from plantguard.checks import base as checkbase
+from plantguard.inventory import asset as inventory
 
 
 class _Strict(BaseModel):
@@ -204,3 +213,135 @@ def validated(contract: dict) -> dict:
 
 def json_schema() -> dict:
     return Assessment.model_json_schema(by_alias=True)
+
+
+# -- a saved contract read back into the live types ------------------------------------------------
+# The stages after the checks (compliance view, roadmap, patch plan) take the live types only:
+# checks.base.Finding, the {"check", "reason"} dicts run_checks gives, inventory.asset.Asset and
+# site.Site. A saved contract, or JSON from elsewhere, is read back here, once. Nothing here
+# raises on odd input: an entry that is not a mapping, or lacks what identifies it (a finding's
+# check, an asset's address, an attestation's id), is skipped; a field of the wrong type takes
+# its default.
+
+def findings_from(data: Any) -> list[checkbase.Finding]:
+    """The findings of a saved contract (or of a list of finding dicts) as checks.base.Finding;
+    a finding's "detail" becomes its extra."""
+    return [_finding(r) for r in _records(data, "findings") if _text(r.get("check"))]
+
+
+def not_run_from(data: Any) -> list[dict[str, str]]:
+    """The checks_not_run of a saved contract (or a list of them) as run_checks gives them."""
+    return [{"check": r["check"], "reason": _text(r.get("reason"))}
+            for r in _records(data, "checks_not_run") if _text(r.get("check"))]
+
+
+def assets_from(data: Any) -> list[inventory.Asset]:
+    """The assets of a saved contract (or a list of asset dicts) as inventory.asset.Asset, with
+    what the contract keeps of them (it counts the peers, so the peer set stays empty)."""
+    return [_asset(r) for r in _records(data, "assets") if _text(r.get("ip")) or _text(r.get("mac"))]
+
+
+def site_from(data: Any) -> sitefile.Site | None:
+    """What a saved contract keeps of the site file (name, organization_size, zones, attestations)
+    as a site.Site; None when the contract was made without one."""
+    if not isinstance(data, dict) or not any(data.get(k) for k in ("site", "organization_size", "attestations")):
+        return None
+    size = _text(data.get("organization_size")).lower()
+    zones = [_zone(r) for r in _records(data, "zones") if _text(r.get("name"))]
+    attestations = [a for a in map(_attestation, _attestation_records(data.get("attestations"))) if a]
+    return sitefile.Site(name=_opt_text(data.get("site")),
+                         organization_size=size if size in sitefile.ORGANIZATION_SIZES else "medium",
+                         zones=zones, attestations={a.id: a for a in attestations})
+
+
+def _records(data: Any, key: str) -> list[dict]:
+    """The mappings listed in data[key] (data a contract) or in data itself (a list)."""
+    return _dicts(data.get(key) if isinstance(data, dict) else data)
+
+
+def _dicts(v: Any) -> list[dict]:
+    return [r for r in v if isinstance(r, dict)] if isinstance(v, (list, tuple)) else []
+
+
+def _text(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _opt_text(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _texts(v: Any) -> list[str]:
+    return [x for x in v if isinstance(x, str)] if isinstance(v, (list, tuple)) else []
+
+
+def _ints(v: Any) -> list[int]:
+    return [x for x in v if isinstance(x, int) and not isinstance(x, bool)] if isinstance(v, (list, tuple)) else []
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _mapping(v: Any) -> dict:
+    return dict(v) if isinstance(v, dict) else {}
+
+
+def _epoch(v: Any) -> float | None:
+    """A contract time (ISO 8601, UTC) as a POSIX timestamp."""
+    try:
+        t = datetime.fromisoformat(_text(v))
+    except ValueError:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _finding(r: dict) -> checkbase.Finding:
+    evidence = [checkbase.Evidence(_opt_text(e.get("capture")), _int(e.get("frame")), _epoch(e.get("time")),
+                                   _text(e.get("detail"))) for e in _dicts(r.get("evidence"))]
+    controls = {fw: _texts(ids) for fw, ids in _mapping(r.get("controls")).items() if isinstance(fw, str)}
+    return checkbase.Finding(r["check"], _text(r.get("status")), _text(r.get("severity")) or "info",
+                             _text(r.get("title")), _texts(r.get("assets")), evidence, _text(r.get("practice")),
+                             controls, _text(r.get("remediation")), _texts(r.get("attack")),
+                             _mapping(r.get("detail")))
+
+
+def _asset(r: dict) -> inventory.Asset:
+    services = [inventory.Service(s["proto"], s["port"], _opt_text(s.get("name")), _opt_text(s.get("banner")))
+                for s in _dicts(r.get("services")) if _text(s.get("proto")) and _int(s.get("port")) is not None]
+    return inventory.Asset(
+        _opt_text(r.get("ip")), _opt_text(r.get("mac")), ips=set(_texts(r.get("ips"))),
+        macs=set(_texts(r.get("macs"))), vendor=_opt_text(r.get("vendor")), role=_text(r.get("role")) or "unknown",
+        role_reasons=_texts(r.get("role_reasons")), zone=_opt_text(r.get("zone")), vlans=set(_ints(r.get("vlans"))),
+        protocols=set(_texts(r.get("protocols"))), services={(s.proto, s.port): s for s in services},
+        identity=_mapping(r.get("identity")), hostnames=set(_texts(r.get("hostnames"))),
+        first_seen=_epoch(r.get("first_seen")), last_seen=_epoch(r.get("last_seen")),
+        declared=_mapping(r.get("declared")) or None)
+
+
+def _zone(r: dict) -> sitefile.Zone:
+    networks = []
+    for n in _texts(r.get("networks")):
+        try:
+            networks.append(ipaddress.ip_network(n, strict=False))
+        except ValueError:
+            continue
+    return sitefile.Zone(r["name"], _text(r.get("kind")), networks, _ints(r.get("vlans")))
+
+
+def _attestation_records(raw: Any) -> list[dict]:
+    """The contract's list of {"id", "status", ...}; a site file's mapping of id -> status (or
+    -> {"status", ...}) is read too."""
+    if isinstance(raw, dict):
+        return [{**(v if isinstance(v, dict) else {"status": v}), "id": k} for k, v in raw.items()]
+    return _dicts(raw)
+
+
+def _attestation(r: dict) -> sitefile.Attestation | None:
+    aid, st = r.get("id"), r.get("status")
+    if not _text(aid):
+        return None
+    # YAML reads a bare yes/no as a boolean
+    status = {True: "yes", False: "no"}.get(st) if isinstance(st, bool) else _text(st).strip().lower()
+    return sitefile.Attestation(aid, status if status in sitefile.ATTESTATION_STATUSES else "no",
+                                _opt_text(r.get("evidence")), _opt_text(r.get("date")))

@@ -2,27 +2,20 @@
 what that evidence says (pass / fail), which ones the site attests, and which have nothing."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from plantguard.compliance.attestations import ATTESTATIONS, attestation_of, site_attestations
 from plantguard.compliance.catalog import FRAMEWORKS, load_catalog, normalize_id
+
+if TYPE_CHECKING:
+    from plantguard.checks.base import CheckMeta, Finding
+    from plantguard.site import Site
 
 DIRECT_FRAMEWORKS = ("iec62443-3-3", "nist-800-53r5", "iso27001-2022")
 STATUSES = ("fail", "pass", "attested", "none")
 
 
-def _get(obj: Any, key: str, default=None):
-    return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
-
-
-def _seq(v: Any) -> list:
-    """Any iterable of records as a list; anything else (None, a number, a string) as empty."""
-    if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__iter__"):
-        return []
-    return list(v)
-
-
-def _registered_checks() -> list:
+def _registered_checks() -> list[CheckMeta]:
     """Metadata of every registered check (so controls with no finding still show up)."""
     try:
         from plantguard.checks.registry import all_checks
@@ -38,28 +31,26 @@ class _Links:
         self.by_check: dict[str, dict[str, dict[str, str]]] = {}
         self.unknown: dict[str, set[str]] = {}
 
-    def add_check(self, check_id: str, controls: dict, attack: Iterable[str]) -> None:
-        if not isinstance(check_id, str) or not check_id or check_id in self.by_check:
+    def add_check(self, check_id: str, controls: Mapping[str, Iterable[str]], attack: Iterable[str]) -> None:
+        if check_id in self.by_check:
             return
         cat = load_catalog()
         links: dict[str, dict[str, str]] = {fw: {} for fw in (*DIRECT_FRAMEWORKS, "attack-ics")}
-        for fw, ids in (controls if isinstance(controls, dict) else {}).items():
+        for fw, ids in controls.items():
             if fw in links:
                 self._cite(links[fw], fw, ids, cat.has)
         self._cite(links["attack-ics"], "attack-ics", attack, lambda fw, nid: nid in cat.controls[fw])
         _one_hop(cat, links)
         self.by_check[check_id] = links
 
-    def _cite(self, into: dict[str, str], fw: str, ids: Any, known) -> None:
+    def _cite(self, into: dict[str, str], fw: str, ids: Iterable[str], known) -> None:
         """The direct citations of one framework; IDs the catalog lacks are kept as unknown."""
-        for cid in _seq(ids):
-            if not isinstance(cid, str):
-                continue
+        for cid in ids:
             nid = normalize_id(fw, cid)
             if known(fw, nid):
                 into[nid] = ""
             else:
-                self.unknown.setdefault(fw, set()).add(str(cid))
+                self.unknown.setdefault(fw, set()).add(cid)
 
 
 def _one_hop(cat, links: dict[str, dict[str, str]]) -> None:
@@ -75,14 +66,15 @@ def _one_hop(cat, links: dict[str, dict[str, str]]) -> None:
                     links[target][other] = path if prev is None else "; ".join(sorted({prev, path}))
 
 
-def compliance_view(findings: Iterable[Any], site: Any = None, *, full: bool = False,
-                    checks: Iterable[Any] | None = None) -> dict[str, Any]:
+def compliance_view(findings: Iterable[Finding], site: Site | None = None, *, full: bool = False,
+                    checks: Iterable[CheckMeta] | None = None) -> dict[str, Any]:
     """Per framework key: {"title", "summary": {status: n}, "controls": [...], "unknown_ids"}.
 
-    findings: Finding objects or their dicts. checks: CheckMeta-like objects whose links are shown
-    even without a finding (default: every registered check). full=True lists the whole catalog,
-    with "none" for controls nothing speaks to."""
-    findings = _seq(findings)
+    findings: the checks' Finding objects (a saved contract's go through contract.findings_from,
+    its site through contract.site_from). checks: the CheckMeta whose links are shown even
+    without a finding (default: every registered check). full=True lists the whole catalog, with
+    "none" for controls nothing speaks to."""
+    findings = list(findings)
     links = _links_of(findings, checks)
     tally: dict[tuple[str, str], dict[str, Any]] = {}
     _tally_links(tally, links)
@@ -92,12 +84,12 @@ def compliance_view(findings: Iterable[Any], site: Any = None, *, full: bool = F
             for fw in (*DIRECT_FRAMEWORKS, "nist-800-82r3-ot", "attack-ics")}
 
 
-def _links_of(findings: list, checks: Iterable[Any] | None) -> _Links:
+def _links_of(findings: list[Finding], checks: Iterable[CheckMeta] | None) -> _Links:
     links = _Links()
-    for meta in (_registered_checks() if checks is None else _seq(checks)):
-        links.add_check(_get(meta, "id"), _get(meta, "controls", {}), _get(meta, "attack", ()))
+    for meta in (_registered_checks() if checks is None else checks):
+        links.add_check(meta.id, meta.controls, meta.attack)
     for f in findings:
-        links.add_check(_get(f, "check"), _get(f, "controls", {}), _get(f, "attack", ()))
+        links.add_check(f.check, f.controls, f.attack)
     return links
 
 
@@ -120,15 +112,14 @@ def _tally_links(tally: dict, links: _Links) -> None:
                     e["via"].add(f"{check_id}: {path}")
 
 
-def _tally_findings(tally: dict, findings: list, links: _Links) -> None:
+def _tally_findings(tally: dict, findings: list[Finding], links: _Links) -> None:
     for f in findings:
-        status, check_id = _get(f, "status"), _get(f, "check")
-        if status not in ("pass", "fail") or not isinstance(check_id, str):
+        if f.status not in ("pass", "fail"):
             continue
         declared = attestation_of(f)
-        for fw, ids in links.by_check.get(check_id, {}).items():
+        for fw, ids in links.by_check.get(f.check, {}).items():
             for cid in ids:
-                _count(_entry(tally, fw, cid), status, declared)
+                _count(_entry(tally, fw, cid), f.status, declared)
 
 
 def _count(e: dict[str, Any], status: str, declared: tuple[str, str] | None) -> None:
@@ -143,7 +134,7 @@ def _count(e: dict[str, Any], status: str, declared: tuple[str, str] | None) -> 
         e["fail"] += 1
 
 
-def _tally_site(tally: dict, site: Any) -> None:
+def _tally_site(tally: dict, site: Site | None) -> None:
     for aid, a in site_attestations(site).items():
         for fw, ids in ATTESTATIONS.get(aid, {}).get("controls", {}).items():
             for cid in ids:

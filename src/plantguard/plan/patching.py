@@ -14,12 +14,18 @@ build_patch_plan() returns one dict per device, most urgent first:
 report.patch_plan renders it: CSV (patch_plan_csv, one row per (device, advisory)), JSON, text."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Iterable
 
 from plantguard.knowledge.priority import priority_rank
 from plantguard.knowledge.versions import parse_version
 from plantguard.report.patch_plan import CSV_COLUMNS, patch_plan_csv  # noqa: F401 - rendered in report/, importable here
 from plantguard.site import declared_site
+
+if TYPE_CHECKING:
+    from plantguard.checks.base import Finding
+    from plantguard.inventory.asset import Asset
+    from plantguard.site import Site
 
 VULN_CHECKS = ("vuln.known-exploited", "vuln.advisory")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -35,13 +41,16 @@ DOWNTIME_HOURS = {
 DEFAULT_DOWNTIME = 1.0
 
 
-def build_patch_plan(findings, assets, site, now: datetime | None = None) -> list[dict]:
-    """The plan for every device with a failing vulnerability finding. Never raises on odd input."""
-    by_asset: dict[str, list] = {}
-    for f in findings or ():
-        if getattr(f, "check", None) in VULN_CHECKS and getattr(f, "status", None) == "fail" and f.assets:
+def build_patch_plan(findings: Iterable[Finding], assets: Iterable[Asset], site: Site | None,
+                     now: datetime | None = None) -> list[dict]:
+    """The plan for every device with a failing vulnerability finding. An advisory's odd detail
+    never loses the plan: that device gets an entry with the error. A saved contract's findings,
+    assets and site go through contract.findings_from, assets_from and site_from."""
+    by_asset: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.check in VULN_CHECKS and f.status == "fail" and f.assets:
             by_asset.setdefault(f.assets[0], []).append(f)
-    asset_by_key = {getattr(a, "key", None): a for a in assets or ()}
+    asset_by_key = {a.key: a for a in assets}
     declared = declared_site(site)
     plan = []
     for key, fs in by_asset.items():
@@ -56,13 +65,12 @@ def build_patch_plan(findings, assets, site, now: datetime | None = None) -> lis
     return plan
 
 
-def _entry(key, fs, asset, site, now) -> dict:
+def _entry(key: str, fs: list[Finding], asset: Asset | None, site: Site | None, now: datetime | None) -> dict:
     details = [f.extra for f in fs]
     details.sort(key=lambda d: (priority_rank(d.get("priority", "later")), -(d.get("priority_score") or 0)))
     top = details[0]
     ident = top.get("identity") or {}
-    role = top.get("role") or getattr(asset, "role", None) or "unknown"
-    zone = top.get("zone") or getattr(asset, "zone", None)
+    role, zone = _role_and_zone(top, asset)
     advisories, unpatched, fixes, mitigations = _per_advisory(details)
     target = _highest(fixes)
     downtime = DOWNTIME_HOURS.get(role, DEFAULT_DOWNTIME)
@@ -148,7 +156,7 @@ def _actions(target: str | None, n_fixed: int, n_advisories: int, unpatched: lis
     return actions
 
 
-def _schedule(site, zone, priority, now, downtime: float) -> tuple[dict | None, str, bool | None]:
+def _schedule(site: Site | None, zone, priority, now, downtime: float) -> tuple[dict | None, str, bool | None]:
     """(window, note, whether the update fits the window)."""
     window, note = _window(site, zone, priority, now)
     fits = None if window is None else downtime <= window["hours"]
@@ -157,8 +165,15 @@ def _schedule(site, zone, priority, now, downtime: float) -> tuple[dict | None, 
     return window, note, fits
 
 
-def _asset_name(asset) -> str | None:
-    return (asset.identity or {}).get("name") if asset is not None else None
+def _role_and_zone(detail: dict, asset: Asset | None) -> tuple[str, str | None]:
+    """The device's role and zone as the finding says them, else as the inventory does."""
+    if asset is None:
+        return detail.get("role") or "unknown", detail.get("zone") or None
+    return detail.get("role") or asset.role or "unknown", detail.get("zone") or asset.zone
+
+
+def _asset_name(asset: Asset | None) -> str | None:
+    return asset.identity.get("name") if asset is not None else None
 
 
 def _short(text, n: int = 240) -> str:
@@ -174,15 +189,15 @@ def _highest(versions: list[str]) -> str | None:
     return max(parsed, key=lambda pv: pv[0])[1]
 
 
-def _window(site, zone, priority, now) -> tuple[dict | None, str]:
+def _window(site: Site | None, zone, priority, now) -> tuple[dict | None, str]:
     """The maintenance window to use: the next one for 'now', the one after for 'next' (time to
     test the update first), a later one for 'later'."""
     if site is None:
         return None, "no site file: declare maintenance_windows to schedule the update"
-    wins = [w for w in getattr(site, "maintenance_windows", []) or [] if not w.zones or zone in w.zones]
+    wins = [w for w in site.maintenance_windows if not w.zones or zone in w.zones]
     if not wins:
         return None, (f"no maintenance window covers zone '{zone}'" if zone else "no maintenance window declared")
-    tz = getattr(site, "_tz", None) or timezone.utc
+    tz = site._tz
     start = (now or datetime.now(tz)).astimezone(tz)
     occurrences = []
     for w in wins:
@@ -213,7 +228,7 @@ def _next_starts(w, after: datetime, n: int) -> list[datetime]:
     return out
 
 
-def _controls(detail: dict, site, zone) -> list[dict]:
+def _controls(detail: dict, site: Site | None, zone) -> list[dict]:
     """Compensating controls verified from what was measured: segmentation of who reaches the
     device, and the egress allow-list of its zone."""
     exp = detail.get("exposure") or {}
@@ -233,7 +248,7 @@ def _controls(detail: dict, site, zone) -> list[dict]:
                     "detail": "only reached from its own zone" if level in ("zone-local", "not-seen")
                     else "reached from other zones only through declared conduits"})
     if site is not None:
-        rules = {e.zone for e in getattr(site, "egress", []) or []}
+        rules = {e.zone for e in site.egress}
         if zone and zone in rules:
             out.append({"control": "egress allow-list", "status": "verified",
                         "detail": f"zone '{zone}' has a deny-all egress rule with an allow-list "

@@ -8,11 +8,16 @@ this module holds only the size guidance and the items no check owns."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from plantguard.checks.base import severity_rank
 from plantguard.checks.registry import check_meta
 from plantguard.compliance.attestations import ATTESTATIONS, attestation_of, roadmap_action, site_attestations
+
+if TYPE_CHECKING:
+    from plantguard.checks.base import Finding
+    from plantguard.inventory.asset import Asset
+    from plantguard.site import Site
 
 HORIZONS = ("immediate", "1-3 months", "3+ months")
 SIZES = ("small", "medium", "large")
@@ -82,27 +87,8 @@ INTEL_ITEM = ("Load vulnerability advisories so patch checks can run",
               "low", "OT engineer / IT security")
 
 
-def _get(obj: Any, key: str, default=None):
-    return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
-
-
-def _seq(v: Any) -> list:
-    """Any iterable of records as a list; anything else (None, a number, a string) as empty."""
-    if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__iter__"):
-        return []
-    return list(v)
-
-
-def _text(v: Any) -> str:
-    return v if isinstance(v, str) else ""
-
-
-def _str_list(v: Any) -> list[str]:
-    return [str(x) for x in v if isinstance(x, (str, int))] if isinstance(v, (list, tuple, set)) else []
-
-
-def _size(site: Any) -> tuple[str, bool]:
-    size = str(_get(site, "organization_size", "") or "").lower() if site is not None else ""
+def _size(site: Site | None) -> tuple[str, bool]:
+    size = site.organization_size if site is not None else ""
     return (size, False) if size in SIZES else ("medium", True)
 
 
@@ -115,24 +101,23 @@ def _horizon_for(severity: str) -> str:
     return "immediate" if r >= 3 else "1-3 months" if r == 2 else "3+ months"
 
 
-def _controller_keys(assets: Iterable[Any]) -> set[str]:
-    out = set()
-    for a in _seq(assets):
-        if _text(_get(a, "role")) in CONTROLLER_ROLES:
-            for k in (_get(a, "ip"), _get(a, "mac")):
-                if k:
-                    out.add(str(k))
-    return out
+def _controller_keys(assets: Iterable[Asset]) -> set[str]:
+    return {k for a in assets if a.role in CONTROLLER_ROLES for k in (a.ip, a.mac) if k}
 
 
 def _order(item: dict) -> tuple:
     return tuple(-int(x) for x in item["_rank"]), item["title"]
 
 
-def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, assets: Iterable[Any]) -> dict:
+def build_roadmap(findings: Iterable[Finding], not_run: Iterable[Mapping[str, str]], site: Site | None,
+                  assets: Iterable[Asset]) -> dict:
     """{"organization_size", "size_assumed", "guidance", "focus", and per horizon its items}: one
     item per failing check (worded by the check's metadata), per kind of check that could not
-    run, per attestation the site has not confirmed and per programme step of the size."""
+    run, per attestation the site has not confirmed and per programme step of the size.
+
+    not_run: the {"check", "reason"} dicts run_checks gives. A saved contract's findings, not-run
+    checks, site and assets go through contract.findings_from, not_run_from, site_from and
+    assets_from."""
     size, assumed = _size(site)
     themes = GUIDANCE[size]["themes"]
     measured, declared_severity = _group_findings(findings)
@@ -150,35 +135,30 @@ def build_roadmap(findings: Iterable[Any], not_run: Iterable[Any], site: Any, as
 
 # 1. failing findings, one item per check
 
-def _severity(f: Any) -> str:
-    return _text(_get(f, "severity")) or "info"
-
-
-def _group_findings(findings: Iterable[Any]) -> tuple[OrderedDict[str, list[Any]], dict[str, str]]:
+def _group_findings(findings: Iterable[Finding]) -> tuple[OrderedDict[str, list[Finding]], dict[str, str]]:
     """(check id -> its failing findings, attestation id -> the most severe gap its check gave).
     Findings restating an attestation become the attestation items, not duplicates of them."""
-    by_check: OrderedDict[str, list[Any]] = OrderedDict()
+    by_check: OrderedDict[str, list[Finding]] = OrderedDict()
     declared_severity: dict[str, str] = {}
-    for f in _seq(findings):
-        if _get(f, "status") != "fail" or not _text(_get(f, "check")):
+    for f in findings:
+        if f.status != "fail":
             continue
         declared = attestation_of(f)
         if declared is None:
-            by_check.setdefault(_get(f, "check"), []).append(f)
+            by_check.setdefault(f.check, []).append(f)
         else:
             prev = declared_severity.get(declared[0], "info")
-            declared_severity[declared[0]] = max(prev, _severity(f), key=severity_rank)
+            declared_severity[declared[0]] = max(prev, f.severity, key=severity_rank)
     return by_check, declared_severity
 
 
-def _wording(check_id: str, first: Any) -> tuple[str, str, str, str, set[str]]:
+def _wording(check_id: str, first: Finding) -> tuple[str, str, str, str, set[str]]:
     """(title, why, effort, owner, themes) from the check's metadata; a check the registry does
     not know is worded by its own finding."""
     meta = check_meta(check_id)
     if meta is not None:
         return meta.action, meta.why, meta.effort, meta.owner, set(meta.themes)
-    title = _text(_get(first, "remediation")) or _text(_get(first, "title")) or check_id
-    return title, _text(_get(first, "title")), "medium", "OT engineer", set()
+    return first.remediation or first.title or check_id, first.title, "medium", "OT engineer", set()
 
 
 def _seen(times: int, controllers: int) -> str:
@@ -188,9 +168,9 @@ def _seen(times: int, controllers: int) -> str:
     return out
 
 
-def _finding_item(check_id: str, group: list[Any], themes: set[str], controllers: set[str]) -> dict[str, Any]:
-    sev = max((_severity(f) for f in group), key=severity_rank)
-    assets_hit = list(OrderedDict.fromkeys(a for f in group for a in _str_list(_get(f, "assets"))))
+def _finding_item(check_id: str, group: list[Finding], themes: set[str], controllers: set[str]) -> dict[str, Any]:
+    sev = max((f.severity for f in group), key=severity_rank)
+    assets_hit = list(OrderedDict.fromkeys(a for f in group for a in f.assets))
     title, why, effort, owner, item_themes = _wording(check_id, group[0])
     n_ctrl = sum(1 for a in assets_hit if a in controllers)
     emphasis = bool(item_themes & themes)
@@ -213,7 +193,7 @@ NOT_RUN_ITEMS: dict[str, tuple[tuple[str, str, str, str], str, str, str | None]]
 }
 
 
-def _not_run_kind(reason: str, site: Any) -> str:
+def _not_run_kind(reason: str, site: Site | None) -> str:
     low = reason.lower()
     if "needs a site file" in low or (site is None and "site" in low):
         return "site"
@@ -222,14 +202,13 @@ def _not_run_kind(reason: str, site: Any) -> str:
     return "sbom" if "sbom" in low else "other"
 
 
-def _classify_not_run(not_run: Iterable[Any], site: Any) -> tuple[dict[str, list[str]], OrderedDict[str, list[str]]]:
+def _classify_not_run(not_run: Iterable[Mapping[str, str]],
+                      site: Site | None) -> tuple[dict[str, list[str]], OrderedDict[str, list[str]]]:
     """(kind -> check ids, other reason -> check ids)."""
     by_kind: dict[str, list[str]] = {k: [] for k in NOT_RUN_ITEMS}
     other: OrderedDict[str, list[str]] = OrderedDict()
-    for n in _seq(not_run):
-        cid, reason = _text(_get(n, "check")), _text(_get(n, "reason"))
-        if not cid:
-            continue
+    for n in not_run:
+        cid, reason = n["check"], n["reason"]
         kind = _not_run_kind(reason, site)
         if kind in by_kind:
             by_kind[kind].append(cid)
@@ -238,7 +217,7 @@ def _classify_not_run(not_run: Iterable[Any], site: Any) -> tuple[dict[str, list
     return by_kind, other
 
 
-def _not_run_items(not_run: Iterable[Any], site: Any, themes: set[str]) -> list[dict[str, Any]]:
+def _not_run_items(not_run: Iterable[Mapping[str, str]], site: Site | None, themes: set[str]) -> list[dict[str, Any]]:
     by_kind, other = _classify_not_run(not_run, site)
     items = []
     for kind, ((title, why, effort, owner), sev, horizon, theme) in NOT_RUN_ITEMS.items():
@@ -276,7 +255,7 @@ def _attestation_horizon(road: dict[str, Any], emphasis: bool, sev: str) -> str:
     return horizon
 
 
-def _attestation_items(site: Any, size: str, themes: set[str], declared_severity: dict[str, str]) -> list[dict]:
+def _attestation_items(site: Site, size: str, themes: set[str], declared_severity: dict[str, str]) -> list[dict]:
     attested = site_attestations(site)
     items = []
     for aid, att in ATTESTATIONS.items():
