@@ -9,12 +9,16 @@ protection). Frameworks with no fitting control get none rather than a loose one
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from plantguard.checks.base import SEVERITIES, CheckMetaError
 from plantguard.checks.practices import PRACTICES
+
+if TYPE_CHECKING:
+    from plantguard.checks.base import Finding
+    from plantguard.site import Site
 
 DATA_FILE = ("data", "attestations.yaml")
 ORGANIZATION_SIZES = ("small", "medium", "large")
@@ -89,39 +93,22 @@ def roadmap_action(aid: str, size: str) -> str:
     return action.get(size, action["medium"]) if isinstance(action, dict) else action
 
 
-def attestation_of(finding: Any) -> tuple[str, str] | None:
+def attestation_of(finding: "Finding") -> tuple[str, str] | None:
     """(attestation id, its status) when a finding only restates a site attestation (the
     attestation checks put both in the finding's detail), else None. Status "missing" means the
     site file does not mention it."""
-    detail = finding.get("detail") if isinstance(finding, dict) else getattr(finding, "extra", None)
-    if not isinstance(detail, dict) or not isinstance(detail.get("attestation"), str):
+    detail = finding.extra
+    if not isinstance(detail.get("attestation"), str):
         return None
     status = detail.get("attestation_status", detail.get("status"))
     return detail["attestation"], status if isinstance(status, str) else ""
 
 
-def site_attestations(site: Any) -> dict[str, dict[str, Any]]:
-    """{id: {"id", "status", "evidence", "date"}} from a Site object, a site dict or a contract
-    dict (whose "attestations" is a list). Unknown shapes give {}."""
+def site_attestations(site: "Site | None") -> dict[str, dict[str, Any]]:
+    """{id: {"id", "status", "evidence", "date"}} of the site's attestations (a saved contract's
+    go through contract.site_from first)."""
     if site is None:
         return {}
-    raw = site.get("attestations") if isinstance(site, dict) else getattr(site, "attestations", None)
-    if isinstance(raw, dict):       # Site.attestations: id -> Attestation (or a bare status)
-        items = [({"id": k, "status": v} if isinstance(v, (str, bool)) or v is None else v, k)
-                 for k, v in raw.items()]
-    elif isinstance(raw, (list, tuple)):   # the contract's list of {"id", "status", ...}
-        items = [(a, None) for a in raw]
-    else:
-        items = []
-    out: dict[str, dict[str, Any]] = {}
-    for a, key in items:
-        get = a.get if isinstance(a, dict) else (lambda k, _a=a: getattr(_a, k, None))
-        aid = get("id") or key
-        if not aid or not isinstance(aid, str):
-            continue
-        st = get("status")
-        # YAML reads a bare yes/no as a boolean
-        status = {True: "yes", False: "no"}.get(st) if isinstance(st, bool) else str(st or "").strip().lower()
-        out[aid] = {"id": aid, "status": status if status in ("yes", "no", "partial") else "no",
-                    "evidence": get("evidence"), "date": get("date")}
-    return out
+    return {aid: {"id": aid, "status": a.status if a.status in ("yes", "no", "partial") else "no",
+                  "evidence": a.evidence, "date": a.date}
+            for aid, a in (site.attestations or {}).items()}
