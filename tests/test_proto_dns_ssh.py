@@ -115,12 +115,23 @@ def test_ssh_banners_server_and_client():
              (False, b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.1\r\n"),
              (False, b"\x00\x00\x01\x14\x0a\x14" + b"\x00" * 300)]
     obs = stream(convo, ssh, dport=22)
-    (ident,) = of_kind(obs, "identity")
-    assert ident.data == {"description": "SSH-2.0-PuTTY_Release_0.78", "ssh_client": "PuTTY_Release_0.78"}
+    client, server = of_kind(obs, "identity")
+    assert client.data == {"description": "SSH-2.0-PuTTY_Release_0.78", "ssh_client": "PuTTY_Release_0.78"}
+    # the server's line is its identity: raw banner, software, and the OS its comment names
+    assert (server.subject_ip, server.subject_port) == ("10.0.0.2", 22)
+    assert server.data == {"banner": "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.1", "software": "OpenSSH_8.9p1",
+                           "os": "Ubuntu Linux"}
     (svc,) = of_kind(obs, "service")
     assert svc.data == {"name": "ssh", "banner": "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.1",
                         "software": "OpenSSH_8.9p1", "protocol_version": "2.0", "version": "8.9p1"}
     assert svc.subject_port == 22
+
+
+def test_ssh_device_makers_named_by_their_software():
+    (_svc, ident) = stream([(False, b"SSH-1.99-Cisco-1.25\r\n")], ssh, dport=22)
+    assert ident.data == {"banner": "SSH-1.99-Cisco-1.25", "software": "Cisco-1.25", "vendor": "Cisco"}
+    (_svc, ident) = stream([(False, b"SSH-2.0-ROSSSH\r\n")], ssh, dport=22)
+    assert (ident.data["vendor"], ident.data["os"]) == ("MikroTik", "RouterOS")
 
 
 def test_ssh_on_any_port_and_pre_banner_lines():

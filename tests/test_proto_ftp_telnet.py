@@ -7,7 +7,7 @@ import json
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import Score, deep_observations, need_tshark, of_kind, stream, tshark_many, zeek_log
+from it_support import Score, deep_observations, need_tshark, of_kind, stream, tshark_fields, tshark_many, zeek_log
 
 from plantguard.protocols import ftp, registry, telnet
 
@@ -74,7 +74,7 @@ def test_cleartext_logins_known_results():
     (svc,) = of_kind(r.observations, "service", "ftp")
     assert svc.data["software"] == "FileZilla Server 1.9.1"
     r = analyze_shared(F + "ipv4.pcap")
-    (ident,) = of_kind(r.observations, "identity", "ftp")
+    (ident,) = [o for o in of_kind(r.observations, "identity", "ftp") if "os" in o.data and "banner" not in o.data]
     assert ident.data["os"].startswith("UNIX Type: L8")
     assert {o.data["name"] for o in of_kind(r.observations, "operation", "ftp")} == {"download"}
 
@@ -118,6 +118,60 @@ def test_identity_evidence_ftp_banners():
         assert any(a in banners for a in args), (rel, banners, args)
         seen += 1
     assert seen == 4
+
+
+def test_greeting_is_the_servers_identity_in_the_inventory():
+    """The 220 greeting (tshark: ftp.response.arg of the 220 reply) is the server's identity
+    banner, with the software it names; the client gets none of it."""
+    need_tshark()
+    from plantguard.inventory.build import build_assets
+    for rel, software in ((F + "ftp-auth-tls.pcap", "vsFTPd 3.0.5"),
+                          (F + "ftp-password-pass-command.pcap", "FileZilla Server 1.9.1")):
+        (row, *_) = tshark_fields(shared_path(rel), "ftp.response.code == 220", ["ip.src", "ftp.response.arg"])
+        server, greeting = row["ip.src"][0], row["ftp.response.arg"][0]
+        assets = {a.ip: a for a in build_assets(analyze_shared(rel))}
+        assert assets[server].identity["banner"] == greeting
+        assert assets[server].identity["software"] == software
+        assert [ip for ip, a in assets.items() if ip != server and "banner" in a.identity] == []
+
+
+@pytest.mark.parametrize("greeting,expected", [
+    ("cMT3090 FTP server ready.", {"product": "cMT3090", "model": "cMT3090", "vendor": "Weintek"}),
+    ("MT8071iE FTP server ready", {"product": "MT8071iE", "model": "MT8071iE", "vendor": "Weintek"}),
+    ("Welcome to CP 343-1 Advanced FTP server", {"product": "CP 343-1 Advanced", "model": "CP 343-1 Advanced",
+                                                 "vendor": "Siemens"}),
+    ("BMX NOE 0100 FTP server (Version 3.1) ready", {"product": "BMX NOE 0100", "model": "BMX NOE 0100",
+                                                     "vendor": "Schneider Electric"}),
+    ("VxWorks (5.4.2) FTP server ready", {"os": "VxWorks 5.4.2"}),
+    ("Microsoft FTP Service", {"os": "Windows"}),
+    ("WAGO 750-881 FW: 01.02.03", {"product": "750-881", "model": "750-881", "vendor": "WAGO", "firmware": "01.02.03"}),
+    ("py.fake ready", {}),
+])
+def test_greetings_name_the_device_only_where_they_say_so(greeting, expected):
+    ident = ftp.identity_from_banner(greeting, ftp.software_from_banner(greeting))
+    assert ident == dict(expected, banner=greeting)
+
+
+def test_ftp_greeting_identity_is_the_servers_and_server_software_is_no_firmware():
+    obs = stream([(False, b"220 cMT3090 FTP server ready.\r\n")], ftp, dport=21)
+    (ident,) = of_kind(obs, "identity")
+    assert (ident.subject_ip, ident.subject_port) == ("10.0.0.2", 21)
+    assert ident.data == {"banner": "cMT3090 FTP server ready.", "product": "cMT3090", "model": "cMT3090",
+                          "vendor": "Weintek"}
+    (ident,) = of_kind(stream([(False, b"220 ProFTPD 1.3.5 Server (Debian)\r\n")], ftp, dport=21), "identity")
+    assert ident.data == {"banner": "ProFTPD 1.3.5 Server (Debian)", "software": "ProFTPD 1.3.5", "os": "Debian Linux"}
+
+
+def test_telnet_console_banner_names_model_serial_and_firmware():
+    console = (b"\r\nModel name       : NPort 5110\r\nMAC address      : 00:90:E8:11:22:33\r\n"
+               b"Serial No        : 1234\r\nFirmware version : 2.10 Build 08042219\r\n\r\nlogin: ")
+    obs = stream([(False, IAC_INTRO), (False, console)], telnet, dport=23)
+    (ident,) = of_kind(obs, "identity")
+    assert ident.subject_ip == "10.0.0.2"
+    assert {k: ident.data[k] for k in ("vendor", "product", "model", "serial", "firmware")} == {
+        "vendor": "Moxa", "product": "NPort 5110", "model": "NPort 5110", "serial": "1234",
+        "firmware": "2.10 Build 08042219"}
+    assert ident.data["banner"].startswith("Model name : NPort 5110 MAC address")
 
 
 def test_telnet_on_tcp21_missing_auth_name():

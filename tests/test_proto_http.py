@@ -8,7 +8,17 @@ from urllib.parse import unquote
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import Score, deep_observations, need_tshark, of_kind, packet, stream, tshark_many, zeek_log
+from it_support import (
+    Score,
+    deep_observations,
+    need_tshark,
+    of_kind,
+    packet,
+    stream,
+    tshark_fields,
+    tshark_many,
+    zeek_log,
+)
 
 from plantguard.protocols import http, registry
 
@@ -139,6 +149,50 @@ def test_identity_evidence_servers_and_agents():
                 continue  # tshark-side labels, not header text (see docs/baseline-differences/http.md)
             score.check(f"{rel} {item}", any(t.startswith(value.rstrip()) for t in texts), True)
     score.assert_agrees(at_least=10)
+
+
+def test_server_header_and_page_title_are_the_servers_identity_user_agent_the_clients():
+    """The Server header (tshark http.server) and the page's <title> (in tshark's http.file_data)
+    name the server; the User-Agent (tshark http.user_agent) stays the client's user_agent, never
+    a product, description or banner. basic-auth-with-colon.pcap serves a page (client and server
+    are one host there); http-filename.pcap has them apart."""
+    need_tshark()
+    import re
+
+    from plantguard.inventory.build import build_assets
+    for rel, title in ((H + "basic-auth-with-colon.pcap", "Directory listing for /"), (H + "http-filename.pcap", None)):
+        (resp, *_) = tshark_fields(shared_path(rel), "http.response", ["ip.src", "http.server", "http.file_data"])
+        (req, *_) = tshark_fields(shared_path(rel), "http.request", ["ip.src", "http.user_agent"])
+        m = re.search(r"<title>(.*?)</title>", (resp["http.file_data"] or [""])[0])
+        assert (m.group(1) if m else None) == title
+        assets = {a.ip: a for a in build_assets(analyze_shared(rel))}
+        server, client = assets[resp["ip.src"][0]].identity, assets[req["ip.src"][0]].identity
+        assert server["banner"] == server["software"] == resp["http.server"][0]
+        assert server.get("title") == title
+        assert client["user_agent"] == req["http.user_agent"][0]
+        if client is not server:
+            assert not {"product", "description", "software", "banner", "title"} & set(client)
+    assert assets["54.175.222.246"].identity["software"] == "nginx"
+    assert assets["10.1.9.63"].identity["user_agent"] == "curl/7.45.0"
+
+
+def test_page_title_from_chunked_and_gzip_bodies_2xx_only():
+    import gzip
+    page = b"<html><head><title>SIMATIC S7-1200 &amp; HMI</title></head><body>" + b"x" * 20000 + b"</body></html>"
+    packed = gzip.compress(page)
+    responses = (b"HTTP/1.1 200 OK\r\nServer: Allegro-Software-RomPager/4.07\r\nContent-Type: text/html\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % 30 + page[:30] + b"\r\n"
+                 + b"%x\r\n" % (len(page) - 30) + page[30:] + b"\r\n0\r\n\r\n"
+                 b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nContent-Length: "
+                 + str(len(packed)).encode() + b"\r\n\r\n" + packed
+                 + b"HTTP/1.1 404 Not Found\r\nContent-Length: 39\r\n\r\n<html><title>404 Not Found</title></html>")
+    requests = b"GET / HTTP/1.1\r\nHost: plc\r\n\r\n" * 3
+    chunks = [(True, requests)] + [(False, responses[i:i + 700]) for i in range(0, len(responses), 700)]
+    obs = stream(chunks, http)
+    titles = [o.data for o in of_kind(obs, "identity") if "title" in o.data]
+    assert titles == [{"title": "SIMATIC S7-1200 & HMI", "product": "SIMATIC S7-1200", "model": "SIMATIC S7-1200",
+                       "vendor": "Siemens"}]
+    assert http.page_title(packed, "gzip") == "SIMATIC S7-1200 & HMI"
 
 
 def test_pipelined_requests_chunked_bodies_and_auth_results():

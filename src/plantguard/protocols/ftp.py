@@ -1,6 +1,9 @@
 """FTP control channel (TCP 21).
 
   service     the 220 greeting as banner, with the server software when it names itself
+  identity    what the 220 greeting says of the server (identity_from_banner: the raw banner,
+              its software, and the vendor / product / model / firmware / OS where it names them,
+              e.g. "220 cMT3090 FTP server ready." is a Weintek cMT3090 HMI)
   credential  USER / PASS in clear, settled by the server's answer (230 success, 530 failure;
               a 230 straight after USER is a login without password), emitted at the reply
               and oriented client -> server at the frame of the command that carried it
@@ -16,6 +19,7 @@ import re
 from plantguard.model import Observation, Packet
 from plantguard.protocols import tls
 from plantguard.protocols._spec import ProtocolSpec
+from plantguard.protocols._sysdescr import parse_description
 from plantguard.protocols.base import StreamBuffer, printable
 
 NAME = "ftp"
@@ -50,6 +54,87 @@ def signature(payload: bytes) -> bool:
 def software_from_banner(text: str) -> str | None:
     m = _SOFTWARE.search(text)
     return m.group(1).strip() if m else None
+
+
+# --- what a server's greeting says of the device (FTP, Telnet, SSH, HTTP Server / <title>) ----
+# Product lines that name themselves in their greetings, with their maker. Only names that belong
+# to one maker: "cMT3090" is a Weintek HMI, "NPort 5110" a Moxa serial server.
+_DEVICE_LINES: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), v) for p, v in (
+    (r"(?<![\w-])(cMT-?(?:\d{4}[A-Z0-9]*|SVR[\w-]*|G\d\d[\w-]*|HD[\w-]*|FHD[\w-]*|X[\w-]*))(?![\w-])", "Weintek"),
+    (r"(?<![\w-])(e?MT[3568]\d{2,3}(?:i[A-Z0-9]{0,3}|X[A-Z0-9]{0,3})?)(?![\w-])", "Weintek"),
+    (r"(?<![\w-])((?:NPort|MGate|ioLogik|UC-|EDS-)[ -]?[A-Z]{0,2}\d{3,4}[\w-]*)", "Moxa"),
+    (r"(?<![\w-])((?:BMX|BME|TSX|140) ?(?:NOE|NOC|NOR|P34|P58|ETY|ETZ|CPU)[ -]?\d{0,5}[A-Z0-9]*|"
+     r"Modicon (?:M\d{3}|Quantum|Premium)|TM2[245]1\w*)", "Schneider Electric"),
+    (r"(?<![\w-])(CP ?[34]43-1(?: (?:Advanced|IT|Lean|PN))?|(?:SIMATIC )?S7-(?:1200|1500|300|400))(?![\w-])", "Siemens"),
+    (r"(?<![\w-])(750-8\d\d(?:/\d{3}-\d{3})?)(?![\w-])", "WAGO"),
+    (r"(?<![\w-])(17(?:56|69|68)-[A-Z]{1,4}\d*[A-Z]*(?:/[A-Z])?)", "Rockwell Automation"),
+))
+# key: value lines of device consoles ("Model name : NPort 5110", "Firmware version : 2.10 Build 0804")
+_FIELDS = re.compile(r"^[ \t]*(model(?: name)?|product(?: name)?|firmware(?: version)?|f/w(?: version)?|"
+                     r"serial(?: no\.?| number)?|hardware(?: version)?|h/w(?: version)?|device name|server name)"
+                     r"[ \t]*[:=][ \t]*(\S[^\r\n]*?)[ \t]*\r?$", re.I | re.M)
+_FIELD_KEYS = {"model": "model", "product": "product", "firmware": "firmware", "f/w": "firmware",
+               "serial": "serial", "hardware": "hardware", "h/w": "hardware", "device": "name", "server": "name"}
+_FIRMWARE = re.compile(r"\b(?:firmware(?: version)?|FW|F/W)\s*[:=]?\s*[vV]?(\d[\w.\-]*[\w])", re.I)
+# operating systems a greeting names: (pattern, name; {v} is the version the pattern captured)
+_OS = tuple((re.compile(p, re.I), n) for p, n in (
+    (r"\bvxworks\W{0,3}(\d[\d.]*\d)?", "VxWorks {v}"),
+    (r"\bMicrosoft-WinCE/(\d[\d.]*)", "Windows CE {v}"),
+    (r"\bWindows CE\b", "Windows CE"),
+    (r"\bMicrosoft (?:FTP Service|Telnet Service)|\bMicrosoft-IIS/|\bMicrosoft-HTTPAPI/", "Windows"),
+    (r"\bUbuntu\b", "Ubuntu Linux"),
+    (r"\bDebian\b", "Debian Linux"),
+    (r"\bRaspbian\b", "Raspbian Linux"),
+    (r"\bFreeBSD\b", "FreeBSD"),
+    (r"\bNetBSD\b", "NetBSD"),
+    (r"\bOpenBSD\b", "OpenBSD"),
+    (r"\bQNX\b", "QNX"),
+))
+
+
+def identity_from_banner(text: str | None, software: str | None = None) -> dict:
+    """What a server's greeting or header plainly says of the device: the raw banner always,
+    and, where it names them, its software, the vendor, product / model, firmware, serial and
+    OS. Nothing is guessed from a version alone: "vsFTPd 3.0.5" is server software, not firmware."""
+    text = (text or "").strip()
+    if not text:
+        return {}
+    out: dict = {"banner": " ".join("".join(c if c.isprintable() else " " for c in text[:1024]).split())[:256]}
+    if not out["banner"]:
+        return {}
+    for m in _FIELDS.finditer(text[:4096]):
+        key = _FIELD_KEYS[m.group(1).split()[0].lower()]
+        value = printable(m.group(2).encode("utf-8", "replace"), 128)
+        if value and key not in out:
+            out[key] = value
+    if out.get("model") and not out.get("product"):
+        out["product"] = out["model"]
+    one_line = out["banner"]
+    for pat, vendor in _DEVICE_LINES:
+        m = pat.search(one_line)
+        if m:
+            product = m.group(1).strip()
+            out.setdefault("product", product)
+            out.setdefault("model", product)
+            out.setdefault("vendor", vendor)
+            break
+    desc = parse_description(one_line)
+    for key in ("vendor", "product", "order_number"):
+        if desc.get(key):
+            out.setdefault(key, desc[key])
+    if "firmware" not in out:
+        m = _FIRMWARE.search(one_line)
+        if m:
+            out["firmware"] = m.group(1)
+    for pat, name in _OS:
+        m = pat.search(one_line)
+        if m:
+            version = m.group(1) if m.groups() else None
+            out["os"] = name.format(v=version or "").strip()
+            break
+    if software and not software.lower().startswith("ver"):
+        out["software"] = software
+    return out
 
 
 def _lines(pkt: Packet, key: str) -> list[bytes]:
@@ -158,6 +243,9 @@ def _reply(pkt: Packet, line: bytes, out: list) -> None:
             data["software"] = sw
             data["version"] = re.split(r"[ /]v?", sw)[-1]
         out.append(pkt.observe("service", NAME, subject="src", **data))
+        ident = identity_from_banner(banner, sw)
+        if ident:
+            out.append(pkt.observe("identity", NAME, subject="src", **ident))
     elif code == 215 and st.get("ftp_last_cmd") == "SYST" and text:
         out.append(pkt.observe("identity", NAME, subject="src", os=text))
     elif code == 234 and st.get("ftp_auth") in ("TLS", "SSL", "TLS-C", "TLS-P"):

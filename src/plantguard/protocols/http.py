@@ -3,12 +3,16 @@ SSDP (HTTP over UDP 1900).
 
 Per request (client -> server): an `operation` (category read for GET/HEAD/OPTIONS/TRACE,
 write for POST/PUT/PATCH/DELETE, other otherwise; keys method, host, uri, version), the
-client's User-Agent as its `identity` description, and any Authorization header as a
+client's User-Agent as its `identity` user_agent (a fact about the client's browser or tool,
+never its product), and any Authorization header as a
 `credential` (Basic: user and password in clear; Digest: user only; Bearer: a token in clear).
 The credential is emitted when the matching response arrives, with result "failure" on
 401/403 and "success" on 1xx-3xx, oriented client -> server at the request's frame.
 Per response (server -> client): the `service` with the Server header as banner/software,
-the WWW-Authenticate scheme/realm, and an `error` (code = status, name = reason) for 4xx/5xx.
+the WWW-Authenticate scheme/realm, and an `error` (code = status, name = reason) for 4xx/5xx;
+the server's `identity` from its Server header (ftp.identity_from_banner: the header as banner,
+software, and the vendor / product / firmware / OS it names) and from the <title> of the HTML
+pages it serves (2xx, read from the first BODY_SNIFF bytes of the body, gzip/deflate undone).
 
 Both directions are reassembled (bounded); bodies are skipped by Content-Length or chunked
 framing; pipelined requests are paired with responses in order. HTTP/0.9 requests (no
@@ -18,12 +22,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import re
+import zlib
 from collections import deque
 
 from plantguard.model import Observation, Packet
 from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import StreamBuffer, printable
+from plantguard.protocols.ftp import identity_from_banner
 
 NAME = "http"
 
@@ -34,6 +41,8 @@ MAX_MESSAGES_PER_PACKET = 64
 MAX_PENDING = 16            # requests waiting for their response
 MAX_DISTINCT_OPS = 64       # distinct (method, host, uri) operations reported per flow
 MAX_URI = 512
+BODY_SNIFF = 8192           # body bytes of an HTML page searched for its <title>
+MAX_TITLES = 8              # distinct page titles reported per flow
 
 METHODS = frozenset({
     "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PATCH",
@@ -50,6 +59,7 @@ _VERSION = re.compile(r"\d\.\d")
 _STATUS_LINE = re.compile(rb"([Hh][Tt][Tt][Pp]/\d\.\d) +(\d{3})(?: (.*))?\r?$")
 _SIG_STATUS = re.compile(rb"[Hh][Tt][Tt][Pp]/\d\.\d \d{3}[ \r\n]")
 _PRODUCT_VERSION = re.compile(r"^[^/\s]+/v?(\d[\w.\-]*)")
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.I | re.S)
 
 
 def parse_request_line(line: bytes) -> tuple[str, bytes, str | None] | None:
@@ -164,13 +174,21 @@ def op_category(method: str) -> str:
 # --- stream handling ----------------------------------------------------------------------
 
 class _Direction:
-    """Parser position in one direction: reading a head, skipping a body, or given up."""
-    __slots__ = ("sb", "mode", "remaining")
+    """Parser position in one direction: reading a head, skipping a body, or given up; and the
+    start of the HTML body being searched for its <title> (`sniff`, None when not searching)."""
+    __slots__ = ("sb", "mode", "remaining", "sniff", "sniff_encoding")
 
     def __init__(self):
         self.sb = StreamBuffer(BUFFER_CAP)
         self.mode = "head"       # head | body | chunk | chunk-data | trailer | resync | close | dead
         self.remaining = 0
+        self.sniff: bytearray | None = None
+        self.sniff_encoding = ""
+
+    def keep(self, body: bytes) -> None:
+        """Body bytes passing by: the first BODY_SNIFF of them are searched for a title."""
+        if self.sniff is not None and len(self.sniff) < BODY_SNIFF:
+            self.sniff += body[:BODY_SNIFF - len(self.sniff)]
 
 
 def _direction(pkt: Packet) -> _Direction:
@@ -189,6 +207,8 @@ def _direction(pkt: Packet) -> _Direction:
         sb.data.clear()
         sb.overflow = False
     if d.mode in ("close", "dead"):
+        if d.mode == "close":
+            d.keep(bytes(pkt.payload))
         sb.next_seq = (pkt.seq + len(pkt.payload)) & 0xFFFFFFFF
         return d
     sb.feed(pkt.seq, pkt.payload)
@@ -200,10 +220,16 @@ def _skip(d: _Direction) -> bool:
     sb = d.sb
     for _ in range(MAX_MESSAGES_PER_PACKET):
         if d.mode == "close" or d.mode == "dead":
+            if d.mode == "close":
+                d.keep(bytes(sb.data))
             sb.data.clear()
             return False
         if d.mode in ("body", "chunk-data"):
             n = min(d.remaining, len(sb.data))
+            if d.sniff is not None:
+                # chunk-data counts the CRLF that ends the chunk: not part of the body
+                text = d.remaining - 2 if d.mode == "chunk-data" else d.remaining
+                d.keep(bytes(sb.data[:max(0, min(n, text))]))
             del sb.data[:n]
             d.remaining -= n
             if d.remaining:
@@ -298,7 +324,10 @@ def decode(pkt: Packet) -> list[Observation]:
     d = _direction(pkt)
     out: list[Observation] = []
     for _ in range(MAX_MESSAGES_PER_PACKET):
-        if not _skip(d):
+        skipped = _skip(d)
+        if d.sniff is not None:
+            _title(pkt, d, out)
+        if not skipped:
             break
         if pkt.from_client:
             if not _client_message(pkt, d, out):
@@ -306,6 +335,49 @@ def decode(pkt: Packet) -> list[Observation]:
         elif not _server_message(pkt, d, out):
             break
     return out
+
+
+def page_title(body: bytes, encoding: str = "") -> str | None:
+    """The <title> of the start of an HTML body (None while it is not complete), its entities
+    undone and its white space collapsed; gzip / deflate bodies are inflated first."""
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        try:
+            body = zlib.decompressobj(47 if encoding != "deflate" else 15).decompress(body, 4 * BODY_SNIFF)
+        except zlib.error:
+            try:
+                body = zlib.decompressobj(-15).decompress(body, 4 * BODY_SNIFF)
+            except zlib.error:
+                return None
+    m = _TITLE.search(body)
+    if not m:
+        return None
+    raw = m.group(1)[:1024]
+    text = raw.decode("utf-8") if _utf8(raw) else raw.decode("latin-1")
+    return " ".join(printable(html.unescape(text).encode("utf-8"), 512).split())[:256]
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _title(pkt: Packet, d: _Direction, out: list) -> None:
+    """Report the page title once it is in the sniffed body; stop searching at the body's end
+    or after BODY_SNIFF bytes."""
+    title = page_title(bytes(d.sniff), d.sniff_encoding)
+    done = title is not None or len(d.sniff) >= BODY_SNIFF or d.mode in ("head", "dead", "trailer", "resync")
+    if title:
+        seen = pkt.state.setdefault("http_titles", set())
+        if title not in seen and len(seen) < MAX_TITLES:
+            seen.add(title)
+            ident = identity_from_banner(title)
+            ident.pop("banner", None)
+            out.append(pkt.observe("identity", NAME, subject="src", title=title, **ident))
+    if done:
+        d.sniff = None
 
 
 def _client_message(pkt: Packet, d: _Direction, out: list) -> bool:
@@ -357,7 +429,7 @@ def _request(pkt: Packet, method: str, uri_b: bytes, version: str, headers: dict
     seen = st.setdefault("http_seen", set())
     if ua and ("ua", ua) not in seen and len(seen) < 64:
         seen.add(("ua", ua))
-        out.append(pkt.observe("identity", NAME, subject="src", description=ua, user_agent=ua))
+        out.append(pkt.observe("identity", NAME, subject="src", user_agent=ua))
     cred = authorization(headers["authorization"]) if "authorization" in headers else None
     pending: deque = st.setdefault("http_pending", deque())
     if len(pending) >= MAX_PENDING:
@@ -414,6 +486,12 @@ def _server_message(pkt: Packet, d: _Direction, out: list) -> bool:
         return False
     no_body = method == "HEAD" or status < 200 or status in (204, 304)
     _body_mode(d, headers, no_body=no_body, until_close=True)
+    ctype = headers.get("content-type", "").lower()
+    d.sniff = None
+    if 200 <= status < 300 and not no_body and d.mode not in ("head", "dead") and \
+            (not ctype or "html" in ctype) and len(st.get("http_titles", ())) < MAX_TITLES:
+        d.sniff = bytearray()
+        d.sniff_encoding = headers.get("content-encoding", "").strip().lower()
     return True
 
 
@@ -431,6 +509,9 @@ def _service(pkt: Packet, headers: dict, out: list) -> None:
             if ver:
                 data["version"] = ver
         out.append(pkt.observe("service", NAME, subject="src", **data))
+        ident = identity_from_banner(data.get("banner"), data.get("banner"))
+        if ident:
+            out.append(pkt.observe("identity", NAME, subject="src", **ident))
     auth = headers.get("www-authenticate")
     if auth:
         info = www_authenticate(auth)
@@ -450,11 +531,13 @@ def _ssdp(pkt: Packet) -> list[Observation]:
     out = []
     server = headers.get("server")
     if server:
+        ident = identity_from_banner(server[:256])
+        ident.pop("banner", None)      # the header is kept as ssdp_server
         out.append(pkt.observe("identity", NAME, subject="src", description=server[:256],
-                               ssdp_server=server[:256]))
+                               ssdp_server=server[:256], **ident))
     ua = headers.get("user-agent")
     if ua:
-        out.append(pkt.observe("identity", NAME, subject="src", description=ua[:256], user_agent=ua[:256]))
+        out.append(pkt.observe("identity", NAME, subject="src", user_agent=ua[:256]))
     return out
 
 

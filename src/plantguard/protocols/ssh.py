@@ -1,7 +1,9 @@
 """SSH (TCP 22, and any port by its "SSH-2.0-" / "SSH-1.x-" identification line).
 
 The identification line is the only clear text: the server's becomes its `service`
-(software and protocol version, e.g. OpenSSH_8.9p1 / 2.0), the client's an `identity`
+(software and protocol version, e.g. OpenSSH_8.9p1 / 2.0) and its `identity` (the raw line as
+banner, the software, and the vendor / OS where the line names them: "Cisco-1.25" is a Cisco
+device, "OpenSSH_8.9p1 Ubuntu-3ubuntu0.1" an Ubuntu host), the client's an `identity`
 description of the client. Everything after it is binary or encrypted and is ignored."""
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import re
 from plantguard.model import Observation, Packet
 from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import printable
+from plantguard.protocols.ftp import identity_from_banner
 
 NAME = "ssh"
 
@@ -24,6 +27,34 @@ def software_version(software: str) -> str | None:
     """'OpenSSH_8.9p1' -> '8.9p1', 'dropbear_2019.78' -> '2019.78'."""
     m = _SOFTWARE_VERSION.search(software)
     return m.group(1) if m else None
+
+
+# SSH implementations that belong to one maker's devices: software prefix -> (vendor, OS)
+_MAKERS = (
+    (re.compile(r"^Cisco-", re.I), "Cisco", None),
+    (re.compile(r"^ROSSSH", re.I), "MikroTik", "RouterOS"),
+    (re.compile(r"^HUAWEI-", re.I), "Huawei", None),
+    (re.compile(r"^Comware-", re.I), "HPE", "Comware"),
+    (re.compile(r"^NetScreen", re.I), "Juniper Networks", "ScreenOS"),
+    (re.compile(r"^FortiSSH", re.I), "Fortinet", "FortiOS"),
+)
+
+
+def server_identity(ident: dict, banner: str) -> dict:
+    """Identity keys of a server's identification line: the banner, the software, and the
+    vendor / OS the software or its comment names."""
+    out = identity_from_banner(ident.get("comment") or "", None)
+    out.pop("banner", None)
+    out["banner"] = banner
+    software = ident["software"]
+    out["software"] = software
+    for pat, vendor, os_name in _MAKERS:
+        if pat.search(software):
+            out.setdefault("vendor", vendor)
+            if os_name:
+                out.setdefault("os", os_name)
+            break
+    return out
 
 
 def signature(payload: bytes) -> bool:
@@ -65,7 +96,8 @@ def decode(pkt: Packet) -> list[Observation]:
     ver = software_version(ident["software"])
     if ver:
         data["version"] = ver
-    return [pkt.observe("service", NAME, subject="src", **data)]
+    return [pkt.observe("service", NAME, subject="src", **data),
+            pkt.observe("identity", NAME, subject="src", **server_identity(ident, banner))]
 
 
 SPEC = ProtocolSpec(

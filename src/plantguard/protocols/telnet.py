@@ -2,6 +2,9 @@
 
   service     the server's first text (after removing IAC negotiation) as banner; emitted
               once per connection as soon as the server speaks, banner or not
+  identity    what that first text says of the server (ftp.identity_from_banner: the raw
+              banner, and the vendor / product / model / firmware / serial / OS it names, e.g. a
+              console's "Model name : NPort 5110" and "Firmware version : ..." lines)
   credential  best effort: the client's keystrokes after a "login:" / "Username:" prompt are
               the user, after a "Password:" prompt the password (cleartext). Emitted when the
               server answers the password, with result "failure" if it complains or prompts
@@ -13,6 +16,7 @@ import re
 
 from plantguard.model import Observation, Packet
 from plantguard.protocols._spec import ProtocolSpec
+from plantguard.protocols.ftp import identity_from_banner
 
 NAME = "telnet"
 
@@ -122,6 +126,9 @@ def _server(pkt: Packet, text: str) -> list[Observation]:
     if banner and not st.get("tn_banner"):
         st["tn_banner"] = True
         out.append(pkt.observe("service", NAME, subject="src", name=NAME, banner=banner))
+        ident = identity_from_banner(text)
+        if ident:
+            out.append(pkt.observe("identity", NAME, subject="src", **ident))
     if not text:
         return out
     if st.get("tn_pending") is not None and text.strip():
@@ -199,5 +206,5 @@ SPEC = ProtocolSpec(
     # Output depends on earlier packets of the flow (keystrokes arrive one per segment): the engine must
     # not replay a packet's observations from an earlier packet with the same bytes.
     replay=False,
-    observes=("credential", "service"),
+    observes=("credential", "identity", "service"),
 )
