@@ -6,6 +6,7 @@ from collections import Counter
 
 from conftest import analyze_shared, shared_path
 from ics_b_support import deep_observations, ratio, zeek_log
+from it_support import need_tshark, tshark_fields
 
 from plantguard.model import Packet
 from plantguard.protocols import mqtt, registry
@@ -162,3 +163,28 @@ def test_gap_drops_the_partial_packet_and_resynchronises():
     assert feed(2, first[:20], base) == []               # half a PUBLISH waits in the buffer
     got = feed(3, second, base + len(first) + 100)       # the rest and 100 more bytes were lost
     assert [o.data["topic"] for o in got if o.kind == "topic"] == ["line3/pressure"]
+
+
+def test_client_id_and_user_are_the_clients_identity_in_the_inventory():
+    """mqtt.pcap: the client's CONNECTs (tshark mqtt.clientid / mqtt.username, Zeek client_id)
+    give its identity mqtt_client_id (the first one); no user name is sent there, and the broker
+    gets none of it."""
+    need_tshark()
+    from plantguard.inventory.build import build_assets
+    rows = tshark_fields(shared_path(PCAP), "mqtt.msgtype == 1", ["ip.src", "mqtt.clientid", "mqtt.username"])
+    zeek = [r["client_id"] for r in zeek_log(shared_path(f"{BASE}/mqtt_connect.log"))]
+    assert [r["mqtt.clientid"][0] for r in rows] == zeek == ["paho/34AAE54A75D839566E", "paho/DDE4DDAF4108D3E363"]
+    assert all(not r["mqtt.username"] for r in rows)
+    assets = {a.ip: a for a in build_assets(analyze_shared(PCAP))}
+    client = assets[rows[0]["ip.src"][0]].identity
+    assert client["mqtt_client_id"] == zeek[0] and "mqtt_user" not in client
+    assert "mqtt_client_id" not in assets["198.41.30.241"].identity
+
+
+def test_connect_user_name_kept_password_never():
+    obs = _run([(True, _connect()), (False, _pkt(2, b"\x00\x00"))])
+    (ident,) = [o for o in obs if o.kind == "identity"]
+    assert (ident.subject_ip, ident.data) == ("10.0.0.5", {"mqtt_client_id": "sensor-17", "mqtt_user": "admin"})
+    assert "public" not in repr([o.data for o in obs if o.kind == "identity"])
+    obs = _run([(True, _connect(user=None, password=None))])
+    assert [o.data for o in obs if o.kind == "identity"] == [{"mqtt_client_id": "sensor-17"}]

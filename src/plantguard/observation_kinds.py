@@ -71,6 +71,8 @@ class Identity(TypedDict, total=False):
     user_agent: Annotated[Text, "HTTP User-Agent of a client (its browser or tool, never the device's product)"]
     ssdp_server: Annotated[Text, "HTTP/SSDP Server header"]
     ssh_client: Annotated[Text, "SSH client version string"]
+    mqtt_client_id: Annotated[Text, "MQTT client id the client connected with (CONNECT)"]
+    mqtt_user: Annotated[Text, "MQTT user name the client logged in with (CONNECT; never the password)"]
     route: Annotated[Text, "a module reached through the device (e.g. a CIP backplane path)"]
 
 

@@ -2,7 +2,9 @@
 
 Observations: service + role "broker" for the server, role "mqtt-client" for the client,
 credential (user name / password from CONNECT, result from CONNACK), topic per PUBLISH and
-per SUBSCRIBE filter, session (protocol version, never encrypted on this port).
+per SUBSCRIBE filter, session (protocol version, never encrypted on this port), and the
+client's identity from its CONNECT: the client id and the user name (often the device's model
+and serial; never the password).
 """
 from __future__ import annotations
 
@@ -99,6 +101,10 @@ def _packet(pkt: Packet, ptype: int, flags: int, body: bytes) -> list[Observatio
                                encrypted=False, auth="username" if conn["user"] is not None else "anonymous",
                                client_id=conn["client_id"], clean_session=conn["clean_session"],
                                keep_alive=conn["keep_alive"], will_topic=conn["will_topic"]))
+        ident = {k: v for k, v in (("mqtt_client_id", conn["client_id"]), ("mqtt_user", conn["user"])) if v}
+        if ident:
+            # the CONNECT's sender is the client, whichever side opened the TCP connection
+            out.append(pkt.observe("identity", NAME, subject="src", **ident))
         if conn["user"] is not None or conn["password"] is not None:
             # The login result comes with the CONNACK; keep the credential until then.
             st["pending"] = (pkt.capture, pkt.frame, pkt.ts, pkt.src, pkt.dst, pkt.src_mac, pkt.dst_mac,
@@ -256,5 +262,5 @@ SPEC = ProtocolSpec(
     # a CONNECT carries the protocol name, strict enough for any port
     any_port=True,
     server_role="broker",
-    observes=("credential", "error", "role", "service", "session", "topic"),
+    observes=("credential", "error", "identity", "role", "service", "session", "topic"),
 )
