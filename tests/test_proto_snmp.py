@@ -7,7 +7,17 @@ import re
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import Score, frames, need_tshark, of_kind, packet, tshark_many, zeek_bytes, zeek_log
+from it_support import (
+    Score,
+    frames,
+    need_tshark,
+    of_kind,
+    packet,
+    tshark_fields,
+    tshark_many,
+    zeek_bytes,
+    zeek_log,
+)
 
 from plantguard.protocols import snmp
 from plantguard.protocols._ber import BerError
@@ -178,6 +188,44 @@ def test_v1_observations_credentials_operations_identity():
     (op,) = of_kind(r.observations, "operation", "snmp")
     assert op.data["category"] == "config" and op.data["detail"] == "1.3.6.1.2.1.1.5.0"
     assert of_kind(r.observations, "credential", "snmp")[0].data["password"] == ""
+
+
+SYS_KEYS = {"1.3.6.1.2.1.1.5.0": "name", "1.3.6.1.2.1.1.6.0": "location", "1.3.6.1.2.1.1.4.0": "contact"}
+
+
+@pytest.mark.parametrize("rel,expected", [
+    ("snmpwalk-short.pcap", {"name": "ubuntu-512mb-sfo2-01", "location": "Sitting on the Dock of the Bay",
+                             "contact": "Me <me@example.org>"}),
+    ("snmpv1_get.pcap", {"name": "B6300", "location": "Chandra's cube"}),
+])
+def test_sysname_location_contact_are_the_agents_identity_as_tshark_reads_them(rel, expected):
+    """sysName / sysLocation / sysContact from the GetResponse varbinds (tshark: snmp.name and
+    snmp.value.octets of responses) are the agent's identity name / location / contact."""
+    need_tshark()
+    from plantguard.inventory.build import build_assets
+    peer: dict = {}
+    for row in tshark_fields(shared_path(P + rel), "snmp.get_response_element", ["ip.src", "snmp.name", "snmp.value.octets"]):
+        octets = iter(row["snmp.value.octets"])
+        for name in row["snmp.name"]:
+            if name in SYS_KEYS:
+                peer.setdefault((row["ip.src"][0], SYS_KEYS[name]), bytes.fromhex(next(octets)).decode())
+            elif name.startswith("1.3.6.1.2.1.1.1."):
+                next(octets, None)     # sysDescr: an octet string too
+    agent = {ip for ip, _ in peer}
+    assert len(agent) == 1
+    ip = agent.pop()
+    assert {k: v for (_, k), v in peer.items()} == expected
+    ident = {a.ip: a for a in build_assets(analyze_shared(P + rel))}[ip].identity
+    assert {k: ident.get(k) for k in expected} == expected
+
+
+def test_error_response_varbinds_are_not_identity():
+    from plantguard.protocols.snmp import SYS_NAME
+    vb = tlv(0x30, oid(SYS_NAME) + tlv(0x04, b"wanted-name"))
+    pdu = tlv(0xA2, tlv(0x02, b"\x01") + tlv(0x02, b"\x04") + tlv(0x02, b"\x01") + tlv(0x30, vb))   # readOnly
+    msg = tlv(0x30, tlv(0x02, b"\x01") + tlv(0x04, b"private") + pdu)
+    obs = snmp.decode(packet(msg, l4="udp", sport=161, dport=40000))
+    assert [o.kind for o in obs] == ["service", "error"]
 
 
 def tlv(tag: int, body: bytes) -> bytes:

@@ -2,7 +2,9 @@
 
 What a defender learns: community strings in clear (v1/v2c), USM user names (v3), which
 manager reads or writes (get/getnext/getbulk vs set) which agent, and the agent's own
-description (sysDescr), vendor (sysObjectID enterprise number) and name (sysName).
+description (sysDescr), vendor (sysObjectID enterprise number), name (sysName, also a
+hostname), location (sysLocation) and contact (sysContact), read from GetResponse varbinds only
+(a set request's values are what a manager wants, not what the agent is).
 
 parse_message() is the pure wire decode (also used by tests); decode() turns it into
 Observations. Malformed BER never escapes parse_message() as anything but BerError, and
@@ -38,6 +40,8 @@ ERROR_NAMES = ("noError", "tooBig", "noSuchName", "badValue", "readOnly", "genEr
                "inconsistentValue", "resourceUnavailable", "commitFailed", "undoFailed",
                "authorizationError", "notWritable", "inconsistentName")
 SYS_DESCR, SYS_OBJECT_ID, SYS_NAME = "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.5.0"
+SYS_CONTACT, SYS_LOCATION = "1.3.6.1.2.1.1.4.0", "1.3.6.1.2.1.1.6.0"
+SYS_TEXT = {SYS_NAME: "name", SYS_LOCATION: "location", SYS_CONTACT: "contact"}   # -> identity key
 ENTERPRISES = "1.3.6.1.4.1."
 UNSIGNED_TAGS = (0x41, 0x42, 0x43, 0x46, 0x47)  # Counter32, Gauge32, TimeTicks, Counter64, UInt32
 
@@ -267,7 +271,8 @@ def decode(pkt: Packet) -> list[Observation]:
             code = msg.error_status
             name = ERROR_NAMES[code] if 0 <= code < len(ERROR_NAMES) else str(code)
             out.append(pkt.observe("error", NAME, subject="src", code=code, name=name))
-        out.extend(_agent_identity(pkt, msg))
+        else:   # an error response echoes the request's varbinds: not the agent's values
+            out.extend(_agent_identity(pkt, msg))
     return out
 
 
@@ -285,10 +290,13 @@ def _agent_identity(pkt: Packet, msg: SnmpMessage) -> list[Observation]:
             ent = enterprise_number(value)
             if ent is not None:
                 ident["enterprise"] = ent
-        elif oid == SYS_NAME and tag == 0x04 and value:
-            name = _text(value).strip()[:255]
-            if name and once(pkt, ("name", name)):
-                out.append(pkt.observe("hostname", NAME, subject="src", name=name, source="snmp"))
+        elif oid in SYS_TEXT and tag == 0x04 and value:
+            text = " ".join(_text(value).split())[:255]
+            if not text:
+                continue
+            ident[SYS_TEXT[oid]] = text
+            if oid == SYS_NAME and once(pkt, ("name", text)):
+                out.append(pkt.observe("hostname", NAME, subject="src", name=text, source="snmp"))
     if ident and once(pkt, ("ident", tuple(sorted(ident.items())))):
         out.append(pkt.observe("identity", NAME, subject="src", **ident))
     return out
