@@ -7,7 +7,16 @@ import json
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import Score, deep_observations, need_tshark, of_kind, stream, tshark_fields, tshark_many, zeek_log
+from it_support import (
+    Score,
+    deep_observations,
+    need_tshark,
+    of_kind,
+    stream,
+    tshark_fields,
+    tshark_many,
+    zeek_log,
+)
 
 from plantguard.protocols import ftp, registry, telnet
 

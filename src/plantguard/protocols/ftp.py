@@ -63,8 +63,8 @@ _DEVICE_LINES: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), v) for
     (r"(?<![\w-])(cMT-?(?:\d{4}[A-Z0-9]*|SVR[\w-]*|G\d\d[\w-]*|HD[\w-]*|FHD[\w-]*|X[\w-]*))(?![\w-])", "Weintek"),
     (r"(?<![\w-])(e?MT[3568]\d{2,3}(?:i[A-Z0-9]{0,3}|X[A-Z0-9]{0,3})?)(?![\w-])", "Weintek"),
     (r"(?<![\w-])((?:NPort|MGate|ioLogik|UC-|EDS-)[ -]?[A-Z]{0,2}\d{3,4}[\w-]*)", "Moxa"),
-    (r"(?<![\w-])((?:BMX|BME|TSX|140) ?(?:NOE|NOC|NOR|P34|P58|ETY|ETZ|CPU)[ -]?\d{0,5}[A-Z0-9]*|"
-     r"Modicon (?:M\d{3}|Quantum|Premium)|TM2[245]1\w*)", "Schneider Electric"),
+    ((r"(?<![\w-])((?:BMX|BME|TSX|140) ?(?:NOE|NOC|NOR|P34|P58|ETY|ETZ|CPU)[ -]?\d{0,5}[A-Z0-9]*"
+      r"|Modicon (?:M\d{3}|Quantum|Premium)|TM2[245]1\w*)"), "Schneider Electric"),
     (r"(?<![\w-])(CP ?[34]43-1(?: (?:Advanced|IT|Lean|PN))?|(?:SIMATIC )?S7-(?:1200|1500|300|400))(?![\w-])", "Siemens"),
     (r"(?<![\w-])(750-8\d\d(?:/\d{3}-\d{3})?)(?![\w-])", "WAGO"),
     (r"(?<![\w-])(17(?:56|69|68)-[A-Z]{1,4}\d*[A-Z]*(?:/[A-Z])?)", "Rockwell Automation"),
