@@ -182,6 +182,36 @@ def test_szl_identity_agrees_with_tshark(rel):
         assert merged["serial"] == ev["serialn"]
 
 
+@pytest.mark.parametrize("rel,card", [(P + "s7ident.pcap", "MMC 267FF11F"), (P + "snap7.pcap", "MMC 4A1AC019"),
+                                      (ITI + "tia_s300_goOnline.pcapng", "MMC 4A1AC019"),
+                                      (ITI + "s7comm_reading_plc_status.pcap", "MMC 2900FC1A")])
+def test_memory_card_serial_and_location_designation_as_tshark_reads_them(rel, card):
+    """SZL 0x001C index 8 (tshark s7comm.szl.001c.0008.snmcmmc) is the CPU's memory_card_serial
+    in the inventory; index 0x0B, the location designation (s7comm.szl.001c.000b.loc_id), and index
+    3, the plant designation (.0003.tag), are blank in every shared capture, and so absent."""
+    if not shutil.which("tshark"):
+        pytest.skip("tshark not installed")
+    from plantguard.inventory.build import build_assets
+    out = subprocess.run(["tshark", "-n", "-r", str(shared_path(rel)), "-Y", "s7comm.szl.001c.0008.snmcmmc",
+                          "-T", "fields", "-e", "ip.src", "-e", "s7comm.szl.001c.0008.snmcmmc",
+                          "-e", "s7comm.szl.001c.000b.loc_id", "-e", "s7comm.szl.001c.0003.tag"],
+                         capture_output=True, text=True, timeout=120).stdout.split("\n")[0].split("\t")
+    plc, mmc, loc, tag = out
+    assert mmc == card and loc.strip() == tag.strip() == ""
+    ident = {a.ip: a for a in build_assets(analyze_shared(rel))}[plc].identity
+    assert ident["memory_card_serial"] == mmc
+    assert "location" not in ident and "plant_id" not in ident
+
+
+def test_szl_location_designation_and_plant_designation_when_set():
+    rec = lambda i, text: struct.pack(">H", i) + text.ljust(32, b"\0")   # noqa: E731
+    body = struct.pack(">HHHH", 0x001C, 0, 34, 4) + rec(3, b"PLANT-A/LINE-7") + rec(7, b"CPU 315-2 PN/DP") \
+        + rec(8, b"MMC 267FF11F") + rec(0x0B, b"Hall 3, cabinet 12")
+    assert s7comm.identity_from_szl(body) == {
+        "plant_id": "PLANT-A/LINE-7", "model": "CPU 315-2 PN/DP", "memory_card_serial": "MMC 267FF11F",
+        "location": "Hall 3, cabinet 12", "product": "CPU 315-2 PN/DP", "vendor": "Siemens"}
+
+
 def _tshark_pdus(rel: str) -> list[tuple]:
     if not shutil.which("tshark"):
         pytest.skip("tshark not installed")

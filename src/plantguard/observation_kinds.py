@@ -25,6 +25,8 @@ class Identity(TypedDict, total=False):
     firmware: Annotated[Text, "firmware or software revision"]
     hardware: Annotated[Text, "hardware revision"]
     serial: Annotated[Text, "serial number"]
+    memory_card_serial: Annotated[Text, "serial number of the memory card (S7 SZL 0x001C index 8)"]
+    plant_id: Annotated[Text, "plant designation of the module (S7 SZL 0x001C index 3)"]
     name: Annotated[Text, "station, PLC or host name"]
     device_type: Annotated[Text, "device type in words"]
     device_type_id: Annotated[Int, "numeric device type (CIP)"]
@@ -44,7 +46,8 @@ class Identity(TypedDict, total=False):
     device_instance: Annotated[Int, "BACnet device object instance"]
     max_apdu: Annotated[Int, "BACnet maximum APDU length accepted"]
     segmentation: Annotated[Text, "BACnet segmentation support"]
-    location: Annotated[Text, "location the device reports (SNMP sysLocation, BACnet, S7 SZL location designation)"]
+    location: Annotated[Text, "location the device reports (SNMP sysLocation, BACnet, S7 SZL 0x001C index 0x0B "
+                              "location designation)"]
     contact: Annotated[Text, "contact person the device reports (SNMP sysContact)"]
     common_address: Annotated[Int, "IEC 60870-5-104 common address of ASDU"]
     device_id: Annotated[Int, "device id (Modbus Read Device Identification object, …)"]

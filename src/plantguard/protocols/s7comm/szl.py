@@ -1,7 +1,7 @@
 """SZL (System-Zustandsliste, the S7 system status list) read through the user-data "Read SZL"
 function: which list a request asks for, the reply reassembled from its user-data fragments,
 and the identity it gives (SZL 0x0011: order number and firmware; 0x001C: PLC name, module,
-serial, plant id, copyright, model)."""
+plant designation, copyright, serial, model, memory-card serial, location designation)."""
 from __future__ import annotations
 
 import struct
@@ -22,8 +22,12 @@ RETURN_SUCCESS = 0xFF
 SZL_RETURN = {0xFF: "Success", 0x0A: "Object does not exist", 0x05: "Invalid address", 0x01: "Hardware fault",
               0x03: "Accessing the object not allowed", 0x06: "Data type not supported",
               0x07: "Data type inconsistent"}
-# SZL 0x001C record index -> identity key
-COMPONENT_KEYS = {1: "name", 2: "module", 3: "plant_id", 4: "copyright", 5: "serial", 7: "model"}
+# SZL 0x001C ("component identification") record index -> identity key: 1 name of the PLC,
+# 2 name of the module, 3 plant designation of the module, 4 copyright, 5 serial number of the
+# module, 7 module type name, 8 serial number of the memory card, 0x0B location designation of
+# the module (Siemens' SZL list; Wireshark's s7comm.szl.001c.* fields)
+COMPONENT_KEYS = {1: "name", 2: "module", 3: "plant_id", 4: "copyright", 5: "serial", 7: "model",
+                  8: "memory_card_serial", 0x0B: "location"}
 
 
 def szl_request(data: bytes) -> tuple[int, int] | None:
