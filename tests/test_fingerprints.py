@@ -10,7 +10,12 @@ import pytest
 
 from plantguard.inventory import fingerprints as F
 from plantguard.inventory.asset import Asset, Service
-from plantguard.inventory.fingerprints import Evidence, FingerprintError, parse_text, score
+from plantguard.inventory.fingerprints import (
+    Evidence,
+    FingerprintError,
+    parse_text,
+    score,
+)
 
 
 def ev(*, ip="10.0.0.5", mac="02:00:00:00:00:05", vendor=None, identity=None, services=(), serves=(),
@@ -35,7 +40,7 @@ def ops(**kw) -> dict:
     return kw
 
 
-PC = dict(peers={"10.0.0.9"})      # has a peer, so it "talks"
+PC = {"peers": {"10.0.0.9"}}      # has a peer, so it "talks"
 # fingerprint id -> (a record it must fire on, a record it must not fire on)
 CASES = {
     # -- 10-protocols

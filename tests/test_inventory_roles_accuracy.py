@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_DATA, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +52,7 @@ def test_no_role_from_a_user_agent(report):
 
 def test_expected_roles_file_uses_known_roles():
     import yaml
+
     from plantguard.site.vocabulary import ASSET_ROLES
     doc = yaml.safe_load((ROOT / "tests" / "data" / "expected_roles.yaml").read_text(encoding="utf-8"))
     assert doc["format"] == "plantguard-expected-roles/1"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Role accuracy and identity coverage of `plantguard inventory` on the shared captures and the demo.
 
     PLANTGUARD_SHARED_DATA=/work/shared/data .venv/bin/python tools/measure_roles.py [--misses]
@@ -22,7 +21,7 @@ import os
 import re
 import sys
 import tempfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,15 +35,17 @@ CLASS_ORDER = ("plc", "rtu", "ied", "io-device", "hmi", "engineering-workstation
 IDENTITY_FIELDS = ("vendor", "product", "firmware", "vendor_id", "server", "modules")
 # User-Agents the probe always tries besides those seen in the captures (phones say "CPU ... OS")
 PROBE_USER_AGENTS = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.4 Mobile/15E148 Safari/604.1",
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/17.4 Mobile/15E148 Safari/604.1"),
     "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
     "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
-    "curl/8.5.0", "python-requests/2.31.0",
-    "SIMATIC HMI Panel (controller gateway) CPU 1516", "Modicon M580 PLC updater/1.0",
+    "curl/8.5.0",
+    "python-requests/2.31.0",
+    "SIMATIC HMI Panel (controller gateway) CPU 1516",
+    "Modicon M580 PLC updater/1.0",
 )
 IT_ROLES = ("it-host", "workstation", "internet-host", "unknown")
 
@@ -183,7 +184,7 @@ def _has(asset, fld: str, want) -> bool:
         texts = [ident.get("firmware")]
     else:
         texts = [ident.get(fld)]
-    return any(t and re.search(str(want), str(t), re.I) for t in texts)
+    return any(t and re.search(str(want), str(t), re.IGNORECASE) for t in texts)
 
 
 def _from_user_agent(asset) -> bool:
@@ -207,7 +208,7 @@ class _ClientPortsHook:
                 self.ports[f.client].add((f.l4, f.port))
 
     def __enter__(self):
-        import plantguard.inventory.build as build
+        from plantguard.inventory import build
         self.build, self.orig = build, build.infer_role
 
         def infer_role(asset, *args, **kw):
@@ -239,16 +240,38 @@ def user_agent_probe(user_agents) -> list[tuple[str, str]]:
     return out
 
 
+def _score_capture(rep: Report, label: str, assets: dict, entry: dict, globbed: bool) -> None:
+    roles = entry.get("roles") or {}
+    for key, a in assets.items():
+        want = roles.get(key, "(unlisted)")
+        if want == "(unlisted)":
+            rep.unlisted.append((label, key, a.role))
+        elif want is None:
+            rep.unscored += 1
+        elif want == ARTEFACT:
+            rep.artefacts += 1
+        else:
+            want = tuple(want) if isinstance(want, list) else (want,)
+            rep.rows.append(Row(label, key, want, a.role, list(a.role_reasons)))
+        if _from_user_agent(a):
+            rep.from_user_agent.append((label, key, a.role))
+    rep.user_agents |= {str(a.identity["user_agent"]) for a in assets.values() if a.identity.get("user_agent")}
+    if not globbed:   # a glob's captures need not all hold every key (some dumps are empty)
+        rep.missing.extend((label, k) for k in roles if k not in assets)
+    for key, want in (entry.get("identity") or {}).items():
+        a = assets.get(key)
+        rep.identity.append((label, key, want, {f: (a is not None and _has(a, f, v)) for f, v in want.items()}))
+
+
 def measure(data: Path, expected_path: Path = EXPECTED, cache: Path | None = None,
             only: str | None = None, client_ports: bool = False) -> Report:
     """client_ports: simulate the proposed build.py hook (see _ClientPortsHook)."""
     import contextlib
 
     from plantguard.inventory.build import build_assets
-    expected = load_expected(expected_path)
     rep = Report()
     with tempfile.TemporaryDirectory() as tmp:
-        for label, path, entry, globbed in _captures(expected, data):
+        for label, path, entry, globbed in _captures(load_expected(expected_path), data):
             if only and not fnmatch.fnmatch(label, only) and only not in label:
                 continue
             if path == "demo":
@@ -260,28 +283,7 @@ def measure(data: Path, expected_path: Path = EXPECTED, cache: Path | None = Non
             result = _analyze(path, cache)
             with (_ClientPortsHook(result) if client_ports else contextlib.nullcontext()):
                 assets = {a.key: a for a in build_assets(result)}
-            roles = entry.get("roles") or {}
-            for key, a in assets.items():
-                if key not in roles:
-                    rep.unlisted.append((label, key, a.role))
-                    continue
-                want = roles[key]
-                if want is None:
-                    rep.unscored += 1
-                elif want == ARTEFACT:
-                    rep.artefacts += 1
-                else:
-                    want = tuple(want) if isinstance(want, list) else (want,)
-                    rep.rows.append(Row(label, key, want, a.role, list(a.role_reasons)))
-                if _from_user_agent(a):
-                    rep.from_user_agent.append((label, key, a.role))
-            rep.user_agents |= {str(a.identity["user_agent"]) for a in assets.values() if a.identity.get("user_agent")}
-            if not globbed:   # a glob's captures need not all hold every key (some dumps are empty)
-                rep.missing.extend((label, k) for k in roles if k not in assets)
-            for key, want in (entry.get("identity") or {}).items():
-                a = assets.get(key)
-                have = {f: (a is not None and _has(a, f, v)) for f, v in want.items()}
-                rep.identity.append((label, key, want, have))
+            _score_capture(rep, label, assets, entry, globbed)
     rep.ua_probe = user_agent_probe(rep.user_agents)
     return rep
 
@@ -290,57 +292,65 @@ def _pct(k: int, n: int) -> str:
     return f"{100.0 * k / n:.1f} %" if n else "-"
 
 
-def render(rep: Report, fmt: str = "text", misses: bool = False) -> str:
-    lines = []
-    md = fmt == "markdown"
+def _row(md: bool, label: str, n: int, k: int, bold: bool = False) -> str:
     if md:
-        lines += ["| device class (expected) | scored | correct | accuracy |", "|---|---:|---:|---:|"]
-    else:
-        lines.append(f"{'device class (expected)':<26}{'scored':>8}{'correct':>9}{'accuracy':>10}")
-    for cls, (n, k) in rep.per_class().items():
-        lines.append(f"| {cls} | {n} | {k} | {_pct(k, n)} |" if md else f"{cls:<26}{n:>8}{k:>9}{_pct(k, n):>10}")
-    n, k = len(rep.rows), sum(r.ok for r in rep.rows)
-    lines.append(f"| **all** | **{n}** | **{k}** | **{_pct(k, n)}** |" if md else f"{'all':<26}{n:>8}{k:>9}{_pct(k, n):>10}")
-    conf = [r for r in rep.rows if "conformance/" in r.capture]
-    if conf:
-        rest = [r for r in rep.rows if r not in conf]
-        kk = sum(r.ok for r in rest)
-        lab = "all but the opendnp3 conformance dumps"
-        lines.append(f"| {lab} | {len(rest)} | {kk} | {_pct(kk, len(rest))} |" if md
-                     else f"{lab:<26}{len(rest):>8}{kk:>9}{_pct(kk, len(rest)):>10}")
-    lines.append("")
-    lines.append(f"captures: {rep.captures}; not scored (undocumented role): {rep.unscored}; "
-                 f"duplicates made by the address binder (not scored): {rep.artefacts}; "
-                 f"unlisted assets: {len(rep.unlisted)}; expected but not found: {len(rep.missing)}")
+        b = "**" if bold else ""
+        return f"| {b}{label}{b} | {b}{n}{b} | {b}{k}{b} | {b}{_pct(k, n)}{b} |"
+    return f"{label:<26}{n:>8}{k:>9}{_pct(k, n):>10}"
+
+
+def _role_lines(rep: Report, md: bool) -> list[str]:
+    lines = (["| device class (expected) | scored | correct | accuracy |", "|---|---:|---:|---:|"] if md
+             else [f"{'device class (expected)':<26}{'scored':>8}{'correct':>9}{'accuracy':>10}"])
+    lines += [_row(md, cls, n, k) for cls, (n, k) in rep.per_class().items()]
+    lines.append(_row(md, "all", len(rep.rows), sum(r.ok for r in rep.rows), bold=True))
+    rest = [r for r in rep.rows if "conformance/" not in r.capture]
+    if len(rest) != len(rep.rows):
+        lines.append(_row(md, "all but the opendnp3 conformance dumps", len(rest), sum(r.ok for r in rest)))
+    return lines
+
+
+def _summary_lines(rep: Report) -> list[str]:
     bad = [(ua, r) for ua, r in rep.ua_probe if r not in IT_ROLES]
-    lines.append(f"roles concluded from a User-Agent: {len(rep.from_user_agent)} in the captures; probe: "
-                 f"{len(rep.ua_probe)} User-Agents alone ({len(rep.user_agents)} seen in the captures), "
-                 f"{len(bad)} gave a non-IT role" + (f" ({'; '.join(f'{r} from {ua[:40]!r}' for ua, r in bad[:4])})" if bad else ""))
-    lines.append("")
+    shown = f" ({'; '.join(f'{r} from {ua[:40]!r}' for ua, r in bad[:4])})" if bad else ""
+    counts = (f"captures: {rep.captures}; not scored (undocumented role): {rep.unscored}; "
+              f"duplicates made by the address binder (not scored): {rep.artefacts}; "
+              f"unlisted assets: {len(rep.unlisted)}; expected but not found: {len(rep.missing)}")
+    ua = (f"roles concluded from a User-Agent: {len(rep.from_user_agent)} in the captures; probe: "
+          f"{len(rep.ua_probe)} User-Agents alone ({len(rep.user_agents)} seen in the captures), "
+          f"{len(bad)} gave a non-IT role{shown}")
+    return ["", counts, ua, ""]
+
+
+def _identity_lines(rep: Report, md: bool) -> list[str]:
     ni, ki = len(rep.identity), sum(all(h.values()) for *_, h in rep.identity)
-    if md:
-        lines += ["| identity (tshark sees it) | assets / values | plantguard has it | coverage |", "|---|---:|---:|---:|",
-                  f"| **assets with every value** | **{ni}** | **{ki}** | **{_pct(ki, ni)}** |"]
-        lines += [f"| {f} | {n} | {k} | {_pct(k, n)} |" for f, (n, k) in rep.identity_fields().items()]
-    else:
-        lines.append(f"identity coverage: {ki}/{ni} assets = {_pct(ki, ni)}  ("
-                     + ", ".join(f"{f} {k}/{n}" for f, (n, k) in rep.identity_fields().items()) + ")")
+    fields = rep.identity_fields()
+    if not md:
+        return [f"identity coverage: {ki}/{ni} assets = {_pct(ki, ni)}  ("
+                + ", ".join(f"{f} {k}/{n}" for f, (n, k) in fields.items()) + ")"]
+    return (["| identity (tshark sees it) | assets / values | plantguard has it | coverage |", "|---|---:|---:|---:|",
+             f"| **assets with every value** | **{ni}** | **{ki}** | **{_pct(ki, ni)}** |"]
+            + [f"| {f} | {n} | {k} | {_pct(k, n)} |" for f, (n, k) in fields.items()])
+
+
+def _miss_lines(rep: Report) -> list[str]:
+    lines = ["", "wrong roles:"]
+    lines += [f"  {r.capture} {r.key}: expected {'/'.join(r.expected)}, got {r.got} ({'; '.join(r.reasons)[:160]})"
+              for r in rep.rows if not r.ok]
+    lines += ["", "identity gaps:"]
+    lines += [f"  {cap} {key}: missing {[f for f, ok in have.items() if not ok]} of {want}"
+              for cap, key, want, have in rep.identity if not all(have.values())]
+    lines += [f"  role from a User-Agent: {cap} {key} -> {role}" for cap, key, role in rep.from_user_agent]
+    lines += [f"  unlisted: {cap} {key} ({role})" for cap, key, role in rep.unlisted]
+    lines += [f"  not found: {cap} {key}" for cap, key in rep.missing]
+    return lines
+
+
+def render(rep: Report, fmt: str = "text", misses: bool = False) -> str:
+    md = fmt == "markdown"
+    lines = _role_lines(rep, md) + _summary_lines(rep) + _identity_lines(rep, md)
     if misses:
-        lines += ["", "wrong roles:"]
-        for r in rep.rows:
-            if not r.ok:
-                lines.append(f"  {r.capture} {r.key}: expected {'/'.join(r.expected)}, got {r.got} "
-                             f"({'; '.join(r.reasons)[:160]})")
-        lines += ["", "identity gaps:"]
-        for cap, key, want, have in rep.identity:
-            if not all(have.values()):
-                lines.append(f"  {cap} {key}: missing {[f for f, ok in have.items() if not ok]} of {want}")
-        for cap, key, role in rep.from_user_agent:
-            lines.append(f"  role from a User-Agent: {cap} {key} -> {role}")
-        for cap, key, role in rep.unlisted:
-            lines.append(f"  unlisted: {cap} {key} ({role})")
-        for cap, key in rep.missing:
-            lines.append(f"  not found: {cap} {key}")
+        lines += _miss_lines(rep)
     return "\n".join(lines)
 
 

@@ -147,9 +147,8 @@ class Evidence:
         val = ident.get(name)
         if val in (None, "", [], {}):
             return None
-        if name == "description":
-            if val == ident.get("user_agent") or val == ident.get("ssdp_server"):
-                return None
+        if name == "description" and val in (ident.get("user_agent"), ident.get("ssdp_server")):
+            return None
         provenance = ident.get("field_sources")      # {field: protocol}, when the builder records it
         if protocols:
             if isinstance(provenance, dict) and name in provenance:
@@ -173,7 +172,7 @@ def _regex(v, what: str) -> re.Pattern:
     if not isinstance(v, str) or not v:
         raise ValueError(f"{what} must be a regular expression (text)")
     try:
-        return re.compile(v, re.I)
+        return re.compile(v, re.IGNORECASE)
     except re.error as e:
         raise ValueError(f"{what}: bad regular expression {v!r}: {e}") from None
 
@@ -394,61 +393,78 @@ def _parse_ops(v, what: str):
     return cats, rng
 
 
+def _p_names_or_ports(kind, v):
+    arg = _names(v, kind)
+    for x in arg:
+        if "/" in x and not _PORT.match(x):
+            raise ValueError(f"{kind}: {x!r} is neither a protocol name nor tcp/N or udp/N")
+    return arg
+
+
+def _p_one_of(allowed: tuple[str, ...], what: str):
+    def parse(kind, v):
+        arg = _names(v, kind)
+        bad = [r for r in arg if r not in allowed]
+        if bad:
+            raise ValueError(f"{kind}: {', '.join(bad)} is not {what} ({', '.join(allowed)})")
+        return frozenset(arg)
+    return parse
+
+
+def _p_serves_role(kind, v):
+    from plantguard.protocols._spec import SERVER_ROLES
+    return _p_one_of(tuple(SERVER_ROLES), "a ProtocolSpec server_role")(kind, v)
+
+
+def _p_oui(kind, v):
+    return tuple(_regex(x, kind) for x in _names(v, kind))
+
+
+def _p_identity(kind, v):
+    if not isinstance(v, dict) or set(v) - {"field", "regex", "protocol"} or "regex" not in v:
+        raise ValueError("identity must be {field: ..., regex: ..., protocol: ...}")
+    fields = _names(v.get("field", list(IDENTITY_FIELDS)), "identity.field")
+    if "user_agent" in fields:
+        raise ValueError("identity cannot read user_agent: use the user_agent condition")
+    protos = _names(v["protocol"], "identity.protocol") if "protocol" in v else None
+    return {"field": fields, "regex": _regex(v["regex"], "identity.regex"), "protocol": protos}
+
+
+def _p_banner(kind, v):
+    if isinstance(v, str):
+        v = {"regex": v}
+    if not isinstance(v, dict) or set(v) - {"regex", "port"} or "regex" not in v:
+        raise ValueError("banner must be a regex or {regex: ..., port: N}")
+    if "port" in v and not isinstance(v["port"], int):
+        raise ValueError("banner.port must be a port number")
+    return {"regex": _regex(v["regex"], "banner.regex"), "port": v.get("port")}
+
+
+def _p_hint(kind, v):
+    if not isinstance(v, dict):
+        return frozenset(_names(v, "hint")), frozenset()
+    if set(v) - {"role", "from"} or "role" not in v:
+        raise ValueError("hint must be a list of roles or {role: [...], from: [protocols]}")
+    sources = frozenset(_names(v["from"], "hint.from")) if "from" in v else frozenset()
+    return frozenset(_names(v["role"], "hint.role")), sources
+
+
+_PARSERS = {
+    "serves": _p_names_or_ports, "uses": _p_names_or_ports, "serves_role": _p_serves_role,
+    "oui": _p_oui, "identity": _p_identity, "user_agent": lambda k, v: _regex(v, k),
+    "hostname": lambda k, v: _regex(v, k), "banner": _p_banner, "hint": _p_hint,
+    "sends": lambda k, v: _parse_ops(v, k), "receives": lambda k, v: _parse_ops(v, k),
+    "binder_reason": lambda k, v: _p_one_of(BINDER_KINDS, "a binder reason")(k, v),
+    "controller_peers": lambda k, v: _range(v, k), "addresses": lambda k, v: _range(v, k),
+    **{flag: (lambda k, v: _bool(v, k)) for flag in _FLAGS},
+}
+
+
 def _parse_condition(kind: str, v) -> Condition:
-    what = kind
-    if kind in ("serves", "uses"):
-        arg = _names(v, what)
-        for x in arg:
-            if "/" in x and not _PORT.match(x):
-                raise ValueError(f"{what}: {x!r} is neither a protocol name nor tcp/N or udp/N")
-        return Condition(kind, arg)
-    if kind == "serves_role":
-        from plantguard.protocols._spec import SERVER_ROLES
-        arg = _names(v, what)
-        bad = [r for r in arg if r not in SERVER_ROLES]
-        if bad:
-            raise ValueError(f"serves_role: {', '.join(bad)} is no ProtocolSpec server_role ({', '.join(SERVER_ROLES)})")
-        return Condition(kind, frozenset(arg))
-    if kind == "oui":
-        return Condition(kind, tuple(_regex(x, "oui") for x in _names(v, what)))
-    if kind == "identity":
-        if not isinstance(v, dict) or set(v) - {"field", "regex", "protocol"} or "regex" not in v:
-            raise ValueError("identity must be {field: ..., regex: ..., protocol: ...}")
-        fields = _names(v.get("field", list(IDENTITY_FIELDS)), "identity.field")
-        if "user_agent" in fields:
-            raise ValueError("identity cannot read user_agent: use the user_agent condition")
-        protos = _names(v["protocol"], "identity.protocol") if "protocol" in v else None
-        return Condition(kind, {"field": fields, "regex": _regex(v["regex"], "identity.regex"), "protocol": protos})
-    if kind in ("user_agent", "hostname"):
-        return Condition(kind, _regex(v, kind))
-    if kind == "banner":
-        if isinstance(v, str):
-            v = {"regex": v}
-        if not isinstance(v, dict) or set(v) - {"regex", "port"} or "regex" not in v:
-            raise ValueError("banner must be a regex or {regex: ..., port: N}")
-        if "port" in v and not isinstance(v["port"], int):
-            raise ValueError("banner.port must be a port number")
-        return Condition(kind, {"regex": _regex(v["regex"], "banner.regex"), "port": v.get("port")})
-    if kind == "hint":
-        if isinstance(v, dict):
-            if set(v) - {"role", "from"} or "role" not in v:
-                raise ValueError("hint must be a list of roles or {role: [...], from: [protocols]}")
-            return Condition(kind, (frozenset(_names(v["role"], "hint.role")),
-                                    frozenset(_names(v["from"], "hint.from")) if "from" in v else frozenset()))
-        return Condition(kind, (frozenset(_names(v, "hint")), frozenset()))
-    if kind in ("sends", "receives"):
-        return Condition(kind, _parse_ops(v, kind))
-    if kind == "binder_reason":
-        arg = _names(v, what)
-        bad = [k for k in arg if k not in BINDER_KINDS]
-        if bad:
-            raise ValueError(f"binder_reason: {', '.join(bad)} is not one of {', '.join(BINDER_KINDS)}")
-        return Condition(kind, frozenset(arg))
-    if kind in ("controller_peers", "addresses"):
-        return Condition(kind, _range(v, kind))
-    if kind in _FLAGS:
-        return Condition(kind, _bool(v, kind))
-    raise ValueError(f"unknown evidence {kind!r} (known: {', '.join(sorted(_TESTS))})")
+    parse = _PARSERS.get(kind)
+    if parse is None:
+        raise ValueError(f"unknown evidence {kind!r} (known: {', '.join(sorted(_TESTS))})")
+    return Condition(kind, parse(kind, v))
 
 
 def _parse_conditions(v, what: str) -> tuple[Condition, ...]:
@@ -522,7 +538,7 @@ class Fingerprint:
 _FP_KEYS = {"id", "description", "when", "any", "unless", "then", "confidence"}
 
 
-def _parse_fingerprint(raw, source: str, roles: frozenset) -> Fingerprint:
+def _parse_id(raw) -> str:
     if not isinstance(raw, dict):
         raise ValueError("a fingerprint must be a mapping with id, when, then, confidence")
     extra = set(raw) - _FP_KEYS
@@ -531,12 +547,10 @@ def _parse_fingerprint(raw, source: str, roles: frozenset) -> Fingerprint:
     fid = raw.get("id")
     if not isinstance(fid, str) or not _ID.match(fid):
         raise ValueError("id must be lower-case letters, digits, '-' or '.' (at most 64)")
-    when = _parse_conditions(raw.get("when"), "when")
-    unless = _parse_conditions(raw.get("unless"), "unless")
-    any_of = _parse_conditions(raw.get("any"), "any")
-    if not when and not any_of:
-        raise ValueError("'when' (or 'any') must name at least one evidence")
-    then = raw.get("then")
+    return fid
+
+
+def _parse_then(then, when: tuple[Condition, ...], roles: frozenset) -> tuple[str | None, dict]:
     if not isinstance(then, dict) or not then or set(then) - {"role", "identity"}:
         raise ValueError("'then' must conclude a role and/or identity: {role: ..., identity: {...}}")
     role = then.get("role")
@@ -548,25 +562,44 @@ def _parse_fingerprint(raw, source: str, roles: frozenset) -> Fingerprint:
     if not isinstance(ident, dict) or set(ident) - set(IDENTITY_KEYS) or \
             not all(isinstance(v, str) and v for v in ident.values()):
         raise ValueError(f"then.identity takes text values for {', '.join(IDENTITY_KEYS)}")
-    groups = set().union(*(c.groups for c in when + any_of))
+    if role is None and not ident:
+        raise ValueError("'then' concludes nothing")
+    return role, dict(ident)
+
+
+def _check_conclusions(role: str | None, ident: dict, conditions: tuple[Condition, ...]) -> None:
+    groups = set().union(*(c.groups for c in conditions))
     for v in ident.values():
         missing = set(_GROUP_REF.findall(v)) - groups
         if missing:
             raise ValueError(f"then.identity refers to {', '.join('{' + g + '}' for g in sorted(missing))}, "
                              "which no regex of 'when' names (use (?P<name>...))")
-    if role is None and not ident:
-        raise ValueError("'then' concludes nothing")
-    if role is not None and all(c.user_agent_only for c in when) and \
-            all(c.user_agent_only for c in any_of) and role not in USER_AGENT_ROLES:
+    if role is not None and all(c.user_agent_only for c in conditions) and role not in USER_AGENT_ROLES:
         raise ValueError(f"a User-Agent is a fact about a client's browser or tool, not the device: it may "
                          f"conclude only {', '.join(sorted(USER_AGENT_ROLES))}, not {role!r}")
+
+
+def _parse_confidence(raw) -> float:
     conf = raw.get("confidence")
     if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0 < conf <= 1:
         raise ValueError("confidence must be a number in (0, 1]")
+    return float(conf)
+
+
+def _parse_fingerprint(raw, source: str, roles: frozenset) -> Fingerprint:
+    fid = _parse_id(raw)
+    when = _parse_conditions(raw.get("when"), "when")
+    unless = _parse_conditions(raw.get("unless"), "unless")
+    any_of = _parse_conditions(raw.get("any"), "any")
+    if not when and not any_of:
+        raise ValueError("'when' (or 'any') must name at least one evidence")
+    role, ident = _parse_then(raw.get("then"), when + any_of, roles)
+    _check_conclusions(role, ident, when + any_of)
+    conf = _parse_confidence(raw)
     desc = raw.get("description", "")
     if not isinstance(desc, str):
         raise ValueError("description must be text")
-    return Fingerprint(fid, source, " ".join(desc.split()), when, unless, any_of, role, dict(ident), float(conf))
+    return Fingerprint(fid, source, " ".join(desc.split()), when, unless, any_of, role, ident, conf)
 
 
 def _known_roles() -> frozenset:
