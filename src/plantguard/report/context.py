@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from plantguard.util.warnings import summarize
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 HORIZONS = ("immediate", "1-3 months", "3+ months")
@@ -139,7 +140,7 @@ def build(contract: Any) -> dict[str, Any]:
         "organization_size": text(c.get("organization_size")),
         "captures": [{"path": text(x.get("path")), "packets": num(x.get("packets")),
                       "first": short_time(x.get("first")), "last": short_time(x.get("last")),
-                      "warnings": [text(w) for w in as_list(x.get("warnings")) if text(w)]} for x in captures],
+                      "warnings": summarize(text(w) for w in as_list(x.get("warnings")) if text(w))} for x in captures],
         "period": (short_time(firsts[0]), short_time(lasts[-1])) if firsts and lasts else None,
         "packets": packets, "fails": fails, "passes": passes,
         "severity_counts": [(s, sev_counts.get(s, 0)) for s in SEVERITY_ORDER[:4]],

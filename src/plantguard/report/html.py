@@ -1,6 +1,9 @@
-"""Self-contained HTML report: one file, inline CSS and SVG, no scripts, no external resources.
-Jinja2 autoescaping is on for everything; the SVG is built with escaped text (zones_svg).
-Jinja2 is imported when a report is rendered, not when the format is listed."""
+"""Self-contained HTML report: one file, inline CSS and SVG, no scripts, no external resources,
+and a Content-Security-Policy that allows none (default-src 'none'), so even an injected script
+would not run. Jinja2 autoescaping is on for everything and every {{ value }} passes
+util.sanitize.html_text first (control characters made visible); the SVG is built with the same
+escaped text (zones_svg). Jinja2 is imported when a report is rendered, not when the format is
+listed."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -11,6 +14,7 @@ from plantguard.compliance.catalog import ATTACK_NOTICE
 from plantguard.report import context as cx
 from plantguard.report.registry import Renderer, register
 from plantguard.report.zones_svg import render_svg, zone_graph
+from plantguard.util.sanitize import jinja_finalize
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -21,7 +25,7 @@ if TYPE_CHECKING:
 def _env() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined
     env = Environment(loader=PackageLoader("plantguard.report", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, finalize=jinja_finalize)
     env.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) else n
     return env
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from plantguard import __version__
 from plantguard.report.registry import Renderer, register
+from plantguard.util.warnings import summarized_captures
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class InventoryReport:
 
 
 def render_inventory_json(inv: InventoryReport) -> str:
-    doc = {"plantguard": inv.version, "captures": inv.captures, "assets": [a.as_dict() for a in inv.assets],
+    doc = {"plantguard": inv.version, "captures": summarized_captures(inv.captures),   # warnings by kind
+           "assets": [a.as_dict() for a in inv.assets],
            "counters": inv.counters, "notes": inv.notes}
     if inv.changes is not None:
         doc["changes"] = inv.changes.as_dict()

@@ -1,21 +1,29 @@
 """The inventory as a table for a person at a terminal (Rich: sized and coloured for standard
-output, as printing it there would be)."""
+output, as printing it there would be). Every cell is a rich.text.Text of util.sanitize.terminal:
+what a device calls itself is shown literally, never read as markup or written as an escape."""
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from plantguard.report.inventory import InventoryReport
 from plantguard.report.registry import Renderer, register
+from plantguard.util.sanitize import terminal, terminal_text
 
 COLUMNS = ("address", "mac / vendor", "role", "zone", "identity", "services", "state")
 MAX_SERVICES = 6
+MAX_PART = 160          # characters of one identity field shown (a device may send kilobytes)
 
 
 def ident_text(ident: dict) -> str:
-    parts = [ident.get("vendor"), ident.get("product") or ident.get("model"), ident.get("firmware") and f"fw {ident['firmware']}",
-             ident.get("serial") and f"s/n {ident['serial']}", ident.get("name")]
-    return " · ".join(str(p) for p in parts if p)
+    """The identity fields on one line, each made terminal-safe and clipped to MAX_PART."""
+    def part(key, prefix=""):
+        v = ident.get(key)
+        return f"{prefix}{terminal(v, MAX_PART)}" if v not in (None, "", [], {}) else ""
+    parts = [part("vendor"), part("product") or part("model"), part("firmware", "fw "), part("serial", "s/n "),
+             part("name")]
+    return " · ".join(p for p in parts if p)
 
 
 def inventory_table(inv: InventoryReport) -> Table:
@@ -30,8 +38,9 @@ def inventory_table(inv: InventoryReport) -> Table:
         svc = ", ".join(f"{s.name} {s.proto}/{s.port}" if s.name else f"{s.proto}/{s.port}"
                         for _, s in sorted(a.services.items())[:MAX_SERVICES])
         state = "new" if a.key in new else ("changed: " + ", ".join(changed[a.key]) if a.key in changed else "")
-        t.add_row(a.ip or "-", f"{a.mac or '-'}\n{a.vendor or ''}".strip(), a.role, a.zone or "",
-                  ident_text(a.identity), svc, state)
+        mac_vendor = f"{terminal(a.mac or '-')}\n{terminal(a.vendor or '', MAX_PART)}".strip()
+        t.add_row(terminal_text(a.ip or "-"), Text(mac_vendor), terminal_text(a.role), terminal_text(a.zone or ""),
+                  Text(ident_text(a.identity)), terminal_text(svc), terminal_text(state))
     return t
 
 

@@ -1,21 +1,18 @@
-"""Markdown report: the same story as the HTML, for wikis, tickets and e-mail."""
+"""Markdown report: the same story as the HTML, for wikis, tickets and e-mail. Every text that
+goes in, ours or a device's, goes through md() (util.sanitize.markdown)."""
 from __future__ import annotations
 
 from plantguard.report import context as cx
 from plantguard.report.registry import Renderer, register
 from plantguard.report.zones_svg import zone_graph
+from plantguard.util.sanitize import markdown
 
-MD_SPECIAL = "\\`*_[]|#<>&"
-ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 MAX_ASSET_ROWS = 500
 
 
 def md(v) -> str:
     """Text that Markdown shows literally: no markup, links, HTML or table breaks can sneak in."""
-    out = []
-    for ch in " ".join(cx.text(v).split()):
-        out.append(ENTITIES.get(ch) or ("\\" + ch if ch in MD_SPECIAL else ch))
-    return "".join(out)
+    return markdown(cx.text(v))
 
 
 def table(head: list[str], rows: list[list]) -> list[str]:

@@ -7,6 +7,7 @@ import io
 import json
 
 from plantguard.report.registry import Renderer, register
+from plantguard.util.sanitize import csv_cell, terminal
 
 CSV_COLUMNS = ("priority", "asset", "name", "role", "zone", "criticality", "vendor", "product", "firmware",
                "advisory", "cves", "known_exploited", "max_cvss", "confidence", "fixed_in", "action",
@@ -24,7 +25,7 @@ def patch_plan_csv(plan: list[dict]) -> str:
         mit = " | ".join(m.get("details", "") for m in e.get("mitigations") or [])
         ctl = " | ".join(f"{c['control']}: {c['status']}" for c in e.get("compensating_controls") or [])
         for a in e.get("advisories") or [{}]:
-            w.writerow({
+            _write(w, {
                 "priority": a.get("priority") or e.get("priority"), "asset": e.get("asset"), "name": e.get("name"),
                 "role": e.get("role"), "zone": e.get("zone"), "criticality": e.get("criticality"),
                 "vendor": e.get("vendor"), "product": e.get("product"), "firmware": e.get("firmware"),
@@ -37,14 +38,21 @@ def patch_plan_csv(plan: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _write(w: csv.DictWriter, row: dict) -> None:
+    """A row with every text cell through util.sanitize.csv_cell (numbers stay numbers)."""
+    w.writerow({k: v if isinstance(v, (int, float)) or v is None else csv_cell(v) for k, v in row.items()})
+
+
 def patch_plan_json(plan: list[dict]) -> str:
     return json.dumps(plan, indent=2) + "\n"
 
 
 def patch_plan_text(plan: list[dict]) -> str:
-    """One line per device: priority, device, what to do, the window."""
-    return "".join(f"[{e['priority']}] {e['asset']} {e.get('product') or ''} {e.get('firmware') or ''}: "
-                   f"{'; '.join(e.get('actions') or [])} (window: {(e.get('window') or {}).get('start', '-')})\n"
+    """One line per device: priority, device, what to do, the window (terminal-safe text:
+    product and firmware strings come from the devices)."""
+    return "".join(terminal(f"[{e['priority']}] {e['asset']} {e.get('product') or ''} {e.get('firmware') or ''}: "
+                            f"{'; '.join(map(str, e.get('actions') or []))} "
+                            f"(window: {(e.get('window') or {}).get('start', '-')})") + "\n"
                    for e in plan) or "no vulnerable device found\n"
 
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from plantguard.report.registry import Renderer, names, register, renderer
+from plantguard.util.warnings import summarized_captures
 
 # the contract's top-level keys in the order ARCHITECTURE §5 presents them; others follow, sorted
 TOP_LEVEL_ORDER = ("plantguard", "site", "organization_size", "captures", "zones", "assets", "flows",
@@ -51,7 +52,12 @@ def ordered(contract: dict) -> dict:
 
 
 def render_json(contract: dict) -> str:
-    return json.dumps(ordered(contract), indent=2, ensure_ascii=False, default=_plain) + "\n"
+    """The contract as JSON; the captures' warnings summarised by kind (util.warnings), since a
+    damaged capture can have one per record. Strings are kept exactly (the encoder escapes)."""
+    doc = ordered(contract)
+    if isinstance(doc.get("captures"), list):
+        doc["captures"] = summarized_captures(doc["captures"])
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=_plain) + "\n"
 
 
 JSON = register(Renderer("json", "json", "application/json", render_json, ("assess",)))

@@ -1,5 +1,7 @@
 """SARIF 2.1.0: one rule per check ID, one result per finding (fails as "fail", passes as "pass"),
-each located at the capture file with the frame named in the location's message."""
+each located at the capture file with the frame named in the location's message. The JSON
+encoder escapes what JSON must; message texts, which SARIF viewers scan for embedded links, go
+through util.sanitize.sarif_message (device strings may hold [text](http://...))."""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +11,7 @@ from urllib.parse import quote
 
 from plantguard.report.context import as_dict, as_list, joined, severity, text
 from plantguard.report.registry import Renderer, register
+from plantguard.util.sanitize import sarif_message
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -105,7 +108,7 @@ def _result(f: dict, rule_index: int, artifacts: _Artifacts) -> dict:
     fix = f" Fix: {text(f.get('remediation'))}" if failed and text(f.get("remediation")) else ""
     result = {"ruleId": cid, "ruleIndex": rule_index, "kind": "fail" if failed else "pass",
               "level": LEVEL[sev] if failed else "none",
-              "message": {"text": text(f.get("title")) + fix},
+              "message": {"text": sarif_message(text(f.get("title")) + fix)},
               "partialFingerprints": {"plantguardFinding/v1": _fingerprint(cid, f)},
               "properties": {"severity": sev if failed else "info", "assets": assets,
                              "practice": text(f.get("practice")), "evidenceTotal": f.get("evidence_total"),
@@ -139,12 +142,12 @@ def _evidence_location(e: dict, artifacts: _Artifacts) -> dict | None:
                                   text(e.get("time"))) if x)
     msg = f"{where}: {text(e.get('detail'))}" if where else text(e.get("detail"))
     return {"physicalLocation": {"artifactLocation": {"uri": capture_uri(cap), "index": artifacts.index(cap)}},
-            "message": {"text": msg or "capture"}}
+            "message": {"text": sarif_message(msg or "capture")}}
 
 
 def _notifications(contract: dict) -> list[dict]:
     return [{"level": "note", "descriptor": {"id": text(as_dict(n).get("check")) or "unknown"},
-             "message": {"text": f"check not run: {text(as_dict(n).get('reason')) or 'no reason given'}"}}
+             "message": {"text": sarif_message(f"check not run: {text(as_dict(n).get('reason')) or 'no reason given'}")}}
             for n in as_list(contract.get("checks_not_run"))]
 
 SARIF = register(Renderer("sarif", "sarif", "application/sarif+json", render_sarif, ("assess",)))

@@ -6,17 +6,18 @@ import io
 
 from plantguard.report.context import as_dict, as_list, joined, num, text
 from plantguard.report.registry import Renderer, register
+from plantguard.util.sanitize import FORMULA_START, csv_cell
 
 COLUMNS = ("check", "status", "severity", "title", "practice", "assets", "evidence_total",
            "first_capture", "first_frame", "first_time", "evidence", "iec62443-3-3", "nist-800-53r5",
            "iso27001-2022", "attack", "remediation")
 EVIDENCE_IN_CELL = 3
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+__all__ = ["COLUMNS", "FORMULA_START", "cell", "render_csv"]
 
 
-def cell(v: str) -> str:
+def cell(v) -> str:
     """Neutralise text a spreadsheet would run as a formula (captures hold attacker strings)."""
-    return "'" + v if v.startswith(FORMULA_START) else v
+    return csv_cell(v)
 
 
 def _evidence(e: dict) -> str:
@@ -31,7 +32,7 @@ def _evidence(e: dict) -> str:
 def render_csv(contract: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(COLUMNS)
+    w.writerow([cell(c) for c in COLUMNS])
     for f in as_list(contract.get("findings")):
         f = as_dict(f)
         ev = [as_dict(e) for e in as_list(f.get("evidence"))]

@@ -1,15 +1,17 @@
 """An inline SVG picture of the plant's zones (boxes, placed by Purdue-like level) and the traffic
 seen between them (arrows: green when no finding objects, red when a finding reports a violation
-between those zones). Every text is escaped: zone names and flow labels may come from captures."""
+between those zones). Every text is escaped: zone names and flow labels may come from captures
+(escape is util.sanitize.html: control characters made visible, then escaped)."""
 from __future__ import annotations
 
 import ipaddress
 import math
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from plantguard.report.context import ZONE_KIND_WORDS, as_dict, as_list, num, text
+from plantguard.util.sanitize import html as escape
 
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 200, 70, 80, 100, 30
 MAX_EDGES = 40
