@@ -221,15 +221,16 @@ class Condition:
         return set()
 
 
-def _matches_name(item: str, names: set[str], ports: set[tuple[str, int]]) -> bool:
-    m = _PORT.match(item)
-    if m:
-        return (m.group(1), int(m.group(2))) in ports
-    return item in names
+def _hits(arg, names: set[str], ports: set[tuple[str, int]]) -> list[str]:
+    """The names and ports of `arg` ((names, {(l4, port): "l4/port"})) that are present."""
+    want_names, want_ports = arg
+    out = sorted(want_names & names)
+    out += [text for port, text in want_ports.items() if port in ports]
+    return out
 
 
 def _t_serves(arg, ev):
-    hits = [x for x in arg if _matches_name(x, ev.served, ev.served_ports)]
+    hits = _hits(arg, ev.served, ev.served_ports)
     return (f"serves {', '.join(hits)}", {}) if hits else None
 
 
@@ -243,8 +244,7 @@ def _t_serves_role(arg, ev):
 
 
 def _t_uses(arg, ev):
-    ports = ev.client_ports or set()
-    hits = [x for x in arg if _matches_name(x, ev.client_apps, ports)]
+    hits = _hits(arg, ev.client_apps, ev.client_ports or set())
     return (f"uses {', '.join(hits)} as a client", {}) if hits else None
 
 
@@ -394,11 +394,16 @@ def _parse_ops(v, what: str):
 
 
 def _p_names_or_ports(kind, v):
-    arg = _names(v, kind)
-    for x in arg:
-        if "/" in x and not _PORT.match(x):
+    names, ports = set(), {}
+    for x in _names(v, kind):
+        m = _PORT.match(x)
+        if m:
+            ports[(m.group(1), int(m.group(2)))] = x
+        elif "/" in x:
             raise ValueError(f"{kind}: {x!r} is neither a protocol name nor tcp/N or udp/N")
-    return arg
+        else:
+            names.add(x)
+    return frozenset(names), ports
 
 
 def _p_one_of(allowed: tuple[str, ...], what: str):
