@@ -1,4 +1,11 @@
-"""Merge rules of the inventory: MAC/IP binding, routers, DHCP renumbering, layer-2 devices."""
+"""Merge rules of the inventory: MAC/IP binding, routers, DHCP renumbering, layer-2 devices;
+where each identity key came from, on real captures against tshark."""
+import shutil
+import subprocess
+
+import pytest
+from conftest import analyze_shared, shared_path
+
 from plantguard.inventory.build import build_assets, inferred_zone
 from plantguard.model import AnalysisResult, Flow, Observation
 
@@ -254,4 +261,63 @@ def test_declared_name_and_fields_show_in_the_asset_output(tmp_path):
     hmi = [x for x in a.values() if x.mac == HMI_MAC][0].as_dict()
     assert hmi["declared"]["name"] == "hmi-1" and hmi["identity"]["name"] == "hmi-1"
     assert hmi["identity"]["sources"] == ["site file"] and hmi["role"] == "hmi"
+    assert hmi["identity_sources"]["name"] == {"via": "site file"}
     assert by_key(build_assets(r))["10.0.0.10"].as_dict()["declared"] is None
+
+
+def test_every_identity_key_records_its_source():
+    r = AnalysisResult(flows=[flow("10.0.0.5", "10.0.0.10", 502)], observations=[
+        Observation("identity", "modbus", "a.pcap", 7, 1.5, "10.0.0.10", "10.0.0.5", None, None, "tcp", 502,
+                    40000, None, "src", {"model": "BMX P34 2020", "vendor": "Schneider Electric"}),
+        Observation("identity", "snmp", "b.pcap", 3, 1.6, "10.0.0.10", "10.0.0.5", None, None, "udp", 161,
+                    40000, None, "src", {"vendor": "Other", "location": "Hall 3"}),
+    ])
+    plc = by_key(build_assets(r))["10.0.0.10"]
+    src = plc.identity_sources
+    assert src["model"] == {"via": "observation", "proto": "modbus", "capture": "a.pcap", "frame": 7}
+    assert src["vendor"]["proto"] == "modbus"                 # the first statement wins, and its source
+    assert src["location"] == {"via": "observation", "proto": "snmp", "capture": "b.pcap", "frame": 3}
+    assert plc.identity["product"] == "BMX P34 2020"
+    assert src["product"] == {"via": "derived", "derived_from": "model", "proto": "modbus", "capture": "a.pcap",
+                              "frame": 7}
+    assert "field_sources" not in plc.identity                # lent to the fingerprints only
+    meta = {"sources", "fingerprints"}
+    assert set(plc.identity) - meta == set(src)
+
+
+def _tshark_first(rel: str, display_filter: str, field: str) -> tuple[int, str, str]:
+    """(frame, ip.src, value) of the first frame tshark shows `field` in."""
+    if not shutil.which("tshark"):
+        pytest.skip("tshark not installed")
+    out = subprocess.run(["tshark", "-n", "-r", str(shared_path(rel)), "-Y", display_filter, "-T", "fields",
+                          "-E", "occurrence=f", "-e", "frame.number", "-e", "ip.src", "-e", field],
+                         capture_output=True, text=True, timeout=120).stdout.splitlines()
+    frame, ip, value = out[0].split("\t")
+    return int(frame), ip, value
+
+
+@pytest.mark.parametrize("rel,key,display_filter,field,proto", [
+    ("pcaps/icsnpp-s7comm/s7ident.pcap", "order_number", "s7comm.szl.xy11.0001.anz", "s7comm.szl.xy11.0001.anz",
+     "s7comm"),
+    ("pcaps/icsnpp-s7comm/s7ident.pcap", "serial", "s7comm.szl.001c.0005.serialn", "s7comm.szl.001c.0005.serialn",
+     "s7comm"),
+    ("pcaps/zeek/snmp/snmpv1_get.pcap", "location", "snmp.get_response_element && snmp.name == 1.3.6.1.2.1.1.6.0",
+     "snmp.name", "snmp"),
+    ("pcaps/zeek/ftp/ftp-password-pass-command.pcap", "banner", "ftp.response.code == 220", "ftp.response.arg", "ftp"),
+    ("pcaps/zeek/mqtt.pcap", "mqtt_client_id", "mqtt.msgtype == 1", "mqtt.clientid", "mqtt"),
+])
+def test_identity_source_is_the_frame_tshark_shows_the_value_in(rel, key, display_filter, field, proto):
+    frame, ip, value = _tshark_first(rel, display_filter, field)
+    asset = {a.ip: a for a in build_assets(analyze_shared(rel))}[ip]
+    assert asset.identity_sources[key] == {"via": "observation", "proto": proto, "capture": str(shared_path(rel)),
+                                           "frame": frame}
+    if not field.startswith("snmp."):
+        assert asset.identity[key] == value.strip()
+
+
+def test_identity_sources_in_the_json_contract():
+    from plantguard.assess import run_assessment
+    contract = run_assessment(analyze_shared("pcaps/icsnpp-s7comm/s7ident.pcap"), None, db=None)
+    (plc,) = [a for a in contract["assets"] if a["identity"]]
+    assert set(plc["identity"]) - {"sources", "fingerprints"} == set(plc["identity_sources"])
+    assert plc["identity_sources"]["serial"]["proto"] == "s7comm" and plc["identity_sources"]["serial"]["frame"] == 13

@@ -54,6 +54,18 @@ class Service(_Strict):
     banner: str | None = None
 
 
+class IdentitySource(_Strict):
+    """Where one identity key of an asset came from."""
+    via: str = Field(description="observation (the device stated it), derived (from another identity key), "
+                                 "fingerprint (concluded by a fingerprint) or site file")
+    proto: str | None = Field(default=None, description="protocol of the observation that stated it (for a "
+                                                        "derived key: that stated the key it came from)")
+    capture: str | None = Field(default=None, description="capture of that observation")
+    frame: int | None = Field(default=None, description="frame of that observation in its capture (1-based)")
+    derived_from: str | None = Field(default=None, description="the identity key it was derived from")
+    fingerprint: str | None = Field(default=None, description="the fingerprint that concluded it")
+
+
 class Asset(_Open):
     ip: str | None = None
     mac: str | None = None
@@ -65,6 +77,9 @@ class Asset(_Open):
     protocols: list[str] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
     identity: dict[str, Any] = Field(default_factory=dict, description="identity facts; see observation_kinds.Identity")
+    identity_sources: dict[str, IdentitySource] = Field(
+        default_factory=dict, description="identity key -> where it came from (protocol, capture and frame of the "
+                                          "observation that first stated it, or how it was derived)")
     hostnames: list[str] = Field(default_factory=list)
     ips: list[str] = Field(default_factory=list)
     macs: list[str] = Field(default_factory=list)

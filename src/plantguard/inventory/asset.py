@@ -35,6 +35,10 @@ class Asset:
     services: dict[tuple, Service] = field(default_factory=dict)  # (proto, port) -> Service
     identity: dict[str, Any] = field(default_factory=dict)    # vendor, product, firmware, serial,
                                                               # name, model, order_number, ...
+    # identity key -> where it came from: {"via": "observation", "proto", "capture", "frame"} for
+    # a device's own statement; "derived" (with "derived_from", and the source's proto / capture /
+    # frame), "fingerprint" (with "fingerprint") or "site file" otherwise
+    identity_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     hostnames: set[str] = field(default_factory=set)
     peers: set[str] = field(default_factory=set)
     first_seen: float | None = None
@@ -58,7 +62,9 @@ class Asset:
             "role_reasons": self.role_reasons, "zone": self.zone, "vlans": sorted(self.vlans),
             "protocols": sorted(self.protocols),
             "services": [s.as_dict() for _, s in sorted(self.services.items())],
-            "identity": dict(self.identity), "hostnames": sorted(self.hostnames),
+            "identity": dict(self.identity),
+            "identity_sources": {k: dict(v) for k, v in self.identity_sources.items()},
+            "hostnames": sorted(self.hostnames),
             "ips": sorted(self.ips), "macs": sorted(self.macs),
             "peers": len(self.peers), "first_seen": iso(self.first_seen), "last_seen": iso(self.last_seen),
             "declared": dict(self.declared) if self.declared else None,

@@ -18,7 +18,10 @@
 - a public address is zone "internet" unless a network the site file declares holds it: never
   a zone by its VLAN, never an OT zone inferred from where it was seen;
 - what the site file declares of a device (`assets:`) is kept with it (`declared`); its declared
-  name names it when the device announced none.
+  name names it when the device announced none;
+- every identity key records where it came from (`identity_sources`): the protocol, capture and
+  frame of the observation that first stated it, or what it was derived from (a product from a
+  model, ...), the fingerprint that concluded it, or the site file.
 """
 from __future__ import annotations
 
@@ -421,7 +424,7 @@ class _Builder:
         return a or self.asset_for(None, mac)
 
     def _on_identity(self, a: Asset, o) -> None:
-        merge_identity(a, o.proto, o.data)
+        merge_identity(a, o.proto, o.data, o)
         if o.data.get("role_hint"):
             self.hints[a.key].append((o.data["role_hint"], f"{o.proto} says {o.data['role_hint']}"))
 
@@ -462,6 +465,7 @@ class _Builder:
             if first is a:
                 if not a.identity.get("name") and not _looks_like_mac(chassis):
                     a.identity["name"] = chassis
+                    _derived(a, "name", "chassis_id")
                 continue
             first.macs |= a.macs
             first.vlans |= a.vlans
@@ -469,6 +473,8 @@ class _Builder:
             first.peers |= a.peers
             _seen(first, a.first_seen)
             _seen(first, a.last_seen)
+            if "ports" not in first.identity:
+                _derived(first, "ports", "port_id")
             ports = first.identity.setdefault("ports", [first.identity.get("port_id")])
             if a.identity.get("port_id") not in ports:
                 ports.append(a.identity.get("port_id"))
@@ -485,7 +491,7 @@ class _Builder:
                 controllers.add(a.key)
         for a in self.assets.values():
             a.vendor = vendor_of_mac(a.mac) if a.mac else None
-            _name_the_product(a.identity)
+            _name_the_product(a)
             if self.site is not None:
                 a.declared = _declared(self.site, a)
                 a.zone = _zone(self.site, a)
@@ -493,9 +499,11 @@ class _Builder:
             if a.zone is None:
                 a.zone = inferred_zone(a)
             n_ctl = len(a.peers & controllers)
+            lent = _lend_field_sources(a)
             a.role, a.role_reasons = infer_role(a, self.client_ops[a.key], self.server_ops[a.key],
                                                 self.client_apps[a.key], self.server_apps[a.key],
                                                 self.hints[a.key], n_ctl)
+            _return_field_sources(a, lent)
             if self.site is not None and a.ip and _is_ews(self.site, a.ip) and not (a.declared or {}).get("role"):
                 a.role, a.role_reasons = "engineering-workstation", ["listed as an engineering workstation in the site file"]
             out.append(a)
@@ -503,35 +511,77 @@ class _Builder:
         return out
 
 
-def merge_identity(a: Asset, proto: str, data: dict) -> None:
-    """First non-empty value wins per key (the earliest, most direct statement); record sources.
-    An identity read through the device (a CIP route to a module in its chassis) describes that
-    module, not the device: it is kept in the device's list of modules."""
+# identity keys that say how the identity was put together, not what the device is
+META_KEYS = frozenset({"sources", "fingerprints", "field_sources"})
+
+
+def merge_identity(a: Asset, proto: str, data: dict, obs=None) -> None:
+    """First non-empty value wins per key (the earliest, most direct statement); record sources
+    (the protocol in identity["sources"]; per key, the protocol, capture and frame of `obs`, the
+    observation that stated it, in identity_sources). An identity read through the device (a
+    CIP route to a module in its chassis) describes that module, not the device: it is kept in
+    the device's list of modules."""
     if data.get("route"):
         mods = a.identity.setdefault("modules", [])
         entry = {k: v for k, v in data.items() if v not in (None, "", [], {}) and k != "role_hint"}
         if entry not in mods and len(mods) < 64:
             mods.append(entry)
+            a.identity_sources.setdefault("modules", _stated(proto, obs))
         return
     for key, val in data.items():
-        if key in ("role_hint",) or val in (None, "", [], {}):
+        if key == "role_hint" or key in META_KEYS or val in (None, "", [], {}):
             continue
         if key not in a.identity:
             a.identity[key] = val
+            a.identity_sources[key] = _stated(proto, obs)
     srcs = a.identity.setdefault("sources", [])
     if proto not in srcs:
         srcs.append(proto)
 
 
-def _name_the_product(ident: dict) -> None:
+def _stated(proto: str, obs) -> dict:
+    return {"via": "observation", "proto": proto, "capture": getattr(obs, "capture", None),
+            "frame": getattr(obs, "frame", None)}
+
+
+def _derived(a: Asset, key: str, source_key: str) -> None:
+    """identity[key] was derived from identity[source_key]: its source is that key's, so marked."""
+    src = a.identity_sources.get(source_key) or {}
+    a.identity_sources[key] = {"via": "derived", "derived_from": source_key,
+                               **{k: src[k] for k in ("proto", "capture", "frame") if src.get(k) is not None}}
+
+
+def _lend_field_sources(a: Asset) -> bool:
+    """The fingerprints read which protocol stated each identity field from
+    identity["field_sources"] (docs/inventory-accuracy.md, "field provenance"); the contract
+    carries it as Asset.identity_sources, so it is only lent to them, for infer_role."""
+    if "field_sources" in a.identity:
+        return False
+    a.identity["field_sources"] = {k: v["proto"] for k, v in a.identity_sources.items() if v.get("proto")}
+    return True
+
+
+def _return_field_sources(a: Asset, lent: bool) -> None:
+    """Take the lent field_sources back, and record the source of what the fingerprints added
+    (identity["fingerprints"]: key -> fingerprint id)."""
+    if lent:
+        a.identity.pop("field_sources", None)
+    for key, fp in (a.identity.get("fingerprints") or {}).items():
+        if key in a.identity and key not in a.identity_sources:
+            a.identity_sources[key] = {"via": "fingerprint", "fingerprint": str(fp)}
+
+
+def _name_the_product(a: Asset) -> None:
     """Some protocols only give a model or a textual product code (Modbus 43/14 object 1): use it
     as the product name, so reports and advisory matching have one."""
+    ident = a.identity
     if ident.get("product"):
         return
     for key in ("model", "product_code"):
         val = ident.get(key)
         if isinstance(val, str) and val.strip() and not val.strip().isdigit():
             ident["product"] = val.strip()
+            _derived(a, "product", key)
             return
 
 
@@ -611,6 +661,7 @@ def _name_from_site(a: Asset) -> None:
     name = (a.declared or {}).get("name")
     if name and not a.identity.get("name"):
         a.identity["name"] = name
+        a.identity_sources["name"] = {"via": "site file"}
         srcs = a.identity.setdefault("sources", [])
         if "site file" not in srcs:
             srcs.append("site file")
