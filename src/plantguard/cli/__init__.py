@@ -1,28 +1,106 @@
 """Command line: parses, calls, prints. Exit codes: 0 fine, 1 findings at or above --fail-on
 (sbom check: an SBOM not complete), 2 usage or input error (one line on stderr, nothing
-half-written). One module per command: assess, inventory, demo, intel, sbom; the --format
-choices of every command come from report.registry."""
+half-written), 130 interrupted (Ctrl-C: one line on stderr, nothing half-written). One module per
+command: assess, inventory, demo, intel, sbom; the --format choices of every command come from
+report.registry. Every text the commands print that a device or a file may have written goes
+through util.sanitize (say(), fail(), the renderers)."""
 from __future__ import annotations
 
+import errno
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+try:                            # Typer >= 0.2x carries its own copy of Click
+    from typer import _click as click
+except ImportError:             # older Typer runs on Click itself
+    import click
 
 from plantguard import __version__
 from plantguard.report.registry import names
+from plantguard.util.sanitize import terminal_text
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130      # 128 + SIGINT, as a shell reports it
+
+
+_NoArgsIsHelp = getattr(click.exceptions, "NoArgsIsHelpError", ())    # Click >= 8.2
+
+
+class _Group(TyperGroup):
+    """The top-level command group: usage errors are one line naming --help (not Click's usage
+    box), Ctrl-C is one line and exit code 130, whoever calls main (console script, CliRunner)."""
+
+    def invoke(self, ctx) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            interrupted()
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra) -> Any:
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except (click.exceptions.ClickException, typer.Abort, KeyboardInterrupt, OSError) as exc:
+            code = _stopped(exc, prog_name)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _stopped(exc: BaseException, prog_name: str | None) -> int:
+    """What ended the command early, said in one line (or not at all); its exit code. Anything
+    else is raised again (main() reports it as an internal error)."""
+    if isinstance(exc, _NoArgsIsHelp):                   # the help was shown
+        return exc.exit_code
+    if isinstance(exc, click.exceptions.UsageError):
+        where = exc.ctx.command_path if exc.ctx is not None else (prog_name or "plantguard")
+        say(f"plantguard: error: {exc.format_message().rstrip('.')}; see '{where} --help'")
+        return exc.exit_code
+    if isinstance(exc, click.exceptions.ClickException):
+        say(f"plantguard: error: {exc.format_message()}")
+        return exc.exit_code
+    if isinstance(exc, typer.Abort):
+        say("plantguard: aborted")
+        return 1
+    if isinstance(exc, KeyboardInterrupt):
+        say("plantguard: interrupted")
+        return EXIT_INTERRUPTED
+    if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+        # the reader went away (`plantguard inventory x | head`): stop quietly
+        sys.stdout = click.utils.PacifyFlushWrapper(sys.stdout)
+        sys.stderr = click.utils.PacifyFlushWrapper(sys.stderr)
+        return 1
+    raise exc
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="plantguard: passive security assessment of smart-manufacturing networks.")
 out = Console()
 err = Console(stderr=True)
 
 
+def say(msg: str, console: Console | None = None) -> None:
+    """One line for a person (stderr unless `console` says otherwise), shown literally: control
+    characters and escapes made visible, no markup, no emoji codes, a line break as \\n."""
+    (console or err).print(terminal_text(msg), soft_wrap=True, highlight=False)
+
+
 def fail(msg: str) -> None:
     """A usage or input error: one line on stderr, exit code 2."""
-    err.print(f"plantguard: error: {msg}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    say(f"plantguard: error: {msg}")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def interrupted() -> None:
+    """Ctrl-C: one line on stderr, exit code 130 (a report being written was not left behind:
+    cli.common.write_report removes its temporary file)."""
+    say("plantguard: interrupted")
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def format_choice(target: str):
@@ -41,7 +119,7 @@ from plantguard.cli import demo as _demo  # noqa: E402,F401
 @app.command()
 def version():
     """Print the version."""
-    out.print(f"plantguard {__version__}")
+    say(f"plantguard {__version__}", out)
 
 
 from plantguard.cli.intel import intel_app  # noqa: E402
@@ -57,10 +135,12 @@ def main() -> None:
     import os
     try:
         app()
+    except KeyboardInterrupt:
+        say("plantguard: interrupted")
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001
         if os.environ.get("PLANTGUARD_DEBUG"):
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
-        err.print(f"plantguard: internal error: {type(exc).__name__}: {first} "
-                  "(set PLANTGUARD_DEBUG=1 for details)", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        say(f"plantguard: internal error: {type(exc).__name__}: {first} (set PLANTGUARD_DEBUG=1 for details)")
+        sys.exit(EXIT_USAGE)

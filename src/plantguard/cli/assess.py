@@ -6,8 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from plantguard.cli import app, err, fail, format_choice
-from plantguard.cli.common import load_site, progress_analyze, write_report
+from plantguard.cli import app, fail, format_choice, say
+from plantguard.cli.common import check_output, is_stdout, load_site, progress_analyze, write_report
 from plantguard.errors import InputError
 
 
@@ -16,18 +16,23 @@ def assess(
     captures: List[Path] = typer.Argument(..., help="Capture files or directories."),
     site: Optional[Path] = typer.Option(None, "--site", help="Site file: zones, conduits, egress, authorised stations."),
     format: format_choice("assess") = typer.Option("html", "--format", "-f", help="Report format."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report here (default: stdout; for html: plantguard-report.html)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report here; - for stdout (default: stdout; for html: plantguard-report.html)."),
     db: Optional[str] = typer.Option(None, "--db", help="Store with vulnerability intelligence (default ./plantguard.db if it exists)."),
-    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 1 if any failing finding is at or above this severity (low, medium, high, critical)."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 1 if any failing finding is at or above this severity (low, medium, high, critical; any case)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ):
     """Assess the captured plant against the good practices; write a report."""
     from plantguard.checks.base import SEVERITIES, severity_rank
-    if fail_on is not None and fail_on not in SEVERITIES[1:]:
-        fail(f"--fail-on must be one of {', '.join(SEVERITIES[1:])}, not {fail_on!r}")
+    if fail_on is not None:
+        if fail_on.strip().lower() not in SEVERITIES[1:]:
+            fail(f"--fail-on must be one of {', '.join(SEVERITIES[1:])}, not {fail_on!r}")
+        fail_on = fail_on.strip().lower()
     from plantguard.assess import run_assessment
     from plantguard.report import render
     from plantguard.report.registry import renderer
+    if output is None and format == "html":     # a web page is not for the terminal
+        output = Path(f"plantguard-report.{renderer(format, 'assess').extension}")
+    check_output(output)                        # before the work, not after it
     site_model = load_site(site)
     result = progress_analyze(captures, quiet)
     from plantguard.store.db import IN_MEMORY, StoreError
@@ -41,20 +46,18 @@ def assess(
         fail(str(exc))
     store_error = _store_not_run(contract, store_error)
     body = render(contract, format)
-    if output is None and format == "html":     # a web page is not for the terminal
-        output = Path(f"plantguard-report.{renderer(format, 'assess').extension}")
     write_report(body, output)
     s = contract["summary"]
-    if output is not None:
-        err.print(f"{s['assets']} assets, {s['failed']} failing findings "
-                  f"({', '.join(f'{k} {v}' for k, v in s['findings'].items() if v)}); report: {output}",
-                  markup=False, highlight=False)
+    if not is_stdout(output):
+        say(f"{s['assets']} assets, {s['failed']} failing findings "
+            f"({', '.join(f'{k} {v}' for k, v in s['findings'].items() if v)}); report: {output}")
     if store_error is not None:   # after the report: it is complete but for the store's part
         fail(store_error)
     if fail_on is not None:
         worst = max((severity_rank(f["severity"]) for f in contract["findings"] if f["status"] == "fail"), default=-1)
         if worst >= severity_rank(fail_on):
             raise typer.Exit(1)
+
 
 def _store_not_run(contract: dict, store_error: str | None) -> str | None:
     """Checks skipped because the store could not be read say so, in checks_not_run and the notes;

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-from plantguard.cli import err, fail
+from plantguard.cli import err, fail, say
+
+STDOUT = "-"        # `-o -`: the report goes to standard output
 
 DB_HELP = "Store (SQLite path or database URL); default $PLANTGUARD_DB or ./plantguard.db."
 
@@ -44,24 +47,76 @@ def progress_analyze(paths, quiet: bool):
         first = next((w for c in result.captures for w in c.warnings), None)
         if first:   # nothing at all was readable: that is an input error, not an empty plant
             fail(first)
-    for c in result.captures:
-        for w in c.warnings:
-            err.print(f"warning: {c.path}: {w}", markup=False, highlight=False, soft_wrap=True)
+    print_warnings(result.captures)
     return result
 
 
-def write_report(body, output: Path | None) -> None:
-    """To stdout, or to `output` through a temporary file (never a half-written report)."""
-    data = body.encode() if isinstance(body, str) else body
-    if output is None:
-        sys.stdout.buffer.write(data)
+def print_warnings(captures) -> None:
+    """The captures' warnings on stderr, one line per kind with a count and examples
+    (util.warnings), never one line per damaged record."""
+    from plantguard.util.warnings import summarize
+    for c in captures:
+        for line in summarize(c.warnings):
+            say(f"warning: {c.path}: {line}")
+
+
+def is_stdout(output: Path | None) -> bool:
+    return output is None or str(output) == STDOUT
+
+
+def check_output(output: Path | None) -> None:
+    """Before any work: the report can be written there (its folder exists, it is not a folder)."""
+    if is_stdout(output):
         return
-    tmp = output.with_name(output.name + ".part")
+    parent = output.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        fail(f"{output}: cannot write report: directory {parent} {what}")
+    if output.is_dir():
+        fail(f"{output}: cannot write report: it is a directory")
+
+
+def write_report(body, output: Path | None) -> None:
+    """To stdout (None or `-`), or to `output` atomically: written to a temporary file in the same
+    directory, then renamed over `output`. On any error or Ctrl-C the temporary file is removed:
+    there is the old file or the new one, never half a report."""
+    data = body.encode("utf-8", "backslashreplace") if isinstance(body, str) else body
+    if is_stdout(output):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    check_output(output)
+    tmp = None
     try:
-        tmp.write_bytes(data)
-        tmp.replace(output)
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            _default_mode(fh.fileno())
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, output)
+        tmp = None
     except OSError as exc:
         fail(f"{output}: cannot write report ({exc.strerror or exc})")
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _default_mode(fd: int) -> None:
+    """A new report gets the permissions any new file would (mkstemp makes it owner-only)."""
+    if not hasattr(os, "fchmod"):
+        return
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.fchmod(fd, 0o666 & ~mask)
+    except OSError:
+        pass
 
 
 def open_store(db: str | None):

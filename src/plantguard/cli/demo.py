@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from plantguard.cli import app, format_choice, out
+from plantguard.cli import app, format_choice, out, say
 from plantguard.cli.common import load_site, write_report
 
 
@@ -31,4 +31,4 @@ def demo(
     for line in (f"demo plant: {pcap} ({contract['captures'][0]['packets']:,} packets), site file: {site_path}",
                  f"{s['assets']} assets, {s['failed']} failing and {s['passed']} passing findings",
                  f"report: {report}"):
-        out.print(line, soft_wrap=True, markup=False, highlight=False)
+        say(line, out)

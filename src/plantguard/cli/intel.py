@@ -11,8 +11,9 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from plantguard.cli import err, fail, format_choice, out
-from plantguard.cli.common import DB_HELP, default_db, open_store
+from plantguard.cli import fail, format_choice, out, say
+from plantguard.cli.common import DB_HELP, check_output, default_db, open_store, print_warnings, write_report
+from plantguard.util.sanitize import terminal_text
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                         help="Vulnerability intelligence: CSAF advisories, CISA KEV, NVD CVE JSON, EPSS.")
@@ -44,10 +45,10 @@ def intel_import(
                                      "seconds": round(rep.seconds, 3)}, indent=2) + "\n")
     else:
         parts = ", ".join(f"{n:,} {k}" for k, n in rep.records.items()) or "nothing"
-        out.print(f"imported {parts} from {rep.files - len(rep.skipped)} of {rep.files} files "
-                  f"in {rep.seconds:.2f} s", markup=False, highlight=False, soft_wrap=True)
+        say(f"imported {parts} from {rep.files - len(rep.skipped)} of {rep.files} files "
+            f"in {rep.seconds:.2f} s", out)
         for p, r in rep.skipped:
-            err.print(f"skipped {p}: {r}", markup=False, highlight=False, soft_wrap=True)
+            say(f"skipped {p}: {r}")
     if rep.files and len(rep.skipped) == rep.files:
         raise typer.Exit(2)
 
@@ -64,7 +65,7 @@ def intel_status_cmd(
         sys.stdout.write(json.dumps(st, indent=2) + "\n")
         return
     if not st["kinds"]:
-        out.print("no vulnerability intelligence loaded: run `plantguard intel import PATH`", markup=False)
+        say("no vulnerability intelligence loaded: run `plantguard intel import PATH`", out)
         return
     _print_status(st)
 
@@ -72,15 +73,16 @@ def intel_status_cmd(
 def _print_status(st: dict) -> None:
     t = Table("source", "documents", "records", "newest document", "age (days)", "imported")
     for kind, k in sorted(st["kinds"].items()):
-        t.add_row(SOURCE_NAMES.get(kind, kind), f"{k['documents']:,}", f"{k['records']:,}", str(k["newest"] or "-"),
-                  "-" if k["age_days"] is None else f"{k['age_days']:.0f}", str(k["imported"] or "-"))
+        t.add_row(*(terminal_text(v) for v in (
+            SOURCE_NAMES.get(kind, kind), f"{k['documents']:,}", f"{k['records']:,}", k["newest"] or "-",
+            "-" if k["age_days"] is None else f"{k['age_days']:.0f}", k["imported"] or "-")))
     out.print(t)
     tt = st["totals"]
-    out.print(f"{tt['advisories']:,} advisories, {tt['products']:,} products, {tt['cves']:,} CVEs, "
-              f"{tt['kev']:,} KEV entries, {tt['epss']:,} EPSS scores", markup=False, highlight=False)
+    say(f"{tt['advisories']:,} advisories, {tt['products']:,} products, {tt['cves']:,} CVEs, "
+        f"{tt['kev']:,} KEV entries, {tt['epss']:,} EPSS scores", out)
     stale = [SOURCE_NAMES.get(k, k) for k, v in st["kinds"].items() if (v["age_days"] or 0) > STALE_DAYS]
     if stale:
-        err.print(f"warning: older than {STALE_DAYS} days: {', '.join(stale)}; import a fresh copy", markup=False)
+        say(f"warning: older than {STALE_DAYS} days: {', '.join(stale)}; import a fresh copy")
 
 
 @intel_app.command("plan")
@@ -89,12 +91,13 @@ def intel_plan(
     site: Optional[Path] = typer.Option(None, "--site", help="Site file (maintenance windows, zones, criticality)."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     format: format_choice("plan") = typer.Option("csv", "--format", "-f"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here (default: stdout)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here; - for stdout (default: stdout)."),
 ):
     """The patch plan for the captured plant (CSV by default)."""
     from plantguard.assess import run_assessment
     from plantguard.capture.engine import analyze
     from plantguard.report.registry import renderer
+    check_output(output)
     site_model = None
     if site is not None:
         from plantguard.site import SiteError, load_site
@@ -106,9 +109,6 @@ def intel_plan(
         result = analyze(captures)
     except Exception as exc:  # noqa: BLE001
         fail(str(exc))
+    print_warnings(result.captures)
     contract = run_assessment(result, site_model, db=db or default_db())
-    body = renderer(format, "plan").render(contract.get("patch_plan") or [])
-    if output is None:
-        sys.stdout.write(body)
-    else:
-        output.write_text(body)
+    write_report(renderer(format, "plan").render(contract.get("patch_plan") or []), output)

@@ -6,8 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from plantguard.cli import app, err, fail, format_choice, out
-from plantguard.cli.common import load_site, progress_analyze
+from plantguard.cli import app, fail, format_choice, out, say
+from plantguard.cli.common import load_site, progress_analyze, write_report
 
 
 @app.command()
@@ -23,15 +23,16 @@ def inventory(
     from plantguard.inventory.build import build_assets
     from plantguard.report.inventory import InventoryReport
     from plantguard.report.registry import renderer
+    from plantguard.util.warnings import summarized_captures
     site_model = load_site(site)
     result = progress_analyze(captures, quiet)
     notes: list[str] = []
     assets = build_assets(result, site_model, notes)
-    caps = [c.as_dict() for c in result.captures]
+    caps = summarized_captures(c.as_dict() for c in result.captures)   # warnings by kind, not per record
     changes, store_error = (None, None) if no_store else _record(db, assets, "inventory", caps, site_model)
     report = InventoryReport(assets=assets, captures=caps, counters=result.counters,
                              notes=result.notes + notes, changes=changes)
-    out.file.write(renderer(format, "inventory").render(report))
+    write_report(renderer(format, "inventory").render(report), None)
     if format == "table":   # for a person: the notes, then what changed since the last run
         _tell(report)
     if store_error is not None:   # the inventory above is complete; only this run is not recorded
@@ -40,12 +41,11 @@ def inventory(
 
 def _tell(report) -> None:
     from plantguard.report.inventory_table import changes_line
-    out.file.flush()
     for n in report.notes:
-        err.print(f"note: {n}", markup=False, highlight=False)
+        say(f"note: {n}")
     line = changes_line(report.changes)
     if line is not None:
-        out.print(line)
+        say(line, out)
 
 
 def _record(db, assets, kind, caps, site_model):

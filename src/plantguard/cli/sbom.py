@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from plantguard.cli import err, fail, out
+from plantguard.cli import fail, out, say
 from plantguard.cli.common import DB_HELP, default_db, open_store
 from plantguard.cli.intel import OutFormat
 
@@ -53,9 +53,8 @@ def _print_verdicts(reports, matched: bool) -> None:
         head = f"{r.path}: {r.verdict.upper()}"
         if r.format:
             head += f" ({r.format} {r.spec_version or ''}".rstrip() + f", {r.components} components)"
-        out.print(head, markup=False, highlight=False, soft_wrap=True)
+        say(head, out)
         for reason in r.reasons[:MAX_REASONS]:
-            out.print(f"  - {reason}", markup=False, highlight=False, soft_wrap=True)
+            say(f"  - {reason}", out)
     if not matched:
-        err.print("note: no advisories loaded, components were not matched (plantguard intel import PATH)",
-                  markup=False)
+        say("note: no advisories loaded, components were not matched (plantguard intel import PATH)")
