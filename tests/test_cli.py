@@ -142,3 +142,133 @@ def test_console_script_entry_point_is_the_package_main():
     from plantguard.cli import main
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "plantguard"]
     assert ep.value == "plantguard.cli:main" and ep.load() is main
+
+
+# --- command-line conventions -------------------------------------------------------------------
+
+def demo_capture(tmp_path):
+    from plantguard.demo import build_demo
+    pcap, site = build_demo(tmp_path / "plant")
+    return pcap, site
+
+
+@pytest.mark.parametrize("args,words", [
+    (["assess", "x.pcap", "--bogus"], ["No such option: --bogus", "see '", "assess --help'"]),
+    (["assess"], ["Missing argument", "assess --help'"]),
+    (["inventory", "x.pcap", "-f", "pdf"], ["'pdf' is not one of", "inventory --help'"]),
+    (["bogus"], ["No such command 'bogus'", "--help'"]),
+    (["intel", "plan", "x.pcap", "--format", "xml"], ["'xml' is not one of", "intel plan --help'"]),
+])
+def test_bad_options_are_one_line_naming_help(tmp_path, args, words):
+    """Not Click's usage box: one line, what is wrong, where to look; exit code 2."""
+    p = run(*args, cwd=tmp_path)
+    assert_one_line_error(p, "plantguard: error:", *words)
+    assert "Usage:" not in p.stderr and "╭" not in p.stderr and p.stdout == ""
+
+
+def test_no_command_shows_the_help():
+    p = run()
+    assert p.returncode == 2 and "Commands" in p.stdout and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("level", ["High", "HIGH", "high", " critical "])
+def test_fail_on_is_case_insensitive(tmp_path, level):
+    pcap, site = demo_capture(tmp_path)
+    p = run("assess", pcap, "--site", site, "-f", "json", "-o", tmp_path / "r.json", "--fail-on", level, "-q")
+    assert p.returncode == 1, p.stderr          # the demo plant has high and critical findings
+    assert (tmp_path / "r.json").exists()
+
+
+def test_dash_output_is_stdout(tmp_path):
+    pcap, site = demo_capture(tmp_path)
+    p = run("assess", pcap, "--site", site, "-f", "html", "-o", "-", "-q", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("<!DOCTYPE html>") and not (tmp_path / "-").exists()
+    assert not list(tmp_path.glob("plantguard-report.*"))
+
+
+def test_missing_output_directory_is_one_line_before_any_work(tmp_path):
+    pcap, site = demo_capture(tmp_path)
+    out = tmp_path / "no" / "such" / "dir" / "r.html"
+    p = run("assess", pcap, "--site", site, "-o", out, "-q")
+    assert_one_line_error(p, str(out.parent), "does not exist")
+    assert "internal error" not in p.stderr
+    p = run("assess", pcap, "--site", site, "-o", tmp_path, "-q")
+    assert_one_line_error(p, "is a directory")
+    p = run("intel", "plan", pcap, "-o", out)
+    assert_one_line_error(p, str(out.parent), "does not exist")
+
+
+def test_report_is_written_atomically(tmp_path, monkeypatch):
+    """The report appears whole or not at all: an error or Ctrl-C while writing leaves the old
+    file as it was and no temporary file behind."""
+    import os
+    import typer
+    from plantguard.cli.common import write_report
+    out = tmp_path / "report.html"
+    write_report("first", out)
+    assert out.read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask        # as any new file, not mkstemp's 0600
+
+    def interrupted(*a):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report("second", out)
+    assert out.read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+    def disk_full(*a):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(typer.Exit):
+        write_report("third", out)
+    assert out.read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def _pcapng_with_bad_packets(n: int) -> bytes:
+    """One interface, one good packet, then n packets naming an interface that does not exist."""
+    import struct
+    from capture_helpers import _block, tcp_frame
+    e = "<"
+    out = [_block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)),
+           _block(e, 1, struct.pack(e + "HHI", 1, 0, 262144) + struct.pack(e + "HH", 0, 0))]
+    frame = tcp_frame("10.0.0.1", "10.0.0.2", 40000, 502, b"x")
+    t = 1_700_000_000 * 1_000_000
+    for i in range(n + 1):
+        ifid = 0 if i == 0 else 3
+        out.append(_block(e, 6, struct.pack(e + "IIIII", ifid, (t + i) >> 32, (t + i) & 0xFFFFFFFF,
+                                            len(frame), len(frame)) + frame))
+    return b"".join(out)
+
+
+def test_warnings_are_summarised_by_kind(tmp_path):
+    """2,000 damaged records: a few lines with the count, not 2,000 lines (CLI and reports)."""
+    cap = tmp_path / "bad.pcapng"
+    cap.write_bytes(_pcapng_with_bad_packets(2000))
+    p = run("assess", cap, "-f", "json", "-o", tmp_path / "r.json", "-q")
+    assert p.returncode == 0, p.stderr
+    warn = [ln for ln in p.stderr.splitlines() if ln.startswith("warning:")]
+    assert 1 <= len(warn) <= 4 and "2,000" in p.stderr, p.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    ws = doc["captures"][0]["warnings"]
+    assert 1 <= len(ws) <= 4 and "2,000" in " ".join(ws)
+    p = run("assess", cap, "-f", "html", "-o", tmp_path / "r.html", "-q")
+    assert p.returncode == 0 and (tmp_path / "r.html").read_text().count("unknown interface") <= 8
+    p = run("inventory", cap, "--no-store", "-f", "json")
+    ws = json.loads(p.stdout)["captures"][0]["warnings"]
+    assert 1 <= len(ws) <= 4 and "2,000" in " ".join(ws)
+
+
+def test_summarize_groups_by_kind_with_counts_and_examples():
+    from plantguard.util.warnings import group_warnings, summarize
+    msgs = [f"packet for unknown interface 3 at byte {i}" for i in range(100, 600)] + ["truncated block at byte 7"]
+    g, _ = group_warnings(msgs)
+    assert (g.kind, g.count, len(g.examples)) == ("packet for unknown interface N at byte N", 500, 3)
+    assert summarize(msgs) == [f"packet for unknown interface 3 at byte 100 (500 times, e.g. {'; '.join(msgs[:3])})",
+                               "truncated block at byte 7"]
+    assert summarize(summarize(msgs)) == summarize(msgs) and summarize([]) == []
+    many = [f"kind {chr(65 + i // 26)}{chr(65 + i % 26)} at byte {i}" for i in range(40)]
+    lines = summarize(many)
+    assert len(lines) == 21 and lines[-1] == "20 more warnings of 20 other kinds" and summarize(lines) == lines
