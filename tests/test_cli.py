@@ -272,3 +272,9 @@ def test_summarize_groups_by_kind_with_counts_and_examples():
     many = [f"kind {chr(65 + i // 26)}{chr(65 + i % 26)} at byte {i}" for i in range(40)]
     lines = summarize(many)
     assert len(lines) == 21 and lines[-1] == "20 more warnings of 20 other kinds" and summarize(lines) == lines
+
+
+def test_demo_into_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert_one_line_error(run("demo", "--out", tmp_path / "taken"), "taken", "cannot write the demo plant")
+    assert_one_line_error(run("demo", "--out", tmp_path / "taken" / "sub"), "Not a directory")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from plantguard.cli import app, format_choice, out, say
+from plantguard.cli import app, fail, format_choice, out, say
 from plantguard.cli.common import load_site, write_report
 
 
@@ -20,8 +20,11 @@ def demo(
     from plantguard.demo import build_demo
     from plantguard.report import render
     from plantguard.report.registry import renderer
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pcap, site_path = build_demo(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pcap, site_path = build_demo(out_dir)
+    except OSError as exc:      # a file in the way, no permission, disk full: one line, not a traceback
+        fail(f"{out_dir}: cannot write the demo plant there ({exc.strerror or exc})")
     site_model = load_site(Path(site_path))
     result = analyze([pcap])
     contract = run_assessment(result, site_model, db=None)
