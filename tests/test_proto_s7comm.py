@@ -203,6 +203,27 @@ def test_memory_card_serial_and_location_designation_as_tshark_reads_them(rel, c
     assert "location" not in ident and "plant_id" not in ident
 
 
+@pytest.mark.parametrize("rel,order,firmware", [
+    (ITI + "S7-1200-Uploading-OB1-TIAV12.pcap", "6ES7 214-1HE30-0XB0", "V2.2"),
+    (ITI + "s7-1200-hmi.pcap", "6ES7 211-1BE31-0XB0", "V3.0"),
+    (ITI + "S7-1511_db2_var1_HMI.pcap", "6ES7 511-1AK00-0AB0", "V1.0"),
+])
+def test_s7comm_plus_create_object_response_names_order_number_and_firmware(rel, order, firmware):
+    """tshark 4.0 has no S7comm-plus dissector: the version string is compared with the bytes of
+    the PLC's Create Object response as tshark shows them (tcp.payload of the frame from port 102)."""
+    if not shutil.which("tshark"):
+        pytest.skip("tshark not installed")
+    out = subprocess.run(["tshark", "-n", "-r", str(shared_path(rel)), "-Y", 'tcp.srcport == 102 && frame contains "6ES7"',
+                          "-T", "fields", "-e", "frame.number", "-e", "ip.src", "-e", "tcp.payload"],
+                         capture_output=True, text=True, timeout=120).stdout.splitlines()
+    frame, plc, payload = out[0].split("\t")
+    text = bytes.fromhex(payload).decode("latin-1")
+    assert f"1;{order} ;{firmware}" in text or f"1;{order};{firmware}" in text
+    obs = [o for o in analyze_shared(rel).observations if o.kind == "identity" and o.proto == "s7comm"]
+    assert obs and obs[0].frame == int(frame) and obs[0].subject_ip == plc
+    assert obs[0].data == {"order_number": order, "firmware": firmware, "vendor": "Siemens"}
+
+
 def test_szl_location_designation_and_plant_designation_when_set():
     rec = lambda i, text: struct.pack(">H", i) + text.ljust(32, b"\0")   # noqa: E731
     body = struct.pack(">HHHH", 0x001C, 0, 34, 4) + rec(3, b"PLANT-A/LINE-7") + rec(7, b"CPU 315-2 PN/DP") \

@@ -1,8 +1,11 @@
 """S7comm-plus (protocol id 0x72; S7-1200 / S7-1500 with TIA Portal): the frame header and
 trailer, the opcode / function / sequence / session of a message's first frame (after the
-integrity part of V2 and V3), and one operation per request."""
+integrity part of V2 and V3), one operation per request, and the PLC's identity from its Create
+Object response (the session's version string "1;6ES7 214-1HE30-0XB0 ;V2.2": order number and
+firmware, in clear before any session is set up)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from plantguard.model import Observation, Packet
@@ -21,6 +24,10 @@ S7P_REQUEST = S7P_FRAME.extend("S7pRequest", ("session", "I"))
 INTEGRITY_DIGEST = 0x20         # V2/V3: digest length byte, then the 32-byte digest
 INTEGRITY_SIZE = 1 + INTEGRITY_DIGEST
 REQUEST = 0x31
+
+CREATE_OBJECT = 0x04CA
+# The server session's version string in a Create Object response: "<n>;<order number> ;V<firmware>"
+_SESSION_VERSION = re.compile(rb"\d;(6[A-Z]{2}\d ?\d{3}-[0-9A-Z]{5}-[0-9A-Z]{4}) ?;V(\d{1,3}(?:\.\d{1,3}){1,2})")
 
 S7P_OPCODES = {0x31: "Request", 0x32: "Response", 0x33: "Notification", 0x02: "Response2"}
 S7P_FUNCTIONS = {
@@ -44,6 +51,7 @@ class S7PlusPdu:
     session: int | None
     complete: bool             # trailer seen (the last fragment of a message)
     continuation: bool         # a later fragment: no header fields of its own
+    identity: dict | None = None   # order number / firmware a Create Object response names
 
 
 def parse_s7plus(b: bytes, st: dict | None = None, request: bool = True) -> S7PlusPdu | None:
@@ -77,6 +85,11 @@ def parse_s7plus(b: bytes, st: dict | None = None, request: bool = True) -> S7Pl
         pdu.function, pdu.seq = f.function, f.seq
         if pdu.opcode == REQUEST and off + S7P_REQUEST.size <= len(body):
             pdu.session = S7P_REQUEST.unpack_from(body, off).session
+        elif pdu.function == CREATE_OBJECT:
+            m = _SESSION_VERSION.search(body)
+            if m:
+                pdu.identity = {"order_number": m.group(1).decode(), "firmware": "V" + m.group(2).decode(),
+                                "vendor": "Siemens"}
     return pdu
 
 
@@ -90,4 +103,6 @@ def _observe_s7plus(pkt: Packet, p: S7PlusPdu, request: bool) -> list[Observatio
             detail += f" session 0x{p.session:08x}"
         out.append(pkt.observe("operation", NAME, subject="dst", category=category,
                                code=p.function if p.function is not None else p.opcode, name=name, detail=detail))
+    elif p.identity and not request:
+        out.append(pkt.observe("identity", NAME, subject="src", **p.identity))
     return out
