@@ -1,4 +1,4 @@
-"""The site file and its model (ARCHITECTURE §4). One job per module:
+"""The site file and its model (docs/architecture.md, Contracts). One job per module:
 
     vocabulary  the fixed vocabularies (zone kinds, roles, attestation ids and statuses, protocol
                 names an `allow` entry may use), value formats and size limits
@@ -7,6 +7,7 @@
     nodes       reading YAML nodes into checked values; SiteError ('FILE:LINE: field: problem')
     load        load_site / parse_site and the validator of the document's sections
     schema      the JSON Schema for editors (data/site.schema.json)
+    draft       a reviewable site file drafted from traffic (`plantguard site init`)
 
 Everything callers use is re-exported here: import from `plantguard.site`.
 """
