@@ -44,7 +44,7 @@ class CheckMetaError(ValueError):
 class CheckMeta:
     """Everything about a check but its code: what the finding says, the controls it gives
     evidence for, and the roadmap's wording for the work a FAIL calls for."""
-    id: str                    # stable check ID (ARCHITECTURE §6); never renamed
+    id: str                    # stable check ID (docs/architecture.md, Contracts); never renamed
     title: str
     practice: str              # a key of checks/practices.py PRACTICES
     severity: str              # severity of a FAIL

@@ -1,4 +1,4 @@
-"""The site model (ARCHITECTURE §4): zones, conduits, egress rules, authorised engineering
+"""The site model (the site-file contract, docs/architecture.md): zones, conduits, egress rules, authorised engineering
 stations, the declared inventory, maintenance windows and attestations, with the lookups the
 checks ask of it (which zone an address is in, whether a conduit allows a flow, ...).
 Built by site/load.py from a site file, or by `inferred_site()` when there is none."""
