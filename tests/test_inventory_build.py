@@ -321,3 +321,50 @@ def test_identity_sources_in_the_json_contract():
     (plc,) = [a for a in contract["assets"] if a["identity"]]
     assert set(plc["identity"]) - {"sources", "fingerprints"} == set(plc["identity_sources"])
     assert plc["identity_sources"]["serial"]["proto"] == "s7comm" and plc["identity_sources"]["serial"]["frame"] == 13
+
+
+@pytest.mark.parametrize("identity,family,key", [
+    ({"order_number": "6ES7 315-2EH14-0AB0"}, "SIMATIC S7-300", "order_number"),
+    ({"order_number": "6ES7 214-1HE30-0XB0"}, "SIMATIC S7-1200", "order_number"),
+    ({"order_number": "6ES7 151-8AB01-0AB0", "module": "IM151-8 PN/DP CPU"}, "SIMATIC ET 200S", "order_number"),
+    ({"product": "1769-L33ER/A LOGIX5333ER"}, "CompactLogix 5370", "product"),
+    ({"product": "1769-L18ER-BB1B"}, "CompactLogix 5370", "product"),
+    ({"product": "1769-L36ERMS"}, "Compact GuardLogix 5370", "product"),
+    ({"product": "1769-L35E Ethernet Port"}, "CompactLogix", "product"),      # the older L3x: no 5370
+    ({"product": "5069-L320ER"}, "CompactLogix 5380", "product"),
+    ({"product": "1756-L61/B LOGIX5561"}, "ControlLogix 5560", "product"),
+    ({"model": "CPU 315-2 PN/DP"}, "SIMATIC S7-300", "model"),
+    ({"description": "Siemens, SIMATIC NET, SCALANCE X212-2, 6GK5 212-2BB00-2AA3, HW: 4"}, "SCALANCE X-200",
+     "description"),
+    ({"product": "cMT3090", "vendor": "Weintek"}, None, None),
+])
+def test_family_from_order_number_or_name(identity, family, key):
+    from plantguard.knowledge.families import identity_family
+    assert identity_family(identity) == ((family, key) if family else None)
+
+
+@pytest.mark.parametrize("rel,ip,display_filter,field,number,family", [
+    ("pcaps/icsnpp-s7comm/s7ident.pcap", "172.17.0.2", "s7comm.szl.xy11.0001.anz", "s7comm.szl.xy11.0001.anz",
+     "6ES7 315-2EH14-0AB0", "SIMATIC S7-300"),
+    ("pcaps/ICS-Security-Tools/s7/s7comm_reading_plc_status.pcap", "192.168.1.40", "s7comm.szl.xy11.0001.anz",
+     "s7comm.szl.xy11.0001.anz", "6ES7 151-8AB01-0AB0", "SIMATIC ET 200S"),
+    ("pcaps/ICS-Security-Tools/openics/EIP-RebootorRestart.pcap", "192.168.10.120", "cip.id.product_name",
+     "cip.id.product_name", "1756-L61/B LOGIX5561", "ControlLogix 5560"),
+    ("pcaps/icsnpp-enip/enip_cip_example.pcap", "10.1.1.164", "enip.lir.name", "enip.lir.name", "1756-ENBT/A",
+     "ControlLogix"),
+])
+def test_family_on_real_captures_from_the_number_tshark_reads(rel, ip, display_filter, field, number, family):
+    _frame, src, value = _tshark_first(rel, display_filter, field)
+    assert (src, value.strip()) == (ip, number)
+    asset = {a.ip: a for a in build_assets(analyze_shared(rel))}[ip]
+    assert asset.identity["family"] == family
+    key = asset.identity_sources["family"]["derived_from"]
+    assert asset.identity[key].strip() == number
+    assert asset.identity_sources["family"]["via"] == "derived"
+
+
+def test_family_of_s7_1200_and_1500_seen_over_s7comm_plus_only():
+    for rel, family in (("pcaps/ICS-Security-Tools/s7/S7-1200-Uploading-OB1-TIAV12.pcap", "SIMATIC S7-1200"),
+                        ("pcaps/ICS-Security-Tools/s7/S7-1511_db2_var1_HMI.pcap", "SIMATIC S7-1500")):
+        (plc,) = [a for a in build_assets(analyze_shared(rel)) if a.identity.get("order_number")]
+        assert plc.identity["family"] == family

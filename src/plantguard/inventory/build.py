@@ -34,6 +34,7 @@ from plantguard import net
 from plantguard.inventory.asset import Asset, Service
 from plantguard.inventory.roles import INDUSTRIAL_APPS, infer_role
 from plantguard.inventory.vendors import vendor_of_mac
+from plantguard.knowledge.families import identity_family
 from plantguard.model import AnalysisResult
 from plantguard.protocols.registry import names_with_trait
 
@@ -492,6 +493,7 @@ class _Builder:
         for a in self.assets.values():
             a.vendor = vendor_of_mac(a.mac) if a.mac else None
             _name_the_product(a)
+            _name_the_family(a)
             if self.site is not None:
                 a.declared = _declared(self.site, a)
                 a.zone = _zone(self.site, a)
@@ -583,6 +585,17 @@ def _name_the_product(a: Asset) -> None:
             ident["product"] = val.strip()
             _derived(a, "product", key)
             return
+
+
+def _name_the_family(a: Asset) -> None:
+    """The product line, from the order / catalogue number or the product name the device gave
+    ("SIMATIC S7-300" from 6ES7 315-..., "CompactLogix 5370" from 1769-L33ER)."""
+    if a.identity.get("family"):
+        return
+    found = identity_family(a.identity)
+    if found:
+        a.identity["family"], key = found
+        _derived(a, "family", key)
 
 
 def _looks_like_mac(text: str) -> bool:

@@ -3,7 +3,11 @@
 Advisories often name a family only ("SIMATIC S7-300 CPU family", "MicroLogix 1400
 Controllers"); a device reports its exact model. These rules connect the two. Facts used:
 Siemens order-number prefixes (6ES7 3.. = S7-300, 6ES7 21. = S7-1200, ...), Rockwell
-catalogue prefixes (1756 = ControlLogix, 1769 = CompactLogix, 1766 = MicroLogix 1400, ...)."""
+catalogue prefixes (1756 = ControlLogix, 1769 = CompactLogix, 1766 = MicroLogix 1400, ...).
+
+`asset_families` gives the families advisory matching compares; `identity_family` the one
+family the inventory names a device by ("SIMATIC S7-300", "CompactLogix 5370"), with the
+identity key it read it from."""
 from __future__ import annotations
 
 import re
@@ -110,3 +114,76 @@ def asset_families(order_numbers, texts) -> set[str]:
             if pat.search(t):
                 out.update(fams)
     return most_specific(out)
+
+
+# The inventory's name of a family (the product line as its maker writes it).
+FAMILY_NAMES = {
+    "S7-300": "SIMATIC S7-300", "S7-400": "SIMATIC S7-400", "S7-1200": "SIMATIC S7-1200",
+    "S7-1500": "SIMATIC S7-1500", "ET 200S": "SIMATIC ET 200S", "ET 200SP": "SIMATIC ET 200SP",
+    "ET 200 CPU": "SIMATIC ET 200 CPU", "MELSEC Q": "MELSEC Q series",
+}
+# Narrower lines than advisory matching distinguishes, named from the catalogue number alone
+# (Rockwell: 1769-L16ER..L36ERM are CompactLogix 5370 L1/L2/L3, the ...ERMS ones Compact
+# GuardLogix 5370; 5069-L3.. CompactLogix 5380, 5069-L4.. 5480; 1756-L6.S/L7.S/L8.S GuardLogix).
+# The older 1769-L31 / L32E / L35E stay plain "CompactLogix".
+_LINE_RULES: list[tuple[re.Pattern, str]] = [(re.compile(p), f) for p, f in [
+    (r"^1769-l3[0-7]erm?s", "Compact GuardLogix 5370"),
+    (r"^1769-l(?:1[689]|2[47]|3[0-6])erm?(?![a-z0-9])", "CompactLogix 5370"),
+    (r"^5069-l3\d{2,3}erm?s", "Compact GuardLogix 5380"),
+    (r"^5069-l3\d{2,3}", "CompactLogix 5380"),
+    (r"^5069-l4\d{2,3}", "CompactLogix 5480"),
+    (r"^1756-l6\ds", "GuardLogix 5560"),
+    (r"^1756-l7\ds", "GuardLogix 5570"),
+    (r"^1756-l8\ds", "GuardLogix 5580"),
+]]
+# identity keys that may carry an order / catalogue number, and those that name the product
+_ORDER_KEYS = ("order_number", "product", "model", "module")
+_TEXT_KEYS = ("product", "model", "module", "description")
+_CATALOGUE = re.compile(r"^\s*(\d{4}-[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z])?)", re.I)
+
+
+def family_name(family: str) -> str:
+    return FAMILY_NAMES.get(family, family)
+
+
+def identity_family(identity: dict) -> tuple[str, str] | None:
+    """(family, identity key it was read from) of a device: from its order / catalogue number
+    first, then from the names it gives itself; the line the device's first rule names, kept
+    only when advisory matching would call it that too (or narrower). None when no rule fits."""
+    for key in _ORDER_KEYS:
+        number = _order_like(identity.get(key), key)
+        if number:
+            n = normalise_order_number(number)
+            for pat, fam in _LINE_RULES:
+                if pat.search(n):
+                    return fam, key
+    for key in _ORDER_KEYS:
+        number = _order_like(identity.get(key), key)
+        if not number:
+            continue
+        fams = asset_families([number], [])
+        if fams:
+            n = normalise_order_number(number)
+            ordered = [f for pat, names in _ORDER_RULES if pat.search(n) for f in names]
+            return family_name(next((f for f in ordered if f in fams), sorted(fams)[0])), key
+    for key in _TEXT_KEYS:
+        text = identity.get(key)
+        if not isinstance(text, str) or not text.strip():
+            continue
+        fams = asset_families([], [text])
+        if fams:
+            ordered = [f for pat, names in _CPU_RULES if pat.search(text) for f in names]
+            ordered += sorted(families_in_text(text))
+            return family_name(next((f for f in ordered if f in fams), sorted(fams)[0])), key
+    return None
+
+
+def _order_like(value, key: str) -> str | None:
+    """The order or catalogue number in an identity value: order_number as it is, a product /
+    model / module only when it starts with a catalogue number ("1769-L33ER/A LOGIX5333ER")."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if key == "order_number":
+        return value.strip()
+    m = _CATALOGUE.match(value)
+    return m.group(1) if m else None
