@@ -66,6 +66,36 @@ class IdentitySource(_Strict):
     fingerprint: str | None = Field(default=None, description="the fingerprint that concluded it")
 
 
+class SeenValue(_Strict):
+    """One distinct value an asset said or was reached by, and how often it was seen."""
+    value: str
+    count: int = Field(description="observations that carried it (repeats included)")
+    proto: str | None = Field(default=None, description="protocol it was seen in")
+    port: int | None = Field(default=None, description="the asset's port it was seen on (a server's service port)")
+    capture: str | None = Field(default=None, description="capture of its first sighting")
+    frame: int | None = Field(default=None, description="frame of its first sighting (1-based)")
+
+
+class SeenCertificate(_Strict):
+    """One distinct certificate a server presented."""
+    subject: str | None = None
+    issuer: str | None = None
+    not_before: str | None = Field(default=None, description="validity start, ISO 8601 UTC")
+    not_after: str | None = Field(default=None, description="validity end, ISO 8601 UTC")
+    serial: str | None = None
+    fingerprint: str | None = Field(default=None, description="SHA-256 fingerprint")
+    self_signed: bool | None = None
+    position: int | None = Field(default=None, description="place in the chain presented (0 = leaf)")
+    count: int = Field(description="times it was presented (repeats included)")
+    proto: str | None = None
+    port: int | None = Field(default=None, description="the server port it was presented on")
+    capture: str | None = Field(default=None, description="capture of its first sighting")
+    frame: int | None = Field(default=None, description="frame of its first sighting (1-based)")
+
+
+_SEEN = " (at most 16 distinct, each with its count; distinct_values has how many there were)"
+
+
 class Asset(_Open):
     ip: str | None = None
     mac: str | None = None
@@ -80,6 +110,22 @@ class Asset(_Open):
     identity_sources: dict[str, IdentitySource] = Field(
         default_factory=dict, description="identity key -> where it came from (protocol, capture and frame of the "
                                           "observation that first stated it, or how it was derived)")
+    user_agents: list[SeenValue] = Field(default_factory=list, description="every HTTP/SSDP User-Agent the "
+                                         "asset sent, as a client" + _SEEN)
+    banners: list[SeenValue] = Field(default_factory=list, description="every greeting or Server header the asset "
+                                     "gave, as a server, with its port" + _SEEN)
+    tls_server_names: list[SeenValue] = Field(default_factory=list, description="every TLS server name (SNI) "
+                                              "clients asked the asset for" + _SEEN)
+    certificates: list[SeenCertificate] = Field(default_factory=list, description="every certificate the asset "
+                                                "presented, with subject, issuer and validity" + _SEEN)
+    mqtt_client_ids: list[SeenValue] = Field(default_factory=list, description="every MQTT client id the asset "
+                                             "connected with" + _SEEN)
+    http_hosts: list[SeenValue] = Field(default_factory=list, description="every HTTP Host name clients reached "
+                                        "the asset by" + _SEEN)
+    opcua_endpoints: list[SeenValue] = Field(default_factory=list, description="every OPC UA endpoint URL the "
+                                             "asset offered or was asked for" + _SEEN)
+    distinct_values: dict[str, int] = Field(default_factory=dict, description="per list above that is not "
+                                            "empty: how many distinct values were seen (also past the 16 kept)")
     hostnames: list[str] = Field(default_factory=list)
     ips: list[str] = Field(default_factory=list)
     macs: list[str] = Field(default_factory=list)

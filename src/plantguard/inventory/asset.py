@@ -1,8 +1,42 @@
 """The Asset record: one device on the plant network as plantguard sees it."""
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
+
+SEEN_CAP = 16              # distinct values a list below keeps per asset, with their counts
+SEEN_DISTINCT_CAP = 4096   # distinct values past the cap still counted (by hash) per list
+# The bounded, counted lists of an asset: what it said or was reached by, every distinct value.
+SEEN_LISTS = ("user_agents", "banners", "tls_server_names", "certificates", "mqtt_client_ids",
+              "http_hosts", "opcua_endpoints")
+
+
+class Tally:
+    """Distinct values seen, bounded: the first SEEN_CAP are kept, each with how often it was
+    seen (observations, repeats included) and where first; later distinct values are only
+    counted (`distinct`)."""
+    __slots__ = ("items", "overflow")
+
+    def __init__(self):
+        self.items: dict[Hashable, dict[str, Any]] = {}
+        self.overflow: set[int] = set()
+
+    def add(self, key: Hashable, entry: dict[str, Any], count: int = 1) -> None:
+        kept = self.items.get(key)
+        if kept is not None:
+            kept["count"] += count
+        elif len(self.items) < SEEN_CAP:
+            self.items[key] = {**entry, "count": count}
+        elif len(self.overflow) < SEEN_DISTINCT_CAP:
+            self.overflow.add(hash(key))
+
+    @property
+    def distinct(self) -> int:
+        return len(self.items) + len(self.overflow)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [dict(e) for e in self.items.values()]
 
 
 @dataclass
@@ -40,6 +74,7 @@ class Asset:
     # frame), "fingerprint" (with "fingerprint") or "site file" otherwise
     identity_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     hostnames: set[str] = field(default_factory=set)
+    seen: dict[str, Tally] = field(default_factory=lambda: {name: Tally() for name in SEEN_LISTS})
     peers: set[str] = field(default_factory=set)
     first_seen: float | None = None
     last_seen: float | None = None
@@ -64,6 +99,8 @@ class Asset:
             "services": [s.as_dict() for _, s in sorted(self.services.items())],
             "identity": dict(self.identity),
             "identity_sources": {k: dict(v) for k, v in self.identity_sources.items()},
+            **{name: self.seen[name].as_list() for name in SEEN_LISTS},
+            "distinct_values": {name: t.distinct for name, t in self.seen.items() if t.distinct},
             "hostnames": sorted(self.hostnames),
             "ips": sorted(self.ips), "macs": sorted(self.macs),
             "peers": len(self.peers), "first_seen": iso(self.first_seen), "last_seen": iso(self.last_seen),

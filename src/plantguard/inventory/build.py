@@ -21,7 +21,12 @@
   name names it when the device announced none;
 - every identity key records where it came from (`identity_sources`): the protocol, capture and
   frame of the observation that first stated it, or what it was derived from (a product from a
-  model, ...), the fingerprint that concluded it, or the site file.
+  model, ...), the fingerprint that concluded it, or the site file;
+- besides the first value of each identity key, an asset keeps every distinct User-Agent it sent,
+  server banner it gave, TLS server name it was asked for and certificate it presented, MQTT
+  client id it connected with, HTTP Host name and OPC UA endpoint URL it was reached by: up to
+  SEEN_CAP of each with how often and where first, and how many distinct there were
+  (`Asset.seen`).
 """
 from __future__ import annotations
 
@@ -426,6 +431,14 @@ class _Builder:
 
     def _on_identity(self, a: Asset, o) -> None:
         merge_identity(a, o.proto, o.data, o)
+        d = o.data
+        if d.get("user_agent"):
+            _tally(a, "user_agents", str(d["user_agent"]), o)
+        if d.get("mqtt_client_id"):
+            _tally(a, "mqtt_client_ids", str(d["mqtt_client_id"]), o)
+        for ep in d.get("endpoints") or ():
+            if isinstance(ep, dict) and ep.get("url"):
+                _tally(a, "opcua_endpoints", str(ep["url"]), o, port=o.subject_port or None)
         if o.data.get("role_hint"):
             self.hints[a.key].append((o.data["role_hint"], f"{o.proto} says {o.data['role_hint']}"))
 
@@ -440,6 +453,8 @@ class _Builder:
                 banner = o.data.get("banner") or o.data.get("software")
                 if banner and not svc.banner:
                     svc.banner = str(banner)[:200]
+        if o.data.get("banner"):
+            _tally(a, "banners", str(o.data["banner"]), o, port=o.subject_port or None)
         a.protocols.add(o.data.get("name") or o.proto)
 
     def _on_hostname(self, a: Asset, o) -> None:
@@ -451,8 +466,35 @@ class _Builder:
         if role:
             self.hints[a.key].append((role, o.data.get("reason") or f"{o.proto}: {role}"))
 
+    def _on_operation(self, a: Asset, o) -> None:
+        """An HTTP request names the server it asks by its Host header (a is the client)."""
+        host = o.data.get("host")
+        if host and o.proto == "http":
+            server = self.by_ip.get(o.dst) if o.dst else None
+            if server is not None:
+                _tally(server, "http_hosts", str(host)[:255], o, port=o.dport or None)
+
+    def _on_session(self, a: Asset, o) -> None:
+        if o.data.get("endpoint_url"):
+            _tally(a, "opcua_endpoints", str(o.data["endpoint_url"]), o, port=o.subject_port or None)
+
+    def _on_tls(self, a: Asset, o) -> None:
+        if o.data.get("sni") and o.subject == "dst":       # the server the client asked for
+            _tally(a, "tls_server_names", str(o.data["sni"])[:255], o, port=o.subject_port or None)
+
+    def _on_certificate(self, a: Asset, o) -> None:
+        d = o.data
+        if d.get("unparsed"):
+            return
+        key = d.get("fingerprint") or (d.get("subject"), d.get("issuer"), d.get("serial"))
+        entry = {k: d.get(k) for k in ("subject", "issuer", "not_before", "not_after", "serial", "fingerprint",
+                                       "self_signed", "position")}
+        entry.update(port=o.subject_port or None, proto=o.proto, capture=o.capture, frame=o.frame)
+        a.seen["certificates"].add(key, entry, o.count)
+
     _OBSERVATION_HANDLERS: ClassVar[dict[str, Callable]] = {
-        "identity": _on_identity, "service": _on_service, "hostname": _on_hostname, "role": _on_role}
+        "identity": _on_identity, "service": _on_service, "hostname": _on_hostname, "role": _on_role,
+        "operation": _on_operation, "session": _on_session, "tls": _on_tls, "certificate": _on_certificate}
 
     # -- derived ---------------------------------------------------------------------------
     def merge_switch_ports(self) -> None:
@@ -539,6 +581,14 @@ def merge_identity(a: Asset, proto: str, data: dict, obs=None) -> None:
     srcs = a.identity.setdefault("sources", [])
     if proto not in srcs:
         srcs.append(proto)
+
+
+def _tally(a: Asset, name: str, value: str, o, port: int | None = None) -> None:
+    """One more sighting of `value` in the asset's list `name` (bounded, counted)."""
+    entry = {"value": value, "proto": o.proto, "capture": o.capture, "frame": o.frame}
+    if port is not None:
+        entry["port"] = port
+    a.seen[name].add(value if port is None else (value, port), entry, o.count)
 
 
 def _stated(proto: str, obs) -> dict:
