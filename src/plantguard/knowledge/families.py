@@ -165,7 +165,7 @@ def identity_family(identity: dict) -> tuple[str, str] | None:
         if fams:
             n = normalise_order_number(number)
             ordered = [f for pat, names in _ORDER_RULES if pat.search(n) for f in names]
-            return family_name(next((f for f in ordered if f in fams), sorted(fams)[0])), key
+            return family_name(next((f for f in ordered if f in fams), min(fams))), key
     for key in _TEXT_KEYS:
         text = identity.get(key)
         if not isinstance(text, str) or not text.strip():
@@ -174,7 +174,7 @@ def identity_family(identity: dict) -> tuple[str, str] | None:
         if fams:
             ordered = [f for pat, names in _CPU_RULES if pat.search(text) for f in names]
             ordered += sorted(families_in_text(text))
-            return family_name(next((f for f in ordered if f in fams), sorted(fams)[0])), key
+            return family_name(next((f for f in ordered if f in fams), min(fams))), key
     return None
 
 
