@@ -57,19 +57,23 @@ def test_pcapng_interfaces_with_own_link_types_and_resolutions(tmp_path, big, si
     f_sll = struct.pack("!HHH8sH", 0, 1, 6, bytes(8), 0x0800) + ipv4("10.3.0.1", "10.3.0.2", 6, tcp(40001, 102))
     f_v6 = ipv6("fe80::1", "fe80::2", 6, tcp(40002, 443, flags=0x02))
     interfaces = [(1, None), (101, 9), (113, 0x80 | 20), (101, 3)]
-    pkts = [(0, 100.5, f_eth), (1, 200.000000123, f_raw), (2, 300.25, f_sll), (3, 400.125, f_v6),
-            (0, 100.75, f_eth)]
+    t0 = 1_700_000_000
+    pkts = [(0, t0 + 100.5, f_eth), (1, t0 + 200.000000123, f_raw), (2, t0 + 300.25, f_sll),
+            (3, t0 + 400.125, f_v6), (0, t0 + 100.75, f_eth)]
     p = tmp_path / "a.pcapng"
     p.write_bytes(pcapng_bytes(interfaces, pkts, big=big, simple=simple))
     st, chunks = read_all(p)
-    assert st.warnings == [] and st.packets == 5
+    assert st.packets == 5
     assert frames_of(chunks) == [f for _i, _t, f in pkts]
     lts = [x for c in chunks for x in c.linktype.tolist()]
     assert lts == [1, 101, 113, 101, 1]
     ts = [x for c in chunks for x in c.ts.tolist()]
     if simple:   # simple packet blocks carry no time: they take the previous one
-        assert ts[1:4] == pytest.approx([200.000000123, 300.25, 400.125], abs=1e-6)
+        assert ts == pytest.approx([0.0] + [p[1] for p in pkts[1:4]] + [pkts[3][1]], abs=1e-6)
+        # the first has none before it: 1970, counted as implausible
+        assert st.warnings == ["1 packet with implausible timestamps (outside 1990..2100 UTC); kept as recorded"]
     else:
+        assert st.warnings == []
         assert ts == pytest.approx([p[1] for p in pkts], abs=1e-6)
     res = analyze([p])
     servers = sorted((f.server, f.port) for f in res.flows)

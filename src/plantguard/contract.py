@@ -37,7 +37,10 @@ class Capture(_Strict):
     bytes: int | None = None
     first: str | None = None
     last: str | None = None
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description="at most a few texts per kind of problem, "
+                                "then one line per kind that had more")
+    warning_counts: dict[str, int] = Field(default_factory=dict, description="every warning counted, by kind "
+                                           "(truncated, corrupt_block, implausible_timestamp, ...)")
 
 
 class Zone(_Strict):

@@ -125,17 +125,21 @@ class Flow:
 
 @dataclass
 class CaptureStats:
+    """What reading one capture gave. `warnings` holds at most a few texts per kind of problem
+    (capture.formats.WARNING_EXAMPLES, plus one summary line per kind that had more);
+    `warning_counts` counts every one, by kind (kinds: docs/robustness.md)."""
     path: str
     packets: int = 0
     bytes: int = 0
     first: float | None = None
     last: float | None = None
     warnings: list[str] = field(default_factory=list)
+    warning_counts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         from plantguard.util.timefmt import iso
         return {"path": self.path, "packets": self.packets, "bytes": self.bytes, "first": iso(self.first),
-                "last": iso(self.last), "warnings": self.warnings}
+                "last": iso(self.last), "warnings": self.warnings, "warning_counts": self.warning_counts}
 
 
 @dataclass

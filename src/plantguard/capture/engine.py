@@ -17,6 +17,7 @@ memory grows with flows and distinct observations, never with packets. docs/engi
 the whole story."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections import OrderedDict
@@ -36,6 +37,8 @@ from plantguard.protocols import registry
 # the protocol modules' segment streams judge repeats with the same window
 from plantguard.protocols._pdustream import RETRANSMIT_WINDOW
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MAX_FLOWS = 1_000_000
 DEFAULT_CHUNK = 65536
 
@@ -51,15 +54,22 @@ def analyze(paths: Iterable[str | os.PathLike], progress: Callable[[int], None] 
         cap = str(path)
         eng.captures.append(cap)
         st = formats.ReadStats(cap)
+        chunks = formats.read_chunks(path, st, chunk_records)
         try:
-            for chunk in formats.read_chunks(path, st, chunk_records):
+            for chunk in chunks:
                 eng.process(cap_idx, cap, chunk)
                 release_free_heap()
                 if progress:
                     progress(len(chunk))
         except formats.CaptureError as exc:
-            st.warnings.append(str(exc))
-        captures.append(CaptureStats(cap, st.packets, st.bytes, st.first_ts, st.last_ts, st.warnings))
+            st.warn("unreadable", str(exc))
+        except Exception as exc:   # one capture that breaks something never loses the others
+            log.exception("capture %s: analysis stopped", cap)
+            eng.abandon_chunk()
+            st.failed(exc)
+        finally:
+            chunks.close()
+        captures.append(st.capture_stats())
     return eng.result(captures)
 
 
@@ -136,6 +146,11 @@ class Engine:
         if self.table.enforce_cap(self.names, self.modules, self.captures):
             self.counters["flows_evicted"] = self.table.evicted
 
+    def abandon_chunk(self) -> None:
+        """process() raised half way through a chunk: drop what the primer held of it, so the
+        next capture starts clean (flows and observations gathered so far are kept)."""
+        self.primer.abandon()
+
     def _layer2_rows(self, cols: columns.Columns) -> np.ndarray:
         """Records of a layer-2 protocol some module decodes (by ethertype, or LLC)."""
         return np.flatnonzero(cols.ok & (cols.l4 == 0) & (cols.ip_version == 0) & (cols.ethertype != 0)
@@ -210,7 +225,12 @@ class Engine:
     def _track_streams(self, sub, slot, from_client, di) -> np.ndarray:
         """How far each delivered TCP segment starts behind the bytes already seen in its
         direction (0 = new data, or further behind than RETRANSMIT_WINDOW). Updates the
-        per-direction high-water marks (FlowTable.next_c / next_s, -1 = nothing seen yet)."""
+        per-direction high-water marks (FlowTable.next_c / next_s: a sequence number modulo
+        2^32, -1 = nothing seen yet).
+
+        Sequence numbers wrap at 2^32, so they are compared relative to the first sequence
+        number of each direction in the chunk (signed 32-bit distances), where a running
+        maximum is meaningful; docs/engine.md has a worked example."""
         behind = np.zeros(len(di), np.int64)
         tcp = np.flatnonzero(sub.l4[di] == 6)
         if not len(tcp):
@@ -218,37 +238,40 @@ class Engine:
         rows = di[tcp]
         s = slot[rows]
         fc = from_client[rows]
-        seq = sub.seq[rows]
-        end = seq + sub.pay_len[rows]
         # group the segments by flow direction, capture order kept inside a group
         gkey = s * 2 + fc
         o = np.argsort(gkey, kind="stable")
         gk = gkey[o]
         first = np.r_[True, gk[1:] != gk[:-1]]
         gid = np.cumsum(first) - 1
-        t = self.table
-        carry = np.where(fc[o], t.next_c[s[o]], t.next_s[s[o]])
-        # running maximum of segment ends inside each direction, groups kept apart by an offset
-        big = np.int64(1) << 40
-        shifted = end[o] + gid * big
-        run = np.maximum.accumulate(shifted) - gid * big
-        prev = np.r_[np.int64(-1), run[:-1]]
-        prev = np.where(first, -1, prev)
-        # carry in the previous chunks' high-water mark
         gstart = np.flatnonzero(first)
-        carry_g = carry[gstart]
-        prev = np.maximum(prev, np.repeat(carry_g, np.diff(np.r_[gstart, len(o)])))
-        d = np.where(prev >= 0, (prev - seq[o]) & 0xFFFFFFFF, 0)
+        glen = np.diff(np.r_[gstart, len(o)])
+        seq = sub.seq[rows][o]
+        base = seq[gstart]                               # each direction's first sequence number
+        rel = _signed32(seq - np.repeat(base, glen))     # distance from it, wrap-free
+        end = rel + sub.pay_len[rows][o]
+        t = self.table
+        sg, fg = s[o][gstart], fc[o][gstart]
+        carry = np.where(fg, t.next_c[sg], t.next_s[sg])  # earlier chunks' marks
+        has_carry = carry >= 0
+        carry_rel = np.where(has_carry, _signed32(carry - base), np.iinfo(np.int64).min // 2)
+        # running maximum of segment ends inside each direction, groups kept apart by an offset
+        # (relative ends lie within +-2^33, the offset is 2^40 per group)
+        big = np.int64(1) << 40
+        run = np.maximum.accumulate(end + gid * big) - gid * big
+        prev = np.r_[np.int64(0), run[:-1]]
+        known = ~first | np.repeat(has_carry, glen)       # something was seen before the segment
+        prev = np.maximum(np.where(first, carry_rel[gid], prev), np.repeat(carry_rel, glen))
+        d = np.where(known, (prev - rel) & 0xFFFFFFFF, 0)
         d = np.where((d > 0) & (d <= RETRANSMIT_WINDOW), d, 0)
         out = np.empty(len(o), np.int64)
         out[o] = d
         behind[tcp] = out
-        # new high-water marks per direction
+        # new high-water marks per direction, back to sequence numbers modulo 2^32
         gend = np.r_[gstart[1:], len(o)] - 1
-        last = np.maximum(run[gend], carry_g)
-        ls, lf = s[o][gend], fc[o][gend]
-        t.next_c[ls[lf]] = last[lf]
-        t.next_s[ls[~lf]] = last[~lf]
+        last = (np.maximum(run[gend], carry_rel) + base) & 0xFFFFFFFF
+        t.next_c[sg[fg]] = last[fg]
+        t.next_s[sg[~fg]] = last[~fg]
         return behind
 
     def _replay(self, ctx: ChunkContext, ri, rkey, tkeys: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -413,6 +436,11 @@ class Engine:
             res.notes.append(f"protocol state kept for at most {self.max_states:,} flows: "
                              f"{c['states_evicted']:,} states dropped (least recently used first)")
         return res
+
+
+def _signed32(x: np.ndarray) -> np.ndarray:
+    """x modulo 2^32 as a signed distance in [-2^31, 2^31)."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
 def _operation_counts(obs: list[Observation]) -> dict[str, int]:

@@ -5,7 +5,14 @@ directories of captures.
 Files are read in chunks of whole records: a chunk is one buffer plus arrays of record offsets,
 lengths, timestamps and link types, so the columnar tier can decode a whole chunk at once and
 memory never grows with the number of packets. Truncated or corrupt input ends the file early
-with a counted warning instead of an exception.
+with a counted warning instead of an exception; a bad record that does not hide where the next
+one starts (a pcapng packet block naming no interface, an option running past its block) is
+skipped with a counted warning. Warnings are kept as counts per kind with at most
+WARNING_EXAMPLES texts each, so a file of a million bad records gives a handful of lines.
+
+Timestamps are checked once, here: a time outside 1990..2100 is implausible and counted (one
+warning per capture); one no consumer could use (before 1970, after 2100, not a number) is
+replaced by the previous usable time of the capture. See docs/robustness.md.
 """
 from __future__ import annotations
 
@@ -19,7 +26,10 @@ from typing import Iterator
 import numpy as np
 
 from plantguard.capture import walk
+from plantguard.capture.sources import check_capture_path, open_capture
 from plantguard.capture.walk import walk_pcap
+from plantguard.errors import InputError
+from plantguard.model import CaptureStats
 
 # Link types we decode (others are counted and skipped).
 LINKTYPE_NULL = 0          # BSD loopback
@@ -42,10 +52,15 @@ PCAP_MAGICS = {
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_RECORD = 256 * 1024    # larger claimed lengths mean corruption
+WARNING_EXAMPLES = 3       # warning texts kept per kind and capture; the rest are only counted
+TS_PLAUSIBLE_MIN = 631_152_000.0   # 1990-01-01T00:00:00Z: earlier means a clock never set
+TS_MAX = 4_102_444_800.0           # 2100-01-01T00:00:00Z: later is corruption
+TS_IMPLAUSIBLE = "implausible_timestamp"
 
 
-class CaptureError(Exception):
-    """A capture that cannot be read at all (not a capture, unreadable). One-line message."""
+class CaptureError(InputError):
+    """A capture that cannot be read at all (not a capture, unreadable, not a regular file).
+    One-line message."""
 
 
 @dataclass
@@ -66,25 +81,68 @@ class Chunk:
 
 @dataclass
 class ReadStats:
+    """What reading one capture found. Warnings are counted per kind (warning_counts) and at
+    most WARNING_EXAMPLES texts of each kind are kept; `warnings` lists those texts, then one
+    line per kind that had more, then the implausible-timestamp count."""
     path: str
     packets: int = 0
     bytes: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
-    warnings: list[str] = field(default_factory=list)
     linktypes: set = field(default_factory=set)
+    warning_counts: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+    replaced_ts: int = 0      # unusable timestamps given the previous usable one
+
+    def warn(self, kind: str, text: str) -> None:
+        """One warning of `kind` (a short snake_case name, see docs/robustness.md)."""
+        n = self.warning_counts[kind] = self.warning_counts.get(kind, 0) + 1
+        if n <= WARNING_EXAMPLES:
+            self.examples.append(text)
+
+    def failed(self, exc: Exception) -> None:
+        """Analysing this capture raised something no reader or decoder contained: one warning
+        naming it (the run goes on with the next capture)."""
+        msg = " ".join(str(exc).split())[:200]
+        self.warn("analysis_error", f"internal error while analysing packets up to {self.packets:,} "
+                                    f"({type(exc).__name__}{': ' + msg if msg else ''}); this capture's "
+                                    "analysis stops there, the other captures are not affected")
+
+    def capture_stats(self) -> CaptureStats:
+        return CaptureStats(self.path, self.packets, self.bytes, self.first_ts, self.last_ts, self.warnings,
+                            dict(self.warning_counts))
+
+    @property
+    def warnings(self) -> list[str]:
+        out = list(self.examples)
+        for kind, n in self.warning_counts.items():
+            if kind == TS_IMPLAUSIBLE:
+                out.append(_timestamp_warning(n, self.replaced_ts))
+            elif n > WARNING_EXAMPLES:
+                out.append(f"{n:,} {kind.replace('_', ' ')} warnings in all (the first {WARNING_EXAMPLES} are listed)")
+        return out
+
+
+def _timestamp_warning(n: int, replaced: int) -> str:
+    text = f"{n:,} {'packet' if n == 1 else 'packets'} with implausible timestamps (outside 1990..2100 UTC)"
+    if replaced:
+        return (text + f"; {replaced:,} of them, before 1970, after 2100 or not a number, were replaced by the "
+                       "previous packet's time (1970 or 2100 when none came before)")
+    return text + "; kept as recorded"
 
 
 def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
     """Files as given; a directory means every capture below it (sorted, recursive)."""
     out: list[Path] = []
     for p in map(Path, paths):
+        try:
+            check_capture_path(p)       # a FIFO, device or socket is refused before any read
+        except InputError as exc:
+            raise CaptureError(str(exc)) from None
         if p.is_dir():
             out.extend(sorted(f for f in p.rglob("*") if f.is_file() and _looks_like_capture(f)))
-        elif p.exists():
-            out.append(p)
         else:
-            raise CaptureError(f"{p}: no such file or directory")
+            out.append(p)
     return out
 
 
@@ -103,14 +161,18 @@ def _looks_like_capture(f: Path) -> bool:
 def _open_bytes(path: Path, stats: ReadStats | None = None) -> bytes | mmap.mmap | memoryview:
     """Whole file as a buffer: memory-mapped when plain, decompressed when gzip."""
     try:
-        with open(path, "rb") as fh:
+        fh = open_capture(path)     # regular files only, checked again once open
+    except InputError as exc:
+        raise CaptureError(str(exc)) from None
+    try:
+        with fh:
             head = fh.read(4)
             if head[:2] == GZIP_MAGIC:
                 fh.seek(0)
                 try:
                     data, complete = _gunzip_tolerant(fh)
                     if not complete and stats is not None:
-                        stats.warnings.append("gzip data truncated or corrupt; kept what came before")
+                        stats.warn("gzip", "gzip data truncated or corrupt; kept what came before")
                     return data
                 except OSError as exc:
                     raise CaptureError(f"{path}: corrupt gzip data ({exc})") from None
@@ -164,7 +226,7 @@ def read_chunks(path: str | os.PathLike, stats: ReadStats | None = None,
     data = _open_bytes(path, stats)
     head = bytes(data[:4])
     if len(data) == 0:
-        stats.warnings.append("empty file")
+        stats.warn("empty", "empty file")
         return
     if head in PCAP_MAGICS:
         yield from _pcap_chunks(data, stats, chunk_records)
@@ -177,6 +239,7 @@ def read_chunks(path: str | os.PathLike, stats: ReadStats | None = None,
 def _finish(stats: ReadStats, chunk: Chunk) -> Chunk:
     n = len(chunk)
     if n:
+        _check_times(stats, chunk.ts)
         stats.packets += n
         stats.bytes += int(chunk.wirelen.sum())
         if stats.first_ts is None:
@@ -186,11 +249,34 @@ def _finish(stats: ReadStats, chunk: Chunk) -> Chunk:
     return chunk
 
 
+def _check_times(stats: ReadStats, ts: np.ndarray) -> None:
+    """Count a chunk's implausible timestamps (outside 1990..2100). Those no consumer could use
+    (before 1970, after 2100, not a number) are replaced in place by the previous usable time
+    of the capture, or clamped to 1970..2100 when there is none yet. Times from 1970 to 1990
+    (a device whose clock was never set) are kept, so durations inside the capture hold."""
+    plausible = (ts >= TS_PLAUSIBLE_MIN) & (ts <= TS_MAX)
+    if plausible.all():
+        return
+    stats.warning_counts[TS_IMPLAUSIBLE] = (stats.warning_counts.get(TS_IMPLAUSIBLE, 0)
+                                            + int(np.count_nonzero(~plausible)))
+    usable = (ts >= 0) & (ts <= TS_MAX)           # NaN is neither
+    if usable.all():
+        return
+    idx = np.where(usable, np.arange(len(ts)), -1)
+    np.maximum.accumulate(idx, out=idx)
+    if stats.last_ts is not None:
+        fallback = np.full(len(ts), stats.last_ts)
+    else:
+        fallback = np.clip(np.nan_to_num(ts, nan=0.0, posinf=TS_MAX, neginf=0.0), 0.0, TS_MAX)
+    ts[:] = np.where(usable, ts, np.where(idx >= 0, ts[np.maximum(idx, 0)], fallback))
+    stats.replaced_ts += int(np.count_nonzero(~usable))
+
+
 def _pcap_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
     end, unit = PCAP_MAGICS[bytes(data[:4])]
     size = len(data)
     if size < 24:
-        stats.warnings.append("truncated pcap header")
+        stats.warn("truncated", "truncated pcap header")
         return
     linktype = struct.unpack_from(end + "I", data, 20)[0] & 0x0FFFFFFF
     arr = np.frombuffer(data, dtype=np.uint8)
@@ -207,7 +293,8 @@ def _pcap_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
             frame += n
             released = _release(data, released, int(offs[0]))
         if status != walk.OK:
-            stats.warnings.append(_WALK_WARNINGS[status].format(off=nxt))
+            kind, text = _WALK_WARNINGS[status]
+            stats.warn(kind, text.format(off=nxt))
             break
         if n == 0:
             break
@@ -231,50 +318,72 @@ def _release(data, released: int, upto: int) -> int:
 
 
 _WALK_WARNINGS = {
-    walk.TRUNC_HEADER: "truncated record header at byte {off}",
-    walk.CORRUPT_LEN: "corrupt record length at byte {off}; rest of file skipped",
-    walk.TRUNC_DATA: "truncated packet at byte {off}",
+    walk.TRUNC_HEADER: ("truncated", "truncated record header at byte {off}"),
+    walk.CORRUPT_LEN: ("corrupt_length", "corrupt record length at byte {off}; rest of file skipped"),
+    walk.TRUNC_DATA: ("truncated", "truncated packet at byte {off}"),
 }
 
 
 def _pcapng_chunks(data, stats: ReadStats, chunk_records: int) -> Iterator[Chunk]:
     """Walk the blocks of a pcapng file: a section header sets the byte order and starts a new
     list of interfaces, interface descriptions give link type and timestamp resolution, packet
-    blocks become records. A block that does not fit ends the file with a warning."""
+    blocks become records. Every length is checked against its block before it is read. A
+    block whose length is wrong (past the end of the file, not its trailer's) ends the file
+    with a warning, since the next block cannot be found; a block that fits but holds
+    something unusable is skipped with a counted warning."""
     size = len(data)
     arr = np.frombuffer(data, dtype=np.uint8)
     off = 0
     released = 0
     end = "<"
     ifaces = _Interfaces()
-    recs = _Records()
+    recs = _Records(0.0)
     frame = 1
     while off + 12 <= size:
         if bytes(data[off:off + 4]) == PCAPNG_SHB:
             end = _section_byte_order(data, off)
             if end is None:
-                stats.warnings.append(f"corrupt section header at byte {off}")
+                stats.warn("corrupt_block", f"corrupt section header at byte {off}; rest of file skipped")
                 break
             ifaces = _Interfaces()
         btype, blen = struct.unpack_from(end + "II", data, off)
-        if blen < 12 or blen % 4 or off + blen > size:
-            stats.warnings.append(f"truncated or corrupt block (type {btype:#x}, length {blen}) at byte {off}")
+        problem = _block_problem(data, end, btype, off, blen, size)
+        if problem:
+            stats.warn(*problem)
             break
         warning = _pcapng_block(data, end, btype, off, blen, ifaces, recs)
         if warning:
-            stats.warnings.append(warning)
+            stats.warn(*warning)
         off += blen
         if len(recs) >= chunk_records:
             start = recs.offs[0]
             yield _finish(stats, recs.chunk(data, arr, frame))
             frame += len(recs)
-            recs = _Records()
+            recs = _Records(stats.last_ts or 0.0)
             released = _release(data, released, start)
     else:
         if 0 < size - off < 12:
-            stats.warnings.append(f"truncated block at byte {off}")
+            stats.warn("truncated", f"truncated block at byte {off}")
     if len(recs):
         yield _finish(stats, recs.chunk(data, arr, frame))
+
+
+def _block_problem(data, end: str, btype: int, off: int, blen: int, size: int) -> tuple[str, str] | None:
+    """(kind, warning) when the block at off cannot be taken and the walk must stop: it runs
+    past the end of the file, its length is impossible, or its trailing copy of the length
+    differs (the length is a lie, so the next block's place is unknown)."""
+    if blen >= 12 and blen % 4 == 0 and off + blen > size:
+        return "truncated", f"truncated block (type {btype:#x}, length {blen}) at byte {off}"
+    if blen < (28 if btype == SHB_TYPE else 12) or blen % 4 or off + blen > size:
+        return ("corrupt_block", f"truncated or corrupt block (type {btype:#x}, length {blen}) at byte {off}; "
+                                 "rest of file skipped")
+    if struct.unpack_from(end + "I", data, off + blen - 4)[0] != blen:
+        return ("corrupt_block", f"block at byte {off} (type {btype:#x}) does not end with its length {blen}; "
+                                 "rest of file skipped")
+    return None
+
+
+SHB_TYPE = 0x0A0D0D0A
 
 
 class _Interfaces:
@@ -288,15 +397,17 @@ class _Interfaces:
 
 
 class _Records:
-    """The packet records gathered for the next chunk."""
-    __slots__ = ("offs", "caps", "wires", "tss", "lts")
+    """The packet records gathered for the next chunk. prev_ts: the time of the record before
+    them (a Simple Packet Block has none of its own)."""
+    __slots__ = ("offs", "caps", "wires", "tss", "lts", "prev_ts")
 
-    def __init__(self):
+    def __init__(self, prev_ts: float):
         self.offs: list[int] = []
         self.caps: list[int] = []
         self.wires: list[int] = []
         self.tss: list[float] = []
         self.lts: list[int] = []
+        self.prev_ts = prev_ts
 
     def __len__(self) -> int:
         return len(self.offs)
@@ -307,6 +418,7 @@ class _Records:
         self.wires.append(min(orig, 0x7FFFFFFF))
         self.tss.append(ts)
         self.lts.append(linktype)
+        self.prev_ts = ts
 
     def chunk(self, data, arr: np.ndarray, first_frame: int) -> Chunk:
         return Chunk(data, np.asarray(self.offs, dtype=np.int64), np.asarray(self.caps, dtype=np.int32),
@@ -325,29 +437,39 @@ def _section_byte_order(data, off: int) -> str | None:
 
 
 def _pcapng_block(data, end: str, btype: int, off: int, blen: int, ifaces: _Interfaces,
-                  recs: _Records) -> str | None:
-    """Take in one block that fits the file; returns a warning for a packet that cannot be kept.
-    Other block types (statistics, name resolution, ...) are skipped."""
+                  recs: _Records) -> tuple[str, str] | None:
+    """Take in one block that fits the file; returns (kind, warning) for a block that cannot be
+    used whole. Other block types (statistics, name resolution, ...) are skipped."""
     body = off + 8
     body_end = off + blen - 4
-    if btype == 1 and body_end - body >= 8:  # Interface Description Block
-        link, res, toff = _interface_description(data, end, body, body_end)
+    room = body_end - body
+    if btype == 1:  # Interface Description Block
+        if room < 8:
+            return "corrupt_block", f"interface description too short at byte {off}"
+        link, res, toff, warning = _interface_description(data, end, body, body_end)
         ifaces.links.append(link)
         ifaces.tsres.append(res)
         ifaces.tsoff.append(toff)
-    elif btype in (6, 2) and body_end - body >= 20:  # Enhanced / obsolete Packet Block
+        return warning
+    if btype in (6, 2):  # Enhanced / obsolete Packet Block
+        if room < 20:
+            return "corrupt_block", f"packet block too short at byte {off}"
         return _packet_block(data, end, btype, off, body, body_end, ifaces, recs)
-    elif btype == 3 and body_end - body >= 4 and ifaces.links:  # Simple Packet Block
+    if btype == 3:  # Simple Packet Block: interface 0, no timestamp (the previous record's)
+        if room < 4:
+            return "corrupt_block", f"packet block too short at byte {off}"
+        if not ifaces.links:
+            return "unknown_interface", f"simple packet block before any interface at byte {off}"
         orig = struct.unpack_from(end + "I", data, body)[0]
-        # interface 0, no timestamp: the previous record's of this chunk
-        recs.add(body + 4, min(orig, body_end - body - 4), orig, recs.tss[-1] if recs.tss else 0.0,
-                 ifaces.links[0])
+        recs.add(body + 4, min(orig, room - 4), orig, recs.prev_ts, ifaces.links[0])
     return None
 
 
-def _interface_description(data, end: str, body: int, body_end: int) -> tuple[int, float, int]:
-    """(link type, seconds per timestamp unit, timestamp offset) of an Interface Description
-    Block: the if_tsresol (9) and if_tsoffset (14) options, microseconds and 0 by default."""
+def _interface_description(data, end: str, body: int, body_end: int) -> tuple[int, float, int, tuple | None]:
+    """(link type, seconds per timestamp unit, timestamp offset, warning) of an Interface
+    Description Block: the if_tsresol (9) and if_tsoffset (14) options, microseconds and 0 by
+    default. An option running past the block ends the walk with a warning; the interface
+    keeps what was read before it."""
     link = struct.unpack_from(end + "H", data, body)[0]
     res, toff = 1e-6, 0
     o = body + 8
@@ -355,17 +477,21 @@ def _interface_description(data, end: str, body: int, body_end: int) -> tuple[in
         code, ln = struct.unpack_from(end + "HH", data, o)
         if code == 0:
             break
+        val = o + 4
+        if val + ln > body_end:
+            return link, res, toff, ("corrupt_option", f"interface description option {code} (length {ln}) "
+                                                       f"runs past its block at byte {o}")
         if code == 9 and ln >= 1:
-            v = data[o + 4]
+            v = data[val]
             res = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
         elif code == 14 and ln >= 8:
-            toff = struct.unpack_from(end + "q", data, o + 4)[0]
-        o += 4 + ((ln + 3) & ~3)
-    return link, res, toff
+            toff = struct.unpack_from(end + "q", data, val)[0]
+        o = val + ((ln + 3) & ~3)
+    return link, res, toff, None
 
 
 def _packet_block(data, end: str, btype: int, off: int, body: int, body_end: int, ifaces: _Interfaces,
-                  recs: _Records) -> str | None:
+                  recs: _Records) -> tuple[str, str] | None:
     """An Enhanced (6) or obsolete (2) Packet Block: a record with its interface's link type
     and timestamp, or a warning when it names no known interface or overruns its block."""
     if btype == 6:
@@ -373,8 +499,8 @@ def _packet_block(data, end: str, btype: int, off: int, body: int, body_end: int
     else:
         ifid, _drops, hi, lo, cap, orig = struct.unpack_from(end + "HHIIII", data, body)
     if ifid >= len(ifaces.links):
-        return f"packet for unknown interface {ifid} at byte {off}"
+        return "unknown_interface", f"packet for unknown interface {ifid} at byte {off}"
     if cap > body_end - body - 20:
-        return f"packet longer than its block at byte {off}"
+        return "packet_overruns_block", f"packet longer than its block at byte {off}"
     recs.add(body + 20, cap, orig, ((hi << 32) | lo) * ifaces.tsres[ifid] + ifaces.tsoff[ifid], ifaces.links[ifid])
     return None

@@ -3,6 +3,7 @@ obviously right; the columnar engine must produce the same flows and observation
 compare the two."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable, Iterable, Iterator
 
@@ -10,7 +11,9 @@ from plantguard.capture import formats
 from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.capture.deep import DeepTier, flow_key, orient
 from plantguard.capture.layers import Layers, decode_frame
-from plantguard.model import AnalysisResult, CaptureStats, Flow
+from plantguard.model import AnalysisResult, Flow
+
+log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 65536
 
@@ -43,9 +46,10 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
     for path in formats.expand_paths(list(paths)):
         cap = str(path)
         st = formats.ReadStats(cap)
+        frames = iter_frames(path, st)
         try:
             done = 0
-            for frame_no, ts, wirelen, lay in iter_frames(path, st):
+            for frame_no, ts, wirelen, lay in frames:
                 done += 1
                 if progress and done % PROGRESS_EVERY == 0:
                     progress(PROGRESS_EVERY)
@@ -61,8 +65,13 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
             if progress and done % PROGRESS_EVERY:
                 progress(done % PROGRESS_EVERY)
         except formats.CaptureError as exc:
-            st.warnings.append(str(exc))
-        result.captures.append(CaptureStats(cap, st.packets, st.bytes, st.first_ts, st.last_ts, st.warnings))
+            st.warn("unreadable", str(exc))
+        except Exception as exc:   # as the engine: one capture that breaks something loses no other
+            log.exception("capture %s: analysis stopped", cap)
+            st.failed(exc)
+        finally:
+            frames.close()
+        result.captures.append(st.capture_stats())
     result.observations = agg.observations
     result.flows = list(flows.values())
     counters["decode_errors"] = deep.errors

@@ -206,6 +206,10 @@ class Primer:
             self._carry(ctx, np.concatenate([self._replayed, np.asarray(list(in_loop.values()), np.int64)]))
         self._start_chunk(None, np.zeros(0, np.int64))   # hold no chunk arrays between chunks
 
+    def abandon(self) -> None:
+        """The chunk under way raised: forget it without carrying anything from it."""
+        self._start_chunk(None, np.zeros(0, np.int64))
+
     def forget(self, slot: int) -> None:
         self.carried.pop((slot, True), None)
         self.carried.pop((slot, False), None)
