@@ -135,11 +135,20 @@ def main() -> None:
     """Console entry point: an unexpected error is one line on stderr, not a traceback
     (PLANTGUARD_DEBUG=1 shows it)."""
     import os
+
+    from plantguard.errors import InputError
+    from plantguard.protocols._spec import ProtocolSpecError
     try:
         app()
     except KeyboardInterrupt:
         say("plantguard: interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    except InputError as exc:   # bad input that reached past a command's own handling: still one line
+        say(f"plantguard: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        sys.exit(EXIT_USAGE)
+    except ProtocolSpecError as exc:   # a misdeclared protocol module (its message names it)
+        say(f"plantguard: {exc}")
+        sys.exit(EXIT_USAGE)
     except Exception as exc:  # noqa: BLE001
         if os.environ.get("PLANTGUARD_DEBUG"):
             raise

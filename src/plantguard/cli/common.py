@@ -120,9 +120,11 @@ def _default_mode(fd: int) -> None:
 
 
 def open_store(db: str | None):
-    from plantguard.store.db import open_engine
+    from plantguard.store.db import StoreError, open_engine
     try:
         return open_engine(db)
+    except StoreError as exc:      # already one line naming the store
+        fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - an unusable store is an input error
         fail(f"cannot open store {db or 'plantguard.db'}: {exc}")
 
