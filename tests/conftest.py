@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,18 @@ SHARED_DATA = Path(os.environ.get("PLANTGUARD_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+CI_TOOLS = ("tshark", "chromium", "strace")   # peers and probes some tests need
+
+
 def pytest_sessionstart(session):
-    """CI must have the shared data: there a missing folder is an error, not a skip."""
-    if os.environ.get("CI") and not SHARED_DATA.is_dir():
+    """CI must have the shared data and the tools: there a missing one is an error, not a skip."""
+    if not os.environ.get("CI"):
+        return
+    if not SHARED_DATA.is_dir():
         raise pytest.UsageError(f"CI=true but the shared test data is missing at {SHARED_DATA}")
+    missing = [tool for tool in CI_TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise pytest.UsageError(f"CI=true but {', '.join(missing)} not installed (.ci/run installs them)")
 
 
 def shared_path(rel: str) -> Path:
