@@ -1,48 +1,42 @@
 #!/usr/bin/env python3
-"""How much more `assess` costs than `inventory` on the same plant-scale capture, end to end as a
-user runs them (each a fresh process, best of N): inventory = read + decode + assets + store + JSON;
-assess = the same + checks + compliance + roadmap + patch plan + the HTML report.
+"""How much more `assess` costs than `inventory`, end to end as a user runs them. This is the
+commands section of run_benchmark.py on its own, measured with the same helper (measure.py: a
+fresh process per run, pinned to one core, wall, CPU and peak RSS from os.wait4):
+  plantguard inventory CAPTURE --format json --db TMP/inventory.db
+  plantguard assess CAPTURE --format json -o TMP/report.json
+each in a new scratch folder, inventory and assess interleaved --repeat times. It only prints the
+table; run_benchmark.py writes it into results.md with the rest.
 
-usage: benchmarks/assess_overhead.py [--replicas 5] [--runs 3]
+usage: benchmarks/assess_overhead.py [--captures poll,plant4] [--repeat 3] [--smoke]
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_benchmark import DATA, build  # noqa: E402
+from measure import CAPTURES, DATA, SMOKE_CAPTURES, Pinning
+from run_benchmark import _list, render_commands, section_commands
 
 
-def best_of(cmd: list[str], runs: int, cwd: str) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--replicas", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--captures", default="poll,plant4", help="comma list of " + ",".join(CAPTURES))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="small captures, to check the script")
+    ap.add_argument("--core", type=int, default=0)
+    ap.add_argument("--no-pin", action="store_true")
+    ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args()
-    cap = build(args.replicas, DATA)
-    exe = [sys.executable, "-m", "plantguard"]
-    # as a user runs them: inventory records the run in its store; assess writes the HTML report
-    with tempfile.TemporaryDirectory() as tmp:
-        inv = best_of(exe + ["inventory", str(cap.resolve()), "--db", "inv.db", "-f", "json", "-q"], args.runs, tmp)
-        ass = best_of(exe + ["assess", str(cap.resolve()), "-f", "html", "-o", "r.html", "-q"], args.runs, tmp)
-    over = (ass - inv) / inv * 100
-    line = (f"| {cap.name} | inventory {inv:.1f} s | assess {ass:.1f} s | assess costs {over:+.0f} % "
-            f"more |")
-    print(line)
-    print("(copy the row into benchmarks/results.md, section 'assess vs inventory')")
+    specs = SMOKE_CAPTURES if args.smoke else CAPTURES
+    pin = Pinning(None if args.no_pin else args.core)
+    print(f"pinning: {pin.how}; {args.repeat} repetition(s)", flush=True)
+    rows = section_commands(_list(args.captures, list(specs)), specs, args, pin, [])
+    print()
+    print("\n".join(render_commands(rows)))
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
