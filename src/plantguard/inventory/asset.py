@@ -109,5 +109,6 @@ class Asset:
 
 
 OT_ROLES = frozenset({"plc", "rtu", "hmi", "engineering-workstation", "historian", "sensor",
-                      "gateway", "io-device", "drive", "safety-controller", "ied", "broker"})
+                      "gateway", "io-device", "drive", "safety-controller", "ied", "broker",
+                      "scada-server"})
 CONTROLLER_ROLES = frozenset({"plc", "rtu", "safety-controller", "ied", "io-device", "drive"})

@@ -174,6 +174,7 @@ class _Builder:
         self.client_ops: dict[str, Counter] = defaultdict(Counter)
         self.server_ops: dict[str, Counter] = defaultdict(Counter)
         self.client_apps: dict[str, set] = defaultdict(set)
+        self.client_ports: dict[str, set] = defaultdict(set)   # (l4, port) each device connected to
         self.server_apps: dict[str, set] = defaultdict(set)
         self.hints: dict[str, list] = defaultdict(list)
         self.notes: list[str] = []
@@ -348,6 +349,8 @@ class _Builder:
             if c is not None and s is not None:
                 c.peers.add(s.key)
                 s.peers.add(c.key)
+            if c is not None and f.port and f.l4 in ("tcp", "udp"):
+                self.client_ports[c.key].add((f.l4, f.port))
             if f.app:
                 if c is not None:
                     c.protocols.add(f.app)
@@ -546,7 +549,8 @@ class _Builder:
             lent = _lend_field_sources(a)
             a.role, a.role_reasons = infer_role(a, self.client_ops[a.key], self.server_ops[a.key],
                                                 self.client_apps[a.key], self.server_apps[a.key],
-                                                self.hints[a.key], n_ctl)
+                                                self.hints[a.key], n_ctl,
+                                                client_ports=self.client_ports[a.key])
             _return_field_sources(a, lent)
             if self.site is not None and a.ip and _is_ews(self.site, a.ip) and not (a.declared or {}).get("role"):
                 a.role, a.role_reasons = "engineering-workstation", ["listed as an engineering workstation in the site file"]
