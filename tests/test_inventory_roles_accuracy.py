@@ -12,7 +12,7 @@ from conftest import SHARED_DATA, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 # measured 2026-12-03 (docs/inventory-accuracy.md, "after"): 944 of 988 roles, 89 of 89 identities
-ROLE_ACCURACY_FLOOR = 0.955
+ROLE_ACCURACY_FLOOR = 0.975
 IDENTITY_COVERAGE_FLOOR = 0.985
 
 
