@@ -71,6 +71,11 @@ class ProtocolSpec:
 
 
 def _problems(s: ProtocolSpec):
+    for rule in (_identity_problems, _where_problems, _policy_problems, _routine_problems):
+        yield from rule(s)
+
+
+def _identity_problems(s: ProtocolSpec):
     if not isinstance(s.name, str) or not _NAME.match(s.name):
         yield "name must be 2-32 lowercase letters, digits or '-'"
     if not s.title:
@@ -79,6 +84,10 @@ def _problems(s: ProtocolSpec):
         yield f"layer must be one of {', '.join(LAYERS)}"
     if not callable(s.decode):
         yield "decode is not callable"
+
+
+def _where_problems(s: ProtocolSpec):
+    """Which packets reach the decoder: ports, EtherTypes, SNAP ids, a signature."""
     for key, lo, hi in (("tcp_ports", 1, 65535), ("udp_ports", 1, 65535), ("ethertypes", 0x0600, 0xFFFF)):
         values = getattr(s, key)
         if not isinstance(values, tuple) or not all(isinstance(v, int) and lo <= v <= hi for v in values):
@@ -91,17 +100,24 @@ def _problems(s: ProtocolSpec):
         yield "a protocol on TCP/UDP needs a callable signature"
     if not (s.tcp_ports or s.udp_ports or s.ethertypes or s.llc_snap or s.any_port):
         yield "no ports, EtherTypes, SNAP ids or any_port: it would never see a packet"
+
+
+def _policy_problems(s: ProtocolSpec):
+    """What the protocol means to inventory and checks, and what it says."""
     unknown = set(s.traits) - set(TRAITS)
     if not isinstance(s.traits, frozenset) or unknown:
         yield f"traits must be a frozenset of {', '.join(sorted(TRAITS))} (got {sorted(unknown)})"
     if s.server_role is not None and s.server_role not in SERVER_ROLES:
         yield f"server_role must be one of {', '.join(SERVER_ROLES)}"
+    if set(s.observes) - set(OBSERVATION_KINDS):
+        yield f"observes names unknown kinds {sorted(set(s.observes) - set(OBSERVATION_KINDS))}"
+
+
+def _routine_problems(s: ProtocolSpec):
     if not all(isinstance(r, Routine) and callable(r.fn) and 1 <= r.width <= 4096 for r in s.routine):
         yield "routine must be a tuple of Routine(fn, width 1..4096)"
     if s.routine and not s.replay:
         yield "routine recognisers on a protocol that forbids replay"
-    if set(s.observes) - set(OBSERVATION_KINDS):
-        yield f"observes names unknown kinds {sorted(set(s.observes) - set(OBSERVATION_KINDS))}"
 
 
 def unknown_key_error(module: str, err: TypeError) -> ProtocolSpecError | None:
