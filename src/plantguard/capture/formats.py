@@ -375,10 +375,10 @@ def _block_problem(data, end: str, btype: int, off: int, blen: int, size: int) -
     if blen >= 12 and blen % 4 == 0 and off + blen > size:
         return "truncated", f"truncated block (type {btype:#x}, length {blen}) at byte {off}"
     if blen < (28 if btype == SHB_TYPE else 12) or blen % 4 or off + blen > size:
-        return ("corrupt_block", f"truncated or corrupt block (type {btype:#x}, length {blen}) at byte {off}; "
+        return "corrupt_block", (f"truncated or corrupt block (type {btype:#x}, length {blen}) at byte {off}; "
                                  "rest of file skipped")
     if struct.unpack_from(end + "I", data, off + blen - 4)[0] != blen:
-        return ("corrupt_block", f"block at byte {off} (type {btype:#x}) does not end with its length {blen}; "
+        return "corrupt_block", (f"block at byte {off} (type {btype:#x}) does not end with its length {blen}; "
                                  "rest of file skipped")
     return None
 
@@ -479,8 +479,8 @@ def _interface_description(data, end: str, body: int, body_end: int) -> tuple[in
             break
         val = o + 4
         if val + ln > body_end:
-            return link, res, toff, ("corrupt_option", f"interface description option {code} (length {ln}) "
-                                                       f"runs past its block at byte {o}")
+            return link, res, toff, ("corrupt_option", (f"interface description option {code} (length {ln}) "
+                                                        f"runs past its block at byte {o}"))
         if code == 9 and ln >= 1:
             v = data[val]
             res = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
