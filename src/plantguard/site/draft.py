@@ -20,9 +20,7 @@ sensing zone (the path bypasses a DMZ), an OT zone's traffic to public addresses
 IT zone. Everything else observed is allowed as observed: a draft cannot know which conduits were
 intended, so an unwanted flow between two OT zones becomes a conduit until someone removes it.
 
-The text is emitted here (PyYAML cannot write comments), plainly and deterministically: the same
-captures give the same bytes. Every string that came from the wire is reduced to printable ASCII
-and quoted; the result loads with `plantguard.site.load_site`."""
+Deciding is this module's job; writing the draft out as commented YAML is site/draft_yaml.py's."""
 from __future__ import annotations
 
 import ipaddress
@@ -32,6 +30,16 @@ from dataclasses import dataclass, field
 from plantguard.inventory.asset import CONTROLLER_ROLES
 from plantguard.model import AnalysisResult
 from plantguard.net import address_class
+from plantguard.site.draft_yaml import (  # noqa: F401 (HEADER, LIMITS, ...: importable from here as before)
+    HEADER,
+    LIMITS,
+    NOT_DRAFTED,
+    REVIEW,
+    asset_mapping,
+    render,
+)
+from plantguard.site.draft_yaml import plural as _plural
+from plantguard.site.draft_yaml import quote as _quote  # noqa: F401 (importable from here)
 from plantguard.site.model import Site, Zone
 from plantguard.site.vocabulary import ASSET_ROLES, protocol_names
 
@@ -61,7 +69,6 @@ SMALL_MAX, MEDIUM_MAX = 50, 500
 EGRESS_COLLAPSE = 16        # destinations in one drafted network: allow the network instead
 EXAMPLES_SHOWN = 3
 
-REVIEW = "observed, review before use"
 
 
 @dataclass
@@ -337,10 +344,18 @@ class _Drafter:
         return out
 
     # -- egress --------------------------------------------------------------------------------
+    # -- egress --------------------------------------------------------------------------------
     def egress(self, site: Site, conduits: list[DraftConduit]) -> list[DraftEgress]:
         held_pairs = {(c.src, c.dst) for c in conduits if c.held}
-        names = protocol_names()
         ot = {z.name for z in site.zones if z.is_ot}
+        reached = self.reached(site, ot)
+        return [DraftEgress(z.name, _egress_entries(z, reached[z.name], held_pairs))
+                for z in site.zones if z.name in ot]
+
+    def reached(self, site: Site, ot: set[str]) -> dict[str, dict]:
+        """Per OT zone, the destinations outside it its clients reached: server -> the services
+        reached on it, the clients, the server's zone."""
+        names = protocol_names()
         reached: dict[str, dict] = {name: {} for name in ot}
         for f in self.flows:
             if address_class(f.server) == "other":
@@ -355,43 +370,8 @@ class _Drafter:
                                                        "zone": site.zone_of(f.server)})
             g["services"].add(_allow_entry(f, names) or f.l4)
             g["clients"].add(f.client)
-        out = []
-        for z in site.zones:
-            if z.name not in ot:
-                continue
-            dests = reached[z.name]
-            entries = []
-            collapsible: dict = defaultdict(list)
-            for ip, g in dests.items():
-                zs = g["zone"]
-                if zs is not None and (z.name, zs.name) not in held_pairs and address_class(ip) == "private":
-                    net = next((n for n in zs.networks if ipaddress.ip_address(ip) in n), None)
-                    if net is not None:
-                        collapsible[net].append(ip)
-            collapsed = {ip: net for net, ips in collapsible.items() if len(ips) > EGRESS_COLLAPSE for ip in ips}
-            done_nets = set()
-            for ip in sorted(dests, key=_ip_key):
-                g = dests[ip]
-                zs = g["zone"]
-                what = (f"{', '.join(sorted(g['services'], key=_allow_key))} from "
-                        f"{_plural(len(g['clients']), 'host')}")
-                where = f"zone {zs.name}" if zs is not None else (
-                    "a public address" if address_class(ip) == "public" else "no zone")
-                if address_class(ip) == "public":
-                    entries.append(DraftEntry(ip, f"{where}: {what}",
-                                              "an OT zone reaching the internet (egress.internet)"))
-                elif zs is not None and (z.name, zs.name) in held_pairs:
-                    entries.append(DraftEntry(ip, f"{where}: {what}", "its conduit is held back too"))
-                elif ip in collapsed:
-                    net = collapsed[ip]
-                    if net not in done_nets:
-                        done_nets.add(net)
-                        n = len(collapsible[net])
-                        entries.append(DraftEntry(str(net), f"{where}: {n} destinations in it"))
-                else:
-                    entries.append(DraftEntry(ip, f"{where}: {what}"))
-            out.append(DraftEgress(z.name, entries))
-        return out
+        return reached
+
 
     # -- engineering stations ------------------------------------------------------------------
     def stations(self, site: Site) -> list[DraftEntry]:
@@ -446,27 +426,17 @@ class _Drafter:
                 continue
             if a.ip is None and not a.mac:
                 continue
-            parts = []
-            if a.ip:
-                parts.append(f"ip: {a.ip}")
+            mac = None
             if a.mac and a.mac not in macs:
                 macs.add(a.mac)
-                parts.append(f'mac: "{a.mac}"')
+                mac = a.mac
             elif a.ip is None:
                 continue
             ident = a.identity or {}
             name = ident.get("name") or (min(a.hostnames) if a.hostnames else None)
-            if isinstance(name, str) and _clean(name):
-                parts.append(f"name: {_quote(name)}")
-            if a.role in ASSET_ROLES and a.role not in ("unknown", "internet-host"):
-                parts.append(f"role: {a.role}")
-            vendor = ident.get("vendor") or a.vendor
-            if isinstance(vendor, str) and _clean(vendor):
-                parts.append(f"vendor: {_quote(vendor)}")
-            product = ident.get("product") or ident.get("model")
-            if isinstance(product, str) and _clean(product):
-                parts.append(f"product: {_quote(product)}")
-            out.append(DraftEntry("{" + ", ".join(parts) + "}", ""))
+            role = a.role if a.role in ASSET_ROLES and a.role not in ("unknown", "internet-host") else None
+            out.append(DraftEntry(asset_mapping(a.ip, mac, name, role, ident.get("vendor") or a.vendor,
+                                                ident.get("product") or ident.get("model")), ""))
         return out
 
     def not_zoned(self) -> list[str]:
@@ -537,167 +507,45 @@ def _allow_key(text: str) -> tuple:
     return (1, l4, int(port), "") if port.isdigit() else (0, "", 0, text)
 
 
-def _plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n} {word if n == 1 else (many or word + 's')}"
+def _collapsible(zone: Zone, dests: dict, held_pairs: set) -> dict:
+    """The private destinations an egress rule may allow by network: drafted network -> those in
+    it, for the zones whose conduit from `zone` is not held back."""
+    collapsible: dict = defaultdict(list)
+    for ip, g in dests.items():
+        zs = g["zone"]
+        if zs is not None and (zone.name, zs.name) not in held_pairs and address_class(ip) == "private":
+            net = next((n for n in zs.networks if ipaddress.ip_address(ip) in n), None)
+            if net is not None:
+                collapsible[net].append(ip)
+    return collapsible
 
 
-# ------------------------------------------------------------------------------------ writing
-
-def _clean(text: str, limit: int = 80) -> str:
-    """Printable ASCII on one line (what came from the wire or a file name)."""
-    s = "".join(ch if " " <= ch <= "~" else " " for ch in str(text))
-    return " ".join(s.split())[:limit]
-
-
-def _quote(text: str, limit: int = 80) -> str:
-    """A double-quoted YAML scalar of the cleaned text."""
-    s = _clean(text, limit)
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _comment(text: str, indent: str = "", width: int = 99) -> list[str]:
-    """Comment lines (wrapped) of the cleaned text."""
-    words = _clean(text, 2000).split()
-    lines, cur = [], ""
-    for w in words:
-        if cur and len(indent) + 2 + len(cur) + 1 + len(w) > width:
-            lines.append(cur)
-            cur = w
+def _egress_entries(zone: Zone, dests: dict, held_pairs: set) -> list[DraftEntry]:
+    """An OT zone's egress allow list: one entry per destination, or per drafted network when more
+    than EGRESS_COLLAPSE of its addresses were reached; public addresses and destinations whose
+    conduit is held back are held back too."""
+    collapsible = _collapsible(zone, dests, held_pairs)
+    collapsed = {ip: net for net, ips in collapsible.items() if len(ips) > EGRESS_COLLAPSE for ip in ips}
+    entries = []
+    done_nets = set()
+    for ip in sorted(dests, key=_ip_key):
+        g = dests[ip]
+        zs = g["zone"]
+        what = (f"{', '.join(sorted(g['services'], key=_allow_key))} from "
+                f"{_plural(len(g['clients']), 'host')}")
+        where = f"zone {zs.name}" if zs is not None else (
+            "a public address" if address_class(ip) == "public" else "no zone")
+        if address_class(ip) == "public":
+            entries.append(DraftEntry(ip, f"{where}: {what}",
+                                      "an OT zone reaching the internet (egress.internet)"))
+        elif zs is not None and (zone.name, zs.name) in held_pairs:
+            entries.append(DraftEntry(ip, f"{where}: {what}", "its conduit is held back too"))
+        elif ip in collapsed:
+            net = collapsed[ip]
+            if net not in done_nets:
+                done_nets.add(net)
+                n = len(collapsible[net])
+                entries.append(DraftEntry(str(net), f"{where}: {n} destinations in it"))
         else:
-            cur = f"{cur} {w}" if cur else w
-    if cur:
-        lines.append(cur)
-    return [f"{indent}# {ln}" for ln in lines]
-
-
-HEADER = (
-    "plantguard site file DRAFT, written by `plantguard site init` from the traffic of {captures}: "
-    "{devices}, {flows}. Everything here is {review}: it says what the captures show, not what is "
-    "intended.")
-LIMITS = (
-    "What a draft cannot know: which conduits are intended. Every zone-to-zone flow seen is "
-    "written as a conduit, so traffic that should not happen at all (a rogue host in one OT zone "
-    "reaching another) is allowed below until you remove it; `assess` with this file will not "
-    "report it as a violation. Only what the zone model itself forbids is written commented out "
-    "(HELD BACK), so `assess` still reports it: conduits between an office zone and a control or "
-    "sensing zone, OT traffic to public addresses, engineering stations outside OT zones or that "
-    "only started/stopped a controller. Networks are the /24 (IPv6 /64) around the hosts seen, as "
-    "captures do not carry masks; an office zone may really be a guest network (kind: guest); "
-    "untagged subnets of one kind are drafted as one zone (split them if they are separated).")
-NOT_DRAFTED = (
-    "Not drafted (traffic cannot show them; see examples/site.yaml): timezone, "
-    "maintenance_windows, attestations, sboms, remote_access, criticality of assets. "
-    "Check the file with `plantguard site check FILE`.")
-
-
-def render(d: Draft) -> str:
-    """The draft as site-file text (YAML with comments); same draft, same bytes."""
-    caps = [c.rsplit("/", 1)[-1] for c in d.captures]
-    cap_text = (f"{_plural(len(caps), 'capture')} ({', '.join(caps[:3])}{' ...' if len(caps) > 3 else ''})"
-                if caps else "no capture")
-    L: list[str] = []
-    L += _comment(HEADER.format(captures=cap_text, devices=_plural(d.devices, "plant address", "plant addresses"),
-                                flows=_plural(d.flows, "flow"), review=REVIEW))
-    L += ["#"] + _comment(LIMITS) + ["#"] + _comment(NOT_DRAFTED)
-    L.append(f"site: {_quote(d.name, 200)}")
-    L.append(f"organization_size: {d.organization_size}"
-             f"{' ' * max(1, 14 - len(d.organization_size))}# a guess from {d.devices} plant addresses: "
-             "small | medium | large; it shapes the roadmap")
-    L.append("")
-    # zones
-    L += _comment(f"Zones ({REVIEW}): the subnets seen, by VLAN; kinds guessed from the roles inside.")
-    if d.zones:
-        L.append("zones:")
-        for z in d.zones:
-            where = f"VLAN {', '.join(map(str, z.vlans))}" if z.vlans else "untagged"
-            L += _comment(f"{z.name}: {where}, {_plural(len(z.hosts), 'host')}; kind {z.kind} from {z.why}", "  ")
-            nets = ", ".join(str(n) for n in z.networks)
-            vl = f", vlans: [{', '.join(map(str, z.vlans))}]" if z.vlans else ""
-            line = f"  - {{name: {z.name}, kind: {z.kind}, networks: [{nets}]{vl}}}"
-            if len(line) <= 100:
-                L.append(line)
-                continue
-            L += [f"  - name: {z.name}", f"    kind: {z.kind}"]
-            if z.vlans:
-                L.append(f"    vlans: [{', '.join(map(str, z.vlans))}]")
-            L.append("    networks:")
-            L += [f"      - {n}" for n in z.networks]
-    else:
-        L.append("zones: []                    # no private address was seen")
-    for line in d.not_zoned:
-        L += _comment(line)
-    L.append("")
-    # conduits
-    L += _comment(f"Conduits ({REVIEW}): every zone-to-zone flow seen, client zone -> server zone. "
-                  "Remove what is not intended: a draft cannot tell.")
-    active = [c for c in d.conduits if not c.held]
-    L.append("conduits:" if active or any(c.held for c in d.conduits) else "conduits: []")
-    for c in d.conduits:
-        note = (f"{c.src} -> {c.dst}: {_plural(c.flows, 'flow')}, {_plural(c.packets, 'packet')}; "
-                f"e.g. {'; '.join(c.examples)}")
-        line = f"- {{from: {c.src}, to: {c.dst}, allow: [{', '.join(c.allow)}]}}"
-        if c.held:
-            L += _comment(f"HELD BACK, {c.held} (segmentation.it-ot-bridge); uncomment only if intended. {note}", "  ")
-            L.append(f"  # {line}")
-        else:
-            L += _comment(note, "  ")
-            L.append(f"  {line}")
-    L.append("")
-    # egress
-    L += _comment(f"Egress ({REVIEW}): deny-all outbound for the OT zones, except the destinations "
-                  "outside the zone they reached.")
-    if d.egress:
-        L.append("egress:")
-        for e in d.egress:
-            L.append(f"  - zone: {e.zone}")
-            if not e.allow:
-                L.append("    allow: []                # nothing outside the zone was reached")
-                continue
-            L.append("    allow:")
-            L += _list_lines(e.allow, "      ")
-    else:
-        L.append("egress: []                     # no OT zone was drafted")
-    L.append("")
-    # engineering stations
-    L += _comment(f"Engineering stations ({REVIEW}): the hosts in OT zones that sent program, firmware "
-                  "or configuration changes to controllers. Writes or run/stop from any other host "
-                  "will be reported as unauthorised.")
-    L.append("engineering_workstations:" if d.stations else "engineering_workstations: []")
-    L += _list_lines(d.stations, "  ")
-    L.append("")
-    # inventory
-    L += _comment(f"Declared inventory ({REVIEW}), commented out: every device seen, including any "
-                  "that should not be there. Remove those, add names and criticality, then uncomment "
-                  "it: devices seen later but not listed are reported (inventory.unknown-asset).")
-    if d.assets:
-        L.append("# assets:")
-        for a in d.assets:
-            L.append(f"#   - {a.value}")
-    return "\n".join(L) + "\n"
-
-
-def _list_lines(items: list[DraftEntry], indent: str) -> list[str]:
-    """A list's entries, each with its note: the drafted ones, then the held-back ones commented
-    out under one line per reason."""
-    out = [ln for item in items if not item.held for ln in _entry_lines(item, indent)]
-    reasons: dict[str, list] = {}
-    for item in items:
-        if item.held:
-            reasons.setdefault(item.held, []).append(item)
-    for reason, held in reasons.items():
-        out += _comment(f"HELD BACK ({_plural(len(held), 'entry', 'entries')}), {reason}; "
-                        "uncomment only if intended:", indent)
-        for item in held:
-            out += _entry_lines(item, indent)
-    return out
-
-
-def _entry_lines(item: DraftEntry, indent: str, width: int = 99) -> list[str]:
-    """An entry with its note: on the same line when it fits, else above it; commented out when
-    held back."""
-    lead = f"{indent}# - " if item.held else f"{indent}- "
-    note = _clean(item.note, 300)
-    line = f"{lead}{item.value}{'':<{max(1, 22 - len(item.value))}}# {note}"
-    if len(line) <= width:
-        return [line]
-    return _comment(note, indent) + [f"{lead}{item.value}"]
+            entries.append(DraftEntry(ip, f"{where}: {what}"))
+    return entries

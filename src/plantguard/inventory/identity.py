@@ -1,0 +1,145 @@
+"""An asset's identity and where each part of it came from (the identity rules of
+inventory/build.py):
+- the first non-empty value of each identity key wins (the earliest, most direct statement); an
+  identity read through the device (a CIP route to a module in its chassis) is one of its modules;
+- every identity key records where it came from (`identity_sources`): the protocol, capture and
+  frame of the observation that first stated it, or what it was derived from (a product from a
+  model, ...), the fingerprint that concluded it, or the site file;
+- besides the first value of each identity key, an asset keeps every distinct User-Agent it sent,
+  server banner it gave, TLS server name it was asked for and certificate it presented, MQTT
+  client id it connected with, HTTP Host name and OPC UA endpoint URL it was reached by: up to
+  SEEN_CAP of each with how often and where first (`Asset.seen`, `tally`)."""
+from __future__ import annotations
+
+from plantguard.inventory.asset import Asset
+from plantguard.knowledge.families import identity_family
+
+# identity keys that say how the identity was put together, not what the device is
+META_KEYS = frozenset({"sources", "fingerprints", "field_sources"})
+
+
+def merge_identity(a: Asset, proto: str, data: dict, obs=None) -> None:
+    """First non-empty value wins per key (the earliest, most direct statement); record sources
+    (the protocol in identity["sources"]; per key, the protocol, capture and frame of `obs`, the
+    observation that stated it, in identity_sources). An identity read through the device (a
+    CIP route to a module in its chassis) describes that module, not the device: it is kept in
+    the device's list of modules."""
+    if data.get("route"):
+        mods = a.identity.setdefault("modules", [])
+        entry = {k: v for k, v in data.items() if v not in (None, "", [], {}) and k != "role_hint"}
+        if entry not in mods and len(mods) < 64:
+            mods.append(entry)
+            a.identity_sources.setdefault("modules", stated(proto, obs))
+        return
+    for key, val in data.items():
+        if key == "role_hint" or key in META_KEYS or val in (None, "", [], {}):
+            continue
+        if key not in a.identity:
+            a.identity[key] = val
+            a.identity_sources[key] = stated(proto, obs)
+    srcs = a.identity.setdefault("sources", [])
+    if proto not in srcs:
+        srcs.append(proto)
+
+
+def tally(a: Asset, name: str, value: str, o, port: int | None = None) -> None:
+    """One more sighting of `value` in the asset's list `name` (bounded, counted)."""
+    entry = {"value": value, "proto": o.proto, "capture": o.capture, "frame": o.frame}
+    if port is not None:
+        entry["port"] = port
+    a.seen[name].add(value if port is None else (value, port), entry, o.count)
+
+
+def stated(proto: str, obs) -> dict:
+    return {"via": "observation", "proto": proto, "capture": getattr(obs, "capture", None),
+            "frame": getattr(obs, "frame", None)}
+
+
+def derived(a: Asset, key: str, source_key: str) -> None:
+    """identity[key] was derived from identity[source_key]: its source is that key's, so marked."""
+    src = a.identity_sources.get(source_key) or {}
+    a.identity_sources[key] = {"via": "derived", "derived_from": source_key,
+                               **{k: src[k] for k in ("proto", "capture", "frame") if src.get(k) is not None}}
+
+
+def lend_field_sources(a: Asset) -> bool:
+    """The fingerprints read which protocol stated each identity field from
+    identity["field_sources"] (docs/inventory-accuracy.md, "field provenance"); the contract
+    carries it as Asset.identity_sources, so it is only lent to them, for infer_role."""
+    if "field_sources" in a.identity:
+        return False
+    a.identity["field_sources"] = {k: v["proto"] for k, v in a.identity_sources.items() if v.get("proto")}
+    return True
+
+
+def return_field_sources(a: Asset, lent: bool) -> None:
+    """Take the lent field_sources back, and record the source of what the fingerprints added
+    (identity["fingerprints"]: key -> fingerprint id)."""
+    if lent:
+        a.identity.pop("field_sources", None)
+    for key, fp in (a.identity.get("fingerprints") or {}).items():
+        if key in a.identity and key not in a.identity_sources:
+            a.identity_sources[key] = {"via": "fingerprint", "fingerprint": str(fp)}
+
+
+def name_the_product(a: Asset) -> None:
+    """Some protocols only give a model or a textual product code (Modbus 43/14 object 1): use it
+    as the product name, so reports and advisory matching have one."""
+    ident = a.identity
+    if ident.get("product"):
+        return
+    for key in ("model", "product_code"):
+        val = ident.get(key)
+        if isinstance(val, str) and val.strip() and not val.strip().isdigit():
+            ident["product"] = val.strip()
+            derived(a, "product", key)
+            return
+
+
+def name_the_family(a: Asset) -> None:
+    """The product line, from the order / catalogue number or the product name the device gave
+    ("SIMATIC S7-300" from 6ES7 315-..., "CompactLogix 5370" from 1769-L33ER)."""
+    if a.identity.get("family"):
+        return
+    found = identity_family(a.identity)
+    if found:
+        a.identity["family"], key = found
+        derived(a, "family", key)
+
+
+def name_from_site(a: Asset) -> None:
+    """A device that announced no name of its own takes the name the site file gives it."""
+    name = (a.declared or {}).get("name")
+    if name and not a.identity.get("name"):
+        a.identity["name"] = name
+        a.identity_sources["name"] = {"via": "site file"}
+        srcs = a.identity.setdefault("sources", [])
+        if "site file" not in srcs:
+            srcs.append("site file")
+
+
+def record_identity(a: Asset, o) -> None:
+    """An identity observation: its keys merged into the asset's identity, and the User-Agent,
+    MQTT client id and OPC UA endpoints it gave tallied."""
+    merge_identity(a, o.proto, o.data, o)
+    d = o.data
+    if d.get("user_agent"):
+        tally(a, "user_agents", str(d["user_agent"]), o)
+    if d.get("mqtt_client_id"):
+        tally(a, "mqtt_client_ids", str(d["mqtt_client_id"]), o)
+    for ep in d.get("endpoints") or ():
+        if isinstance(ep, dict) and ep.get("url"):
+            tally(a, "opcua_endpoints", str(ep["url"]), o, port=o.subject_port or None)
+
+
+def record_certificate(a: Asset, o) -> None:
+    """A certificate the asset presented, in its bounded list (one entry per certificate: by its
+    fingerprint, else its subject, issuer and serial)."""
+    d = o.data
+    if d.get("unparsed"):
+        return
+    key = d.get("fingerprint") or (d.get("subject"), d.get("issuer"), d.get("serial"))
+    entry = {k: d.get(k) for k in ("subject", "issuer", "not_before", "not_after", "serial", "fingerprint",
+                                   "self_signed", "position")}
+    entry.update(port=o.subject_port or None, proto=o.proto, capture=o.capture, frame=o.frame)
+    a.seen["certificates"].add(key, entry, o.count)
