@@ -196,33 +196,6 @@ def _from_user_agent(asset) -> bool:
     return ua[:24] in why or "user-agent" in why.lower() or "user_agent" in why
 
 
-class _ClientPortsHook:
-    """Simulates the build.py hook this measurement proposes: infer_role(..., client_ports=...) with
-    the (l4, port) pairs each device connected to, from the flows. Not what plantguard ships."""
-
-    def __init__(self, result):
-        from collections import defaultdict
-        self.ports = defaultdict(set)
-        for f in result.flows:
-            if f.l4 in ("tcp", "udp") and f.port:
-                self.ports[f.client].add((f.l4, f.port))
-
-    def __enter__(self):
-        from plantguard.inventory import build
-        self.build, self.orig = build, build.infer_role
-
-        def infer_role(asset, *args, **kw):
-            ports = set()
-            for ip in asset.ips or ([asset.ip] if asset.ip else []):
-                ports |= self.ports.get(ip, set())
-            return self.orig(asset, *args, client_ports=ports, **kw)
-        build.infer_role = infer_role
-        return self
-
-    def __exit__(self, *exc):
-        self.build.infer_role = self.orig
-
-
 def user_agent_probe(user_agents) -> list[tuple[str, str]]:
     """Each User-Agent alone (an HTTP client that said nothing else) through infer_role: a
     User-Agent is a fact about a browser or a tool, so the role must be an IT one."""
@@ -264,9 +237,7 @@ def _score_capture(rep: Report, label: str, assets: dict, entry: dict, globbed: 
 
 
 def measure(data: Path, expected_path: Path = EXPECTED, cache: Path | None = None,
-            only: str | None = None, client_ports: bool = False) -> Report:
-    """client_ports: simulate the proposed build.py hook (see _ClientPortsHook)."""
-    import contextlib
+            only: str | None = None) -> Report:
 
     from plantguard.inventory.build import build_assets
     rep = Report()
@@ -281,8 +252,7 @@ def measure(data: Path, expected_path: Path = EXPECTED, cache: Path | None = Non
                 continue
             rep.captures += 1
             result = _analyze(path, cache)
-            with (_ClientPortsHook(result) if client_ports else contextlib.nullcontext()):
-                assets = {a.key: a for a in build_assets(result)}
+            assets = {a.key: a for a in build_assets(result)}
             _score_capture(rep, label, assets, entry, globbed)
     rep.ua_probe = user_agent_probe(rep.user_agents)
     return rep
@@ -364,14 +334,12 @@ def main(argv=None) -> int:
     ap.add_argument("--misses", action="store_true", help="list every wrong role and identity gap")
     ap.add_argument("--only", help="only captures whose path contains this (or matches this glob)")
     ap.add_argument("--cache", help="keep each capture's analysis here (pickles) to re-measure quickly")
-    ap.add_argument("--client-ports", action="store_true",
-                    help="simulate the proposed build.py hook that passes each device's client ports to infer_role")
     args = ap.parse_args(argv)
     data = Path(args.data)
     if not data.is_dir():
         print(f"shared data not found at {data} (set PLANTGUARD_SHARED_DATA)", file=sys.stderr)
         return 2
-    rep = measure(data, Path(args.expected), Path(args.cache) if args.cache else None, args.only, args.client_ports)
+    rep = measure(data, Path(args.expected), Path(args.cache) if args.cache else None, args.only)
     print(json.dumps(rep.as_dict(), indent=2) if args.json else render(rep, args.format, args.misses))
     return 0
 
