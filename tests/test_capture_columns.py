@@ -9,9 +9,9 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from plantguard.capture import columns as C
-from plantguard.capture.layers import decode_frame
+from plantguard.capture.layers import decode_frame, undecoded_kind
 
-LINKTYPES = [1, 0, 12, 14, 101, 108, 113, 228, 229, 276, 147]
+LINKTYPES = [1, 0, 12, 14, 101, 108, 113, 228, 229, 276, 147, 9, 127]
 
 
 def columnar(linktype: int, frames: list[bytes]) -> C.Columns:
@@ -46,11 +46,17 @@ def assert_same(linktype: int, frames: list[bytes]) -> None:
             assert C.ip_text(v, int(cols.dst_hi[i]), int(cols.dst_lo[i])) == lay.dst
             assert int(cols.ip_proto[i]) == lay.ip_proto
         assert bool(cols.fragment[i]) == lay.fragment
-        assert {6: "tcp", 17: "udp", 0: ""}[int(cols.l4[i])] == lay.l4, f.hex()
+        assert {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 0: ""}[int(cols.l4[i])] == lay.l4, f.hex()
         assert int(cols.sport[i]) == lay.sport and int(cols.dport[i]) == lay.dport
         assert int(cols.tcp_flags[i]) == lay.tcp_flags and int(cols.seq[i]) == lay.seq
         po, pl = int(cols.pay_off[i]), int(cols.pay_len[i])
         assert buf[po:po + pl] == lay.payload, f.hex()
+    kinds: dict[str, int] = {}
+    for f in frames:
+        k = undecoded_kind(linktype, decode_frame(linktype, f))
+        if k is not None:
+            kinds[k] = kinds.get(k, 0) + 1
+    assert C.undecoded(cols, np.full(len(frames), linktype)) == kinds
 
 
 # ---- structured frames: every layer present, with fields chosen to hit the edge cases ----
@@ -69,13 +75,16 @@ def l4_part(draw, proto):
         return hdr + payload
     if proto == 17:
         ln = draw(st.sampled_from([8 + len(payload), 0, 7, 8, 300, 8 + len(payload) // 2]))
-        return struct.pack("!HHHH", draw(ports), draw(ports), ln, 0) + payload
+        port = draw(st.sampled_from([4789, 6081, 3544, 53])) if draw(st.booleans()) else draw(ports)
+        return struct.pack("!HHHH", draw(ports), port, ln, 0) + payload
+    if proto in (1, 58):
+        return bytes([draw(st.sampled_from([0, 8, 3, 11, 128, 129, 135, 136, 200]))]) + payload
     return payload
 
 
 @st.composite
 def ip_part(draw):
-    proto = draw(st.sampled_from([6, 17, 1, 6, 17]))
+    proto = draw(st.sampled_from([6, 17, 1, 6, 17, 58, 47, 4, 41, 50]))
     body = draw(l4_part(proto))
     if draw(st.booleans()):
         ihl = draw(st.sampled_from([5, 5, 6, 4, 15]))
@@ -104,7 +113,7 @@ def eth_frame(draw):
     for _ in range(draw(st.integers(0, 6))):
         tags += struct.pack("!HH", draw(st.sampled_from([0x8100, 0x88A8, 0x9100])), draw(st.integers(0, 65535)))
     if draw(st.integers(0, 9)) == 0:
-        et = draw(st.sampled_from([0x0806, 0x88CC, 0x0042, 0x8892]))
+        et = draw(st.sampled_from([0x0806, 0x88CC, 0x0042, 0x8892, 0x8864, 0x8847]))
     f = draw(st.binary(min_size=12, max_size=12)) + tags + struct.pack("!H", et) + ip
     cut = draw(st.integers(0, len(f)))
     return f if draw(st.booleans()) else f[:cut]
@@ -142,7 +151,7 @@ def test_columnar_equals_reference_on_random_frames(items):
 
 
 def test_mixed_link_types_in_one_chunk():
-    from capture_helpers import tcp_frame
+    from support.packets import tcp_frame
     f_eth = tcp_frame("10.0.0.1", "10.0.0.2", 1234, 502, b"abc", vlans=(110,))
     f_raw = f_eth[18:]
     frames = [f_eth, f_raw]
@@ -164,7 +173,7 @@ def test_plain_numpy_gather_equals_compiled(monkeypatch):
 
 
 def test_plain_record_walk_equals_compiled():
-    from capture_helpers import pcap_bytes, tcp_frame
+    from support.packets import pcap_bytes, tcp_frame
     from plantguard.capture import walk
     raw = pcap_bytes([(1.5 + i, tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, bytes(i))) for i in range(50)])
     raw = raw[:-7]                                   # a truncated last record

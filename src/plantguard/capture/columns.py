@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from plantguard.capture import formats as F
-from plantguard.capture.layers import MAX_IPV6_EXT, MAX_VLAN_TAGS
+from plantguard.capture.layers import (ICMP_ANSWERS, MAX_IPV6_EXT, MAX_VLAN_TAGS, TUNNEL, TUNNEL_ETHERTYPES,
+                                       TUNNEL_IP_PROTOS, TUNNEL_UDP_PORTS, UNDECODED_IP, UNDECODED_LINK)
 from plantguard.capture.walk import gather_compiled
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
@@ -21,6 +22,17 @@ RAW_LINKS = (F.LINKTYPE_RAW, F.LINKTYPE_RAW_ALT, F.LINKTYPE_RAW_ALT2, F.LINKTYPE
 NULL_LINKS = (F.LINKTYPE_NULL, F.LINKTYPE_LOOP)
 IPV6_EXT = np.array([0, 43, 60], dtype=np.int32)
 L2_WIDTH = 14 + 4 * MAX_VLAN_TAGS + 2
+
+
+def _reply_table(answers: dict[int, int]) -> np.ndarray:
+    """ICMP type -> the request type it answers (-1: not an answer), for all 256 types."""
+    t = np.full(256, -1, np.int32)
+    for ans, req in answers.items():
+        t[ans] = req
+    return t
+
+
+ICMP_REPLY_OF = {v: _reply_table(a) for v, a in ICMP_ANSWERS.items()}
 
 
 @dataclass
@@ -37,12 +49,12 @@ class Columns:
     ip_version: np.ndarray  # int8: 0, 4 or 6
     ip_proto: np.ndarray   # int32
     fragment: np.ndarray   # bool
-    l4: np.ndarray         # int8: 6 (tcp), 17 (udp) or 0
+    l4: np.ndarray         # int8: 6 (tcp), 17 (udp), 1 (icmp), 58 (icmpv6) or 0
     src_hi: np.ndarray     # uint64: IPv6 high half (0 for IPv4)
     src_lo: np.ndarray     # uint64: IPv6 low half or the IPv4 address
     dst_hi: np.ndarray
     dst_lo: np.ndarray
-    sport: np.ndarray      # int32
+    sport: np.ndarray      # int32 (ICMP: see layers.icmp_ports)
     dport: np.ndarray
     tcp_flags: np.ndarray  # int32
     seq: np.ndarray        # int64
@@ -203,6 +215,18 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
     isl4 = tcp | udp
     sport = np.where(isl4, _u16(g4, 0), 0)
     dport = np.where(isl4, _u16(g4, 2), 0)
+    # ICMP: a flow per (request) type, the requester on "port" 0 (layers.icmp_ports)
+    icmp4 = (ip_version == 4) & ~fragment & (ip_proto == 1) & (l4len >= 4)
+    icmp6 = (ip_version == 6) & ~fragment & (ip_proto == 58) & (l4len >= 4)
+    icmp = icmp4 | icmp6
+    if icmp.any():
+        itype = g4[:, 0].astype(np.int32)
+        reply4, reply6 = ICMP_REPLY_OF[4][itype], ICMP_REPLY_OF[6][itype]
+        req = np.where(icmp4, reply4, reply6)
+        is_reply = req >= 0
+        key = np.where(is_reply, req, itype)
+        sport = np.where(icmp, np.where(is_reply, key, 0), sport)
+        dport = np.where(icmp, np.where(is_reply, 0, key), dport)
     seq = np.where(tcp, _u32(g4, 4), 0)
     flags = np.where(tcp, g4[:, 13].astype(np.int32), 0)
     doff = (g4[:, 12] >> 4).astype(np.int64) * 4
@@ -212,12 +236,48 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
     pay_rel = np.where(tcp, l4rel + doff, l4rel + 8)
     pay_len = np.where(tcp, tcp_plen, np.where(udp, uend - 8, 0))
     pay_off = off + l3 + pay_rel
-    l4 = np.where(tcp, 6, np.where(udp, 17, 0)).astype(np.int8)
+    pay_len = np.where(icmp, 0, pay_len)
+    l4 = np.where(tcp, 6, np.where(udp, 17, np.where(icmp4, 1, np.where(icmp6, 58, 0)))).astype(np.int8)
 
     return Columns(ok, et.astype(np.int32), vlan, inner, llc, dmac, smac, l3, ip_version,
                    ip_proto.astype(np.int32), fragment, l4, src_hi, src_lo, dst_hi, dst_lo,
                    sport.astype(np.int32), dport.astype(np.int32), flags, seq.astype(np.int64),
                    pay_off, pay_len.astype(np.int64))
+
+
+def undecoded(cols: Columns, linktype: np.ndarray) -> dict[str, int]:
+    """Frames of a chunk not (fully) decoded, counted by kind: the sum of
+    layers.undecoded_kind over the chunk's frames (zero counts left out)."""
+    out: dict[str, int] = {}
+
+    def add(key: str, mask: np.ndarray) -> None:
+        n = int(np.count_nonzero(mask))
+        if n:
+            out[key] = out.get(key, 0) + n
+
+    bad = ~cols.ok
+    if bad.any():
+        lts, counts = np.unique(linktype[bad], return_counts=True)
+        for lt, n in zip(lts.tolist(), counts.tolist()):
+            out[f"{UNDECODED_LINK}{lt}"] = n
+    ip = (cols.ip_version > 0) & ~cols.fragment
+    tunnelled = np.isin(cols.ip_proto, list(TUNNEL_IP_PROTOS)) & ip
+    for proto, name in TUNNEL_IP_PROTOS.items():
+        add(f"{TUNNEL}{name}", tunnelled & (cols.ip_proto == proto))
+    udp = ip & (cols.l4 == 17)
+    dport_t = udp & np.isin(cols.dport, list(TUNNEL_UDP_PORTS))
+    sport_t = udp & ~dport_t & np.isin(cols.sport, list(TUNNEL_UDP_PORTS))
+    for port, name in TUNNEL_UDP_PORTS.items():
+        add(f"{TUNNEL}{name}", (dport_t & (cols.dport == port)) | (sport_t & (cols.sport == port)))
+    other = ip & ~tunnelled & (cols.l4 == 0)
+    if other.any():
+        ps, counts = np.unique(cols.ip_proto[other], return_counts=True)
+        for p, n in zip(ps.tolist(), counts.tolist()):
+            out[f"{UNDECODED_IP}{p}"] = n
+    l2 = cols.ok & (cols.ip_version == 0)
+    for et, name in TUNNEL_ETHERTYPES.items():
+        add(f"{TUNNEL}{name}", l2 & (cols.ethertype == et))
+    return out
 
 
 def ip_text(version: int, hi: int, lo: int) -> str:

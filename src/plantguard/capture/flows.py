@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from plantguard.capture.columns import ip_text, mac_text
+from plantguard.capture.layers import L4_NAMES
 from plantguard.model import Flow
 from plantguard.util.arrays import hash_keys  # noqa: F401 (the engine imports it from here)
 
@@ -225,7 +226,8 @@ class FlowTable:
         out = np.where(known_s & ~known_d, False, out)
         out = np.where(tcp & ((flags & 0x02) != 0), True, out)
         out = np.where(tcp & ((flags & 0x12) == 0x12), False, out)
-        return out
+        icmp = (c.l4[r] == 1) | (c.l4[r] == 58)
+        return np.where(icmp, sp == 0, out)   # ICMP: the requester is on "port" 0
 
     # ---- operations ----
     def add_ops(self, slot: int, ops: dict[str, int], times: int = 1) -> None:
@@ -335,7 +337,7 @@ class FlowTable:
         else:
             client = ip_text(ver, nh, nl) + ("/24" if ver == 4 else "/64")
             server = ip_text(ver, sh, sl)
-        return Flow("tcp" if l4 == 6 else "udp", client, server, 0, port, None if vlan < 0 else vlan,
+        return Flow(L4_NAMES.get(int(l4), str(l4)), client, server, 0, port, None if vlan < 0 else vlan,
                     None, None if coarse else mac_text(smac), modules[mod - 1].SPEC.name if mod > 0 else None,
                     0, 0, 0, 0, first, first, capture, first_frame, {})
 
@@ -360,7 +362,7 @@ class FlowTable:
                 client, cport, server, sport = a, aps[i], b, bps[i]
             else:
                 client, cport, server, sport = b, bps[i], a, aps[i]
-            f = Flow("tcp" if l4s[i] == 6 else "udp", client, server, cport, sport,
+            f = Flow(L4_NAMES.get(l4s[i], str(l4s[i])), client, server, cport, sport,
                      None if vlans[i] == 0 else vlans[i] - 1, mac_text(cmac), mac_text(smac),
                      modules[mod].SPEC.name if mod >= 0 else None, pk, by, pts, bts, first, last,
                      captures[capi], ff, dict(self.ops.get(row, {})))

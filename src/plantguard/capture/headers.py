@@ -9,6 +9,7 @@ import socket
 import numpy as np
 
 from plantguard.capture.columns import Columns
+from plantguard.capture.layers import L4_NAMES
 
 _MAC_TEXT: dict[int, str] = {}   # a plant has few addresses and sees them over and over
 _IP_TEXT: dict[tuple, str] = {}
@@ -59,7 +60,7 @@ class L4Rows:
         v4, macs = _IP_TEXT.get, _MAC_TEXT.get    # cache hits inline: this runs per deep packet
         return (macs(smac) or _mac(smac), macs(dmac) or _mac(dmac), et, None if vlan < 0 else vlan,
                 v4((4, 0, slo)) or _ip(4, 0, slo), v4((4, 0, dlo)) or _ip(4, 0, dlo),
-                "tcp" if l4 == 6 else "udp", sport, dport, flags, seq)
+                "tcp" if l4 == 6 else "udp" if l4 == 17 else L4_NAMES.get(l4, ""), sport, dport, flags, seq)
 
 
 def l4_header(sub: Columns, r: int) -> tuple:
@@ -70,5 +71,5 @@ def l4_header(sub: Columns, r: int) -> tuple:
             None if vlan < 0 else vlan,
             _ip(ver, int(sub.src_hi[r]) if ver == 6 else 0, int(sub.src_lo[r])),
             _ip(ver, int(sub.dst_hi[r]) if ver == 6 else 0, int(sub.dst_lo[r])),
-            "tcp" if sub.l4[r] == 6 else "udp", int(sub.sport[r]), int(sub.dport[r]),
+            L4_NAMES.get(int(sub.l4[r]), ""), int(sub.sport[r]), int(sub.dport[r]),
             int(sub.tcp_flags[r]), int(sub.seq[r]))

@@ -15,6 +15,24 @@ IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options (fragment 44 
 MAX_VLAN_TAGS = 4       # deeper tag stacks are garbage; the columnar decode stops at the same depth
 MAX_IPV6_EXT = 4        # extension headers followed before giving up on the L4 header
 
+# ICMP flows are keyed by the request type. Types that answer (or report on) another host's
+# packet: answer type -> the type its flow is keyed by. The sender of an answer is the flow's
+# server; any other type's sender is the client. The client's "port" is 0, the server's the
+# key type, so an echo request and its reply are one flow and both hosts are seen.
+ICMP_ANSWERS = {
+    4: {0: 8, 14: 13, 16: 15, 18: 17, 9: 10,          # echo, timestamp, info, mask, router adv.
+        3: 3, 11: 11, 12: 12, 5: 5},                   # unreachable, time exceeded, param., redirect
+    6: {129: 128, 134: 133, 136: 135, 131: 130,        # echo, router adv., neighbour adv., MLD
+        1: 1, 2: 2, 3: 3, 4: 4, 137: 137},             # errors and redirect
+}
+L4_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
+
+
+def icmp_ports(version: int, itype: int) -> tuple[int, int]:
+    """(sport, dport) of an ICMP message for the flow key (see ICMP_ANSWERS)."""
+    req = ICMP_ANSWERS[version].get(itype)
+    return (req, 0) if req is not None else (0, itype)
+
 
 @dataclass(slots=True)
 class Layers:
@@ -187,3 +205,59 @@ def _l4(lay: Layers, b: bytes, start: int, end: int) -> None:
         lay.sport, lay.dport, ulen = _UDP.unpack_from(b, start)
         stop = start + ulen if 8 <= ulen <= size else end
         lay.payload = bytes(b[start + 8:stop])
+    elif size >= 4 and ((lay.ip_proto == 1 and lay.ip_version == 4) or (lay.ip_proto == 58 and lay.ip_version == 6)):
+        lay.l4 = "icmp" if lay.ip_proto == 1 else "icmpv6"
+        lay.sport, lay.dport = icmp_ports(lay.ip_version, b[start])
+
+
+# ---- what is not decoded, by kind (the columnar twin is columns.undecoded) ----
+LINK_NAMES = {9: "PPP", 50: "PPP in HDLC framing", 104: "Cisco HDLC", 105: "802.11",
+              107: "Frame Relay", 119: "802.11 with Prism header", 127: "802.11 with radiotap",
+              163: "802.11 with AVS header", 192: "802.11 with PPI", 195: "802.15.4",
+              239: "NFLOG", 204: "PPP with direction"}
+TUNNEL_IP_PROTOS = {47: "GRE", 4: "IPv4-in-IP", 41: "IPv6-in-IP (6in4/4in6)", 115: "L2TPv3"}
+TUNNEL_UDP_PORTS = {4789: "VXLAN", 6081: "Geneve", 3544: "Teredo", 2152: "GTP-U", 1701: "L2TP"}
+TUNNEL_ETHERTYPES = {0x8864: "PPPoE session", 0x8847: "MPLS", 0x8848: "MPLS multicast"}
+UNDECODED_LINK, TUNNEL, UNDECODED_IP = "undecoded_link_type:", "tunnelled:", "undecoded_ip_proto:"
+
+
+def undecoded_kind(linktype: int, lay: Layers | None) -> str | None:
+    """The counter a frame adds to because part of it is not decoded (None: fully decoded, or
+    a layer-2 protocol): its link type, the tunnel it is carried in, or its IP protocol."""
+    if lay is None:
+        return f"{UNDECODED_LINK}{linktype}"
+    if lay.ip_version and not lay.fragment:
+        if lay.ip_proto in TUNNEL_IP_PROTOS:
+            return f"{TUNNEL}{TUNNEL_IP_PROTOS[lay.ip_proto]}"
+        if lay.l4 == "udp":
+            for port in (lay.dport, lay.sport):
+                if port in TUNNEL_UDP_PORTS:
+                    return f"{TUNNEL}{TUNNEL_UDP_PORTS[port]}"
+        if not lay.l4:
+            return f"{UNDECODED_IP}{lay.ip_proto}"
+    elif not lay.ip_version and lay.ethertype in TUNNEL_ETHERTYPES:
+        return f"{TUNNEL}{TUNNEL_ETHERTYPES[lay.ethertype]}"
+    return None
+
+
+def undecoded_notes(counters: dict[str, int]) -> list[str]:
+    """One note per kind of frame that was not (fully) decoded."""
+    notes = []
+    for k in sorted(counters):
+        n = counters[k]
+        if not n:
+            continue
+        if k.startswith(UNDECODED_LINK):
+            lt = int(k[len(UNDECODED_LINK):])
+            name = LINK_NAMES.get(lt, "unknown")
+            notes.append(f"{n:,} frames of link type {lt} ({name}) not decoded: their hosts are missing")
+        elif k.startswith(TUNNEL):
+            notes.append(f"{n:,} packets in {k[len(TUNNEL):]} tunnels not unwrapped: the hosts and "
+                         "flows inside are missing (the outer endpoints are kept)")
+        elif k.startswith(UNDECODED_IP):
+            notes.append(f"{n:,} packets of IP protocol {k[len(UNDECODED_IP):]} not decoded past the "
+                         "IP header (the hosts are kept as addresses only)")
+    if counters.get("fragments"):
+        notes.append(f"{counters['fragments']:,} IP fragments not reassembled: their datagrams' "
+                     "ports, flows and contents are missing")
+    return notes

@@ -10,23 +10,29 @@ from typing import Callable, Iterable, Iterator
 from plantguard.capture import formats
 from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.capture.deep import DeepTier, flow_key, orient
-from plantguard.capture.layers import Layers, decode_frame
+from plantguard.capture.layers import Layers, decode_frame, undecoded_kind, undecoded_notes
 from plantguard.model import AnalysisResult, Flow
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 65536
+ICMP = ("icmp", "icmpv6")
 
 
-def iter_frames(path, stats: formats.ReadStats | None = None) -> Iterator[tuple[int, float, int, Layers | None]]:
-    """(frame number, timestamp, wire length, decoded layers or None) for every record of one
-    capture, one at a time."""
+def iter_frames(path, stats: formats.ReadStats | None = None,
+                with_linktype: bool = False) -> Iterator[tuple]:
+    """(frame number, timestamp, wire length, [link type,] decoded layers or None) for every
+    record of one capture, one at a time."""
     for chunk in formats.read_chunks(path, stats):
         buf = chunk.buf
         for i in range(len(chunk)):
             o = int(chunk.offsets[i])
-            yield (chunk.first_frame + i, float(chunk.ts[i]), int(chunk.wirelen[i]),
-                   decode_frame(int(chunk.linktype[i]), bytes(buf[o:o + int(chunk.caplen[i])])))
+            lt = int(chunk.linktype[i])
+            lay = decode_frame(lt, bytes(buf[o:o + int(chunk.caplen[i])]))
+            if with_linktype:
+                yield chunk.first_frame + i, float(chunk.ts[i]), int(chunk.wirelen[i]), lt, lay
+            else:
+                yield chunk.first_frame + i, float(chunk.ts[i]), int(chunk.wirelen[i]), lay
 
 
 def decoded_frames(path) -> Iterator[tuple[int, float, Layers]]:
@@ -46,19 +52,23 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
     for path in formats.expand_paths(list(paths)):
         cap = str(path)
         st = formats.ReadStats(cap)
-        frames = iter_frames(path, st)
+        frames = iter_frames(path, st, with_linktype=True)
         try:
             done = 0
-            for frame_no, ts, wirelen, lay in frames:
+            for frame_no, ts, wirelen, linktype, lay in frames:
                 done += 1
                 if progress and done % PROGRESS_EVERY == 0:
                     progress(PROGRESS_EVERY)
+                kind = undecoded_kind(linktype, lay)
+                if kind is not None:
+                    counters[kind] = counters.get(kind, 0) + 1
                 if lay is None:
                     counters["undecoded_link"] += 1
                     continue
                 if lay.fragment:
                     counters["fragments"] += 1
-                obs = deep.handle(cap, frame_no, ts, lay)
+                # ICMP carries nothing for a protocol module: a flow only
+                obs = [] if lay.l4 in ICMP else deep.handle(cap, frame_no, ts, lay)
                 if lay.l4:
                     _account(flows, deep, lay, cap, frame_no, ts, wirelen, obs)
                 agg.extend(obs)
@@ -78,6 +88,7 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
     counters["flows_evicted"] = 0
     counters["states_evicted"] = deep.evicted
     result.counters = counters
+    result.notes.extend(undecoded_notes(counters))
     return result
 
 
@@ -86,7 +97,7 @@ def _account(flows: dict, deep: DeepTier, lay, cap: str, frame_no: int, ts: floa
     key = flow_key(lay)
     f = flows.get(key)
     if f is None:
-        client, cport = orient(lay)
+        client, cport = ((lay.src, 0) if lay.sport == 0 else (lay.dst, 0)) if lay.l4 in ICMP else orient(lay)
         if client == lay.src and cport == lay.sport:
             server, sport, cmac, smac = lay.dst, lay.dport, lay.src_mac, lay.dst_mac
         else:
