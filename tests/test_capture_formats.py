@@ -11,7 +11,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from capture_helpers import ipv4, ipv6, pcap_bytes, pcapng_bytes, tcp, tcp_frame, udp_frame
+from support.packets import ipv4, ipv6, pcap_bytes, pcapng_bytes, tcp, tcp_frame, udp_frame
 from plantguard.capture import formats
 from plantguard.capture.engine import analyze
 from plantguard.capture.reference import analyze_reference

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from checks_support import result, run, site
+from support.checks import result, run, site
 
 from plantguard.checks.attestations import ATTESTATION_CHECKS
 from plantguard.compliance import attestations as data

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from checks_support import fails, obs, passes, result, run
 from conftest import analyze_shared, shared_path
+from support.checks import fails, obs, passes, result, run
 
 from plantguard.checks._common import mask
 from plantguard.knowledge import creds

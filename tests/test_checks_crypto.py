@@ -4,16 +4,11 @@ shows the case."""
 from __future__ import annotations
 
 import pytest
-from checks_support import asset, fails, flow, obs, passes, result, run
 from conftest import analyze_shared, shared_path
+from support.baselines import zeek_log
+from support.checks import asset, fails, flow, obs, passes, result, run
 
 from plantguard.checks.crypto import certificate_problems, cipher_weakness, tls_version
-
-
-def _zeek_notices(rel: str) -> list[dict]:
-    lines = shared_path(rel).read_text().splitlines()
-    fields = next(ln for ln in lines if ln.startswith("#fields")).split("\t")[1:]
-    return [dict(zip(fields, ln.split("\t"))) for ln in lines if ln and not ln.startswith("#")]
 
 
 def _weak(rel: str) -> dict[tuple, str]:
@@ -33,8 +28,8 @@ def test_weak_tls_agrees_with_zeek_weak_keys_notices(trace):
     (its test raises the threshold; plantguard follows the 2048-bit minimum)."""
     ours = _weak(f"pcaps/zeek/tls/{trace}.pcap")
     trace_hosts = {"dhe": "162.219.2.166", "ssl-v2": "91.227.4.92", "ssl.v3": "194.127.84.106"}
-    notices = [n for n in _zeek_notices("baselines/zeek/scripts.policy.protocols.ssl.weak-keys/notice-out.log")
-               if n["id.resp_h"] == trace_hosts[trace]]
+    log = shared_path("baselines/zeek/scripts.policy.protocols.ssl.weak-keys/notice-out.log")
+    notices = [n for n in zeek_log(log) if n["id.resp_h"] == trace_hosts[trace]]
     assert notices
     checked = 0
     for n in notices:
@@ -59,7 +54,7 @@ def test_weak_tls_agrees_with_zeek_weak_keys_notices(trace):
 
 def test_weak_tls_agrees_with_zeek_expiring_certs_notices():
     ours = _weak("pcaps/zeek/tls/tls-expired-cert.pcap")
-    notices = _zeek_notices("baselines/zeek/scripts.policy.protocols.ssl.expiring-certs/notice.log")
+    notices = zeek_log(shared_path("baselines/zeek/scripts.policy.protocols.ssl.expiring-certs/notice.log"))
     assert len(notices) == 2
     for n in notices:
         title = ours[(n["id.resp_h"], int(n["id.resp_p"]))]

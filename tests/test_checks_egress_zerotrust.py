@@ -2,8 +2,8 @@
 (MQTT to a public broker, Modbus across zones, CIP across VLANs) and hand-built flows."""
 from __future__ import annotations
 
-from checks_support import asset, fails, flow, obs, passes, result, run, site
 from conftest import analyze_shared
+from support.checks import asset, fails, flow, obs, passes, result, run, site
 
 MQTT = "pcaps/zeek/mqtt.pcap"                 # 10.0.1.4 publishes to 198.41.30.241:1883
 MB1 = "pcaps/ICS-Security-Tools/ModbusTCP/modbus_test_data_part1.pcap"

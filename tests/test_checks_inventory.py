@@ -2,8 +2,8 @@
 log as the identity oracle) and hand-built assets."""
 from __future__ import annotations
 
-from checks_support import asset, fails, flow, passes, result, run, site
 from conftest import analyze_shared, shared_path
+from support.checks import asset, fails, flow, passes, result, run, site
 
 MB1 = "pcaps/ICS-Security-Tools/ModbusTCP/modbus_test_data_part1.pcap"
 ENIP = "pcaps/icsnpp-enip/enip_cip_example.pcap"

@@ -8,8 +8,8 @@ import subprocess
 from collections import Counter
 
 import pytest
-from checks_support import T0, fails, flow, obs, passes, result, run, site
 from conftest import analyze_shared, shared_path
+from support.checks import T0, fails, flow, obs, passes, result, run, site
 
 MB1 = "pcaps/ICS-Security-Tools/ModbusTCP/modbus_test_data_part1.pcap"
 MB_SITE = """\
@@ -195,11 +195,11 @@ def _station_capture(tmp_path):
     of modicon_test.pcap (192.168.63.100 -> Modicon .253), readdressed onto one station
     (10.10.1.50, the S7 session's MAC) and two PLCs; then the Digital Bond Modbus capture (MB1),
     where 10.0.0.57 restarts the PLC at 10.0.0.3 and 10.0.0.9 writes to it."""
-    from capture_helpers import pcap_bytes
-    from routed_trunk import read_pcap, replay
-    s7 = replay(shared_path("pcaps/ICS-Security-Tools/s7/s7comm_downloading_block_db1.pcap"),
+    from support.packets import pcap_bytes, read_pcap
+    from support.trunk import readdressed_frames
+    s7 = readdressed_frames(shared_path("pcaps/ICS-Security-Tools/s7/s7comm_downloading_block_db1.pcap"),
                 {"192.168.1.10": EWS, "192.168.1.40": S7_PLC}, start=T0)
-    modicon = replay(shared_path("pcaps/ICS-Security-Tools/modicon/modicon_test.pcap"),
+    modicon = readdressed_frames(shared_path("pcaps/ICS-Security-Tools/modicon/modicon_test.pcap"),
                      {"192.168.63.100": EWS, "192.168.63.253": MODICON}, {"3c:97:0e:91:54:ab": EWS_MAC},
                      start=T0 + 600)
     mb1 = read_pcap(shared_path(MB1))

@@ -2,17 +2,19 @@
 exist in the catalogs, failures contained, and garbage input never escaping run_checks."""
 from __future__ import annotations
 
+import ast
 import csv
+import functools
 import importlib
 import json
 import sys
 import textwrap
 
 import pytest
-from checks_support import T0, asset, fails, result, run
 from conftest import analyze_shared, shared_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.checks import T0, asset, fails, result, run
 
 from plantguard.checks import registry
 from plantguard.checks.base import EFFORTS, SEVERITIES, THEMES, AssessContext, CheckMeta, CheckMetaError
@@ -105,7 +107,7 @@ def test_a_crashing_check_is_reported_not_raised(monkeypatch):
 
 
 def test_every_check_runs_on_a_real_capture_without_internal_errors(tmp_path):
-    from checks_support import site as make_site
+    from support.checks import site as make_site
     s = make_site(tmp_path, "zones:\n  - {name: control, kind: ot-control, networks: [10.0.0.0/28]}\n"
                             "  - {name: office, kind: it, networks: [10.0.0.48/28]}\n"
                             "assets:\n  - {ip: 10.0.0.3}\nengineering_workstations: [10.0.0.9]\n")
@@ -161,7 +163,7 @@ def _flow(draw):
 @settings(max_examples=int(__import__("os").environ.get("PG_FUZZ", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_observation(), max_size=12), st.lists(_flow(), max_size=8), st.booleans())
 def test_garbage_never_breaks_a_check(tmp_path, observations, flows, with_site):
-    from checks_support import site as make_site
+    from support.checks import site as make_site
     s = make_site(tmp_path, "zones:\n  - {name: a, kind: ot-control, networks: [10.0.0.0/30], vlans: [1]}\n"
                             "  - {name: b, kind: it, networks: ['::/0'], vlans: [2]}\n"
                             "egress:\n  - {zone: a, allow: [10.0.0.2]}\n"
@@ -179,18 +181,51 @@ def test_run_single_check_helper_reports_reason():
     assert findings == [] and reason.startswith("needs a site file")
 
 
-@pytest.mark.parametrize("check_id", sorted(CONTRACT_IDS))
-def test_every_contract_check_has_pass_and_fail_tests(check_id):
-    """Guards this suite itself: each contract check is exercised by name in a test module."""
+def _asserts_on(test: ast.FunctionDef, status: str) -> bool:
+    """The test asserts that there are findings of `status`: it picks them with passes()/fails()
+    (not as in `assert not fails(...)`, which asserts there are none) and asserts, or it asserts
+    a comparison with the status text itself ("pass" / "fail")."""
+    picker = {"pass": "passes", "fail": "fails"}[status]
+    negated = {id(n.operand) for n in ast.walk(test) if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not)}
+    picks = [n for n in ast.walk(test) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+             and n.func.id == picker and id(n) not in negated]
+    asserts = [n for n in ast.walk(test) if isinstance(n, ast.Assert)]
+    return bool(asserts) and (bool(picks) or any(
+        isinstance(c, ast.Constant) and c.value == status for a in asserts for c in ast.walk(a)))
+
+
+@functools.lru_cache(maxsize=1)
+def _tests_asserting() -> dict[tuple[str, str], list[str]]:
+    """(check ID, "pass" | "fail") -> the tests (of every test module but this one) that name the
+    check in their body or parameters and assert on findings of that status."""
     from pathlib import Path
-    text = "".join(p.read_text() for p in Path(__file__).parent.glob("test_checks_*.py") if p.name != Path(__file__).name)
-    assert f'"{check_id}"' in text
+    found: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        if path.name == Path(__file__).name:
+            continue
+        tree = ast.parse(path.read_text())
+        for test in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")):
+            named = {c.value for c in ast.walk(test) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+            for status in ("pass", "fail"):
+                if _asserts_on(test, status):
+                    for check_id in named & CONTRACT_IDS:
+                        found.setdefault((check_id, status), []).append(f"{path.name}::{test.name}")
+    return found
+
+
+@pytest.mark.parametrize("check_id", sorted(CONTRACT_IDS))
+def test_every_contract_check_has_a_test_asserting_its_pass_and_one_asserting_its_fail(check_id):
+    """Guards this suite itself: for each contract check some test runs it by name and asserts on
+    its PASS findings, and some test asserts on its FAIL findings."""
+    tests = _tests_asserting()
+    assert tests.get((check_id, "pass")), f"no test asserts a PASS of {check_id}"
+    assert tests.get((check_id, "fail")), f"no test asserts a FAIL of {check_id}"
 
 
 def test_a_flood_of_pairs_is_listed_up_to_the_cap_with_a_true_total(tmp_path):
     """A scan across zones: the 500 busiest pairs are listed, the rest summed up in one finding,
     and the event total over all findings is every flow."""
-    from checks_support import flow, site as make_site
+    from support.checks import flow, site as make_site
 
     from plantguard.checks._common import MAX_FINDINGS
     s = make_site(tmp_path, "zones:\n  - {name: a, kind: it, networks: [10.1.0.0/16]}\n"
@@ -288,7 +323,7 @@ def new_check_module(tmp_path, monkeypatch):
 def test_a_new_check_in_one_module_is_registered_run_and_planned(new_check_module):
     """Declaring a check in one module is all it takes: the registry finds it, an assessment
     runs it, its controls reach the compliance view and its wording the roadmap."""
-    from checks_support import flow
+    from support.checks import flow
 
     from plantguard.assess import run_assessment
     new_check_module(NEW_CHECK_MODULE)

@@ -2,8 +2,8 @@
 placed in zones by a site file written here, and hand-built flows for the VLAN cases."""
 from __future__ import annotations
 
-from checks_support import asset, fails, flow, passes, result, run, site
 from conftest import analyze_shared
+from support.checks import asset, fails, flow, passes, result, run, site
 
 MB1 = "pcaps/ICS-Security-Tools/ModbusTCP/modbus_test_data_part1.pcap"
 CIP_VLAN = "pcaps/icsnpp-enip/set_attribute_single_service_cip.pcapng"   # one CIP write on VLAN 90

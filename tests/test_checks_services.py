@@ -1,8 +1,8 @@
 """services.insecure on real captures (FTP, FTPS, HTTP, Telnet, SNMP) and hand-built services."""
 from __future__ import annotations
 
-from checks_support import asset, fails, flow, obs, passes, result, run
 from conftest import analyze_shared
+from support.checks import asset, fails, flow, obs, passes, result, run
 
 
 def test_ftp_server_on_real_capture():

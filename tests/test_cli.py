@@ -230,15 +230,15 @@ def test_report_is_written_atomically(tmp_path, monkeypatch):
 def _pcapng_with_bad_packets(n: int) -> bytes:
     """One interface, one good packet, then n packets naming an interface that does not exist."""
     import struct
-    from capture_helpers import _block, tcp_frame
+    from support.packets import pcapng_block, tcp_frame
     e = "<"
-    out = [_block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)),
-           _block(e, 1, struct.pack(e + "HHI", 1, 0, 262144) + struct.pack(e + "HH", 0, 0))]
+    out = [pcapng_block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)),
+           pcapng_block(e, 1, struct.pack(e + "HHI", 1, 0, 262144) + struct.pack(e + "HH", 0, 0))]
     frame = tcp_frame("10.0.0.1", "10.0.0.2", 40000, 502, b"x")
     t = 1_700_000_000 * 1_000_000
     for i in range(n + 1):
         ifid = 0 if i == 0 else 3
-        out.append(_block(e, 6, struct.pack(e + "IIIII", ifid, (t + i) >> 32, (t + i) & 0xFFFFFFFF,
+        out.append(pcapng_block(e, 6, struct.pack(e + "IIIII", ifid, (t + i) >> 32, (t + i) & 0xFFFFFFFF,
                                             len(frame), len(frame)) + frame))
     return b"".join(out)
 

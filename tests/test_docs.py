@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.packets import tcp_conversation_pcap
 
-from capture_helpers import tcp_conversation_pcap
 from plantguard import docs_gen
 
 ROOT = Path(__file__).resolve().parents[1]

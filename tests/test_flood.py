@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
-from capture_helpers import pcap_bytes, tcp_frame
+from support.packets import pcap_bytes, tcp_frame
 
 N_SOURCES = 1_000_000
 FLOW_CAP = 50_000

@@ -11,7 +11,7 @@ import pytest
 from conftest import SHARED_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ics_a_support import frames
+from support.decode import frames
 
 from plantguard.model import OP_CATEGORIES, Packet
 from plantguard.protocols import enip, modbus, s7comm

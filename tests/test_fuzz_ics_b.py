@@ -8,11 +8,10 @@ import functools
 import random
 
 import pytest
+from conftest import SHARED_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import SHARED_DATA
-from ics_b_support import frames
+from support.decode import frames
 
 from plantguard.model import OP_CATEGORIES, Observation, Packet
 from plantguard.protocols import bacnet, dnp3, iec104, mqtt, opcua, profinet

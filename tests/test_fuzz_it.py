@@ -8,7 +8,7 @@ from functools import lru_cache
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from it_support import frames, packet
+from support.decode import frames, packet
 
 from plantguard.protocols import arp, cdp, dhcp, dns, ftp, http, lldp, snmp, ssh, telnet, tls
 

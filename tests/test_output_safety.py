@@ -14,8 +14,8 @@ import subprocess
 import sys
 
 import pytest
-from capture_helpers import eth, ipv4, pcap_bytes, tcp, udp
 from conftest import SHARED_DATA
+from support.packets import ber, ber_oid, pcap_bytes, tcp_conversation, udp_frame
 
 # name -> bytes a device sends as its name, product, banner ...
 CORPUS: dict[str, bytes] = {
@@ -45,51 +45,18 @@ def _mac(net: int, i: int) -> str:
     return f"02:00:00:{net:02x}:00:{i:02x}"
 
 
-def _tcp_conversation(server: str, smac: str, port: int, exchanges, sport: int, t0: float) -> list:
-    """Frames of one TCP conversation with the client: handshake, then (from_client, payload)."""
-    seq = {True: 1000, False: 5000}
-    frames = [(CLIENT, server, CLIENT_MAC, smac, sport, port, b"", 0x02, seq[True] - 1),
-              (server, CLIENT, smac, CLIENT_MAC, port, sport, b"", 0x12, seq[False] - 1),
-              (CLIENT, server, CLIENT_MAC, smac, sport, port, b"", 0x10, seq[True])]
-    for from_client, data in exchanges:
-        src, dst, ma, mb, sp, dp = ((CLIENT, server, CLIENT_MAC, smac, sport, port) if from_client
-                                    else (server, CLIENT, smac, CLIENT_MAC, port, sport))
-        frames.append((src, dst, ma, mb, sp, dp, data, 0x18, seq[from_client]))
-        seq[from_client] += len(data)
-    return [(t0 + k * 0.001, eth(ma, mb, 0x0800, ipv4(s, d, 6, tcp(sp, dp, p, flags=fl, seq=sq))))
-            for k, (s, d, ma, mb, sp, dp, p, fl, sq) in enumerate(frames)]
-
-
-def _udp_frame(src, dst, smac, dmac, sport, dport, payload, t):
-    return (t, eth(smac, dmac, 0x0800, ipv4(src, dst, 17, udp(sport, dport, payload))))
-
-
-def _ber(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 128:
-        return bytes([tag, n]) + body
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + body
-
-
-def _oid(text: str) -> bytes:
-    arcs = [int(x) for x in text.split(".")]
-    out = bytes([arcs[0] * 40 + arcs[1]])
-    for a in arcs[2:]:
-        enc = [a & 0x7F]
-        a >>= 7
-        while a:
-            enc.insert(0, 0x80 | (a & 0x7F))
-            a >>= 7
-        out += bytes(enc)
-    return _ber(0x06, out)
+def _snmp_request() -> bytes:
+    """GetRequest for sysName.0, community public."""
+    pdu = ber(0xA0, ber(0x02, b"\x07") + ber(0x02, b"\x00") + ber(0x02, b"\x00")
+              + ber(0x30, ber(0x30, ber_oid("1.3.6.1.2.1.1.5.0") + b"\x05\x00")))
+    return ber(0x30, ber(0x02, b"\x01") + ber(0x04, b"public") + pdu)
 
 
 def _snmp_response(name: bytes, descr: bytes) -> bytes:
-    varbinds = _ber(0x30, _ber(0x30, _oid("1.3.6.1.2.1.1.1.0") + _ber(0x04, descr))
-                    + _ber(0x30, _oid("1.3.6.1.2.1.1.5.0") + _ber(0x04, name)))
-    pdu = _ber(0xA2, _ber(0x02, b"\x07") + _ber(0x02, b"\x00") + _ber(0x02, b"\x00") + varbinds)
-    return _ber(0x30, _ber(0x02, b"\x01") + _ber(0x04, b"public") + pdu)
+    varbinds = ber(0x30, ber(0x30, ber_oid("1.3.6.1.2.1.1.1.0") + ber(0x04, descr))
+                   + ber(0x30, ber_oid("1.3.6.1.2.1.1.5.0") + ber(0x04, name)))
+    pdu = ber(0xA2, ber(0x02, b"\x07") + ber(0x02, b"\x00") + ber(0x02, b"\x00") + varbinds)
+    return ber(0x30, ber(0x02, b"\x01") + ber(0x04, b"public") + pdu)
 
 
 def _modbus_identity(value: bytes) -> tuple[bytes, bytes]:
@@ -115,25 +82,30 @@ def hostile_frames() -> list:
     (10.0.4.x) with it as Server header, an FTP server with it as 220 banner (10.0.5.x)."""
     frames = []
     t = 1_700_000_000.0
+
+    def conversation(server, smac, port, exchanges, sport, t0):   # with the client, 1 ms apart
+        return tcp_conversation(CLIENT, server, port, exchanges, sport, client_mac=CLIENT_MAC, server_mac=smac,
+                                t0=t0, step=0.001)
+
+    def datagram(t0, src, dst, smac, dmac, sport, dport, payload):
+        return t0, udp_frame(src, dst, sport, dport, payload, smac=smac, dmac=dmac)
+
     for i, key in enumerate(CORPUS, 10):
         raw, line = CORPUS[key], LINE_SAFE[key]
         req, resp = _modbus_identity(raw)
-        frames += _tcp_conversation(f"10.0.1.{i}", _mac(1, i), 502, [(True, req), (False, resp)], 41000 + i, t)
-        frames.append(_udp_frame(CLIENT, f"10.0.2.{i}", CLIENT_MAC, _mac(2, i), 40161, 161,
-                                 _ber(0x30, _ber(0x02, b"\x01") + _ber(0x04, b"public")
-                                      + _ber(0xA0, _ber(0x02, b"\x07") + _ber(0x02, b"\x00") + _ber(0x02, b"\x00")
-                                             + _ber(0x30, _ber(0x30, _oid("1.3.6.1.2.1.1.5.0") + b"\x05\x00")))), t + 0.01))
-        frames.append(_udp_frame(f"10.0.2.{i}", CLIENT, _mac(2, i), CLIENT_MAC, 161, 40161,
-                                 _snmp_response(raw, raw), t + 0.011))
-        frames += _tcp_conversation(f"10.0.3.{i}", _mac(3, i), 80,
-                                    [(True, b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: " + line + b"\r\n\r\n"),
-                                     (False, b"HTTP/1.1 200 OK\r\nServer: " + line + b"\r\nContent-Length: 0\r\n\r\n")],
-                                    42000 + i, t + 0.02)
-        frames.append(_udp_frame(f"10.0.4.{i}", "239.255.255.250", _mac(4, i), "01:00:5e:7f:ff:fa", 1900, 1900,
-                                 b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nSERVER: " + line
-                                 + b"\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n", t + 0.03))
-        frames += _tcp_conversation(f"10.0.5.{i}", _mac(5, i), 21, [(False, b"220 " + line + b"\r\n")],
-                                    43000 + i, t + 0.04)
+        frames += conversation(f"10.0.1.{i}", _mac(1, i), 502, [(True, req), (False, resp)], 41000 + i, t)
+        frames.append(datagram(t + 0.01, CLIENT, f"10.0.2.{i}", CLIENT_MAC, _mac(2, i), 40161, 161,
+                               _snmp_request()))
+        frames.append(datagram(t + 0.011, f"10.0.2.{i}", CLIENT, _mac(2, i), CLIENT_MAC, 161, 40161,
+                               _snmp_response(raw, raw)))
+        frames += conversation(f"10.0.3.{i}", _mac(3, i), 80,
+                               [(True, b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: " + line + b"\r\n\r\n"),
+                                (False, b"HTTP/1.1 200 OK\r\nServer: " + line + b"\r\nContent-Length: 0\r\n\r\n")],
+                               42000 + i, t + 0.02)
+        frames.append(datagram(t + 0.03, f"10.0.4.{i}", "239.255.255.250", _mac(4, i), "01:00:5e:7f:ff:fa", 1900, 1900,
+                               b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nSERVER: " + line
+                               + b"\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n"))
+        frames += conversation(f"10.0.5.{i}", _mac(5, i), 21, [(False, b"220 " + line + b"\r\n")], 43000 + i, t + 0.04)
         t += 0.1
     return sorted(frames, key=lambda f: f[0])
 

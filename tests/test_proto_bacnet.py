@@ -8,7 +8,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from conftest import analyze_shared, shared_path
-from ics_b_support import deep_observations, frames, ratio, zeek_log
+from support.baselines import ratio, zeek_log
+from support.decode import deep_observations, frames
 
 from plantguard.protocols import bacnet, registry
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import Score, deep_observations, frames, need_tshark, of_kind, packet, tshark_many, zeek_log
+from support.baselines import Score, zeek_log
+from support.decode import frames, of_kind, packet
+from support.peers import need_tshark, tshark_many
 
 from plantguard.protocols import dhcp
 

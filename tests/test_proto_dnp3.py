@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import analyze_shared, shared_path
-from ics_b_support import deep_observations, frames, ratio, zeek_log
+from support.baselines import oracle_map, ratio, zeek_log
+from support.decode import deep_observations, frames
 
 from plantguard.protocols import dnp3
 
@@ -23,12 +24,9 @@ CONFORMANCE_PCAPS = "pcaps/ICS-Security-Tools/dnp3/opendnp3-3/conformance"
 
 
 def _oracle_pairs(log_name: str) -> list[tuple[str, str]]:
-    rows = []
-    for line in shared_path("baselines/ORACLE_MAP.tsv").read_text().splitlines()[1:]:
-        c = line.split("\t")
-        if "dnp3" in c[1].lower() + c[2].lower() + c[4] and log_name in c[4].split(","):
-            rows.append((c[2], c[3]))
-    return rows
+    return [(r["trace(s)"], r["baseline_dir"]) for r in oracle_map()
+            if "dnp3" in (r["test"] + r["trace(s)"]).lower() + r["baseline_files"]
+            and log_name in r["baseline_files"].split(",")]
 
 
 def _originators(pcap: Path) -> dict:
@@ -67,9 +65,8 @@ def _operations(pcap: Path):
 # --- Zeek event dumps: every application header, with direction and IIN -------------------
 
 def _zeek_event_cases():
-    return [(c[2], c[3]) for c in (line.split("\t") for line in
-            shared_path("baselines/ORACLE_MAP.tsv").read_text().splitlines()[1:])
-            if c[1].startswith("scripts.base.protocols.dnp3.")]
+    return [(r["trace(s)"], r["baseline_dir"]) for r in oracle_map()
+            if r["test"].startswith("scripts.base.protocols.dnp3.")]
 
 
 def test_application_headers_match_zeek_event_dumps():

@@ -7,7 +7,9 @@ import struct
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import Score, frames, need_tshark, of_kind, packet, stream, tshark_many
+from support.baselines import Score
+from support.decode import frames, of_kind, packet, stream
+from support.peers import need_tshark, tshark_many
 
 from plantguard.protocols import dns, registry, ssh
 

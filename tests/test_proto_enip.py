@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 from conftest import analyze_shared, shared_path
-from ics_a_support import agreement, by_kind, replay, sequence_agreement, zeek_log
+from support.baselines import agreement, sequence_agreement, zeek_log
+from support.decode import of_kind, replay
 
 from plantguard.model import Packet
 from plantguard.protocols import enip, registry
@@ -104,7 +105,7 @@ def test_cip_io_log_matches_icsnpp():
 def test_cip_identity_log_matches_icsnpp_field_by_field():
     (row,) = zeek_log(shared_path(f"{B}analyzer.basic/cip_identity.log"), IDENTITY_COLS)
     obs, _ = replay(shared_path(EXAMPLE))
-    ids = [o for o in by_kind(obs, "identity", "enip") if "ip" in o.data]
+    ids = [o for o in of_kind(obs, "identity", "enip") if "ip" in o.data]
     assert len(ids) == 1
     o = ids[0]
     assert (o.src, str(o.sport), o.subject) == (row["source_h"], row["source_p"], "src")
@@ -163,7 +164,7 @@ def test_every_cip_service_agrees_with_tshark(rel, options):
 
 def _identities(rel: str) -> list[dict]:
     obs, _ = replay(shared_path(rel))
-    return [o.data for o in by_kind(obs, "identity", "enip")]
+    return [o.data for o in of_kind(obs, "identity", "enip")]
 
 
 def test_get_attributes_all_identity_of_the_controller_agrees_with_tshark():
@@ -229,7 +230,7 @@ def test_details_say_what_was_touched():
 
 def test_errors_carry_the_general_status():
     obs, _ = replay(shared_path(OPENICS + "EIP-IPAddressChangeAttempt.pcap"))
-    errs = by_kind(obs, "error", "enip")
+    errs = of_kind(obs, "error", "enip")
     assert {(o.data["code"], o.data["name"]) for o in errs} >= {(0x05, "Path destination unknown"),
                                                                (0x01, "Connection failure")}
     assert all(o.subject == "src" for o in errs)

@@ -7,16 +7,10 @@ import json
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import (
-    Score,
-    deep_observations,
-    need_tshark,
-    of_kind,
-    stream,
-    tshark_fields,
-    tshark_many,
-    zeek_log,
-)
+from support.baselines import Score, zeek_log
+from support.decode import deep_observations, of_kind, stream
+from support.packets import tcp_conversation_pcap
+from support.peers import need_tshark, tshark_fields, tshark_many
 
 from plantguard.protocols import ftp, registry, telnet
 
@@ -225,7 +219,7 @@ def test_telnet_line_mode_login_failure():
 
 def test_telnet_retransmitted_keystrokes_counted_once():
     st: dict = {}
-    from it_support import packet
+    from support.decode import packet
     telnet.decode(packet(b"login: ", sport=23, dport=40000, from_client=False, state=st, seq=1))
     for seq, b in ((10, b"r"), (11, b"o"), (11, b"o"), (12, b"o"), (13, b"t\r\n")):
         telnet.decode(packet(b, sport=40000, dport=23, state=st, seq=seq))
@@ -243,27 +237,17 @@ def test_ftp_and_telnet_signatures(payload, is_ftp, is_telnet):
 
 
 def _telnet_capture(path):
-    from capture_helpers import pcap_bytes, tcp_frame
-    seq = {True: 1000, False: 5000}
-    frames = []
-
-    def send(client, data, flags=0x18):
-        src, dst, sp, dp = ("10.0.0.1", "10.0.0.2", 40000, 23) if client else ("10.0.0.2", "10.0.0.1", 23, 40000)
-        frames.append((1_600_000_000.0 + len(frames) / 100, tcp_frame(src, dst, sp, dp, data, flags=flags, seq=seq[client])))
-        seq[client] += len(data)
-    send(True, b"", 0x02)
-    send(False, b"", 0x12)
-    send(False, b"\xff\xfd\x18\xff\xfd\x20")
+    """Three failed Telnet logins as root, typed a keystroke a segment (the server echoing the
+    user name, not the password)."""
+    talk = [(False, b"\xff\xfd\x18\xff\xfd\x20")]
     for _attempt in range(3):
-        send(False, b"\r\nlogin: ")
+        talk.append((False, b"\r\nlogin: "))
         for ch in b"root\r":
-            send(True, bytes([ch]))
-            send(False, bytes([ch]))
-        send(False, b"\r\nPassword: ")
-        for ch in b"aaaaaaaa\r":
-            send(True, bytes([ch]))
-        send(False, b"\r\nLogin incorrect\r\n")
-    path.write_bytes(pcap_bytes(frames))
+            talk += [(True, bytes([ch])), (False, bytes([ch]))]
+        talk.append((False, b"\r\nPassword: "))
+        talk += [(True, bytes([ch])) for ch in b"aaaaaaaa\r"]
+        talk.append((False, b"\r\nLogin incorrect\r\n"))
+    path.write_bytes(tcp_conversation_pcap("10.0.0.1", "10.0.0.2", 23, talk, t0=1_600_000_000.0))
 
 
 def test_telnet_keystrokes_through_the_reference_pipeline(tmp_path):
@@ -284,23 +268,12 @@ def test_telnet_keystrokes_through_the_columnar_engine(tmp_path):
 
 
 def _ftp_guessing_capture(path):
-    from capture_helpers import pcap_bytes, tcp_frame
-    seq = {True: 1000, False: 5000}
-    frames = []
-
-    def send(client, data, flags=0x18):
-        src, dst, sp, dp = ("10.0.0.1", "10.0.0.2", 40000, 21) if client else ("10.0.0.2", "10.0.0.1", 21, 40000)
-        frames.append((1_600_000_000.0 + len(frames) / 100, tcp_frame(src, dst, sp, dp, data, flags=flags, seq=seq[client])))
-        seq[client] += len(data)
-    send(True, b"", 0x02)
-    send(False, b"", 0x12)
-    send(False, b"220 vsFTPd 2.3.4\r\n")
+    """Six failed FTP logins as admin/admin, then a successful one with admin/1234."""
+    talk = [(False, b"220 vsFTPd 2.3.4\r\n")]
     for password in [b"admin"] * 6 + [b"1234"]:
-        send(True, b"USER admin\r\n")
-        send(False, b"331 pw\r\n")
-        send(True, b"PASS " + password + b"\r\n")
-        send(False, b"230 ok\r\n" if password == b"1234" else b"530 no\r\n")
-    path.write_bytes(pcap_bytes(frames))
+        talk += [(True, b"USER admin\r\n"), (False, b"331 pw\r\n"), (True, b"PASS " + password + b"\r\n"),
+                 (False, b"230 ok\r\n" if password == b"1234" else b"530 no\r\n")]
+    path.write_bytes(tcp_conversation_pcap("10.0.0.1", "10.0.0.2", 21, talk, t0=1_600_000_000.0))
 
 
 EXPECTED_GUESSES = [("admin", "admin", "failure", 6), ("admin", "1234", "success", 1)]

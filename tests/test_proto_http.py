@@ -8,17 +8,9 @@ from urllib.parse import unquote
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import (
-    Score,
-    deep_observations,
-    need_tshark,
-    of_kind,
-    packet,
-    stream,
-    tshark_fields,
-    tshark_many,
-    zeek_log,
-)
+from support.baselines import Score, zeek_log
+from support.decode import deep_observations, of_kind, packet, stream
+from support.peers import need_tshark, tshark_fields, tshark_many
 
 from plantguard.protocols import http, registry
 

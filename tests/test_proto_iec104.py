@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from conftest import analyze_shared, shared_path
-from ics_b_support import deep_observations, frames, ratio
+from support.baselines import ratio
+from support.decode import deep_observations, frames
 
 from plantguard.protocols import iec104
 from plantguard.protocols.base import StreamBuffer

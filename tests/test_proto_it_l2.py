@@ -6,7 +6,9 @@ import json
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import Score, frames, need_tshark, of_kind, packet, tshark_many
+from support.baselines import Score
+from support.decode import frames, of_kind, packet
+from support.peers import need_tshark, tshark_many
 
 from plantguard.protocols import arp, cdp, lldp
 from plantguard.protocols.base import printable

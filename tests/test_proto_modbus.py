@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 from conftest import analyze_shared, shared_path
-from ics_a_support import agreement, by_kind, replay, sequence_agreement, zeek_log
+from support.baselines import agreement, sequence_agreement, zeek_log
+from support.decode import of_kind, replay
 
 from plantguard.model import Packet
 from plantguard.protocols import modbus, registry
@@ -266,24 +267,24 @@ def test_non_modbus_on_port_502_is_not_modbus():
 
 def test_operations_errors_and_identity_on_digital_bond_part1():
     obs, _items = adus(ITI + "modbus_test_data_part1.pcap")
-    ops = by_kind(obs, "operation", "modbus")
+    ops = of_kind(obs, "operation", "modbus")
     names = {o.data["name"]: o.data["category"] for o in ops}
     assert names["Diagnostics: Restart Communications Option"] == "control"
     assert names["Diagnostics: Force Listen Only Mode"] == "control"
     assert names["Read Device Identification"] == "diagnostic"
     assert names["Write Single Coil"] == "write" and names["Read Coils"] == "read"
     assert all(o.subject == "dst" and o.data["unit"] >= 0 for o in ops)
-    errors = by_kind(obs, "error", "modbus")
+    errors = of_kind(obs, "error", "modbus")
     assert {(o.data["code"], o.data["name"]) for o in errors} >= {(11, "Gateway Target Device Failed to Respond")}
-    ids = by_kind(obs, "identity", "modbus")
+    ids = of_kind(obs, "identity", "modbus")
     assert ids and all(o.data == {"description": "Wingpath Limited"} and o.subject == "src" for o in ids)
-    services = by_kind(obs, "service", "modbus")
+    services = of_kind(obs, "service", "modbus")
     assert {(o.subject_ip, o.subject_port) for o in services} >= {("10.0.0.3", 502)}
 
 
 def test_register_addresses_in_detail():
     obs, _ = adus(ZP + "fuzz-1011.pcap")
-    details = [o.data["detail"] for o in by_kind(obs, "operation")]
+    details = [o.data["detail"] for o in of_kind(obs, "operation")]
     assert details == ["start=900 quantity=147", "start=400 quantity=100"]
 
 

@@ -5,8 +5,9 @@ import struct
 from collections import Counter
 
 from conftest import analyze_shared, shared_path
-from ics_b_support import deep_observations, ratio, zeek_log
-from it_support import need_tshark, tshark_fields
+from support.baselines import ratio, zeek_log
+from support.decode import deep_observations, stream
+from support.peers import need_tshark, tshark_fields
 
 from plantguard.model import Packet
 from plantguard.protocols import mqtt, registry
@@ -48,17 +49,7 @@ def _connect(level=4, user=b"admin", password=b"public", will=None, name=b"MQTT"
 
 def _run(packets, state=None):
     """Feed (from_client, payload) pairs through decode() as one TCP flow."""
-    state = {} if state is None else state
-    seq = {True: 1000, False: 5000}
-    out = []
-    for frame, (from_client, payload) in enumerate(packets, 1):
-        src, dst = ("10.0.0.5", "10.0.0.9") if from_client else ("10.0.0.9", "10.0.0.5")
-        sport, dport = (40000, 1883) if from_client else (1883, 40000)
-        pkt = Packet("t", frame, float(frame), payload, src=src, dst=dst, l4="tcp", sport=sport,
-                     dport=dport, seq=seq[from_client], from_client=from_client, state=state)
-        seq[from_client] += len(payload)
-        out.extend(mqtt.decode(pkt))
-    return out
+    return stream(packets, mqtt, dport=1883, client="10.0.0.5", server="10.0.0.9", state=state)
 
 
 def test_connect_fields_match_zeek_connect_log():
@@ -74,7 +65,7 @@ def test_connack_status_matches_zeek():
     rows = zeek_log(shared_path(f"{BASE}/mqtt_connect.log"))
     assert {r["connect_status"] for r in rows} == {"Connection Accepted"}
     # every CONNACK in the capture is read as accepted
-    from ics_b_support import frames
+    from support.decode import frames
     results = []
     for _f, _ts, lay in frames(shared_path(PCAP)):
         if lay.l4 == "tcp" and lay.sport == 1883 and lay.payload[:1] == b"\x20":

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import analyze_shared, shared_path
-from ics_b_support import deep_observations, frames, ratio
+from support.baselines import ratio
+from support.decode import deep_observations, frames
 
 from plantguard.model import Packet
 from plantguard.protocols import opcua, registry

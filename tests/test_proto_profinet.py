@@ -11,7 +11,8 @@ from uuid import UUID
 import pytest
 
 from conftest import analyze_shared, shared_path
-from ics_b_support import deep_observations, frames, ratio
+from support.baselines import oracle_map, ratio, zeek_log
+from support.decode import deep_observations, frames
 
 from plantguard.protocols import profinet, registry
 
@@ -35,10 +36,9 @@ DCP_CAPTURES = ["pcaps/icsnpp-profinet-io-cm/profinet_io_cm_mixed_1.pcap",
 
 
 def _columns() -> list[str]:
-    for line in shared_path("baselines/ORACLE_MAP.tsv").read_text().splitlines():
-        c = line.split("\t")
-        if c[1] == "tests.profinet_io_cm_read":
-            note = c[6].split("profinet_io_cm.log: headerless; columns = [")[1]
+    for r in oracle_map():
+        if r["test"] == "tests.profinet_io_cm_read":
+            note = r["notes"].split("profinet_io_cm.log: headerless; columns = [")[1]
             return note.split("]")[0].split()
     raise AssertionError("column list not found")
 
@@ -51,12 +51,8 @@ def _peer_uuid(text: str, little: bool) -> UUID:
 
 
 def _peer_rows(test: str) -> list[tuple]:
-    cols = _columns()
     rows = []
-    for line in shared_path(f"{BASE}/{test}/profinet_io_cm.log").read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        r = dict(zip(cols, line.split("\t")))
+    for r in zeek_log(shared_path(f"{BASE}/{test}/profinet_io_cm.log"), _columns()):
         little = r["integer_encoding"] == "Little Endian"
         rows.append((r["source_h"], int(r["source_p"]), r["destination_h"], int(r["destination_p"]),
                      r["packet_type"], r["operation_num"], _peer_uuid(r["object_uuid"], little),

@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 from conftest import analyze_shared, shared_path
-from ics_a_support import agreement, by_kind, replay, sequence_agreement, zeek_log
+from support.baselines import agreement, sequence_agreement, zeek_log
+from support.decode import of_kind, replay, stream
 
-from plantguard.model import Packet
 from plantguard.protocols import registry, s7comm
 from plantguard.protocols.s7comm import s7 as s7comm_s7
 from plantguard.protocols.s7comm import s7plus as s7comm_s7plus
@@ -173,7 +173,7 @@ def test_szl_identity_agrees_with_tshark(rel):
     ev = dict(_evidence(rel)["s7_szl_component_id"])
     obs, _ = replay(shared_path(rel))
     merged: dict = {}
-    for o in by_kind(obs, "identity", "s7comm"):
+    for o in of_kind(obs, "identity", "s7comm"):
         merged.update(o.data)
     assert merged["module"] == ev["name"]
     if "cputypname" in ev:
@@ -320,17 +320,17 @@ def test_details():
 
 def test_service_with_tsaps_and_s7comm_plus_version():
     obs, _ = replay(shared_path(ITI + "S7-1200-Uploading-OB1-TIAV12.pcap"))
-    (svc,) = by_kind(obs, "service", "s7comm")
+    (svc,) = of_kind(obs, "service", "s7comm")
     assert svc.subject_ip == "192.168.1.191" and svc.subject_port == 102
     assert svc.data == {"name": "s7comm-plus", "version": "1", "calling_tsap": "0x0600", "called_tsap": "SIMATIC-ROOT-ES"}
     obs, _ = replay(shared_path(P + "s7ident.pcap"))
-    (svc,) = by_kind(obs, "service", "s7comm")
+    (svc,) = of_kind(obs, "service", "s7comm")
     assert svc.data["called_tsap"] == "0x0101 (PG, rack 0, slot 1)"
 
 
 def test_errors():
     obs, _ = replay(shared_path(P + "snap7.pcap"))
-    errs = {(o.data["code"], o.data["name"]) for o in by_kind(obs, "error", "s7comm")}
+    errs = {(o.data["code"], o.data["name"]) for o in of_kind(obs, "error", "s7comm")}
     assert (0xD209, "User-data error 0xd209") in errs and (0xD20C, "Error 0xd20c") in errs
 
 
@@ -349,17 +349,7 @@ def _job(fn_param: bytes, ref: int = 1, data: bytes = b"") -> bytes:
 
 
 def _run(segments, state=None):
-    state = {} if state is None else state
-    seq = {True: 1, False: 1}
-    out = []
-    for frame, (from_client, payload) in enumerate(segments, 1):
-        src, dst = ("10.0.0.5", "10.0.0.9") if from_client else ("10.0.0.9", "10.0.0.5")
-        sp, dp = (1100, 102) if from_client else (102, 1100)
-        pkt = Packet("t", frame, float(frame), payload, src=src, dst=dst, l4="tcp", sport=sp, dport=dp,
-                     seq=seq[from_client], from_client=from_client, state=state)
-        seq[from_client] += len(payload)
-        out.extend(s7comm.decode(pkt))
-    return out
+    return stream(segments, s7comm, sport=1100, dport=102, client="10.0.0.5", server="10.0.0.9", state=state)
 
 
 def test_pdu_in_cotp_fragments_and_tpkt_across_segments():

@@ -7,17 +7,10 @@ import re
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import (
-    Score,
-    frames,
-    need_tshark,
-    of_kind,
-    packet,
-    tshark_fields,
-    tshark_many,
-    zeek_bytes,
-    zeek_log,
-)
+from support.baselines import Score, zeek_bytes, zeek_log
+from support.decode import frames, of_kind, packet
+from support.packets import ber, ber_oid
+from support.peers import need_tshark, tshark_fields, tshark_many
 
 from plantguard.protocols import snmp
 from plantguard.protocols._ber import BerError
@@ -221,37 +214,19 @@ def test_sysname_location_contact_are_the_agents_identity_as_tshark_reads_them(r
 
 def test_error_response_varbinds_are_not_identity():
     from plantguard.protocols.snmp import SYS_NAME
-    vb = tlv(0x30, oid(SYS_NAME) + tlv(0x04, b"wanted-name"))
-    pdu = tlv(0xA2, tlv(0x02, b"\x01") + tlv(0x02, b"\x04") + tlv(0x02, b"\x01") + tlv(0x30, vb))   # readOnly
-    msg = tlv(0x30, tlv(0x02, b"\x01") + tlv(0x04, b"private") + pdu)
+    vb = ber(0x30, ber_oid(SYS_NAME) + ber(0x04, b"wanted-name"))
+    pdu = ber(0xA2, ber(0x02, b"\x01") + ber(0x02, b"\x04") + ber(0x02, b"\x01") + ber(0x30, vb))   # readOnly
+    msg = ber(0x30, ber(0x02, b"\x01") + ber(0x04, b"private") + pdu)
     obs = snmp.decode(packet(msg, l4="udp", sport=161, dport=40000))
     assert [o.kind for o in obs] == ["service", "error"]
 
 
-def tlv(tag: int, body: bytes) -> bytes:
-    assert len(body) < 128
-    return bytes([tag, len(body)]) + body
-
-
-def oid(text: str) -> bytes:
-    arcs = [int(x) for x in text.split(".")]
-    out = bytes([arcs[0] * 40 + arcs[1]])
-    for a in arcs[2:]:
-        enc = [a & 0x7F]
-        a >>= 7
-        while a:
-            enc.insert(0, 0x80 | (a & 0x7F))
-            a >>= 7
-        out += bytes(enc)
-    return tlv(0x06, out)
-
-
 def test_sysdescr_response_becomes_identity():
     descr = b"Siemens, SIMATIC NET, SCALANCE X208, HW: 3, FW: V4.1.3"
-    varbinds = tlv(0x30, tlv(0x30, oid(snmp.SYS_DESCR) + tlv(0x04, descr))
-                   + tlv(0x30, oid(snmp.SYS_OBJECT_ID) + oid("1.3.6.1.4.1.4329.6.1.2")))
-    pdu = tlv(0xA2, tlv(0x02, b"\x07") + tlv(0x02, b"\x00") + tlv(0x02, b"\x00") + varbinds)
-    payload = tlv(0x30, tlv(0x02, b"\x01") + tlv(0x04, b"public") + pdu)
+    varbinds = ber(0x30, ber(0x30, ber_oid(snmp.SYS_DESCR) + ber(0x04, descr))
+                   + ber(0x30, ber_oid(snmp.SYS_OBJECT_ID) + ber_oid("1.3.6.1.4.1.4329.6.1.2")))
+    pdu = ber(0xA2, ber(0x02, b"\x07") + ber(0x02, b"\x00") + ber(0x02, b"\x00") + varbinds)
+    payload = ber(0x30, ber(0x02, b"\x01") + ber(0x04, b"public") + pdu)
     obs = snmp.decode(packet(payload, l4="udp", sport=161, dport=40000))
     (ident,) = of_kind(obs, "identity")
     assert ident.data["vendor"] == "Siemens" and ident.data["product"] == "SCALANCE X208"

@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 from conftest import analyze_shared, shared_path
-from it_support import Score, deep_observations, need_tshark, of_kind, packet, stream, tshark_many, zeek_log
+from support.baselines import Score, zeek_log
+from support.decode import deep_observations, of_kind, packet, stream
+from support.peers import need_tshark, tshark_many
 
 from plantguard.protocols import ftp, registry, tls
 from plantguard.protocols.tls.ciphers import CIPHER_SUITES, is_weak

@@ -11,8 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support.packets import eth, ipv4, pcap_bytes, tcp
 
-from capture_helpers import eth, ipv4, pcap_bytes, tcp
 from plantguard.checks import _common
 from plantguard.inventory import roles
 from plantguard.inventory.asset import CONTROLLER_ROLES

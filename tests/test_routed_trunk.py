@@ -1,14 +1,14 @@
 """A capture from a mirror port on a router trunk sees each routed packet twice, once per VLAN,
-with the router's MAC on one side of each leg. Built from real Modbus/TCP traffic (routed_trunk.py):
+with the router's MAC on one side of each leg. Built from real Modbus/TCP traffic (support/trunk.py):
 the inventory files each host on its own VLAN only, reports the router as a router, and
 segmentation.vlan-mixing stays quiet on a well-separated plant and fires when a sensing device
 really sits on the control VLAN."""
 from __future__ import annotations
 
 import pytest
-from checks_support import fails, passes, run, site
 from conftest import shared_path
-from routed_trunk import CONTROL, ROUTER_MAC, ROUTER_MACS, SENSING, SITE, SOURCE, misplaced_sensor, routed_trunk
+from support.checks import fails, passes, run, site
+from support.trunk import CONTROL, ROUTER_MAC, ROUTER_MACS, SENSING, SITE, SOURCE, misplaced_sensor, routed_trunk
 
 from plantguard.capture.engine import analyze
 from plantguard.inventory.build import build_assets

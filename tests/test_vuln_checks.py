@@ -100,11 +100,18 @@ def test_kev_first_and_not_repeated_as_advisory(engine):
     assert any(f.status == "pass" and f.assets == ["10.10.1.40"] for f in findings if f.check == "vuln.advisory")
 
 
-def test_findings_serialise(engine):
+def test_findings_survive_json_unchanged_with_advisory_and_priority(engine):
+    """What the JSON report writes of a finding reads back the same (no tuples, sets or dates
+    that JSON turns into something else), and a FAIL keeps its advisory and priority."""
     import json
     findings, _ = _run(engine)
+    assert {(f.check, f.status) for f in findings} == {(c, s) for c in VULN for s in ("pass", "fail")}
     for f in findings:
-        json.dumps(f.as_dict())
+        d = f.as_dict()
+        assert json.loads(json.dumps(d)) == d, f.title
+        assert (d["check"], d["status"], d["assets"]) == (f.check, f.status, f.assets)
+        if f.status == "fail":
+            assert d["detail"]["advisory"] and d["detail"]["priority"] in ("now", "next", "later"), d["detail"]
 
 
 @pytest.mark.parametrize("rel, product, advisories", [

@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from capture_helpers import pcap_bytes
+from support.packets import pcap_bytes, read_pcap
+
 from plantguard.demo.frames import BROADCAST_MAC, ETH_ARP, ETH_IPV4, arp, ethernet, inet_checksum, ip_bytes
 
 SOURCE = "pcaps/ICS-Security-Tools/ModbusTCP/Modbus/modbus_test.pcap"
@@ -41,21 +42,6 @@ zones:
   - {name: control, kind: ot-control, networks: [10.10.1.0/24], vlans: [110]}
   - {name: sensing, kind: ot-sensing, networks: [10.10.2.0/24], vlans: [120]}
 """
-
-
-def read_pcap(path) -> list[tuple[float, bytes]]:
-    """(timestamp, frame) of each record of a classic pcap file (Ethernet link type)."""
-    data = open(path, "rb").read()
-    magic = data[:4]
-    e = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    unit = 1e-9 if magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
-    assert struct.unpack(e + "I", data[20:24])[0] == 1, "Ethernet captures only"
-    out, off = [], 24
-    while off + 16 <= len(data):
-        sec, frac, incl, _ = struct.unpack(e + "IIII", data[off:off + 16])
-        out.append((sec + frac * unit, data[off + 16:off + 16 + incl]))
-        off += 16 + incl
-    return out
 
 
 def ip_packets(path, a: str, b: str, limit: int) -> list[tuple[float, bytes]]:
@@ -105,7 +91,7 @@ def readdress(pkt: bytes, mapping: dict[str, str], ttl_drop: int = 0) -> bytes:
     return bytes(hdr) + bytes(seg)
 
 
-def replay(path, ip_map: dict[str, str], mac_map: dict[str, str] | None = None,
+def readdressed_frames(path, ip_map: dict[str, str], mac_map: dict[str, str] | None = None,
            start: float | None = None) -> list[tuple[float, bytes]]:
     """Every Ethernet/IPv4 frame of a real capture between the addresses of `ip_map`, readdressed
     (IP addresses, and MACs per `mac_map`), shifted to begin at `start`; other frames are left out."""
