@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from plantguard.capture import columns as C
 from plantguard.capture.layers import decode_frame, undecoded_kind
 
-LINKTYPES = [1, 0, 12, 14, 101, 108, 113, 228, 229, 276, 147, 9, 127]
+LINKTYPES = [1, 0, 12, 14, 101, 108, 113, 228, 229, 276, 147, 9, 50, 104, 105, 107, 127, 192, 239]
 
 
 def columnar(linktype: int, frames: list[bytes]) -> C.Columns:
@@ -39,6 +39,8 @@ def assert_same(linktype: int, frames: list[bytes]) -> None:
         assert (None if cols.vlan[i] < 0 else int(cols.vlan[i])) == lay.vlan
         assert (None if cols.inner_vlan[i] < 0 else int(cols.inner_vlan[i])) == lay.inner_vlan
         assert bool(cols.llc[i]) == lay.llc
+        assert int(cols.tunnel[i]) == lay.tunnel, f.hex()
+        assert int(cols.l3[i]) == lay.l3_off, f.hex()
         assert int(cols.ip_version[i]) == lay.ip_version, f.hex()
         if lay.ip_version:
             v = lay.ip_version
@@ -106,9 +108,70 @@ def ip_part(draw):
                     + draw(st.binary(min_size=32, max_size=32)) + chain + body)
 
 
+def _v4(proto: int, body: bytes) -> bytes:
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, proto, 0,
+                       b"\x0a\0\0\1", b"\x0a\0\0\2") + body
+
+
+def _v6(nxt: int, body: bytes) -> bytes:
+    return struct.pack("!IHBB", 0x60000000, len(body), nxt, 64) + bytes(15) + b"\1" + bytes(15) + b"\2" + body
+
+
+def _udp(dport: int, body: bytes) -> bytes:
+    return struct.pack("!HHHH", 40000, dport, 8 + len(body), 0) + body
+
+
+@st.composite
+def tunnelled(draw, depth=0):
+    """(ethertype, L3 bytes) of a tunnel carrying an IP packet or an Ethernet frame, nested."""
+    if depth < 4 and draw(st.booleans()):
+        et, inner_ip = draw(tunnelled(depth + 1))
+    else:
+        et, inner_ip = draw(ip_part())
+    inner_eth = draw(st.binary(min_size=12, max_size=12)) + struct.pack("!H", et) + inner_ip
+    kind = draw(st.sampled_from(["gre", "gre_eth", "erspan1", "erspan2", "erspan3", "vxlan", "geneve",
+                                 "teredo", "ipip", "4in6", "pppoe", "mpls", "gre_bad"]))
+    bits = draw(st.sampled_from([0, 0x8000, 0x2000, 0x1000, 0xB000]))
+    opt = bytes(4 * bin(bits).count("1"))
+    if kind == "gre":
+        out = 0x0800, _v4(47, struct.pack("!HH", bits, et) + opt + inner_ip)
+    elif kind == "gre_eth":
+        out = 0x0800, _v4(47, struct.pack("!HH", bits, 0x6558) + opt + inner_eth)
+    elif kind == "gre_bad":
+        out = 0x0800, _v4(47, struct.pack("!HH", draw(st.sampled_from([0x4000, 1, 0x0081])), et) + inner_ip)
+    elif kind == "erspan1":
+        out = 0x86DD, _v6(47, struct.pack("!HH", 0, 0x88BE) + inner_eth)
+    elif kind == "erspan2":
+        out = 0x0800, _v4(47, struct.pack("!HHI", 0x1000, 0x88BE, 7) + bytes(8) + inner_eth)
+    elif kind == "erspan3":
+        o = draw(st.booleans())
+        out = 0x0800, _v4(47, struct.pack("!HHI", 0x1000, 0x22EB, 7) + bytes(11) + bytes([o]) + bytes(8 * o) + inner_eth)
+    elif kind == "vxlan":
+        out = 0x0800, _v4(17, _udp(4789, b"\x08" + bytes(7) + inner_eth))
+    elif kind == "geneve":
+        ol = draw(st.integers(0, 3))
+        pt = draw(st.sampled_from([0x6558, et, 0x1234]))
+        body = inner_eth if pt == 0x6558 else inner_ip
+        out = 0x0800, _v4(17, _udp(6081, bytes([ol, 0]) + struct.pack("!H", pt) + bytes(4) + bytes(4 * ol) + body))
+    elif kind == "teredo":
+        pre = draw(st.sampled_from([b"", bytes(8), b"\0\1"]))
+        out = 0x0800, _v4(17, _udp(3544, pre + inner_ip))
+    elif kind == "ipip":
+        out = 0x0800, _v4(4 if et == 0x0800 else 41, inner_ip)
+    elif kind == "4in6":
+        out = 0x86DD, _v6(4 if et == 0x0800 else 41, inner_ip)
+    elif kind == "pppoe":
+        out = 0x8864, struct.pack("!BBHHH", 0x11, 0, 1, len(inner_ip) + 2, 0x0021 if et == 0x0800 else 0x0057) + inner_ip
+    else:
+        labels = draw(st.integers(1, 9))
+        out = 0x8847, b"".join(struct.pack("!I", (16 << 12) | (1 << 8 if i == labels - 1 else 0) | 64)
+                               for i in range(labels)) + inner_ip
+    return out
+
+
 @st.composite
 def eth_frame(draw):
-    et, ip = draw(ip_part())
+    et, ip = draw(tunnelled()) if draw(st.integers(0, 2)) == 0 else draw(ip_part())
     tags = b""
     for _ in range(draw(st.integers(0, 6))):
         tags += struct.pack("!HH", draw(st.sampled_from([0x8100, 0x88A8, 0x9100])), draw(st.integers(0, 65535)))
@@ -134,6 +197,34 @@ def any_frame(draw):
     if lt == 276:
         hdr = struct.pack("!HHIHBB", et, 0, 2, 1, 0, draw(st.sampled_from([6, 0]))) + draw(st.binary(min_size=8, max_size=8))
         return lt, hdr + ip
+    if lt in (9, 50):
+        pre = draw(st.sampled_from([b"\xff\x03", b""]))
+        return lt, pre + struct.pack("!H", draw(st.sampled_from([0x0021, 0x0057, 0xC021]))) + ip
+    if lt == 104:
+        return lt, b"\x0f\x00" + struct.pack("!H", et) + ip
+    if lt == 107:
+        hdr = draw(st.sampled_from([b"\x18\x41\x03\xcc", b"\x18\x41\x03\x8e", b"\x18\x41\x03\x80\0\0\0" + struct.pack("!H", et),
+                                    b"\x18\x41\x03\x00\x80\0\0\0" + struct.pack("!H", et), b"\x18\x41\x02\xcc"]))
+        return lt, hdr + ip
+    if lt == 239:
+        fam = 2 if et == 0x0800 else 10
+        tlvs = b""
+        for _ in range(draw(st.integers(0, 3))):
+            body = draw(st.binary(max_size=7))
+            tlvs += struct.pack("<HH", 4 + len(body), draw(st.sampled_from([1, 2, 10]))) + body + bytes(-len(body) % 4)
+        return lt, bytes([fam, 0, 0, 1]) + tlvs + struct.pack("<HH", 4 + len(ip), 9) + ip
+    if lt in (105, 127, 192):
+        fc0 = draw(st.sampled_from([0x08, 0x88, 0x48, 0x80, 0x0C]))
+        fc1 = draw(st.sampled_from([0, 1, 2, 3, 0x41, 0x81]))
+        hdr = bytes([fc0, fc1]) + bytes(2) + draw(st.binary(min_size=24, max_size=24))
+        hl = 24 + (6 if fc1 & 3 == 3 else 0) + ((2 + (4 if fc1 & 0x80 else 0)) if fc0 & 0x80 else 0)
+        w = hdr[:hl].ljust(hl, b"\0") + b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", et) + ip
+        if lt == 127:
+            rl = draw(st.sampled_from([8, 12, 36]))
+            return lt, bytes([0, 0]) + struct.pack("<H", rl) + bytes(rl - 4) + w
+        if lt == 192:
+            return lt, bytes([0, 0]) + struct.pack("<HI", 8, draw(st.sampled_from([105, 105, 1]))) + w
+        return lt, w
     if lt in (0, 108):
         fam = draw(st.sampled_from([2, 10, 24, 28, 30, 7]))
         return lt, struct.pack(draw(st.sampled_from(["<I", ">I"])), fam) + ip

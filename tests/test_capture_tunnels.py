@@ -27,18 +27,70 @@ def columnar_kinds(path) -> dict[str, int]:
     return out
 
 
-# tshark io,phs: radiotap 2 frames (wlan/llc/arp), wlan 2, 802.15.4 (wpan) 407
+# tshark io,phs: 802.15.4 (wpan) 407 frames, which plantguard does not decode
 @needs_data
-@pytest.mark.parametrize("name,kind,count", [
-    ("zeek/arp-who-has-radiotap.pcap", "undecoded_link_type:127", 2),
-    ("zeek/arp-who-has-wlanmon.pcap", "undecoded_link_type:105", 2),
-    ("ICS-Security-Tools/Zigbee/control4-sample.pcap", "undecoded_link_type:195", 407),
-])
-def test_undecoded_link_types_counted_and_noted(name, kind, count):
+def test_undecoded_link_types_counted_and_noted():
+    name, kind, count = "ICS-Security-Tools/Zigbee/control4-sample.pcap", "undecoded_link_type:195", 407
     res = analyze_reference([PCAPS / name])
     assert res.counters[kind] == count
-    assert any(n.startswith(f"{count:,} frames of link type {kind.rsplit(':', 1)[1]} ") for n in res.notes), res.notes
+    assert f"{count} frames of link type 195 (802.15.4) not decoded: their hosts are missing" in res.notes
     assert columnar_kinds(PCAPS / name) == {kind: count}
+
+
+# tshark: radiotap/wlan/llc/arp 2 frames, SA 78:31:c1:c6:3f:c2 (10.0.0.2) asks for 10.0.0.1, which
+# f8:ed:a5:c0:a4:f1 answers; the wlanmon capture is the same frames without radiotap
+@needs_data
+@pytest.mark.parametrize("name", ["zeek/arp-who-has-radiotap.pcap", "zeek/arp-who-has-wlanmon.pcap"])
+def test_80211_data_frames_decoded(name):
+    from plantguard.capture.engine import analyze
+    for res in (analyze([PCAPS / name]), analyze_reference([PCAPS / name])):
+        got = {(o.src_mac, o.data["ip"], o.data["mac"]) for o in res.observations if o.kind == "address"}
+        assert ("78:31:c1:c6:3f:c2", "10.0.0.2", "78:31:c1:c6:3f:c2") in got
+        assert ("f8:ed:a5:c0:a4:f1", "10.0.0.1", "f8:ed:a5:c0:a4:f1") in got
+        assert not res.counters.get("undecoded_link")
+    assert columnar_kinds(PCAPS / name) == {}
+
+
+# tshark -z conv,tcp: 10.41.128.33:63934 <-> 192.168.45.100:5007, 36 frames 3454 bytes (PPP link type 9)
+@needs_data
+def test_ppp_link_type_decoded():
+    from plantguard.capture.engine import analyze
+    path = PCAPS / "blackhat23-melsoft/cve_2021_20594_username_bruteforce.pcapng"
+    for res in (analyze([path]), analyze_reference([path])):
+        assert [(f.l4, f.client, f.client_port, f.server, f.port, f.packets, f.bytes) for f in res.flows] == [
+            ("tcp", "10.41.128.33", 63934, "192.168.45.100", 5007, 36, 3454)]
+        assert not res.counters.get("undecoded_link")
+
+
+def test_other_link_types_built(tmp_path):
+    """C-HDLC, Frame Relay (NLPID and SNAP), NFLOG and 802.11 with PPI, each carrying the same
+    UDP packet; tshark decodes each to 10.5.0.1 -> 10.5.0.2 port 502 (checked when present)."""
+    import shutil
+    import subprocess
+    from plantguard.capture.engine import analyze
+    pkt = ipv4("10.5.0.1", "10.5.0.2", 17, udp(1000, 502, b"x"))
+    wlan = bytes([0x08, 0x01, 0, 0]) + bytes.fromhex("02aa00000001" "02aa00000002" "02aa00000003") + bytes(2) \
+        + b"\xaa\xaa\x03\x00\x00\x00\x08\x00" + pkt
+    cases = {
+        104: b"\x0f\x00\x08\x00" + pkt,
+        107: b"\x18\x41\x03\xcc" + pkt,
+        239: bytes([2, 0, 0, 1]) + struct.pack("<HH", 8, 1) + b"\x08\x00\x03\x00"
+        + struct.pack("<HH", 4 + len(pkt), 9) + pkt,
+        192: struct.pack("<BBHI", 0, 0, 8, 105) + wlan,
+    }
+    for lt, frame in cases.items():
+        p = tmp_path / f"lt{lt}.pcap"
+        p.write_bytes(pcap_bytes([(1.0, frame)], linktype=lt))
+        for res in (analyze([p]), analyze_reference([p])):
+            assert [(f.client, f.server, f.port) for f in res.flows] == [("10.5.0.1", "10.5.0.2", 502)], lt
+        if lt == 192:
+            assert [(f.client_mac, f.server_mac) for f in analyze([p]).flows] == [("02:aa:00:00:00:02", "02:aa:00:00:00:03")]
+        if shutil.which("tshark"):
+            out = subprocess.run(["tshark", "-r", str(p), "-T", "fields", "-e", "ip.src", "-e", "ip.dst",
+                                  "-e", "udp.dstport"], capture_output=True, text=True).stdout.split()
+            assert out == ["10.5.0.1", "10.5.0.2", "502"], (lt, out)
+    fr_snap = b"\x18\x41\x03\x00\x80\x00\x00\x00\x08\x00" + pkt
+    assert decode_frame(107, fr_snap).dport == 502
 
 
 def icmp(t: int, code: int = 0, rest: bytes = b"\x00\x00\x00\x01abcd") -> bytes:
@@ -51,24 +103,89 @@ def frames_pcap(tmp_path, frames, name="t.pcap"):
     return p
 
 
-def test_tunnels_and_other_protocols_counted(tmp_path):
-    inner = ipv4("192.168.1.1", "192.168.1.2", 17, udp(1000, 502, b"x"))
-    frames = [
-        eth("02:00:00:00:00:01", "02:00:00:00:00:02", 0x0800, ipv4("10.0.0.1", "10.0.0.2", 47, b"\x00\x00\x08\x00" + inner)),
-        eth("02:00:00:00:00:01", "02:00:00:00:00:02", 0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp(5555, 4789, b"\x08" + bytes(7) + bytes(14) + inner))),
-        eth("02:00:00:00:00:01", "02:00:00:00:00:02", 0x0800, ipv4("10.0.0.1", "10.0.0.2", 4, inner)),
-        eth("02:00:00:00:00:01", "02:00:00:00:00:02", 0x86DD, ipv6("fe80::1", "fe80::2", 4, inner)),
-        eth("02:00:00:00:00:01", "02:00:00:00:00:02", 0x8847, b"\x00\x01\x01\x40" + inner),
-        eth("02:00:00:00:00:01", "02:00:00:00:00:02", 0x0800, ipv4("10.0.0.1", "10.0.0.2", 50, bytes(16))),
+M1, M2, M3, M4 = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03", "02:00:00:00:00:04"
+
+
+def tunnel_frames():
+    """One frame per tunnel kind, each carrying UDP 192.168.1.<k> -> 192.168.2.<k> port 502 + k;
+    tshark -q -z io,phs on them (test below) finds the same inner packets."""
+    def inner(k, v6=False):
+        if v6:
+            return ipv6(f"fd00:1::{k}", f"fd00:2::{k}", 17, udp(1000, 502 + k, b"x"))
+        return ipv4(f"192.168.1.{k}", f"192.168.2.{k}", 17, udp(1000, 502 + k, b"x"))
+
+    def inner_eth(k):
+        return eth(M3, M4, 0x0800, inner(k))
+
+    o4 = lambda proto, body: eth(M1, M2, 0x0800, ipv4("10.0.0.1", "10.0.0.2", proto, body))
+    o6 = lambda proto, body: eth(M1, M2, 0x86DD, ipv6("fd99::1", "fd99::2", proto, body))
+    return [
+        ("GRE", o4(47, b"\x00\x00\x08\x00" + inner(1))),
+        ("GRE", o4(47, b"\x20\x00\x65\x58" + b"\0\0\0\x2a" + inner_eth(2))),          # keyed, Ethernet
+        ("ERSPAN", o4(47, b"\x10\x00\x88\xbe" + b"\0\0\0\x01" + b"\x10\x00\x00\x01" + bytes(4) + inner_eth(3))),  # type II
+        ("VXLAN", o4(17, udp(5555, 4789, b"\x08" + bytes(7) + inner_eth(4)))),
+        ("Geneve", o4(17, udp(5555, 6081, b"\x00\x00\x65\x58" + bytes(4) + inner_eth(5)))),
+        ("Teredo", o4(17, udp(3544, 40000, inner(6, v6=True)))),
+        ("IPv4-in-IP", o4(4, inner(7))),
+        ("IPv4-in-IP", o6(4, inner(8))),                                                       # 4in6
+        ("IPv6-in-IP (6in4/4in6)", o4(41, inner(9, v6=True))),                               # 6in4
+        ("PPPoE session", eth(M1, M2, 0x8864, struct.pack("!BBHHH", 0x11, 0, 1, 42, 0x0021) + inner(10))),
+        ("MPLS", eth(M1, M2, 0x8847, struct.pack("!II", 16 << 12 | 64, 17 << 12 | 0x100 | 64) + inner(11))),
+        ("GRE", o4(47, b"\x00\x00\x08\x00" + ipv4("10.9.0.1", "10.9.0.2", 4, inner(12)))),  # GRE > IPIP
     ]
-    p = frames_pcap(tmp_path, frames)
+
+
+def test_tunnels_unwrapped_engine_and_reference(tmp_path):
+    from plantguard.capture.engine import analyze
+    built = tunnel_frames()
+    p = frames_pcap(tmp_path, [f for _k, f in built] + [o for o in (
+        eth(M1, M2, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 50, bytes(16))),)])
+    want_flows = set()
+    for k in range(1, 13):
+        v6 = k in (6, 9)
+        c, s = (f"fd00:1::{k}", f"fd00:2::{k}") if v6 else (f"192.168.1.{k}", f"192.168.2.{k}")
+        mac = (M3, M4) if k in (2, 3, 4, 5) else (M1, M2)
+        want_flows.add(("udp", c, s, 1000, 502 + k) + mac)
+    for res in (analyze([p]), analyze_reference([p])):
+        got = {(f.l4, f.client, f.server, f.client_port, f.port, f.client_mac, f.server_mac) for f in res.flows}
+        assert got == want_flows
     res = analyze_reference([p])
-    want = {"tunnelled:GRE": 1, "tunnelled:VXLAN": 1, "tunnelled:IPv4-in-IP": 2, "tunnelled:MPLS": 1,
-            "undecoded_ip_proto:50": 1}
-    assert {k: v for k, v in res.counters.items() if ":" in k} == want
-    assert columnar_kinds(p) == want
-    assert "1 packets in GRE tunnels not unwrapped: the hosts and flows inside are missing " \
-           "(the outer endpoints are kept)" in res.notes
+    kinds = {}
+    for k, _f in built:
+        kinds["tunnelled:" + k] = kinds.get("tunnelled:" + k, 0) + 1
+    kinds["undecoded_ip_proto:50"] = 1
+    assert {k: v for k, v in res.counters.items() if ":" in k} == kinds
+    assert columnar_kinds(p) == kinds
+    assert "3 packets unwrapped from GRE tunnels: the hosts and flows inside are kept, the tunnel " \
+           "endpoints are not flows" in res.notes
+
+
+def test_tshark_sees_the_same_inner_packets(tmp_path):
+    import shutil
+    import subprocess
+    if not shutil.which("tshark"):
+        pytest.skip("no tshark")
+    built = tunnel_frames()
+    p = frames_pcap(tmp_path, [f for _k, f in built])
+    out = subprocess.run(["tshark", "-r", str(p), "-d", "udp.port==3544,teredo", "-T", "fields",
+                          "-e", "ip.dst", "-e", "ipv6.dst", "-e", "udp.dstport"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    for k, line in enumerate(out, 1):
+        inner = f"fd00:2::{k}" if k in (6, 9) else f"192.168.2.{k}"
+        assert inner in line and str(502 + k) in line.split("\t")[-1], (k, line)
+
+
+def test_nesting_is_bounded():
+    from plantguard.capture.layers import MAX_TUNNEL_DEPTH
+    pkt = ipv4("192.168.1.1", "192.168.2.1", 17, udp(1, 2, b"x"))
+    for _ in range(MAX_TUNNEL_DEPTH + 1):
+        pkt = ipv4("10.0.0.1", "10.0.0.2", 4, pkt)
+    f = eth(M1, M2, 0x0800, pkt)
+    lay = decode_frame(1, f)
+    assert lay.tunnel and lay.ip_proto == 4 and not lay.l4     # stopped one level short
+    assert undecoded_kind(1, lay) == "tunnelled:IPv4-in-IP"
+    cols = C.decode(np.frombuffer(f, np.uint8), np.array([0]), np.array([len(f)]), np.array([1]))
+    assert int(cols.ip_proto[0]) == 4 and int(cols.l4[0]) == 0
 
 
 def test_notes_name_fragments():

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from plantguard.capture import formats as F
-from plantguard.capture.layers import (ICMP_ANSWERS, MAX_IPV6_EXT, MAX_VLAN_TAGS, TUNNEL, TUNNEL_ETHERTYPES,
+from plantguard.capture.layers import (ICMP_ANSWERS, MAX_IPV6_EXT, MAX_MPLS_LABELS, MAX_NFLOG_TLVS, MAX_TUNNEL_DEPTH,
+                                       NFLOG_PAYLOAD,
+                                       MAX_VLAN_TAGS, TUN_ERSPAN, TUN_GENEVE, TUN_GRE, TUN_IPV4, TUN_IPV6,
+                                       TUN_MPLS, TUN_PPPOE, TUN_TEREDO, TUN_VXLAN, TUNNEL, TUNNEL_ETHERTYPES, TUNNEL_NAMES, UNWRAPPED,
                                        TUNNEL_IP_PROTOS, TUNNEL_UDP_PORTS, UNDECODED_IP, UNDECODED_LINK)
 from plantguard.capture.walk import gather_compiled
 
@@ -60,6 +63,7 @@ class Columns:
     seq: np.ndarray        # int64
     pay_off: np.ndarray    # int64: absolute offset of the L4 payload in the buffer
     pay_len: np.ndarray    # int64
+    tunnel: np.ndarray     # int8: outermost tunnel unwrapped (layers.TUNNEL_NAMES), 0 none
 
     def __len__(self) -> int:
         return len(self.ok)
@@ -99,8 +103,11 @@ def _mac(m: np.ndarray, i: int) -> np.ndarray:
     return out
 
 
-def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: np.ndarray) -> Columns:
-    """Decode all records of a chunk. arr is the capture buffer as uint8."""
+def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
+           _depth: int = 0) -> Columns:
+    """Decode all records of a chunk. arr is the capture buffer as uint8. Tunnels are unwrapped
+    as layers.decode_frame does: the rows that carry one are decoded again from the inner
+    packet's start (as Ethernet or raw IP) and take the inner fields."""
     n = len(offsets)
     off = offsets.astype(np.int64)
     cap = caplen.astype(np.int64)
@@ -165,6 +172,17 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
         fam_et = np.where(fam == 2, ETH_IPV4, np.where(np.isin(fam, (10, 24, 28, 30)), ETH_IPV6, 0))
         et = np.where(null, fam_et, et)
         l3 = np.where(null, 4, l3)
+
+    for ltv in MORE_LINKS:
+        rows = np.flatnonzero(lt == ltv)
+        if len(rows):
+            r_ok, r_l3, r_et, r_sm, r_dm = _link_more(arr, off[rows], cap[rows], ltv)
+            rows, r_l3, r_et, r_sm, r_dm = rows[r_ok], r_l3[r_ok], r_et[r_ok], r_sm[r_ok], r_dm[r_ok]
+            ok[rows] = True
+            l3[rows] = r_l3
+            et[rows] = r_et
+            smac[rows] = r_sm
+            dmac[rows] = r_dm
 
     # ---- IPv4 / IPv6 ----
     avail3 = cap - l3
@@ -239,10 +257,178 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
     pay_len = np.where(icmp, 0, pay_len)
     l4 = np.where(tcp, 6, np.where(udp, 17, np.where(icmp4, 1, np.where(icmp6, 58, 0)))).astype(np.int8)
 
-    return Columns(ok, et.astype(np.int32), vlan, inner, llc, dmac, smac, l3, ip_version,
+    cols = Columns(ok, et.astype(np.int32), vlan, inner, llc, dmac, smac, l3, ip_version,
                    ip_proto.astype(np.int32), fragment, l4, src_hi, src_lo, dst_hi, dst_lo,
                    sport.astype(np.int32), dport.astype(np.int32), flags, seq.astype(np.int64),
-                   pay_off, pay_len.astype(np.int64))
+                   pay_off, pay_len.astype(np.int64), np.zeros(n, np.int8))
+    if _depth < MAX_TUNNEL_DEPTH:
+        _unwrap(arr, off, cap, cols, l4rel, l4len, _depth)
+    return cols
+
+
+def _unwrap(arr, off, cap, cols: Columns, l4rel, l4len, depth: int) -> None:
+    """layers.tunnel_of and the inner decode for every row at once (see decode)."""
+    n = len(off)
+    kind = np.zeros(n, np.int8)
+    start = np.zeros(n, np.int64)
+    is_eth = np.zeros(n, bool)
+    l3 = cols.l3
+    ipv = cols.ip_version > 0
+
+    def put(mask, k, st, eth):
+        nonlocal kind, start, is_eth
+        mask = mask & (kind == 0)
+        kind = np.where(mask, np.int8(k) if np.isscalar(k) else k, kind)
+        start = np.where(mask, st, start)
+        is_eth = np.where(mask, eth, is_eth)
+
+    # MPLS: the label with the bottom-of-stack bit, then IPv4/IPv6
+    mpls = cols.ok & ~ipv & ((cols.ethertype == 0x8847) | (cols.ethertype == 0x8848))
+    if mpls.any():
+        g = gather(arr, off + l3, 4 * MAX_MPLS_LABELS + 1)
+        found = np.zeros(n, bool)
+        for i in range(MAX_MPLS_LABELS):
+            here = mpls & ~found & (l3 + 4 * i + 4 <= cap)
+            bos = here & ((g[:, 4 * i + 2] & 1) == 1)
+            st = l3 + 4 * i + 4
+            nib = g[:, 4 * i + 4] >> 4
+            put(bos & (st < cap) & ((nib == 4) | (nib == 6)), TUN_MPLS, st, False)
+            found |= bos
+            mpls = mpls & here
+    pppoe = cols.ok & ~ipv & (cols.ethertype == 0x8864) & (l3 + 8 <= cap)
+    if pppoe.any():
+        g = gather(arr, off + l3, 8)
+        put(pppoe & np.isin(_u16(g, 6), (0x0021, 0x0057)), TUN_PPPOE, l3 + 8, False)
+    ip = ipv & ~cols.fragment
+    a = l3 + l4rel
+    put(ip & (cols.ip_proto == 4), TUN_IPV4, a, False)
+    put(ip & (cols.ip_proto == 41), TUN_IPV6, a, False)
+    gre = ip & (cols.ip_proto == 47) & (l4len >= 4)
+    if gre.any():
+        g = gather(arr, off + a, 32)
+        fl = _u16(g, 0)
+        pt = _u16(g, 2)
+        hl = (4 + 4 * ((fl >> 15) & 1) + 4 * ((fl >> 13) & 1) + 4 * ((fl >> 12) & 1)).astype(np.int64)
+        gre &= (fl & 0x4007) == 0
+        put(gre & ((pt == ETH_IPV4) | (pt == ETH_IPV6)), TUN_GRE, a + hl, False)
+        put(gre & (pt == 0x6558), TUN_GRE, a + hl, True)
+        put(gre & (pt == 0x88BE), TUN_ERSPAN, a + hl + np.where(fl & 0x1000, 8, 0), True)
+        obit = g[np.arange(n), np.minimum(hl + 11, 31)] & 1
+        put(gre & (pt == 0x22EB) & (l4len >= hl + 12), TUN_ERSPAN, a + hl + 12 + 8 * obit.astype(np.int64), True)
+    udp = ip & (cols.l4 == 17)
+    if udp.any():
+        p = cols.pay_off - off                           # UDP payload, relative to the record
+        g = gather(arr, cols.pay_off, 10)
+        plen = cols.pay_len
+        put(udp & (cols.dport == 4789) & (plen >= 8), TUN_VXLAN, p + 8, True)
+        gen = udp & (cols.dport == 6081) & (plen >= 8) & ((g[:, 0] >> 6) == 0)
+        gpt = _u16(g, 2)
+        gst = p + 8 + (g[:, 0] & 0x3F).astype(np.int64) * 4
+        put(gen & (gpt == 0x6558), TUN_GENEVE, gst, True)
+        put(gen & ((gpt == ETH_IPV4) | (gpt == ETH_IPV6)), TUN_GENEVE, gst, False)
+        kind = np.where(gen & (kind == 0), -1, kind)    # Geneve of another protocol: no Teredo
+        ter = udp & ((cols.dport == 3544) | (cols.sport == 3544)) & (plen >= 1)
+        if ter.any():
+            orig = (plen >= 8) & (g[:, 0] == 0) & (g[:, 1] == 0)
+            tst = np.where(orig, p + 8, p)
+            nib = gather(arr, off + np.minimum(tst, np.maximum(cap - 1, 0)), 1)[:, 0] >> 4
+            put(ter & (tst < cap) & (nib == 6), TUN_TEREDO, tst, False)
+        kind = np.where(kind < 0, 0, kind)
+    rows = np.flatnonzero((kind > 0) & (start < cap))
+    if not len(rows):
+        return
+    st = start[rows]
+    eth_in = is_eth[rows]
+    sub = decode(arr, off[rows] + st, cap[rows] - st,
+                 np.where(eth_in, F.LINKTYPE_ETHERNET, F.LINKTYPE_RAW).astype(np.int32), depth + 1)
+    good = sub.ok & (eth_in | (sub.ip_version > 0))
+    rows, st, eth_in = rows[good], st[good], eth_in[good]
+    sub = sub.take(np.flatnonzero(good))
+    for name in Columns.__dataclass_fields__:
+        if name in ("vlan", "inner_vlan"):
+            continue
+        col = getattr(cols, name)
+        val = getattr(sub, name)
+        if name in ("src_mac", "dst_mac"):
+            val = np.where(eth_in, val, col[rows])
+        elif name == "l3":
+            val = val + st
+        elif name == "tunnel":
+            val = kind[rows]
+        col[rows] = val
+
+
+MORE_LINKS = (F.LINKTYPE_PPP, F.LINKTYPE_PPP_HDLC, F.LINKTYPE_C_HDLC, F.LINKTYPE_FRELAY, F.LINKTYPE_NFLOG,
+              F.LINKTYPE_IEEE802_11_RADIOTAP, F.LINKTYPE_PPI, F.LINKTYPE_IEEE802_11)
+
+
+def _link_more(arr, off, cap, ltv):
+    """layers.link_header for the rows of one link type: (ok, l3, ethertype, src MAC, dst MAC)."""
+    n = len(off)
+    g = gather(arr, off, 16)
+    ok = np.zeros(n, bool)
+    l3 = np.zeros(n, np.int64)
+    et = np.zeros(n, np.int32)
+    none = np.full(n, -1, np.int64)
+    if ltv in (F.LINKTYPE_PPP, F.LINKTYPE_PPP_HDLC):
+        o = np.where((cap >= 2) & (g[:, 0] == 0xFF) & (g[:, 1] == 0x03), 2, 0)
+        proto = np.where(o == 2, _u16(g, 2), _u16(g, 0))
+        et = np.where(proto == 0x0021, ETH_IPV4, np.where(proto == 0x0057, ETH_IPV6, 0))
+        return (cap >= o + 2) & (et != 0), o + 2, et, none, none
+    if ltv == F.LINKTYPE_C_HDLC:
+        return cap >= 4, np.full(n, 4, np.int64), _u16(g, 2), none, none
+    if ltv == F.LINKTYPE_FRELAY:
+        base = (cap >= 4) & (g[:, 2] == 0x03)
+        nl = g[:, 3]
+        s = np.where(nl == 0x80, 4, np.where((nl == 0) & (cap >= 5) & (g[:, 4] == 0x80), 5, 0))
+        snap_et = np.where(s == 4, _u16(g, 7), _u16(g, 8))
+        direct = (nl == 0xCC) | (nl == 0x8E)
+        ok = base & (direct | ((s > 0) & (cap >= s + 5)))
+        et = np.where(nl == 0xCC, ETH_IPV4, np.where(nl == 0x8E, ETH_IPV6, snap_et))
+        return ok, np.where(direct, 4, s + 5), et, none, none
+    if ltv == F.LINKTYPE_NFLOG:
+        live = (cap >= 4) & ((g[:, 0] == 2) | (g[:, 0] == 10))
+        o = np.full(n, 4, np.int64)
+        for _ in range(MAX_NFLOG_TLVS):
+            live &= o + 4 <= cap
+            if not live.any():
+                break
+            t = gather(arr, off + o, 4)
+            tlen = t[:, 0].astype(np.int64) | (t[:, 1].astype(np.int64) << 8)
+            ttype = t[:, 2].astype(np.int32) | (t[:, 3].astype(np.int32) << 8)
+            live &= tlen >= 4
+            hit = live & (ttype == NFLOG_PAYLOAD)
+            ok |= hit
+            l3 = np.where(hit, o + 4, l3)
+            live &= ~hit
+            o = np.where(live, o + ((tlen + 3) & ~3), o)
+        et = np.where(g[:, 0] == 2, ETH_IPV4, ETH_IPV6)
+        return ok, l3, et, none, none
+    if ltv == F.LINKTYPE_IEEE802_11:
+        return _wlan_cols(arr, off, cap, np.zeros(n, np.int64), np.ones(n, bool))
+    hdr = (g[:, 2].astype(np.int64) | (g[:, 3].astype(np.int64) << 8))
+    live = cap >= 4
+    if ltv == F.LINKTYPE_PPI:
+        dlt = g[:, 4].astype(np.int64) | (g[:, 5].astype(np.int64) << 8) | (g[:, 6].astype(np.int64) << 16) \
+            | (g[:, 7].astype(np.int64) << 24)
+        live &= (cap >= 8) & (dlt == F.LINKTYPE_IEEE802_11)
+    return _wlan_cols(arr, off, cap, hdr, live)
+
+
+def _wlan_cols(arr, off, cap, o, live):
+    """layers._wlan for every row: an 802.11 data frame at record offset o."""
+    w = gather(arr, off + o, 40)
+    fc0, fc1 = w[:, 0], w[:, 1]
+    live = live & (cap >= o + 24) & (((fc0 >> 2) & 3) == 2) & ((fc0 & 0x40) == 0) & ((fc1 & 0x40) == 0)
+    hl = 24 + np.where((fc1 & 3) == 3, 6, 0) + np.where(fc0 & 0x80, 2 + np.where(fc1 & 0x80, 4, 0), 0)
+    s = o + hl
+    llc = gather(arr, off + s, 8)
+    snap = np.all(llc[:, :6] == np.array([0xAA, 0xAA, 0x03, 0, 0, 0], np.uint8), axis=1)
+    ok = live & (cap >= s + 8) & snap
+    to_ds, from_ds = (fc1 & 1) == 1, (fc1 & 2) == 2
+    da = np.where(to_ds, _mac(w, 16), _mac(w, 4))
+    sa = np.where(from_ds, np.where(to_ds, _mac(w, 24), _mac(w, 16)), _mac(w, 10))
+    return ok, s + 8, _u16(llc, 6), sa, da
 
 
 def undecoded(cols: Columns, linktype: np.ndarray) -> dict[str, int]:
@@ -260,7 +446,10 @@ def undecoded(cols: Columns, linktype: np.ndarray) -> dict[str, int]:
         lts, counts = np.unique(linktype[bad], return_counts=True)
         for lt, n in zip(lts.tolist(), counts.tolist()):
             out[f"{UNDECODED_LINK}{lt}"] = n
-    ip = (cols.ip_version > 0) & ~cols.fragment
+    plain = cols.tunnel == 0
+    for k, name in TUNNEL_NAMES.items():
+        add(f"{UNWRAPPED}{name}", cols.tunnel == k)
+    ip = (cols.ip_version > 0) & ~cols.fragment & plain
     tunnelled = np.isin(cols.ip_proto, list(TUNNEL_IP_PROTOS)) & ip
     for proto, name in TUNNEL_IP_PROTOS.items():
         add(f"{TUNNEL}{name}", tunnelled & (cols.ip_proto == proto))
@@ -274,7 +463,7 @@ def undecoded(cols: Columns, linktype: np.ndarray) -> dict[str, int]:
         ps, counts = np.unique(cols.ip_proto[other], return_counts=True)
         for p, n in zip(ps.tolist(), counts.tolist()):
             out[f"{UNDECODED_IP}{p}"] = n
-    l2 = cols.ok & (cols.ip_version == 0)
+    l2 = cols.ok & (cols.ip_version == 0) & plain
     for et, name in TUNNEL_ETHERTYPES.items():
         add(f"{TUNNEL}{name}", l2 & (cols.ethertype == et))
     return out

@@ -54,6 +54,10 @@ class Layers:
     tcp_flags: int = 0
     seq: int = 0
     payload: bytes = b""
+    tunnel: int = 0                # outermost tunnel unwrapped to get here (TUNNEL_NAMES), 0 none
+    l3_off: int = 0                # where l3 starts in the frame
+    l4_off: int = -1               # the IP payload's start and end, relative to l3 (-1: no IP)
+    l4_end: int = -1
 
 
 _MAC_TEXT: dict[bytes, str] = {}   # one text per address, shared by every observation naming it
@@ -69,8 +73,98 @@ def mac_text(b: bytes) -> str:
     return text
 
 
-def decode_frame(linktype: int, frame: bytes) -> Layers | None:
-    """Decode one frame; None when the link type is not handled or the frame is too short."""
+MAX_TUNNEL_DEPTH = 3     # tunnels unwrapped inside one another at most
+TUN_GRE, TUN_IPV4, TUN_IPV6, TUN_VXLAN, TUN_GENEVE, TUN_TEREDO, TUN_PPPOE, TUN_MPLS, TUN_ERSPAN = range(1, 10)
+TUNNEL_NAMES = {TUN_GRE: "GRE", TUN_IPV4: "IPv4-in-IP", TUN_IPV6: "IPv6-in-IP (6in4/4in6)",
+                TUN_VXLAN: "VXLAN", TUN_GENEVE: "Geneve", TUN_TEREDO: "Teredo",
+                TUN_PPPOE: "PPPoE session", TUN_MPLS: "MPLS", TUN_ERSPAN: "ERSPAN"}
+MAX_MPLS_LABELS = 8
+
+
+def decode_frame(linktype: int, frame: bytes, _depth: int = 0) -> Layers | None:
+    """Decode one frame; None when the link type is not handled or the frame is too short.
+    Tunnels (TUNNEL_NAMES) are unwrapped, at most MAX_TUNNEL_DEPTH deep: the layers returned
+    are the innermost packet's, with the outer VLAN (and, for an inner IP packet, the outer
+    MACs) kept and `tunnel` naming the outermost tunnel."""
+    lay = _decode(linktype, frame)
+    if lay is None or _depth >= MAX_TUNNEL_DEPTH:
+        return lay
+    found = tunnel_of(lay, frame)
+    if found is None:
+        return lay
+    kind, start, inner_eth = found
+    inner = decode_frame(F.LINKTYPE_ETHERNET if inner_eth else F.LINKTYPE_RAW, frame[start:], _depth + 1)
+    if inner is None or not (inner_eth or inner.ip_version):
+        return lay
+    inner.vlan, inner.inner_vlan = lay.vlan, lay.inner_vlan
+    if not inner_eth:
+        inner.src_mac, inner.dst_mac = lay.src_mac, lay.dst_mac
+    inner.tunnel = kind
+    inner.l3_off += start
+    return inner
+
+
+def tunnel_of(lay: Layers, frame: bytes) -> tuple[int, int, bool] | None:
+    """(tunnel kind, where the inner packet starts in the frame, inner is Ethernet) for a
+    frame that carries a tunnel this decoder unwraps, else None. columns.py has the twin."""
+    n = len(frame)
+    l3 = lay.l3_off
+    if not lay.ip_version:
+        if lay.ethertype in (0x8847, 0x8848):
+            for i in range(MAX_MPLS_LABELS):
+                if l3 + 4 * i + 4 > n:
+                    return None
+                if frame[l3 + 4 * i + 2] & 1:           # bottom of stack
+                    start = l3 + 4 * i + 4
+                    if start < n and frame[start] >> 4 in (4, 6):
+                        return TUN_MPLS, start, False
+                    return None
+            return None
+        if lay.ethertype == 0x8864 and l3 + 8 <= n and _U16.unpack_from(frame, l3 + 6)[0] in (0x0021, 0x0057):
+            return TUN_PPPOE, l3 + 8, False
+        return None
+    if lay.fragment or lay.l4_off < 0:
+        return None
+    a = l3 + lay.l4_off                                   # IP payload start in the frame
+    size = min(lay.l4_end, n - l3) - lay.l4_off
+    proto = lay.ip_proto
+    if proto == 4 or proto == 41:
+        return (TUN_IPV4 if proto == 4 else TUN_IPV6), a, False
+    if proto == 47 and lay.ip_version and size >= 4:
+        flags, ptype = struct.unpack_from("!HH", frame, a)
+        if flags & 0x4007:                                # routing present, or not version 0
+            return None
+        hl = 4 + 4 * ((flags >> 15) & 1) + 4 * ((flags >> 13) & 1) + 4 * ((flags >> 12) & 1)
+        if ptype in (ETH_IPV4, ETH_IPV6):
+            return TUN_GRE, a + hl, False
+        if ptype == 0x6558:
+            return TUN_GRE, a + hl, True
+        if ptype == 0x88BE:                               # ERSPAN II has a sequence number; I not
+            return TUN_ERSPAN, a + hl + (8 if flags & 0x1000 else 0), True
+        if ptype == 0x22EB and size >= hl + 12:           # ERSPAN III (+ 8 with the O bit)
+            return TUN_ERSPAN, a + hl + 12 + (8 if frame[a + hl + 11] & 1 else 0), True
+        return None
+    if lay.l4 == "udp":
+        p = a + 8                                         # the UDP payload
+        plen = len(lay.payload)
+        if lay.dport == 4789 and plen >= 8:
+            return TUN_VXLAN, p + 8, True
+        if lay.dport == 6081 and plen >= 8 and not frame[p] >> 6:
+            ptype = _U16.unpack_from(frame, p + 2)[0]
+            start = p + 8 + (frame[p] & 0x3F) * 4
+            if ptype == 0x6558:
+                return TUN_GENEVE, start, True
+            if ptype in (ETH_IPV4, ETH_IPV6):
+                return TUN_GENEVE, start, False
+            return None
+        if (lay.dport == 3544 or lay.sport == 3544) and plen >= 1:
+            start = p + 8 if plen >= 8 and frame[p] == 0 and frame[p + 1] == 0 else p
+            if start < n and frame[start] >> 4 == 6:
+                return TUN_TEREDO, start, False
+    return None
+
+
+def _decode(linktype: int, frame: bytes) -> Layers | None:
     lay = Layers()
     if linktype == F.LINKTYPE_ETHERNET:
         if len(frame) < 14:
@@ -90,6 +184,7 @@ def decode_frame(linktype: int, frame: bytes) -> Layers | None:
             lay.llc = True
         lay.ethertype = et
         lay.l3 = l3 = frame[off:]
+        lay.l3_off = off
         if et == ETH_IPV4 or et == ETH_IPV6:
             _ip(lay, l3)
         return lay
@@ -100,6 +195,7 @@ def decode_frame(linktype: int, frame: bytes) -> Layers | None:
         if alen == 6:
             lay.src_mac = mac_text(frame[6:12])
         et = struct.unpack_from("!H", frame, 14)[0]
+        lay.l3_off = 16
         return _after_l2(lay, et, frame[16:])
     if linktype == F.LINKTYPE_LINUX_SLL2:
         if len(frame) < 20:
@@ -107,6 +203,7 @@ def decode_frame(linktype: int, frame: bytes) -> Layers | None:
         et = struct.unpack_from("!H", frame, 0)[0]
         if frame[11] == 6:
             lay.src_mac = mac_text(frame[12:18])
+        lay.l3_off = 20
         return _after_l2(lay, et, frame[20:])
     if linktype in (F.LINKTYPE_RAW, F.LINKTYPE_RAW_ALT, F.LINKTYPE_RAW_ALT2, F.LINKTYPE_IPV4, F.LINKTYPE_IPV6):
         if not frame:
@@ -120,8 +217,90 @@ def decode_frame(linktype: int, frame: bytes) -> Layers | None:
         if fam > 0xFFFF:
             fam = struct.unpack_from(">I", frame, 0)[0]
         et = ETH_IPV4 if fam == 2 else ETH_IPV6 if fam in (10, 24, 28, 30) else 0
+        lay.l3_off = 4
         return _after_l2(lay, et, frame[4:])
+    found = link_header(linktype, frame)
+    if found is None:
+        return None
+    l3, et, smac, dmac = found
+    if smac is not None:
+        lay.src_mac, lay.dst_mac = mac_text(smac), mac_text(dmac)
+    lay.l3_off = l3
+    return _after_l2(lay, et, frame[l3:])
+
+
+PPP_TYPES = {0x0021: ETH_IPV4, 0x0057: ETH_IPV6}
+NFLOG_PAYLOAD, MAX_NFLOG_TLVS = 9, 16
+
+
+def link_header(linktype: int, frame: bytes) -> tuple[int, int, bytes | None, bytes | None] | None:
+    """(L3 offset, ethertype, source MAC, destination MAC) for the link types beyond Ethernet,
+    SLL, raw IP and loopback: PPP, PPP in HDLC framing, Cisco HDLC, Frame Relay, NFLOG and
+    802.11 data frames (plain, radiotap, PPI) with LLC/SNAP. None: not decoded (802.11
+    management, control, protected and null frames among them). columns.py has the twin."""
+    n = len(frame)
+    if linktype in (F.LINKTYPE_PPP, F.LINKTYPE_PPP_HDLC):
+        o = 2 if n >= 2 and frame[0] == 0xFF and frame[1] == 0x03 else 0
+        if n < o + 2:
+            return None
+        et = PPP_TYPES.get(_U16.unpack_from(frame, o)[0])
+        return None if et is None else (o + 2, et, None, None)
+    if linktype == F.LINKTYPE_C_HDLC:
+        return None if n < 4 else (4, _U16.unpack_from(frame, 2)[0], None, None)
+    if linktype == F.LINKTYPE_FRELAY:
+        if n < 4 or frame[2] != 0x03:
+            return None
+        if frame[3] == 0xCC:
+            return 4, ETH_IPV4, None, None
+        if frame[3] == 0x8E:
+            return 4, ETH_IPV6, None, None
+        s = 4 if frame[3] == 0x80 else 5 if frame[3] == 0 and n >= 5 and frame[4] == 0x80 else 0
+        if not s or n < s + 5:                            # SNAP: OUI, then the ethertype
+            return None
+        return s + 5, _U16.unpack_from(frame, s + 3)[0], None, None
+    if linktype == F.LINKTYPE_NFLOG:
+        if n < 4 or frame[0] not in (2, 10):
+            return None
+        o = 4
+        for _ in range(MAX_NFLOG_TLVS):
+            if o + 4 > n:
+                return None
+            tlen, ttype = struct.unpack_from("<HH", frame, o)
+            if tlen < 4:
+                return None
+            if ttype == NFLOG_PAYLOAD:
+                return o + 4, ETH_IPV4 if frame[0] == 2 else ETH_IPV6, None, None
+            o += (tlen + 3) & ~3
+        return None
+    if linktype == F.LINKTYPE_IEEE802_11_RADIOTAP or linktype == F.LINKTYPE_PPI:
+        if n < 4:
+            return None
+        o = struct.unpack_from("<H", frame, 2)[0]
+        if linktype == F.LINKTYPE_PPI and (n < 8 or struct.unpack_from("<I", frame, 4)[0] != F.LINKTYPE_IEEE802_11):
+            return None
+        return _wlan(frame, o)
+    if linktype == F.LINKTYPE_IEEE802_11:
+        return _wlan(frame, 0)
     return None
+
+
+def _wlan(frame: bytes, o: int):
+    """An 802.11 data frame at frame[o:] with LLC/SNAP: (L3 offset, ethertype, SA, DA)."""
+    if len(frame) < o + 24:
+        return None
+    fc0, fc1 = frame[o], frame[o + 1]
+    if (fc0 >> 2) & 3 != 2 or fc0 & 0x40 or fc1 & 0x40:   # not data, a null frame, or protected
+        return None
+    hl = 24 + (6 if fc1 & 3 == 3 else 0)
+    if fc0 & 0x80:                                        # QoS data: QoS control, HT control
+        hl += 2 + (4 if fc1 & 0x80 else 0)
+    s = o + hl
+    if len(frame) < s + 8 or frame[s:s + 6] != b"\xaa\xaa\x03\x00\x00\x00":
+        return None
+    to_ds, from_ds = fc1 & 1, fc1 & 2
+    da = frame[o + 16:o + 22] if to_ds else frame[o + 4:o + 10]
+    sa = (frame[o + 24:o + 30] if to_ds else frame[o + 16:o + 22]) if from_ds else frame[o + 10:o + 16]
+    return s + 8, _U16.unpack_from(frame, s + 6)[0], sa, da
 
 
 def _after_l2(lay: Layers, et: int, rest: bytes) -> Layers:
@@ -193,6 +372,7 @@ def _l4(lay: Layers, b: bytes, start: int, end: int) -> None:
     """The TCP/UDP header at b[start:end] (offsets, so the segment is not copied first)."""
     if end > len(b):
         end = len(b)
+    lay.l4_off, lay.l4_end = start, end
     size = end - start
     if lay.ip_proto == 6 and size >= 20:
         lay.l4 = "tcp"
@@ -218,7 +398,8 @@ LINK_NAMES = {9: "PPP", 50: "PPP in HDLC framing", 104: "Cisco HDLC", 105: "802.
 TUNNEL_IP_PROTOS = {47: "GRE", 4: "IPv4-in-IP", 41: "IPv6-in-IP (6in4/4in6)", 115: "L2TPv3"}
 TUNNEL_UDP_PORTS = {4789: "VXLAN", 6081: "Geneve", 3544: "Teredo", 2152: "GTP-U", 1701: "L2TP"}
 TUNNEL_ETHERTYPES = {0x8864: "PPPoE session", 0x8847: "MPLS", 0x8848: "MPLS multicast"}
-UNDECODED_LINK, TUNNEL, UNDECODED_IP = "undecoded_link_type:", "tunnelled:", "undecoded_ip_proto:"
+UNDECODED_LINK, TUNNEL, UNDECODED_IP = "undecoded_link_type:", "tunnel_not_unwrapped:", "undecoded_ip_proto:"
+UNWRAPPED = "tunnelled:"    # packets unwrapped from a tunnel of that kind (not a gap: a marker)
 
 
 def undecoded_kind(linktype: int, lay: Layers | None) -> str | None:
@@ -226,6 +407,8 @@ def undecoded_kind(linktype: int, lay: Layers | None) -> str | None:
     a layer-2 protocol): its link type, the tunnel it is carried in, or its IP protocol."""
     if lay is None:
         return f"{UNDECODED_LINK}{linktype}"
+    if lay.tunnel:
+        return f"{UNWRAPPED}{TUNNEL_NAMES[lay.tunnel]}"
     if lay.ip_version and not lay.fragment:
         if lay.ip_proto in TUNNEL_IP_PROTOS:
             return f"{TUNNEL}{TUNNEL_IP_PROTOS[lay.ip_proto]}"
@@ -254,6 +437,9 @@ def undecoded_notes(counters: dict[str, int]) -> list[str]:
         elif k.startswith(TUNNEL):
             notes.append(f"{n:,} packets in {k[len(TUNNEL):]} tunnels not unwrapped: the hosts and "
                          "flows inside are missing (the outer endpoints are kept)")
+        elif k.startswith(UNWRAPPED):
+            notes.append(f"{n:,} packets unwrapped from {k[len(UNWRAPPED):]} tunnels: the hosts and "
+                         "flows inside are kept, the tunnel endpoints are not flows")
         elif k.startswith(UNDECODED_IP):
             notes.append(f"{n:,} packets of IP protocol {k[len(UNDECODED_IP):]} not decoded past the "
                          "IP header (the hosts are kept as addresses only)")
