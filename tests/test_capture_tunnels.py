@@ -190,7 +190,8 @@ def test_nesting_is_bounded():
 
 def test_notes_name_fragments():
     assert undecoded_notes({"fragments": 3}) == [
-        "3 IP fragments not reassembled: their datagrams' ports, flows and contents are missing"]
+        "3 IP fragments not reassembled: a first fragment counts in its flow (ports or ICMP type) "
+        "without its contents, the later fragments only here"]
     assert undecoded_kind(1, decode_frame(1, eth("02:00:00:00:00:01", "02:00:00:00:00:02", 0x0806, bytes(28)))) is None
 
 
@@ -226,3 +227,62 @@ def test_echo_pair_is_one_flow_and_both_hosts_are_assets(tmp_path):
     from plantguard.inventory.build import build_assets
     ips = {ip for asset in build_assets(analyze([p])) for ip in (asset.ips | {asset.ip})}
     assert {"10.1.0.1", "10.1.0.2", "fd00::1", "fd00::2"} <= ips
+
+
+# ---- fragments: the first fragment's ports make the flow ----
+def dns_query(qid: int) -> bytes:
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + b"\x07example\x03com\x00\x00\xff\x00\x01"
+
+
+def fragmented_dns_frames():
+    """A DNS query and its 1,200-byte answer cut into IPv4 fragments of 600 + 608 bytes, and the
+    same over IPv6 (fragment header); tshark reassembles both answers (test below)."""
+    c, s = "02:00:00:00:00:c1", "02:00:00:00:00:53"
+    answer = dns_query(7)[:2] + b"\x81\x80" + dns_query(7)[4:] + bytes(1200 - len(dns_query(7)))
+    dgram = struct.pack("!HHHH", 53, 40000, 8 + len(answer), 0) + answer
+    frames = [eth(c, s, 0x0800, ipv4("10.0.0.5", "10.0.0.53", 17, udp(40000, 53, dns_query(7))))]
+    for off in range(0, len(dgram), 600):
+        part = dgram[off:off + 600]
+        mf = 0x2000 if off + 600 < len(dgram) else 0
+        hdr = bytearray(ipv4("10.0.0.53", "10.0.0.5", 17, part, flags_frag=mf | (off // 8)))
+        hdr[4:6] = b"\x12\x34"                                           # IP id
+        hdr[10:12] = struct.pack("!H", _checksum(bytes(hdr[:20])))
+        frames.append(eth(s, c, 0x0800, bytes(hdr)))
+    frames.append(eth(c, s, 0x86DD, ipv6("fd00::5", "fd00::53", 17, udp(40001, 53, dns_query(8)))))
+    dgram = struct.pack("!HHHH", 53, 40001, 8 + len(answer), 0) + answer
+    for off in range(0, len(dgram), 600):
+        part = dgram[off:off + 600]
+        mf = 1 if off + 600 < len(dgram) else 0
+        frag = struct.pack("!BBHI", 17, 0, (off // 8) << 3 | mf, 0x5678)
+        frames.append(eth(s, c, 0x86DD, ipv6("fd00::53", "fd00::5", 44, frag + part)))
+    return frames
+
+
+def _checksum(b: bytes) -> int:
+    b = b[:10] + b"\0\0" + b[12:]
+    t = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+
+
+def test_first_fragment_makes_the_flow(tmp_path):
+    from plantguard.capture.engine import analyze
+    p = frames_pcap(tmp_path, fragmented_dns_frames())
+    for res in (analyze([p]), analyze_reference([p])):
+        got = sorted((f.client, f.client_port, f.server, f.port, f.packets, f.packets_to_server)
+                     for f in res.flows)
+        # the query and the answer's first fragment: both hosts, one flow each
+        assert got == [("10.0.0.5", 40000, "10.0.0.53", 53, 2, 1), ("fd00::5", 40001, "fd00::53", 53, 2, 1)]
+        assert res.counters["fragments"] == 6
+
+
+def test_tshark_reassembles_the_built_fragments(tmp_path):
+    import shutil
+    import subprocess
+    if not shutil.which("tshark"):
+        pytest.skip("no tshark")
+    p = frames_pcap(tmp_path, fragmented_dns_frames())
+    out = subprocess.run(["tshark", "-r", str(p), "-Y", "dns.flags.response == 1", "-T", "fields",
+                          "-e", "udp.srcport", "-e", "udp.length"], capture_output=True, text=True).stdout.split()
+    assert out == ["53", "1208", "53", "1208"]

@@ -211,9 +211,21 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
         nxt[rows] = g[:, 0]
         o6[rows] += (g[:, 1].astype(np.int64) + 1) * 8
     frag6 = v6 & (nxt == 44)
+    first6 = frag6 & (o6 + 8 <= end6)
+    if first6.any():
+        rows = np.nonzero(first6)[0]
+        g = gather(arr, off[rows] + l3[rows] + o6[rows], 4)
+        fo0 = (_u16(g, 2) >> 3) == 0
+        rows = rows[fo0]
+        first6[:] = False
+        first6[rows] = True
+        nxt[rows] = g[fo0, 0]
+        o6[rows] += 8
 
     ip_proto = np.where(v4, g3[:, 9].astype(np.int32), np.where(v6, nxt, 0))
     fragment = frag4 | frag6
+    first = (frag4 & ((_u16(g3, 6) & 0x1FFF) == 0)) | first6   # carries the L4 header
+    whole = ~fragment | first
     l4rel = np.where(v4, ihl, o6)
     l4len = np.where(v4, end4, end6) - l4rel
 
@@ -227,15 +239,15 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
 
     # ---- TCP / UDP ----
     l4base = ip_version > 0
-    tcp = l4base & ~fragment & (ip_proto == 6) & (l4len >= 20)
-    udp = l4base & ~fragment & (ip_proto == 17) & (l4len >= 8)
+    tcp = l4base & whole & (ip_proto == 6) & (l4len >= 20)
+    udp = l4base & whole & (ip_proto == 17) & (l4len >= 8)
     g4 = gather(arr, off + l3 + l4rel, 16)
     isl4 = tcp | udp
     sport = np.where(isl4, _u16(g4, 0), 0)
     dport = np.where(isl4, _u16(g4, 2), 0)
     # ICMP: a flow per (request) type, the requester on "port" 0 (layers.icmp_ports)
-    icmp4 = (ip_version == 4) & ~fragment & (ip_proto == 1) & (l4len >= 4)
-    icmp6 = (ip_version == 6) & ~fragment & (ip_proto == 58) & (l4len >= 4)
+    icmp4 = (ip_version == 4) & whole & (ip_proto == 1) & (l4len >= 4)
+    icmp6 = (ip_version == 6) & whole & (ip_proto == 58) & (l4len >= 4)
     icmp = icmp4 | icmp6
     if icmp.any():
         itype = g4[:, 0].astype(np.int32)
@@ -254,7 +266,7 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
     pay_rel = np.where(tcp, l4rel + doff, l4rel + 8)
     pay_len = np.where(tcp, tcp_plen, np.where(udp, uend - 8, 0))
     pay_off = off + l3 + pay_rel
-    pay_len = np.where(icmp, 0, pay_len)
+    pay_len = np.where(icmp | fragment, 0, pay_len)
     l4 = np.where(tcp, 6, np.where(udp, 17, np.where(icmp4, 1, np.where(icmp6, 58, 0)))).astype(np.int8)
 
     cols = Columns(ok, et.astype(np.int32), vlan, inner, llc, dmac, smac, l3, ip_version,

@@ -342,10 +342,13 @@ def _ip(lay: Layers, b: bytes) -> None:
         lay.ip_proto = proto
         lay.src = _v4_text(src)
         lay.dst = _v4_text(dst)
+        end = min(n, total) if total >= ihl else n
         if flags_frag & 0x3FFF:  # more-fragments flag or a non-zero offset
             lay.fragment = True
+            if flags_frag & 0x1FFF:
+                return
+            _first_fragment(lay, b, ihl, end)   # offset 0: the L4 header is here
             return
-        end = min(n, total) if total >= ihl else n
         _l4(lay, b, ihl, end)
     elif v == 6 and n >= 40:
         lay.ip_version = 6
@@ -362,10 +365,22 @@ def _ip(lay: Layers, b: bytes) -> None:
             off += hlen
         if nxt == 44:
             lay.fragment = True
+            if off + 8 <= end and not _U16.unpack_from(b, off + 2)[0] >> 3:
+                lay.ip_proto = b[off]
+                _first_fragment(lay, b, off + 8, end)
+                return
             lay.ip_proto = 44
             return
         lay.ip_proto = nxt
         _l4(lay, b, off, end)
+
+
+def _first_fragment(lay: Layers, b: bytes, start: int, end: int) -> None:
+    """The first fragment of a datagram carries its ports (or ICMP type): the packet counts in
+    its flow, without a payload (the datagram is not reassembled) and never as a tunnel."""
+    _l4(lay, b, start, end)
+    lay.payload = b""
+    lay.l4_off = lay.l4_end = -1
 
 
 def _l4(lay: Layers, b: bytes, start: int, end: int) -> None:
@@ -444,6 +459,7 @@ def undecoded_notes(counters: dict[str, int]) -> list[str]:
             notes.append(f"{n:,} packets of IP protocol {k[len(UNDECODED_IP):]} not decoded past the "
                          "IP header (the hosts are kept as addresses only)")
     if counters.get("fragments"):
-        notes.append(f"{counters['fragments']:,} IP fragments not reassembled: their datagrams' "
-                     "ports, flows and contents are missing")
+        notes.append(f"{counters['fragments']:,} IP fragments not reassembled: a first fragment counts "
+                     "in its flow (ports or ICMP type) without its contents, the later fragments "
+                     "only here")
     return notes
