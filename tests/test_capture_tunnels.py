@@ -286,3 +286,41 @@ def test_tshark_reassembles_the_built_fragments(tmp_path):
     out = subprocess.run(["tshark", "-r", str(p), "-Y", "dns.flags.response == 1", "-T", "fields",
                           "-e", "udp.srcport", "-e", "udp.length"], capture_output=True, text=True).stdout.split()
     assert out == ["53", "1208", "53", "1208"]
+
+
+# ---- the bounded reassembler (not yet wired into engine.py) ----
+def _ip_of(frame: bytes) -> bytes:
+    return frame[14:]
+
+
+def test_reassembler_rebuilds_the_fragmented_answers():
+    from plantguard.capture.layers import Reassembler
+    frames = fragmented_dns_frames()
+    r = Reassembler()
+    whole = [w for i, f in enumerate(frames) if (w := r.feed(float(i), _ip_of(f))) is not None]
+    assert len(whole) == 2 and r.reassembled == 2 and not r.pending and r.held == 0
+    for w, (src, dport) in zip(whole, (("10.0.0.53", 40000), ("fd00::53", 40001))):
+        lay = decode_frame(101, w)
+        assert (lay.src, lay.l4, lay.sport, lay.dport, lay.fragment) == (src, "udp", 53, dport, False)
+        assert len(lay.payload) == 1200 and lay.payload[2:4] == b"\x81\x80"   # tshark: udp.length 1208
+
+
+def test_reassembler_bounds_timeout_and_overlaps():
+    from plantguard.capture.layers import Reassembler
+    frames = fragmented_dns_frames()
+    first, second = _ip_of(frames[1]), _ip_of(frames[2])
+    r = Reassembler(timeout=5.0)
+    assert r.feed(0.0, first) is None
+    assert r.feed(10.0, second) is None and r.expired == 1          # the first piece timed out
+    r = Reassembler()
+    assert r.feed(0.0, first) is None and r.feed(0.1, first) is None
+    assert r.overlaps == 1 and r.held == 600
+    assert r.feed(0.2, second) is None and r.feed(0.3, _ip_of(frames[3])) is not None
+    r = Reassembler(max_datagrams=1)
+    r.feed(0.0, first)
+    r.feed(0.0, _ip_of(frames[5]))                                   # another datagram: the first is dropped
+    assert r.dropped == 1 and len(r.pending) == 1
+    r = Reassembler(max_bytes=700)
+    r.feed(0.0, first)
+    r.feed(0.0, _ip_of(frames[5]))
+    assert r.dropped == 1 and r.held <= 700

@@ -463,3 +463,119 @@ def undecoded_notes(counters: dict[str, int]) -> list[str]:
                      "in its flow (ports or ICMP type) without its contents, the later fragments "
                      "only here")
     return notes
+
+
+# ---- IP fragment reassembly (bounded), ready for the engine and the reference to share ----
+class Reassembler:
+    """Reassembles IPv4 and IPv6 fragments into whole datagrams. feed() takes one fragment's IP
+    packet (from its IP header) and returns the whole datagram, as an unfragmented IP packet,
+    when its last missing piece arrives, else None. Bounded: at most max_datagrams pending and
+    max_bytes held (the oldest pending datagram is dropped first, counted in `dropped`), and a
+    datagram whose first fragment is older than timeout seconds of capture time is dropped
+    (`expired`). A piece overlapping bytes already held is counted in `overlaps`; where pieces
+    overlap, the one at the lower offset wins (a repeat at the same offset keeps the longer
+    piece). Not yet wired into engine.py / reference.py: both must call it
+    in capture order for their results to stay equal."""
+
+    def __init__(self, max_datagrams: int = 4096, max_bytes: int = 16 << 20, timeout: float = 30.0):
+        from collections import OrderedDict
+        self.max_datagrams, self.max_bytes, self.timeout = max_datagrams, max_bytes, timeout
+        self.pending: OrderedDict = OrderedDict()   # key -> [first ts, header, {offset: bytes}, total or -1, size]
+        self.held = 0
+        self.reassembled = self.overlaps = self.expired = self.dropped = 0
+
+    def _drop(self, key, counter: str) -> None:
+        entry = self.pending.pop(key)
+        self.held -= entry[4]
+        setattr(self, counter, getattr(self, counter) + 1)
+
+    def feed(self, ts: float, ip: bytes) -> bytes | None:
+        parsed = _fragment_parts(bytes(ip))
+        if parsed is None:
+            return None
+        key, header, offset, more, data = parsed
+        while self.pending:
+            k, e = next(iter(self.pending.items()))
+            if e[0] >= ts - self.timeout:
+                break
+            self._drop(k, "expired")
+        entry = self.pending.get(key)
+        if entry is None:
+            while self.pending and (len(self.pending) >= self.max_datagrams
+                                    or self.held + len(data) > self.max_bytes):
+                self._drop(next(iter(self.pending)), "dropped")
+            if len(data) > self.max_bytes:
+                self.dropped += 1
+                return None
+            entry = self.pending[key] = [ts, None, {}, -1, 0]
+        pieces = entry[2]
+        end = offset + len(data)
+        for o, d in pieces.items():
+            if o < end and offset < o + len(d):
+                self.overlaps += 1
+                break
+        if offset not in pieces or len(pieces[offset]) < len(data):
+            entry[4] += len(data) - len(pieces.get(offset, b""))
+            self.held += len(data) - len(pieces.get(offset, b""))
+            pieces[offset] = data
+        if offset == 0:
+            entry[1] = header
+        if not more:
+            entry[3] = end
+        if entry[1] is None or entry[3] < 0:
+            return None
+        out = bytearray(entry[3])
+        covered = 0
+        for o in sorted(pieces, reverse=True):       # lower offsets written last, so they win
+            d = pieces[o][:max(0, entry[3] - o)]
+            out[o:o + len(d)] = d
+        spans = sorted((o, o + len(d)) for o, d in pieces.items())
+        for o, e in spans:
+            if o > covered:
+                return None
+            covered = max(covered, e)
+        if covered < entry[3]:
+            return None
+        self.pending.pop(key)
+        self.held -= entry[4]
+        self.reassembled += 1
+        return _whole_datagram(entry[1], bytes(out))
+
+
+def _fragment_parts(b: bytes):
+    """(key, unfragmentable header, offset, more fragments, data) of an IP fragment, else None."""
+    n = len(b)
+    if n >= 20 and b[0] >> 4 == 4:
+        ihl = (b[0] & 0x0F) * 4
+        total = _U16.unpack_from(b, 2)[0]
+        ff = _U16.unpack_from(b, 6)[0]
+        if ihl < 20 or not ff & 0x3FFF or total < ihl:
+            return None
+        key = (4, b[12:16], b[16:20], b[9], b[4:6])
+        return key, b[:ihl], (ff & 0x1FFF) * 8, bool(ff & 0x2000), b[ihl:min(n, total)]
+    if n >= 40 and b[0] >> 4 == 6:
+        plen = _U16.unpack_from(b, 4)[0]
+        end = min(n, 40 + plen) if plen else n
+        nxt, off, at, hops = b[6], 40, 6, 0
+        while nxt in IPV6_EXT and off + 8 <= end and hops < MAX_IPV6_EXT:
+            hops += 1
+            at = off
+            nxt, off = b[off], off + (b[off + 1] + 1) * 8
+        if nxt != 44 or off + 8 > end:
+            return None
+        fo = _U16.unpack_from(b, off + 2)[0]
+        hdr = bytearray(b[:off])
+        hdr[at] = b[off]                              # the next header after the fragment header
+        key = (6, b[8:24], b[24:40], b[off + 4:off + 8])
+        return key, bytes(hdr), (fo >> 3) * 8, bool(fo & 1), b[off + 8:end]
+    return None
+
+
+def _whole_datagram(header: bytes, payload: bytes) -> bytes:
+    h = bytearray(header)
+    if h[0] >> 4 == 4:
+        struct.pack_into("!H", h, 2, min(0xFFFF, len(h) + len(payload)))
+        struct.pack_into("!H", h, 6, 0)
+    else:
+        struct.pack_into("!H", h, 4, min(0xFFFF, len(h) - 40 + len(payload)))
+    return bytes(h) + payload
