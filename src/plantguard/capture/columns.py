@@ -278,8 +278,18 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
     return cols
 
 
-def _unwrap(arr, off, cap, cols: Columns, l4rel, l4len, depth: int) -> None:
-    """layers.tunnel_of and the inner decode for every row at once (see decode)."""
+def _unwrap(arr, off, cap, full: Columns, l4rel, l4len, depth: int) -> None:
+    """layers.tunnel_of and the inner decode for every row at once (see decode). Only the rows
+    that may carry a tunnel are looked at."""
+    ipv = full.ip_version > 0
+    cand = np.flatnonzero(
+        (full.ok & ~ipv & np.isin(full.ethertype, (0x8847, 0x8848, 0x8864)))
+        | (ipv & np.isin(full.ip_proto, (4, 41, 47)))
+        | ((full.l4 == 17) & (np.isin(full.dport, (4789, 6081, 3544)) | (full.sport == 3544))))
+    if not len(cand):
+        return
+    cols = full.take(cand)
+    off, cap, l4rel, l4len = off[cand], cap[cand], l4rel[cand], l4len[cand]
     n = len(off)
     kind = np.zeros(n, np.int8)
     start = np.zeros(n, np.int64)
@@ -349,6 +359,7 @@ def _unwrap(arr, off, cap, cols: Columns, l4rel, l4len, depth: int) -> None:
     rows = np.flatnonzero((kind > 0) & (start < cap))
     if not len(rows):
         return
+    prev = {name: getattr(full, name)[cand] for name in ("src_mac", "dst_mac")}
     st = start[rows]
     eth_in = is_eth[rows]
     sub = decode(arr, off[rows] + st, cap[rows] - st,
@@ -356,18 +367,18 @@ def _unwrap(arr, off, cap, cols: Columns, l4rel, l4len, depth: int) -> None:
     good = sub.ok & (eth_in | (sub.ip_version > 0))
     rows, st, eth_in = rows[good], st[good], eth_in[good]
     sub = sub.take(np.flatnonzero(good))
+    at = cand[rows]                                      # the rows in the whole chunk
     for name in Columns.__dataclass_fields__:
         if name in ("vlan", "inner_vlan"):
             continue
-        col = getattr(cols, name)
         val = getattr(sub, name)
         if name in ("src_mac", "dst_mac"):
-            val = np.where(eth_in, val, col[rows])
+            val = np.where(eth_in, val, prev[name][rows])
         elif name == "l3":
             val = val + st
         elif name == "tunnel":
             val = kind[rows]
-        col[rows] = val
+        getattr(full, name)[at] = val
 
 
 MORE_LINKS = (F.LINKTYPE_PPP, F.LINKTYPE_PPP_HDLC, F.LINKTYPE_C_HDLC, F.LINKTYPE_FRELAY, F.LINKTYPE_NFLOG,
