@@ -143,8 +143,10 @@ class Asset(_Open):
 class Flow(_Strict):
     src: str
     dst: str
-    proto: str
-    port: int | None = None
+    proto: str = Field(description="tcp, udp, icmp or icmpv6 (ICMP: one flow per request type, "
+                                   "src the requester, an answer's sender dst)")
+    port: int | None = Field(None, description="the server port; for icmp / icmpv6 the request type "
+                                               "(8 / 128 echo, 3 / 1 unreachable, ...)")
     app: str | None = None
     vlan: int | None = None
     packets: int
