@@ -1,7 +1,9 @@
 """A flood of 1,000,000 distinct source addresses (a scan or a spoofed SYN flood) must not
-make memory grow with packets: with the flow table capped, the least recently seen flows are
-folded into aggregates, the run says so in notes and counters, and every packet is still
-counted. Peak RSS of the analysing process is held under FLOOD_RSS_CAP_MB."""
+make memory grow with packets: with the flow table capped at what the default memory budget
+allows (plantguard.budget, the CLI's defaults), the least recently seen flows are folded into
+aggregates, the run says so in notes and counters, and every packet is still counted. Peak RSS
+of the analysing process, and of `assess` and `inventory` (with a store) run through the real
+CLI, is held under the budget."""
 from __future__ import annotations
 
 import json
@@ -9,11 +11,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from support.packets import pcap_bytes, tcp_frame
 
+from plantguard.budget import DEFAULT
+
 N_SOURCES = 1_000_000
-FLOW_CAP = 50_000
-FLOOD_RSS_CAP_MB = 600   # measured ~300 MB; the file alone is ~70 MB of mapped pages
+FLOW_CAP = DEFAULT.max_flows             # the CLI's default, from the memory budget
+FLOOD_RSS_CAP_MB = 600   # analysis alone, measured ~330 MB; the file alone is ~70 MB of mapped pages
 
 
 def write_flood(path, n: int) -> None:
@@ -36,7 +41,7 @@ def write_flood(path, n: int) -> None:
 CHILD = """
 import json, resource, sys
 from plantguard.capture.engine import analyze
-res = analyze([sys.argv[1]], max_flows=int(sys.argv[2]))
+res = analyze([sys.argv[1]])            # the defaults: budget.DEFAULT
 print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "packets": sum(f.packets for f in res.flows), "flows": len(res.flows),
                   "to_server": sum(f.packets_to_server for f in res.flows),
@@ -49,7 +54,7 @@ print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
 def test_million_source_flood_stays_bounded(tmp_path):
     path = tmp_path / "flood.pcap"
     write_flood(path, N_SOURCES)
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(FLOW_CAP)], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout)
@@ -60,6 +65,31 @@ def test_million_source_flood_stays_bounded(tmp_path):
     assert any("flow table capped" in n for n in r["notes"])
     assert r["clients"][0].endswith("/24")
     assert r["rss_kb"] / 1024 < FLOOD_RSS_CAP_MB, r["rss_kb"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["assess", "inventory"])
+def test_million_source_flood_through_the_cli(tmp_path, command):
+    """The real CLI at its defaults (no --max-memory): assess to JSON, inventory into a store.
+    Before the budget: 2.1 GB and 3.3 GB; now under DEFAULT.max_memory_mb, with the losses
+    counted and noted."""
+    from test_budget import run_cli_measured
+    path = tmp_path / "flood.pcap"
+    write_flood(path, N_SOURCES)
+    if command == "assess":
+        args = ["assess", str(path), "-f", "json", "-o", str(tmp_path / "r.json"), "-q"]
+    else:
+        args = ["inventory", str(path), "-f", "json", "-q", "--db", str(tmp_path / "inv.db")]
+    r = run_cli_measured(args, tmp_path)
+    assert r["rc"] == 0, r["err"]
+    doc = json.loads((tmp_path / "r.json").read_text() if command == "assess" else r["out"])
+    notes = doc["notes"]
+    assert any("flow table capped" in n for n in notes)
+    assert any("asset table capped" in n for n in notes)
+    assert doc["counters"]["flows_evicted"] >= N_SOURCES - FLOW_CAP
+    assert doc["counters"]["assets_dropped"] > 0
+    assert len(doc["assets"]) <= DEFAULT.max_assets + 10
+    assert r["rss_kb"] / 1024 < DEFAULT.max_memory_mb, r["rss_kb"]
 
 
 def test_small_flood_aggregates_like_the_big_one(tmp_path):

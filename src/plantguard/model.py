@@ -90,11 +90,16 @@ class Packet:
     seq: int = 0
     from_client: bool = True  # direction within the flow: client -> server
     state: dict = field(default_factory=dict)  # per-flow, per-protocol state kept by the engine
+    # every observation made for this packet, in order: what the deep tier keeps when the
+    # module raises after emitting some (deep.DeepTier.run)
+    emitted: list = field(default_factory=list)
 
     def observe(self, kind: str, proto: str, subject: str = "src", **data: Any) -> Observation:
-        return Observation(kind, proto, self.capture, self.frame, self.ts, self.src, self.dst,
-                           self.src_mac, self.dst_mac, self.l4, self.sport, self.dport, self.vlan,
-                           subject, data)
+        o = Observation(kind, proto, self.capture, self.frame, self.ts, self.src, self.dst,
+                        self.src_mac, self.dst_mac, self.l4, self.sport, self.dport, self.vlan,
+                        subject, data)
+        self.emitted.append(o)
+        return o
 
 
 @dataclass(slots=True)
@@ -150,3 +155,4 @@ class AnalysisResult:
     flows: list[Flow] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)  # skipped/fragments/decode errors/evicted
     notes: list[str] = field(default_factory=list)           # e.g. "flow table capped at N; ..."
+    limits: dict[str, int] = field(default_factory=dict)     # the run's budget limits (budget.Budget)

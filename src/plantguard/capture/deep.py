@@ -12,6 +12,12 @@ MAX_CLASSIFY_TRIES = 8  # payload packets tried before a flow is left unclassifi
 DEFAULT_MAX_STATES = 200_000  # per-flow decoder states kept (least recently used go first)
 
 
+class Partial(list):
+    """What a module emitted (Packet.observe) for one packet before it raised: kept, and the
+    error still counted."""
+    __slots__ = ()
+
+
 class FlowState:
     __slots__ = ("client", "client_port", "module", "state", "tries")
 
@@ -28,6 +34,7 @@ class DeepTier:
         self.flows: OrderedDict[tuple, FlowState] = OrderedDict()
         self.max_flows = max_flows
         self.errors = 0
+        self.partial = 0     # errors after which the packet's earlier observations were kept
         self.evicted = 0
         tcp, udp, eth, _ = registry.port_tables()
         self._eth = eth
@@ -104,14 +111,21 @@ class DeepTier:
 
     def run(self, module, pkt: Packet, *, count_errors: bool = True) -> list[Observation] | None:
         """The module's observations for one packet, or None when the module raised (garbage in
-        a protocol field): that is counted in `errors` unless count_errors is False (the engine
-        re-feeding a packet whose outcome was already counted), and the run goes on."""
+        a protocol field) before emitting any: that is counted in `errors` unless count_errors
+        is False (the engine re-feeding a packet whose outcome was already counted), and the
+        run goes on. A module that raised after emitting observations (Packet.observe keeps
+        them in pkt.emitted; e.g. the second of several BACnet APDUs is garbage) gives a
+        Partial list of those, counted in `partial` too."""
         try:
             return list(module.decode(pkt) or ())
         except Exception:
             if count_errors:
                 self.errors += 1
-            return None
+            if not pkt.emitted:
+                return None
+            if count_errors:
+                self.partial += 1
+            return Partial(pkt.emitted)
 
 
 def flow_key(lay: Layers) -> tuple:

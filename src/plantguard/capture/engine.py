@@ -21,13 +21,15 @@ import logging
 import os
 import sys
 from collections import OrderedDict
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
 from plantguard.capture import columns, formats, routine
-from plantguard.capture.aggregate import ObservationAggregator
-from plantguard.capture.deep import DEFAULT_MAX_STATES, MAX_CLASSIFY_TRIES, DeepTier
+from plantguard.capture.aggregate import ObservationAggregator, fold_key
+from plantguard.budget import DEFAULT as DEFAULT_BUDGET, Budget
+from plantguard.capture.deep import MAX_CLASSIFY_TRIES, DeepTier, Partial
 from plantguard.capture.flows import FlowTable, group_rows, hash_keys
 from plantguard.capture.layers import decode_frame
 from plantguard.capture.records import ChunkContext, DeepRows, FlowRows
@@ -35,26 +37,32 @@ from plantguard.capture.replay import Primer, Template, TemplateStore
 from plantguard.model import AnalysisResult, CaptureStats, Observation, Packet
 from plantguard.protocols import registry
 # the protocol modules' segment streams judge repeats with the same window
-from plantguard.protocols._pdustream import RETRANSMIT_WINDOW
+from plantguard.protocols import _pdustream
+from plantguard.protocols._pdustream import REORDER_WINDOW, RETRANSMIT_WINDOW, release_state
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_FLOWS = 1_000_000
+DEFAULT_MAX_FLOWS = DEFAULT_BUDGET.max_flows      # the defaults follow the memory budget (budget.py)
+DEFAULT_MAX_STATES = DEFAULT_BUDGET.max_states
+GAP_FLOWS_NOTED = 5                               # flows named in the stream-gap note
 DEFAULT_CHUNK = 65536
 
 
 def analyze(paths: Iterable[str | os.PathLike], progress: Callable[[int], None] | None = None, *,
-            max_flows: int = DEFAULT_MAX_FLOWS, max_states: int = DEFAULT_MAX_STATES,
-            chunk_records: int = DEFAULT_CHUNK) -> AnalysisResult:
+            max_flows: int | None = None, max_states: int | None = None,
+            chunk_records: int = DEFAULT_CHUNK, budget: Budget | None = None) -> AnalysisResult:
     """Analyse capture files (directories mean every capture below them). progress(n) is
-    called after each chunk with the number of packets it held."""
-    eng = Engine(max_flows, max_states)
+    called after each chunk with the number of packets it held. The limits come from `budget`
+    (default: budget.DEFAULT, what the CLI uses); max_flows / max_states override it."""
+    budget = budget or DEFAULT_BUDGET
+    eng = Engine(max_flows or budget.max_flows, max_states or budget.max_states, budget.pending_bytes,
+                 budget.max_observations)
     captures: list[CaptureStats] = []
     for cap_idx, path in enumerate(formats.expand_paths(list(paths))):
         cap = str(path)
         eng.captures.append(cap)
         st = formats.ReadStats(cap)
-        chunks = formats.read_chunks(path, st, chunk_records)
+        chunks = formats.read_chunks(path, st, _chunk_records(path, chunk_records, budget.chunk_bytes))
         try:
             for chunk in chunks:
                 eng.process(cap_idx, cap, chunk)
@@ -70,7 +78,39 @@ def analyze(paths: Iterable[str | os.PathLike], progress: Callable[[int], None] 
         finally:
             chunks.close()
         captures.append(st.capture_stats())
-    return eng.result(captures)
+    res = eng.result(captures)
+    res.limits = {"max_memory_mb": budget.max_memory_mb, "max_flows": eng.table.max_flows,
+                  "max_states": eng.max_states, "pending_bytes": budget.pending_bytes,
+                  "max_assets": budget.max_assets}
+    return res
+
+
+PROBE_RECORDS = 1024
+
+
+def _chunk_records(path, requested: int, chunk_bytes: int) -> int:
+    """Records per chunk: `requested`, fewer when the file's records are large, so that a
+    chunk's mapped pages (resident until the chunk is done) stay near `chunk_bytes` of the
+    budget: 65,536 records of 8 KiB would be 512 MiB. The first PROBE_RECORDS records of a
+    large uncompressed file give the average record size."""
+    try:
+        p = Path(path)
+        if requested != DEFAULT_CHUNK or not p.is_file() or p.stat().st_size <= chunk_bytes:
+            return requested
+        with open(p, "rb") as fh:
+            if fh.read(2) == b"\x1f\x8b":
+                return requested
+        probe = formats.read_chunks(p, formats.ReadStats(str(p)), PROBE_RECORDS)
+        try:
+            first = next(probe, None)
+        finally:
+            probe.close()
+        if first is None or not len(first):
+            return requested
+        avg = max(1.0, float(np.mean(first.caplen)) + 16)
+        return int(max(PROBE_RECORDS, min(requested, chunk_bytes // avg)))
+    except Exception:   # noqa: BLE001 - a probe that fails leaves the reading to the real pass
+        return requested
 
 
 def _malloc_trim():
@@ -96,7 +136,12 @@ class Engine:
     """The state of one analysis run: flow table, per-flow module states, templates, primer
     and folded observations. process() takes the chunks in order, result() gives the run."""
 
-    def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS, max_states: int = DEFAULT_MAX_STATES):
+    def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS, max_states: int = DEFAULT_MAX_STATES,
+                 pending_bytes: int = DEFAULT_BUDGET.pending_bytes,
+                 max_observations: int = DEFAULT_BUDGET.max_observations):
+        _pdustream.reset(pending_bytes)   # the decoders' streams share one pending-byte budget
+        self.pending_bytes = pending_bytes
+        self.holey: set[int] = set()      # slot * 2 + from_client of directions holding reordered data
         self.modules = list(registry.protocol_modules())
         self.names = [m.SPEC.name for m in self.modules]
         self.routine_rules = routine.recognisers(self.modules)
@@ -114,7 +159,7 @@ class Engine:
         self.max_states = max_states
         self.states: OrderedDict[int, dict] = OrderedDict()   # flow slot -> its module's state
         self.templates = TemplateStore()
-        self.agg = ObservationAggregator()
+        self.agg = CappedAggregator(max_observations)
         self.captures: list[str] = []
         self.pos = 0
         self.counters = {"fragments": 0, "undecoded_link": 0, "states_evicted": 0,
@@ -143,6 +188,7 @@ class Engine:
         self.primer.start(ctx, replayed, to_deep)
         self._deep(ctx, self._layer2_rows(cols), to_deep, tkeys)
         self.primer.finish()
+        self._prune_holey()
         if self.table.enforce_cap(self.names, self.modules, self.captures):
             self.counters["flows_evicted"] = self.table.evicted
 
@@ -209,12 +255,14 @@ class Engine:
         none = np.zeros(0, np.int64)
         if not len(di):
             return none, none
-        behind = self._track_streams(sub, slot, from_client, di)
+        behind, holey = self._track_streams(sub, slot, from_client, di)
         rmask, rkey = routine.recognise(arr, self.routine_rules, mod[di], sub.pay_off[di], plen[di],
                                         from_client[di], sub.l4[di], sub.sport[di], sub.dport[di])
-        repeat = rmask & (behind > 0) & (behind >= plen[di])
+        # from a segment ahead of the stream on (reordered, or a gap), the direction's rows all
+        # go to the deep tier: the module's stream holds and releases them in order
+        repeat = rmask & ~holey & (behind > 0) & (behind >= plen[di])
         self.counters["retransmissions_skipped"] += int(np.count_nonzero(repeat))
-        rmask &= behind == 0
+        rmask &= (behind == 0) & ~holey
         to_deep = di[~rmask & ~repeat]
         ri = di[rmask]
         if not len(ri):
@@ -222,9 +270,12 @@ class Engine:
         pending, replayed = self._replay(ctx, ri, rkey[rmask], tkeys)
         return np.concatenate([to_deep, pending]), np.sort(replayed)
 
-    def _track_streams(self, sub, slot, from_client, di) -> np.ndarray:
+    def _track_streams(self, sub, slot, from_client, di) -> tuple[np.ndarray, np.ndarray]:
         """How far each delivered TCP segment starts behind the bytes already seen in its
-        direction (0 = new data, or further behind than RETRANSMIT_WINDOW). Updates the
+        direction (0 = new data, or further behind than RETRANSMIT_WINDOW), and whether it
+        comes at or after a segment that started ahead of the stream (by at most
+        REORDER_WINDOW: reordered or lost bytes) in its direction, in this chunk or held from
+        an earlier one (Engine.holey). Updates the
         per-direction high-water marks (FlowTable.next_c / next_s: a sequence number modulo
         2^32, -1 = nothing seen yet).
 
@@ -232,9 +283,10 @@ class Engine:
         number of each direction in the chunk (signed 32-bit distances), where a running
         maximum is meaningful; docs/engine.md has a worked example."""
         behind = np.zeros(len(di), np.int64)
+        holey = np.zeros(len(di), bool)
         tcp = np.flatnonzero(sub.l4[di] == 6)
         if not len(tcp):
-            return behind
+            return behind, holey
         rows = di[tcp]
         s = slot[rows]
         fc = from_client[rows]
@@ -263,16 +315,41 @@ class Engine:
         known = ~first | np.repeat(has_carry, glen)       # something was seen before the segment
         prev = np.maximum(np.where(first, carry_rel[gid], prev), np.repeat(carry_rel, glen))
         d = np.where(known, (prev - rel) & 0xFFFFFFFF, 0)
+        gap = rel - prev
+        ahead = known & (gap > 0) & (gap <= REORDER_WINDOW)   # starts past the bytes seen
         d = np.where((d > 0) & (d <= RETRANSMIT_WINDOW), d, 0)
         out = np.empty(len(o), np.int64)
         out[o] = d
         behind[tcp] = out
+        gdir = s[o][gstart] * 2 + fc[o][gstart]
+        if self.holey:
+            carried = np.fromiter((int(k) in self.holey for k in gdir.tolist()), bool, len(gdir))
+            ahead |= first & carried[gid]
+        if ahead.any():   # every row of a direction from its first ahead segment on
+            run_h = np.maximum.accumulate(ahead.astype(np.int64) + gid * 2) - gid * 2
+            h = np.empty(len(o), bool)
+            h[o] = run_h > 0
+            holey[tcp] = h
+            self.holey.update(gdir[np.unique(gid[ahead])].tolist())
         # new high-water marks per direction, back to sequence numbers modulo 2^32
         gend = np.r_[gstart[1:], len(o)] - 1
         last = (np.maximum(run[gend], carry_rel) + base) & 0xFFFFFFFF
         t.next_c[sg[fg]] = last[fg]
         t.next_s[sg[~fg]] = last[~fg]
-        return behind
+        return behind, holey
+
+    def _prune_holey(self) -> None:
+        """After a chunk: a direction stays holey while its module's stream holds segments or has
+        open holes (SegmentStream.waiting)."""
+        if not self.holey:
+            return
+        keep = set()
+        for k in self.holey:
+            st = self.states.get(k >> 1)
+            stream = st.get("_c2s" if k & 1 else "_s2c") if st else None
+            if getattr(stream, "waiting", False):
+                keep.add(k)
+        self.holey = keep
 
     def _replay(self, ctx: ChunkContext, ri, rkey, tkeys: dict) -> tuple[np.ndarray, np.ndarray]:
         """Replay the routine rows whose (flow, key) template is ready, a group at a time. The
@@ -368,8 +445,8 @@ class Engine:
             ops = _operation_counts(obs)
             if ops:
                 add_ops(sl, ops)
-            if tmpl is not None:
-                tmpl.learn(kept, ops, False)
+            if tmpl is not None:                       # a Partial (raised after emitting) never replays
+                tmpl.learn(kept, ops, obs.__class__ is Partial)
         self.counters["routine_packets"] += n_routine
         self.counters["deep_packets"] += n_deep
         return replayed
@@ -402,7 +479,10 @@ class Engine:
         if st is None:
             st = self.states[sl] = {}
             if len(self.states) > self.max_states:
-                old, _ = self.states.popitem(last=False)
+                old, ost = self.states.popitem(last=False)
+                release_state(ost)
+                self.holey.discard(old * 2)
+                self.holey.discard(old * 2 + 1)
                 self.templates.drop_flow(old)
                 self.counters["states_evicted"] += 1
         else:
@@ -412,7 +492,11 @@ class Engine:
     def _forget_flows(self, rows: np.ndarray) -> None:
         """FlowTable.on_evict: the flows in these slots are gone; so is everything kept for them."""
         for sl in rows.tolist():
-            self.states.pop(sl, None)
+            st = self.states.pop(sl, None)
+            if st:
+                release_state(st)
+                self.holey.discard(sl * 2)
+                self.holey.discard(sl * 2 + 1)
             self.templates.drop_flow(sl)
             self.primer.forget(sl)
 
@@ -424,6 +508,9 @@ class Engine:
         res.flows = self.table.flows(self.modules, self.captures)
         c = dict(self.counters)
         c["decode_errors"] = self.deep.errors
+        c["decode_errors_partial"] = self.deep.partial
+        c["observations_dropped"] = self.agg.dropped
+        c.update(_pdustream.STATS)
         c["flows_evicted"] = self.table.evicted
         c["flows_aggregated"] = len(self.table.other)
         res.counters = c
@@ -435,7 +522,90 @@ class Engine:
         if c["states_evicted"]:
             res.notes.append(f"protocol state kept for at most {self.max_states:,} flows: "
                              f"{c['states_evicted']:,} states dropped (least recently used first)")
+        if self.agg.dropped:
+            res.notes.append(f"observations capped at {self.agg.limit:,} distinct (memory budget): "
+                             f"observations dropped: {self.agg.dropped:,} new ones after that (identities "
+                             f"always kept; repeats of kept ones still counted)")
+        res.notes.extend(stream_notes(c, self.pending_bytes, self._gap_flows(res.flows)))
         return res
+
+    def _gap_flows(self, flows) -> list[tuple[int, str]]:
+        """(gaps, flow text) of the live flows whose streams gave up bytes, most gaps first."""
+        t, out = self.table, []
+        for sl, st in self.states.items():
+            g = sum(getattr(st.get(k), "gaps", 0) or 0 for k in ("_c2s", "_s2c"))
+            if g:
+                out.append((g, sl))
+        out.sort(reverse=True)
+        named = []
+        for g, sl in out[:GAP_FLOWS_NOTED]:
+            f = t._build(np.array([sl], np.int64), self.modules, self.captures)[0]
+            named.append((g, _flow_text(f)))
+        return named
+
+
+KEEP_KINDS = frozenset({"identity"})   # never dropped by the observation cap
+
+
+class CappedAggregator(ObservationAggregator):
+    """The aggregator with the budget's cap on distinct observations: past `limit`, a new one
+    (not a repeat, not an identity) is not kept, and is counted in `dropped`."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+        self.dropped = 0
+
+    def add(self, o: Observation, pos: int | None = None) -> Observation:
+        n = len(self.observations)
+        kept = super().add(o, pos)
+        if kept is o and n >= self.limit and o.kind not in KEEP_KINDS:
+            self._undo(o)
+            self.dropped += 1
+        return kept
+
+    def _undo(self, o: Observation) -> None:
+        """Take back the observation add() has just appended (the last one)."""
+        self.observations.pop()
+        self._last_pos.pop(id(o), None)
+        data = o.data
+        try:   # the aggregator's hash of the fold key (ObservationAggregator.add)
+            h = hash((o.kind, o.proto, o.l4, o.src, o.dst, o.dport, o.subject,
+                      o.src_mac if o.src is None else None, o.dst_mac if o.dst is None else None,
+                      tuple(sorted(data.items())) if len(data) > 1 else tuple(data.items())))
+        except TypeError:
+            h = hash(fold_key(o))
+        cand = self._index.get(h)
+        if cand is o:
+            del self._index[h]
+        elif type(cand) is list:
+            cand[:] = [c for c in cand if c is not o]
+            if len(cand) == 1:
+                self._index[h] = cand[0]
+
+
+def _flow_text(f) -> str:
+    return f"{f.l4} {f.client}:{f.client_port} -> {f.server}:{f.port}"
+
+
+def stream_notes(c: dict, pending_bytes: int, gap_flows: list[tuple[int, str]]) -> list[str]:
+    """The notes for the decoders' stream counters (engine and reference alike)."""
+    notes = []
+    if c.get("stream_gaps"):
+        worst = "; most: " + ", ".join(f"{t} ({g:,})" for g, t in gap_flows) if gap_flows else ""
+        notes.append(f"TCP stream gaps: {c['stream_gaps']:,} times bytes never arrived (or came too far out "
+                     f"of order) and decoding resumed after them; cut-short PDUs were still counted{worst}")
+    if c.get("segments_reordered"):
+        notes.append(f"TCP segments reordered: {c['segments_reordered']:,} late segments filled the gaps "
+                     f"they belonged in and were decoded (not taken for retransmissions)")
+    if c.get("decoder_buffers_truncated"):
+        notes.append(f"decoder buffers truncated: {c['decoder_buffers_truncated']:,} unfinished PDUs dropped "
+                     f"(longer than the protocol allows, or past the {pending_bytes >> 20:,} MB pending-byte "
+                     f"budget)")
+    if c.get("decode_errors_partial"):
+        notes.append(f"decoder errors: {c.get('decode_errors', 0):,} packets raised in their protocol "
+                     f"decoder; {c['decode_errors_partial']:,} of them kept what was decoded before the error")
+    return notes
 
 
 def _signed32(x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, say
-from plantguard.cli.common import check_output, is_stdout, load_site, progress_analyze, write_report
+from plantguard.cli.common import (MAX_MEMORY_HELP, check_output, is_stdout, load_site, memory_budget,
+                                   progress_analyze, write_report)
 from plantguard.errors import InputError
 
 
@@ -20,6 +21,7 @@ def assess(
     db: Optional[str] = typer.Option(None, "--db", help="Store with vulnerability intelligence (default ./plantguard.db if it exists)."),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 1 if any failing finding is at or above this severity (low, medium, high, critical; any case)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
 ):
     """Assess the captured plant against the good practices; write a report."""
     from plantguard.checks.base import SEVERITIES, severity_rank
@@ -33,8 +35,9 @@ def assess(
     if output is None and format == "html":     # a web page is not for the terminal
         output = Path(f"plantguard-report.{renderer(format, 'assess').extension}")
     check_output(output)                        # before the work, not after it
+    budget = memory_budget(max_memory)
     site_model = load_site(site)
-    result = progress_analyze(captures, quiet)
+    result = progress_analyze(captures, quiet, budget)
     from plantguard.store.db import IN_MEMORY, StoreError
     store_error = None
     try:

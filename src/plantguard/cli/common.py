@@ -26,21 +26,37 @@ def load_site(path: Path | None):
         fail(f"{path}: cannot read site file ({exc.strerror or exc})")
 
 
-def progress_analyze(paths, quiet: bool):
-    """Run the packet engine with a progress display on stderr (hidden when not a terminal)."""
+MAX_MEMORY_HELP = ("Memory budget in MB, split across flows, decoder state and buffers, observations and "
+                   "assets; past a limit the oldest are aggregated or dropped, counted and noted.")
+
+
+def memory_budget(max_memory: int | None):
+    """The run's Budget from --max-memory (None: the default budget)."""
+    from plantguard.budget import DEFAULT, Budget
+    if max_memory is None:
+        return DEFAULT
+    try:
+        return Budget.from_mb(max_memory)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def progress_analyze(paths, quiet: bool, budget=None):
+    """Run the packet engine with a progress display on stderr (hidden when not a terminal),
+    within the memory budget (budget.Budget; None: the default)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from plantguard.capture.engine import analyze
     from plantguard.capture.formats import CaptureError
     show = not quiet and err.is_terminal
     try:
         if not show:
-            result = analyze(paths)
+            result = analyze(paths, budget=budget)
         else:
             with Progress(SpinnerColumn(), TextColumn("[bold]reading captures"),
                           TextColumn("{task.completed:,} packets"), TimeElapsedColumn(),
                           console=err, transient=True) as prog:
                 task = prog.add_task("read", total=None)
-                result = analyze(paths, progress=lambda n: prog.advance(task, n))
+                result = analyze(paths, progress=lambda n: prog.advance(task, n), budget=budget)
     except CaptureError as exc:
         fail(str(exc))
     if result.captures and not any(c.packets for c in result.captures):

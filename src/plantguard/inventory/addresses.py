@@ -240,16 +240,41 @@ class AddressBook:
         return (group | site_bcast) - unicast
 
     def _cap_assets(self, ips: set[str]) -> set[str]:
-        """Past MAX_ASSETS addresses, keep those with the most traffic (and say so)."""
-        if len(ips) <= MAX_ASSETS:
+        """Past the asset limit (the run's memory budget: result.limits["max_assets"], else
+        MAX_ASSETS), keep the addresses with identity or declared in the site file, then those
+        with the most traffic: packets of their flows plus their layer-2/ARP/DHCP observations.
+        Layer-2-only devices (no address) count against the limit too. Says so, and counts the
+        addresses left out in result.counters["assets_dropped"]."""
+        limit = (getattr(self.result, "limits", None) or {}).get("max_assets") or MAX_ASSETS
+        l2_only = {o.subject_mac for o in self.result.observations
+                   if o.subject_ip is None and o.subject_mac and not o.data.get("ip")}
+        if len(ips) + len(l2_only) <= limit:
             return ips
         weight = Counter()
         for f in self.result.flows:
             weight[f.client] += f.packets
             weight[f.server] += f.packets
-        keep = {ip for ip, _ in weight.most_common(MAX_ASSETS)}
-        self.notes.append(f"asset table capped at {MAX_ASSETS}: {len(ips) - len(keep)} addresses "
-                          "with the least traffic were left out")
+        must = set()
+        for o in self.result.observations:
+            if o.src:
+                weight[o.src] += o.count
+            ip = o.data.get("ip")
+            if ip:
+                weight[ip] += o.count
+            if o.kind == "identity":
+                must.add(o.subject_ip or ip)
+        for a in getattr(self.site, "assets", None) or ():
+            if a.get("ip"):
+                must.add(str(a["ip"]))
+        must &= ips
+        room = max(0, limit - len(l2_only) - len(must))
+        ranked = sorted(ips - must, key=lambda ip: (-weight[ip], ip_sort_key(ip)))
+        keep = must | set(ranked[:room])
+        dropped = len(ips) - len(keep)
+        self.result.counters["assets_dropped"] = dropped
+        self.notes.append(f"asset table capped at {limit:,} (memory budget; {len(l2_only):,} layer-2-only "
+                          f"devices counted, devices with identity or in the site file always kept): "
+                          f"assets dropped: {dropped:,} addresses with the least traffic were left out")
         return ips & keep
 
     def _place_address(self, ip: str, mac: str | None, routers: set[str]) -> None:

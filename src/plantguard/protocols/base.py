@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import struct
 
+from plantguard.protocols import _pdustream
 from plantguard.protocols._pdustream import already_seen
 
 
@@ -12,14 +13,18 @@ class StreamBuffer:
     not reordered (best effort). Retransmissions follow the one rule of _pdustream.already_seen,
     which SegmentStream follows too: bytes already seen are dropped, the new tail of an
     overlapping segment is kept, and a segment starting elsewhere is taken after a jump (check
-    jumped() first when lost bytes must reset the decoder)."""
-    __slots__ = ("data", "next_seq", "cap", "overflow")
+    jumped() first when lost bytes must reset the decoder). The buffered bytes count against the
+    run's pending-byte budget (_pdustream.PENDING, charged at each feed for what the decoder left
+    in `data`): past it, or past `cap`, the buffer overflows, counted once as a truncated decoder
+    buffer."""
+    __slots__ = ("data", "next_seq", "cap", "overflow", "charged")
 
     def __init__(self, cap: int = 65536):
         self.data = bytearray()
         self.next_seq: int | None = None
         self.cap = cap
         self.overflow = False
+        self.charged = 0            # bytes of the pending budget this buffer holds
 
     def jumped(self, seq: int) -> bool:
         """True when a segment starting at `seq` is not the next one and repeats nothing: the
@@ -36,11 +41,24 @@ class StreamBuffer:
             if seen:
                 payload = payload[seen:]        # overlapping: keep the new tail
                 seq = self.next_seq
-        if len(self.data) + len(payload) > self.cap:
+        n = len(self.data) + len(payload)
+        delta = n - self.charged
+        if n > self.cap or (delta > 0 and not _pdustream.PENDING.take(delta)):
+            if not self.overflow:
+                _pdustream.STATS["decoder_buffers_truncated"] += 1
             self.overflow = True
             return
+        if delta < 0:
+            _pdustream.PENDING.give(-delta)
+        self.charged = n
         self.data += payload
         self.next_seq = (seq + len(payload)) & 0xFFFFFFFF
+
+
+    def release(self) -> None:
+        """The buffer is dropped with its flow's state: its bytes go back to the budget."""
+        _pdustream.PENDING.give(self.charged)
+        self.charged = 0
 
 
 def cstr(b: bytes, encoding: str = "latin-1") -> str:
