@@ -74,9 +74,9 @@ def test_bacnet_error_after_an_apdu_keeps_it(monkeypatch):
     monkeypatch.setattr(Packet, "observe", observe_then_raise)
     got = deep.run(mod, pkt)
     monkeypatch.undo()
-    if calls:   # the decoder emitted something before raising
-        assert got == calls[:1] and deep.partial == 1
-    assert deep.errors == 1
+    assert calls                 # the decoder emitted its read_property before raising
+    assert got == calls[:1] and isinstance(got, Partial)
+    assert deep.errors == 1 and deep.partial == 1
 
 
 def half_open_pdus(n_flows: int, segs: int, seg_len: int) -> bytes:
@@ -189,3 +189,31 @@ def test_million_arp_only_macs_give_a_capped_inventory(tmp_path):
     assert inv["counters"]["observations_dropped"] >= 1_000_000 - DEFAULT.max_observations
     assert any("observations dropped" in n for n in inv["notes"])
     assert inv["counters"]["assets_dropped"] > 100_000
+
+
+def test_asset_cap_keeps_identities_and_counts_layer2_devices():
+    """Past the budget's asset limit: a device with identity stays however quiet it is,
+    addresses seen only in ARP weigh by their observations, and layer-2-only devices (LLDP
+    here) take their share of the limit."""
+    from plantguard.inventory.build import build_assets
+    from plantguard.model import AnalysisResult, Flow, Observation
+    res = AnalysisResult()
+    res.limits = {"max_assets": 6}
+    res.flows = [Flow("tcp", f"10.0.0.{i}", "10.0.1.1", 40000, 80, packets=100 + i,
+                      client_mac=f"02:00:00:00:00:{i:02x}", server_mac="02:00:00:00:01:01") for i in range(1, 9)]
+    res.observations = [
+        Observation("identity", "modbus", "c", 1, 0.0, "10.0.9.9", "10.0.1.1", "02:00:00:00:09:09", None,
+                    "tcp", 502, 40000, data={"vendor": "Acme"}),
+        Observation("address", "arp", "c", 2, 0.0, "10.0.5.5", None, "02:00:00:00:05:05", None,
+                    data={"ip": "10.0.5.5", "mac": "02:00:00:00:05:05", "source": "arp"}, count=10_000),
+        Observation("identity", "lldp", "c", 3, 0.0, None, None, "02:00:00:00:07:07", None,
+                    data={"name": "switch"}),
+    ]
+    notes: list[str] = []
+    assets = build_assets(res, None, notes)
+    ips = {a.ip for a in assets if a.ip}
+    assert "10.0.9.9" in ips                      # identity: always kept
+    assert "10.0.5.5" in ips                      # ARP only, but busy
+    assert any("asset table capped at 6" in n and "1 layer-2-only" in n for n in notes), notes
+    assert res.counters["assets_dropped"] == len({f.client for f in res.flows} | {"10.0.1.1", "10.0.9.9",
+                                                                                "10.0.5.5"}) - (6 - 1)
