@@ -70,7 +70,7 @@ def shuffled_modbus(path, copies: int, window: int, seed: int = 1) -> bytes:
             ihl = (fr[14] & 0x0F) * 4
             t = 14 + ihl
             sp, dp = struct.unpack_from(">HH", fr, t)
-            if sp == 502:
+            if sp < dp:          # the server's port stays, the client's moves
                 struct.pack_into(">H", fr, t + 2, (dp + 101 * c) & 0xFFFF)
             else:
                 struct.pack_into(">H", fr, t, (sp + 101 * c) & 0xFFFF)
