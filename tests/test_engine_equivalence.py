@@ -58,6 +58,8 @@ def assert_equivalent(ref, got):
     assert om_ref == om_got, (list((om_ref - om_got).items())[:2], list((om_got - om_ref).items())[:2])
     for c in ("fragments", "undecoded_link"):
         assert got.counters[c] == ref.counters[c]
+    kinds = {k for k in ref.counters.keys() | got.counters.keys() if ":" in k}   # what was not unwrapped, by kind
+    assert {k: got.counters.get(k) for k in kinds} == {k: ref.counters.get(k) for k in kinds}
 
 
 @needs_data

@@ -31,7 +31,7 @@ from plantguard.capture.aggregate import ObservationAggregator, fold_key
 from plantguard.budget import DEFAULT as DEFAULT_BUDGET, Budget
 from plantguard.capture.deep import MAX_CLASSIFY_TRIES, DeepTier, Partial
 from plantguard.capture.flows import FlowTable, group_rows, hash_keys
-from plantguard.capture.layers import decode_frame
+from plantguard.capture.layers import decode_frame, undecoded_notes
 from plantguard.capture.records import ChunkContext, DeepRows, FlowRows
 from plantguard.capture.replay import Primer, Template, TemplateStore
 from plantguard.model import AnalysisResult, CaptureStats, Observation, Packet
@@ -176,6 +176,8 @@ class Engine:
         cols = columns.decode(arr, chunk.offsets, chunk.caplen, chunk.linktype)
         self.counters["undecoded_link"] += int(n - np.count_nonzero(cols.ok))
         self.counters["fragments"] += int(np.count_nonzero(cols.fragment))
+        for kind, count in columns.undecoded(cols, chunk.linktype).items():   # what was not unwrapped, by kind
+            self.counters[kind] = self.counters.get(kind, 0) + count
         ctx = ChunkContext(cap, cap_idx, chunk, frames=chunk.first_frame + np.arange(n, dtype=np.int64),
                            pos=self.pos + np.arange(n, dtype=np.int64))
         self.pos += n
@@ -527,6 +529,7 @@ class Engine:
                              f"observations dropped: {self.agg.dropped:,} new ones after that (identities "
                              f"always kept; repeats of kept ones still counted)")
         res.notes.extend(stream_notes(c, self.pending_bytes, self._gap_flows(res.flows)))
+        res.notes.extend(undecoded_notes(c))
         return res
 
     def _gap_flows(self, flows) -> list[tuple[int, str]]:
