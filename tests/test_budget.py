@@ -112,7 +112,7 @@ from plantguard.budget import DEFAULT
 from plantguard.capture.engine import analyze
 from plantguard.protocols import _pdustream
 res = analyze([sys.argv[1]], budget=DEFAULT)     # what the CLI runs without --max-memory
-print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "flows": len(res.flows),
+print(json.dumps({"rss_kb": int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))), "flows": len(res.flows),
                   "counters": res.counters, "notes": res.notes, "pending": _pdustream.PENDING.used}))
 """
 

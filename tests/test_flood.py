@@ -42,7 +42,7 @@ CHILD = """
 import json, resource, sys
 from plantguard.capture.engine import analyze
 res = analyze([sys.argv[1]])            # the defaults: budget.DEFAULT
-print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+print(json.dumps({"rss_kb": int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))),
                   "packets": sum(f.packets for f in res.flows), "flows": len(res.flows),
                   "to_server": sum(f.packets_to_server for f in res.flows),
                   "notes": res.notes, "counters": res.counters,

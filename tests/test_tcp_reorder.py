@@ -117,7 +117,7 @@ ops = {}
 for f in res.flows:
     for k, v in f.operations.items():
         ops[k] = ops.get(k, 0) + v
-print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "ops": ops,
+print(json.dumps({"rss_kb": int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))), "ops": ops,
                   "counters": res.counters, "notes": res.notes, "packets": res.captures[0].packets}))
 """
 
