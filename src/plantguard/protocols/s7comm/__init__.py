@@ -95,7 +95,9 @@ def signature(payload: bytes) -> bool:
     if cotp.code == COTP_DT:
         return bool(cotp.payload) and cotp.payload[0] in (S7_PROTOCOL, S7P_PROTOCOL)
     if cotp.code in (COTP_CR, COTP_CC):
-        return any(s7_tsap(t) for t in cotp.tsaps.values())
+        # MMS (IEC 61850) uses TSAPs 0x00nn; its confirm also echoes 0x0200, which alone looks S7
+        tsaps = cotp.tsaps.values()
+        return any(s7_tsap(t) for t in tsaps) and not any(len(t) == 2 and t[0] == 0 for t in tsaps)
     return False
 
 
