@@ -107,60 +107,71 @@ def decode_frame(linktype: int, frame: bytes, _depth: int = 0) -> Layers | None:
 def tunnel_of(lay: Layers, frame: bytes) -> tuple[int, int, bool] | None:
     """(tunnel kind, where the inner packet starts in the frame, inner is Ethernet) for a
     frame that carries a tunnel this decoder unwraps, else None. columns.py has the twin."""
-    n = len(frame)
-    l3 = lay.l3_off
     if not lay.ip_version:
-        if lay.ethertype in (0x8847, 0x8848):
-            for i in range(MAX_MPLS_LABELS):
-                if l3 + 4 * i + 4 > n:
-                    return None
-                if frame[l3 + 4 * i + 2] & 1:           # bottom of stack
-                    start = l3 + 4 * i + 4
-                    if start < n and frame[start] >> 4 in (4, 6):
-                        return TUN_MPLS, start, False
-                    return None
-            return None
-        if lay.ethertype == 0x8864 and l3 + 8 <= n and _U16.unpack_from(frame, l3 + 6)[0] in (0x0021, 0x0057):
-            return TUN_PPPOE, l3 + 8, False
-        return None
+        return _l2_tunnel(lay, frame)
     if lay.fragment or lay.l4_off < 0:
         return None
-    a = l3 + lay.l4_off                                   # IP payload start in the frame
-    size = min(lay.l4_end, n - l3) - lay.l4_off
+    a = lay.l3_off + lay.l4_off                           # IP payload start in the frame
     proto = lay.ip_proto
     if proto == 4 or proto == 41:
         return (TUN_IPV4 if proto == 4 else TUN_IPV6), a, False
-    if proto == 47 and lay.ip_version and size >= 4:
-        flags, ptype = struct.unpack_from("!HH", frame, a)
-        if flags & 0x4007:                                # routing present, or not version 0
-            return None
-        hl = 4 + 4 * ((flags >> 15) & 1) + 4 * ((flags >> 13) & 1) + 4 * ((flags >> 12) & 1)
-        if ptype in (ETH_IPV4, ETH_IPV6):
-            return TUN_GRE, a + hl, False
-        if ptype == 0x6558:
-            return TUN_GRE, a + hl, True
-        if ptype == 0x88BE:                               # ERSPAN II has a sequence number; I not
-            return TUN_ERSPAN, a + hl + (8 if flags & 0x1000 else 0), True
-        if ptype == 0x22EB and size >= hl + 12:           # ERSPAN III (+ 8 with the O bit)
-            return TUN_ERSPAN, a + hl + 12 + (8 if frame[a + hl + 11] & 1 else 0), True
-        return None
+    if proto == 47:
+        return _gre(frame, a, min(lay.l4_end, len(frame) - lay.l3_off) - lay.l4_off)
     if lay.l4 == "udp":
-        p = a + 8                                         # the UDP payload
-        plen = len(lay.payload)
-        if lay.dport == 4789 and plen >= 8:
-            return TUN_VXLAN, p + 8, True
-        if lay.dport == 6081 and plen >= 8 and not frame[p] >> 6:
-            ptype = _U16.unpack_from(frame, p + 2)[0]
-            start = p + 8 + (frame[p] & 0x3F) * 4
-            if ptype == 0x6558:
-                return TUN_GENEVE, start, True
-            if ptype in (ETH_IPV4, ETH_IPV6):
-                return TUN_GENEVE, start, False
-            return None
-        if (lay.dport == 3544 or lay.sport == 3544) and plen >= 1:
-            start = p + 8 if plen >= 8 and frame[p] == 0 and frame[p + 1] == 0 else p
-            if start < n and frame[start] >> 4 == 6:
-                return TUN_TEREDO, start, False
+        return _udp_tunnel(lay, frame, a + 8)
+    return None
+
+
+def _l2_tunnel(lay: Layers, frame: bytes) -> tuple[int, int, bool] | None:
+    """MPLS (IP below the bottom label) and PPPoE sessions carrying IP."""
+    n, l3 = len(frame), lay.l3_off
+    if lay.ethertype in (0x8847, 0x8848):
+        for i in range(MAX_MPLS_LABELS):
+            if l3 + 4 * i + 4 > n:
+                return None
+            if frame[l3 + 4 * i + 2] & 1:           # bottom of stack
+                start = l3 + 4 * i + 4
+                return (TUN_MPLS, start, False) if start < n and frame[start] >> 4 in (4, 6) else None
+        return None
+    if lay.ethertype == 0x8864 and l3 + 8 <= n and _U16.unpack_from(frame, l3 + 6)[0] in (0x0021, 0x0057):
+        return TUN_PPPOE, l3 + 8, False
+    return None
+
+
+def _gre(frame: bytes, a: int, size: int) -> tuple[int, int, bool] | None:
+    """GRE version 0 carrying IP or Ethernet, and ERSPAN I/II/III (GRE payload at a)."""
+    if size < 4:
+        return None
+    flags, ptype = struct.unpack_from("!HH", frame, a)
+    if flags & 0x4007:                                # routing present, or not version 0
+        return None
+    hl = 4 + 4 * ((flags >> 15) & 1) + 4 * ((flags >> 13) & 1) + 4 * ((flags >> 12) & 1)
+    if ptype in (ETH_IPV4, ETH_IPV6):
+        return TUN_GRE, a + hl, False
+    if ptype == 0x6558:
+        return TUN_GRE, a + hl, True
+    if ptype == 0x88BE:                               # ERSPAN II has a sequence number; I not
+        return TUN_ERSPAN, a + hl + (8 if flags & 0x1000 else 0), True
+    if ptype == 0x22EB and size >= hl + 12:           # ERSPAN III (+ 8 with the O bit)
+        return TUN_ERSPAN, a + hl + 12 + (8 if frame[a + hl + 11] & 1 else 0), True
+    return None
+
+
+def _udp_tunnel(lay: Layers, frame: bytes, p: int) -> tuple[int, int, bool] | None:
+    """VXLAN, Geneve and Teredo, by port (p: the UDP payload start in the frame)."""
+    plen = len(lay.payload)
+    if lay.dport == 4789 and plen >= 8:
+        return TUN_VXLAN, p + 8, True
+    if lay.dport == 6081 and plen >= 8 and not frame[p] >> 6:
+        ptype = _U16.unpack_from(frame, p + 2)[0]
+        start = p + 8 + (frame[p] & 0x3F) * 4
+        if ptype == 0x6558:
+            return TUN_GENEVE, start, True
+        return (TUN_GENEVE, start, False) if ptype in (ETH_IPV4, ETH_IPV6) else None
+    if (lay.dport == 3544 or lay.sport == 3544) and plen >= 1:
+        start = p + 8 if plen >= 8 and frame[p] == 0 and frame[p + 1] == 0 else p
+        if start < len(frame) and frame[start] >> 4 == 6:
+            return TUN_TEREDO, start, False
     return None
 
 
