@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from plantguard.capture import columns, formats, routine
-from plantguard.capture.aggregate import ObservationAggregator, fold_key
+from plantguard.capture.aggregate import CappedAggregator
 from plantguard.budget import DEFAULT as DEFAULT_BUDGET, Budget
 from plantguard.capture.deep import MAX_CLASSIFY_TRIES, DeepTier, Partial
 from plantguard.capture.flows import FlowTable, group_rows, hash_keys
@@ -545,46 +545,6 @@ class Engine:
             f = t._build(np.array([sl], np.int64), self.modules, self.captures)[0]
             named.append((g, _flow_text(f)))
         return named
-
-
-KEEP_KINDS = frozenset({"identity"})   # never dropped by the observation cap
-
-
-class CappedAggregator(ObservationAggregator):
-    """The aggregator with the budget's cap on distinct observations: past `limit`, a new one
-    (not a repeat, not an identity) is not kept, and is counted in `dropped`."""
-
-    def __init__(self, limit: int):
-        super().__init__()
-        self.limit = limit
-        self.dropped = 0
-
-    def add(self, o: Observation, pos: int | None = None) -> Observation:
-        n = len(self.observations)
-        kept = super().add(o, pos)
-        if kept is o and n >= self.limit and o.kind not in KEEP_KINDS:
-            self._undo(o)
-            self.dropped += 1
-        return kept
-
-    def _undo(self, o: Observation) -> None:
-        """Take back the observation add() has just appended (the last one)."""
-        self.observations.pop()
-        self._last_pos.pop(id(o), None)
-        data = o.data
-        try:   # the aggregator's hash of the fold key (ObservationAggregator.add)
-            h = hash((o.kind, o.proto, o.l4, o.src, o.dst, o.dport, o.subject,
-                      o.src_mac if o.src is None else None, o.dst_mac if o.dst is None else None,
-                      tuple(sorted(data.items())) if len(data) > 1 else tuple(data.items())))
-        except TypeError:
-            h = hash(fold_key(o))
-        cand = self._index.get(h)
-        if cand is o:
-            del self._index[h]
-        elif type(cand) is list:
-            cand[:] = [c for c in cand if c is not o]
-            if len(cand) == 1:
-                self._index[h] = cand[0]
 
 
 def _flow_text(f) -> str:
