@@ -17,7 +17,8 @@ DB_HELP = "Store (SQLite path or database URL); default $PLANTGUARD_DB or ./plan
 def load_site(path: Path | None):
     if path is None:
         return None
-    from plantguard.site import SiteError, load_site as _load
+    from plantguard.site import SiteError
+    from plantguard.site import load_site as _load
     try:
         return _load(path)
     except SiteError as exc:
@@ -45,6 +46,7 @@ def progress_analyze(paths, quiet: bool, budget=None):
     """Run the packet engine with a progress display on stderr (hidden when not a terminal),
     within the memory budget (budget.Budget; None: the default)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from plantguard.capture.engine import analyze
     from plantguard.capture.formats import CaptureError
     show = not quiet and err.is_terminal
@@ -107,7 +109,7 @@ def write_report(body, output: Path | None) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            _default_mode(fh.fileno())
+            new_file_mode(fh.fileno())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -123,7 +125,7 @@ def write_report(body, output: Path | None) -> None:
                 pass
 
 
-def _default_mode(fd: int) -> None:
+def new_file_mode(fd: int) -> None:
     """A new report gets the permissions any new file would (mkstemp makes it owner-only)."""
     if not hasattr(os, "fchmod"):
         return

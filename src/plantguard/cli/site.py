@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import fail, out, say
-from plantguard.cli.common import STDOUT, progress_analyze
+from plantguard.cli.common import STDOUT, new_file_mode, progress_analyze
 
 site_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                        help="Site files: draft one from traffic, check one.")
@@ -103,7 +103,7 @@ def _write_new(output: Path, text: str, force: bool) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            _default_mode(fh.fileno())
+            new_file_mode(fh.fileno())
             fh.write(text.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
@@ -130,14 +130,3 @@ def _write_new(output: Path, text: str, force: bool) -> None:
             except OSError:
                 pass
 
-
-def _default_mode(fd: int) -> None:
-    """The file gets the permissions any new file would (mkstemp makes it owner-only)."""
-    if not hasattr(os, "fchmod"):
-        return
-    mask = os.umask(0)
-    os.umask(mask)
-    try:
-        os.fchmod(fd, 0o666 & ~mask)
-    except OSError:
-        pass
