@@ -38,3 +38,12 @@ def is_global(ip: str | None) -> bool:
         return ipaddress.ip_address(ip).is_global
     except ValueError:
         return False
+
+
+def ip_sort_key(ip: str) -> tuple:
+    """Addresses in numeric order, IPv4 before IPv6, anything unparsable last."""
+    try:
+        a = ipaddress.ip_address(ip)
+        return (a.version, int(a))
+    except ValueError:
+        return (9, 0)

@@ -6,7 +6,6 @@ the probable engineering station, with how to confirm it (inferred_stations).
 Input: `operation` observations (category per OP_CATEGORIES), asset roles, the site's stations."""
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, defaultdict
 
 from plantguard.checks._common import (EvidenceLog, INDUSTRIAL_PROTOCOLS, address_class, index, plural,
@@ -15,6 +14,7 @@ from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.inventory.asset import CONTROLLER_ROLES
 from plantguard.model import PROGRAM_CATEGORIES, WRITE_CATEGORIES
+from plantguard.net import ip_sort_key
 
 UNAUTHORIZED_WRITE = CheckMeta(
     id="plc.unauthorized-write",
@@ -133,20 +133,12 @@ def inferred_stations(idx) -> dict[str, list[str]]:
                 continue
             if served.get(host, set()) & INDUSTRIAL_PROTOCOLS or idx.role(host) in CONTROLLER_ROLES:
                 continue
-            out[host] = sorted(controllers, key=_ip_key)
+            out[host] = sorted(controllers, key=ip_sort_key)
     try:
         idx._plantguard_stations = out
     except AttributeError:
         pass
     return out
-
-
-def _ip_key(ip: str) -> tuple:
-    try:
-        a = ipaddress.ip_address(ip)
-        return (a.version, int(a))
-    except ValueError:
-        return (9, 0)
 
 
 def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Finding]:
@@ -190,12 +182,12 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
             title = (f"{plural(n, noun)} to {idx.label(server)} over {proto} from {idx.label(client)} "
                      f"cannot be verified: {STATIONS_NOTE} ({ops})")
             sev = "medium"
-        extra = {"inferred_stations": sorted(stations, key=_ip_key)} if stations else {}
+        extra = {"inferred_stations": sorted(stations, key=ip_sort_key)} if stations else {}
         findings.append(Finding.from_meta(
             meta, "fail", title, [server, client], g["ev"].items, severity=sev, protocol=proto,
             operations=dict(g["names"].most_common(20)), authorised_stations_declared=stations_declared,
             events=n, first=g["ev"].first, last=g["ev"].last, **extra))
-    for host, g in sorted(probable.items(), key=lambda kv: _ip_key(kv[0])):
+    for host, g in sorted(probable.items(), key=lambda kv: ip_sort_key(kv[0])):
         findings.append(_probable_station(idx, meta, noun, host, g, stations[host]))
     if rest:
         findings.append(rest_finding(meta, rest, lambda k, g: (k[1], k[0]), lambda g: g["ev"].events,
@@ -212,7 +204,7 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
 def _probable_station(idx, meta: CheckMeta, noun: str, host: str, g: dict, changed: list[str]) -> Finding:
     """One finding for all the changes of a probable engineering station, saying how to confirm it."""
     n = g["ev"].events
-    here = sorted(g["controllers"], key=_ip_key)
+    here = sorted(g["controllers"], key=ip_sort_key)
     ops = ", ".join(f"{name} x{c}" for name, c in g["names"].most_common(4))
     title = (f"{idx.label(host)} is probably the engineering station (inferred): it sent "
              f"{plural(n, noun)} to {', '.join(idx.label(c) for c in here[:3])}{' ...' if len(here) > 3 else ''} "

@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from plantguard import net
 from plantguard.inventory.asset import Asset
 from plantguard.model import AnalysisResult
+from plantguard.net import ip_sort_key  # noqa: F401 (build.py sorts assets with it)
 
 ROUTER_MIN_IPS = 4          # distinct addresses behind one MAC that make it a router
 MAX_ASSETS = 250_000
@@ -51,14 +52,6 @@ def _subnet(ip: str):
     except ValueError:
         return None
     return ipaddress.ip_network(f"{ip}/{24 if addr.version == 4 else 64}", strict=False)
-
-
-def ip_sort_key(ip: str) -> tuple:
-    try:
-        a = ipaddress.ip_address(ip)
-        return (a.version, int(a))
-    except ValueError:
-        return (9, 0)
 
 
 class _Wire:

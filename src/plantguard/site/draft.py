@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from plantguard.inventory.asset import CONTROLLER_ROLES
 from plantguard.model import AnalysisResult
-from plantguard.net import address_class
+from plantguard.net import address_class, ip_sort_key
 from plantguard.site.draft_yaml import (  # noqa: F401 (HEADER, LIMITS, ...: importable from here as before)
     HEADER,
     LIMITS,
@@ -170,14 +170,6 @@ def _subnet(ip: str):
     return ipaddress.ip_network(f"{ip}/{24 if a.version == 4 else 64}", strict=False)
 
 
-def _ip_key(ip: str) -> tuple:
-    try:
-        a = ipaddress.ip_address(ip)
-        return (a.version, int(a))
-    except ValueError:
-        return (9, 0)
-
-
 def _net_key(n) -> tuple:
     return (n.version, int(n.network_address), n.prefixlen)
 
@@ -219,7 +211,7 @@ class _Drafter:
             for ip in ([a.ip] if a.ip else []) + sorted(a.ips or ()):
                 if _zonable(ip):
                     seen.add(ip)
-        return sorted(seen, key=_ip_key)
+        return sorted(seen, key=ip_sort_key)
 
     def vlan_votes(self, ip: str) -> tuple[dict[int, float], bool]:
         """The VLANs a host was seen on (as its inventory says), weighted to one vote; whether it
@@ -265,7 +257,7 @@ class _Drafter:
         zones = []
         for gkey, members in groups.items():
             nets = sorted((n for k in members for n in units[k]), key=_net_key)
-            ips = sorted((ip for k in members for ip in unit_hosts[k]), key=_ip_key)
+            ips = sorted((ip for k in members for ip in unit_hosts[k]), key=ip_sort_key)
             roles = Counter(self.role(ip) for ip in ips)
             kind, why = kinds[members[0]]
             if len(members) > 1:
@@ -323,7 +315,7 @@ class _Drafter:
                 g["allow"].add(entry)
             g["flows"] += 1
             g["packets"] += f.packets
-            g["examples"].append((-f.packets, _ip_key(f.client), _ip_key(f.server),
+            g["examples"].append((-f.packets, ip_sort_key(f.client), ip_sort_key(f.server),
                                   f"{f.client} -> {f.server} {entry or f.l4}"))
         order = {z.name: i for i, z in enumerate(site.zones)}
         out = []
@@ -391,10 +383,10 @@ class _Drafter:
             g["controllers"].add(o.dst)
             g["protocols"].add(o.proto)
         out = []
-        for ip in sorted(sent, key=_ip_key):
+        for ip in sorted(sent, key=ip_sort_key):
             g = sent[ip]
             cats = g["cats"]
-            ctrl = sorted(g["controllers"], key=_ip_key)
+            ctrl = sorted(g["controllers"], key=ip_sort_key)
             names = ", ".join(f"{n} x{c}" for n, c in sorted(g["names"].items(), key=lambda nc: (-nc[1], nc[0]))[:4])
             note = (f"sent {', '.join(f'{c} {k}' for k, c in sorted(cats.items()))} ({names}) to "
                     f"{', '.join(ctrl[:EXAMPLES_SHOWN])}{' ...' if len(ctrl) > EXAMPLES_SHOWN else ''} "
@@ -421,7 +413,7 @@ class _Drafter:
     def inventory(self) -> list[DraftEntry]:
         out = []
         macs = set()
-        for a in sorted(self.assets, key=lambda a: (_ip_key(a.ip) if a.ip else (8, 0), a.mac or "")):
+        for a in sorted(self.assets, key=lambda a: (ip_sort_key(a.ip) if a.ip else (8, 0), a.mac or "")):
             if a.ip is not None and not _zonable(a.ip):
                 continue
             if a.ip is None and not a.mac:
@@ -528,7 +520,7 @@ def _egress_entries(zone: Zone, dests: dict, held_pairs: set) -> list[DraftEntry
     collapsed = {ip: net for net, ips in collapsible.items() if len(ips) > EGRESS_COLLAPSE for ip in ips}
     entries = []
     done_nets = set()
-    for ip in sorted(dests, key=_ip_key):
+    for ip in sorted(dests, key=ip_sort_key):
         g = dests[ip]
         zs = g["zone"]
         what = (f"{', '.join(sorted(g['services'], key=_allow_key))} from "
