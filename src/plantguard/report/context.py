@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from plantguard.checks.practices import PRACTICES as CHECK_PRACTICES
 from plantguard.util.warnings import summarize
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -14,30 +15,13 @@ FRAMEWORK_ORDER = ("iec62443-3-3", "nist-800-53r5", "nist-800-82r3-ot", "iso2700
 STATUS_WORDS = {"fail": "Gap found", "pass": "Evidence OK", "attested": "Declared by site", "none": "No evidence"}
 MAX_EVIDENCE_SHOWN = 20
 
-# practice key -> (plain name, what it means)
+# practice key -> (plain name, what it means): the checks' table, plus the short names older
+# contracts used for three of them
 PRACTICES: dict[str, tuple[str, str]] = {
-    "inventory": ("Know every device", "every device on the plant network is known and identified"),
-    "default-credentials": ("No factory passwords", "no device accepts its vendor's default login, no password travels in clear"),
-    "unnecessary-services": ("Only the services needed", "no Telnet, FTP, plain HTTP or old SNMP left running"),
-    "segmentation": ("Separated networks", "traffic between zones follows the declared conduits"),
-    "vlan-separation": ("Separate VLANs", "sensing and control devices do not share VLANs"),
-    "deny-all-outbound": ("Outbound traffic restricted", "plant zones reach only the destinations they need"),
-    "air-gap": ("No direct internet", "plant devices do not talk to the internet"),
-    "encrypted-communications": ("Encrypted communication", "telemetry and management traffic use sound TLS"),
-    "encryption": ("Encrypted communication", "telemetry and management traffic use sound TLS"),
-    "rbac-plc-changes": ("Authorised controller changes", "only engineering stations write to or reprogram controllers"),
-    "zero-trust": ("Authenticated control traffic", "control commands crossing zones are authenticated"),
-    "zerotrust": ("Authenticated control traffic", "control commands crossing zones are authenticated"),
-    "patch-management": ("Patched devices", "no device runs firmware with published vulnerabilities"),
-    "sbom": ("Software bills of materials", "every device has a complete SBOM without vulnerable components"),
-    "sbom-procurement": ("Software bills of materials", "every device has a complete SBOM without vulnerable components"),
-    "monitoring": ("Monitoring", "the plant network is watched for attacks"),
-    "remote-access": ("Secure remote access", "remote access into the plant needs more than a password"),
-    "incident-response": ("Incident response", "a rehearsed plan says how to act when production is hit"),
-    "awareness": ("Trained staff", "plant staff know the threats and the rules"),
-    "physical-security": ("Physical ports locked", "unused USB and network ports cannot be used"),
-    "device-integrity": ("Device integrity", "devices start only genuine firmware"),
-    "backup-recovery": ("Backups that restore", "controller programs and configurations are backed up and restores are tested"),
+    **CHECK_PRACTICES,
+    "encryption": CHECK_PRACTICES["encrypted-communications"],
+    "zerotrust": CHECK_PRACTICES["zero-trust"],
+    "sbom": CHECK_PRACTICES["sbom-procurement"],
 }
 ZONE_KIND_WORDS = {"it": "office IT", "guest": "guest network", "dmz": "DMZ", "ot-control": "OT control zone",
                    "ot-sensing": "OT sensing zone", "ot-safety": "OT safety zone", "ot-supervisory": "OT supervisory zone",
