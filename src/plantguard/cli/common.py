@@ -105,6 +105,13 @@ def write_report(body, output: Path | None) -> None:
         sys.stdout.buffer.flush()
         return
     check_output(output)
+    write_atomically(output, data, "report")
+
+
+def write_atomically(output: Path, data: bytes, what: str, *, replace: bool = True) -> None:
+    """Write `output` whole or not at all: a temporary file in the same directory, then renamed
+    over it (replace) or linked to it, which raises FileExistsError if it exists (not replace).
+    Any other failure is one line naming the file; the temporary file never stays behind."""
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
@@ -113,16 +120,32 @@ def write_report(body, output: Path | None) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, output)
-        tmp = None
+        if replace:
+            os.replace(tmp, output)
+            tmp = None
+        else:
+            _link_new(tmp, output, data)
+    except FileExistsError:
+        raise
     except OSError as exc:
-        fail(f"{output}: cannot write report ({exc.strerror or exc})")
+        fail(f"{output}: cannot write {what} ({exc.strerror or exc})")
     finally:
         if tmp is not None:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _link_new(tmp: str, output: Path, data: bytes) -> None:
+    """Give the finished temporary file the name `output` only if nothing has it (FileExistsError)."""
+    try:
+        os.link(tmp, output)
+    except FileExistsError:
+        raise
+    except OSError:                         # no hard links here: exclusive create instead
+        with open(output, "xb") as fh:
+            fh.write(data)
 
 
 def new_file_mode(fd: int) -> None:

@@ -3,16 +3,14 @@ validates one with the same loader `assess` uses. Exit codes: 0 written / valid,
 error (one line on stderr: for a bad site file, the loader's 'FILE:LINE: field: problem')."""
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from plantguard.cli import fail, out, say
-from plantguard.cli.common import STDOUT, new_file_mode, progress_analyze
+from plantguard.cli.common import STDOUT, progress_analyze, write_atomically
 
 site_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                        help="Site files: draft one from traffic, check one.")
@@ -96,37 +94,11 @@ def _check_target(output: Path, force: bool) -> None:
 
 
 def _write_new(output: Path, text: str, force: bool) -> None:
-    """Written whole or not at all: a temporary file in the same folder, then renamed over the
-    output (--force) or linked to it, which fails if the output appeared meanwhile."""
+    """Written whole or not at all: renamed over the output (--force) or linked to it, which
+    fails if the output appeared meanwhile."""
     _check_target(output, force)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            new_file_mode(fh.fileno())
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            os.replace(tmp, output)
-            tmp = None
-            return
-        try:
-            os.link(tmp, output)
-        except FileExistsError:
-            fail(f"{output} exists; use --force to replace it")
-        except OSError:                         # no hard links here: exclusive create instead
-            try:
-                with open(output, "xb") as fh:
-                    fh.write(text.encode("utf-8"))
-            except FileExistsError:
-                fail(f"{output} exists; use --force to replace it")
-    except OSError as exc:
-        fail(f"{output}: cannot write site file ({exc.strerror or exc})")
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        write_atomically(output, text.encode("utf-8"), "site file", replace=force)
+    except FileExistsError:
+        fail(f"{output} exists; use --force to replace it")
 
