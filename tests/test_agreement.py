@@ -4,13 +4,12 @@ at least as well as measured when docs/agreement.md was written. The whole-corpu
 docs/agreement.md; this keeps the core of the script and those figures honest on a quick sample."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA, shared_path
+from support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,11 +41,7 @@ FLOORS = {
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("measure_agreement", ROOT / "tools" / "measure_agreement.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("tools/measure_agreement.py")
 
 
 @pytest.fixture(scope="module")

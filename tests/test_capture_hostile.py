@@ -14,7 +14,6 @@ refused before they can block, and a small run of the mutation fuzzer
 (benchmarks/fuzz_captures.py) finds nothing."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -24,12 +23,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_DATA, shared_path
+from support.scripts import load_script
+from test_engine_equivalence import assert_equivalent, flow_table
+
 from plantguard.capture import engine, formats
 from plantguard.capture.engine import analyze
 from plantguard.capture.reference import analyze_reference
-from test_engine_equivalence import assert_equivalent, flow_table
 
 PROFINET = "pcaps/icsnpp-profinet-io-cm/profinet_io_cm_device.pcapng"   # real pcapng with a control operation
 MODBUS = "pcaps/zeek/modbus/modbusSmall.pcap"
@@ -321,10 +321,7 @@ def test_half_a_million_bad_records_give_a_few_lines_and_a_count(tmp_path):
 def test_mutation_fuzzer_small_run(tmp_path):
     if not (SHARED_DATA / "pcaps").is_dir():
         pytest.skip(f"shared captures not found under {SHARED_DATA}")
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_captures.py"
-    spec = importlib.util.spec_from_file_location("fuzz_captures", script)
-    fuzz = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fuzz)
+    fuzz = load_script("benchmarks/fuzz_captures.py")
     out = tmp_path / "fuzz.json"
     code = fuzz.main(["--seed", "7", "--inputs", "300", "--differential", "10", "--data", str(SHARED_DATA),
                       "--out", str(tmp_path / "repro"), "--json", str(out), "--quiet"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import analyze_shared, shared_path
 from support.checks import fails, obs, passes, result, run
+from support.scripts import load_script
 
 from plantguard.checks._common import mask
 from plantguard.knowledge import creds
@@ -51,10 +52,7 @@ def test_default_list_content():
 
 def test_data_file_is_what_the_build_tool_makes(tmp_path):
     shared = shared_path("creds/DefaultCreds-Cheat-Sheet.csv").parents[1]
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("build_creds", ROOT / "tools/build_data/default_credentials.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("tools/build_data/default_credentials.py")
     out = tmp_path / "dc.csv"
     assert mod.main(["x", str(shared), str(out)]) == 0
     assert out.read_text() == (ROOT / "src/plantguard/data/default_credentials.csv").read_text()

@@ -3,12 +3,11 @@ docs/inventory-accuracy.md publishes (tools/measure_roles.py against tests/data/
 and no User-Agent gives a role other than an IT one."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA, shared_path
+from support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 # measured 2026-12-03 (docs/inventory-accuracy.md, "after"): 944 of 988 roles, 89 of 89 identities
@@ -17,11 +16,7 @@ IDENTITY_COVERAGE_FLOOR = 0.985
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("measure_roles", ROOT / "tools" / "measure_roles.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("tools/measure_roles.py")
 
 
 @pytest.fixture(scope="module")
