@@ -46,15 +46,23 @@ def _same(a: Observation, o: Observation) -> bool:
             and (o.dst is not None or a.dst_mac == o.dst_mac) and a.data == o.data)
 
 
+KEEP_KINDS = frozenset({"identity"})   # never dropped by the observation cap
+
+
 class ObservationAggregator:
     """Keeps one Observation per fold key; repeats raise its count and move last_frame/last_ts.
 
     The index maps the hash of each fold key to its kept observation (a list of them when two
     keys share a hash), not the key itself: a key duplicates the observation's data, and there
     is one per distinct observation. A candidate is confirmed against the kept observation's
-    own fields, which callers leave unchanged once added."""
+    own fields, which callers leave unchanged once added.
 
-    def __init__(self) -> None:
+    `limit` (the memory budget's cap on distinct observations): past it, a new observation that
+    is not an identity is not kept but counted in `dropped`; repeats of kept ones still count."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.dropped = 0
         self._index: dict[int, Observation | list[Observation]] = {}
         self._last_pos: dict[int, int] = {}   # id(kept) -> position of its latest repeat
         self.observations: list[Observation] = []
@@ -81,6 +89,9 @@ class ObservationAggregator:
                     kept = c
                     break
         if kept is None:
+            if self.limit is not None and len(self.observations) >= self.limit and o.kind not in KEEP_KINDS:
+                self.dropped += 1
+                return o
             if cand is None:
                 index[h] = o
             elif type(cand) is list:
@@ -111,44 +122,3 @@ class ObservationAggregator:
 
     def __len__(self) -> int:
         return len(self.observations)
-
-
-KEEP_KINDS = frozenset({"identity"})   # never dropped by the observation cap
-
-
-class CappedAggregator(ObservationAggregator):
-    """The aggregator with the budget's cap on distinct observations: past `limit`, a new one
-    (not a repeat, not an identity) is not kept, and is counted in `dropped`."""
-
-    def __init__(self, limit: int):
-        super().__init__()
-        self.limit = limit
-        self.dropped = 0
-
-    def add(self, o: Observation, pos: int | None = None) -> Observation:
-        n = len(self.observations)
-        kept = super().add(o, pos)
-        if kept is o and n >= self.limit and o.kind not in KEEP_KINDS:
-            self._undo(o)
-            self.dropped += 1
-        return kept
-
-    def _undo(self, o: Observation) -> None:
-        """Take back the observation add() has just appended (the last one); its index entry
-        uses the same hash as ObservationAggregator.add above, kept beside it so both change together."""
-        self.observations.pop()
-        self._last_pos.pop(id(o), None)
-        data = o.data
-        try:   # the aggregator's hash of the fold key (ObservationAggregator.add)
-            h = hash((o.kind, o.proto, o.l4, o.src, o.dst, o.dport, o.subject,
-                      o.src_mac if o.src is None else None, o.dst_mac if o.dst is None else None,
-                      tuple(sorted(data.items())) if len(data) > 1 else tuple(data.items())))
-        except TypeError:
-            h = hash(fold_key(o))
-        cand = self._index.get(h)
-        if cand is o:
-            del self._index[h]
-        elif type(cand) is list:
-            cand[:] = [c for c in cand if c is not o]
-            if len(cand) == 1:
-                self._index[h] = cand[0]

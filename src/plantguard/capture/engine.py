@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from plantguard.capture import columns, formats, routine
-from plantguard.capture.aggregate import CappedAggregator
+from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.budget import DEFAULT as DEFAULT_BUDGET, Budget
 from plantguard.capture.deep import MAX_CLASSIFY_TRIES, DeepTier, Partial
 from plantguard.capture.flows import FlowTable, group_rows, hash_keys
@@ -159,7 +159,7 @@ class Engine:
         self.max_states = max_states
         self.states: OrderedDict[int, dict] = OrderedDict()   # flow slot -> its module's state
         self.templates = TemplateStore()
-        self.agg = CappedAggregator(max_observations)
+        self.agg = ObservationAggregator(limit=max_observations)
         self.captures: list[str] = []
         self.pos = 0
         self.counters = {"fragments": 0, "undecoded_link": 0, "states_evicted": 0,
