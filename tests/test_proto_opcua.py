@@ -228,6 +228,31 @@ def test_service_ids_match_tshark():
     assert extra <= 2   # the CreateSessionResponse recovered after the gap (documented)
 
 
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_secure_channel_requests_match_tshark():
+    """OpenSecureChannel / CloseSecureChannel requests are operations, frame by frame as tshark
+    shows their request type ids (446 / 452) towards the server."""
+    want, got = set(), set()
+    for rel in ALL_CAPTURES:
+        out = subprocess.run(["tshark", "-r", str(shared_path(rel)), "-d", "tcp.port==12001,opcua",
+                              "-d", "tcp.port==48010,opcua", "-Y", "opcua", "-T", "fields", "-e", "frame.number",
+                              "-e", "opcua.transport.type", "-e", "opcua.servicenodeid.numeric"],
+                             capture_output=True, text=True, timeout=60).stdout
+        for line in out.splitlines():
+            frame, types, ids = line.split("\t")
+            for t, i in zip(types.split(","), ids.split(",")):
+                if t in ("OPN", "CLO") and i in ("446", "452"):
+                    want.add((rel, int(frame), int(i)))
+        got |= {(rel, o.frame, o.data["code"]) for o in deep_observations(shared_path(rel))
+                if o.kind == "operation" and o.data["code"] in (446, 452)}
+    assert len(want) >= 10 and got == want
+    obs = deep_observations(shared_path("pcaps/icsnpp-opcua-binary/opcua_with-gap_with-handshake.pcap"))
+    ops = {(o.data["name"], o.data["category"], o.data["detail"]) for o in obs
+           if o.kind == "operation" and o.data["code"] in (446, 452)}
+    assert ops == {("OpenSecureChannel", "auth", "OpenSecureChannel Issue, security mode None"),
+                   ("CloseSecureChannel", "other", "CloseSecureChannel")}
+
+
 def _ua_string(b: bytes) -> bytes:
     return len(b).to_bytes(4, "little", signed=True) + b
 
@@ -251,7 +276,10 @@ def test_secured_channel_and_encrypted_messages():
     sessions = [o.data for o in out if o.kind == "session"]
     assert sessions[0] == {"security_mode": None, "policy": policy.decode(), "encrypted": True}
     assert sessions[1]["security_mode"] == "SignAndEncrypt" and sessions[1]["encrypted"] is True
-    assert not [o for o in out if o.kind in ("operation", "credential")]
+    assert not [o for o in out if o.kind == "credential"]
+    # the OPN message type alone says it is the OpenSecureChannel request, even encrypted
+    assert [(o.data["code"], o.data["detail"]) for o in out if o.kind == "operation"] == \
+        [(446, "OpenSecureChannel (body encrypted)")]
     # Sign only: the same channel set-up, then a MSG whose body is readable (a ReadRequest type id)
     signed = b"\x01\x00\x00\x00\x07\x00\x00\x00" + b"\x02\x00\x00\x00\x05\x00\x00\x00" + b"\x01\x00\x77\x02" + b"\x00" * 40
     state = {}

@@ -22,6 +22,8 @@ from plantguard.protocols.opcua.services import (
 )
 
 NAME = "opcua"
+CHANNEL_REQUESTS = {"OPN": 446, "CLO": 452}    # the one request type each message type carries
+REQUEST_TYPES = {0: "Issue", 1: "Renew"}       # OpenSecureChannel SecurityTokenRequestType
 MAX_REASSEMBLED = 1 << 20      # body of a multi-chunk message
 BUFFER_CAP = 1 << 21
 
@@ -93,6 +95,8 @@ def message(pkt: Packet, m: UaMessage) -> list[Observation]:
         # The body is encrypted with the server's key: the policy is all there is to read.
         out.append(_session(pkt, security_mode=None, policy=m.policy, encrypted=True))
         st["secured"] = True
+        if m.chunk == "F":
+            out.append(_channel_operation(pkt, m.msg_type, None))
         return out
     if body is None:
         return out
@@ -100,6 +104,14 @@ def message(pkt: Packet, m: UaMessage) -> list[Observation]:
         svc = parse_service(body)
     except Malformed:
         svc = None
+    if m.msg_type in CHANNEL_REQUESTS:
+        code = CHANNEL_REQUESTS[m.msg_type]
+        if svc is not None and svc.type_id not in (code, code + 3):
+            svc = None               # an encrypted CLO body that happens to read as another service
+        if svc is not None and svc.is_request:
+            out.append(_channel_operation(pkt, m.msg_type, svc))
+        elif svc is None and m.msg_type == "CLO" and pkt.from_client:
+            out.append(_channel_operation(pkt, m.msg_type, None))
     if m.msg_type == "MSG" and st.get("secured") and once(pkt, "secured-msg", limit=512):
         # Under a secured channel a readable type id means Sign only; ciphertext means SignAndEncrypt.
         if _readable(body):
@@ -113,6 +125,20 @@ def message(pkt: Packet, m: UaMessage) -> list[Observation]:
     else:
         out.extend(_response(pkt, svc))
     return out
+
+
+def _channel_operation(pkt: Packet, msg_type: str, svc: Service | None) -> Observation:
+    """An OpenSecureChannel / CloseSecureChannel request. These message types carry nothing
+    else, so an unreadable (encrypted) body from the client still names the request."""
+    code = CHANNEL_REQUESTS[msg_type]
+    name, category = SERVICES[code]
+    detail = name
+    if svc is None:
+        detail += " (body encrypted)"
+    elif "request_type" in svc.info:
+        detail += f" {REQUEST_TYPES.get(svc.info['request_type'], svc.info['request_type'])}"
+        detail += f", security mode {svc.info.get('security_mode')}"
+    return pkt.observe("operation", NAME, category=category, code=code, name=name, detail=detail)
 
 
 def _readable(body: bytes) -> bool:
