@@ -224,7 +224,9 @@ def test_ssdp_server_header_is_identity():
     (b"GET / HTTP/1.1\r\n", True), (b"get /index.html http/1.1\r\n", True), (b"GET /x\r\n", True),
     (b"HTTP/1.0 200 OK\r\n", True), (b"CCM_POST / HTTP/1.1\r\n", True), (b"GETX\r\n", False),
     (b"\x16\x03\x01\x00", False), (b"SSH-2.0-OpenSSH\r\n", False), (b"220 FTP ready\r\n", False),
-    (b"Hello world\r\n", False), (b"FOO bar\r\n", False)])
+    (b"Hello world\r\n", False), (b"FOO bar\r\n", False),
+    # a PMU discovery protocol (C37.118 capture, udp/4988) borrows SEARCH: not HTTP without HTTP/x.y
+    (b"SEARCH * OMFIND/1.2\nPC_PORT: 4987\n", False), (b"SEARCH /index\r\n", True)])
 def test_signature(payload, expected):
     assert http.signature(payload) is expected
 

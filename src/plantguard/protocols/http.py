@@ -79,7 +79,7 @@ def parse_request_line(line: bytes) -> tuple[str, bytes, str | None] | None:
 def signature(payload: bytes) -> bool:
     """A status line, or a request line: any upper-case method (or a known one in any case)
     with an HTTP/x.y version; without a (well-formed) version, a known upper-case method with
-    a path-like target, or an unknown upper-case one with a path and a Host header. So
+    one path as its target, or an unknown upper-case one with a path and a Host header. So
     'get key' of a text cache protocol is not HTTP."""
     head = bytes(payload[:2100])
     if _SIG_STATUS.match(head):
@@ -93,7 +93,8 @@ def signature(payload: bytes) -> bool:
     method, target, version = req
     if version is not None and _VERSION.fullmatch(version):
         return method.upper() in METHODS or method.isupper()
-    if method in METHODS and target[:1] in (b"/", b"*"):
+    # HTTP/0.9-style: one path after a known method ("SEARCH * OMFIND/1.2" is another protocol)
+    if method in METHODS and target[:1] == b"/" and b" " not in target:
         return True
     # an unknown upper-case method is HTTP when a path and a Host header go with it
     return method.isupper() and target[:1] == b"/" and b"\nhost:" in head.lower()
