@@ -10,8 +10,10 @@ import pytest
 from conftest import analyze_shared, shared_path
 from support.baselines import Score, zeek_log
 from support.decode import deep_observations, of_kind, packet, stream
-from support.peers import need_tshark, tshark_many
+from support.packets import pcap_bytes, read_pcap
+from support.peers import need_tshark, tshark_fields, tshark_many
 
+from plantguard.capture.engine import analyze
 from plantguard.protocols import ftp, registry, tls
 from plantguard.protocols.tls.ciphers import CIPHER_SUITES, is_weak
 
@@ -285,3 +287,42 @@ def test_tls13_server_hello_via_supported_versions_and_hello_retry():
     retry = bytearray(_server_hello(0x0303, 0x1301, exts))
     retry[11:43] = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
     assert tls.decode(packet(bytes(retry), sport=443, dport=40000, from_client=False)) == []
+
+
+def test_capture_started_after_the_handshake(tmp_path):
+    """A real TLS 1.2 connection cut after its handshake: the record headers alone make it TLS
+    (as tshark says), and nothing about the handshake is invented."""
+    need_tshark()
+    frames = read_pcap(shared_path(T + "tls1.2.pcap"))
+    first_data = min(r["frame"] for r in tshark_fields(shared_path(T + "tls1.2.pcap"), "tls.record.content_type == 23",
+                                                       ["tls.record.content_type"]))
+    cut = tmp_path / "mid-stream.pcap"
+    cut.write_bytes(pcap_bytes(frames[first_data - 1:]))
+    types = {t for r in tshark_fields(cut, "tls", ["tls.record.content_type"]) for t in r["tls.record.content_type"]}
+    assert "23" in types and "22" not in types     # application data (and the closing alert), no handshake
+    res = analyze([cut])
+    assert {f.app for f in res.flows if f.port == 443} == {"tls"}
+    assert not [o for o in res.observations if o.proto == "tls"]
+
+
+def test_payload_on_443_without_records_is_not_tls():
+    """openics EIP captures: flows on tcp/443 that tshark labels tls only by port (every frame
+    'Continuation Data', no record decoded in megabytes of stream); no payload of theirs is a
+    record start, so plantguard leaves them unlabelled."""
+    rels = [f"pcaps/ICS-Security-Tools/openics/EIP-{n}.pcap"
+            for n in ("ChangePortConfigurationAttempt", "IPAddressChangeAttempt", "LockPLCAttempt")]
+    for rel, rows in tshark_many([shared_path(r) for r in rels], "tcp.port == 443 && tcp.len > 0",
+                                 ["tls.record.content_type", "tcp.payload"]).items():
+        assert len(rows) > 500 and not any(r["tls.record.content_type"] for r in rows), rel
+        assert not any(tls.signature(bytes.fromhex(r["tcp.payload"][0])) for r in rows), rel
+    for rel in rels:
+        assert {f.app for f in analyze_shared(rel).flows if f.port == 443} == {None}
+
+
+def test_signature_checks_the_next_record_header():
+    app = b"\x17\x03\x03\x00\x04" + b"\xaa" * 4
+    assert tls.signature(app) and tls.signature(app + app) and tls.signature(app + b"\x17\x03")
+    assert tls.signature(b"\x17\x03\x03\x40\x00" + b"\xaa" * 1000)      # the record goes on in the next segment
+    assert not tls.signature(app + b"\x00\x00\x00\x00\x00")
+    assert not tls.signature(app + b"\x17\x03\x07")
+    assert not tls.signature(app + b"\x17\x03\x03\x00\x00")

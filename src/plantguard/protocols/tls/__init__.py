@@ -47,13 +47,15 @@ MAX_RECORDS_PER_PACKET = 256
 
 def signature(payload: bytes) -> bool:
     """A TLS record header (type 20-24, version 3.x, sane length; a handshake record must
-    start with a ClientHello or ServerHello), or an SSLv2 CLIENT-HELLO / SERVER-HELLO."""
+    start with a ClientHello or ServerHello), or an SSLv2 CLIENT-HELLO / SERVER-HELLO. The
+    header need not be the connection's first (a capture that starts after the handshake);
+    when the payload reaches past the first record, the next record's header must follow."""
     b = payload
-    if len(b) >= 6 and 20 <= b[0] <= 24 and b[1] == 3 and b[2] <= 4:
+    if len(b) >= 6 and _header_prefix(b[:5]):
         length = int.from_bytes(b[3:5], "big")
-        if not 0 < length <= MAX_RECORD:
+        if b[0] == HANDSHAKE and b[5] not in (CLIENT_HELLO, SERVER_HELLO):
             return False
-        return b[0] != HANDSHAKE or b[5] in (CLIENT_HELLO, SERVER_HELLO)
+        return _header_prefix(b[5 + length:10 + length])
     if len(b) >= 11 and b[0] & 0x80:
         length = ((b[0] & 0x7F) << 8) | b[1]
         if length < 9:
@@ -63,6 +65,15 @@ def signature(payload: bytes) -> bool:
         if b[2] == 4:       # SERVER-HELLO: session-id-hit (0/1), certificate type 1 (X.509)
             return b[3] in (0, 1) and b[4] == 1 and b[5:7] == b"\x00\x02"
     return False
+
+
+def _header_prefix(h: bytes) -> bool:
+    """The first up to five bytes of a TLS record header are plausible (empty: nothing to judge)."""
+    if not h:
+        return True
+    if not 20 <= h[0] <= 24 or (len(h) > 1 and h[1] != 3) or (len(h) > 2 and h[2] > 4):
+        return False
+    return len(h) < 5 or 0 < int.from_bytes(h[3:5], "big") <= MAX_RECORD
 
 
 def _state(pkt: Packet) -> tuple[_Direction, dict]:
@@ -87,6 +98,16 @@ def decode(pkt: Packet) -> list[Observation]:
     if sb.overflow:
         d.dead = True
         return []
+    if not d.started:
+        # A direction joined mid-record (capture started after the handshake) has no record
+        # boundaries to go by: read nothing rather than guess.
+        if len(sb.data) < (11 if sb.data and sb.data[0] & 0x80 else 6):
+            return []
+        if not signature(bytes(sb.data[:MAX_RECORD + 10])):
+            d.dead = True
+            sb.data.clear()
+            return []
+        d.started = True
     out: list[Observation] = []
     for _ in range(MAX_RECORDS_PER_PACKET):
         data = sb.data

@@ -58,7 +58,7 @@ def _grease(code: int) -> bool:
 
 
 class _Direction:
-    __slots__ = ("sb", "hs", "encrypted", "dead", "sslv2")
+    __slots__ = ("sb", "hs", "encrypted", "dead", "sslv2", "started")
 
     def __init__(self):
         self.sb = StreamBuffer(BUFFER_CAP)
@@ -66,6 +66,7 @@ class _Direction:
         self.encrypted = False       # handshake records are no longer readable
         self.dead = False
         self.sslv2 = False
+        self.started = False         # the direction's first bytes were a record start
 
 
 def _record(pkt: Packet, d: _Direction, info: dict, rtype: int, body: bytes, out: list) -> None:
