@@ -392,7 +392,24 @@ def test_signature():
     assert not modbus.signature(b"GET / HTTP/1.1\r\n\r\n")
     assert not modbus.signature(b"\x05\x00\x0b\x03\x10\x00\x00\x00\x48\x00\x00\x00")  # DCE/RPC bind
     assert not modbus.signature(_adu(1, 1, b"\x03\x00"))           # FC 3 with a 1-byte body
-    assert not modbus.signature(_adu(1, 1, b"\x00\x00"))          # function code 0
+    assert modbus.signature(_adu(1, 1, b"\x00\x00"))              # function code 0: invalid, still a request
+    assert not modbus.signature(bytes(12))                        # zeros: an MBAP length of 0
     assert not modbus.signature(b"\x03\x00\x00\x16\x11\xe0\x00\x00\x00\x01\x00")  # TPKT
     # recognised on another port (a gateway on 5020), not only on 502
     assert registry.classify("tcp", 40000, 5020, read) is modbus
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_function_code_0_is_a_request_the_device_got():
+    """modbus_test_data_part2: a connection opens with a function 0 request (answered 0x80,
+    Illegal Function). tshark counts it; so must the pipeline, whose flow now classifies on it."""
+    rel = "pcaps/ICS-Security-Tools/ModbusTCP/modbus_test_data_part2.pcap"
+    out = subprocess.run(["tshark", "-r", str(shared_path(rel)), "-Y", "modbus.func_code == 0 && tcp.dstport == 502",
+                          "-T", "fields", "-e", "frame.number"], capture_output=True, text=True, timeout=60).stdout
+    want = {int(f) for f in out.split()}
+    res = analyze_shared(rel)
+    ops = {o.frame: o.data for o in res.observations if o.kind == "operation" and o.data.get("code") == 0}
+    assert want and set(ops) == want
+    assert all(d["name"] == "Function 0" and d["category"] == "other" for d in ops.values())
+    errors = [o.data for o in res.observations if o.kind == "error" and o.data.get("function") == 0]
+    assert errors and errors[0]["name"] == "Illegal Function"

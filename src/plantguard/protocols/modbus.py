@@ -177,9 +177,8 @@ def signature(payload: bytes) -> bool:
 
 def _plausible(fc: int, data: bytes) -> bool:
     """Could `data` follow function code `fc`? Only sizes no request or response of that code
-    can have are refused: malformed writes and exceptions on port 502 are still Modbus."""
-    if fc == 0:
-        return False
+    can have are refused: malformed writes, invalid codes (0 included: a device still got the
+    request, and answers it with exception 0x80) and exceptions on port 502 are still Modbus."""
     if fc & 0x80:
         return len(data) >= 1
     if fc == 43:
@@ -425,8 +424,8 @@ SPEC = ProtocolSpec(
     decode=decode, signature=signature,
     tcp_ports=(502,),
     # The signature needs exact MBAP framing: protocol id 0 and length fields that cut the payload
-    # into whole ADUs with nothing left over (about 1 in 2^24 for arbitrary bytes), a non-zero
-    # function code, and a body no shorter than that code allows. That is strict enough for
+    # into whole ADUs with nothing left over (about 1 in 2^24 for arbitrary bytes) and a body no
+    # shorter than the function code allows. That is strict enough for
     # gateways and simulators on other ports (5020, 503, ...); on ports another module claims, that
     # module is asked first.
     any_port=True,
