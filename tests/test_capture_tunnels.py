@@ -189,9 +189,13 @@ def test_nesting_is_bounded():
 
 
 def test_notes_name_fragments():
-    assert undecoded_notes({"fragments": 3}) == [
-        "3 IP fragments not reassembled: a first fragment counts in its flow (ports or ICMP type) "
-        "without its contents, the later fragments only here"]
+    assert undecoded_notes({"fragments": 3, "datagrams_reassembled": 1}) == [
+        "3 IP fragments: 1 datagrams reassembled and decoded as one packet each (at their last fragment)"]
+    assert undecoded_notes({"fragments": 5, "datagrams_reassembled": 1, "datagrams_incomplete": 2,
+                            "fragment_overlaps": 1}) == [
+        "5 IP fragments: 1 datagrams reassembled and decoded as one packet each (at their last fragment); "
+        "datagrams lost: 2 incomplete (a fragment missing, timed out or cut by the capture's end) (their "
+        "fragments only counted here); 1 fragments overlapped bytes already held (the lower offset kept)"]
     assert undecoded_kind(1, decode_frame(1, eth("02:00:00:00:00:01", "02:00:00:00:00:02", 0x0806, bytes(28)))) is None
 
 
@@ -229,7 +233,7 @@ def test_echo_pair_is_one_flow_and_both_hosts_are_assets(tmp_path):
     assert {"10.1.0.1", "10.1.0.2", "fd00::1", "fd00::2"} <= ips
 
 
-# ---- fragments: the first fragment's ports make the flow ----
+# ---- fragments: reassembled, the datagram is one packet ----
 def dns_query(qid: int) -> bytes:
     return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + b"\x07example\x03com\x00\x00\xff\x00\x01"
 
@@ -266,15 +270,30 @@ def _checksum(b: bytes) -> int:
     return ~t & 0xFFFF
 
 
-def test_first_fragment_makes_the_flow(tmp_path):
+def test_reassembled_answer_is_one_packet_of_its_flow(tmp_path):
     from plantguard.capture.engine import analyze
     p = frames_pcap(tmp_path, fragmented_dns_frames())
-    for res in (analyze([p]), analyze_reference([p])):
-        got = sorted((f.client, f.client_port, f.server, f.port, f.packets, f.packets_to_server)
+    for res in (analyze([p]), analyze_reference([p]), analyze([p], chunk_records=1)):
+        got = sorted((f.client, f.client_port, f.server, f.port, f.packets, f.packets_to_server, f.bytes, f.app)
                      for f in res.flows)
-        # the query and the answer's first fragment: both hosts, one flow each
-        assert got == [("10.0.0.5", 40000, "10.0.0.53", 53, 2, 1), ("fd00::5", 40001, "fd00::53", 53, 2, 1)]
-        assert res.counters["fragments"] == 6
+        # the query and the reassembled answer (14 + 20 + 1208 bytes; IPv6: 14 + 40 + 1208)
+        assert got == [("10.0.0.5", 40000, "10.0.0.53", 53, 2, 1, 71 + 1242, "dns"),
+                       ("fd00::5", 40001, "fd00::53", 53, 2, 1, 91 + 1262, "dns")]
+        assert {k: res.counters[k] for k in ("fragments", "datagrams_reassembled", "datagrams_incomplete")} == \
+            {"fragments": 6, "datagrams_reassembled": 2, "datagrams_incomplete": 0}
+        # the DNS answers were decoded, at their last fragment (frames 4 and 8, as tshark shows them)
+        assert sorted(o.frame for o in res.observations if o.kind == "service") == [4, 8]
+
+
+def test_lost_fragment_is_counted_not_decoded(tmp_path):
+    from plantguard.capture.engine import analyze
+    frames = fragmented_dns_frames()
+    del frames[2]                                     # the IPv4 answer's second fragment
+    p = frames_pcap(tmp_path, frames)
+    for res in (analyze([p]), analyze_reference([p])):
+        assert sorted((f.client, f.packets) for f in res.flows) == [("10.0.0.5", 1), ("fd00::5", 2)]
+        assert (res.counters["fragments"], res.counters["datagrams_reassembled"],
+                res.counters["datagrams_incomplete"]) == (5, 1, 1)
 
 
 def test_tshark_reassembles_the_built_fragments(tmp_path):
@@ -288,7 +307,42 @@ def test_tshark_reassembles_the_built_fragments(tmp_path):
     assert out == ["53", "1208", "53", "1208"]
 
 
-# ---- the bounded reassembler (not yet wired into engine.py) ----
+def test_reassembled_answers_agree_with_tshark(tmp_path):
+    """tshark reassembles by default: the DNS answers are shown at their last fragment, with the
+    whole UDP length; ours are decoded at the same frames, from datagrams of the same length."""
+    import shutil
+    import subprocess
+    from plantguard.capture.engine import analyze
+    if not shutil.which("tshark"):
+        pytest.skip("no tshark")
+    p = frames_pcap(tmp_path, fragmented_dns_frames())
+    out = subprocess.run(["tshark", "-r", str(p), "-Y", "dns", "-T", "fields", "-e", "frame.number",
+                          "-e", "udp.srcport", "-e", "udp.dstport", "-e", "udp.length"],
+                         capture_output=True, text=True).stdout.split("\n")
+    theirs = sorted(tuple(int(x) for x in line.split("\t")) for line in out if line)
+    ours = sorted((lay_frame, lay.sport, lay.dport, 8 + len(lay.payload)) for lay_frame, lay in _reassembled(p))
+    assert ours == theirs
+    for res in (analyze([p]), analyze_reference([p])):
+        dns = sorted(o.frame for o in res.observations if o.proto == "dns")
+        assert dns == [t[0] for t in theirs]
+
+
+def _reassembled(path):
+    """(frame, layers) of every whole UDP datagram of a capture, fragments reassembled as the
+    reference decoder does."""
+    from plantguard.capture.layers import Reassembler, adopt_link
+    from plantguard.capture.reference import iter_frames
+    r, out = Reassembler(), []
+    for frame, ts, _wl, lay in iter_frames(path):
+        if lay is not None and lay.fragment:
+            whole = r.feed(ts, lay.l3)
+            lay = None if whole is None else adopt_link(decode_frame(101, whole), lay)
+        if lay is not None and lay.l4 == "udp":
+            out.append((frame, lay))
+    return out
+
+
+# ---- the bounded reassembler ----
 def _ip_of(frame: bytes) -> bytes:
     return frame[14:]
 
@@ -324,3 +378,29 @@ def test_reassembler_bounds_timeout_and_overlaps():
     r.feed(0.0, first)
     r.feed(0.0, _ip_of(frames[5]))
     assert r.dropped == 1 and r.held <= 700
+
+
+
+def test_many_fragmented_datagrams_equal_the_reference(tmp_path):
+    """2,000 fragmented answers (3 fragments each) with unfragmented queries between some of
+    them: engine and reference agree at any chunk size, every answer decoded once."""
+    import sys
+    from pathlib import Path
+    from plantguard.capture.engine import analyze
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_engine_equivalence import assert_equivalent
+    base = fragmented_dns_frames()
+    frames = []
+    for i in range(2000):
+        if i % 3 == 0:
+            frames.append(base[0])
+        for f in base[1:4]:
+            b = bytearray(f)
+            b[18:20] = struct.pack("!H", i)                   # IP id: a datagram each
+            frames.append(bytes(b))
+    p = frames_pcap(tmp_path, frames)
+    ref = analyze_reference([p])
+    assert ref.counters["datagrams_reassembled"] == 2000 and ref.counters["fragments"] == 6000
+    assert [(f.packets, f.packets_to_server) for f in ref.flows] == [(2667, 667)]
+    for chunk in (65536, 13, 1):
+        assert_equivalent(ref, analyze([p], chunk_records=chunk))

@@ -20,6 +20,7 @@ import pytest
 from conftest import SHARED_DATA
 from plantguard.capture.aggregate import fold_key
 from plantguard.capture.engine import DEFAULT_CHUNK, analyze
+from plantguard.capture.layers import FRAGMENT_COUNTERS
 from plantguard.capture.reference import analyze_reference
 
 PCAPS = SHARED_DATA / "pcaps"
@@ -56,7 +57,7 @@ def assert_equivalent(ref, got):
     assert not diff, list(diff.items())[:3]
     om_ref, om_got = observation_multiset(ref), observation_multiset(got)
     assert om_ref == om_got, (list((om_ref - om_got).items())[:2], list((om_got - om_ref).items())[:2])
-    for c in ("fragments", "undecoded_link"):
+    for c in FRAGMENT_COUNTERS + ("undecoded_link",):
         assert got.counters[c] == ref.counters[c]
     kinds = {k for k in ref.counters.keys() | got.counters.keys() if ":" in k}   # what was not unwrapped, by kind
     assert {k: got.counters.get(k) for k in kinds} == {k: ref.counters.get(k) for k in kinds}

@@ -212,20 +212,15 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
         o6[rows] += (g[:, 1].astype(np.int64) + 1) * 8
     frag6 = v6 & (nxt == 44)
     first6 = frag6 & (o6 + 8 <= end6)
-    if first6.any():
+    if first6.any():             # a first fragment names the upper protocol (layers._ip)
         rows = np.nonzero(first6)[0]
         g = gather(arr, off[rows] + l3[rows] + o6[rows], 4)
         fo0 = (_u16(g, 2) >> 3) == 0
-        rows = rows[fo0]
-        first6[:] = False
-        first6[rows] = True
-        nxt[rows] = g[fo0, 0]
-        o6[rows] += 8
+        nxt[rows[fo0]] = g[fo0, 0]
 
     ip_proto = np.where(v4, g3[:, 9].astype(np.int32), np.where(v6, nxt, 0))
     fragment = frag4 | frag6
-    first = (frag4 & ((_u16(g3, 6) & 0x1FFF) == 0)) | first6   # carries the L4 header
-    whole = ~fragment | first
+    whole = ~fragment            # a fragment's L4 header is the reassembled datagram's
     l4rel = np.where(v4, ihl, o6)
     l4len = np.where(v4, end4, end6) - l4rel
 
@@ -452,6 +447,17 @@ def _wlan_cols(arr, off, cap, o, live):
     da = np.where(to_ds, _mac(w, 16), _mac(w, 4))
     sa = np.where(from_ds, np.where(to_ds, _mac(w, 24), _mac(w, 16)), _mac(w, 10))
     return ok, s + 8, _u16(llc, 6), sa, da
+
+
+def adopt_link(cols: Columns, frag: Columns) -> Columns:
+    """layers.adopt_link for every row: reassembled datagrams (decoded as raw IP) take the
+    VLANs, the MACs where they have none, and the tunnel of their last fragments (frag, row
+    for row)."""
+    cols.vlan[:], cols.inner_vlan[:] = frag.vlan, frag.inner_vlan
+    none = cols.src_mac < 0
+    cols.src_mac[none], cols.dst_mac[none] = frag.src_mac[none], frag.dst_mac[none]
+    cols.tunnel[:] = np.where(frag.tunnel != 0, frag.tunnel, cols.tunnel)
+    return cols
 
 
 def undecoded(cols: Columns, linktype: np.ndarray) -> dict[str, int]:

@@ -31,7 +31,7 @@ from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.budget import DEFAULT as DEFAULT_BUDGET, Budget
 from plantguard.capture.deep import MAX_CLASSIFY_TRIES, DeepTier, Partial
 from plantguard.capture.flows import FlowTable, group_rows, hash_keys
-from plantguard.capture.layers import decode_frame, undecoded_notes
+from plantguard.capture.layers import FRAGMENT_COUNTERS, Reassembler, decode_frame, undecoded_notes
 from plantguard.capture.records import ChunkContext, DeepRows, FlowRows
 from plantguard.capture.replay import Primer, Template, TemplateStore
 from plantguard.model import AnalysisResult, CaptureStats, Observation, Packet
@@ -162,8 +162,10 @@ class Engine:
         self.agg = ObservationAggregator(limit=max_observations)
         self.captures: list[str] = []
         self.pos = 0
-        self.counters = {"fragments": 0, "undecoded_link": 0, "states_evicted": 0,
-                         "routine_packets": 0, "deep_packets": 0, "retransmissions_skipped": 0}
+        self.counters = {"undecoded_link": 0, "states_evicted": 0, "routine_packets": 0, "deep_packets": 0,
+                         "retransmissions_skipped": 0, **dict.fromkeys(FRAGMENT_COUNTERS, 0)}
+        self.reasm: Reassembler | None = None    # the current capture's (fragments never cross captures)
+        self.reasm_cap = -1
         self.primer = Primer(self.deep, self.counters)
 
     # ------------------------------------------------------------------ per chunk
@@ -172,14 +174,20 @@ class Engine:
         n = len(chunk)
         if n == 0:
             return
+        if cap_idx != self.reasm_cap:
+            self._close_reassembly()
+            self.reasm, self.reasm_cap = Reassembler(), cap_idx
         arr = chunk.arr if chunk.arr is not None else np.frombuffer(chunk.buf, np.uint8)
         cols = columns.decode(arr, chunk.offsets, chunk.caplen, chunk.linktype)
         self.counters["undecoded_link"] += int(n - np.count_nonzero(cols.ok))
-        self.counters["fragments"] += int(np.count_nonzero(cols.fragment))
+        frag = np.flatnonzero(cols.fragment)
+        reassembled = None
+        if len(frag):
+            chunk, reassembled = self._reassemble(chunk, arr, cols, frag)
         for kind, count in columns.undecoded(cols, chunk.linktype).items():   # what was not unwrapped, by kind
             self.counters[kind] = self.counters.get(kind, 0) + count
         ctx = ChunkContext(cap, cap_idx, chunk, frames=chunk.first_frame + np.arange(n, dtype=np.int64),
-                           pos=self.pos + np.arange(n, dtype=np.int64))
+                           pos=self.pos + np.arange(n, dtype=np.int64), reassembled=reassembled)
         self.pos += n
         l4_rows = np.flatnonzero(cols.l4 > 0)
         tkeys: dict[int, Template] = {}   # L4 row -> template its deep decode teaches
@@ -193,6 +201,49 @@ class Engine:
         self._prune_holey()
         if self.table.enforce_cap(self.names, self.modules, self.captures):
             self.counters["flows_evicted"] = self.table.evicted
+
+    def _reassemble(self, chunk: formats.Chunk, arr: np.ndarray, cols: columns.Columns,
+                    frag: np.ndarray) -> tuple[formats.Chunk, np.ndarray | None]:
+        """Feed the chunk's fragment rows to the capture's Reassembler in order. Each datagram
+        made whole takes its last fragment's record: the chunk returned reads it, as raw IP,
+        from past the end of the capture's buffer (_Spliced), and its columns replace the
+        fragment's in `cols`, with the fragment's link fields (layers.adopt_link). Also
+        returns which records are such datagrams (None: none)."""
+        self.counters["fragments"] += len(frag)
+        rows, dgrams = [], []
+        for r in frag.tolist():
+            o = int(chunk.offsets[r])
+            dgram = self.reasm.feed(float(chunk.ts[r]), bytes(chunk.buf[o + int(cols.l3[r]):o + int(chunk.caplen[r])]))
+            if dgram is not None:
+                rows.append(r)
+                dgrams.append(dgram)
+        if not rows:
+            return chunk, None
+        at = np.array(rows, np.int64)
+        size = np.array([len(d) for d in dgrams], np.int64)
+        base = len(arr)
+        start = base + np.r_[0, np.cumsum(size)[:-1]]
+        extra = b"".join(dgrams)
+        raw = np.full(len(at), formats.LINKTYPE_RAW, np.int32)
+        one = columns.decode(np.frombuffer(extra, np.uint8), start - base, size, raw)
+        one.pay_off += base
+        last = cols.take(at)                              # the last fragments
+        for name in columns.Columns.__dataclass_fields__:
+            getattr(cols, name)[at] = getattr(columns.adopt_link(one, last), name)
+        offsets, caplen, wirelen, linktype = (chunk.offsets.copy(), chunk.caplen.copy(), chunk.wirelen.copy(),
+                                              chunk.linktype.copy())
+        offsets[at], caplen[at], wirelen[at], linktype[at] = start, size, last.l3 + size, raw
+        mask = np.zeros(len(chunk), bool)
+        mask[at] = True
+        return formats.Chunk(_Spliced(chunk.buf, base, extra), offsets, caplen, wirelen, chunk.ts, linktype,
+                             chunk.first_frame, chunk.arr), mask
+
+    def _close_reassembly(self) -> None:
+        """The capture is done: count what its reassembler made and lost."""
+        if self.reasm is not None:
+            for k, v in self.reasm.counts().items():
+                self.counters[k] += v
+            self.reasm, self.reasm_cap = None, -1
 
     def abandon_chunk(self) -> None:
         """process() raised half way through a chunk: drop what the primer held of it, so the
@@ -258,7 +309,10 @@ class Engine:
         if not len(di):
             return none, none
         behind, holey = self._track_streams(sub, slot, from_client, di)
-        rmask, rkey = routine.recognise(arr, self.routine_rules, mod[di], sub.pay_off[di], plen[di],
+        mod_di = mod[di]
+        if ctx.reassembled is not None:   # reassembled datagrams are decoded, never replayed
+            mod_di = np.where(ctx.reassembled[f.rows[di]], -1, mod_di)
+        rmask, rkey = routine.recognise(arr, self.routine_rules, mod_di, sub.pay_off[di], plen[di],
                                         from_client[di], sub.l4[di], sub.sport[di], sub.dport[di])
         # from a segment ahead of the stream on (reordered, or a gap), the direction's rows all
         # go to the deep tier: the module's stream holds and releases them in order
@@ -504,6 +558,7 @@ class Engine:
 
     # ------------------------------------------------------------------ output
     def result(self, captures: list[CaptureStats]) -> AnalysisResult:
+        self._close_reassembly()
         res = AnalysisResult()
         res.captures = captures
         res.observations = self.agg.observations
@@ -545,6 +600,21 @@ class Engine:
             f = t._build(np.array([sl], np.int64), self.modules, self.captures)[0]
             named.append((g, _flow_text(f)))
         return named
+
+
+class _Spliced:
+    """A capture's buffer with a chunk's reassembled datagrams placed just past its end (from
+    `base` on): slices from base on read them, all others the capture, so packets carried from
+    earlier chunks still prime from their own bytes."""
+    __slots__ = ("buf", "base", "extra")
+
+    def __init__(self, buf, base: int, extra: bytes):
+        self.buf, self.base, self.extra = buf, base, extra
+
+    def __getitem__(self, s: slice):
+        if s.start >= self.base:
+            return self.extra[s.start - self.base:s.stop - self.base]
+        return self.buf[s]
 
 
 def _flow_text(f) -> str:

@@ -354,11 +354,8 @@ def _ip(lay: Layers, b: bytes) -> None:
         lay.src = _v4_text(src)
         lay.dst = _v4_text(dst)
         end = min(n, total) if total >= ihl else n
-        if flags_frag & 0x3FFF:  # more-fragments flag or a non-zero offset
+        if flags_frag & 0x3FFF:  # more-fragments flag or a non-zero offset: the Reassembler's
             lay.fragment = True
-            if flags_frag & 0x1FFF:
-                return
-            _first_fragment(lay, b, ihl, end)   # offset 0: the L4 header is here
             return
         _l4(lay, b, ihl, end)
     elif v == 6 and n >= 40:
@@ -376,22 +373,11 @@ def _ip(lay: Layers, b: bytes) -> None:
             off += hlen
         if nxt == 44:
             lay.fragment = True
-            if off + 8 <= end and not _U16.unpack_from(b, off + 2)[0] >> 3:
-                lay.ip_proto = b[off]
-                _first_fragment(lay, b, off + 8, end)
-                return
-            lay.ip_proto = 44
+            # the first fragment names the upper protocol; the datagram is the Reassembler's
+            lay.ip_proto = b[off] if off + 8 <= end and not _U16.unpack_from(b, off + 2)[0] >> 3 else 44
             return
         lay.ip_proto = nxt
         _l4(lay, b, off, end)
-
-
-def _first_fragment(lay: Layers, b: bytes, start: int, end: int) -> None:
-    """The first fragment of a datagram carries its ports (or ICMP type): the packet counts in
-    its flow, without a payload (the datagram is not reassembled) and never as a tunnel."""
-    _l4(lay, b, start, end)
-    lay.payload = b""
-    lay.l4_off = lay.l4_end = -1
 
 
 def _l4(lay: Layers, b: bytes, start: int, end: int) -> None:
@@ -470,13 +456,29 @@ def undecoded_notes(counters: dict[str, int]) -> list[str]:
             notes.append(f"{n:,} packets of IP protocol {k[len(UNDECODED_IP):]} not decoded past the "
                          "IP header (the hosts are kept as addresses only)")
     if counters.get("fragments"):
-        notes.append(f"{counters['fragments']:,} IP fragments not reassembled: a first fragment counts "
-                     "in its flow (ports or ICMP type) without its contents, the later fragments "
-                     "only here")
+        notes.append(fragment_note(counters))
     return notes
 
 
-# ---- IP fragment reassembly (bounded), ready for the engine and the reference to share ----
+def fragment_note(c: dict[str, int]) -> str:
+    """What became of the IP fragments: reassembled, or lost (and why)."""
+    text = (f"{c['fragments']:,} IP fragments: {c.get(REASSEMBLED, 0):,} datagrams reassembled and "
+            "decoded as one packet each (at their last fragment)")
+    lost = [f"{c[k]:,} {why}" for k, why in ((INCOMPLETE, "incomplete (a fragment missing, timed out or "
+                                              "cut by the capture's end)"),
+                                             (OVER_BUDGET, "dropped over the reassembly budget"))
+            if c.get(k)]
+    if lost:
+        text += "; datagrams lost: " + ", ".join(lost) + " (their fragments only counted here)"
+    if c.get(OVERLAPS):
+        text += f"; {c[OVERLAPS]:,} fragments overlapped bytes already held (the lower offset kept)"
+    return text
+
+
+# ---- IP fragment reassembly (bounded), shared by the engine and the reference ----
+REASSEMBLED, INCOMPLETE, OVER_BUDGET, OVERLAPS = ("datagrams_reassembled", "datagrams_incomplete",
+                                                  "datagrams_dropped", "fragment_overlaps")
+FRAGMENT_COUNTERS = ("fragments", REASSEMBLED, INCOMPLETE, OVER_BUDGET, OVERLAPS)
 class Reassembler:
     """Reassembles IPv4 and IPv6 fragments into whole datagrams. feed() takes one fragment's IP
     packet (from its IP header) and returns the whole datagram, as an unfragmented IP packet,
@@ -485,8 +487,7 @@ class Reassembler:
     datagram whose first fragment is older than timeout seconds of capture time is dropped
     (`expired`). A piece overlapping bytes already held is counted in `overlaps`; where pieces
     overlap, the one at the lower offset wins (a repeat at the same offset keeps the longer
-    piece). Not yet wired into engine.py / reference.py: both must call it
-    in capture order for their results to stay equal."""
+    piece). The engine and the reference keep one per capture and feed it in capture order."""
 
     def __init__(self, max_datagrams: int = 4096, max_bytes: int = 16 << 20, timeout: float = 30.0):
         from collections import OrderedDict
@@ -494,6 +495,11 @@ class Reassembler:
         self.pending: OrderedDict = OrderedDict()   # key -> [first ts, header, {offset: bytes}, total or -1, size]
         self.held = 0
         self.reassembled = self.overlaps = self.expired = self.dropped = 0
+
+    def counts(self) -> dict[str, int]:
+        """The counters of a finished capture: datagrams still pending never completed."""
+        return {REASSEMBLED: self.reassembled, INCOMPLETE: self.expired + len(self.pending),
+                OVER_BUDGET: self.dropped, OVERLAPS: self.overlaps}
 
     def _drop(self, key, counter: str) -> None:
         entry = self.pending.pop(key)
@@ -580,6 +586,18 @@ def _fragment_parts(b: bytes):
         key = (6, b[8:24], b[24:40], b[off + 4:off + 8])
         return key, bytes(hdr), (fo >> 3) * 8, bool(fo & 1), b[off + 8:end]
     return None
+
+
+def adopt_link(lay: Layers, frag: Layers) -> Layers:
+    """A reassembled datagram (decoded as raw IP) takes its last fragment's link-layer fields:
+    the VLANs, the MACs when its own decode has none, and the tunnel it came out of.
+    columns.adopt_link is the twin."""
+    lay.vlan, lay.inner_vlan = frag.vlan, frag.inner_vlan
+    if lay.src_mac is None:
+        lay.src_mac, lay.dst_mac = frag.src_mac, frag.dst_mac
+    if frag.tunnel:
+        lay.tunnel = frag.tunnel
+    return lay
 
 
 def _whole_datagram(header: bytes, payload: bytes) -> bytes:

@@ -36,6 +36,7 @@ class ChunkContext:
     frames: np.ndarray        # int64: frame number (1-based, per capture)
     pos: np.ndarray           # int64: position in the whole run (orders packets across captures)
     flows: FlowRows | None = None   # set once the flow table placed them; None: no TCP/UDP record
+    reassembled: np.ndarray | None = None   # bool: the record is a reassembled IP datagram; None: none is
 
 
 class DeepRows(NamedTuple):

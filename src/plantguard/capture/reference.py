@@ -10,7 +10,8 @@ from typing import Callable, Iterable, Iterator
 from plantguard.capture import formats
 from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.capture.deep import DeepTier, flow_key, orient
-from plantguard.capture.layers import Layers, decode_frame, undecoded_kind, undecoded_notes
+from plantguard.capture.layers import (FRAGMENT_COUNTERS, Layers, Reassembler, adopt_link, decode_frame,
+                                       undecoded_kind, undecoded_notes)
 from plantguard.model import AnalysisResult, Flow
 
 log = logging.getLogger(__name__)
@@ -48,25 +49,30 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
     deep = DeepTier()
     agg = ObservationAggregator()
     flows: dict[tuple, Flow] = {}
-    counters = {"fragments": 0, "undecoded_link": 0}
+    counters = dict.fromkeys(FRAGMENT_COUNTERS + ("undecoded_link",), 0)
     for path in formats.expand_paths(list(paths)):
         cap = str(path)
         st = formats.ReadStats(cap)
         frames = iter_frames(path, st, with_linktype=True)
+        reasm = Reassembler()   # per capture: fragments of different captures never meet
         try:
             done = 0
             for frame_no, ts, wirelen, linktype, lay in frames:
                 done += 1
                 if progress and done % PROGRESS_EVERY == 0:
                     progress(PROGRESS_EVERY)
+                if lay is not None and lay.fragment:
+                    counters["fragments"] += 1
+                    whole = reasm.feed(ts, lay.l3)
+                    if whole is not None:   # the datagram is one packet, at its last fragment
+                        wirelen = lay.l3_off + len(whole)
+                        lay = adopt_link(decode_frame(formats.LINKTYPE_RAW, whole), lay)
                 kind = undecoded_kind(linktype, lay)
                 if kind is not None:
                     counters[kind] = counters.get(kind, 0) + 1
                 if lay is None:
                     counters["undecoded_link"] += 1
                     continue
-                if lay.fragment:
-                    counters["fragments"] += 1
                 # ICMP carries nothing for a protocol module: a flow only
                 obs = [] if lay.l4 in ICMP else deep.handle(cap, frame_no, ts, lay)
                 if lay.l4:
@@ -81,6 +87,8 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
             st.failed(exc)
         finally:
             frames.close()
+            for k, v in reasm.counts().items():
+                counters[k] += v
         result.captures.append(st.capture_stats())
     result.observations = agg.observations
     result.flows = list(flows.values())
