@@ -32,7 +32,9 @@ request it answers) - the older one first, with its output dropped (the replay c
 an exception not counted as a decode error (the replay accounted for the packet). A packet older than
 what the module has already seen in this chunk is not fed (that would reorder the stream). The
 latest replayed packet of each direction is carried to the next chunk of the same capture as a
-CarriedPacket and fed at most once, on the flow's first decode in that chunk."""
+CarriedPacket and fed at most once, on the flow's first decode in that chunk. A direction whose
+next packet comes after replayed ones is marked in the flow state (_pdustream.follows_replayed),
+so that its segment stream takes the bytes in between as replayed, not lost (no gap, no hole)."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,6 +44,7 @@ from plantguard.capture.deep import DeepTier
 from plantguard.capture.layers import decode_frame
 from plantguard.capture.records import CarriedPacket, ChunkContext
 from plantguard.model import Packet
+from plantguard.protocols._pdustream import follows_replayed
 
 MAX_TEMPLATES = 200_000       # routine (flow, key) pairs remembered
 LEARN_TRIES = 8               # deep decodes of one routine key before giving up on replaying it
@@ -195,6 +198,9 @@ class Primer:
                 if prev > seen.get(slot, -1):     # older than what the module has seen: would reorder
                     self._prime_row(prev, d, module, state)
                     seen[slot] = prev
+                else:                             # not fed: that direction's next packet follows it
+                    sub = self._ctx.flows.sub
+                    follows_replayed(state, d, int(sub.seq[prev]) + int(sub.pay_len[prev]))
             elif slot not in seen:                # nothing of this chunk seen yet: the carried one
                 self._prime_carried(slot, d, module, state)
         seen[slot] = row
@@ -227,6 +233,7 @@ class Primer:
         pkt = Packet(ctx.cap, int(ctx.frames[r]), float(ctx.chunk.ts[r]),
                      bytes(ctx.chunk.buf[a:a + int(sub.pay_len[row])]),
                      *headers.l4_header(sub, row), from_client, state)
+        follows_replayed(state, from_client, pkt.seq)
         self.deep.run(module, pkt, count_errors=False)
         self._count()
 
@@ -240,6 +247,7 @@ class Primer:
         lay = decode_frame(carry.linktype, bytes(ctx.chunk.buf[carry.offset:carry.offset + carry.caplen]))
         if lay is None:
             return
+        follows_replayed(state, from_client, lay.seq)
         self.deep.decode_l4(module, state, from_client, ctx.cap, carry.frame, carry.ts, lay, count_errors=False)
         self._count()
 

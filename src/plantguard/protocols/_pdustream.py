@@ -15,7 +15,8 @@ lies in a hole and starts or ends at its edge is the late, reordered data: it is
 own (not dropped as a retransmission) and the hole shrinks. A hole that never fills is a *gap*:
 bytes lost, counted (STATS["stream_gaps"], SegmentStream.gaps per flow); a PDU cut short by it is
 still handed over (tcp_pdus with header_len). A segment further ahead than the window, or
-further back than the retransmission window, is a jump: the holes are forgotten.
+further back than the retransmission window, is a jump: the holes are forgotten. So is a hole
+the stream has moved more than the retransmission window past (it can no longer be filled).
 
 Memory is bounded per direction (the unfinished tail of one PDU and the holes' bounds). All
 pending bytes of all streams also share one global byte budget (PENDING, sized by
@@ -31,6 +32,15 @@ REORDER_WINDOW = 1 << 16     # how far ahead of the stream a segment may start a
 REORDER_SEGMENTS = 64        # holes remembered per direction
 NEED_MORE = 0                # frame_len() results: 0 = not enough bytes yet, -1 = not this protocol
 BAD = -1
+
+# a flow state's key: direction (from_client) -> where the segments the engine replayed without
+# the module (capture/replay.py Primer) end; the stream moves there with no hole: skipped, not lost
+PRIMED = "_after_replay"
+
+
+def follows_replayed(state: dict, from_client: bool, end_seq: int | None) -> None:
+    if end_seq is not None:
+        state.setdefault(PRIMED, {})[from_client] = end_seq & 0xFFFFFFFF
 
 # run-wide counts, reset by the engine and the reference at the start of a run
 STATS = {"stream_gaps": 0, "segments_reordered": 0, "decoder_buffers_truncated": 0}
@@ -126,9 +136,20 @@ class SegmentStream:
                     self.holes.clear()
                 truncated = self._drop_pending()
         self.next_seq = (seq + len(payload)) & 0xFFFFFFFF
+        if self.holes:
+            self._expire_holes()
         data = self.pending + payload if self.pending else payload
         self._drop_pending()
         return truncated, data
+
+    def skip_replayed(self, seq: int) -> None:
+        """The engine replayed the segments before `seq` without this stream (routine PDUs, each
+        whole in its segment): move on to `seq` with no hole and no gap counted."""
+        if ahead_of(self.next_seq, seq):
+            self._drop_pending()
+            self.next_seq = seq
+            if self.holes:
+                self._expire_holes()
 
     def _gap(self, start: int, end: int) -> None:
         """Bytes [start, end) were skipped: a hole (at most REORDER_SEGMENTS, none further back
@@ -139,6 +160,14 @@ class SegmentStream:
         holes.append([start, end])
         while holes and (len(holes) > REORDER_SEGMENTS
                          or ((end - holes[0][0]) & 0xFFFFFFFF) > RETRANSMIT_WINDOW):
+            holes.pop(0)
+
+    def _expire_holes(self) -> None:
+        """Holes the stream has moved more than RETRANSMIT_WINDOW past can no longer be filled
+        (a segment there is a jump, not late data): forget them, so the direction stops waiting
+        (a lost segment must not keep a polling flow out of the engine's replay for good)."""
+        holes, nxt = self.holes, self.next_seq
+        while holes and RETRANSMIT_WINDOW <= ((nxt - holes[0][1]) & 0xFFFFFFFF) < (1 << 31):
             holes.pop(0)
 
     def _fill(self, seq: int, payload: bytes) -> bytes:
@@ -218,6 +247,9 @@ def tcp_pdus(pkt, frame_len: Callable[[bytes, int], int], cap: int, max_pdus: in
     stream = pkt.state.get(key)
     if stream is None:
         stream = pkt.state[key] = SegmentStream(cap)
+    after = pkt.state.get(PRIMED)
+    if after and pkt.from_client in after:
+        stream.skip_replayed(after.pop(pkt.from_client))
     truncated, data = stream.take(pkt.seq, pkt.payload)
     pdus, rest = split(data, frame_len, max_pdus) if data else ([], b"")
     if not stream.filled:        # late bytes of a hole: a cut-short tail there cannot be continued
