@@ -51,6 +51,7 @@ TSHARK_FIELDS = (
     "opcua.servicenodeid.numeric", "snmp.data", "dns.flags.response", "dns.qry.type",
     "http.request.method", "ftp.request.command", "pn_dcp.service_id", "pn_dcp.service_type",
     "dcerpc.pkt_type", "dcerpc.opnum", "dcerpc.dg_if_id", "nbns.flags.response", "nbns.flags.opcode",
+    "tls.record.content_type",
 )
 F = {name: i for i, name in enumerate(TSHARK_FIELDS)}
 
@@ -316,6 +317,8 @@ def tshark_facts(rows: list[list[str]], pg_flows: set) -> Facts:
                 f.flows.add(key)
                 to_server = (dst, dpi) == (key[2], key[3])
                 label = _app_label(protos, f, _pnio(r))
+                if label == "tls" and not r[F["tls.record.content_type"]]:
+                    label = None    # "Continuation Data": tshark labels by port, it decoded no record
                 conv_labels[key].add(label)
                 _ops_ip(r, protos, key, to_server, f)
         if "pn_dcp" in protos:
