@@ -404,3 +404,45 @@ def test_many_fragmented_datagrams_equal_the_reference(tmp_path):
     assert [(f.packets, f.packets_to_server) for f in ref.flows] == [(2667, 667)]
     for chunk in (65536, 13, 1):
         assert_equivalent(ref, analyze([p], chunk_records=chunk))
+
+# ---- IP in 802.2 LLC/SNAP (OUI 0 and an EtherType) ----
+@needs_data
+def test_ip_in_snap_is_decoded_as_its_ethertype():
+    # tshark: 192.168.1.1:12345 -> 192.168.1.2:80, 8 frames, frame 4 "GET / HTTP/1.1"; Zeek too
+    import shutil
+    import subprocess
+    from plantguard.capture.engine import analyze
+    path = PCAPS / "zeek/snap-tcp.pcap"
+    frames = [f for _n, _ts, _wl, f in _frames(path)]
+    for ch in formats.read_chunks(path):
+        cols = C.decode(np.frombuffer(ch.buf, np.uint8), ch.offsets, ch.caplen, ch.linktype)
+        assert [(int(cols.ethertype[i]), int(cols.l4[i]), int(cols.sport[i]), bool(cols.llc[i]))
+                for i in range(len(cols))] == [(f.ethertype, 6, f.sport, f.llc) for f in frames]
+    assert all(f.ethertype == 0x0800 and not f.llc for f in frames)
+    for res in (analyze([path]), analyze_reference([path])):
+        assert [(f.client, f.client_port, f.server, f.port, f.packets, f.app) for f in res.flows] == \
+            [("192.168.1.1", 12345, "192.168.1.2", 80, 8, "http")]
+        gets = [(o.frame, o.data["method"]) for o in res.observations if o.kind == "operation"]
+        assert gets == [(4, "GET")]
+    if shutil.which("tshark"):
+        out = subprocess.run(["tshark", "-r", str(path), "-Y", "http.request", "-T", "fields", "-e", "frame.number",
+                              "-e", "http.request.method"], capture_output=True, text=True).stdout.split()
+        assert out == ["4", "GET"]
+
+
+def _frames(path):
+    from plantguard.capture.reference import iter_frames
+    return list(iter_frames(path))
+
+
+def test_arp_in_snap_reaches_the_arp_module(tmp_path):
+    from plantguard.capture.engine import analyze
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, bytes.fromhex("020000000001"),
+                      bytes([10, 0, 0, 1]), bytes(6), bytes([10, 0, 0, 2]))
+    snap = b"\xaa\xaa\x03\x00\x00\x00\x08\x06" + arp
+    frame = bytes.fromhex("ffffffffffff020000000001") + struct.pack("!H", len(snap)) + snap
+    p = frames_pcap(tmp_path, [frame])
+    for res in (analyze([p]), analyze_reference([p])):
+        assert [(o.kind, o.proto, o.data["ip"], o.data["mac"]) for o in res.observations] == \
+            [("address", "arp", "10.0.0.1", "02:00:00:00:00:01")]
+

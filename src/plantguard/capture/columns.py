@@ -14,7 +14,7 @@ import numpy as np
 from plantguard.capture import formats as F
 from plantguard.capture.layers import (ICMP_ANSWERS, MAX_IPV6_EXT, MAX_MPLS_LABELS, MAX_NFLOG_TLVS, MAX_TUNNEL_DEPTH,
                                        NFLOG_PAYLOAD,
-                                       MAX_VLAN_TAGS, TUN_ERSPAN, TUN_GENEVE, TUN_GRE, TUN_IPV4, TUN_IPV6,
+                                       MAX_VLAN_TAGS, SNAP_ETHERTYPE, SNAP_TYPES, TUN_ERSPAN, TUN_GENEVE, TUN_GRE, TUN_IPV4, TUN_IPV6,
                                        TUN_MPLS, TUN_PPPOE, TUN_TEREDO, TUN_VXLAN, TUNNEL, TUNNEL_ETHERTYPES, TUNNEL_NAMES, UNWRAPPED,
                                        TUNNEL_IP_PROTOS, TUNNEL_UDP_PORTS, UNDECODED_IP, UNDECODED_LINK)
 from plantguard.capture.walk import gather_compiled
@@ -141,9 +141,16 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
             inner = np.where(tagged & ~first, vid, inner)
             t = np.where(tagged, _u16(h, pos + 2), t)
             o += 4 * tagged
+        llc = eth & (t < 0x0600)
+        if llc.any():            # SNAP with OUI 0 and an EtherType (layers.SNAP_TYPES)
+            s = gather(arr, off + o, 8)
+            snap = llc & np.all(s[:, :6] == np.frombuffer(SNAP_ETHERTYPE, np.uint8), axis=1) & (o + 8 <= cap) \
+                & np.isin(_u16(s, 6), SNAP_TYPES)
+            t = np.where(snap, _u16(s, 6), t)
+            o = o + 8 * snap
+            llc &= ~snap
         et = np.where(eth, t, et)
         l3 = np.where(eth, o, l3)
-        llc = eth & (t < 0x0600)
 
     sll = (lt == F.LINKTYPE_LINUX_SLL) & (cap >= 16)
     if sll.any():

@@ -14,6 +14,8 @@ VLAN_TYPES = (ETH_VLAN, ETH_QINQ, ETH_QINQ_OLD)
 IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options (fragment 44 handled apart)
 MAX_VLAN_TAGS = 4       # deeper tag stacks are garbage; the columnar decode stops at the same depth
 MAX_IPV6_EXT = 4        # extension headers followed before giving up on the L4 header
+SNAP_ETHERTYPE = b"\xaa\xaa\x03\x00\x00\x00"   # 802.2 LLC/SNAP, OUI 0: an EtherType follows (RFC 1042)
+SNAP_TYPES = (ETH_IPV4, ETH_IPV6, 0x0806)            # decoded as if Ethernet II carried them
 
 # ICMP flows are keyed by the request type. Types that answer (or report on) another host's
 # packet: answer type -> the type its flow is keyed by. The sender of an answer is the flow's
@@ -192,7 +194,12 @@ def _decode(linktype: int, frame: bytes) -> Layers | None:
             et = struct.unpack_from("!H", frame, off + 2)[0]
             off += 4
         if et < 0x0600:  # 802.3 length: LLC follows (CDP, STP, ...)
-            lay.llc = True
+            if frame[off:off + 6] == SNAP_ETHERTYPE and off + 8 <= len(frame) \
+                    and _U16.unpack_from(frame, off + 6)[0] in SNAP_TYPES:
+                et = _U16.unpack_from(frame, off + 6)[0]   # SNAP with OUI 0: an EtherType
+                off += 8
+            else:
+                lay.llc = True
         lay.ethertype = et
         lay.l3 = l3 = frame[off:]
         lay.l3_off = off
