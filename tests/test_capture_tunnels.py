@@ -3,6 +3,7 @@ and ICMP-only hosts become flows. Counts are checked against tshark (`tshark -r 
 figures in the comments) on the shared captures, and on built frames."""
 from __future__ import annotations
 
+import collections
 import struct
 
 import numpy as np
@@ -446,3 +447,25 @@ def test_arp_in_snap_reaches_the_arp_module(tmp_path):
         assert [(o.kind, o.proto, o.data["ip"], o.data["mac"]) for o in res.observations] == \
             [("address", "arp", "10.0.0.1", "02:00:00:00:00:01")]
 
+# ---- IGMP-only hosts ----
+@needs_data
+def test_igmp_only_host_becomes_a_flow_and_an_asset():
+    # tshark -Y igmp: 2 v2 membership reports (type 0x12) 208.73.217.142 -> 239.255.255.100 in
+    # this capture, and nothing else from that host
+    import shutil
+    import subprocess
+    from plantguard.capture.engine import analyze
+    from plantguard.inventory.build import build_assets
+    path = PCAPS / "ICS-Security-Tools/openics/EIP-IPAddressChangeAttempt.pcap"
+    want = [("igmp", "208.73.217.142", "239.255.255.100", 0, 0x12, 2, 2)]
+    if shutil.which("tshark"):
+        out = subprocess.run(["tshark", "-r", str(path), "-Y", "igmp", "-T", "fields", "-e", "ip.src", "-e", "ip.dst",
+                              "-e", "igmp.type"], capture_output=True, text=True).stdout.splitlines()
+        seen = collections.Counter(tuple(line.split("\t")) for line in out)
+        want = [("igmp", s, d, 0, int(t, 0), n, n) for (s, d, t), n in sorted(seen.items())]
+    for res in (analyze([path]), analyze_reference([path])):
+        assert [(f.l4, f.client, f.server, f.client_port, f.port, f.packets, f.packets_to_server)
+                for f in res.flows if f.l4 == "igmp"] == want
+        assert not any(k.startswith("undecoded_ip_proto:2") for k in res.counters)
+    ips = {ip for asset in build_assets(analyze([path])) for ip in (asset.ips | {asset.ip})}
+    assert "208.73.217.142" in ips

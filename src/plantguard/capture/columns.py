@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from plantguard.capture import formats as F
-from plantguard.capture.layers import (ICMP_ANSWERS, MAX_IPV6_EXT, MAX_MPLS_LABELS, MAX_NFLOG_TLVS, MAX_TUNNEL_DEPTH,
+from plantguard.capture.layers import (ICMP_ANSWERS, IGMP, MAX_IPV6_EXT, MAX_MPLS_LABELS, MAX_NFLOG_TLVS, MAX_TUNNEL_DEPTH,
                                        NFLOG_PAYLOAD,
                                        MAX_VLAN_TAGS, SNAP_ETHERTYPE, SNAP_TYPES, TUN_ERSPAN, TUN_GENEVE, TUN_GRE, TUN_IPV4, TUN_IPV6,
                                        TUN_MPLS, TUN_PPPOE, TUN_TEREDO, TUN_VXLAN, TUNNEL, TUNNEL_ETHERTYPES, TUNNEL_NAMES, UNWRAPPED,
@@ -52,7 +52,7 @@ class Columns:
     ip_version: np.ndarray  # int8: 0, 4 or 6
     ip_proto: np.ndarray   # int32
     fragment: np.ndarray   # bool
-    l4: np.ndarray         # int8: 6 (tcp), 17 (udp), 1 (icmp), 58 (icmpv6) or 0
+    l4: np.ndarray         # int8: 6 (tcp), 17 (udp), 1 (icmp), 58 (icmpv6), 2 (igmp) or 0
     src_hi: np.ndarray     # uint64: IPv6 high half (0 for IPv4)
     src_lo: np.ndarray     # uint64: IPv6 low half or the IPv4 address
     dst_hi: np.ndarray
@@ -259,6 +259,9 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
         key = np.where(is_reply, req, itype)
         sport = np.where(icmp, np.where(is_reply, key, 0), sport)
         dport = np.where(icmp, np.where(is_reply, 0, key), dport)
+    igmp = (ip_version == 4) & whole & (ip_proto == IGMP) & (l4len >= 4)   # as layers._l4
+    sport = np.where(igmp, 0, sport)
+    dport = np.where(igmp, g4[:, 0].astype(np.int32), dport)
     seq = np.where(tcp, _u32(g4, 4), 0)
     flags = np.where(tcp, g4[:, 13].astype(np.int32), 0)
     doff = (g4[:, 12] >> 4).astype(np.int64) * 4
@@ -268,8 +271,9 @@ def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: n
     pay_rel = np.where(tcp, l4rel + doff, l4rel + 8)
     pay_len = np.where(tcp, tcp_plen, np.where(udp, uend - 8, 0))
     pay_off = off + l3 + pay_rel
-    pay_len = np.where(icmp | fragment, 0, pay_len)
-    l4 = np.where(tcp, 6, np.where(udp, 17, np.where(icmp4, 1, np.where(icmp6, 58, 0)))).astype(np.int8)
+    pay_len = np.where(icmp | igmp | fragment, 0, pay_len)
+    l4 = np.where(tcp, 6, np.where(udp, 17, np.where(icmp4, 1, np.where(icmp6, 58, np.where(igmp, IGMP, 0)))))
+    l4 = l4.astype(np.int8)
 
     cols = Columns(ok, et.astype(np.int32), vlan, inner, llc, dmac, smac, l3, ip_version,
                    ip_proto.astype(np.int32), fragment, l4, src_hi, src_lo, dst_hi, dst_lo,

@@ -226,8 +226,8 @@ class FlowTable:
         out = np.where(known_s & ~known_d, False, out)
         out = np.where(tcp & ((flags & 0x02) != 0), True, out)
         out = np.where(tcp & ((flags & 0x12) == 0x12), False, out)
-        icmp = (c.l4[r] == 1) | (c.l4[r] == 58)
-        return np.where(icmp, sp == 0, out)   # ICMP: the requester is on "port" 0
+        icmp = (c.l4[r] == 1) | (c.l4[r] == 58) | (c.l4[r] == 2)
+        return np.where(icmp, sp == 0, out)   # ICMP, IGMP: the requester is on "port" 0
 
     # ---- operations ----
     def add_ops(self, slot: int, ops: dict[str, int], times: int = 1) -> None:

@@ -27,7 +27,10 @@ ICMP_ANSWERS = {
     6: {129: 128, 134: 133, 136: 135, 131: 130,        # echo, router adv., neighbour adv., MLD
         1: 1, 2: 2, 3: 3, 4: 4, 137: 137},             # errors and redirect
 }
-L4_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
+L4_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 2: "igmp"}
+# IGMP is kept as ICMP is: a flow per message type, the sender the client on "port" 0, the
+# destination (the group, or all hosts for a query) the server on "port" the type
+IGMP = 2
 
 
 def icmp_ports(version: int, itype: int) -> tuple[int, int]:
@@ -407,6 +410,9 @@ def _l4(lay: Layers, b: bytes, start: int, end: int) -> None:
     elif size >= 4 and ((lay.ip_proto == 1 and lay.ip_version == 4) or (lay.ip_proto == 58 and lay.ip_version == 6)):
         lay.l4 = "icmp" if lay.ip_proto == 1 else "icmpv6"
         lay.sport, lay.dport = icmp_ports(lay.ip_version, b[start])
+    elif lay.ip_proto == IGMP and lay.ip_version == 4 and size >= 4:
+        lay.l4 = "igmp"
+        lay.sport, lay.dport = 0, b[start]
 
 
 # ---- what is not decoded, by kind (the columnar twin is columns.undecoded) ----

@@ -17,7 +17,7 @@ from plantguard.model import AnalysisResult, Flow
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 65536
-ICMP = ("icmp", "icmpv6")
+ICMP = ("icmp", "icmpv6", "igmp")   # a flow each, never a protocol module
 
 
 def iter_frames(path, stats: formats.ReadStats | None = None,
@@ -73,7 +73,7 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
                 if lay is None:
                     counters["undecoded_link"] += 1
                     continue
-                # ICMP carries nothing for a protocol module: a flow only
+                # ICMP and IGMP carry nothing for a protocol module: a flow only
                 obs = [] if lay.l4 in ICMP else deep.handle(cap, frame_no, ts, lay)
                 if lay.l4:
                     _account(flows, deep, lay, cap, frame_no, ts, wirelen, obs)
