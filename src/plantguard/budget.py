@@ -17,7 +17,7 @@ The per-byte costs are measured (docs/robustness.md, "Memory budget"): the peak 
 flood at the default budget stays under the budget."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 DEFAULT_MAX_MEMORY_MB = 1500
 MIN_MAX_MEMORY_MB = 300
@@ -52,6 +52,16 @@ class Budget:
                    max(10_000, int(free * ASSET_SHARE / ASSET_BYTES)),
                    max(50_000, int(free * OBS_SHARE / OBS_BYTES)),
                    max(8 * MB, int(free * CHUNK_SHARE)))
+
+    def split(self, n: int) -> "Budget":
+        """One of n analysis workers' share (--jobs): the engine's limits divided by n, so the
+        workers together stay within this budget. The assets are the parent's, whole; the chunk
+        bytes too (the workers map the same pages of the same file)."""
+        if n <= 1:
+            return self
+        return replace(self, max_flows=max(1, self.max_flows // n), max_states=max(1, self.max_states // n),
+                       pending_bytes=max(1 << 16, self.pending_bytes // n),
+                       max_observations=max(1, self.max_observations // n))
 
     def describe(self) -> str:
         return (f"memory budget {self.max_memory_mb:,} MB: at most {self.max_flows:,} flows, "

@@ -82,9 +82,22 @@ class Chunk:
     linktype: np.ndarray     # int32: per record (pcapng interfaces may differ)
     first_frame: int         # frame number (1-based) of the first record
     arr: np.ndarray | None = None  # buf as uint8 (shared by all chunks of a file)
+    frames: np.ndarray | None = None  # int64 frame numbers when not consecutive (one shard's records)
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+    def frame_numbers(self) -> np.ndarray:
+        """The frame number of every record."""
+        if self.frames is not None:
+            return self.frames
+        return self.first_frame + np.arange(len(self.offsets), dtype=np.int64)
+
+    def take(self, rows: np.ndarray) -> "Chunk":
+        """These records only (in the same buffer), keeping their frame numbers."""
+        frames = self.frame_numbers()[rows]
+        return Chunk(self.buf, self.offsets[rows], self.caplen[rows], self.wirelen[rows], self.ts[rows],
+                     self.linktype[rows], int(frames[0]) if len(frames) else self.first_frame, self.arr, frames)
 
 
 @dataclass
