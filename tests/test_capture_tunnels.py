@@ -469,3 +469,36 @@ def test_igmp_only_host_becomes_a_flow_and_an_asset():
         assert not any(k.startswith("undecoded_ip_proto:2") for k in res.counters)
     ips = {ip for asset in build_assets(analyze([path])) for ip in (asset.ips | {asset.ip})}
     assert "208.73.217.142" in ips
+
+
+# ---- the tunnel mark on flows ----
+TUNNEL_MARKS = {"GRE": "gre", "ERSPAN": "erspan", "VXLAN": "vxlan", "Geneve": "geneve", "Teredo": "teredo",
+                "IPv4-in-IP": "ipv4-in-ip", "IPv6-in-IP (6in4/4in6)": "ipv6-in-ip", "PPPoE session": "pppoe",
+                "MPLS": "mpls"}
+
+
+def test_tunnelled_flows_are_marked_with_the_outermost_tunnel(tmp_path):
+    from plantguard.capture.engine import analyze
+    from plantguard.contract import Flow as FlowContract
+    built = tunnel_frames()
+    plain = eth(M1, M2, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp(1000, 502, b"x")))
+    # the GRE-carried inner packet of k = 1 seen again untunnelled: still one flow, still marked
+    again = eth(M3, M4, 0x0800, ipv4("192.168.1.1", "192.168.2.1", 17, udp(1000, 503, b"x")))
+    p = frames_pcap(tmp_path, [f for _k, f in built] + [plain, again])
+    want = {502 + k: TUNNEL_MARKS[kind] for k, (kind, _f) in enumerate(built, 1)}   # GRE > IPIP: gre
+    want[502] = None
+    for res in (analyze([p]), analyze_reference([p]), analyze([p], chunk_records=2)):
+        assert {f.port: f.tunnel for f in res.flows} == want
+        assert [f.packets for f in res.flows if f.port == 503] == [2]
+        for f in res.flows:                                   # the contract takes the mark
+            FlowContract(src=f.client, dst=f.server, proto=f.l4, port=f.port, packets=f.packets,
+                         bytes=f.bytes, tunnel=f.tunnel)
+
+
+def test_evicted_tunnelled_flows_keep_the_mark_in_their_aggregate(tmp_path):
+    from plantguard.capture.engine import analyze
+    frames = [eth(M1, M2, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 47, b"\x00\x00\x08\x00"
+                                        + ipv4(f"192.168.1.{k}", "192.168.2.1", 17, udp(1000 + k, 502, b"x"))))
+              for k in range(1, 60)]
+    res = analyze([frames_pcap(tmp_path, frames)], max_flows=10)
+    assert res.counters["flows_evicted"] and all(f.tunnel == "gre" for f in res.flows)

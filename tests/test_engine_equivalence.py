@@ -39,7 +39,7 @@ needs_data = pytest.mark.skipif(not CAPTURES, reason=f"shared captures not found
 def flow_table(res):
     return {(f.l4, f.client, f.client_port, f.server, f.port, f.vlan):
             (f.packets, f.bytes, f.packets_to_server, f.bytes_to_server, f.first, f.last, f.app,
-             f.operations, f.client_mac, f.server_mac, f.capture, f.first_frame) for f in res.flows}
+             f.operations, f.client_mac, f.server_mac, f.capture, f.first_frame, f.tunnel) for f in res.flows}
 
 
 def observation_multiset(res):

@@ -143,10 +143,12 @@ class Asset(_Open):
 class Flow(_Strict):
     src: str
     dst: str
-    proto: str = Field(description="tcp, udp, icmp or icmpv6 (ICMP: one flow per request type, "
-                                   "src the requester, an answer's sender dst)")
+    proto: str = Field(description="tcp, udp, icmp, icmpv6 or igmp (ICMP: one flow per request type, "
+                                   "src the requester, an answer's sender dst; IGMP: one flow per message "
+                                   "type, src the sender, dst the group)")
     port: int | None = Field(None, description="the server port; for icmp / icmpv6 the request type "
-                                               "(8 / 128 echo, 3 / 1 unreachable, ...)")
+                                               "(8 / 128 echo, 3 / 1 unreachable, ...), for igmp the "
+                                               "message type")
     app: str | None = None
     vlan: int | None = None
     packets: int
@@ -154,6 +156,10 @@ class Flow(_Strict):
     operations: dict[str, int] = Field(default_factory=dict, description="operation category -> count")
     first: str | None = None
     last: str | None = None
+    tunnel: str | None = Field(None, description="the outermost tunnel the flow's packets were unwrapped "
+                                                 "from (gre, erspan, vxlan, geneve, teredo, ipv4-in-ip, "
+                                                 "ipv6-in-ip, pppoe, mpls; its first tunnelled packet's); "
+                                                 "null when none was")
 
 
 class Evidence(_Strict):

@@ -123,8 +123,11 @@ class Flow:
     capture: str = ""
     first_frame: int = 0
     operations: dict[str, int] = field(default_factory=dict)  # category -> count
+    tunnel: str | None = None  # outermost tunnel of its first tunnelled packet (layers.TUNNEL_KEYS); None: none
 
     def key(self) -> tuple:
+        # No tunnel: one conversation seen inside a tunnel and outside it (a mirror on both
+        # sides of a GRE router) is one flow, with the mark; the engine keys flows the same way.
         return (self.l4, self.client, self.server, self.port, self.vlan)
 
 

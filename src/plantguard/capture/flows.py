@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from plantguard.capture.columns import ip_text, mac_text
-from plantguard.capture.layers import L4_NAMES
+from plantguard.capture.layers import L4_NAMES, TUNNEL_KEYS
 from plantguard.model import Flow
 from plantguard.util.arrays import hash_keys  # noqa: F401 (the engine imports it from here)
 
@@ -81,7 +81,7 @@ class FlowTable:
         "packets": np.int64, "bytes": np.int64, "pts": np.int64, "bts": np.int64,
         "first": np.float64, "last": np.float64, "last_seq": np.int64, "cap_idx": np.int32,
         "first_frame": np.int64, "module": np.int16, "tries": np.int16, "cls_seq": np.int64,
-        "active": bool, "next_c": np.int64, "next_s": np.int64,
+        "active": bool, "next_c": np.int64, "next_s": np.int64, "tunnel": np.int8,
     }
 
     def __init__(self, max_flows: int = 1_000_000, known_tcp=None, known_udp=None):
@@ -189,6 +189,13 @@ class FlowTable:
         self.bts[slots] += np.add.reduceat(np.where(fc, wl, 0), st)
         self.last[slots] = ts[g.last]
         self.last_seq[slots] = seq[g.last]
+        # The tunnel is a mark, not part of the key: one conversation seen inside a tunnel and
+        # outside it (a mirror on both sides of a GRE router) is one flow, as in the reference.
+        if c.tunnel.any():
+            tr = np.flatnonzero(c.tunnel)
+            ts_, first = np.unique(slot[tr], return_index=True)
+            unset = self.tunnel[ts_] == 0
+            self.tunnel[ts_[unset]] = c.tunnel[tr[first[unset]]]
         return slot, from_client, g
 
     def _init_flows(self, rows, r, c, a_is_src, keys, hashes, ts, cap_idx, frames) -> None:
@@ -210,6 +217,7 @@ class FlowTable:
         self.cls_seq[rows] = NONE_SEQ
         self.next_c[rows] = -1
         self.next_s[rows] = -1
+        self.tunnel[rows] = 0
         self.active[rows] = True
         self.n_active += len(rows)
 
@@ -316,6 +324,11 @@ class FlowTable:
             f.first = min(f.first, vals[4][gi])
             f.last = max(f.last, vals[5][gi])
             bucket_of_group.append(f)
+        tun = self.tunnel[v]
+        for i in np.flatnonzero(tun).tolist():          # an aggregate keeps the first mark folded in
+            b = bucket_of_group[g.gid[i]]
+            if b.tunnel is None:
+                b.tunnel = TUNNEL_KEYS[int(tun[i])]
         if self.ops:
             gid = g.gid.tolist()
             for i, row in enumerate(v.tolist()):
@@ -352,9 +365,9 @@ class FlowTable:
         bps = (k0 >> np.uint64(48)).tolist()
         cols = [self.cols[n][rows].tolist() for n in (
             "k1", "k2", "k3", "k4", "client_is_a", "cmac", "smac", "packets", "bytes", "pts", "bts",
-            "first", "last", "cap_idx", "first_frame", "module")]
+            "first", "last", "cap_idx", "first_frame", "module", "tunnel")]
         for i, row in enumerate(rows.tolist()):
-            (ahi, alo, bhi, blo, cia, cmac, smac, pk, by, pts, bts, first, last, capi, ff, mod) = (
+            (ahi, alo, bhi, blo, cia, cmac, smac, pk, by, pts, bts, first, last, capi, ff, mod, tun) = (
                 c[i] for c in cols)
             a = ip_text(vers[i], ahi, alo)
             b = ip_text(vers[i], bhi, blo)
@@ -365,7 +378,7 @@ class FlowTable:
             f = Flow(L4_NAMES.get(l4s[i], str(l4s[i])), client, server, cport, sport,
                      None if vlans[i] == 0 else vlans[i] - 1, mac_text(cmac), mac_text(smac),
                      modules[mod].SPEC.name if mod >= 0 else None, pk, by, pts, bts, first, last,
-                     captures[capi], ff, dict(self.ops.get(row, {})))
+                     captures[capi], ff, dict(self.ops.get(row, {})), TUNNEL_KEYS.get(tun))
             out.append(f)
         return out
 

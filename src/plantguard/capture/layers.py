@@ -83,6 +83,9 @@ TUN_GRE, TUN_IPV4, TUN_IPV6, TUN_VXLAN, TUN_GENEVE, TUN_TEREDO, TUN_PPPOE, TUN_M
 TUNNEL_NAMES = {TUN_GRE: "GRE", TUN_IPV4: "IPv4-in-IP", TUN_IPV6: "IPv6-in-IP (6in4/4in6)",
                 TUN_VXLAN: "VXLAN", TUN_GENEVE: "Geneve", TUN_TEREDO: "Teredo",
                 TUN_PPPOE: "PPPoE session", TUN_MPLS: "MPLS", TUN_ERSPAN: "ERSPAN"}
+TUNNEL_KEYS = {TUN_GRE: "gre", TUN_IPV4: "ipv4-in-ip", TUN_IPV6: "ipv6-in-ip", TUN_VXLAN: "vxlan",
+               TUN_GENEVE: "geneve", TUN_TEREDO: "teredo", TUN_PPPOE: "pppoe", TUN_MPLS: "mpls",
+               TUN_ERSPAN: "erspan"}             # the flow's tunnel mark (model.Flow.tunnel)
 MAX_MPLS_LABELS = 8
 
 

@@ -10,8 +10,8 @@ from typing import Callable, Iterable, Iterator
 from plantguard.capture import formats
 from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.capture.deep import DeepTier, flow_key, orient
-from plantguard.capture.layers import (FRAGMENT_COUNTERS, Layers, Reassembler, adopt_link, decode_frame,
-                                       undecoded_kind, undecoded_notes)
+from plantguard.capture.layers import (FRAGMENT_COUNTERS, TUNNEL_KEYS, Layers, Reassembler, adopt_link,
+                                       decode_frame, undecoded_kind, undecoded_notes)
 from plantguard.model import AnalysisResult, Flow
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ def _account(flows: dict, deep: DeepTier, lay, cap: str, frame_no: int, ts: floa
         f.packets_to_server += 1
         f.bytes_to_server += wirelen
     f.last = ts
+    if f.tunnel is None and lay.tunnel:   # a mark, not part of the key (flows.FlowTable.assign)
+        f.tunnel = TUNNEL_KEYS[lay.tunnel]
     if f.app is None:
         fs = deep.flows.get(key)
         if fs is not None and fs.module is not None:
