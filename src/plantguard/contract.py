@@ -60,13 +60,15 @@ class Service(_Strict):
 class IdentitySource(_Strict):
     """Where one identity key of an asset came from."""
     via: str = Field(description="observation (the device stated it), derived (from another identity key), "
-                                 "fingerprint (concluded by a fingerprint) or site file")
+                                 "fingerprint (concluded by a fingerprint), inferred (from what the device did, "
+                                 "see reason) or site file")
     proto: str | None = Field(default=None, description="protocol of the observation that stated it (for a "
                                                         "derived key: that stated the key it came from)")
     capture: str | None = Field(default=None, description="capture of that observation")
     frame: int | None = Field(default=None, description="frame of that observation in its capture (1-based)")
     derived_from: str | None = Field(default=None, description="the identity key it was derived from")
     fingerprint: str | None = Field(default=None, description="the fingerprint that concluded it")
+    reason: str | None = Field(default=None, description="why it was inferred (via inferred)")
 
 
 class SeenValue(_Strict):
@@ -92,6 +94,35 @@ class SeenCertificate(_Strict):
     count: int = Field(description="times it was presented (repeats included)")
     proto: str | None = None
     port: int | None = Field(default=None, description="the server port it was presented on")
+    capture: str | None = Field(default=None, description="capture of its first sighting")
+    frame: int | None = Field(default=None, description="frame of its first sighting (1-based)")
+
+
+class SeenBacnetObject(_Strict):
+    """One named BACnet object (a point: analog-input 1 "Sensor_45312", ...) the device serves."""
+    type: str | None = Field(default=None, description="object type name (analog-input, binary-output, ...)")
+    instance: int | None = Field(default=None, description="object instance number")
+    name: str = Field(description="its object-name")
+    device_instance: int | None = Field(default=None, description="the device object holding it, when the "
+                                        "message says (I-Have)")
+    route: str | None = Field(default=None, description="'network N mac HEX' when the object is on a device "
+                              "behind this BACnet router (the asset is the router)")
+    count: int = Field(description="observations that named it (repeats included)")
+    proto: str | None = None
+    capture: str | None = Field(default=None, description="capture of its first sighting")
+    frame: int | None = Field(default=None, description="frame of its first sighting (1-based)")
+
+
+class SeenOpcuaApplication(_Strict):
+    """One OPC UA application (its ApplicationDescription) seen at the asset's address."""
+    application_uri: str | None = None
+    product_uri: str | None = None
+    name: str | None = Field(default=None, description="application name")
+    role: str = Field(description="server (offered endpoints, or spoke from a service port) or client "
+                      "(CreateSession)")
+    port: int | None = Field(default=None, description="the server's port (null for a client)")
+    count: int = Field(description="observations that carried it (repeats included)")
+    proto: str | None = None
     capture: str | None = Field(default=None, description="capture of its first sighting")
     frame: int | None = Field(default=None, description="frame of its first sighting (1-based)")
 
@@ -127,8 +158,15 @@ class Asset(_Open):
                                         "the asset by" + _SEEN)
     opcua_endpoints: list[SeenValue] = Field(default_factory=list, description="every OPC UA endpoint URL the "
                                              "asset offered or was asked for" + _SEEN)
+    bacnet_objects: list[SeenBacnetObject] = Field(
+        default_factory=list, description="every named BACnet object (point) the device served: object-name "
+        "of non-device objects in ReadProperty / ReadPropertyMultiple ACKs, and I-Have (at most 256 "
+        "distinct, each with its count; distinct_values has how many there were)")
+    opcua_applications: list[SeenOpcuaApplication] = Field(
+        default_factory=list, description="every distinct OPC UA application at the asset's address, client "
+        "or server (identity keeps the first ApplicationUri / ProductUri only)" + _SEEN)
     distinct_values: dict[str, int] = Field(default_factory=dict, description="per list above that is not "
-                                            "empty: how many distinct values were seen (also past the 16 kept)")
+                                            "empty: how many distinct values were seen (also past the ones kept)")
     hostnames: list[str] = Field(default_factory=list)
     ips: list[str] = Field(default_factory=list)
     macs: list[str] = Field(default_factory=list)

@@ -78,6 +78,11 @@ class Identity(TypedDict, total=False):
     mqtt_client_id: Annotated[Text, "MQTT client id the client connected with (CONNECT)"]
     mqtt_user: Annotated[Text, "MQTT user name the client logged in with (CONNECT; never the password)"]
     route: Annotated[Text, "a module reached through the device (e.g. a CIP backplane path)"]
+    bacnet_route: Annotated[Text, "the device is behind a BACnet router: its network and MAC (NPDU source "
+                                  "network and address, 'network N mac HEX'); the packet's IP is the router's"]
+    objects: Annotated[list | None, "BACnet objects the device named (ReadProperty / ReadPropertyMultiple ACKs "
+                                    "of object-name on non-device objects, I-Have): {type, instance, name[, "
+                                    "device_instance]}"]
 
 
 class Service(TypedDict, total=False):
@@ -104,6 +109,8 @@ class Operation(TypedDict, total=False):
     host: Annotated[Text, "HTTP Host header"]
     uri: Annotated[Text, "HTTP request URI"]
     version: Annotated[Text, "HTTP version"]
+    name_of_station: Annotated[Text, "PROFINET DCP: the NameOfStation an Identify asks for (a search, or a "
+                                     "station checking that its own name is unique) or a Set assigns to dst"]
 
 
 class Credential(TypedDict, total=False):
@@ -225,7 +232,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("hostname", Hostname, "the named host (DHCP clients by MAC)", ("inventory.build",)),
     Kind("address", Address, "an IP <-> MAC binding", ("inventory.build",)),
     Kind("topic", Topic, "the MQTT client", ("checks.crypto",)),
-    Kind("error", Error, "the side that answered with an error", ()),   # evidence only, for now
+    Kind("error", Error, "the side that answered with an error", ("inventory.build",)),
     Kind("role", Role, "the host the protocol gives a role", ("inventory.build",)),
 )}
 

@@ -7,18 +7,23 @@ from typing import Any
 
 SEEN_CAP = 16              # distinct values a list below keeps per asset, with their counts
 SEEN_DISTINCT_CAP = 4096   # distinct values past the cap still counted (by hash) per list
-# The bounded, counted lists of an asset: what it said or was reached by, every distinct value.
+BACNET_OBJECTS_CAP = 256   # BACnet objects (type, instance, name) kept per asset
+# The bounded, counted lists of an asset: what it said or was reached by, every distinct value;
+# bacnet_objects: the named objects (points) a BACnet device serves; opcua_applications: every
+# distinct OPC UA application (client or server) seen at the address.
 SEEN_LISTS = ("user_agents", "banners", "tls_server_names", "certificates", "mqtt_client_ids",
-              "http_hosts", "opcua_endpoints")
+              "http_hosts", "opcua_endpoints", "bacnet_objects", "opcua_applications")
+SEEN_CAPS = {"bacnet_objects": BACNET_OBJECTS_CAP}   # lists kept longer than SEEN_CAP
 
 
 class Tally:
-    """Distinct values seen, bounded: the first SEEN_CAP are kept, each with how often it was
-    seen (observations, repeats included) and where first; later distinct values are only
-    counted (`distinct`)."""
-    __slots__ = ("items", "overflow")
+    """Distinct values seen, bounded: the first `cap` (SEEN_CAP unless told) are kept, each with
+    how often it was seen (observations, repeats included) and where first; later distinct
+    values are only counted (`distinct`)."""
+    __slots__ = ("cap", "items", "overflow")
 
-    def __init__(self):
+    def __init__(self, cap: int = SEEN_CAP):
+        self.cap = cap
         self.items: dict[Hashable, dict[str, Any]] = {}
         self.overflow: set[int] = set()
 
@@ -26,7 +31,7 @@ class Tally:
         kept = self.items.get(key)
         if kept is not None:
             kept["count"] += count
-        elif len(self.items) < SEEN_CAP:
+        elif len(self.items) < self.cap:
             self.items[key] = {**entry, "count": count}
         elif len(self.overflow) < SEEN_DISTINCT_CAP:
             self.overflow.add(hash(key))
@@ -74,7 +79,8 @@ class Asset:
     # frame), "fingerprint" (with "fingerprint") or "site file" otherwise
     identity_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     hostnames: set[str] = field(default_factory=set)
-    seen: dict[str, Tally] = field(default_factory=lambda: {name: Tally() for name in SEEN_LISTS})
+    seen: dict[str, Tally] = field(default_factory=lambda: {name: Tally(SEEN_CAPS.get(name, SEEN_CAP))
+                                                            for name in SEEN_LISTS})
     peers: set[str] = field(default_factory=set)
     first_seen: float | None = None
     last_seen: float | None = None

@@ -14,7 +14,10 @@
   apart, keeps its VLAN unknown (and a note says so);
 - one MAC with a few addresses (DHCP renumbering) is one device with several addresses;
 - layer-2-only devices (PROFINET DCP, LLDP, CDP) join the IP device with the same MAC or with the
-  address they announce, else stand alone keyed by MAC;
+  address they announce, else stand alone keyed by MAC; a PROFINET station that only ever asks
+  for one NameOfStation (DCP Identify), which nobody else answers to, is named by it (its
+  own-name uniqueness check; identity_sources says "inferred"), a searched-for name is not; a
+  station a DCP Set names, and that refused no Set, is named by it (also "inferred");
 - a public address is zone "internet" unless a network the site file declares holds it: never
   a zone by its VLAN, never an OT zone inferred from where it was seen;
 - what the site file declares of a device (`assets:`) is kept with it (`declared`); its declared
@@ -86,6 +89,10 @@ class _Builder:
         self.client_ports: dict[str, set] = defaultdict(set)   # (l4, port) each device connected to
         self.server_apps: dict[str, set] = defaultdict(set)
         self.hints: dict[str, list] = defaultdict(list)
+        self.dcp_asked: dict[str, dict] = defaultdict(dict)     # MAC -> NameOfStation it asked for -> obs
+        self.dcp_named: dict[str, set] = defaultdict(set)       # NameOfStation -> MACs that answer to it
+        self.dcp_set: dict[str, tuple] = {}                     # MAC -> (NameOfStation a DCP Set gave it, obs)
+        self.dcp_refused: set[str] = set()                      # MACs that refused a DCP Set
         self.notes: list[str] = []
         self.book = AddressBook(result, site, self.hints, self.notes)
         self.assets = self.book.assets          # key (ip or mac) -> Asset
@@ -159,6 +166,8 @@ class _Builder:
 
     def _on_identity(self, a: Asset, o) -> None:
         record_identity(a, o)
+        if o.proto == "profinet" and o.data.get("name") and o.subject_mac:
+            self.dcp_named[str(o.data["name"])].add(o.subject_mac)
         if o.data.get("role_hint"):
             self.hints[a.key].append((o.data["role_hint"], f"{o.proto} says {o.data['role_hint']}"))
 
@@ -188,6 +197,13 @@ class _Builder:
 
     def _on_operation(self, a: Asset, o) -> None:
         """An HTTP request names the server it asks by its Host header (a is the client)."""
+        asked = o.data.get("name_of_station")
+        if asked and o.proto == "profinet" and o.data.get("code") == "dcp-identify" and o.src_mac \
+                and len(self.dcp_asked[o.src_mac]) < 8:
+            self.dcp_asked[o.src_mac].setdefault(str(asked), o)
+        if asked and o.proto == "profinet" and o.data.get("code") == "dcp-set" and o.dst_mac \
+                and len(self.dcp_set) < 4096:
+            self.dcp_set[o.dst_mac] = (str(asked), o)      # the last name given is the one it has
         host = o.data.get("host")
         if host and o.proto == "http":
             server = self.by_ip.get(o.dst) if o.dst else None
@@ -205,9 +221,15 @@ class _Builder:
     def _on_certificate(self, a: Asset, o) -> None:
         record_certificate(a, o)
 
+    def _on_error(self, a: Asset, o) -> None:
+        """A station that refused a DCP Set keeps no name from a Set."""
+        if o.proto == "profinet" and str(o.data.get("name") or "").startswith("DCP Set refused") and o.src_mac:
+            self.dcp_refused.add(o.src_mac)
+
     _OBSERVATION_HANDLERS: ClassVar[dict[str, Callable]] = {
         "identity": _on_identity, "service": _on_service, "hostname": _on_hostname, "role": _on_role,
-        "operation": _on_operation, "session": _on_session, "tls": _on_tls, "certificate": _on_certificate}
+        "operation": _on_operation, "session": _on_session, "tls": _on_tls, "certificate": _on_certificate,
+        "error": _on_error}
 
     # -- derived ---------------------------------------------------------------------------
     def merge_switch_ports(self) -> None:
@@ -238,7 +260,49 @@ class _Builder:
                 self.by_mac[mac] = first
             del self.assets[key]
 
+    def name_by_dcp_set(self) -> None:
+        """A station a DCP Set named (NameOfStation block), and that did not refuse a Set, is
+        called that name, unless it announced one itself (the first statement wins)."""
+        for mac, (name, o) in self.dcp_set.items():
+            if mac in self.dcp_refused:
+                continue
+            a = self.book.asset_for(None, mac)
+            if a is None or a.identity.get("name"):
+                continue
+            a.identity["name"] = name
+            a.identity_sources["name"] = {
+                "via": "inferred", "proto": o.proto, "capture": o.capture, "frame": o.frame,
+                "reason": "assigned by a DCP Set the station did not refuse"}
+            srcs = a.identity.setdefault("sources", [])
+            if o.proto not in srcs:
+                srcs.append(o.proto)
+
+    def name_by_own_search(self) -> None:
+        """A PROFINET station checks that its NameOfStation is unique by asking for it (DCP
+        Identify filtered on its own name, every minute on SCALANCE switches): a MAC that only
+        ever asks for one name, which no other station answers to, is taken to be called that,
+        unless it already has a name or acts as an IO controller / supervisor (who search for
+        the names of their devices). A MAC asking for several names is searching: none is its."""
+        for mac, asked in self.dcp_asked.items():
+            if len(asked) != 1:
+                continue
+            (name, o), = asked.items()
+            a = self.by_mac.get(mac)
+            if a is None or a.identity.get("name") or self.dcp_named.get(name, set()) - {mac}:
+                continue
+            if any(role in ("io-controller", "io-supervisor") for role, _ in self.hints[a.key]):
+                continue
+            a.identity["name"] = name
+            a.identity_sources["name"] = {
+                "via": "inferred", "proto": o.proto, "capture": o.capture, "frame": o.frame,
+                "reason": "the only NameOfStation this station asks for in DCP Identify (its own-name check)"}
+            srcs = a.identity.setdefault("sources", [])
+            if o.proto not in srcs:
+                srcs.append(o.proto)
+
     def finish(self) -> list[Asset]:
+        self.name_by_dcp_set()
+        self.name_by_own_search()
         self.merge_switch_ports()
         out = []
         controllers = set()

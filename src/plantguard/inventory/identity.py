@@ -8,7 +8,11 @@ inventory/build.py):
 - besides the first value of each identity key, an asset keeps every distinct User-Agent it sent,
   server banner it gave, TLS server name it was asked for and certificate it presented, MQTT
   client id it connected with, HTTP Host name and OPC UA endpoint URL it was reached by: up to
-  SEEN_CAP of each with how often and where first (`Asset.seen`, `tally`)."""
+  SEEN_CAP of each with how often and where first (`Asset.seen`, `tally`); likewise every
+  distinct OPC UA application (URI, product URI, name, client / server and port) at its
+  address, and the named BACnet objects it serves (up to BACNET_OBJECTS_CAP);
+- what a BACnet router forwarded from a device behind it is that device's identity, kept in the
+  router's identity["remote_devices"] (one entry per network and MAC), not the router's own."""
 from __future__ import annotations
 
 from plantguard.inventory.asset import Asset
@@ -16,6 +20,9 @@ from plantguard.knowledge.families import identity_family
 
 # identity keys that say how the identity was put together, not what the device is
 META_KEYS = frozenset({"sources", "fingerprints", "field_sources"})
+# identity keys of an observation that are lists kept elsewhere (Asset.seen), not identity values
+LISTED_KEYS = frozenset({"objects"})
+MAX_REMOTE_DEVICES = 64    # devices behind a BACnet router kept per router
 
 
 def merge_identity(a: Asset, proto: str, data: dict, obs=None) -> None:
@@ -32,7 +39,7 @@ def merge_identity(a: Asset, proto: str, data: dict, obs=None) -> None:
             a.identity_sources.setdefault("modules", stated(proto, obs))
         return
     for key, val in data.items():
-        if key == "role_hint" or key in META_KEYS or val in (None, "", [], {}):
+        if key == "role_hint" or key in META_KEYS or key in LISTED_KEYS or val in (None, "", [], {}):
             continue
         if key not in a.identity:
             a.identity[key] = val
@@ -119,10 +126,19 @@ def name_from_site(a: Asset) -> None:
 
 
 def record_identity(a: Asset, o) -> None:
-    """An identity observation: its keys merged into the asset's identity, and the User-Agent,
-    MQTT client id and OPC UA endpoints it gave tallied."""
-    merge_identity(a, o.proto, o.data, o)
+    """An identity observation: its keys merged into the asset's identity (or, for a device
+    behind a BACnet router, into the router's list of remote devices), and the User-Agent, MQTT
+    client id, OPC UA endpoints and application, and BACnet objects it gave tallied."""
     d = o.data
+    if d.get("bacnet_route"):
+        record_remote_device(a, o)
+    elif any(k not in LISTED_KEYS for k in d):
+        merge_identity(a, o.proto, d, o)
+    for obj in d.get("objects") or ():
+        if isinstance(obj, dict) and obj.get("name"):
+            record_object(a, obj, o, d.get("bacnet_route"))
+    if o.proto == "opcua" and (d.get("application_uri") or d.get("product_uri")):
+        record_application(a, o)
     if d.get("user_agent"):
         tally(a, "user_agents", str(d["user_agent"]), o)
     if d.get("mqtt_client_id"):
@@ -130,6 +146,50 @@ def record_identity(a: Asset, o) -> None:
     for ep in d.get("endpoints") or ():
         if isinstance(ep, dict) and ep.get("url"):
             tally(a, "opcua_endpoints", str(ep["url"]), o, port=o.subject_port or None)
+
+
+def record_remote_device(a: Asset, o) -> None:
+    """What a BACnet router forwarded from a device behind it (NPDU source network and
+    address): that device's identity, one entry per route in the router's
+    identity["remote_devices"] (first value per key wins there too; MAX_REMOTE_DEVICES at most,
+    the others counted in identity["remote_devices_dropped"]). The router keeps its own identity."""
+    route = o.data["bacnet_route"]
+    devices = a.identity.setdefault("remote_devices", [])
+    entry = next((e for e in devices if e.get("bacnet_route") == route), None)
+    if entry is None:
+        if len(devices) >= MAX_REMOTE_DEVICES:
+            a.identity["remote_devices_dropped"] = a.identity.get("remote_devices_dropped", 0) + 1
+            return
+        entry = {"bacnet_route": route}
+        devices.append(entry)
+        a.identity_sources.setdefault("remote_devices", stated(o.proto, o))
+    for key, val in o.data.items():
+        if key in ("role_hint", "objects") or key in META_KEYS or val in (None, "", [], {}):
+            continue
+        entry.setdefault(key, val)
+
+
+def record_object(a: Asset, obj: dict, o, route: str | None = None) -> None:
+    """A named BACnet object (point) the device serves, in its bounded list (BACNET_OBJECTS_CAP,
+    the rest counted in distinct_values)."""
+    entry = {k: obj.get(k) for k in ("type", "instance", "name", "device_instance")}
+    entry.update(route=route, proto=o.proto, capture=o.capture, frame=o.frame)
+    a.seen["bacnet_objects"].add((route, obj.get("type"), obj.get("instance"), obj.get("name")), entry, o.count)
+
+
+def record_application(a: Asset, o) -> None:
+    """An OPC UA application (ApplicationDescription) at the asset's address: a server (it offered
+    endpoints, or it spoke from one of the asset's service ports; with that port) or a client
+    (CreateSession). Several applications can share one address (client and server on one host,
+    two servers on two ports): each is kept, while identity keeps the first value per key."""
+    d = o.data
+    server = bool(d.get("endpoints")) or (o.l4, o.subject_port) in a.services
+    port = o.subject_port or None if server else None
+    entry = {"application_uri": d.get("application_uri"), "product_uri": d.get("product_uri"),
+             "name": d.get("product"), "role": "server" if server else "client", "port": port,
+             "proto": o.proto, "capture": o.capture, "frame": o.frame}
+    key = (entry["application_uri"], entry["product_uri"], entry["name"], entry["role"], port)
+    a.seen["opcua_applications"].add(key, entry, o.count)
 
 
 def record_certificate(a: Asset, o) -> None:

@@ -10,11 +10,13 @@ IO-CM: the 80-byte connectionless DCE/RPC header (packet type, flags, data repre
 object / interface / activity UUIDs, sequence and operation numbers, fragments), then the
 PNIO body: NDR array header and PROFINET blocks (always big-endian).
 
-Observations: identity (DCP responses and Hello: name, product = DeviceVendorValue, vendor_id,
-device_id, role_hint, ip/netmask/gateway; IO-CM: vendor and device id of the RPC target from its
-object UUID, the controller's station name and ids from Connect; I&M0 records: order number,
-serial, hardware and software revision), address (DCP IP <-> MAC), role (io-controller /
-io-device / io-supervisor), operation (DCP Identify / Set, IO-CM Connect / Read / Write /
+Observations: identity (DCP Identify and Get responses and Hello: name, product =
+DeviceVendorValue, vendor_id, device_id, role_hint, ip/netmask/gateway; IO-CM: vendor and device
+id of the RPC target from its object UUID, the controller's station name and ids from Connect;
+I&M0 records: order number, serial, hardware and software revision), address (DCP IP <-> MAC),
+role (io-controller / io-device / io-supervisor), operation (DCP Identify, with the
+NameOfStation it asks for, and Set, with the NameOfStation it assigns: `name_of_station`; the
+inventory names stations from them, see inventory/build.py; IO-CM Connect / Read / Write /
 Control / Release), error (refusals) and service for the RPC server side.
 """
 from __future__ import annotations
@@ -120,17 +122,30 @@ def _decode_dcp(pkt: Packet) -> list[Observation]:
     if msg.service in ("Identify", "Hello") and (msg.response or msg.service == "Hello"):
         return _dcp_announcement(pkt, msg, f)
     if msg.response:
-        return _dcp_refusal(pkt, msg) if msg.service in ("Set", "Get") else []
+        if msg.service == "Get":
+            return _dcp_refusal(pkt, msg) or _dcp_get_answer(pkt, msg, f)
+        if msg.service == "Set":
+            return _dcp_refusal(pkt, msg)
+        return []
     if msg.service == "Identify":
         what = "All" if f.get("all") else (f'NameOfStation="{f["name"]}"' if "name" in f else "filtered")
+        extra = {"name_of_station": f["name"]} if f.get("name") and not f.get("all") else {}
         return [pkt.observe("operation", NAME, category="diagnostic", code="dcp-identify",
-                            name="DCP Identify", detail=f"DCP Identify {what}, xid 0x{msg.xid:x}")]
+                            name="DCP Identify", detail=f"DCP Identify {what}, xid 0x{msg.xid:x}", **extra)]
     if msg.service == "Set":
         return [_dcp_set(pkt, msg, f)]
     if msg.service == "Get":
         return [pkt.observe("operation", NAME, category="diagnostic", code="dcp-get", name="DCP Get",
                             detail=f"DCP Get, xid 0x{msg.xid:x}")]
     return []
+
+
+def _dcp_get_answer(pkt: Packet, msg: DcpMessage, f: dict) -> list[Observation]:
+    """A Get response: the station's own blocks (name, vendor value, ids, IP)."""
+    if msg.status != 1:
+        return []
+    data = _dcp_identity(f, f.get("roles") or [])
+    return [pkt.observe("identity", NAME, subject="src", **data)] if data else []
 
 
 def _dcp_announcement(pkt: Packet, msg: DcpMessage, f: dict) -> list[Observation]:
@@ -188,7 +203,9 @@ def _dcp_set(pkt: Packet, msg: DcpMessage, f: dict) -> Observation:
     if controls and not ("ip" in f or "name" in f) and all(c.startswith("signal") for c in controls):
         category = "diagnostic"           # only "flash the LED"
     detail = "DCP Set " + (", ".join(parts) if parts else "(no settable block)")
-    return pkt.observe("operation", NAME, category=category, code="dcp-set", name="DCP Set", detail=detail)
+    extra = {"name_of_station": f["name"]} if f.get("name") else {}
+    return pkt.observe("operation", NAME, category=category, code="dcp-set", name="DCP Set", detail=detail,
+                       **extra)
 
 
 # --- IO-CM over DCE/RPC ---------------------------------------------------------------------

@@ -7,7 +7,10 @@ segment ACKs, error / reject / abort). Service parameters are BACnet tagged valu
 
 Observations: identity from I-Am (device instance, vendor id and name, max APDU, segmentation)
 and from the device object's properties in ReadProperty / ReadPropertyMultiple ACKs (vendor,
-model, firmware, application software, name); operation per request (category by service);
+model, firmware, application software, name), with the names of the other objects those ACKs
+and I-Have give (`objects`: type, instance, name); what a BACnet router forwarded from a device
+behind it (NPDU source network and address) says so (`bacnet_route`), as it describes that
+device, not the router; operation per request (category by service);
 credential for the clear-text password of DeviceCommunicationControl / ReinitializeDevice with
 the reply's verdict; error for Error / Reject / Abort PDUs; service for the answering device.
 
@@ -29,6 +32,7 @@ from plantguard.protocols.bacnet.names import (
     DEVICE,
     IDENTITY_PROPERTIES,
     NPDU_FUNCTIONS,
+    OBJECT_NAME,
     UNCONFIRMED,
     name_of,
     vendor_names,
@@ -99,7 +103,9 @@ def decode(pkt: Packet) -> list[Observation]:
                     "max_apdu": i["max_apdu"], "segmentation": i["segmentation"]}
             if vendor:
                 data["vendor"] = vendor
-            out.append(pkt.observe("identity", NAME, subject="src", **data))
+            out.append(pkt.observe("identity", NAME, subject="src", **_routed(msg, data)))
+        if msg.i_have and msg.i_have.get("name") and msg.i_have.get("object"):
+            out.append(_i_have(pkt, msg))
     elif ptype in ("SIMPLE_ACK", "COMPLEX_ACK", "ERROR_PDU", "REJECT_PDU", "ABORT_PDU"):
         if ptype != "ABORT_PDU" or not pkt.from_client:
             out.extend(_server(pkt))
@@ -189,9 +195,37 @@ def describe(msg: Message) -> str:
     return " ".join(parts)
 
 
+def _routed(msg: Message, data: dict) -> dict:
+    """A message a BACnet router forwarded (NPDU source network and address) comes from a
+    device behind it, not from the router whose IP address the packet carries: say which."""
+    if msg.source_network is not None and data:
+        data["bacnet_route"] = f"network {msg.source_network} mac {msg.source_address or '-'}"
+    return data
+
+
+def _object(otype: int, instance: int, name: str, device_instance: int | None = None) -> dict:
+    entry = {"type": name_of("object_type", otype), "instance": instance, "name": name}
+    if device_instance is not None:
+        entry["device_instance"] = device_instance
+    return entry
+
+
+def _i_have(pkt: Packet, msg: Message) -> Observation:
+    """I-Have: the sender holds that object, with that name (the answer to a Who-Has)."""
+    i = msg.i_have
+    dev, (otype, inst) = i.get("device"), i["object"]
+    obj = _object(otype, inst, i["name"].strip(), dev[1] if dev else None)
+    return pkt.observe("identity", NAME, subject="src", **_routed(msg, {"objects": [obj]}))
+
+
 def _device_identity(pkt: Packet, msg: Message) -> list[Observation]:
     data: dict = {}
+    objects: list[dict] = []
     for ref in msg.properties:
+        if ref.object_type != DEVICE and ref.property == OBJECT_NAME and not ref.error \
+                and isinstance(ref.value, str) and ref.value.strip():
+            objects.append(_object(ref.object_type, ref.instance, ref.value.strip()))
+            continue
         if ref.object_type != DEVICE or ref.error or not ref.values:
             continue
         key = IDENTITY_PROPERTIES.get(ref.property)
@@ -206,9 +240,11 @@ def _device_identity(pkt: Packet, msg: Message) -> list[Observation]:
         data[key] = v
         if key == "model":
             data.setdefault("product", v)
+    if objects:
+        data["objects"] = objects
     if not data:
         return []
-    return [pkt.observe("identity", NAME, subject="src", **data)]
+    return [pkt.observe("identity", NAME, subject="src", **_routed(msg, data))]
 
 
 SPEC = ProtocolSpec(

@@ -61,6 +61,8 @@ class Message:
     device_state: str | None = None     # DCC enable/disable, reinitialize state
     time_duration: int | None = None
     password: str | None = None
+    source_network: int | None = None   # NPDU SNET: the sender is on that network, behind a router
+    source_address: str | None = None   # NPDU SADR (hex): its MAC address on that network
     apdu: bytes = b""
 
 
@@ -88,6 +90,8 @@ def parse(payload: bytes) -> Message:
     if control & 0x08:                               # source network, address
         if off + 3 > len(b):
             raise Malformed("short SNET")
+        msg.source_network = (b[off] << 8) | b[off + 1]
+        msg.source_address = bytes(b[off + 3:off + 3 + b[off + 2]]).hex()
         off += 3 + b[off + 2]
     if control & 0x20:
         off += 1                                     # hop count
@@ -315,7 +319,7 @@ def reassemble(state: dict, src, msg: Message) -> Message | None:
     if not (msg.pdu_type == "COMPLEX_ACK" and msg.segmented):
         return msg
     segs = state.setdefault("segments", {})
-    key = (src, msg.invoke_id)
+    key = (src, msg.source_network, msg.source_address, msg.invoke_id)
     a = msg.apdu
     body = a[5:]                                     # type, invoke, seq, window, service
     if msg.segment_seq == 0 or key not in segs:
@@ -332,6 +336,7 @@ def reassemble(state: dict, src, msg: Message) -> Message | None:
         return None
     whole = bytes(segs.pop(key))
     done = Message(msg.bvlc_function, pdu_type="COMPLEX_ACK", service=msg.service,
-                   service_code=msg.service_code, invoke_id=msg.invoke_id, segmented=True)
+                   service_code=msg.service_code, invoke_id=msg.invoke_id, segmented=True,
+                   source_network=msg.source_network, source_address=msg.source_address)
     _complex_ack(done, whole, 0)
     return done

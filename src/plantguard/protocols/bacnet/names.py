@@ -60,6 +60,7 @@ REINIT_STATES = {0: "coldstart", 1: "warmstart", 2: "start-backup", 3: "end-back
 MAX_APDU = {0: 50, 1: 128, 2: 206, 3: 480, 4: 1024, 5: 1476}
 
 DEVICE = 8
+OBJECT_NAME = 77          # the object-name property
 # Device-object property -> identity key
 IDENTITY_PROPERTIES = {121: "vendor", 70: "model", 44: "firmware", 12: "software", 77: "name",
                        28: "description", 120: "vendor_id", 372: "serial", 58: "location"}
