@@ -179,3 +179,99 @@ def test_connect_user_name_kept_password_never():
     assert "public" not in repr([o.data for o in obs if o.kind == "identity"])
     obs = _run([(True, _connect(user=None, password=None))])
     assert [o.data for o in obs if o.kind == "identity"] == [{"mqtt_client_id": "sensor-17"}]
+
+
+# --- operations: what the client asks the broker ----------------------------------------------
+
+# Every capture of the shared corpus in which tshark finds MQTT (tshark -r F -Y mqtt).
+MQTT_CAPTURES = [PCAP]
+
+
+def test_operations_towards_the_broker_match_tshark():
+    """(flow, msgtype) of every control packet sent to the broker (tshark: tcp.dstport is the
+    broker's port), per packet from the deep tier and as a set after folding from the engine;
+    the flows' operation totals count them all."""
+    need_tshark()
+    for rel in MQTT_CAPTURES:
+        path = shared_path(rel)
+        rows = tshark_fields(path, "mqtt", ["ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "mqtt.msgtype"])
+        want = Counter((r["ip.src"][0], int(r["tcp.srcport"][0]), r["ip.dst"][0], int(r["tcp.dstport"][0]), int(t))
+                       for r in rows if int(r["tcp.dstport"][0]) == 1883 for t in r["mqtt.msgtype"])
+        assert want and {k[4] for k in want} >= {1, 3, 8, 12, 14}
+        ops = [o for o in deep_observations(path) if o.kind == "operation" and o.proto == "mqtt"]
+        assert Counter((o.src, o.sport, o.dst, o.dport, o.data["code"]) for o in ops) == want
+        res = analyze_shared(rel)
+        folded = {(o.src, o.dst, o.dport, o.data["code"]) for o in res.observations
+                  if o.kind == "operation" and o.proto == "mqtt"}
+        assert folded == {(a, b, p, t) for a, _sp, b, p, t in want}
+        per_flow = Counter()
+        for (a, sp, b, p, _t), n in want.items():
+            per_flow[(a, sp, b, p)] += n
+        assert {(f.client, f.client_port, f.server, f.port): sum(f.operations.values())
+                for f in res.flows if f.app == "mqtt"} == per_flow
+
+
+def test_operation_names_categories_and_topics():
+    obs = deep_observations(shared_path(PCAP))
+    ops = {(o.data["code"], o.data["name"], o.data["category"], o.data["detail"])
+           for o in obs if o.kind == "operation" and o.proto == "mqtt"}
+    assert ops == {(1, "Connect", "other", None), (3, "Publish", "write", "SampleTopic"),
+                   (8, "Subscribe", "read", "SampleTopic"), (12, "Ping Request", "other", None),
+                   (14, "Disconnect", "other", None)}
+    # the broker's PUBLISHes (frames 5 and 11) deliver to the client: no operation
+    assert not [o for o in obs if o.kind == "operation" and o.sport == 1883]
+
+
+def test_every_client_request_type_and_none_from_the_broker():
+    sub = _pkt(8, b"\x00\x01\x00" + _s(b"line1/#") + b"\x00" + _s(b"line2/+") + b"\x01", flags=2)   # v5: properties
+    unsub = _pkt(10, b"\x00\x02\x00" + _s(b"line1/#"), flags=2)
+    obs = _run([(True, _connect(level=5, user=None, password=None)), (False, _pkt(2, b"\x00\x00\x00")),
+                (True, _pkt(15, b"\x18\x00")), (True, sub), (False, _pkt(9, b"\x00\x01\x00\x00\x01")),
+                (True, _pkt(3, _s(b"line1/temp") + b"\x00" + b"21.5")), (True, unsub), (True, _pkt(12, b"")),
+                (False, _pkt(13, b"")), (False, _pkt(3, _s(b"cmd/line1") + b"\x00" + b"stop")),
+                (False, _pkt(15, b"\x18\x00")), (True, _pkt(14, b"\x00\x00"))])
+    ops = [(o.src, o.data["code"], o.data["name"], o.data["category"], o.data["detail"])
+           for o in obs if o.kind == "operation"]
+    assert ops == [("10.0.0.5", 1, "Connect", "other", None),
+                   ("10.0.0.5", 15, "Authentication Exchange", "auth", None),
+                   ("10.0.0.5", 8, "Subscribe", "read", "line1/#,line2/+"),
+                   ("10.0.0.5", 3, "Publish", "write", "line1/temp"),
+                   ("10.0.0.5", 10, "Unsubscribe", "read", None),
+                   ("10.0.0.5", 12, "Ping Request", "other", None),
+                   ("10.0.0.5", 14, "Disconnect", "other", None)]
+    from plantguard.model import OP_CATEGORIES
+    assert all(o.data["category"] in OP_CATEGORIES for o in obs if o.kind == "operation")
+
+
+def test_operation_detail_is_bounded_and_a_bad_topic_gives_none():
+    long_topic = b"plant/" + b"x" * 5000
+    obs = _run([(True, _connect(user=None, password=None)), (True, _pkt(3, _s(long_topic) + b"1")),
+                (True, _pkt(3, b"\x00"))])
+    details = [o.data["detail"] for o in obs if o.kind == "operation" and o.data["code"] == 3]
+    assert len(details) == 2 and len(details[0]) == mqtt.MAX_DETAIL and details[1] is None
+
+
+def test_operations_are_counted_under_routine_replay(tmp_path):
+    """Hundreds of PINGREQs and small PUBLISHes with the same bytes (routine: replayed by the
+    engine), the broker publishing the same bytes back: the engine, also in chunks of 13
+    records, counts what the reference counts, and that is one operation per client packet."""
+    from support.packets import tcp_conversation_pcap
+    from test_engine_equivalence import assert_equivalent
+
+    from plantguard.capture.engine import analyze
+    from plantguard.capture.reference import analyze_reference
+    pub = _pkt(3, _s(b"l1/t") + b"21.5")
+    exchanges = [(True, _connect(user=None, password=None)), (False, _pkt(2, b"\x00\x00"))]
+    for _ in range(300):
+        exchanges += [(True, _pkt(12, b"")), (False, _pkt(13, b"")), (True, pub), (False, pub)]
+    exchanges.append((True, _pkt(14, b"")))
+    p = tmp_path / "mqtt-routine.pcap"
+    p.write_bytes(tcp_conversation_pcap("10.0.0.5", "10.0.0.9", 1883, exchanges))
+    ref = analyze_reference([p])
+    got = analyze([p])
+    assert_equivalent(ref, got)
+    assert_equivalent(ref, analyze([p], chunk_records=13))
+    (flow,) = [f for f in got.flows if f.app == "mqtt"]
+    assert flow.operations == {"other": 302, "write": 300}
+    counts = {o.data["code"]: o.count for o in got.observations if o.kind == "operation"}
+    assert counts == {1: 1, 3: 300, 12: 300, 14: 1}

@@ -93,14 +93,14 @@ def test_operations_through_the_pipeline():
             if r[4] == "Request" and r[10] == 0:
                 want[(r[0], r[2], r[5])] += 1
         for o in deep_observations(shared_path(f"pcaps/icsnpp-profinet-io-cm/{pcap}")):
-            if o.kind == "operation" and o.l4 == "udp":
+            if o.kind == "operation" and o.l4 == "udp" and o.proto == "profinet":   # not NBNS
                 got[(o.src, o.dst, o.data["name"])] += 1
                 assert f"seq=" in o.data["detail"] and "object=" in o.data["detail"]
     assert ratio(sum((want & got).values()), sum(want.values())) >= 0.99
     assert sum(got.values()) == sum(want.values())
     cats = {}
     for o in deep_observations(shared_path("pcaps/icsnpp-profinet-io-cm/profinet_io_cm_mixed_2.pcapng")):
-        if o.kind == "operation" and o.l4 == "udp":
+        if o.kind == "operation" and o.l4 == "udp" and o.proto == "profinet":
             cats[(o.data["name"], "interface=controller" in o.data["detail"])] = o.data["category"]
     assert cats == {("Connect", False): "other", ("Write", False): "write", ("Control", False): "control",
                     ("Read", False): "read", ("Release", False): "other", ("Control", True): "other"}

@@ -2,9 +2,12 @@
 
 Observations: service + role "broker" for the server, role "mqtt-client" for the client,
 credential (user name / password from CONNECT, result from CONNACK), topic per PUBLISH and
-per SUBSCRIBE filter, session (protocol version, never encrypted on this port), and the
-client's identity from its CONNECT: the client id and the user name (often the device's model
-and serial; never the password).
+per SUBSCRIBE filter, session (protocol version, never encrypted on this port), the client's
+identity from its CONNECT: the client id and the user name (often the device's model and
+serial; never the password), and an operation for every control packet the client sends the
+broker (CONNECT, PUBLISH, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT, AUTH; code = the control
+packet type, as tshark's mqtt.msgtype; detail = the topic of a PUBLISH, the filters of a
+SUBSCRIBE). A PUBLISH the broker sends is delivery, not a request: it gives no operation.
 """
 from __future__ import annotations
 
@@ -14,13 +17,23 @@ from plantguard.protocols.base import StreamBuffer, printable
 
 NAME = "mqtt"
 
-CONNECT, CONNACK, PUBLISH, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT = 1, 2, 3, 8, 10, 14
+CONNECT, CONNACK, PUBLISH, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT, AUTH = 1, 2, 3, 8, 10, 12, 14, 15
 PROTOCOL_NAMES = {b"MQTT": "MQTT", b"MQIsdp": "MQIsdp"}
 LEVELS = {3: "3.1", 4: "3.1.1", 5: "5.0"}
 MAX_PACKET = 1 << 20        # larger packets are skipped, not buffered
 MAX_PDUS_PER_SEGMENT = 256  # bounds the work one segment can cause
 MAX_TOPICS = 64             # topic filters read from one SUBSCRIBE
 BUFFER_CAP = 2 * MAX_PACKET
+MAX_DETAIL = 256            # characters of topic text in an operation's detail
+
+# Client -> broker control packets: (name, category). Categories follow what the other decoders
+# use for the same kind of act: a PUBLISH sets data (write); a SUBSCRIBE / UNSUBSCRIBE manages
+# what the client reads (read, as BACnet's SubscribeCOV); session open / close and keep-alive
+# are "other" (as EtherNet/IP RegisterSession and Modbus Keep Alive); AUTH is an authentication
+# exchange (auth).
+REQUESTS = {CONNECT: ("Connect", "other"), PUBLISH: ("Publish", "write"), SUBSCRIBE: ("Subscribe", "read"),
+            UNSUBSCRIBE: ("Unsubscribe", "read"), PINGREQ: ("Ping Request", "other"),
+            DISCONNECT: ("Disconnect", "other"), AUTH: ("Authentication Exchange", "auth")}
 
 # CONNACK return codes (3.x) and the v5 reason codes that mean a refused login.
 CONNACK_3 = {0: "accepted", 1: "unacceptable protocol version", 2: "identifier rejected",
@@ -66,11 +79,29 @@ def decode(pkt: Packet) -> list[Observation]:
         first = sb.data[0]
         body = bytes(sb.data[hdr:hdr + length])
         del sb.data[:hdr + length]
+        if pkt.from_client and first >> 4 in REQUESTS:
+            out.append(_operation(pkt, first >> 4, first & 0x0F, body))
         try:
             out.extend(_packet(pkt, first >> 4, first & 0x0F, body))
         except Malformed:
             continue
     return out
+
+
+def _operation(pkt: Packet, ptype: int, flags: int, body: bytes) -> Observation:
+    """One client request to the broker; detail = its topic (PUBLISH) or filters (SUBSCRIBE).
+    Stateless on purpose: the same bytes always give the same operation (routine replay)."""
+    name, category = REQUESTS[ptype]
+    detail = None
+    try:
+        if ptype == PUBLISH:
+            detail = parse_publish_topic(body, flags)
+        elif ptype == SUBSCRIBE:
+            detail = ",".join(parse_subscribe(body, pkt.state.get("level", 4))) or None
+    except Malformed:
+        detail = None
+    return pkt.observe("operation", NAME, category=category, code=ptype, name=name,
+                       detail=detail[:MAX_DETAIL] if detail else None)
 
 
 def _stream(pkt: Packet) -> StreamBuffer:
@@ -262,5 +293,5 @@ SPEC = ProtocolSpec(
     # a CONNECT carries the protocol name, strict enough for any port
     any_port=True,
     server_role="broker",
-    observes=("credential", "error", "identity", "role", "service", "session", "topic"),
+    observes=("credential", "error", "identity", "operation", "role", "service", "session", "topic"),
 )
