@@ -4,11 +4,14 @@ calls the same framing octet counting for plain TCP). TLS is the standard librar
 server certificate and host name verified by default (ca= a CA file instead of the system's
 store; cert= and key= a client certificate).
 
-Syslog has no acknowledgement of its own, so a batch counts as acknowledged only when the
-collector has read all of it: each batch goes over its own connection, which is then closed from
-this end (TLS close_notify, then TCP FIN) and the collector's orderly close awaited. A collector
-that stops mid-batch resets the connection or never closes it: the batch stays in the outbox and
-is sent again (the receiver drops repeats by event id)."""
+Syslog has no acknowledgement of its own (RELP adds one), so a batch counts as acknowledged when
+the collector read all of it and was still serving afterwards: each batch goes over its own
+connection, closed from this end (TLS close_notify, then TCP FIN) with the collector's close
+awaited; then a second, empty connection must be served the same way. A collector that stops
+mid-batch may still close the first connection in order (it read the bytes, then dropped them on
+its way out: measured with rsyslog), but it no longer serves the second, so the batch stays in the
+outbox and is sent again (the receiver drops repeats by event id). Only a collector that restarts
+within the moment between the two connections can lose a batch."""
 from __future__ import annotations
 
 import socket
@@ -35,16 +38,20 @@ class StreamSyslogSink(Sink):
     def send(self, records: list[bytes]) -> None:
         frames = b"".join(b"%d %s" % (len(r), r) for r in records)
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-            try:
-                if self.context:
-                    sock = self.context.wrap_socket(sock, server_hostname=self.host)
-                sock.sendall(frames)
-                _close_and_await(sock)
-            finally:
-                sock.close()
+            self._session(frames)
+            self._session(b"")              # still serving: the batch was not read on its way out
         except (OSError, ValueError) as e:
             raise DeliveryError(f"{self.name}: {_reason(e)}") from None
+
+    def _session(self, data: bytes) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            if self.context:
+                sock = self.context.wrap_socket(sock, server_hostname=self.host)
+            sock.sendall(data)
+            _close_and_await(sock)
+        finally:
+            sock.close()
 
 
 def syslog_message(event: Event, fmt: Format) -> str:
