@@ -145,6 +145,30 @@ def test_routine_packets_are_replayed_not_decoded():
     assert res.counters["routine_packets"] + res.counters["deep_packets"] < res.captures[0].packets
 
 
+
+def test_polling_through_a_lost_segment_is_still_replayed(tmp_path):
+    """A mirror port loses a packet: the routine requests after the gap (in order again) are
+    replayed, not all decoded for the rest of the connection, and the result is still the
+    reference's, with exactly one gap counted."""
+    import struct
+
+    from support.packets import pcap_bytes, tcp_conversation
+    exchanges = []
+    for tid in range(3000):
+        exchanges.append((True, struct.pack(">HHHBBHH", tid & 0xFFFF, 0, 6, 1, 3, 100, 2)))
+        exchanges.append((False, struct.pack(">HHHBBBHH", tid & 0xFFFF, 0, 7, 1, 3, 4, tid & 0xFF, 7)))
+    frames = tcp_conversation("10.0.0.1", "10.0.0.2", 502, exchanges)
+    del frames[3 + 20]                          # one request the mirror port lost
+    path = tmp_path / "poll_gap.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    from plantguard.protocols import _pdustream
+    ref = analyze_reference([path])
+    ref_gaps = _pdustream.STATS["stream_gaps"]
+    got = analyze([path])
+    assert_equivalent(ref, got)
+    assert got.counters["stream_gaps"] == ref_gaps == 1
+    assert got.counters["deep_packets"] < 100 < got.counters["routine_packets"]
+
 # ---- tshark as a second oracle ----
 TSHARK = shutil.which("tshark")
 TSHARK_CAPTURES = ["zeek/modbus/modbusSmall.pcap", "zeek/dnp3/dnp3.pcap", "icsnpp-enip/enip_cip_example.pcap",

@@ -308,17 +308,19 @@ class Engine:
         none = np.zeros(0, np.int64)
         if not len(di):
             return none, none
-        behind, holey = self._track_streams(sub, slot, from_client, di)
+        behind, holey, jumped = self._track_streams(sub, slot, from_client, di)
         mod_di = mod[di]
         if ctx.reassembled is not None:   # reassembled datagrams are decoded, never replayed
             mod_di = np.where(ctx.reassembled[f.rows[di]], -1, mod_di)
         rmask, rkey = routine.recognise(arr, self.routine_rules, mod_di, sub.pay_off[di], plen[di],
                                         from_client[di], sub.l4[di], sub.sport[di], sub.dport[di])
-        # from a segment ahead of the stream on (reordered, or a gap), the direction's rows all
-        # go to the deep tier: the module's stream holds and releases them in order
+        # from a segment ahead of the stream on (reordered, or a gap), a segment behind it may be
+        # late data that fills the hole, not a retransmission: the module decides (deep tier). The
+        # segment that jumped ahead is decoded too (the module opens the hole, and hands over a PDU
+        # the gap cut short); in-order routine segments after it are replayed as anywhere else
         repeat = rmask & ~holey & (behind > 0) & (behind >= plen[di])
         self.counters["retransmissions_skipped"] += int(np.count_nonzero(repeat))
-        rmask &= (behind == 0) & ~holey
+        rmask &= (behind == 0) & ~jumped
         to_deep = di[~rmask & ~repeat]
         ri = di[rmask]
         if not len(ri):
@@ -326,13 +328,13 @@ class Engine:
         pending, replayed = self._replay(ctx, ri, rkey[rmask], tkeys)
         return np.concatenate([to_deep, pending]), np.sort(replayed)
 
-    def _track_streams(self, sub, slot, from_client, di) -> tuple[np.ndarray, np.ndarray]:
+    def _track_streams(self, sub, slot, from_client, di) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """How far each delivered TCP segment starts behind the bytes already seen in its
         direction (0 = new data, or further behind than RETRANSMIT_WINDOW), and whether it
         comes at or after a segment that started ahead of the stream (by at most
         REORDER_WINDOW: reordered or lost bytes) in its direction, in this chunk or held from
-        an earlier one (Engine.holey). Updates the
-        per-direction high-water marks (FlowTable.next_c / next_s: a sequence number modulo
+        an earlier one (Engine.holey), and whether it is such a segment itself (jumped). Updates
+        the per-direction high-water marks (FlowTable.next_c / next_s: a sequence number modulo
         2^32, -1 = nothing seen yet).
 
         Sequence numbers wrap at 2^32, so they are compared relative to the first sequence
@@ -340,9 +342,10 @@ class Engine:
         maximum is meaningful; docs/engine.md has a worked example."""
         behind = np.zeros(len(di), np.int64)
         holey = np.zeros(len(di), bool)
+        jumped = np.zeros(len(di), bool)
         tcp = np.flatnonzero(sub.l4[di] == 6)
         if not len(tcp):
-            return behind, holey
+            return behind, holey, jumped
         rows = di[tcp]
         s = slot[rows]
         fc = from_client[rows]
@@ -377,6 +380,9 @@ class Engine:
         out = np.empty(len(o), np.int64)
         out[o] = d
         behind[tcp] = out
+        j = np.empty(len(o), bool)
+        j[o] = ahead
+        jumped[tcp] = j
         gdir = s[o][gstart] * 2 + fc[o][gstart]
         if self.holey:
             carried = np.fromiter((int(k) in self.holey for k in gdir.tolist()), bool, len(gdir))
@@ -392,7 +398,7 @@ class Engine:
         last = (np.maximum(run[gend], carry_rel) + base) & 0xFFFFFFFF
         t.next_c[sg[fg]] = last[fg]
         t.next_s[sg[~fg]] = last[~fg]
-        return behind, holey
+        return behind, holey, jumped
 
     def _prune_holey(self) -> None:
         """After a chunk: a direction stays holey while its module's stream holds segments or has
