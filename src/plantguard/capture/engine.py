@@ -50,13 +50,15 @@ DEFAULT_CHUNK = 65536
 
 def analyze(paths: Iterable[str | os.PathLike], progress: Callable[[int], None] | None = None, *,
             max_flows: int | None = None, max_states: int | None = None,
-            chunk_records: int = DEFAULT_CHUNK, budget: Budget | None = None) -> AnalysisResult:
+            chunk_records: int = DEFAULT_CHUNK, budget: Budget | None = None, shard=None) -> AnalysisResult:
     """Analyse capture files (directories mean every capture below them). progress(n) is
     called after each chunk with the number of packets it held. The limits come from `budget`
-    (default: budget.DEFAULT, what the CLI uses); max_flows / max_states override it."""
+    (default: budget.DEFAULT, what the CLI uses); max_flows / max_states override it. `shard`
+    (a parallel.Shard) keeps one worker's records of every chunk, right after the decode."""
     budget = budget or DEFAULT_BUDGET
     eng = Engine(max_flows or budget.max_flows, max_states or budget.max_states, budget.pending_bytes,
                  budget.max_observations)
+    eng.shard = shard
     captures: list[CaptureStats] = []
     for cap_idx, path in enumerate(formats.expand_paths(list(paths))):
         cap = str(path)
@@ -166,6 +168,7 @@ class Engine:
                          "retransmissions_skipped": 0, **dict.fromkeys(FRAGMENT_COUNTERS, 0)}
         self.reasm: Reassembler | None = None    # the current capture's (fragments never cross captures)
         self.reasm_cap = -1
+        self.shard = None                         # parallel.Shard: this worker's records only
         self.primer = Primer(self.deep, self.counters)
 
     # ------------------------------------------------------------------ per chunk
@@ -179,6 +182,11 @@ class Engine:
             self.reasm, self.reasm_cap = Reassembler(), cap_idx
         arr = chunk.arr if chunk.arr is not None else np.frombuffer(chunk.buf, np.uint8)
         cols = columns.decode(arr, chunk.offsets, chunk.caplen, chunk.linktype)
+        if self.shard is not None:
+            chunk, cols = self.shard.take(chunk, cols, self.counters)
+            n = len(chunk)
+            if n == 0:
+                return
         self.counters["undecoded_link"] += int(n - np.count_nonzero(cols.ok))
         frag = np.flatnonzero(cols.fragment)
         reassembled = None
@@ -186,7 +194,7 @@ class Engine:
             chunk, reassembled = self._reassemble(chunk, arr, cols, frag)
         for kind, count in columns.undecoded(cols, chunk.linktype).items():   # what was not unwrapped, by kind
             self.counters[kind] = self.counters.get(kind, 0) + count
-        ctx = ChunkContext(cap, cap_idx, chunk, frames=chunk.first_frame + np.arange(n, dtype=np.int64),
+        ctx = ChunkContext(cap, cap_idx, chunk, frames=chunk.frame_numbers(),
                            pos=self.pos + np.arange(n, dtype=np.int64), reassembled=reassembled)
         self.pos += n
         l4_rows = np.flatnonzero(cols.l4 > 0)
@@ -236,7 +244,7 @@ class Engine:
         mask = np.zeros(len(chunk), bool)
         mask[at] = True
         return formats.Chunk(_Spliced(chunk.buf, base, extra), offsets, caplen, wirelen, chunk.ts, linktype,
-                             chunk.first_frame, chunk.arr), mask
+                             chunk.first_frame, chunk.arr, chunk.frames), mask
 
     def _close_reassembly(self) -> None:
         """The capture is done: count what its reassembler made and lost."""
