@@ -4,6 +4,7 @@ file created only when the previous one is complete. The reader runs in a subpro
 killed (SIGKILL) and restarted on its ledger; every frame must arrive exactly once, in order."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import struct
@@ -119,12 +120,21 @@ def start_reader(ring_dir: Path, ledger: Path, out: Path) -> subprocess.Popen:
                             env=dict(os.environ, PYTHONPATH=str(ROOT / "src")), stderr=subprocess.PIPE)
 
 
-def wait_for(out: Path, n: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+def ledger_packets(ledger: Path) -> int:
+    try:
+        return json.loads(ledger.read_text())["packets"]
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for(out: Path, n: int, proc: subprocess.Popen, ledger: Path, timeout: float = 20.0) -> None:
+    """Until the reader has written the n frames complete on disk and is waiting for more (its
+    ledger past them: a reader killed while it handles a chunk reads that chunk again)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = len(received(out))
         assert got <= n, f"{got} frames received, only {n} complete on disk (a repeat)"
-        if got == n:
+        if got == n and ledger_packets(ledger) == n:
             return
         assert proc.poll() is None, proc.stderr.read().decode()
         time.sleep(0.02)
@@ -142,13 +152,13 @@ def test_ring_read_exactly_once_across_kills(tmp_path, rel, fmt):
     kills = 0
     try:
         for step, _ in enumerate(ring.steps()):
-            wait_for(out, ring.expected, proc)   # caught up: every record complete on disk, none of a partial one
+            wait_for(out, ring.expected, proc, ledger)   # caught up: every record complete on disk, none of a partial one
             if step % 5 == 2:                    # killed mid-file, at a partial record
                 proc.kill()
                 proc.wait()
                 kills += 1
                 proc = start_reader(ring_dir, ledger, out)
-        wait_for(out, len(recs), proc)
+        wait_for(out, len(recs), proc, ledger)
         time.sleep(0.3)                          # nothing more comes
     finally:
         proc.kill()
@@ -200,3 +210,40 @@ def test_pcap_ring_chunks_equal_the_files(tmp_path, shared):
         for c in formats.read_chunks(ring_dir / name):
             want.setdefault(name, []).extend(zip(c.frame_numbers().tolist(), c.ts.tolist(), c.caplen.tolist()))
     assert got == want
+
+
+def test_partial_record_left_when_a_newer_file_exists_is_truncated(tmp_path, shared):
+    recs = records(shared(MODBUS))[:40]
+    ring_dir = tmp_path / "ring"
+    ring_dir.mkdir()
+    first, ends = pcap_file(recs[:20])
+    (ring_dir / "cap").write_bytes(first[:ends[-1] - 5])       # tcpdump -C names: cap, cap1, ...
+    reader = RingDir(ring_dir, tmp_path / "ledger.json", poll_s=0.01)
+    assert sum(map(len, reader.chunks(idle_s=0))) == 19           # the 20th waits for its rest
+    (ring_dir / "cap1").write_bytes(pcap_file(recs[20:])[0])
+    (ring_dir / "cap10").write_bytes(b"not a capture at all")
+    assert sum(map(len, reader.chunks(idle_s=0))) == 20
+    assert reader.stats.warning_counts["truncated"] == 1
+    assert reader.stats.packets == 39
+
+
+def test_commit_with_the_consumers_checkpoint(tmp_path, shared):
+    """autocommit=False: the ledger moves only on commit(), so a consumer that checkpoints its
+    own state first resumes exactly where that checkpoint stands."""
+    recs = records(shared(MODBUS))
+    ring_dir, ledger = tmp_path / "ring", tmp_path / "ledger.json"
+    ring_dir.mkdir()
+    ring = Ring(ring_dir, recs, 3, pcap_file, seed=3)
+    for _ in ring.steps():
+        pass
+    reader = RingDir(ring_dir, ledger, chunk_records=50, poll_s=0.01)
+    chunks = reader.chunks(idle_s=0, autocommit=False)
+    taken = sum(len(next(chunks)) for _ in range(3))
+    reader.commit()
+    next(chunks)                                         # handed out, never committed: read again
+    chunks.close()
+    again = RingDir(ring_dir, ledger, chunk_records=50, poll_s=0.01)
+    rest = [bytes(memoryview(c.buf)[o:o + n]) for c in again.chunks(idle_s=0)
+            for o, n in zip(c.offsets.tolist(), c.caplen.tolist())]
+    assert taken + len(rest) == len(recs)
+    assert rest == [data for _, _, data in recs[taken:]]

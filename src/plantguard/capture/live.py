@@ -24,7 +24,7 @@ import struct
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

@@ -22,7 +22,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -124,10 +124,10 @@ class _RingFile:
     def _pcap(self, data: bytes, max_records: int):
         arr = np.frombuffer(data, np.uint8)
         offs, caps, wires, secs, fracs, nxt, status = walk.walk_pcap(arr, 0, max_records, self.big, MAX_RECORD)
-        if status == walk.CORRUPT_LEN:
+        n = len(offs)
+        if status == walk.CORRUPT_LEN and n == 0:    # warned once, when the walk reaches it
             self.stats.warn("corrupt_length", f"{self.path.name}: corrupt record length at byte "
                                               f"{self.pos.offset + nxt}; rest of file skipped")
-        n = len(offs)
         chunk = None
         if n:
             ts = secs.astype(np.float64) + fracs.astype(np.float64) * self.unit
@@ -187,6 +187,7 @@ class RingDir:
         self.path: Path | None = None
         self._file: _RingFile | None = None
         self._pending: set[str] = set()      # listed after the current file, not opened yet
+        self._autocommit = True
         self._pos = self._load()
 
     # --- the ledger
@@ -256,13 +257,13 @@ class RingDir:
             except FileNotFoundError:
                 self._deleted(pos.name)
                 pos.done = True
-                self._save()
+                self._persist()
                 return False
             if os.fstat(fd).st_ino != pos.ino:      # the name was reused: a new file
                 os.close(fd)
                 self._deleted(pos.name)
                 pos.done = True
-                self._save()
+                self._persist()
                 return False
             self._file = _RingFile(path, fd, pos, self.stats)
             return True
@@ -287,11 +288,22 @@ class RingDir:
         self._file = None
         self._pos.done = True
         self.files_done += 1
+        self._persist()
+
+    def _persist(self) -> None:
+        if self._autocommit:
+            self._save()
+
+    def commit(self) -> None:
+        """Move the ledger past every chunk handed out (for a consumer that commits with its own
+        checkpoint: chunks(autocommit=False))."""
         self._save()
 
-    def chunks(self, until=None, idle_s: float | None = None) -> Iterator[Chunk]:
+    def chunks(self, until=None, idle_s: float | None = None, autocommit: bool = True) -> Iterator[Chunk]:
         """Chunks as the files grow. Stops when `until()` is true or after idle_s seconds
-        without new records; otherwise follows the ring for ever."""
+        without new records; otherwise follows the ring for ever. With autocommit the ledger
+        moves past a chunk when the next one is asked for."""
+        self._autocommit = autocommit
         idle_since = time.monotonic()
         try:
             while until is None or not until():
@@ -307,7 +319,7 @@ class RingDir:
                     self.path = self._file.path
                     idle_since = time.monotonic()
                     yield chunk
-                    self._save()                        # the consumer asked for more: that chunk is done
+                    self._persist()                     # the consumer asked for more: that chunk is done
                     continue
                 if status == CORRUPT:
                     self._finish_file()
@@ -319,7 +331,7 @@ class RingDir:
                     if chunk is not None:
                         self.path = self._file.path
                         yield chunk
-                        self._save()
+                        self._persist()
                         continue
                     self._finish_file()
                     continue
