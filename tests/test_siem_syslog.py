@@ -6,6 +6,7 @@ id, in order. Also: UDP datagrams, certificate verification on by default, one-l
 from __future__ import annotations
 
 import datetime
+import glob
 import ipaddress
 import os
 import re
@@ -27,14 +28,13 @@ from plantguard.errors import InputError
 from plantguard.siem import Outbox, open_sink, schemes
 from plantguard.siem.events import alert
 
-GTLS = Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so")
 HOSTILE = "plc \r\n\x00|=]\"\\ \x1b[2J é 設備 \udcff"
 
 
 def require_rsyslog() -> str:
     """rsyslogd with its GnuTLS driver; a skip on a developer machine without it, a failure in CI."""
     exe = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-    if not Path(exe).exists() or not GTLS.exists():
+    if not Path(exe).exists() or not glob.glob("/usr/lib/*/rsyslog/lmnsd_gtls.so"):
         msg = "rsyslog and rsyslog-gnutls not installed (apt-get install rsyslog rsyslog-gnutls)"
         if os.environ.get("CI"):
             pytest.fail(f"CI=true but {msg}: .ci/run installs them")
@@ -228,8 +228,6 @@ def test_udp_one_message_per_datagram_size_capped(tmp_path):
     ("syslog+tls://siem.example:6514?verify=no", "unknown option 'verify'"),
     ("file:///nonexistent-dir/out.jsonl", "does not exist"),
     ("file:///tmp/x.jsonl?format=rfc5424", "format 'rfc5424' is not one of ecs, ocsf, cef"),
-    ("hec+https://splunk.example:8088?token=secret", "hec+https:// sinks are not yet supported"),
-    ("https://elastic.example/_bulk?format=ecs", "https:// sinks are not yet supported"),
     ("no-scheme-at-all", "no scheme"),
 ])
 def test_bad_sink_urls_are_one_line_input_errors(url, message):

@@ -46,15 +46,13 @@ def schemes() -> dict[str, SinkKind]:
 
 
 def open_sink(url: str) -> Sink:
-    """The sink a URL names. A bad URL, an unknown scheme, format or option, or a sink kind not
-    supported yet is an InputError with one line. Nothing is connected here: an unreachable
+    """The sink a URL names. A bad URL, an unknown scheme, format or option is an InputError
+    with one line. Nothing is connected here: an unreachable
     destination shows when the outbox delivers (and it keeps the events and retries)."""
     u = SinkURL.parse(url)
     kind = schemes().get(u.scheme)
     if kind is None:
         raise InputError(f"unknown sink scheme {u.scheme!r} in {u.safe()} (known: {', '.join(schemes())})")
-    if kind.open is None:
-        raise InputError(f"{u.scheme}:// sinks are not yet supported ({kind.description})")
     unknown = sorted(set(u.options) - set(kind.options))
     if unknown:
         raise InputError(f"{u.safe()}: unknown option {unknown[0]!r} (known: {', '.join(kind.options)})")

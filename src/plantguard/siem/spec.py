@@ -52,8 +52,8 @@ class SinkURL:
         return self.parts.scheme.lower()
 
     def safe(self) -> str:
-        """The URL without its query (which may hold a token), for messages."""
-        return f"{self.parts.scheme}://{self.parts.netloc}{self.parts.path}"
+        """The URL without its query and user info (which may hold a token or password), for messages."""
+        return f"{self.parts.scheme}://{self.parts.netloc.rpartition('@')[2]}{self.parts.path}"
 
 
 class Sink:
@@ -78,6 +78,6 @@ class SinkKind:
     name: str
     schemes: tuple[str, ...]
     formats: tuple[str, ...]                # format names it takes; the first is the default
-    open: Callable[[SinkURL, Format], Sink] | None   # None: declared, not yet supported
+    open: Callable[[SinkURL, Format], Sink]
     options: tuple[str, ...] = ("format",)  # the query options it understands
     description: str = ""
