@@ -85,6 +85,17 @@ def test_event_id_depends_on_kind_key_and_sequence():
     assert re.fullmatch(r"[0-9a-f]{32}", E.event_id("alert", HOSTILE, 5))
 
 
+def test_heartbeats_are_numbered_events_of_their_observer():
+    obs = E.Observer("line1-sensor", "sensor01")
+    beats = [E.heartbeat(n, "packets 1200, outbox depth 0", observer=obs, when=1713061807.0 + n) for n in range(3)]
+    assert len({b.id for b in beats}) == 3 and {b.key for b in beats} == {"line1-sensor@sensor01"}
+    doc = json.loads(formats()["ecs"].render(beats[1]))
+    assert doc["event"]["kind"] == "metric" and doc["event"]["sequence"] == 1
+    assert doc["observer"] == {"name": "line1-sensor", "hostname": "sensor01", "type": "sensor",
+                               "vendor": "plantguard", "product": "plantguard", "version": doc["observer"]["version"]}
+    assert json.loads(formats()["ocsf"].render(beats[2]))["unmapped"]["seq"] == 2
+
+
 def test_bad_kind_or_severity_is_refused():
     with pytest.raises(ValueError, match="kind"):
         E.Event("nonsense", "k", 0.0, "m")

@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from plantguard.errors import InputError
-from plantguard.siem import Outbox, open_sink, schemes
+from plantguard.siem import Outbox, formats, open_sink, schemes
 from plantguard.siem.events import alert
+from plantguard.siem.registry import catalogue
 
 HOSTILE = "plc \r\n\x00|=]\"\\ \x1b[2J é 設備 \udcff"
 
@@ -100,8 +101,9 @@ input(type="imtcp" address="127.0.0.1" port="{self.port}" ruleset="fromPlantguar
 ''')
 
     def start(self):
-        self.proc = subprocess.Popen([self.exe, "-n", "-f", str(self.conf), "-i", str(self.dir / "rsyslog.pid")],
-                                     stdout=open(self.dir / "rsyslog.stderr", "a"), stderr=subprocess.STDOUT)
+        with open(self.dir / "rsyslog.stderr", "a") as log:
+            argv = [self.exe, "-n", "-f", str(self.conf), "-i", str(self.dir / "rsyslog.pid")]
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         ctx = ssl.create_default_context(cafile=str(self.certs["ca"]))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -249,3 +251,5 @@ def test_unreachable_host_keeps_the_events(tmp_path):
 
 def test_schemes_come_from_the_sink_declarations():
     assert set(schemes()) == {"file", "syslog+tcp", "syslog+tls", "syslog+udp", "hec+https", "https"}
+    text = "\n".join(catalogue())
+    assert all(f"{s}://" in text for s in schemes()) and all(f"  {f} " in text for f in formats())

@@ -29,7 +29,7 @@ def extensions(e: Event) -> list[tuple[str, object]]:
     """The extension pairs of an event, in a fixed order (None values are left out)."""
     src, dst = e.source, e.destination
     pairs = [("externalId", e.id), ("cat", e.kind), ("act", e.action), ("outcome", e.outcome),
-             ("rt", int(round(e.time * 1000))), ("msg", e.message),
+             ("rt", round(e.time * 1000)), ("msg", e.message),
              ("dvchost", e.observer.host or None), ("deviceExternalId", e.observer.name),
              ("src", src and src.ip), ("smac", src and src.mac), ("spt", src and src.port),
              ("shost", src and src.name),
@@ -38,7 +38,7 @@ def extensions(e: Event) -> list[tuple[str, object]]:
     if e.network:
         pairs += [("proto", e.network.transport), ("app", e.network.protocol)]
     if e.end_time is not None:
-        pairs += [("start", int(round(e.time * 1000))), ("end", int(round(e.end_time * 1000)))]
+        pairs += [("start", round(e.time * 1000)), ("end", round(e.end_time * 1000))]
     custom = [("site", e.site),
               ("attack", ",".join(e.attack) or None),
               ("controls", "; ".join(f"{fw}: {', '.join(ids)}" for fw, ids in e.rule.controls)

@@ -6,8 +6,7 @@ import ssl
 import urllib.error
 import urllib.request
 
-from plantguard.siem.sink_syslog import _reason
-from plantguard.siem.spec import DeliveryError
+from plantguard.siem.spec import DeliveryError, failure_reason
 from plantguard.siem.text import plain
 
 MAX_RESPONSE = 16 << 20
@@ -31,7 +30,7 @@ def post(name: str, url: str, body: bytes, headers: dict[str, str], context: ssl
         detail = plain(e.read(300).decode("utf-8", "replace").strip())
         raise DeliveryError(f"{name}: HTTP {e.code} {e.reason}" + (f": {detail}" if detail else "")) from None
     except urllib.error.URLError as e:
-        raise DeliveryError(f"{name}: {_reason(e.reason) if isinstance(e.reason, BaseException) else e.reason}") \
-            from None
+        why = failure_reason(e.reason) if isinstance(e.reason, BaseException) else plain(e.reason)
+        raise DeliveryError(f"{name}: {why}") from None
     except (OSError, ValueError) as e:
-        raise DeliveryError(f"{name}: {_reason(e)}") from None
+        raise DeliveryError(f"{name}: {failure_reason(e)}") from None

@@ -27,7 +27,7 @@ CLASSES = {
 
 
 def _ms(t: float | None) -> int | None:
-    return None if t is None else int(round(t * 1000))
+    return None if t is None else round(t * 1000)
 
 
 def document(e: Event) -> dict:

@@ -45,6 +45,12 @@ def schemes() -> dict[str, SinkKind]:
     return out
 
 
+def catalogue() -> list[str]:
+    """One line per sink scheme and per format, for help texts."""
+    kinds = [f"{s}://  {k.description} (formats: {', '.join(k.formats)})" for s, k in schemes().items()]
+    return kinds + [f"  {f.name} {f.media_type}: {f.description}" for f in formats().values()]
+
+
 def open_sink(url: str) -> Sink:
     """The sink a URL names. A bad URL, an unknown scheme, format or option is an InputError
     with one line. Nothing is connected here: an unreachable

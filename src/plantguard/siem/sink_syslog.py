@@ -21,9 +21,17 @@ from pathlib import Path
 from plantguard.errors import InputError
 from plantguard.siem import rfc5424
 from plantguard.siem.events import Event
-from plantguard.siem.spec import DeliveryError, Format, Sink, SinkKind, SinkURL
+from plantguard.siem.spec import (
+    DeliveryError,
+    Format,
+    Sink,
+    SinkKind,
+    SinkURL,
+    failure_reason,
+)
 
 TIMEOUT = 10.0          # seconds for connect, each send and the collector's close
+MAX_REPLY = 1 << 16     # bytes read from a collector while awaiting its close
 
 
 class StreamSyslogSink(Sink):
@@ -40,8 +48,8 @@ class StreamSyslogSink(Sink):
         try:
             self._session(frames)
             self._session(b"")              # still serving: the batch was not read on its way out
-        except (OSError, ValueError) as e:
-            raise DeliveryError(f"{self.name}: {_reason(e)}") from None
+        except (OSError, ValueError, DeliveryError) as e:
+            raise DeliveryError(f"{self.name}: {failure_reason(e)}") from None
 
     def _session(self, data: bytes) -> None:
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
@@ -60,25 +68,17 @@ def syslog_message(event: Event, fmt: Format) -> str:
 
 
 def _close_and_await(sock: socket.socket) -> None:
-    """Close our side and wait for the collector's orderly close: it has then read every byte."""
+    """Close our side and wait for the collector's orderly close (it reads to our end first)."""
     if isinstance(sock, ssl.SSLSocket):
         try:
             sock = sock.unwrap()
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
             return                  # the collector closed after reading our close_notify
     sock.shutdown(socket.SHUT_WR)
-    while sock.recv(4096):
-        pass
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, ssl.SSLCertVerificationError):
-        return f"TLS certificate not accepted: {e.verify_message}"
-    if isinstance(e, (socket.timeout, TimeoutError)):
-        return "timed out"
-    if isinstance(e, socket.gaierror):
-        return f"cannot resolve host: {e.strerror}"
-    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+    for _ in range(MAX_REPLY // 4096):   # a collector has nothing to say; one that talks on is cut off
+        if not sock.recv(4096):
+            return
+    raise DeliveryError("the collector sent data instead of closing")
 
 
 def tls_context(url: SinkURL) -> ssl.SSLContext:
@@ -93,7 +93,7 @@ def tls_context(url: SinkURL) -> ssl.SSLContext:
         if o.get("cert"):
             ctx.load_cert_chain(o["cert"], o.get("key") or None)
     except (ssl.SSLError, OSError) as e:
-        raise InputError(f"{url.safe()}: cannot load TLS files: {_reason(e)}") from None
+        raise InputError(f"{url.safe()}: cannot load TLS files: {failure_reason(e)}") from None
     return ctx
 
 

@@ -8,8 +8,15 @@ import socket
 
 from plantguard.errors import InputError
 from plantguard.siem.events import Event
-from plantguard.siem.sink_syslog import _reason, host_port, syslog_message
-from plantguard.siem.spec import DeliveryError, Format, Sink, SinkKind, SinkURL
+from plantguard.siem.sink_syslog import host_port, syslog_message
+from plantguard.siem.spec import (
+    DeliveryError,
+    Format,
+    Sink,
+    SinkKind,
+    SinkURL,
+    failure_reason,
+)
 
 DEFAULT_MAX = 2048
 LIMIT = 65507            # the largest UDP payload over IPv4
@@ -34,7 +41,7 @@ class UdpSyslogSink(Sink):
                 for r in records:
                     sock.sendto(r, family[4])
         except OSError as e:
-            raise DeliveryError(f"{self.name}: {_reason(e)}") from None
+            raise DeliveryError(f"{self.name}: {failure_reason(e)}") from None
 
 
 def open_udp(url: SinkURL, fmt: Format) -> UdpSyslogSink:

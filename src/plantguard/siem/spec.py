@@ -4,6 +4,8 @@ URL schemes it answers and the formats it takes). siem/registry.py collects them
 lists a scheme or a format name."""
 from __future__ import annotations
 
+import socket
+import ssl
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import SplitResult, parse_qs, urlsplit
@@ -15,6 +17,17 @@ from plantguard.siem.events import Event
 class DeliveryError(Exception):
     """A sink could not take a batch now (unreachable, refused, timed out); one line. The outbox
     keeps the events and retries."""
+
+
+def failure_reason(e: BaseException) -> str:
+    """One line saying why a connection or request failed."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"TLS certificate not accepted: {e.verify_message}"
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve host: {e.strerror}"
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
 @dataclass(frozen=True)
@@ -36,7 +49,7 @@ class SinkURL:
     def parse(cls, text: str) -> "SinkURL":
         try:
             parts = urlsplit(text)
-            parts.port                      # raises on a bad port
+            _ = parts.port                  # raises on a bad port
         except ValueError as e:
             raise InputError(f"bad sink URL {text!r}: {e}") from None
         if not parts.scheme:
