@@ -134,9 +134,11 @@ input(type="imtcp" address="127.0.0.1" port="{self.port}" ruleset="fromPlantguar
 def rsyslog(tmp_path):
     exe = require_rsyslog()
     server = Rsyslog(exe, tmp_path, make_certs(tmp_path))
-    server.start()
-    yield server
-    server.stop()
+    try:                                 # stopped even when it never came up
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 def alerts(n: int) -> list:
