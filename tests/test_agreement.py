@@ -25,6 +25,7 @@ SAMPLE = (
     "pcaps/icsnpp-profinet-io-cm/profinet_io_cm_mixed_1.pcap",
     "pcaps/zeek/http/methods.pcap",
     "pcaps/zeek/ftp/ipv4.pcap",
+    "pcaps/ICS-Security-Tools/openics/EIP-IPAddressChangeAttempt.pcap",   # NBNS, IGMP-only host, TLS by port
 )
 
 # (dimension, peer) -> agreement in % measured on SAMPLE (2026-12-03, see docs/agreement.md)
@@ -32,11 +33,11 @@ FLOORS = {
     ("hosts", "tshark"): 100.0,
     ("flows", "tshark"): 100.0,
     ("applications", "tshark"): 100.0,
-    ("operations", "tshark"): 90.5,    # 77/85: MQTT has no plantguard operations (5), OPC UA OPN/CLO (3)
-    ("identity", "tshark"): 73.0,      # 19/26: BACnet point names, OPC UA URIs of a second application
+    ("operations", "tshark"): 99.0,    # 99/100: tshark reads non-encapsulation bytes on 44818 as command 1
+    ("identity", "tshark"): 100.0,
     ("hosts", "zeek"): 100.0,
     ("flows", "zeek"): 100.0,
-    ("applications", "zeek"): 92.0,    # 23/25: NetBIOS name service (Zeek's dns analyzer) on udp/137
+    ("applications", "zeek"): 100.0,   # NBNS included (Zeek's dns analyzer on udp/137)
 }
 
 
