@@ -572,12 +572,22 @@ class Engine:
 
     # ------------------------------------------------------------------ output
     def result(self, captures: list[CaptureStats]) -> AnalysisResult:
+        """The run, finished: the reassembly of the current capture is closed."""
         self._close_reassembly()
+        return self._build(captures, {})
+
+    def snapshot(self, captures: list[CaptureStats]) -> AnalysisResult:
+        """The run so far, for a checkpoint: nothing is closed, process() may go on."""
+        return self._build(captures, self.reasm.counts() if self.reasm is not None else {})
+
+    def _build(self, captures: list[CaptureStats], pending: dict[str, int]) -> AnalysisResult:
         res = AnalysisResult()
         res.captures = captures
         res.observations = self.agg.observations
         res.flows = self.table.flows(self.modules, self.captures)
         c = dict(self.counters)
+        for k, v in pending.items():
+            c[k] += v
         c["decode_errors"] = self.deep.errors
         c["decode_errors_partial"] = self.deep.partial
         c["observations_dropped"] = self.agg.dropped

@@ -3,7 +3,7 @@
   ChunkContext  one chunk of one capture: what every step of Engine.process needs
   FlowRows      the chunk's TCP/UDP records as the flow table placed them (flow, direction, module)
   DeepRows      the per-row values of the rows the deep loop decodes, as Python lists
-  CarriedPacket a flow direction's latest replayed packet, kept past its chunk for priming
+  CarriedPacket a flow direction's latest replayed packet (a copy), kept past its chunk for priming
 """
 from __future__ import annotations
 
@@ -75,12 +75,11 @@ class DeepRows(NamedTuple):
 @dataclass(slots=True)
 class CarriedPacket:
     """The latest replayed packet of one flow direction, remembered past the end of its chunk
-    (where in the capture file it is, not its bytes) so that the first decode of the flow in a
-    later chunk can prime the module with it (see replay.Primer)."""
-    offset: int               # record start in the capture's buffer
-    caplen: int
+    so that the first decode of the flow in a later chunk can prime the module with it (see
+    replay.Primer). Its bytes are a copy: live and ring chunks each have a buffer of their own,
+    and one small packet per flow direction is bounded by the flow and state caps."""
+    frame: bytes              # the whole record as captured
     linktype: int
-    frame: int
+    frame_no: int
     ts: float
-    cap_idx: int              # only a later chunk of the same capture shares the buffer
     primed: bool              # already fed to the module: never feed it twice

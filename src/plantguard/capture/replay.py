@@ -31,8 +31,9 @@ packet of the same flow direction - and for a server packet also the client dire
 request it answers) - the older one first, with its output dropped (the replay counted it) and
 an exception not counted as a decode error (the replay accounted for the packet). A packet older than
 what the module has already seen in this chunk is not fed (that would reorder the stream). The
-latest replayed packet of each direction is carried to the next chunk of the same capture as a
-CarriedPacket and fed at most once, on the flow's first decode in that chunk. A direction whose
+latest replayed packet of each direction is carried to the next chunk as a CarriedPacket (a copy
+of its bytes: chunks need not share a buffer) and fed at most once, on the flow's first decode in
+a later chunk. A direction whose
 next packet comes after replayed ones is marked in the flow state (_pdustream.follows_replayed),
 so that its segment stream takes the bytes in between as replayed, not lost (no gap, no hole)."""
 from __future__ import annotations
@@ -238,17 +239,17 @@ class Primer:
         self._count()
 
     def _prime_carried(self, slot: int, from_client: bool, module, state: dict) -> None:
-        """Feed the packet carried from an earlier chunk of the same capture, once."""
-        ctx = self._ctx
+        """Feed the packet carried from an earlier chunk, once."""
         carry = self.carried.get((slot, from_client))
-        if carry is None or carry.cap_idx != ctx.cap_idx or carry.primed:
+        if carry is None or carry.primed:
             return
         carry.primed = True
-        lay = decode_frame(carry.linktype, bytes(ctx.chunk.buf[carry.offset:carry.offset + carry.caplen]))
+        lay = decode_frame(carry.linktype, carry.frame)
         if lay is None:
             return
         follows_replayed(state, from_client, lay.seq)
-        self.deep.decode_l4(module, state, from_client, ctx.cap, carry.frame, carry.ts, lay, count_errors=False)
+        self.deep.decode_l4(module, state, from_client, self._ctx.cap, carry.frame_no, carry.ts, lay,
+                            count_errors=False)
         self._count()
 
     def _count(self) -> None:
@@ -264,8 +265,8 @@ class Primer:
         lr = rows[o][last]
         r = f.rows[lr]
         c = ctx.chunk
-        fed = self._fed
+        buf, fed = c.buf, self._fed
         for row, gk, off, n, lt, frame, ts in zip(lr.tolist(), gs[last].tolist(), c.offsets[r].tolist(),
                                                   c.caplen[r].tolist(), c.linktype[r].tolist(),
                                                   ctx.frames[r].tolist(), c.ts[r].tolist()):
-            self.carried[(gk >> 1, bool(gk & 1))] = CarriedPacket(off, n, lt, frame, ts, ctx.cap_idx, row in fed)
+            self.carried[(gk >> 1, bool(gk & 1))] = CarriedPacket(bytes(buf[off:off + n]), lt, frame, ts, row in fed)
