@@ -245,3 +245,23 @@ def test_resynchronises_after_lost_segments():
     assert [o.data["uri"] for o in of_kind(obs, "operation")] == ["/upload", "/status"]
     (cred,) = of_kind(obs, "credential")
     assert (cred.data["user"], cred.data["password"], cred.data["result"]) == ("operator", "1234", "success")
+
+
+def test_tls_inside_an_accepted_connect_tunnel_is_decoded():
+    """CONNECT plc.example:443, the proxy's 200, then a real TLS handshake (the bytes of
+    zeek/tls/tls-conn-with-extensions.pcap): the ClientHello's SNI and the server's certificate are read through
+    the tunnel, as tshark reads them from the original capture. A refused CONNECT opens nothing."""
+    need_tshark()
+    path = shared_path("pcaps/zeek/tls/tls-conn-with-extensions.pcap")
+    rows = tshark_fields(path, "tcp.len > 0", ["tcp.srcport", "tcp.payload", "tls.handshake.extensions_server_name",
+                                               "x509sat.printableString"])
+    handshake = [(r["tcp.srcport"][0] != "443", bytes.fromhex(r["tcp.payload"][0])) for r in rows[:4]]
+    sni = next(v for r in rows for v in r["tls.handshake.extensions_server_name"])
+    connect = [(True, b"CONNECT plc.example:443 HTTP/1.1\r\nHost: plc.example:443\r\n\r\n"),
+               (False, b"HTTP/1.1 200 Connection established\r\n\r\n")]
+    obs = stream(connect + handshake, http, dport=3128)
+    hello = [o for o in of_kind(obs, "tls") if o.data.get("sni")]
+    assert {o.data["sni"] for o in hello} == {sni} and {o.proto for o in hello} == {"tls"}
+    assert of_kind(obs, "certificate")
+    refused = [(True, connect[0][1]), (False, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")]
+    assert not of_kind(stream(refused + handshake, http, dport=3128), "tls")

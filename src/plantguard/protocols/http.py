@@ -17,7 +17,9 @@ pages it serves (2xx, read from the first BODY_SNIFF bytes of the body, gzip/def
 Both directions are reassembled (bounded); bodies are skipped by Content-Length or chunked
 framing; pipelined requests are paired with responses in order. HTTP/0.9 requests (no
 version) and responses (no status line) are understood; anything unparseable stops the
-decode of that direction instead of raising."""
+decode of that direction instead of raising. After a CONNECT the proxy accepted (2xx), a tunnel
+that starts with a TLS record is handed to the TLS decoder (its observations carry proto "tls":
+the SNI names the host behind the proxy); any other tunnelled protocol is left alone."""
 from __future__ import annotations
 
 import base64
@@ -28,6 +30,7 @@ import zlib
 from collections import deque
 
 from plantguard.model import Observation, Packet
+from plantguard.protocols import tls
 from plantguard.protocols._spec import ProtocolSpec
 from plantguard.protocols.base import StreamBuffer, printable
 from plantguard.protocols.ftp import identity_from_banner
@@ -322,6 +325,9 @@ def _next_head(d: _Direction) -> bytes | None:
 def decode(pkt: Packet) -> list[Observation]:
     if pkt.l4 == "udp":
         return _ssdp(pkt)
+    tunnel = pkt.state.get("http_tunnel")
+    if tunnel is not None:
+        return _tunnelled(pkt, tunnel)
     d = _direction(pkt)
     out: list[Observation] = []
     for _ in range(MAX_MESSAGES_PER_PACKET):
@@ -336,6 +342,13 @@ def decode(pkt: Packet) -> list[Observation]:
         elif not _server_message(pkt, d, out):
             break
     return out
+
+
+def _tunnelled(pkt: Packet, tunnel: str) -> list[Observation]:
+    """A packet inside an accepted CONNECT tunnel: TLS when its first bytes are a TLS record."""
+    if tunnel == "open" and pkt.payload:
+        tunnel = pkt.state["http_tunnel"] = "tls" if tls.signature(pkt.payload) else "other"
+    return tls.decode(pkt) if tunnel == "tls" else []
 
 
 def page_title(body: bytes, encoding: str = "") -> str | None:
@@ -484,6 +497,8 @@ def _server_message(pkt: Packet, d: _Direction, out: list) -> bool:
         out.append(pkt.observe("error", NAME, subject="src", code=status, name=reason or str(status)))
     if status == 101 or (method == "CONNECT" and 200 <= status < 300):
         d.mode = "dead"   # the connection now carries another protocol
+        if method == "CONNECT":
+            pkt.state["http_tunnel"] = "open"   # its first bytes say which (_tunnelled)
         return False
     no_body = method == "HEAD" or status < 200 or status in (204, 304)
     _body_mode(d, headers, no_body=no_body, until_close=True)
