@@ -396,3 +396,29 @@ def test_shipped_json_schema_is_current_and_accepts_the_examples():
         jsonschema.validate(_yaml12ish(text), shipped)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(_yaml12ish(ZONES.replace("kind: ot-sensing", "kind: ot-sensor")), shipped)
+
+
+def test_declared_name_role_and_owner_show_in_every_report(tmp_path):
+    """A device's name, role and owner from the site file's assets: reach the JSON contract
+    (declared), the Markdown and the HTML device tables."""
+    import json
+
+    from conftest import shared_path
+    from typer.testing import CliRunner
+
+    from plantguard.cli import app
+    cap = shared_path("pcaps/zeek/modbus/modbusSmall.pcap")
+    site = tmp_path / "site.yaml"
+    site.write_text("site: test\nassets:\n  - ip: 118.189.96.132\n    name: Press line PLC\n    role: plc\n"
+                    "    owner: Line 3 maintenance <ot@example>\n")
+    out = {}
+    for fmt in ("json", "md", "html"):
+        target = tmp_path / f"report.{fmt}"
+        r = CliRunner().invoke(app, ["assess", str(cap), "--site", str(site), "-f", fmt, "-o", str(target), "-q"])
+        assert r.exit_code == 0, r.output
+        out[fmt] = target.read_text()
+    asset = next(a for a in json.loads(out["json"])["assets"] if a["ip"] == "118.189.96.132")
+    assert asset["declared"]["owner"] == "Line 3 maintenance <ot@example>" and asset["role"] == "plc"
+    row = next(line for line in out["md"].splitlines() if line.startswith("| 118.189.96.132"))
+    assert "Press line PLC" in row and "Line 3 maintenance" in row
+    assert "Line 3 maintenance &lt;ot@example&gt;" in out["html"] and "Press line PLC" in out["html"]

@@ -202,6 +202,7 @@ def asset_row(a: dict) -> dict:
                          for s in as_list(a.get("services"))[:12])
     name = text(ident.get("name")) or joined(as_list(a.get("hostnames"))[:2])
     return {"ip": text(a.get("ip")), "mac": text(a.get("mac")), "name": name, "role": text(a.get("role")),
+            "owner": text(as_dict(a.get("declared")).get("owner")),
             "vendor": text(ident.get("vendor")) or text(a.get("vendor")), "product": text(ident.get("product")),
             "firmware": text(ident.get("firmware")), "zone": text(a.get("zone")), "vlans": joined(a.get("vlans")),
             "protocols": joined(a.get("protocols")), "services": services,

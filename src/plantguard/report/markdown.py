@@ -111,9 +111,9 @@ def _devices(assets: list[dict]) -> list[str]:
     out = ["## Devices", ""]
     if not assets:
         return out + ["No devices were seen.", ""]
-    out += table(["IP", "MAC", "Name", "Role", "Vendor", "Product", "Firmware", "Zone", "Protocols"],
-                 [[a["ip"], a["mac"], a["name"], a["role"], a["vendor"], a["product"], a["firmware"], a["zone"],
-                   a["protocols"]] for a in assets[:MAX_ASSET_ROWS]])
+    out += table(["IP", "MAC", "Name", "Role", "Owner", "Vendor", "Product", "Firmware", "Zone", "Protocols"],
+                 [[a["ip"], a["mac"], a["name"], a["role"], a["owner"], a["vendor"], a["product"], a["firmware"],
+                   a["zone"], a["protocols"]] for a in assets[:MAX_ASSET_ROWS]])
     if len(assets) > MAX_ASSET_ROWS:
         out += [f"First {MAX_ASSET_ROWS} of {len(assets)} devices; the JSON report lists all.", ""]
     return out

@@ -313,7 +313,7 @@ class _Validator(_NodeReader):
 
     def assets(self, node, zones: dict) -> list[dict]:
         keys = ("ip", "mac", "name", "role", "vendor", "product", "model", "firmware", "serial",
-                "criticality", "sbom", "zone", "notes")
+                "criticality", "sbom", "zone", "notes", "owner")
         out: list[dict] = []
         ips: dict[str, int] = {}
         macs: dict[str, int] = {}
@@ -343,7 +343,7 @@ class _Validator(_NodeReader):
                 a["criticality"] = self.choice(m["criticality"][1], f"{p}.criticality", CRITICALITIES)
             if "zone" in m:
                 a["zone"] = self.zone_ref(m["zone"][1], f"{p}.zone", zones)
-            for k in ("name", "vendor", "product", "model", "firmware", "serial", "notes"):
+            for k in ("name", "vendor", "product", "model", "firmware", "serial", "notes", "owner"):
                 if k in m:
                     a[k] = self.text(m[k][1], f"{p}.{k}", allow_empty=True)
             if "sbom" in m:

@@ -46,7 +46,7 @@ def site_schema() -> dict:
             "assets": lst({**obj({"ip": s, "mac": {"type": "string", "pattern": _MAC.pattern}, "name": s,
                                   "role": {"enum": list(ASSET_ROLES)}, "vendor": s, "product": s, "model": s,
                                   "firmware": s, "serial": s, "criticality": {"enum": list(CRITICALITIES)},
-                                  "sbom": s, "zone": s, "notes": s}),
+                                  "sbom": s, "zone": s, "notes": s, "owner": s}),
                            "anyOf": [{"required": ["ip"]}, {"required": ["mac"]}]}),
             "maintenance_windows": lst(obj({
                 "name": s, "description": s,
