@@ -13,7 +13,7 @@ SHARED_DATA = Path(os.environ.get("PLANTGUARD_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-CI_TOOLS = ("tshark", "chromium", "strace")   # peers and probes some tests need
+CI_TOOLS = ("tshark", "chromium", "strace", "rsyslogd", "tcpreplay", "tcpdump", "ip")   # peers and probes tests need
 
 
 def pytest_sessionstart(session):
@@ -22,7 +22,7 @@ def pytest_sessionstart(session):
         return
     if not SHARED_DATA.is_dir():
         raise pytest.UsageError(f"CI=true but the shared test data is missing at {SHARED_DATA}")
-    missing = [tool for tool in CI_TOOLS if shutil.which(tool) is None]
+    missing = [tool for tool in CI_TOOLS if shutil.which(tool) is None and shutil.which(tool, path="/usr/sbin:/sbin") is None]
     if missing:
         raise pytest.UsageError(f"CI=true but {', '.join(missing)} not installed (.ci/run installs them)")
 
