@@ -129,6 +129,7 @@ app.add_typer(intel_app, name="intel", help="Vulnerability intelligence: import 
 app.add_typer(sbom_app, name="sbom", help="Check SBOMs (CycloneDX, SPDX) against procurement needs and advisories.")
 from plantguard.cli.site import site_app  # noqa: E402
 app.add_typer(site_app, name="site", help="Site files: draft one from traffic (init), validate one (check).")
+from plantguard.cli import monitor as _monitor  # noqa: E402,F401
 
 
 def main() -> None:

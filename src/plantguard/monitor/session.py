@@ -34,7 +34,8 @@ class Session:
         self.packets = 0
         self.packet_time: float | None = None               # latest packet time seen
         self.last_checkpoint: float | None = None           # packet time of the last checkpoint
-        self.errors = 0                                     # chunks the engine raised on (abandoned)
+        self.abandoned = 0                                  # packets of chunks the engine raised on
+        self.last_result: AnalysisResult | None = None      # the engine's result at the last checkpoint
 
     def feed(self, cap: str, chunk: formats.Chunk) -> list[Observation]:
         """One chunk of capture `cap`; the new operation observations it gave."""
@@ -52,9 +53,9 @@ class Session:
         try:
             eng.process(cap_idx, cap, chunk)
         except Exception:   # noqa: BLE001 - hostile packets never stop the sensor
-            log.exception("capture %s: chunk abandoned", cap)
+            log.debug("capture %s: chunk abandoned", cap, exc_info=True)
             eng.abandon_chunk()
-            self.errors += 1
+            self.abandoned += n
             st.warn("analysis_error", f"internal error in a chunk of {n:,} packets; the chunk was skipped")
         release_free_heap()
         st.packets += n
@@ -85,6 +86,7 @@ class Session:
     def checkpoint(self, final: bool = False) -> dict:
         """The assessment contract of everything fed so far (assets, findings, ...)."""
         from plantguard.assess import run_assessment
-        contract = run_assessment(self.result(final), self.site, db=self.db)
+        self.last_result = self.result(final)
+        contract = run_assessment(self.last_result, self.site, db=self.db)
         self.last_checkpoint = self.packet_time
         return contract

@@ -1,0 +1,199 @@
+"""`plantguard monitor`: watch an interface or a capture ring, learn what is normal, raise alerts
+to SIEM sinks (docs/monitor.md); `plantguard baseline show|accept|export` reviews what it learnt;
+`plantguard export` replays the stored findings and alerts into a sink. Errors are one line
+(exit 2); SIGINT/SIGTERM stop cleanly (final checkpoint, outboxes flushed), exit 0."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from plantguard.cli import app, fail, out, say
+from plantguard.cli.common import DB_HELP, MAX_MEMORY_HELP, load_site, memory_budget
+
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str | None, option: str) -> float | None:
+    """'90', '90s', '10m', '2h', '7d' -> seconds."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if not m or float(m.group(1)) <= 0:
+        fail(f"{option} must be a positive duration such as 90s, 10m, 2h or 7d, not {text!r}")
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def _state(db: str | None, state: Path | None):
+    from plantguard.errors import InputError
+    from plantguard.monitor.state import StateDir, state_dir_for
+    try:
+        return StateDir(state or state_dir_for(db))
+    except InputError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def monitor(
+    interface: Optional[str] = typer.Option(None, "--interface", "-i", help="Capture live on this interface (needs root or CAP_NET_RAW)."),
+    watch: Optional[Path] = typer.Option(None, "--watch", help="Follow the files a capture ring (dumpcap -b, tcpdump -G/-C) writes into this directory."),
+    site: Optional[Path] = typer.Option(None, "--site", help="Site file: zones, conduits, authorised stations, maintenance windows."),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    learn: Optional[str] = typer.Option(None, "--learn", metavar="DURATION", help="Learn the baseline for this long (packet time): new keys join silently, then alert."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Start from this baseline (JSON, from 'plantguard baseline export')."),
+    sink: Optional[List[str]] = typer.Option(None, "--sink", help="Deliver alerts here (repeatable): syslog+tls://, syslog+tcp://, syslog+udp://, file://, hec+https://, https://. Default: ECS JSON lines on stdout."),
+    evidence: Optional[Path] = typer.Option(None, "--evidence", metavar="DIR", help="Write a small pcap of each alert's evidence frames here."),
+    checkpoint: str = typer.Option("60s", "--checkpoint", metavar="DURATION", help="Assess and save a checkpoint this often (packet time), and at exit."),
+    max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
+    bpf: Optional[str] = typer.Option(None, "--bpf", metavar="EXPR", help="Kernel filter for --interface (tcpdump syntax; needs tcpdump)."),
+    state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="Where ledger, checkpoint, baseline and outboxes live (default: beside the store, DB.monitor)."),
+    status_every: str = typer.Option("10s", "--status-every", metavar="DURATION", help="Status line on stderr this often."),
+    heartbeat_every: str = typer.Option("60s", "--heartbeat-every", metavar="DURATION", help="Heartbeat event to the sinks this often."),
+):
+    """Watch the plant continuously: checkpoints of inventory and assessment, a baseline, alerts to SIEM sinks."""
+    from plantguard.errors import InputError
+    if (interface is None) == (watch is None):
+        fail("give one of --interface IFACE or --watch DIR")
+    if learn is not None and baseline is not None:
+        fail("--learn and --baseline exclude each other")
+    if bpf is not None and interface is None:
+        fail("--bpf filters a live interface; it needs --interface")
+    every = duration(checkpoint, "--checkpoint")
+    learn_s = duration(learn, "--learn")
+    status_s, beat_s = duration(status_every, "--status-every"), duration(heartbeat_every, "--heartbeat-every")
+    budget = memory_budget(max_memory)
+    site_model = load_site(site)
+    base_doc = None
+    if baseline is not None:
+        try:
+            base_doc = json.loads(baseline.read_text())
+        except (OSError, ValueError) as exc:
+            fail(f"{baseline}: cannot read baseline ({getattr(exc, 'strerror', None) or exc})")
+    st = _state(db, state)
+    from plantguard.monitor.run import Monitor
+    from plantguard.monitor.session import Session
+    from plantguard.monitor.sources import LiveSource, RingSource
+    from plantguard.monitor.state import LEDGER
+    try:
+        src = LiveSource(interface, bpf) if interface else RingSource(watch, st.file(LEDGER))
+        mon = Monitor(src, Session(site_model, budget=budget, checkpoint_s=every, db=db), st,
+                      sinks=list(sink or ()), evidence_dir=evidence, learn_s=learn_s, baseline=base_doc,
+                      status_s=status_s, heartbeat_s=beat_s, out=sys.stdout, status=say)
+    except (InputError, ValueError) as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except OSError as exc:
+        fail(f"cannot start monitor: {exc.strerror or exc}")
+
+    def stop(_sig, _frame):
+        mon.stop.set()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    say(f"monitor: watching {src.name}; state in {st.path}")
+    try:
+        mon.run()
+    finally:
+        src.close()
+
+
+baseline_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                           help="Review what monitor learnt: show, accept, export.")
+app.add_typer(baseline_app, name="baseline", help="Review and promote the monitor's baseline: show, accept, export.")
+
+
+def _load_baseline(st):
+    from plantguard.monitor.baseline import Baseline
+    from plantguard.monitor.state import BASELINE
+    from plantguard.errors import InputError
+    try:
+        doc = st.load(BASELINE)
+        return Baseline(doc)
+    except (InputError, ValueError) as exc:
+        fail(str(exc))
+
+
+@baseline_app.command("show")
+def baseline_show(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+                  state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="The monitor's state directory."),
+                  new: bool = typer.Option(False, "--new", help="Only the keys waiting for review.")):
+    """Counts per kind and state, then the keys (kind, state, key, count, first/last seen)."""
+    from plantguard.util.timefmt import iso
+    b = _load_baseline(_state(db, state))
+    for kind, counts in b.summary().items():
+        say(f"{kind}: " + (", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "none"), out)
+    for kind, entries in b.sets.items():
+        for key, e in sorted(entries.items()):
+            if not new or e["state"] == "new":
+                say(f"{kind}\t{e['state']}\t{key}\t{e['count']}\t{iso(e['first'])}\t{iso(e['last'])}", out)
+
+
+@baseline_app.command("accept")
+def baseline_accept(key: Optional[List[str]] = typer.Argument(None, help="Keys to accept (default: every new key)."),
+                    kind: Optional[str] = typer.Option(None, "--kind", help="Only keys of this kind."),
+                    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+                    state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="The monitor's state directory.")):
+    """Promote reviewed new keys to accepted."""
+    from plantguard.monitor.baseline import KINDS
+    from plantguard.monitor.state import BASELINE
+    if kind is not None and kind not in KINDS:
+        fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    st = _state(db, state)
+    b = _load_baseline(st)
+    n = b.accept((kind,) if kind else KINDS, set(key) if key else None)
+    st.save(BASELINE, b.as_dict())
+    say(f"{n:,} keys accepted")
+
+
+@baseline_app.command("export")
+def baseline_export(output: Path = typer.Option(Path("-"), "-o", "--output", help="Write the JSON here; - for stdout."),
+                    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+                    state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="The monitor's state directory.")):
+    """The baseline as JSON (what monitor --baseline reads)."""
+    from plantguard.cli.common import write_report
+    b = _load_baseline(_state(db, state))
+    write_report(json.dumps(b.as_dict(), indent=1, sort_keys=True) + "\n", output)
+
+
+@app.command("export")
+def export(sink: str = typer.Option(..., "--sink", help="The sink URL (as monitor --sink)."),
+           since: Optional[str] = typer.Option(None, "--since", metavar="T", help="Only findings whose evidence is this recent (ISO time)."),
+           db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+           state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="The monitor's state directory.")):
+    """Replay the last checkpoint's failing findings and assets into a sink."""
+    from datetime import datetime
+    from plantguard.errors import InputError
+    from plantguard.monitor.state import ASSESSMENT
+    from plantguard.siem import Outbox, from_assessment, open_sink
+    st = _state(db, state)
+    try:
+        contract = st.load(ASSESSMENT)
+    except InputError as exc:
+        fail(str(exc))
+    if contract is None:
+        fail(f"{st.path}: no checkpoint stored yet (run plantguard monitor first)")
+    cut = None
+    if since is not None:
+        try:
+            cut = datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            fail(f"--since must be an ISO time such as 2026-01-01T00:00:00Z, not {since!r}")
+    try:
+        ob = Outbox(st.outbox(sink), open_sink(sink))
+    except InputError as exc:
+        fail(str(exc))
+    n = 0
+    for e in from_assessment(contract):
+        if cut is None or e.time >= cut:
+            ob.put(e)
+            n += 1
+    done = ob.flush(30.0)
+    left = ob.depth()
+    ob.close()
+    if not done:
+        fail(f"{n:,} events queued, {left:,} not yet delivered ({ob.last_error or 'sink did not acknowledge'}); "
+             "the next export or monitor delivers them")
+    say(f"{n:,} events delivered")
