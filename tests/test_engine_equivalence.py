@@ -211,3 +211,31 @@ def test_flows_match_tshark_conversations(rel):
     for f in res.flows:        # tshark does not split conversations by VLAN
         ours[(f.l4,) + tuple(sorted([(f.client, f.client_port), (f.server, f.port)]))] += f.packets
     assert ours == convs
+
+
+def test_pipelined_modbus_polls_are_replayed(tmp_path):
+    """A master that sends several requests in one segment (and a slave that answers them in
+    one): such segments are routine too, keyed on every ADU's function and addresses; a write
+    among reads makes a key of its own, and the result is still the reference's."""
+    import struct
+
+    from support.packets import pcap_bytes, tcp_conversation
+
+    def req(tid, fc, addr, qty):
+        return struct.pack(">HHHBBHH", tid & 0xFFFF, 0, 6, 1, fc, addr, qty)
+
+    def rsp(tid, fc, words):
+        return struct.pack(">HHHBBB", tid & 0xFFFF, 0, 3 + 2 * words, 1, fc, 2 * words) + bytes(2 * words)
+    exchanges, tid = [], 0
+    for k in range(1500):
+        fcs = (3, 4, 6 if k % 100 == 7 else 3)
+        exchanges.append((True, b"".join(req(tid + i, fc, 10 * i, 2) for i, fc in enumerate(fcs))))
+        exchanges.append((False, b"".join(
+            struct.pack(">HHHBBHH", (tid + i) & 0xFFFF, 0, 6, 1, 6, 10 * i, 2) if fc == 6 else rsp(tid + i, fc, 2)
+            for i, fc in enumerate(fcs))))
+        tid += 3
+    path = tmp_path / "pipelined.pcap"
+    path.write_bytes(pcap_bytes(tcp_conversation("10.0.0.1", "10.0.0.2", 502, exchanges)))
+    got = analyze([path])
+    assert_equivalent(analyze_reference([path]), got)
+    assert got.counters["routine_packets"] > 2500 and got.counters["deep_packets"] < 200

@@ -400,23 +400,43 @@ def _longest_text(b: bytes, minimum: int = 4) -> str:
 
 # Routine recognition (capture/routine.py calls these on whole chunks): the key must cover
 # every field decode() reports for such a packet.
+MAX_ROUTINE_ADUS = 4       # whole ADUs in one segment a routine key covers (pipelined polling)
+_REQ_CODES = (1, 2, 3, 4, 5, 6, 15, 16, 23)
+
+
 def modbus_routine(p, plen, from_client, l4, sport, dport):
-    """One whole ADU. Requests of the read/write codes the module describes from the first
-    PDU bytes (start/address, quantity or value); any normal (non-exception) response except
-    the codes whose responses it reads (17, 43, 90)."""
-    at, head = ADU_HEAD.offset, ADU_HEAD.size
-    ok = (l4 == 6) & (plen >= head) & (u16(p, at.protocol) == 0)
-    mlen = u16(p, at.length)
-    ok &= plen == FRAMING.size + mlen
-    fc = p[:, at.function].astype(np.int64)
-    req = ok & from_client & np.isin(fc, (1, 2, 3, 4, 5, 6, 15, 16, 23)) & (mlen >= 6)
-    rsp = ok & ~from_client & (fc >= 1) & (fc < 0x80) & ~np.isin(fc, (17, 43, 90))
-    width = np.where(fc == 23, 8, 4)
-    pos = np.arange(p.shape[1])[None, :]
-    keep = req[:, None] & (pos >= head) & (pos < head + width[:, None]) & (pos < plen[:, None])
-    key = hash_keys((col(from_client), col(p[:, at.unit]), col(fc), col(np.where(req, mlen, 0)),
-                     bytes_hash(p[:, :16], keep[:, :16])))
-    return req | rsp, key
+    """Segments of up to MAX_ROUTINE_ADUS whole ADUs (masters pipeline their polls). Requests of
+    the read/write codes the module describes from the first PDU bytes (start/address, quantity
+    or value); any normal (non-exception) response except the codes whose responses it reads
+    (17, 43, 90). The key covers every ADU's unit, function, length (requests) and described
+    bytes, not the transaction ids."""
+    n, w = p.shape
+    head = ADU_HEAD.size
+    at = ADU_HEAD.offset
+    ok = (l4 == 6) & (plen >= head)
+    done = np.zeros(n, bool)
+    off = np.zeros(n, np.int64)
+    span = np.arange(16)[None, :]
+    parts = [col(from_client)]
+    for _ in range(MAX_ROUTINE_ADUS):
+        live = ok & ~done
+        v = np.take_along_axis(p, np.minimum(off[:, None] + span, w - 1), axis=1)   # 16 bytes from the ADU
+        mlen = u16(v, at.length)
+        fc = v[:, at.function].astype(np.int64)
+        width = np.where(fc == 23, 8, 4)
+        req = from_client & np.isin(fc, _REQ_CODES) & (mlen >= 6) & (head + width <= FRAMING.size + mlen) \
+            & (off + head + width <= w)
+        rsp = ~from_client & (fc >= 1) & (fc < 0x80) & ~np.isin(fc, (17, 43, 90))
+        end = off + FRAMING.size + mlen
+        good = (off + head <= w) & (u16(v, at.protocol) == 0) & (req | rsp) & (end <= plen)
+        ok &= ~live | good
+        live &= ok
+        keep = (live & req)[:, None] & (span >= head) & (span < head + width[:, None])
+        parts += [col(np.where(live, v[:, at.unit], 0)), col(np.where(live, fc, 0)),
+                  col(np.where(live & req, mlen, 0)), bytes_hash(v, keep)]
+        off = np.where(live, end, off)
+        done |= live & (off == plen)
+    return ok & done, hash_keys(tuple(parts))
 
 
 SPEC = ProtocolSpec(
@@ -429,7 +449,7 @@ SPEC = ProtocolSpec(
     # gateways and simulators on other ports (5020, 503, ...); on ports another module claims, that
     # module is asked first.
     any_port=True,
-    routine=(Routine(modbus_routine, 64),),
+    routine=(Routine(modbus_routine, 128),),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),
