@@ -226,7 +226,7 @@ def at_checkpoint(alerter: Alerter, contract: dict, result, baseline, site) -> l
             fd = next(x for x in contract["findings"] if x["check"] == check_id and x["status"] == "fail")
             refs = [EvidenceRef(e.get("capture"), e.get("frame"), None, e.get("detail") or "")
                     for e in fd.get("evidence", [])]
-            out.append(alerter.fire(RULES["alert.check-failed"], f"{check_id}|{when}", when,
+            out.append(alerter.fire(RULES["alert.check-failed"], check_id, when,
                                     f"{check_id} turned from pass to fail: {fd['title']}", severity=fd["severity"],
                                     evidence=refs, check_id=check_id))
     return [e for e in out if e is not None]
