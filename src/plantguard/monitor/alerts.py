@@ -109,6 +109,14 @@ class Alerter:
         return e
 
 
+def _epoch(text: str | None) -> float | None:
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+    except ValueError:
+        return None
+
+
 def _ref(o: Observation) -> EvidenceRef:
     return EvidenceRef(o.capture, o.frame, o.ts)
 
@@ -169,7 +177,8 @@ def at_checkpoint(alerter: Alerter, contract: dict, result, baseline, site) -> l
         ident = {k: a["identity"][k] for k in ("vendor", "product", "model", "firmware", "serial")
                  if a.get("identity", {}).get(k)}
         value = {"mac": a.get("mac"), "identity": ident}
-        new, old = baseline.observe("asset", key, when, None, 1, value)
+        first = _epoch(a.get("first_seen")) or when
+        new, old = baseline.observe("asset", key, first, None, 1, value)
         dst = Endpoint(a.get("ip"), a.get("mac"))
         if new:
             out.append(alerter.fire(RULES["alert.new-asset"], key, when,
@@ -185,7 +194,7 @@ def at_checkpoint(alerter: Alerter, contract: dict, result, baseline, site) -> l
                     out.append(alerter.fire(RULES["alert.identity-change"], f"{key}|{k}|{v}", when,
                                             f"{key} {k} changed from {was} to {v}", dst=dst))
         for proto in a.get("protocols", []):
-            if baseline.observe("protocol", f"{key}|{proto}", when, None, 1)[0]:
+            if baseline.observe("protocol", f"{key}|{proto}", first, None, 1)[0]:
                 out.append(alerter.fire(RULES["alert.new-protocol"], f"{key}|{proto}", when,
                                         f"{key} speaks {proto}, not seen before", dst=dst))
     zoned = site is not None and bool(getattr(site, "zones", None))
