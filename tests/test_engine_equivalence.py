@@ -169,6 +169,18 @@ def test_polling_through_a_lost_segment_is_still_replayed(tmp_path):
     assert got.counters["stream_gaps"] == ref_gaps == 1
     assert got.counters["deep_packets"] < 100 < got.counters["routine_packets"]
 
+
+def test_s7comm_plus_messages_are_replayed():
+    """S7comm-plus requests, responses and notifications that repeat (an HMI polling an
+    S7-1200/1500) take the array path, sequence numbers and V2/V3 digests left out of the key."""
+    path = PCAPS / "icsnpp-s7comm" / "s7comm_plus.pcap"
+    if not path.exists():
+        pytest.skip("s7comm_plus.pcap missing")
+    got = analyze([path])
+    assert_equivalent(analyze_reference([path]), got)
+    assert got.counters["routine_packets"] > 100 > got.counters["deep_packets"]
+
+
 # ---- tshark as a second oracle ----
 TSHARK = shutil.which("tshark")
 TSHARK_CAPTURES = ["zeek/modbus/modbusSmall.pcap", "zeek/dnp3/dnp3.pcap", "icsnpp-enip/enip_cip_example.pcap",

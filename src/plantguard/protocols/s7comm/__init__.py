@@ -38,7 +38,7 @@ from plantguard.protocols.s7comm.cotp import (
     s7_tsap,
     tsap_text,
 )
-from plantguard.protocols.s7comm.routine import s7_job_ack_routine
+from plantguard.protocols.s7comm.routine import s7_job_ack_routine, s7plus_routine
 from plantguard.protocols.s7comm.s7 import (
     ACK,
     ACK_DATA,
@@ -140,7 +140,7 @@ SPEC = ProtocolSpec(
     name=NAME, title="S7comm, S7comm-plus", layer="industrial",
     decode=decode, signature=signature,
     tcp_ports=(S7_PORT,),
-    routine=(Routine(s7_job_ack_routine, 128),),
+    routine=(Routine(s7_job_ack_routine, 128), Routine(s7plus_routine, 128)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),

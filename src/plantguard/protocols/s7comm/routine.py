@@ -23,6 +23,17 @@ from plantguard.protocols.s7comm.s7 import (
     S7_HEADER,
     S7_PROTOCOL,
 )
+from plantguard.protocols.s7comm.s7plus import (
+    CREATE_OBJECT,
+    INTEGRITY_DIGEST,
+    INTEGRITY_SIZE,
+    NOTIFICATION,
+    REQUEST,
+    S7P_FRAME,
+    S7P_HEADER,
+    S7P_PROTOCOL,
+    S7P_REQUEST,
+)
 from plantguard.util.arrays import bytes_hash, col, hash_keys, u16
 
 _DT = TPKT.size                              # the COTP DT header
@@ -57,3 +68,41 @@ def s7_job_ack_routine(p, plen, from_client, l4, sport, dport):
                      col(np.where(ack, (err_class.astype(np.int64) << 16) | (err_code.astype(np.int64) << 8)
                                    | p[:, _ACK_PARAM], 0))))
     return job | ack, key
+
+
+def s7plus_routine(p, plen, from_client, l4, sport, dport):
+    """One whole S7comm-plus message in one TPKT / COTP DT (last unit): header, data, and the
+    trailer. Requests keyed on version, function and session id (not the sequence number, nor a
+    V2/V3 integrity digest); responses other than Create Object's (which names the PLC) keyed on
+    version and function; the PLC's notifications on their version."""
+    n, w = p.shape
+    t, c, h = TPKT.offset, COTP_DT_HEADER.offset, S7P_HEADER.offset
+    ok = (l4 == 6) & (plen >= _S7 + S7P_HEADER.size) & (p[:, t.version] == TPKT_VERSION) & (p[:, t.reserved] == 0) \
+        & (u16(p, t.length) == plen)
+    ok &= (p[:, _DT + c.length] == COTP_DT_HEADER.size - 1) & (p[:, _DT + c.pdu_type] == 0xF0) \
+        & ((p[:, _DT + c.tpdu_nr] & EOT) != 0) & (p[:, _S7 + h.protocol] == S7P_PROTOCOL)
+    version = p[:, _S7 + h.version].astype(np.int64)
+    body = _S7 + S7P_HEADER.size
+    end = body + u16(p, _S7 + h.data_length)                       # where the trailer starts
+    ok &= plen == end + S7P_HEADER.size
+    rows = np.arange(n)
+    tr = np.minimum(end[:, None] + np.arange(S7P_HEADER.size)[None, :], w - 1)
+    trailer = p[rows[:, None], tr]
+    ok &= (end + S7P_HEADER.size <= w) & (trailer[:, 0] == S7P_PROTOCOL) & (trailer[:, 2] == 0) & (trailer[:, 3] == 0)
+    digest = np.isin(version, (2, 3)) & (p[:, body] == INTEGRITY_DIGEST)
+    off = body + np.where(digest, INTEGRITY_SIZE, 0)        # as parse_s7plus reads it
+    f = S7P_REQUEST.offset
+    fld = np.minimum(off[:, None] + np.arange(S7P_REQUEST.size)[None, :], w - 1)
+    v = p[rows[:, None], fld]
+    opcode = v[:, f.opcode].astype(np.int64)
+    function = u16(v, f.function)
+    session = (u16(v, f.session).astype(np.uint64) << np.uint64(16)) | u16(v, f.session + 2).astype(np.uint64)
+    one = (dport == S7_PORT) != (sport == S7_PORT)
+    request = np.where(one, dport == S7_PORT, from_client)
+    req = ok & request & (opcode == REQUEST) & (off + S7P_REQUEST.size <= np.minimum(end, w))
+    rsp = ok & ~request & np.isin(opcode, (0x32, 0x02)) & (off + S7P_FRAME.size <= np.minimum(end, w)) \
+        & (function != CREATE_OBJECT)
+    notification = ok & ~request & (opcode == NOTIFICATION)                  # only its version is read
+    key = hash_keys((col(request), col(version), col(opcode), col(np.where(notification, 0, function)),
+                     np.where(req, session, 0)))
+    return req | rsp | notification, key

@@ -24,6 +24,7 @@ S7P_REQUEST = S7P_FRAME.extend("S7pRequest", ("session", "I"))
 INTEGRITY_DIGEST = 0x20         # V2/V3: digest length byte, then the 32-byte digest
 INTEGRITY_SIZE = 1 + INTEGRITY_DIGEST
 REQUEST = 0x31
+NOTIFICATION = 0x33
 
 CREATE_OBJECT = 0x04CA
 # The server session's version string in a Create Object response: "<n>;<order number> ;V<firmware>"
