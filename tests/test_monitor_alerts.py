@@ -35,8 +35,9 @@ def download_frame(src) -> int:
 
 
 def feed_ring(mon: MonitorProc, ring, src, seen, gap_s: float = 0.7) -> tuple[int, float, int]:
-    """Write the pieces one by one; returns (piece holding the download's first frame, when it
-    was written, that frame's number in the piece). `seen()` tells whether the alert is out."""
+    """Write the pieces one by one; returns (piece holding the download's first frame, seconds
+    from writing it to the alert's arrival, that frame's number in the piece). `seen()` tells
+    whether the alert is out."""
     frame = download_frame(src)
     before, hit = 0, None
     for i, chunk in enumerate(split(src, PIECES)):
@@ -44,10 +45,11 @@ def feed_ring(mon: MonitorProc, ring, src, seen, gap_s: float = 0.7) -> tuple[in
         written = time.monotonic()
         write_piece(ring, i, chunk)
         if before < frame <= before + len(chunk):
-            hit = (i, written, frame - before)
             mon.wait_for(seen, 10, "program-change alert")
             delay = time.monotonic() - written
             assert delay <= LATENCY_S, f"alert {delay:.2f} s after the piece was written"
+            hit = (i, delay, frame - before)
+            print(f"program-change alert {delay:.2f} s after its piece was written")
         before += len(chunk)
     assert hit is not None
     return hit

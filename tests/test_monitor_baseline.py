@@ -92,3 +92,18 @@ def test_authorised_station_outside_window_alerts_once(tmp_path):
     assert actions.count("change-outside-window") == 1 and "program-change" not in actions
     a = next(a for a in alerts if a["event"]["action"] == "change-outside-window")
     assert a["source"]["ip"] == "192.168.1.10" and a["rule"]["id"] == "alert.change-outside-window"
+
+
+def test_export_replays_the_checkpoint_findings_into_a_sink(tmp_path):
+    watch(tmp_path, DOWNLOAD)
+    contract = json.loads((tmp_path / "state" / "assessment.json").read_text())
+    fails = [f for f in contract["findings"] if f["status"] == "fail"]
+    out = tmp_path / "export.jsonl"
+    r = CliRunner().invoke(app, ["export", "--state", str(tmp_path / "state"), "--sink", f"file://{out}?format=ecs"])
+    assert r.exit_code == 0, r.output
+    docs = [json.loads(x) for x in out.read_text().splitlines()]
+    findings = [d["rule"]["id"] for d in docs if d["event"]["kind"] == "state"]      # ECS: a finding is state
+    assert findings == [f["check"] for f in fails] and findings
+    assert len([d for d in docs if d["event"]["kind"] == "asset"]) == len(contract["assets"])
+    r = CliRunner().invoke(app, ["export", "--state", str(tmp_path / "nothing"), "--sink", f"file://{out}"])
+    assert r.exit_code == 2 and "no checkpoint stored yet" in r.output
