@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, say
-from plantguard.cli.common import (MAX_MEMORY_HELP, check_output, is_stdout, load_site, memory_budget,
+from plantguard.cli.common import (JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site, memory_budget,
                                    progress_analyze, write_report)
 from plantguard.errors import InputError
 
@@ -22,6 +22,7 @@ def assess(
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 1 if any failing finding is at or above this severity (low, medium, high, critical; any case)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N", help=JOBS_HELP),
 ):
     """Assess the captured plant against the good practices; write a report."""
     from plantguard.checks.base import SEVERITIES, severity_rank
@@ -37,7 +38,7 @@ def assess(
     check_output(output)                        # before the work, not after it
     budget = memory_budget(max_memory)
     site_model = load_site(site)
-    result = progress_analyze(captures, quiet, budget)
+    result = progress_analyze(captures, quiet, budget, jobs)
     from plantguard.store.db import IN_MEMORY, StoreError
     store_error = None
     try:

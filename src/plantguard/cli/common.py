@@ -42,24 +42,30 @@ def memory_budget(max_memory: int | None):
         fail(str(exc))
 
 
-def progress_analyze(paths, quiet: bool, budget=None):
-    """Run the packet engine with a progress display on stderr (hidden when not a terminal),
-    within the memory budget (budget.Budget; None: the default)."""
+JOBS_HELP = ("Processes analysing the captures, each a share of the packets (default: the number of "
+             "cores; 1: all in this process). The result is the same.")
+
+
+def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1):
+    """Run the packet engine in `jobs` processes (None: one per core) with a progress display on
+    stderr (hidden when not a terminal), within the memory budget (budget.Budget; None: the
+    default)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from plantguard.capture.engine import analyze
     from plantguard.capture.formats import CaptureError
+    from plantguard.capture.parallel import WorkerFailed, analyze_parallel, default_jobs
+    jobs = default_jobs() if jobs is None else jobs
     show = not quiet and err.is_terminal
     try:
         if not show:
-            result = analyze(paths, budget=budget)
+            result = analyze_parallel(paths, jobs, budget=budget)
         else:
             with Progress(SpinnerColumn(), TextColumn("[bold]reading captures"),
                           TextColumn("{task.completed:,} packets"), TimeElapsedColumn(),
                           console=err, transient=True) as prog:
                 task = prog.add_task("read", total=None)
-                result = analyze(paths, progress=lambda n: prog.advance(task, n), budget=budget)
-    except CaptureError as exc:
+                result = analyze_parallel(paths, jobs, progress=lambda n: prog.advance(task, n), budget=budget)
+    except (CaptureError, WorkerFailed) as exc:
         fail(str(exc))
     if result.captures and not any(c.packets for c in result.captures):
         first = next((w for c in result.captures for w in c.warnings), None)

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, out, say
-from plantguard.cli.common import MAX_MEMORY_HELP, load_site, memory_budget, progress_analyze, write_report
+from plantguard.cli.common import JOBS_HELP, MAX_MEMORY_HELP, load_site, memory_budget, progress_analyze, write_report
 
 
 @app.command()
@@ -19,6 +19,7 @@ def inventory(
     site: Optional[Path] = typer.Option(None, "--site", help="Site file (zones) to place assets in zones."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N", help=JOBS_HELP),
 ):
     """List the devices seen in the captures: vendor, role, identity, services, zone."""
     from plantguard.inventory.build import build_assets
@@ -27,7 +28,7 @@ def inventory(
     from plantguard.util.warnings import summarized_captures
     budget = memory_budget(max_memory)
     site_model = load_site(site)
-    result = progress_analyze(captures, quiet, budget)
+    result = progress_analyze(captures, quiet, budget, jobs)
     notes: list[str] = []
     assets = build_assets(result, site_model, notes)
     caps = summarized_captures(c.as_dict() for c in result.captures)   # warnings by kind, not per record
