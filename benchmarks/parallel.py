@@ -6,7 +6,7 @@ For each capture, --repeat rounds of (jobs 1, jobs 2), each a fresh child proces
 first two cores (taskset -c 0,1); the packet stage's own wall time and packets/s come from
 inside the child. Then, in one child, what the parallel path costs beside the analysis: starting
 a worker with the fork and the forkserver start methods, pickling a worker's result and loading
-it, and the merge.
+it (as a child sends it), and the merge.
 
 usage: python benchmarks/parallel.py [--captures poll,plant4] [--repeat 5] [--jobs 2] [--smoke]
 Prints a Markdown table; writes parallel.md and parallel.json into --out
@@ -37,10 +37,10 @@ print(json.dumps({"analyze_s": w, "packets": packets, "packets_per_s": packets /
 
 # What the parallel path costs beside the analysis.
 COSTS = r"""
-import json, multiprocessing as mp, pickle, sys, time
+import json, multiprocessing as mp, sys, time
 from plantguard.capture import formats
 from plantguard.capture.engine import DEFAULT_CHUNK
-from plantguard.capture.parallel import _analyze_shard, merge
+from plantguard.capture.parallel import _analyze_shard, _pack, _unpack, merge
 from plantguard.budget import DEFAULT
 from plantguard.protocols import registry
 registry.protocol_modules(); registry.port_tables()
@@ -70,8 +70,8 @@ for k in range(n):
     t = time.process_time()
     shards.append(_analyze_shard(files, k, n, kw))
     shard_s.append(time.process_time() - t)
-t = time.perf_counter(); blob = pickle.dumps(shards[-1], pickle.HIGHEST_PROTOCOL); dumps = time.perf_counter() - t
-t = time.perf_counter(); pickle.loads(blob); loads = time.perf_counter() - t
+t = time.perf_counter(); blob = _pack(shards[-1]); dumps = time.perf_counter() - t
+t = time.perf_counter(); _unpack(blob); loads = time.perf_counter() - t
 parts, first = zip(*shards)
 t = time.perf_counter(); merge(list(parts), [str(f) for f in files], DEFAULT.pending_bytes, list(first)); m = time.perf_counter() - t
 print(json.dumps({"fork_start_s": start_cost("fork"), "forkserver_start_s": start_cost("forkserver"),

