@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from plantguard.util.timefmt import iso
 
@@ -19,13 +19,15 @@ class Health:
     outbox_depth: int = 0
     last_checkpoint: float | None = None
     alerts: int = 0
+    warnings: dict = field(default_factory=dict)   # the source's warnings by kind (deleted_unread, ...)
 
     def line(self) -> str:
         drops = "n/a" if self.kernel_drops is None else f"{self.kernel_drops:,}"
         lag = "n/a" if self.lag_s is None else f"{self.lag_s:.1f} s"
         return (f"monitor: {self.packets:,} packets, kernel drops {drops}, own drops {self.own_drops:,}, "
                 f"lag {lag}, memory {self.rss_mb:.0f} MB, outbox {self.outbox_depth:,}, alerts {self.alerts:,}, "
-                f"last checkpoint {iso(self.last_checkpoint) if self.last_checkpoint else 'none'}")
+                f"last checkpoint {iso(self.last_checkpoint) if self.last_checkpoint else 'none'}"
+                + "".join(f", {k.replace('_', ' ')} {v:,}" for k, v in sorted(self.warnings.items())))
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -8,7 +8,6 @@ between two checkpoints reads the chunks since the last one again; their alerts,
 sent, are sent again with the same event id (receivers drop them), none is lost."""
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
@@ -22,8 +21,6 @@ from plantguard.monitor.session import Session
 from plantguard.monitor.state import ALERTS, ASSESSMENT, BASELINE, CHECKPOINT, StateDir
 from plantguard.siem import events
 from plantguard.siem.events import Event
-
-log = logging.getLogger(__name__)
 
 FLUSH_AT_EXIT_S = 10.0
 
@@ -133,6 +130,7 @@ class Monitor:
         h.rss_mb = rss_mb()
         h.outbox_depth = sum(ob.depth() for ob in self.outboxes)
         h.alerts = self.alerter.raised
+        h.warnings = self.source.warnings()
 
     def _report(self) -> None:
         self._update_health()
