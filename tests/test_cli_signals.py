@@ -50,7 +50,10 @@ def test_sigint_during_assess_leaves_nothing_behind(tmp_path, big_capture, fmt):
     env = {k: v for k, v in os.environ.items() if k != "PLANTGUARD_DB"}
     proc = subprocess.Popen([sys.executable, "-m", "plantguard", "assess", str(big_capture), "-f", fmt,
                              "-o", str(out_dir / f"report.{fmt}"), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env,
+                            # as a terminal's Ctrl-C finds it, even when the tests run in a background
+                            # job (which starts with SIGINT ignored, and Python keeps an ignored SIGINT)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not _reading(proc.pid, big_capture):
