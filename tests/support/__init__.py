@@ -8,4 +8,7 @@ tests/ on sys.path, as it does for conftest):
 - peers: tshark as the second oracle
 - checks: one practice check run on hand-built observations, flows, assets and site files
 - trunk: captures of a mirrored router trunk built from real traffic
+- ring: a real capture written as the pieces of a capture ring (dumpcap -b names)
+- monitor: `plantguard monitor` as a subprocess, and the alerts a file sink received
+- week: a simulated week of plant traffic from real captures, as hourly ring pieces
 """
