@@ -258,10 +258,17 @@ def targets(res: dict) -> list[dict]:
         v = eng[name]["plantguard"]["pps_median"] if name in eng else None
         add(f"plant-scale ({name}), end to end", ">= 0.8 M pkt/s", v, "{:,.0f} pkt/s", lambda v: v >= 0.8e6,
             "packets / median wall s of a fresh process")
-    add("--jobs 2 against --jobs 1", ">= 1.8x", None, "", lambda v: False, "not implemented yet")
-    v = eng["poll10"]["plantguard"]["peak_rss_max_mb"] if "poll10" in eng else None
-    add("peak RSS on the 10x polling capture", "<= 250 MB", v, "{:.0f} MB", lambda v: v <= 250,
-        "largest ru_maxrss of the plantguard runs on poll10")
+    add("--jobs 2 against --jobs 1", ">= 1.8x", None, "", lambda v: False,
+        "benchmarks/parallel.py (needs both cores, so not in this pinned run)")
+    v, how = None, "largest ru_maxrss of the plantguard runs on poll10"
+    if "poll10" in eng:
+        v = eng["poll10"]["plantguard"]["peak_rss_max_mb"]
+    else:   # the scaling series' longest polling capture, when it is at least 10x
+        long = [pt for pt in sc.get("points", ()) if pt["factor"] >= 10]
+        if long:
+            v = max(pt["peak_rss_max_mb"] for pt in long)
+            how = f"largest ru_maxrss of the scaling series' {max(pt['factor'] for pt in long)}x polling capture"
+    add("peak RSS on the 10x polling capture", "<= 250 MB", v, "{:.0f} MB", lambda v: v <= 250, how)
     return out
 
 
