@@ -45,6 +45,7 @@ def monitor(
     site: Optional[Path] = typer.Option(None, "--site", help="Site file: zones, conduits, authorised stations, maintenance windows."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     learn: Optional[str] = typer.Option(None, "--learn", metavar="DURATION", help="Learn the baseline for this long (packet time): new keys join silently, then alert."),
+    learn_quiet: Optional[str] = typer.Option(None, "--learn-quiet", metavar="DURATION", help="End learning early once no new key was seen for this long (packet time; default: a quarter of --learn; as long as --learn: never early)."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="Start from this baseline (JSON, from 'plantguard baseline export')."),
     sink: Optional[List[str]] = typer.Option(None, "--sink", help="Deliver alerts here (repeatable): syslog+tls://, syslog+tcp://, syslog+udp://, file://, hec+https://, https://. Default: ECS JSON lines on stdout."),
     evidence: Optional[Path] = typer.Option(None, "--evidence", metavar="DIR", help="Write a small pcap of each alert's evidence frames here."),
@@ -65,6 +66,9 @@ def monitor(
         fail("--bpf filters a live interface; it needs --interface")
     every = duration(checkpoint, "--checkpoint")
     learn_s = duration(learn, "--learn")
+    if learn_quiet is not None and learn is None:
+        fail("--learn-quiet shortens --learn; it needs --learn")
+    quiet_s = duration(learn_quiet, "--learn-quiet")
     status_s, beat_s = duration(status_every, "--status-every"), duration(heartbeat_every, "--heartbeat-every")
     budget = memory_budget(max_memory)
     site_model = load_site(site)
@@ -82,7 +86,8 @@ def monitor(
     try:
         src = LiveSource(interface, bpf) if interface else RingSource(watch, st.file(LEDGER))
         mon = Monitor(src, Session(site_model, budget=budget, checkpoint_s=every, db=db), st,
-                      sinks=list(sink or ()), evidence_dir=evidence, learn_s=learn_s, baseline=base_doc,
+                      sinks=list(sink or ()), evidence_dir=evidence, learn_s=learn_s, learn_quiet_s=quiet_s,
+                      baseline=base_doc,
                       status_s=status_s, heartbeat_s=beat_s, out=sys.stdout, status=say)
     except (InputError, ValueError) as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

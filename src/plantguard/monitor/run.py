@@ -27,7 +27,8 @@ FLUSH_AT_EXIT_S = 10.0
 
 class Monitor:
     def __init__(self, source, session: Session, state: StateDir, *, sinks: list[str] = (),
-                 evidence_dir=None, learn_s: float | None = None, baseline: dict | None = None,
+                 evidence_dir=None, learn_s: float | None = None, learn_quiet_s: float | None = None,
+                 baseline: dict | None = None,
                  status_s: float = 10.0, heartbeat_s: float = 60.0, out: TextIO = sys.stdout,
                  status: Callable[[str], None] | None = None):
         from plantguard.siem import Outbox, open_sink
@@ -41,6 +42,8 @@ class Monitor:
         saved = state.load(BASELINE)
         self.baseline = Baseline(saved if saved is not None else baseline)
         self.learn_s = learn_s
+        # learning also ends after a quiet stretch without new keys: a quarter of --learn by default
+        self.learn_quiet_s = learn_quiet_s if learn_quiet_s is not None else (learn_s / 4 if learn_s else None)
         self.evidence = EvidenceWriter(evidence_dir) if evidence_dir else None
         self.alerter = alert_rules.Alerter(self._emit, state.load(ALERTS),
                                            site=getattr(self.site, "name", None))
@@ -72,7 +75,7 @@ class Monitor:
             for cap, chunk in self.source.chunks(until=self.stop.is_set, idle_s=idle_s):
                 ops = self.session.feed(cap, chunk)
                 if self.learn_s is not None:
-                    self.baseline.start_learning(float(chunk.ts.min()), self.learn_s)
+                    self.baseline.start_learning(float(chunk.ts.min()), self.learn_s, self.learn_quiet_s)
                 if ops:
                     for e in alert_rules.plc_changes(self.alerter, ops, self.site, self.baseline, self.controllers):
                         self._evidence(e, cap, chunk)
@@ -110,6 +113,8 @@ class Monitor:
                             if a.get("ip") and a.get("role") in _controller_roles()}
         for e in alert_rules.at_checkpoint(self.alerter, contract, s.last_result, self.baseline, self.site):
             self._evidence(e)
+        if s.packet_time is not None and self.baseline.advance(s.packet_time) and self.status is not None:
+            self.status(f"monitor: learning ended early, no new key for {self.baseline.quiet_s:,.0f} s of packet time")
         self._update_health()
         st = self.state
         st.save(ASSESSMENT, contract)
