@@ -139,18 +139,37 @@ def baseline_show(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
 @baseline_app.command("accept")
 def baseline_accept(key: Optional[List[str]] = typer.Argument(None, help="Keys to accept (default: every new key)."),
                     kind: Optional[str] = typer.Option(None, "--kind", help="Only keys of this kind."),
+                    site: Optional[Path] = typer.Option(None, "--site", help="Also append the accepted assets and conduits to this site file, as commented entries to review."),
                     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
                     state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="The monitor's state directory.")):
     """Promote reviewed new keys to accepted."""
+    import os
+    from datetime import datetime, timezone
     from plantguard.monitor.baseline import KINDS
     from plantguard.monitor.state import BASELINE
     if kind is not None and kind not in KINDS:
         fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if site is not None:
+        load_site(site)          # a site file that does not load is not appended to
     st = _state(db, state)
     b = _load_baseline(st)
-    n = b.accept((kind,) if kind else KINDS, set(key) if key else None)
+    done = b.accept((kind,) if kind else KINDS, set(key) if key else None)
     st.save(BASELINE, b.as_dict())
-    say(f"{n:,} keys accepted")
+    say(f"{len(done):,} keys accepted")
+    if site is None:
+        return
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = b.site_entries(done, f"plantguard baseline accept, {when}")
+    if not text:
+        return
+    try:
+        old = site.read_text(encoding="utf-8")
+        tmp = site.with_name(f".{site.name}.tmp")
+        tmp.write_text(old + ("" if old.endswith("\n") or not old else "\n") + text, encoding="utf-8")
+        os.replace(tmp, site)
+    except OSError as exc:
+        fail(f"{site}: cannot write site file ({exc.strerror or exc})")
+    say(f"{site}: {text.count(chr(10) + '#   - '):,} entries appended as comments, to review")
 
 
 @baseline_app.command("export")

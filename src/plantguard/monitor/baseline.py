@@ -4,7 +4,8 @@ a change shows), conduit (zone pair x service, or client -> server:port without 
 controller-op (station x PLC x operation class), protocol (device x protocol) and external
 (public destination). While learning, new keys join silently (state `learnt`); after it a new
 key joins as `new` and observe() says so (the caller alerts). `accept` promotes reviewed `new`
-keys to `accepted`. Bounded: at most MAX_KEYS per kind, further new keys counted in `dropped`.
+keys to `accepted`; site_entries() gives accepted assets and conduits as commented site-file
+entries (`baseline accept --site`). Bounded: at most MAX_KEYS per kind, further new keys counted in `dropped`.
 
 Learning ends at `learn_until`, or earlier when new keys become rare: once no key joined for
 `quiet_s` of packet time (judged by advance(), at checkpoints, when every key seen so far has been
@@ -12,12 +13,21 @@ observed), learning ends there. Since the quiet stretch counts from the start, l
 least `quiet_s`."""
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from plantguard.util.timefmt import iso
 
 KINDS = ("asset", "conduit", "controller-op", "protocol", "external")
 MAX_KEYS = 50_000
 VERSION = 1
 NEW, LEARNT, ACCEPTED = "new", "learnt", "accepted"
+SITE_IDENTITY = ("vendor", "product", "model", "firmware", "serial")     # an asset's keys in a site file
+SITE_VALUE_MAX = 200
+
+
+def _q(v: Any) -> str:
+    return json.dumps(str(v)[:SITE_VALUE_MAX], ensure_ascii=True)
 
 
 class Baseline:
@@ -74,15 +84,48 @@ class Baseline:
             e["value"] = value
         return False, old
 
-    def accept(self, kinds: tuple[str, ...] = KINDS, keys: set[str] | None = None) -> int:
-        """Promote reviewed `new` keys (all of these kinds, or only `keys`) to `accepted`."""
-        n = 0
+    def accept(self, kinds: tuple[str, ...] = KINDS, keys: set[str] | None = None) -> list[tuple[str, str]]:
+        """Promote reviewed `new` keys (all of these kinds, or only `keys`) to `accepted`; the
+        (kind, key) promoted."""
+        out = []
         for kind in kinds:
             for key, e in self.sets[kind].items():
                 if e["state"] == NEW and (keys is None or key in keys):
                     e["state"] = ACCEPTED
-                    n += 1
-        return n
+                    out.append((kind, key))
+        return out
+
+    def site_entries(self, keys: list[tuple[str, str]], heading: str) -> str:
+        """Site-file entries for accepted asset and conduit keys, as YAML comment lines to append
+        to a site file: the file stays exactly as valid as it was, and a reviewer moves them under
+        its assets: and conduits:. Every value is a JSON string (a YAML scalar with every line
+        break escaped, ASCII only), so what a device sent cannot leave the comment."""
+        assets, conduits = [], []
+        for kind, key in keys:
+            e = self.sets[kind][key]
+            note = f"accepted from the monitor's baseline, first seen {iso(e['first'])}"
+            if kind == "asset":
+                v = e.get("value") or {}
+                f = {"mac": key} if key == v.get("mac") else {"ip": key, "mac": v.get("mac")}
+                f.update((k, x) for k, x in (v.get("identity") or {}).items() if k in SITE_IDENTITY)
+                f["notes"] = note
+                assets.append("{" + ", ".join(f"{k}: {_q(x)}" for k, x in f.items() if x) + "}")
+            elif kind == "conduit":
+                pair, _, service = key.rpartition("|")
+                a, _, b = pair.partition(">")
+                if not pair:                                 # client > server:port/proto: no zones
+                    conduits.append(f"# {_q(key)}: no zones in the site, put both ends in zones first")
+                elif "None" in (a, b):
+                    conduits.append(f"# {_q(key)}: an end in no zone, put it in a zone first")
+                elif a != b:                                 # inside one zone is always allowed
+                    conduits.append(f"{{from: {_q(a)}, to: {_q(b)}, allow: [{_q(service)}], description: {_q(note)}}}")
+        if not assets and not conduits:
+            return ""
+        lines = ["", f"# {' '.join(heading.split())}: reviewed, commented out; move them under assets: / conduits:"]
+        for name, items in (("assets", assets), ("conduits", conduits)):
+            if items:
+                lines += [f"# {name}:"] + [f"#   {x}" if x.startswith("#") else f"#   - {x}" for x in items]
+        return "\n".join(lines) + "\n"
 
     def as_dict(self) -> dict:
         return {"version": VERSION, "learn_until": self.learn_until, "learn_from": self.learn_from,
