@@ -198,14 +198,20 @@ def at_checkpoint(alerter: Alerter, contract: dict, result, baseline, site) -> l
                 out.append(alerter.fire(RULES["alert.new-protocol"], f"{key}|{proto}", when,
                                         f"{key} speaks {proto}, not seen before", dst=dst))
     zoned = site is not None and bool(getattr(site, "zones", None))
+    server_sides = None          # the server ends of known conduits, made when an aggregate needs them
     for f in result.flows:
         ev = {"capture": f.capture, "frame": f.first_frame}
         ref = [EvidenceRef(f.capture, f.first_frame, f.first)]
         service = f.app or f"{f.l4}/{f.port}"
-        if zoned:
-            key = f"{zone.get(f.client)}>{zone.get(f.server)}|{service}"
-        else:
-            key = f"{f.client}>{f.server}:{f.port}/{f.l4}"
+        server_side = f">{zone.get(f.server)}|{service}" if zoned else f">{f.server}:{f.port}/{f.l4}"
+        if "/" in (f.client or ""):
+            # the flow cap folded evicted flows into one per client subnet: their conduits were
+            # keyed (and alerted) as the flows they were; only a server end nobody used is new
+            if server_sides is None:
+                server_sides = {k[k.index(">"):] for k in baseline.sets["conduit"] if ">" in k}
+            if server_side in server_sides:
+                continue
+        key = (f"{zone.get(f.client)}" if zoned else f"{f.client}") + server_side
         src, dst = Endpoint(f.client, f.client_mac, f.client_port), Endpoint(f.server, f.server_mac, f.port)
         net = Network(f.l4, f.app, f.vlan, f.packets, f.bytes)
         if baseline.observe("conduit", key, f.first, ev, f.packets)[0]:
