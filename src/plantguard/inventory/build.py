@@ -54,6 +54,7 @@ from plantguard.inventory.asset import Asset, Service
 from plantguard.inventory.identity import (
     META_KEYS,
     derived,
+    inferred,
     lend_field_sources,
     merge_identity,
     name_from_site,
@@ -269,13 +270,7 @@ class _Builder:
             a = self.book.asset_for(None, mac)
             if a is None or a.identity.get("name"):
                 continue
-            a.identity["name"] = name
-            a.identity_sources["name"] = {
-                "via": "inferred", "proto": o.proto, "capture": o.capture, "frame": o.frame,
-                "reason": "assigned by a DCP Set the station did not refuse"}
-            srcs = a.identity.setdefault("sources", [])
-            if o.proto not in srcs:
-                srcs.append(o.proto)
+            inferred(a, "name", name, o, "assigned by a DCP Set the station did not refuse")
 
     def name_by_own_search(self) -> None:
         """A PROFINET station checks that its NameOfStation is unique by asking for it (DCP
@@ -292,13 +287,8 @@ class _Builder:
                 continue
             if any(role in ("io-controller", "io-supervisor") for role, _ in self.hints[a.key]):
                 continue
-            a.identity["name"] = name
-            a.identity_sources["name"] = {
-                "via": "inferred", "proto": o.proto, "capture": o.capture, "frame": o.frame,
-                "reason": "the only NameOfStation this station asks for in DCP Identify (its own-name check)"}
-            srcs = a.identity.setdefault("sources", [])
-            if o.proto not in srcs:
-                srcs.append(o.proto)
+            inferred(a, "name", name, o, "the only NameOfStation this station asks for in DCP Identify "
+                                         "(its own-name check)")
 
     def finish(self) -> list[Asset]:
         self.name_by_dcp_set()

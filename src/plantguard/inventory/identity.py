@@ -44,6 +44,18 @@ def merge_identity(a: Asset, proto: str, data: dict, obs=None) -> None:
         if key not in a.identity:
             a.identity[key] = val
             a.identity_sources[key] = stated(proto, obs)
+    _note_source(a, proto)
+
+
+def inferred(a: Asset, key: str, value, obs, reason: str) -> None:
+    """identity[key] is `value`, inferred from what the device did in `obs` (not what it said),
+    with the reason kept in identity_sources."""
+    a.identity[key] = value
+    a.identity_sources[key] = {**stated(obs.proto, obs), "via": "inferred", "reason": reason}
+    _note_source(a, obs.proto)
+
+
+def _note_source(a: Asset, proto: str) -> None:
     srcs = a.identity.setdefault("sources", [])
     if proto not in srcs:
         srcs.append(proto)
