@@ -44,6 +44,11 @@ def veth() -> tuple[str, str, str, str]:
     return tx_ns, rx_ns, tx_if, rx_if
 
 
+def veth_down(pair) -> None:
+    for ns in pair[:2]:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
 def run_rate(pair, capture: Path, rate: str, loop: int, blocks: int) -> dict:
     tx_ns, rx_ns, tx_if, rx_if = pair
     reader = subprocess.Popen(["ip", "netns", "exec", rx_ns, sys.executable, "-m", "plantguard.capture.live", rx_if,
@@ -103,8 +108,7 @@ def main() -> int:
             if r["drops"] == 0 and r["frames"] == r["sent"] and (best is None or r["received_pps"] > best["received_pps"]):
                 best = r
     finally:
-        for ns in pair[:2]:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        veth_down(pair)
     if best:
         print(f"highest rate at 0 kernel drops: {best['received_pps']:,.0f} packets/s (offered {best['rate']})")
     else:

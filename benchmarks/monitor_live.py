@@ -16,17 +16,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from live import sh, veth, veth_down  # the veth pair of benchmarks/live.py
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PLANTGUARD = [sys.executable, "-m", "plantguard"]
 STATUS = re.compile(r"monitor: ([\d,]+) packets, kernel drops ([\d,]+)")
-
-
-def sh(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
 
 def default_capture() -> Path:
@@ -39,16 +37,9 @@ def default_capture() -> Path:
 
 
 def one_rate(capture: Path, rate: str) -> dict:
-    tag = uuid.uuid4().hex[:8]
-    tx_ns, rx_ns, tx_if, rx_if = f"pgtx-{tag}", f"pgrx-{tag}", f"pgt{tag}", f"pgr{tag}"
+    pair = veth()
+    tx_ns, rx_ns, tx_if, rx_if = pair
     try:
-        for ns in (tx_ns, rx_ns):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-               "net.ipv6.conf.default.disable_ipv6=1")
-        sh("ip", "link", "add", tx_if, "netns", tx_ns, "type", "veth", "peer", "name", rx_if, "netns", rx_ns)
-        for ns, dev in ((tx_ns, tx_if), (rx_ns, rx_if)):
-            sh("ip", "-n", ns, "link", "set", dev, "mtu", "9000", "up")
         with tempfile.TemporaryDirectory() as d:
             err = Path(d) / "stderr"
             env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
@@ -68,8 +59,7 @@ def one_rate(capture: Path, rate: str) -> dict:
         packets, drops = (int(x.replace(",", "")) for x in last[-1]) if last else (0, 0)
         return {"rate": rate, "replay_s": replay_s, "packets": packets, "kernel_drops": drops}
     finally:
-        for ns in (tx_ns, rx_ns):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=60, check=False)
+        veth_down(pair)
 
 
 def main() -> int:
