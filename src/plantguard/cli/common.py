@@ -88,16 +88,16 @@ def is_stdout(output: Path | None) -> bool:
     return output is None or str(output) == STDOUT
 
 
-def check_output(output: Path | None) -> None:
-    """Before any work: the report can be written there (its folder exists, it is not a folder)."""
+def check_output(output: Path | None, what: str = "report") -> None:
+    """Before any work: the `what` can be written there (its folder exists, it is not a folder)."""
     if is_stdout(output):
         return
     parent = output.parent
     if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        fail(f"{output}: cannot write report: directory {parent} {what}")
+        why = "is not a directory" if parent.exists() else "does not exist"
+        fail(f"{output}: cannot write {what}: directory {parent} {why}")
     if output.is_dir():
-        fail(f"{output}: cannot write report: it is a directory")
+        fail(f"{output}: cannot write {what}: it is a directory")
 
 
 def write_report(body, output: Path | None) -> None:

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import fail, out, say
-from plantguard.cli.common import STDOUT, progress_analyze, write_atomically
+from plantguard.cli.common import STDOUT, check_output, progress_analyze, write_atomically
 
 site_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                        help="Site files: draft one from traffic, check one.")
@@ -83,12 +83,7 @@ def _n(n: int, word: str) -> str:
 
 
 def _check_target(output: Path, force: bool) -> None:
-    parent = output.parent
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        fail(f"{output}: cannot write site file: directory {parent} {what}")
-    if output.is_dir():
-        fail(f"{output}: cannot write site file: it is a directory")
+    check_output(output, "site file")
     if output.exists() and not force:
         fail(f"{output} exists; use --force to replace it")
 
