@@ -17,7 +17,7 @@ from plantguard.protocols._header import header
 from plantguard.protocols._pdustream import BAD, NEED_MORE, tcp_pdus
 from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import once, printable
-from plantguard.util.arrays import bytes_hash, col, hash_keys, u16
+from plantguard.util.arrays import bytes_at, bytes_hash, col, hash_keys, u16
 
 NAME = "modbus"
 
@@ -420,7 +420,7 @@ def modbus_routine(p, plen, from_client, l4, sport, dport):
     parts = [col(from_client)]
     for _ in range(MAX_ROUTINE_ADUS):
         live = ok & ~done
-        v = np.take_along_axis(p, np.minimum(off[:, None] + span, w - 1), axis=1)   # 16 bytes from the ADU
+        v = bytes_at(p, off, span.shape[1])                                     # 16 bytes from the ADU
         mlen = u16(v, at.length)
         fc = v[:, at.function].astype(np.int64)
         width = np.where(fc == 23, 8, 4)

@@ -37,6 +37,13 @@ def le16(m: np.ndarray, i: int) -> np.ndarray:
     return m[:, i].astype(np.int64) | (m[:, i + 1].astype(np.int64) << 8)
 
 
+def bytes_at(m: np.ndarray, off: np.ndarray, width: int) -> np.ndarray:
+    """The `width` bytes of every row from its own offset `off` (a field after a variable-length
+    part), as a matrix; past the row's end, its last byte (the caller checks the lengths)."""
+    idx = np.minimum(np.asarray(off, np.int64)[:, None] + np.arange(width)[None, :], m.shape[1] - 1)
+    return np.take_along_axis(m, idx, axis=1)
+
+
 def col(x) -> np.ndarray:
     """A column as uint64, ready for hash_keys."""
     return np.asarray(x).astype(np.uint64)

@@ -34,7 +34,7 @@ from plantguard.protocols.s7comm.s7plus import (
     S7P_PROTOCOL,
     S7P_REQUEST,
 )
-from plantguard.util.arrays import bytes_hash, col, hash_keys, u16
+from plantguard.util.arrays import bytes_at, bytes_hash, col, hash_keys, u16
 
 _DT = TPKT.size                              # the COTP DT header
 _S7 = TPKT.size + COTP_DT_HEADER.size        # the S7 header
@@ -75,7 +75,7 @@ def s7plus_routine(p, plen, from_client, l4, sport, dport):
     trailer. Requests keyed on version, function and session id (not the sequence number, nor a
     V2/V3 integrity digest); responses other than Create Object's (which names the PLC) keyed on
     version and function; the PLC's notifications on their version."""
-    n, w = p.shape
+    w = p.shape[1]
     t, c, h = TPKT.offset, COTP_DT_HEADER.offset, S7P_HEADER.offset
     ok = (l4 == 6) & (plen >= _S7 + S7P_HEADER.size) & (p[:, t.version] == TPKT_VERSION) & (p[:, t.reserved] == 0) \
         & (u16(p, t.length) == plen)
@@ -85,15 +85,12 @@ def s7plus_routine(p, plen, from_client, l4, sport, dport):
     body = _S7 + S7P_HEADER.size
     end = body + u16(p, _S7 + h.data_length)                       # where the trailer starts
     ok &= plen == end + S7P_HEADER.size
-    rows = np.arange(n)
-    tr = np.minimum(end[:, None] + np.arange(S7P_HEADER.size)[None, :], w - 1)
-    trailer = p[rows[:, None], tr]
+    trailer = bytes_at(p, end, S7P_HEADER.size)
     ok &= (end + S7P_HEADER.size <= w) & (trailer[:, 0] == S7P_PROTOCOL) & (trailer[:, 2] == 0) & (trailer[:, 3] == 0)
     digest = np.isin(version, (2, 3)) & (p[:, body] == INTEGRITY_DIGEST)
     off = body + np.where(digest, INTEGRITY_SIZE, 0)        # as parse_s7plus reads it
     f = S7P_REQUEST.offset
-    fld = np.minimum(off[:, None] + np.arange(S7P_REQUEST.size)[None, :], w - 1)
-    v = p[rows[:, None], fld]
+    v = bytes_at(p, off, S7P_REQUEST.size)
     opcode = v[:, f.opcode].astype(np.int64)
     function = u16(v, f.function)
     session = (u16(v, f.session).astype(np.uint64) << np.uint64(16)) | u16(v, f.session + 2).astype(np.uint64)
