@@ -100,25 +100,33 @@ ruleset(name="fromPlantguard") {{ action(type="omfile" file="{self.out}" templat
 input(type="imtcp" address="127.0.0.1" port="{self.port}" ruleset="fromPlantguard")
 ''')
 
+    prefix: tuple[str, ...] = ()        # a command rsyslogd runs under (ip netns exec NS)
+
     def start(self):
         with open(self.dir / "rsyslog.stderr", "a") as log:
-            argv = [self.exe, "-n", "-f", str(self.conf), "-i", str(self.dir / "rsyslog.pid")]
+            argv = [*self.prefix, self.exe, "-n", "-f", str(self.conf), "-i", str(self.dir / "rsyslog.pid")]
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        ctx = ssl.create_default_context(cafile=str(self.certs["ca"]))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (self.dir / "rsyslog.stderr").read_text()
-            try:
-                with ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.port), 1),
-                                     server_hostname="127.0.0.1") as s:
-                    try:
-                        s.unwrap()
-                    except ssl.SSLEOFError:     # rsyslog closes without a close_notify of its own
-                        pass
+            if self.listening():
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise AssertionError("rsyslogd did not start listening")
+
+    def listening(self) -> bool:
+        """A TLS handshake with it succeeds."""
+        ctx = ssl.create_default_context(cafile=str(self.certs["ca"]))
+        try:
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.port), 1),
+                                 server_hostname="127.0.0.1") as s:
+                try:
+                    s.unwrap()
+                except ssl.SSLEOFError:     # rsyslog closes without a close_notify of its own
+                    pass
+            return True
+        except OSError:
+            return False
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
