@@ -36,9 +36,12 @@ class DnsError(ValueError):
     pass
 
 
-def read_name(msg: bytes, off: int) -> tuple[str, int]:
-    """(name, offset after the name in place) with compression pointers followed (bounded)."""
-    labels: list[str] = []
+def read_labels(msg: bytes, off: int, *, max_jumps: int = MAX_JUMPS,
+                backward_only: bool = False) -> tuple[list[bytes], int]:
+    """(labels, offset after the name in place) of a name in DNS wire format (RFC 1035 4.1.4, also
+    NetBIOS's): compression pointers followed, at most max_jumps of them, and with backward_only
+    only to earlier bytes; at most MAX_NAME bytes."""
+    labels: list[bytes] = []
     total = 0
     end = None
     jumps = 0
@@ -49,12 +52,15 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
         if ln & 0xC0 == 0xC0:
             if off + 1 >= len(msg):
                 raise DnsError("truncated pointer")
+            target = ((ln & 0x3F) << 8) | msg[off + 1]
             if end is None:
                 end = off + 2
             jumps += 1
-            if jumps > MAX_JUMPS:
+            if jumps > max_jumps:
                 raise DnsError("too many compression jumps")
-            off = ((ln & 0x3F) << 8) | msg[off + 1]
+            if backward_only and target >= off:
+                raise DnsError("compression pointer points forward")
+            off = target
             continue
         if ln & 0xC0:
             raise DnsError("unknown label type")
@@ -66,9 +72,15 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
         total += ln + 1
         if total > MAX_NAME:
             raise DnsError("name too long")
-        labels.append(msg[off:off + ln].decode("latin-1"))
+        labels.append(msg[off:off + ln])
         off += ln
-    return ".".join(labels), (end if end is not None else off)
+    return labels, (end if end is not None else off)
+
+
+def read_name(msg: bytes, off: int) -> tuple[str, int]:
+    """(name, offset after the name in place) with compression pointers followed (bounded)."""
+    labels, end = read_labels(msg, off)
+    return ".".join(x.decode("latin-1") for x in labels), end
 
 
 def parse(msg: bytes) -> dict:

@@ -23,7 +23,7 @@
              raw: it is hostile text, the output layer (util/sanitize.py) makes it safe.
 
 Parsing is bounded: at most MAX_RECORDS questions and records, MAX_ADDRESSES NB entries per
-record, MAX_NODE_NAMES names per node status, MAX_NAME bytes per name and backward-only
+record, MAX_NODE_NAMES names per node status, dns.MAX_NAME bytes per name and backward-only
 compression pointers (at most MAX_JUMPS); at most MAX_PACKET_HOSTNAMES hostnames per packet. A NetBIOS name label must be the 32-byte first-level
 encoding (characters 'A'..'P'); anything else makes the packet malformed."""
 from __future__ import annotations
@@ -31,8 +31,9 @@ from __future__ import annotations
 import ipaddress
 
 from plantguard.model import Observation, Packet
-from plantguard.protocols._binary import Malformed, Reader, Truncated
+from plantguard.protocols._binary import Malformed, Reader
 from plantguard.protocols._spec import ProtocolSpec
+from plantguard.protocols.dns import read_labels  # the DNS name format, which NBNS uses
 
 NAME = "nbns"
 PORT = 137
@@ -40,7 +41,6 @@ PORT = 137
 MAX_RECORDS = 16          # questions + records read from one packet
 MAX_ADDRESSES = 16        # NB entries (flags + address) read from one record
 MAX_NODE_NAMES = 64       # names read from one node status answer
-MAX_NAME = 255            # bytes in one name, labels and their length octets included
 MAX_JUMPS = 4             # compression pointers followed in one name (they only point back)
 MAX_QUERY_NAMES = 64      # distinct question names reported as operation detail per flow
 MAX_HOSTNAMES = 256       # distinct (name, address) pairs reported per flow
@@ -72,45 +72,9 @@ def decode_first_level(label: bytes) -> bytes:
     return bytes(out)
 
 
-def read_labels(msg: bytes, off: int) -> tuple[list[bytes], int]:
-    """(labels, offset after the name in place), compression pointers followed backwards only."""
-    labels: list[bytes] = []
-    total = 0
-    end = None
-    jumps = 0
-    while True:
-        if off >= len(msg):
-            raise Truncated("name runs past the message")
-        ln = msg[off]
-        if ln & 0xC0 == 0xC0:
-            if off + 1 >= len(msg):
-                raise Truncated("truncated pointer")
-            target = ((ln & 0x3F) << 8) | msg[off + 1]
-            jumps += 1
-            if jumps > MAX_JUMPS or target >= off:
-                raise NbnsError("compression pointer loops or points forward")
-            if end is None:
-                end = off + 2
-            off = target
-            continue
-        if ln & 0xC0:
-            raise NbnsError("unknown label type")
-        off += 1
-        if ln == 0:
-            break
-        if off + ln > len(msg):
-            raise Truncated("label runs past the message")
-        total += ln + 1
-        if total > MAX_NAME:
-            raise NbnsError("name too long")
-        labels.append(msg[off:off + ln])
-        off += ln
-    return labels, (end if end is not None else off)
-
-
 def read_name(msg: bytes, off: int) -> tuple[dict, int]:
     """A NetBIOS name: {raw: 15 name bytes, suffix, text, scope} and the offset after it."""
-    labels, off = read_labels(msg, off)
+    labels, off = read_labels(msg, off, max_jumps=MAX_JUMPS, backward_only=True)
     if not labels:
         raise NbnsError("empty name")
     raw = decode_first_level(labels[0])
