@@ -10,12 +10,14 @@ SQLite files are opened read-write when the file and its directory are writable,
 (`mode=ro`; `immutable=1` when even the WAL index cannot be opened, e.g. a copy on a read-only
 medium): a read-only store at the current schema reads as usual, and writing to it fails with a
 StoreError. A writer waits PLANTGUARD_DB_TIMEOUT seconds (default 30) for another before giving
-up. Schema upgrades are serialised by a lock file beside the store (store/migrate.py)."""
+up. Schema upgrades are serialised by a lock file beside the store, on PostgreSQL by an advisory
+lock (store/migrate.py)."""
 from __future__ import annotations
 
 import os
 import sqlite3
 import stat
+import sys
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -121,6 +123,13 @@ def problem_of(exc: BaseException) -> str | None:
     """What a failure says about the store file, in words; None for errors of the statement itself
     (a constraint, a missing table), which are not the store's fault."""
     orig = getattr(exc, "orig", None) or exc
+    psycopg = sys.modules.get("psycopg")    # loaded when the store is a PostgreSQL one
+    if psycopg is not None and isinstance(orig, psycopg.OperationalError) and orig.sqlstate is None:
+        # libpq's own failures (no SQLSTATE): the server is not there, refuses us, or went away
+        msg = _first_line(orig)
+        if msg.startswith(("connection failed: ", "connection to server")):
+            return f"cannot connect ({msg.removeprefix('connection failed: ')})"
+        return f"lost the connection to the server ({msg})"
     if not isinstance(orig, sqlite3.Error):
         return None
     msg = _first_line(orig)

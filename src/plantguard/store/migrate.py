@@ -5,8 +5,9 @@ store/migrations/versions (see docs/development.md: `python -m plantguard.store.
 `ensure_current` is what an open does: one cheap look at alembic_version and the table names;
 a store already at the head revision with every table is used as it is (Alembic is not even
 imported). Otherwise the upgrade runs under an exclusive lock on a file beside the store
-(`STORE.lock`, fcntl.flock), and the state is looked at again once the lock is held, so
-concurrent first runs on a fresh store upgrade it once and the others wait, then find it current."""
+(`STORE.lock`, fcntl.flock; on PostgreSQL a transaction-level advisory lock on ADVISORY_KEY in
+that database), and the state is looked at again once the lock is held, so concurrent first runs
+on a fresh store upgrade it once and the others wait, then find it current."""
 from __future__ import annotations
 
 import os
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
+ADVISORY_KEY = 0x706C616E74677264     # "plantgrd": the one PostgreSQL advisory lock of upgrades
 
 _REVISION = re.compile(r"^revision(?:\s*:\s*[\w\[\], |]+)?\s*=\s*['\"]([^'\"]+)['\"]", re.M)
 _DOWN = re.compile(r"^down_revision(?:\s*:\s*[\w\[\], |.]+)?\s*=\s*(.+)$", re.M)
@@ -86,19 +88,21 @@ def ensure_current(engine: Engine, label: str, readonly: bool = False, lock_path
     state = store_state(engine)
     if is_current(state):
         return
-    _refuse_foreign(state, label)
+    _refuse_foreign(state, label, engine.dialect.name)
     if readonly:
         raise StoreError(label, "read-only, and its schema is older than this plantguard's: open it once "
                                 "where it is writable to upgrade it")
-    with migration_lock(lock_path, timeout, label):
+    lock = advisory_lock(engine, timeout, label) if engine.dialect.name == "postgresql" \
+        else migration_lock(lock_path, timeout, label)
+    with lock:
         state = store_state(engine)
         if is_current(state):     # another process upgraded it while this one waited
             return
-        _refuse_foreign(state, label)
+        _refuse_foreign(state, label, engine.dialect.name)
         upgrade(engine)
 
 
-def _refuse_foreign(state, label: str) -> None:
+def _refuse_foreign(state, label: str, dialect: str) -> None:
     from plantguard.store.db import StoreError
     revs, tables = state
     unknown = sorted(revs - script_revisions()[0])
@@ -108,7 +112,8 @@ def _refuse_foreign(state, label: str) -> None:
     others = tables - {VERSION_TABLE}     # an empty alembic_version: another process is creating it
     if not revs and others and not (others & model_tables()):
         shown = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
-        raise StoreError(label, f"an SQLite database of something else (tables {shown}), not a plantguard store")
+        kind = "a PostgreSQL" if dialect == "postgresql" else "an SQLite"
+        raise StoreError(label, f"{kind} database of something else (tables {shown}), not a plantguard store")
 
 
 @contextmanager
@@ -144,6 +149,21 @@ def migration_lock(lock_path: Path | None, timeout: float, label: str):
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def advisory_lock(engine: Engine, timeout: float, label: str):
+    """PostgreSQL: ADVISORY_KEY held by a transaction of its own connection for the block (ended,
+    so released when the block ends however it ends), waited for at most `timeout` seconds."""
+    from plantguard.store.db import StoreError
+    with engine.connect() as conn:
+        deadline = time.monotonic() + timeout
+        while not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ADVISORY_KEY}).scalar():
+            if time.monotonic() >= deadline:
+                raise StoreError(label, f"another plantguard has been upgrading it for more than "
+                                        f"{timeout:g} s (advisory lock {ADVISORY_KEY})")
+            time.sleep(0.05)
+        yield
 
 
 def upgrade(engine: Engine, create_missing: bool = True) -> None:
