@@ -22,6 +22,7 @@ def _declare(*perms: Permission) -> dict[str, Permission]:
 
 
 PERMISSIONS: dict[str, Permission] = _declare(
+    Permission("session:self", "viewer", "see who the credential is, end one's own session"),
     Permission("sites:read", "viewer", "list the sites and their summaries"),
     Permission("sensors:read", "viewer", "list the sensors, their health and last contact"),
     Permission("assets:read", "viewer", "read assets and their history"),
