@@ -4,6 +4,8 @@ triggers dropped) is found at the row it touched, the triggers refuse UPDATE and
 writers at once never fork the chain, and rows export as SIEM audit events."""
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -71,8 +73,6 @@ def test_chain_of_100_verifies(engine):
 
 
 def test_hash_is_the_documented_one(engine):
-    import hashlib
-    import json
     fill(engine, 1)
     with Session(engine) as s:
         row = s.get(audit.AuditRow, 1)

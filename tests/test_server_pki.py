@@ -116,11 +116,11 @@ def test_server_cert_is_checked_by_the_sensor(tmp_path, ca, server):
     cert, key = sensor(ca)
     other = pki.new_ca("rogue")
     rogue = pki.server_cert(*other, ["localhost"])
-    srv, cli = exchange(tmp_path, server_chain=rogue, server_trusts=ca[0], client_chain=(cert, key),
-                        client_trusts=ca[0])
+    _, cli = exchange(tmp_path, server_chain=rogue, server_trusts=ca[0], client_chain=(cert, key),
+                      client_trusts=ca[0])
     assert refused(cli, "certificate verify failed"), cli
-    srv, cli = exchange(tmp_path, server_chain=server, server_trusts=ca[0], client_chain=(cert, key),
-                        client_trusts=ca[0], host="central.example")
+    _, cli = exchange(tmp_path, server_chain=server, server_trusts=ca[0], client_chain=(cert, key),
+                      client_trusts=ca[0], host="central.example")
     assert refused(cli, "Hostname mismatch"), cli
 
 

@@ -69,13 +69,13 @@ def test_allows_refuses_unknown_roles_and_permissions():
 
 def test_secret_hash_is_argon2id_and_verifies():
     h = auth.hash_secret("correct horse battery staple")
-    assert h.startswith("$argon2id$v=19$m=32768,t=3,p=2$"), h
+    assert h.startswith("$argon2id$v=19$m=19456,t=3,p=1$"), h
     assert auth.hash_secret("correct horse battery staple") != h          # salted
     assert auth.verify_secret(h, "correct horse battery staple")
     assert not auth.verify_secret(h, "correct horse battery stapl")
 
 
-@pytest.mark.parametrize("bad", ["", "junk", "$argon2id$v=19$m=32768,t=3,p=2$AAAA$BBBB", "$2b$12$abc", None, 17])
+@pytest.mark.parametrize("bad", ["", "junk", "$argon2id$v=19$m=19456,t=3,p=1$AAAA$BBBB", "$2b$12$abc", None, 17])
 def test_verify_secret_never_raises(bad):
     assert auth.verify_secret(bad, "anything") is False
 
@@ -153,7 +153,7 @@ def test_token_cache_keys_by_hash_not_text():
 def test_login_limiter_blocks_after_five_failures_and_recovers():
     clock = Clock()
     lim = auth.LoginLimiter(clock=clock)
-    for i in range(5):
+    for _ in range(5):
         assert lim.retry_after("alice", "10.0.0.1") is None
         lim.failed("alice", "10.0.0.1")
         clock.t += 10

@@ -16,13 +16,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from plantguard.siem.events import Event, default_observer
 from plantguard.store.db import Base, begin_write
+
+if TYPE_CHECKING:
+    from plantguard.siem.events import Event
 
 GENESIS = "0" * 64
 LOCK_KEY = 0x7067_6175_6469_74         # "pgaudit": the audit chain's pg_advisory_xact_lock key
@@ -184,6 +186,7 @@ def events(session: Session, since_id: int = 0, *, limit: int = EVENTS_LIMIT) ->
     """Audit rows after `since_id` (at most `limit`, in id order) as SIEM audit events. The
     event's seq is the row id, so a row exported twice has the same event id; the message carries
     the row's hash, so the SIEM's copy anchors the chain."""
+    from plantguard.siem.events import default_observer   # the store imports this module: keep it light
     rows = session.execute(select(AuditRow).where(AuditRow.id > since_id).order_by(AuditRow.id)
                            .limit(limit)).scalars()
     obs = default_observer(OBSERVER)
@@ -191,6 +194,7 @@ def events(session: Session, since_id: int = 0, *, limit: int = EVENTS_LIMIT) ->
 
 
 def _event(r: AuditRow, obs) -> Event:
+    from plantguard.siem.events import Event
     at = r.at.replace(tzinfo=timezone.utc) if r.at.tzinfo is None else r.at
     refused = r.action.endswith((".refused", ".denied", ".failed"))
     return Event("audit", f"{r.action}|{r.object}", at.timestamp(),
