@@ -48,6 +48,7 @@ def monitor(
     learn_quiet: Optional[str] = typer.Option(None, "--learn-quiet", metavar="DURATION", help="End learning early once no new key was seen for this long (packet time; default: a quarter of --learn; as long as --learn: never early)."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="Start from this baseline (JSON, from 'plantguard baseline export')."),
     sink: Optional[List[str]] = typer.Option(None, "--sink", help="Deliver alerts here (repeatable): syslog+tls://, syslog+tcp://, syslog+udp://, file://, hec+https://, https://. Default: ECS JSON lines on stdout."),
+    central: Optional[str] = typer.Option(None, "--central", metavar="URL", help="Deliver alerts and health to this plantguard central server (https://HOST:PORT), as the sensor enrolled with 'plantguard sensor enroll' (PLANTGUARD_SENSOR_DIR)."),
     evidence: Optional[Path] = typer.Option(None, "--evidence", metavar="DIR", help="Write a small pcap of each alert's evidence frames here."),
     checkpoint: str = typer.Option("60s", "--checkpoint", metavar="DURATION", help="Assess and save a checkpoint this often (packet time), and at exit."),
     max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
@@ -78,6 +79,11 @@ def monitor(
             base_doc = json.loads(baseline.read_text())
         except (OSError, ValueError) as exc:
             fail(f"{baseline}: cannot read baseline ({getattr(exc, 'strerror', None) or exc})")
+    sinks = list(sink or ())
+    if central is not None:
+        if not central.startswith("https://"):
+            fail(f"--central must be an https:// URL, not {central!r}")
+        sinks.append("central+" + central.rstrip("/"))
     st = _state(db, state)
     from plantguard.monitor.run import Monitor
     from plantguard.monitor.session import Session
@@ -86,7 +92,7 @@ def monitor(
     try:
         src = LiveSource(interface, bpf) if interface else RingSource(watch, st.file(LEDGER))
         mon = Monitor(src, Session(site_model, budget=budget, checkpoint_s=every, db=db), st,
-                      sinks=list(sink or ()), evidence_dir=evidence, learn_s=learn_s, learn_quiet_s=quiet_s,
+                      sinks=sinks, evidence_dir=evidence, learn_s=learn_s, learn_quiet_s=quiet_s,
                       baseline=base_doc,
                       status_s=status_s, heartbeat_s=beat_s, out=sys.stdout, status=say)
     except (InputError, ValueError) as exc:

@@ -9,9 +9,10 @@ import importlib
 from plantguard.errors import InputError
 from plantguard.siem.spec import Format, Sink, SinkKind, SinkURL
 
-FORMAT_MODULES = ("plantguard.siem.ecs", "plantguard.siem.ocsf", "plantguard.siem.cef", "plantguard.siem.rfc5424")
+FORMAT_MODULES = ("plantguard.siem.ecs", "plantguard.siem.ocsf", "plantguard.siem.cef", "plantguard.siem.rfc5424",
+                  "plantguard.siem.native")
 SINK_MODULES = ("plantguard.siem.sink_file", "plantguard.siem.sink_syslog", "plantguard.siem.sink_syslog_udp",
-                "plantguard.siem.sink_hec", "plantguard.siem.sink_elastic")
+                "plantguard.siem.sink_hec", "plantguard.siem.sink_elastic", "plantguard.siem.sink_central")
 
 
 @functools.cache

@@ -1,0 +1,205 @@
+"""`plantguard server init|run|token|audit`: the central server for many sites. The token and audit
+commands work on the database directly (whoever can reach it is trusted); they are audited as
+actor "cli"."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from plantguard.cli import fail, out, say
+
+server_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                         help="The central server: init, run, token, audit.")
+token_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                        help="API and sensor enrolment tokens: create, list, revoke.")
+audit_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                        help="The hash-chained audit log: verify, export.")
+server_app.add_typer(token_app, name="token")
+server_app.add_typer(audit_app, name="audit")
+
+DB_OPT = typer.Option(..., "--db", help="The central store: postgresql+psycopg://… or sqlite:///…")
+STATE_OPT = typer.Option(None, "--state", metavar="DIR",
+                         help="The server's state directory: CA, TLS certificate (default ./plantguard-server, "
+                              "or PLANTGUARD_SERVER_DIR).")
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--listen must be HOST:PORT, not {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@server_app.command("init")
+def init(db: str = DB_OPT, state: Optional[Path] = STATE_OPT,
+         host: List[str] = typer.Option(["localhost", "127.0.0.1"], "--host",
+                                        help="Names and addresses the server's TLS certificate is valid for."),
+         admin_secret_file: Optional[Path] = typer.Option(None, "--admin-secret-file",
+                                                          help="Read the one-time admin secret from this file "
+                                                               "instead of making one (or PLANTGUARD_ADMIN_SECRET).")):
+    """Create the schema, the CA and the server's certificate; print the one-time admin secret."""
+    import os
+
+    from plantguard.server.run import SECRET_ENV, init as do_init, state_dir
+    secret = None
+    if admin_secret_file is not None:
+        try:
+            secret = admin_secret_file.read_text().strip()
+        except OSError as exc:
+            fail(f"admin secret file {admin_secret_file}: {exc.strerror or exc}")
+    secret = secret or os.environ.get(SECRET_ENV) or None
+    st = state_dir(state)
+    from plantguard.errors import InputError
+    try:
+        made = do_init(db, st, host, secret)
+    except InputError as exc:
+        fail(str(exc))
+    say(f"server: schema ready; CA and TLS certificate in {st}")
+    if made is None:
+        say("server: the admin bootstrap exists already (its secret was shown when it was made)")
+    elif secret is None:
+        say("server: one-time admin secret (shown once; POST it to /api/v1/bootstrap with a user name and password):")
+        typer.echo(made)
+
+
+@server_app.command("run")
+def run(db: str = DB_OPT, listen: str = typer.Option("127.0.0.1:8443", "--listen", help="HOST:PORT."),
+        state: Optional[Path] = STATE_OPT,
+        tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", help="Server certificate (default: the one init made)."),
+        tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="Its private key."),
+        client_ca: Optional[Path] = typer.Option(None, "--client-ca", help="CA of the sensors' client certificates "
+                                                                           "(default: the server's own CA)."),
+        log_level: str = typer.Option("warning", "--log-level", help="uvicorn's: critical, error, warning, info, debug.")):
+    """Serve the REST API over TLS (sensors authenticate with their client certificates)."""
+    from plantguard.server.run import serve, state_dir
+    host, port = _listen(listen)
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together")
+    say(f"server: listening on https://{host}:{port}/api/v1")
+    serve(db, state_dir(state), host, port, tls_cert=tls_cert, tls_key=tls_key, client_ca=client_ca,
+          log_level=log_level)
+
+
+@token_app.command("create")
+def token_create(db: str = DB_OPT,
+                 role: str = typer.Option(..., "--role", help="viewer, analyst, engineer, admin or sensor (enrolment)."),
+                 site: List[str] = typer.Option([], "--site", help="Sites the token reaches (repeat; none: all). "
+                                                                   "A sensor token names exactly one."),
+                 expires: str = typer.Option("30d", "--expires", help="12h, 30d, 2w (at most 366 days)."),
+                 name: str = typer.Option("", "--name", help="What the token is for.")):
+    """Create a token; its text is printed once (only a hash is kept)."""
+    from plantguard.server import roles
+    from plantguard.server.api.admin import create_token, parse_duration
+    from plantguard.store.db import open_engine, session_factory
+    if role not in roles.ROLES + (roles.SENSOR,):
+        fail(f"--role must be one of {', '.join(roles.ROLES + (roles.SENSOR,))}, not {role!r}")
+    try:
+        duration = parse_duration(expires)
+    except ValueError as exc:
+        fail(str(exc))
+    engine = open_engine(db)
+    try:
+        with session_factory(engine)() as session:
+            try:
+                text, row = create_token(session, "cli", role, list(site), duration, name)
+            except ValueError as exc:
+                fail(str(exc))
+            session.commit()
+            say(f"token {row.id}: role {role}, sites {', '.join(site) or 'all'}, expires {row.expires_at:%Y-%m-%d %H:%M} UTC"
+                + ("; single use (sensor enrolment)" if row.single_use else ""))
+            typer.echo(text)
+    finally:
+        engine.dispose()
+
+
+@token_app.command("list")
+def token_list(db: str = DB_OPT):
+    """Every token: id, role, sites, expiry, last use (never the secret)."""
+    from sqlalchemy import select
+
+    from plantguard.server import auth
+    from plantguard.server.api.admin import token_out
+    from plantguard.store.db import open_engine, session_factory
+    engine = open_engine(db)
+    try:
+        with session_factory(engine)() as session:
+            for r in session.scalars(select(auth.ApiToken).order_by(auth.ApiToken.created_at)):
+                t = token_out(r)
+                state = "revoked" if t["revoked"] else ("used" if t["used_at"] else "active")
+                say(f"{t['id']}\t{t['role']}\t{','.join(t['sites']) or 'all'}\t{state}\t"
+                    f"expires {t['expires_at']:%Y-%m-%d}\tlast used {t['last_used_at'] or 'never'}\t{t['name']}", out)
+    finally:
+        engine.dispose()
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str = typer.Argument(..., help="The token's id (the part after pgt_)."), db: str = DB_OPT):
+    """Revoke a token at once (a running server stops accepting it within 60 s)."""
+    from datetime import datetime, timezone
+
+    from plantguard.server import audit, auth
+    from plantguard.store.db import open_engine, session_factory
+    engine = open_engine(db)
+    try:
+        with session_factory(engine)() as session:
+            row = session.get(auth.ApiToken, token_id)
+            if row is None:
+                fail(f"no token {token_id}")
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(timezone.utc)
+                audit.append(session, "cli", "token.revoke", f"token {token_id}", before={"revoked": False},
+                             after={"revoked": True})
+                session.commit()
+            say(f"token {token_id} revoked")
+    finally:
+        engine.dispose()
+
+
+@audit_app.command("verify")
+def audit_verify(db: str = DB_OPT):
+    """Check the audit log's hash chain; exit 1 when a row was changed, removed or inserted."""
+    from plantguard.server import audit
+    from plantguard.store.db import open_engine, session_factory
+    engine = open_engine(db)
+    try:
+        with session_factory(engine)() as session:
+            v = audit.verify(session)
+    finally:
+        engine.dispose()
+    if v.ok:
+        say(f"audit log: {v.rows:,} rows, chain intact")
+        return
+    say(f"audit log: chain broken at row {v.first_bad}: {v.problem} ({v.rows:,} rows checked)")
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(db: str = DB_OPT,
+                 sink: List[str] = typer.Option(..., "--sink", help="A SIEM sink URL (see `plantguard export`)."),
+                 since: int = typer.Option(0, "--since-id", help="Only rows after this id.")):
+    """Send the audit log to SIEM sinks (each row once per run; receivers drop repeats by event id)."""
+    from plantguard.server import audit
+    from plantguard.errors import InputError
+    from plantguard.siem.registry import open_sink
+    from plantguard.siem.spec import DeliveryError
+    from plantguard.store.db import open_engine, session_factory
+    engine = open_engine(db)
+    try:
+        with session_factory(engine)() as session:
+            events = audit.events(session, since)
+    finally:
+        engine.dispose()
+    for url in sink:
+        try:
+            s = open_sink(url)
+        except InputError as exc:
+            fail(str(exc))
+        try:
+            s.send([s.encode(e) for e in events])
+        except DeliveryError as exc:
+            fail(f"sink {url}: {exc}")
+        finally:
+            s.close()
+    say(f"audit log: {len(events):,} rows sent to {len(sink)} sink(s)")
