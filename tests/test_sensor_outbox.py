@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from support import demo as support_demo
 
 from plantguard.errors import InputError
 from plantguard.sensor.outbox import EnvelopeOutbox
@@ -141,12 +142,7 @@ def test_kill_9_in_a_put_loop_leaves_a_consistent_outbox_and_no_seq_reused(tmp_p
 # -- inventory delta on the demo plant --------------------------------------------------------------
 @pytest.fixture(scope="module")
 def demo_contract(tmp_path_factory):
-    from plantguard.assess import run_assessment
-    from plantguard.capture.engine import analyze
-    from plantguard.demo import build_demo
-    from plantguard.site import load_site
-    pcap, site = build_demo(tmp_path_factory.mktemp("demo"))
-    return run_assessment(analyze([pcap]), load_site(site), db=None)
+    return support_demo.demo_contract(tmp_path_factory.mktemp("demo"))
 
 
 def inventory(envs) -> tuple[list[dict], list[str]]:

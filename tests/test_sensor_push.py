@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from support import demo as support_demo
 
 from plantguard import contract as C
 from plantguard.central.envelope import CONTENT_TYPE, EnvelopeError, body_json, decode_batch, encode_batch, \
@@ -28,12 +29,7 @@ T = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def demo_contract(tmp_path_factory):
-    from plantguard.assess import run_assessment
-    from plantguard.capture.engine import analyze
-    from plantguard.demo import build_demo
-    from plantguard.site import load_site
-    pcap, site = build_demo(tmp_path_factory.mktemp("demo"))
-    return run_assessment(analyze([pcap]), load_site(site), db=None)
+    return support_demo.demo_contract(tmp_path_factory.mktemp("demo"))
 
 
 # -- what is sent ---------------------------------------------------------------------------------

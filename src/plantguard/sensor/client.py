@@ -45,6 +45,8 @@ class _Ingested(BaseModel):
 
 class _Conflict(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
+    applied: list[int] = []         # a batch that went beyond next_seq midway applied its start
+    duplicates: list[int] = []
     next_seq: int
 
 
@@ -95,7 +97,8 @@ class CentralClient:
         r = self._post("/api/v1/ingest", content=body, headers={"Content-Type": CONTENT_TYPE}, **kw)
         try:
             if r.status_code == 409:
-                return PushResult(next_seq=_Conflict.model_validate_json(r.content).next_seq, conflict=True)
+                c = _Conflict.model_validate_json(r.content)
+                return PushResult(c.applied, c.duplicates, c.next_seq, conflict=True)
             got = _Ingested.model_validate_json(r.content)
         except ValidationError:
             raise CentralUnavailable(f"central {self.server}: unreadable ingest answer ({r.status_code})") from None
