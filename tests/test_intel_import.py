@@ -1,4 +1,5 @@
-"""Importing CSAF advisories, KEV, NVD CVE JSON 2.0 and EPSS into the store, and intel status."""
+"""Importing CSAF advisories, KEV, NVD CVE JSON 2.0 and EPSS into the store (SQLite and
+PostgreSQL), and intel status."""
 import gzip
 import json
 from datetime import datetime, timezone
@@ -13,8 +14,11 @@ from plantguard.store.intel_tables import Advisory, AdvisoryProduct, AdvisoryVul
 
 
 @pytest.fixture
-def engine(tmp_path):
-    return open_engine(tmp_path / "intel.db")
+def engine(store_url):
+    """A fresh store on SQLite and on PostgreSQL."""
+    e = open_engine(store_url)
+    yield e
+    e.dispose()
 
 
 def _count(engine, table):

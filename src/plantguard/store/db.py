@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -34,6 +34,7 @@ DEFAULT_DB = "plantguard.db"
 TIMEOUT_ENV = "PLANTGUARD_DB_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0
 IN_MEMORY = "sqlite://"      # an empty store for this process only (nothing is kept)
+WRITE_LOCK = 0x706C616E74777274    # "plantwrt": PostgreSQL's advisory lock for SQLite's one writer
 
 
 class Base(DeclarativeBase):
@@ -98,12 +99,16 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def begin_write(session: Session) -> None:
-    """Take the write lock now (SQLite: BEGIN IMMEDIATE), waiting the busy timeout for another
-    writer, so that what the transaction reads first is still true when it writes. Call first
-    thing in a write transaction."""
+    """Take the write lock now (SQLite: BEGIN IMMEDIATE; PostgreSQL: the WRITE_LOCK advisory lock
+    until the transaction ends), waiting the busy timeout for another writer, so that what the
+    transaction reads first is still true when it writes. Call first thing in a write transaction."""
     conn = session.connection()
     if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(busy_timeout() * 1000))}")
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+        conn.exec_driver_sql("SET LOCAL lock_timeout = DEFAULT")
 
 
 @contextmanager
@@ -124,6 +129,9 @@ def problem_of(exc: BaseException) -> str | None:
     (a constraint, a missing table), which are not the store's fault."""
     orig = getattr(exc, "orig", None) or exc
     psycopg = sys.modules.get("psycopg")    # loaded when the store is a PostgreSQL one
+    if psycopg is not None and isinstance(orig, psycopg.errors.LockNotAvailable):    # begin_write's wait
+        return (f"locked by another writer for more than {busy_timeout():g} s (lock timeout); "
+                f"try again when it has finished, or set {TIMEOUT_ENV} to wait longer")
     if psycopg is not None and isinstance(orig, psycopg.OperationalError) and orig.sqlstate is None:
         # libpq's own failures (no SQLSTATE): the server is not there, refuses us, or went away
         msg = _first_line(orig)
