@@ -121,14 +121,16 @@ def _run(session, site, sensor, seq, at, body) -> tuple[int, int]:
 
 def _inventory(session, site, sensor, seq, at, body) -> tuple[int, int]:
     good, bad = _valid(contract.Asset, body.get("assets"))
-    for record in good:
-        key = record.get("ip") or record.get("mac")
+    keys = [r.get("ip") or r.get("mac") for r in good]
+    existing = _rows_by_key(session, t.Asset, site.id, [k for k in keys if k])
+    for record, key in zip(good, keys):
         if not key:
             bad += 1
             continue
-        row = session.scalar(select(t.Asset).where(t.Asset.site_id == site.id, t.Asset.key == key))
+        row = existing.get(key)
         if row is None:
-            row = t.Asset(site_id=site.id, key=key, first_seen_at=at, last_seen_at=at, sensor_id=sensor.id, data={})
+            row = existing[key] = t.Asset(site_id=site.id, key=key, first_seen_at=at, last_seen_at=at,
+                                          sensor_id=sensor.id, data={})
             session.add(row)
             session.flush()
             change, before = "new", None
@@ -172,32 +174,45 @@ def _findings(session, site, sensor, seq, at, body) -> tuple[int, int]:
 
 def _alerts(session, site, sensor, seq, at, body) -> tuple[int, int]:
     from plantguard.siem.events import event_id
-    n = bad = 0
-    for a in _list(body.get("alerts")):
+    fresh: dict[str, dict] = {}
+    bad = 0
+    for a in _list(body.get("alerts"))[:MAX_ITEMS]:
         if not isinstance(a, dict) or not isinstance(a.get("message"), str):
             bad += 1
             continue
         eid = str(a.get("id") or event_id(str(a.get("kind", "alert")), str(a.get("key", "")), _int(a.get("seq"))))[:64]
-        if session.scalar(select(t.Alert.id).where(t.Alert.site_id == site.id, t.Alert.event_id == eid)) is not None:
-            continue          # the same event delivered again under another envelope
+        fresh.setdefault(eid, a)
+    known = set()
+    ids = list(fresh)
+    for i in range(0, len(ids), 500):        # the same event delivered again under another envelope is one alert
+        known.update(session.scalars(select(t.Alert.event_id).where(t.Alert.site_id == site.id,
+                                                                    t.Alert.event_id.in_(ids[i:i + 500]))))
+    rows = []
+    for eid, a in fresh.items():
+        if eid in known:
+            continue
         rule = a.get("rule") if isinstance(a.get("rule"), dict) else {}
         when = a.get("time")
-        raised = datetime.fromtimestamp(float(when), timezone.utc) if isinstance(when, (int, float)) else at
+        try:
+            raised = datetime.fromtimestamp(float(when), timezone.utc) if isinstance(when, (int, float)) else at
+        except (OverflowError, OSError, ValueError):
+            raised = at
         severity = a.get("severity") if a.get("severity") in _SEVERITIES else "info"
-        session.add(t.Alert(site_id=site.id, sensor_id=sensor.id, seq=seq, event_id=eid, at=raised,
+        rows.append(t.Alert(site_id=site.id, sensor_id=sensor.id, seq=seq, event_id=eid, at=raised,
                             severity=severity, rule_id=str(rule.get("id"))[:80] if rule.get("id") else None,
                             message=a["message"][:4000], data=a))
-        n += 1
-    return n, bad
+    session.add_all(rows)
+    return len(rows), bad + max(0, len(_list(body.get("alerts"))) - MAX_ITEMS)
 
 
 def _flows(session, site, sensor, seq, at, body) -> tuple[int, int]:
     good, bad = _valid(contract.Flow, body.get("flows"))
-    for f in good:
-        key = f"{f['src']} {f['dst']} {f['proto']} {f.get('port')} {f.get('vlan')}"[:200]
-        row = session.scalar(select(t.Flow).where(t.Flow.site_id == site.id, t.Flow.key == key))
+    keys = [f"{f['src']} {f['dst']} {f['proto']} {f.get('port')} {f.get('vlan')}"[:200] for f in good]
+    existing = _rows_by_key(session, t.Flow, site.id, keys)
+    for f, key in zip(good, keys):
+        row = existing.get(key)
         if row is None:
-            row = t.Flow(site_id=site.id, key=key, src=f["src"], dst=f["dst"], proto=f["proto"], port=f.get("port"))
+            row = existing[key] = t.Flow(site_id=site.id, key=key, src=f["src"], dst=f["dst"], proto=f["proto"], port=f.get("port"))
             session.add(row)
         row.app, row.packets, row.bytes = f.get("app"), f["packets"], f["bytes"]
         row.data, row.sensor_id, row.last_captured_at = f, sensor.id, at
@@ -225,6 +240,15 @@ _SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 # ------------------------------------------------------------------------------ helpers
+def _rows_by_key(session: Session, model, site_id: int, keys: list[str]) -> dict:
+    out = {}
+    unique = list(dict.fromkeys(keys))
+    for i in range(0, len(unique), 500):
+        for row in session.scalars(select(model).where(model.site_id == site_id, model.key.in_(unique[i:i + 500]))):
+            out[row.key] = row
+    return out
+
+
 def _valid(model, items: Any) -> tuple[list[dict], int]:
     """The items that validate against a contract model (as the model dumps them), and how many did not."""
     good: list[dict] = []
