@@ -1,9 +1,10 @@
 """Sensor push: the demo assessment as envelopes whose records validate as the contract's own
 types; a local store as run and inventory envelopes; and drain against a real HTTP server
 (written here, implementing central's ingest rule: apply seq == next only, 409 with next_seq
-when a batch starts beyond it) - in order, at-least-once with acks, resends after lost answers
-and partial applies, a 409 gap reported, backoff while central is down, the deadline kept, and
-mutual TLS (the server verified against ca.pem, the sensor by its certificate)."""
+otherwise) - in order, at-least-once with acks, resends after lost answers, partial applies and
+a 409, no loss or repeat after a kill -9 mid-upload, a 409 gap reported, backoff while central is
+down, the deadline kept, and mutual TLS (the server verified against ca.pem, the sensor by its
+certificate)."""
 from __future__ import annotations
 
 import json
@@ -90,7 +91,8 @@ def test_a_local_store_as_run_and_inventory_envelopes(tmp_path, demo_contract):
 class Central:
     """Applies each sensor's envelopes only when seq == next; answers 409 when a batch starts
     beyond next. Knobs: fail (answer 503 that many times), lose_answers (apply, then drop the
-    connection without an answer), per_request (apply at most that many), delay (seconds)."""
+    connection without an answer), per_request (apply at most that many), conflict_after (apply
+    that many, then answer 409 with what it applied, as for a gap midway), delay (seconds)."""
 
     def __init__(self, tls: ssl.SSLContext | None = None, port: int = 0):
         self.lock = threading.Lock()
@@ -100,6 +102,7 @@ class Central:
         self.requests: list[int] = []               # batch sizes received
         self.fail = self.lose_answers = 0
         self.per_request = None
+        self.conflict_after = None                  # apply that many, then answer 409 (as a gap midway)
         self.delay = 0.0
         self.peer_cn: list[str] = []
         central = self
@@ -137,6 +140,10 @@ class Central:
                     for e in envs:
                         if e.seq < nxt:
                             dups.append(e.seq)
+                        elif central.conflict_after is not None and len(applied) == central.conflict_after:
+                            central.next[sid] = nxt
+                            return self.answer(409, {"detail": f"expected seq {nxt} first", "applied": applied,
+                                                     "duplicates": dups, "next_seq": nxt})
                         elif e.seq == nxt and (central.per_request is None or len(applied) < central.per_request):
                             assert e.sent_at is not None and e.captured_at is not None
                             applied.append(e.seq)
@@ -228,6 +235,46 @@ def test_a_partly_applied_batch_continues_from_next_seq(tmp_path, central):
         res = drain(ob, client, soon())
     assert central.applied == [("s-1", s) for s in range(1, 101)] and res.done
     assert central.requests[:3] == [100, 70, 40] and res.duplicates == 0
+
+
+def test_a_409_midway_acks_what_was_applied_and_resends_from_next_seq(tmp_path, central):
+    ob = filled(tmp_path, 100)
+    central.conflict_after = 40
+    with CentralClient(central.url, None) as client:
+        res = drain(ob, client, soon())
+    assert central.applied == [("s-1", s) for s in range(1, 101)] and res.done
+    assert central.requests == [100, 60, 20] and res.conflicts == 2 and res.applied == 100
+
+
+DRAINER = """
+import sys, time
+from plantguard.sensor.client import CentralClient
+from plantguard.sensor.outbox import EnvelopeOutbox
+from plantguard.sensor.push import drain
+ob = EnvelopeOutbox(sys.argv[1], "s-1")
+with CentralClient(sys.argv[2], None) as client:
+    drain(ob, client, time.monotonic() + 60, batch_envelopes=10)
+"""
+
+
+def test_kill_9_of_the_sensor_during_upload_loses_and_repeats_nothing(tmp_path, central):
+    import subprocess
+    import sys
+    filled(tmp_path, 300).close()
+    central.delay = 0.02
+    child = subprocess.Popen([sys.executable, "-c", DRAINER, str(tmp_path / "o.db"), central.url])
+    t = time.monotonic()
+    while len(central.applied) < 120 and time.monotonic() - t < 30:
+        time.sleep(0.005)
+    child.kill()
+    child.wait()
+    assert 120 <= len(central.applied) < 300
+    ob = EnvelopeOutbox(tmp_path / "o.db", "s-1")
+    assert ob.last_acked <= len(central.applied)           # what was acked, central has
+    central.delay = 0.0
+    with CentralClient(central.url, None) as client:
+        assert drain(ob, client, soon()).done
+    assert central.applied == [("s-1", s) for s in range(1, 301)]
 
 
 def test_a_409_below_the_outbox_head_is_a_reported_gap_with_nothing_acked(tmp_path, central):
