@@ -8,6 +8,7 @@ findings. The interactive documentation pages are off: they load scripts from th
 from __future__ import annotations
 
 import dataclasses
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +32,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 SENSOR_CERT_DAYS = 30
+log = logging.getLogger("plantguard.server")
 
 
 @dataclasses.dataclass
@@ -72,6 +74,7 @@ def create_app(central: Central) -> FastAPI:
 
     @app.exception_handler(StoreError)
     async def store_unavailable(request: Request, exc: StoreError):
+        log.error("%s %s: %s", request.method, request.url.path, exc)
         return JSONResponse({"detail": "the store is unavailable; try again"}, status_code=503,
                             headers={"Retry-After": "5"})
 

@@ -56,7 +56,8 @@ def apply_batch(session: Session, sensor_id: str, envelopes: list, *, received_a
     """Apply envelopes (central.envelope.Envelope) from the sensor sensor_id; commits."""
     from plantguard.central.envelope import version_verdict
     received_at = received_at or datetime.now(timezone.utc)
-    begin_write(session)
+    if session.get_bind().dialect.name == "sqlite":
+        begin_write(session)      # PostgreSQL: the sensor's row lock below is enough, sensors apply in parallel
     sensor = session.scalar(select(t.Sensor).where(t.Sensor.id == sensor_id).with_for_update())
     if sensor is None or sensor.revoked_at is not None:
         raise IngestRefused(403, f"sensor {sensor_id} is not enrolled or was revoked")

@@ -73,8 +73,10 @@ class Require:
             raise ValueError(f"unknown permission {permission!r}")
         self.permission = permission
 
-    def __call__(self, request: Request, session: Session = Depends(db)) -> Principal:
-        who = authenticate(request, session, sensor=roles.PERMISSIONS[self.permission].role == roles.SENSOR)
+    def __call__(self, request: Request) -> Principal:
+        # a session of its own, ended before the route's: the route's write lock is taken first thing
+        with central(request).sessions() as session:
+            who = authenticate(request, session, sensor=roles.PERMISSIONS[self.permission].role == roles.SENSOR)
         if not roles.allows(who.role, self.permission):
             raise HTTPException(403, f"{who.role} may not {self.permission}")
         return who

@@ -2,6 +2,7 @@
 from the server's CA), envelope ingest and certificate renewal, both over mutual TLS."""
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime, timezone
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from plantguard.server import audit, auth, pki
@@ -17,6 +19,7 @@ from plantguard.server.api.common import Principal, central, client_label, db, r
 from plantguard.server.ingest import IngestRefused, apply_batch, site_named
 
 router = APIRouter(prefix="/api/v1")
+log = logging.getLogger("plantguard.server")
 
 MAX_BATCH_BYTES = 16 << 20          # compressed request body
 
@@ -122,6 +125,12 @@ def _apply(c, sensor_id: str, envelopes: list):
     with c.sessions() as session:
         try:
             done = apply_batch(session, sensor_id, envelopes)
+        except (IntegrityError, OperationalError) as exc:
+            # two sensors of one site adding the same new asset at once, a lock timeout: nothing was
+            # applied (the transaction is rolled back), the sensor sends the batch again
+            session.rollback()
+            log.warning("ingest from %s: %s", sensor_id, str(exc.orig or exc).splitlines()[0])
+            return JSONResponse({"detail": "busy, send again"}, status_code=503, headers={"Retry-After": "1"})
         except IngestRefused as exc:
             session.rollback()
             content = {"detail": exc.detail}
