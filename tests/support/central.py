@@ -104,3 +104,19 @@ def push(state: Path, *args: str, timeout: float = 60, check: bool = True) -> su
     if check and p.returncode != 0:
         raise AssertionError(f"sensor push exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
     return p
+
+
+def shifted_pcap(src: Path, dst: Path, seconds: int) -> Path:
+    """A copy of a classic pcap with every packet `seconds` later (another capture time, same
+    packets): the record headers' ts_sec moved, nothing else touched."""
+    import struct
+    data = bytearray(src.read_bytes())
+    magic = data[:4]
+    order = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}[bytes(magic)]
+    off = 24
+    while off + 16 <= len(data):
+        ts, _, incl, _ = struct.unpack_from(order + "IIII", data, off)
+        struct.pack_into(order + "I", data, off, ts + seconds)
+        off += 16 + incl
+    dst.write_bytes(bytes(data))
+    return dst
