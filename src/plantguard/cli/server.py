@@ -71,7 +71,9 @@ def run(db: str = DB_OPT, listen: str = typer.Option("127.0.0.1:8443", "--listen
         tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="Its private key."),
         client_ca: Optional[Path] = typer.Option(None, "--client-ca", help="CA of the sensors' client certificates "
                                                                            "(default: the server's own CA)."),
-        log_level: str = typer.Option("warning", "--log-level", help="uvicorn's: critical, error, warning, info, debug.")):
+        log_level: str = typer.Option("warning", "--log-level", help="uvicorn's: critical, error, warning, info, debug."),
+        nats: Optional[str] = typer.Option(None, "--nats", metavar="URL", help="Queue sensors' batches in this NATS "
+                                           "JetStream (nats://HOST:4222) for 'server ingest-worker' processes to apply.")):
     """Serve the REST API over TLS (sensors authenticate with their client certificates)."""
     from plantguard.server.run import serve, state_dir
     host, port = _listen(listen)
@@ -79,7 +81,25 @@ def run(db: str = DB_OPT, listen: str = typer.Option("127.0.0.1:8443", "--listen
         fail("--tls-cert and --tls-key go together")
     say(f"server: listening on https://{host}:{port}/api/v1")
     serve(db, state_dir(state), host, port, tls_cert=tls_cert, tls_key=tls_key, client_ca=client_ca,
-          log_level=log_level)
+          log_level=log_level, nats=nats)
+
+
+@server_app.command("ingest-worker")
+def ingest_worker(db: str = DB_OPT,
+                  nats: str = typer.Option(..., "--nats", metavar="URL", help="The NATS server whose JetStream "
+                                           "'server run --nats' fills.")):
+    """Apply queued sensor batches from NATS JetStream (run several; each batch is applied once)."""
+    import logging
+
+    from plantguard.server.jetstream import run_worker
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    say(f"ingest worker: applying batches from {nats}")
+    try:
+        stats = run_worker(db, nats)
+    except OSError as exc:
+        fail(f"NATS {nats}: {exc.strerror or exc}")
+    say(f"ingest worker: {stats.messages:,} batches, {stats.applied:,} envelopes applied, "
+        f"{stats.duplicates:,} duplicates, {stats.retried:,} offered again, {stats.refused:,} refused")
 
 
 @token_app.command("create")

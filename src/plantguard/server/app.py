@@ -43,6 +43,7 @@ class Central:
     sensor_cert_days: int = SENSOR_CERT_DAYS
     tokens: auth.TokenCache = dataclasses.field(default_factory=auth.TokenCache)
     logins: auth.LoginLimiter = dataclasses.field(default_factory=auth.LoginLimiter)
+    buffer: object | None = None      # server.jetstream.Buffer: ingest into NATS JetStream for the workers
 
     def __post_init__(self):
         self._sessions = session_factory(self.engine)

@@ -70,7 +70,8 @@ def _write(path: Path, text: bytes, mode: int) -> None:
 
 
 def serve(db: str, state: Path, host: str, port: int, *, tls_cert: Path | None = None,
-          tls_key: Path | None = None, client_ca: Path | None = None, log_level: str = "warning") -> None:
+          tls_key: Path | None = None, client_ca: Path | None = None, log_level: str = "warning",
+          nats: str | None = None) -> None:
     import uvicorn
 
     from plantguard.server.app import create_app, load_central
@@ -82,7 +83,11 @@ def serve(db: str, state: Path, host: str, port: int, *, tls_cert: Path | None =
         if not f.is_file():
             raise InputError(f"TLS file {f} does not exist")
     engine = open_engine(db)
-    app = create_app(load_central(engine, state))
+    central = load_central(engine, state)
+    if nats is not None:
+        from plantguard.server.jetstream import Buffer
+        central.buffer = Buffer(nats)
+    app = create_app(central)
     config = uvicorn.Config(app, host=host, port=port, ssl_certfile=str(cert), ssl_keyfile=str(key),
                             ssl_ca_certs=str(client_ca or state / "ca.pem"), ssl_cert_reqs=ssl.CERT_OPTIONAL,
                             http=peer_cert_protocol(), log_level=log_level, server_header=False,

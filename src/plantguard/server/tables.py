@@ -38,7 +38,8 @@ class Sensor(Base):
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     enrolled_by: Mapped[str] = mapped_column(String(80), default="")
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)                 # applied
+    accepted_seq: Mapped[int] = mapped_column(Integer, default=0)             # taken into the JetStream buffer
     version: Mapped[str | None] = mapped_column(String(40), nullable=True)
     schema_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
     clock_skew_s: Mapped[float | None] = mapped_column(Float, nullable=True)    # sent_at - received_at

@@ -117,6 +117,9 @@ async def ingest(request: Request, who: Principal = Depends(requires("ingest:pus
     except EnvelopeError as exc:
         raise HTTPException(400, str(exc))
     c = central(request)
+    if c.buffer is not None:
+        status, answer = await c.buffer.accept(c, who.id, bytes(data), envelopes)
+        return answer if status == 200 else JSONResponse(answer, status_code=status)
     import anyio
     return await anyio.to_thread.run_sync(_apply, c, who.id, envelopes)
 

@@ -179,6 +179,7 @@ def upgrade() -> None:
     sa.Column('enrolled_by', sa.String(length=80), nullable=False),
     sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_seq', sa.Integer(), nullable=False),
+    sa.Column('accepted_seq', sa.Integer(), nullable=False),
     sa.Column('version', sa.String(length=40), nullable=True),
     sa.Column('schema_version', sa.String(length=20), nullable=True),
     sa.Column('clock_skew_s', sa.Float(), nullable=True),
