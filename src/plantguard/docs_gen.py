@@ -42,7 +42,54 @@ def contract_schema() -> str:
     return json.dumps(json_schema(), indent=1, ensure_ascii=False) + "\n"
 
 
-PAGES = {"observations.md": observations_md, "contract.schema.json": contract_schema}
+def _api_app():
+    from plantguard.server.app import Central, create_app
+    return create_app(Central(engine=None, ca_cert="", ca_key=""))
+
+
+def route_permissions() -> list[tuple[str, str, str | None, str]]:
+    """(method, path, permission or None, summary) of every API route, in the app's order."""
+    from plantguard.server.api.common import Require
+    from plantguard.server.app import api_routes
+
+    def permission(dependant) -> str | None:
+        for d in dependant.dependencies:
+            if isinstance(d.call, Require):
+                return d.call.permission
+            found = permission(d)
+            if found:
+                return found
+        return None
+    return [(m, r.path, permission(r.dependant), r.summary or "") for r in api_routes() for m in sorted(r.methods)]
+
+
+def api_md() -> str:
+    """docs/api.md: every REST route with the permission it declares and the roles that hold it."""
+    from plantguard.server import roles
+    out = ["# Central server REST API", "",
+           "Generated from the routes of `plantguard server run` and `src/plantguard/server/roles.py` by",
+           "`python -m plantguard.docs_gen`; `tests/test_docs.py` keeps it equal. The full description is",
+           "[`openapi.json`](openapi.json) (also served at `/openapi.json`). See [`central.md`](central.md).", "",
+           "| method | path | permission | roles | what |", "|---|---|---|---|---|"]
+    for method, path, perm, summary in route_permissions():
+        if perm is None:
+            who, perm_text = f"anyone: {roles.PUBLIC.get(path, 'NOT DECLARED')}", "public"
+        else:
+            who = ", ".join(r for r in roles.ALL_ROLES if roles.allows(r, perm))
+            perm_text = f"`{perm}`"
+        out.append(f"| {method} | `{path}` | {perm_text} | {who} | {summary} |")
+    out += ["", "## Permissions", "", "| permission | lowest role | meaning |", "|---|---|---|"]
+    out += [f"| `{p.name}` | {p.role} | {p.description} |" for p in roles.PERMISSIONS.values()]
+    return "\n".join(out) + "\n"
+
+
+def openapi_json() -> str:
+    """docs/openapi.json: the OpenAPI document the server publishes."""
+    return json.dumps(_api_app().openapi(), indent=1, ensure_ascii=False) + "\n"
+
+
+PAGES = {"observations.md": observations_md, "contract.schema.json": contract_schema, "api.md": api_md,
+         "openapi.json": openapi_json}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,14 +57,24 @@ class Central:
             session.close()
 
 
-def create_app(central: Central) -> FastAPI:
+def routers():
+    """The API's routers, in the order the app includes them."""
     from plantguard.server.api import admin, alerts, inventory, sensors, session
+    return [m.router for m in (session, inventory, alerts, admin, sensors)]
+
+
+def api_routes() -> list:
+    """Every API route (fastapi APIRoute, full path), in the app's order."""
+    return [r for router in routers() for r in router.routes]
+
+
+def create_app(central: Central) -> FastAPI:
     app = FastAPI(title="plantguard central server", version=__version__, docs_url=None, redoc_url=None,
                   description="Sites, sensors, assets, flows, findings, alerts, baselines, runs and the audit "
                               "log of many plants. Every route names the permission it needs.")
     app.state.central = central
-    for module in (session, inventory, alerts, admin, sensors):
-        app.include_router(module.router)
+    for router in routers():
+        app.include_router(router)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

@@ -32,7 +32,7 @@ PERMISSIONS: dict[str, Permission] = _declare(
     Permission("baselines:read", "viewer", "read baselines and their changes"),
     Permission("runs:read", "viewer", "read the runs sensors pushed"),
     Permission("alerts:ack", "analyst", "acknowledge an alert"),
-    Permission("alerts:state", "analyst", "change an alert's state (open, investigating, closed)"),
+    Permission("alerts:state", "analyst", "change an alert's state (open, acknowledged, closed, risk-accepted with a reason), assign it"),
     Permission("baselines:accept", "engineer", "accept a baseline change as the new normal"),
     Permission("changes:write", "engineer", "record planned changes"),
     Permission("sensors:manage", "admin", "revoke, rename or re-site sensors"),
