@@ -93,6 +93,9 @@ def push(captures: List[Path] = typer.Argument(None, help="Capture files or dire
         if dropped:
             say(f"sensor: outbox full ({outbox.max_bytes >> 20} MiB): {dropped:,} envelopes dropped now, "
                 f"{outbox.dropped:,} in all")
+        from plantguard.sensor.renewal import renew_if_due
+        if renew_if_due(st, me):
+            say("sensor: client certificate renewed")
         with CentralClient(me.server, st.ca, st.cert, st.key) as client:
             done = pushing.drain(outbox, client, time.monotonic() + timeout)
     except InputError as exc:

@@ -60,7 +60,11 @@ class CentralSink(Sink):
     def _drain(self) -> None:
         from plantguard.sensor.client import CentralClient, CentralRefused
         from plantguard.sensor.push import drain
+        from plantguard.sensor.renewal import renew_if_due
         try:
+            if renew_if_due(self.state, self.me) and self._client is not None:
+                self._client.close()
+                self._client = None
             if self._client is None:
                 self._client = CentralClient(self.me.server, self.state.ca, self.state.cert, self.state.key)
             drain(self.outbox, self._client, time.monotonic() + DRAIN_SECONDS, backoff_max=1.0)
