@@ -102,6 +102,37 @@ def ingest_worker(db: str = DB_OPT,
         f"{stats.duplicates:,} duplicates, {stats.retried:,} offered again, {stats.refused:,} refused")
 
 
+@server_app.command("retention")
+def retention(db: str = DB_OPT,
+              keep: str = typer.Option(..., "--keep", help="Keep this much history (e.g. 180d, 26w)."),
+              dry_run: bool = typer.Option(False, "--dry-run", help="Say what would go; change nothing.")):
+    """Add the coming months' alert partitions (PostgreSQL) and remove what is older than --keep."""
+    from datetime import datetime, timezone
+
+    from plantguard.server.api.admin import parse_duration
+    from plantguard.server.retention import ensure_partitions, partitions, prune
+    from plantguard.store.db import open_engine
+    try:
+        window = parse_duration(keep, "--keep", max_days=36500)
+    except ValueError as exc:
+        fail(str(exc))
+    engine = open_engine(db)
+    try:
+        if dry_run:
+            cutoff = datetime.now(timezone.utc) - window
+            old = [n for n, b in partitions(engine).items() if b is not None and b[1] <= cutoff]
+            say(f"retention: would drop {len(old)} partition(s) {' '.join(old)} and delete rows older than "
+                f"{cutoff:%Y-%m-%d %H:%M} UTC")
+            return
+        made = ensure_partitions(engine)
+        done = prune(engine, window)
+    finally:
+        engine.dispose()
+    say(f"retention: {len(made)} partition(s) added, {len(done.partitions_dropped)} dropped, "
+        f"{done.alerts:,} alerts, {done.envelopes:,} envelope rows, {done.health:,} health reports and "
+        f"{done.history:,} asset history rows deleted")
+
+
 @token_app.command("create")
 def token_create(db: str = DB_OPT,
                  role: str = typer.Option(..., "--role", help="viewer, analyst, engineer, admin or sensor (enrolment)."),

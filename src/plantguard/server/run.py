@@ -83,6 +83,8 @@ def serve(db: str, state: Path, host: str, port: int, *, tls_cert: Path | None =
         if not f.is_file():
             raise InputError(f"TLS file {f} does not exist")
     engine = open_engine(db)
+    from plantguard.server.retention import ensure_partitions
+    ensure_partitions(engine)
     central = load_central(engine, state)
     if nats is not None:
         from plantguard.server.jetstream import Buffer

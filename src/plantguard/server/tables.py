@@ -128,8 +128,10 @@ class Finding(Base):
 
 
 class Alert(Base):
+    """On PostgreSQL partitioned by month of `at` (server/retention.py); a repeated event is found by
+    (site_id, event_id) under the sensor's lock, not by a unique key (which would have to hold `at`)."""
     __tablename__ = "central_alerts"
-    __table_args__ = (UniqueConstraint("site_id", "event_id"),
+    __table_args__ = (Index("ix_central_alerts_site_event", "site_id", "event_id"),
                       Index("ix_central_alerts_site_time", "site_id", "at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("central_sites.id"))

@@ -181,6 +181,20 @@ def upgrade(engine: Engine, create_missing: bool = True) -> None:
     Base.metadata.create_all(engine)
 
 
+# Tables the database makes that no model declares: PostgreSQL's monthly partitions of the alert
+# table (server/retention.py). Autogenerate and the model comparison leave them alone.
+PARTITION_TABLE = re.compile(r"^central_alerts_(default|p\d{6})$")
+
+
+def include_name(name, type_, parent_names) -> bool:
+    """Alembic's include_name hook: everything but the partition tables (and their indexes)."""
+    if type_ == "table":
+        return not PARTITION_TABLE.match(name or "")
+    if type_ == "index":
+        return not PARTITION_TABLE.match(parent_names.get("table_name") or "")
+    return True
+
+
 def pending_changes(engine: Engine) -> list:
     """Differences between the models and the schema the migrations build (empty when in step)."""
     from alembic import command
@@ -192,7 +206,7 @@ def pending_changes(engine: Engine) -> list:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-        mc = MigrationContext.configure(conn, opts={"compare_type": True})
+        mc = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
         return compare_metadata(mc, Base.metadata)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from plantguard.server import audit, auth, roles
 from plantguard.server import tables as t
-from plantguard.server.api.common import CURSOR, LIMIT, Page, Principal, central, db, requires, utc
+from plantguard.server.api.common import CURSOR, LIMIT, Page, Principal, central, db, invalid, requires, utc
 from plantguard.server.api.inventory import SensorOut, sensor_out
 
 router = APIRouter(prefix="/api/v1")
@@ -23,14 +23,14 @@ _DURATION = re.compile(r"^\s*(\d{1,4})\s*([hdw])\s*$")
 _UNIT = {"h": 1 / 24, "d": 1, "w": 7}
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, what: str = "expiry", max_days: int = MAX_EXPIRY_DAYS) -> timedelta:
     """'12h', '30d', '2w' as a timedelta; ValueError with the accepted forms otherwise."""
     m = _DURATION.match(text or "")
     if m is None:
-        raise ValueError(f"expiry must be a number of hours, days or weeks (12h, 30d, 2w), not {text!r}")
+        raise ValueError(f"{what} must be a number of hours, days or weeks (12h, 30d, 2w), not {text!r}")
     days = int(m.group(1)) * _UNIT[m.group(2)]
-    if not 0 < days <= MAX_EXPIRY_DAYS:
-        raise ValueError(f"expiry must be more than 0 and at most {MAX_EXPIRY_DAYS} days")
+    if not 0 < days <= max_days:
+        raise ValueError(f"{what} must be more than 0 and at most {max_days} days")
     return timedelta(days=days)
 
 
@@ -131,7 +131,7 @@ def new_token(body: TokenRequest, who: Principal = Depends(requires("tokens:mana
     try:
         text, row = create_token(session, who.actor, body.role, body.sites, parse_duration(body.expires), body.name)
     except ValueError as exc:
-        raise HTTPException(422, str(exc))
+        raise invalid(("body", "sites"), str(exc), body.sites)
     session.commit()
     return NewToken(token=text, **token_out(row))
 

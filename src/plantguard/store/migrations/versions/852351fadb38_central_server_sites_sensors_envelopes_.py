@@ -104,8 +104,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')
     )
+    # PostgreSQL: partitioned by month of `at` (server/retention.py adds the partitions and drops old
+    # ones); its primary key must hold the partition key. SQLite: a plain table.
+    partitioned = op.get_bind().dialect.name == "postgresql"
     op.create_table('central_alerts',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False, autoincrement=True),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('sensor_id', sa.String(length=40), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
@@ -122,12 +125,15 @@ def upgrade() -> None:
     sa.Column('state_by', sa.String(length=120), nullable=True),
     sa.Column('state_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['site_id'], ['central_sites.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('site_id', 'event_id')
+    sa.PrimaryKeyConstraint('id', 'at') if partitioned else sa.PrimaryKeyConstraint('id'),
+    **({"postgresql_partition_by": "RANGE (at)"} if partitioned else {})
     )
+    if partitioned:
+        op.execute("CREATE TABLE central_alerts_default PARTITION OF central_alerts DEFAULT")
     with op.batch_alter_table('central_alerts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_central_alerts_rule_id'), ['rule_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_central_alerts_severity'), ['severity'], unique=False)
+        batch_op.create_index('ix_central_alerts_site_event', ['site_id', 'event_id'], unique=False)
         batch_op.create_index('ix_central_alerts_site_time', ['site_id', 'at'], unique=False)
         batch_op.create_index(batch_op.f('ix_central_alerts_state'), ['state'], unique=False)
 
