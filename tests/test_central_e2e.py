@@ -22,6 +22,7 @@ from support.monitor import MonitorProc
 from support.ring import write_ring
 
 MODBUS = "pcaps/zeek/modbus/modbusSmall.pcap"
+RUNS = 150                  # demo assessments queued for the kill tests (4 envelopes each)
 
 
 @pytest.fixture
@@ -77,13 +78,24 @@ def envelope_rows(db: str, sid: str) -> list[tuple[int, int]]:
         engine.dispose()
 
 
-def envelope_count(db: str, sid: str, engine=None) -> int:
+def envelope_count(sid: str, engine) -> int:
     from plantguard.server import tables as t
     with engine.connect() as c:
         return c.execute(select(func.count()).select_from(t.Envelope).where(t.Envelope.sensor_id == sid)).scalar()
 
 
+def runs_of(db: str, sid: str) -> int:
+    from plantguard.server import tables as t
+    engine = create_engine(db)
+    try:
+        with engine.connect() as c:
+            return c.execute(select(func.count()).select_from(t.Run).where(t.Run.sensor_id == sid)).scalar()
+    finally:
+        engine.dispose()
+
+
 def assert_once_in_order(db: str, sid: str, n: int) -> None:
+    """The sensor's rows, in id (apply) order, are seq 1..n: each once, applied in seq order."""
     rows = envelope_rows(db, sid)
     seqs = [s for _, s in rows]
     assert seqs == list(range(1, n + 1)), (len(seqs), n, [s for s in seqs if seqs.count(s) > 1][:5])
@@ -189,5 +201,127 @@ def test_hours_of_outage_then_every_envelope_once_in_order(server, demo, tmp_pat
     push(state)
     assert status(state) == (0, n)
     assert_once_in_order(server.db, sensor_id(state), n)
-    rows = envelope_rows(server.db, sensor_id(state))
-    assert [s for _, s in sorted(rows)] == sorted(s for _, s in rows)       # ids increase with seq
+
+
+# -- kill -9 --------------------------------------------------------------------------------------
+def queue_many(state, contract: dict, runs: int) -> int:
+    """Queue `runs` times the demo assessment's envelopes (whole inventory each time) in the
+    sensor's outbox, as `sensor push` queues them; the outbox's last seq."""
+    from plantguard.sensor import push as pushing
+    from plantguard.sensor.outbox import EnvelopeOutbox
+    me = json.loads((state / "sensor.json").read_text())
+    outbox = EnvelopeOutbox(state / "outbox.db", me["sensor_id"])
+    try:
+        for _ in range(runs):
+            pushing.queue(outbox, me["site"], pushing.envelopes_for_assessment(contract, me["site"]))
+        return outbox.depth
+    finally:
+        outbox.close()
+
+
+def start_push(state, timeout: float) -> subprocess.Popen:
+    return subprocess.Popen([*PLANTGUARD, "sensor", "push", "--state", str(state), "--timeout", str(timeout), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+
+
+def wait_partly_applied(db: str, sid: str, n: int, proc: subprocess.Popen, timeout: float = 60) -> int:
+    """Poll central_envelopes until some but not all of the sensor's n envelopes are there."""
+    engine = create_engine(db)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = envelope_count(sid, engine)
+            if 0 < got < n:
+                return got
+            assert got < n, "all applied before the kill: queue more"
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        raise AssertionError(f"no envelope applied within {timeout} s")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def demo_contract(demo, tmp_path):
+    from support.demo import demo_contract
+    return demo_contract(tmp_path / "contract")
+
+
+@pytest.mark.slow
+def test_sensor_killed_during_upload_loses_and_repeats_nothing(server, demo_contract, tmp_path):
+    state = tmp_path / "sensor"
+    server.enroll(state, "plant", "sensor")
+    sid = sensor_id(state)
+    n = queue_many(state, demo_contract, RUNS)
+    t0 = time.monotonic()
+    proc = start_push(state, 120)
+    applied = wait_partly_applied(server.db, sid, n, proc)
+    proc.kill()
+    proc.wait(10)
+    waiting, acked = status(state)
+    print(f"sensor killed {time.monotonic() - t0:.1f} s into the drain: {applied}/{n} applied, {acked} acked")
+    assert waiting > 0 and acked <= applied
+    print(push(state).stderr.strip())
+    assert status(state) == (0, n)
+    assert_once_in_order(server.db, sid, n)
+    assert runs_of(server.db, sid) == RUNS          # what the envelopes carry, applied once too
+
+
+@pytest.mark.slow
+def test_server_killed_during_apply_loses_and_repeats_nothing(server, demo_contract, tmp_path):
+    state = tmp_path / "sensor"
+    server.enroll(state, "plant", "sensor")
+    sid = sensor_id(state)
+    n = queue_many(state, demo_contract, RUNS)
+    proc = start_push(state, 120)
+    wait_partly_applied(server.db, sid, n, proc)
+    server.stop(signal.SIGKILL)
+    engine = create_engine(server.db)
+    left = envelope_count(sid, engine)
+    engine.dispose()
+    print(f"server killed with {left}/{n} envelopes applied")
+    assert left < n
+    server.start()
+    # the running push backs off, then delivers to the restarted server (or runs out of time: 3)
+    assert proc.wait(150) in (0, 3), proc.communicate()
+    print(push(state).stderr.strip())
+    assert status(state) == (0, n)
+    assert_once_in_order(server.db, sid, n)
+    assert runs_of(server.db, sid) == RUNS          # what the envelopes carry, applied once too
+
+
+# -- clock skew -----------------------------------------------------------------------------------
+SKEW = timedelta(hours=3)
+
+
+def test_clock_skew_flagged_and_capture_time_kept(server, demo_contract, tmp_path, monkeypatch):
+    from plantguard.central.envelope import SCHEMA_VERSION, Envelope
+    from plantguard.sensor import client as sensor_client
+    state = tmp_path / "sensor"
+    server.enroll(state, "plant", "sensor")
+    me = json.loads((state / "sensor.json").read_text())
+
+    class SensorClock(datetime):          # the sensor's clock runs 3 h ahead: it stamps sent_at
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + SKEW
+    monkeypatch.setattr(sensor_client, "datetime", SensorClock)
+    captured = datetime(2024, 4, 14, 2, 35, tzinfo=timezone.utc)
+    asset = demo_contract["assets"][0]
+    env = Envelope(sensor_id=me["sensor_id"], seq=1, schema_version=SCHEMA_VERSION, kind="inventory", site=me["site"],
+                   captured_at=captured, sent_at=None, body={"assets": [asset], "gone": []})
+    before = datetime.now(timezone.utc)
+    with sensor_client.CentralClient(me["server"], state / "ca.pem", state / "cert.pem", state / "key.pem") as c:
+        got = c.push([env])
+    after = datetime.now(timezone.utc)
+    assert got.applied == [1] and got.next_seq == 2
+
+    viewer = server.client(server.token("viewer"))
+    (sensor,) = get(viewer, "/api/v1/sensors")
+    assert sensor["clock_skew_s"] == pytest.approx(SKEW.total_seconds(), abs=30)
+    (row,) = items(viewer, "/api/v1/assets")
+    assert row["key"] == (asset.get("ip") or asset.get("mac"))
+    assert datetime.fromisoformat(row["first_seen_at"]) == datetime.fromisoformat(row["last_seen_at"]) == captured
+    assert before - timedelta(seconds=1) <= datetime.fromisoformat(row["received_at"]) <= after + timedelta(seconds=1)
+    (change,) = get(viewer, f"/api/v1/assets/{row['id']}/history")
+    assert change["seq"] == 1 and datetime.fromisoformat(change["captured_at"]) == captured

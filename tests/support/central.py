@@ -40,6 +40,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.secret: str | None = None
         self.log = state.parent / f"server-{self.port}.log"
+        self._clients: list[httpx.Client] = []
 
     def init(self) -> str:
         p = cli("server", "init", "--db", self.db, "--state", str(self.state))
@@ -55,14 +56,18 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                if self.client().get("/api/v1/health").status_code == 200:
-                    return
+                with self.client() as c:
+                    if c.get("/api/v1/health").status_code == 200:
+                        return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"server did not answer in {timeout} s:\n{self.log.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        # an open keep-alive connection would hold uvicorn's graceful shutdown for its 5 s
+        while self._clients:
+            self._clients.pop().close()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -73,8 +78,12 @@ class Server:
         self.proc = None
 
     def client(self, token: str | None = None, **kw) -> httpx.Client:
+        import ssl
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, verify=str(self.state / "ca.pem"), headers=headers, timeout=30, **kw)
+        c = httpx.Client(base_url=self.url, verify=ssl.create_default_context(cafile=str(self.state / "ca.pem")),
+                         headers=headers, timeout=30, **kw)
+        self._clients.append(c)
+        return c
 
     def token(self, role: str, *sites: str, expires: str = "1d") -> str:
         args = ["server", "token", "create", "--db", self.db, "--role", role, "--expires", expires]
