@@ -25,6 +25,9 @@ from plantguard.sensor.outbox import EnvelopeOutbox
 
 CHUNK_BYTES = 1 << 20          # JSON of the records in one body
 MAX_CAPTURES = 256             # capture records in a run body (the rest counted)
+REPORT_BYTES = 4 << 20         # JSON of the assessment parts a run body carries for the console
+REPORT_KEYS = ("site", "organization_size", "zones", "roadmap", "patch_plan", "compliance", "checks_not_run",
+               "attestations", "plc_changes", "counters", "notes")
 BATCH_ENVELOPES = 200
 BATCH_BYTES = 4 << 20
 BACKOFF_FIRST = 0.5
@@ -50,8 +53,9 @@ def envelopes_for_assessment(contract: dict, site: str, outbox: EnvelopeOutbox |
     captured_at = _capture_time(contract.get("captures") or [])
     run_id = uuid.uuid4().hex
     summary = contract.get("summary") or {}
-    out = [("run", captured_at, _run_body("assess", contract.get("captures") or [],
-                                          int(summary.get("packets") or 0), summary, run_id))]
+    body = _run_body("assess", contract.get("captures") or [], int(summary.get("packets") or 0), summary, run_id)
+    body["report"] = _report(contract)
+    out = [("run", captured_at, body)]
     out += [("inventory", captured_at, b) for b in _inventory(contract.get("assets") or [], site, outbox)]
     out += [("findings", captured_at, {"run_id": run_id, "findings": chunk})
             for chunk in _chunks(contract.get("findings") or [])]
@@ -99,6 +103,24 @@ def queue(outbox: EnvelopeOutbox, site: str, envelopes: list[tuple[str, datetime
     """Put the envelopes in the outbox; (queued, refused because it was full)."""
     seqs = [outbox.put(kind, site, at, body) for kind, at, body in envelopes]
     return sum(s is not None for s in seqs), sum(s is None for s in seqs)
+
+
+def _report(contract: dict) -> dict:
+    """The parts of an assessment the central console shows per run (zones, roadmap, patch plan,
+    compliance, PLC changes, ...), each kept only while the whole stays under REPORT_BYTES (the
+    pieces left out are named in `omitted`)."""
+    report, omitted, size = {}, [], 0
+    for key in REPORT_KEYS:
+        if key not in contract:
+            continue
+        n = len(body_json({key: contract[key]}))
+        if size + n > REPORT_BYTES:
+            omitted.append(key)
+            continue
+        report[key], size = contract[key], size + n
+    if omitted:
+        report["omitted"] = omitted
+    return report
 
 
 def _run_body(kind: str, captures: list, packets: int, summary: dict, run_id: str) -> dict:

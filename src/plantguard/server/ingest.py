@@ -116,7 +116,8 @@ def _run(session, site, sensor, seq, at, body) -> tuple[int, int]:
     session.add(t.Run(site_id=site.id, sensor_id=sensor.id, seq=seq, run_ref=str(body.get("run_id", ""))[:80],
                       kind=str(body.get("kind", "assess"))[:20], captured_at=at,
                       packets=_int(body.get("packets")), captures=_list(body.get("captures")),
-                      summary=body.get("summary") if isinstance(body.get("summary"), dict) else {}))
+                      summary=body.get("summary") if isinstance(body.get("summary"), dict) else {},
+                      report=body.get("report") if isinstance(body.get("report"), dict) else {}))
     return 1, 0
 
 

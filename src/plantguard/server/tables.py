@@ -75,6 +75,7 @@ class Run(Base):
     packets: Mapped[int] = mapped_column(Integer, default=0)
     captures: Mapped[list] = mapped_column(JSON, default=list)
     summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    report: Mapped[dict] = mapped_column(JSON, default=dict)           # zones, roadmap, patch plan, PLC changes, ...
 
 
 class Asset(Base):

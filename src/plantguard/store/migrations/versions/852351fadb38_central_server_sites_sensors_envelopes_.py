@@ -263,6 +263,7 @@ def upgrade() -> None:
     sa.Column('packets', sa.Integer(), nullable=False),
     sa.Column('captures', sa.JSON(), nullable=False),
     sa.Column('summary', sa.JSON(), nullable=False),
+    sa.Column('report', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['sensor_id'], ['central_sensors.id'], ),
     sa.ForeignKeyConstraint(['site_id'], ['central_sites.id'], ),
     sa.PrimaryKeyConstraint('id')
