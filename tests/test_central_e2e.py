@@ -235,7 +235,7 @@ def wait_partly_applied(db: str, sid: str, n: int, proc: subprocess.Popen, timeo
                 return got
             assert got < n, "all applied before the kill: queue more"
             assert proc.poll() is None, proc.communicate()
-            time.sleep(0.02)
+            time.sleep(0.005)
         raise AssertionError(f"no envelope applied within {timeout} s")
     finally:
         engine.dispose()
