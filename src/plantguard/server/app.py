@@ -16,6 +16,7 @@ from typing import Iterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from plantguard import __version__
@@ -88,6 +89,13 @@ def create_app(central: Central) -> FastAPI:
         log.error("%s %s: %s", request.method, request.url.path, exc)
         return JSONResponse({"detail": "the store is unavailable; try again"}, status_code=503,
                             headers={"Retry-After": "5"})
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, exc: DataError):
+        # a value the store cannot hold, e.g. a NUL character for PostgreSQL text: the request's fault
+        log.info("%s %s: %s", request.method, request.url.path, str(exc.orig).splitlines()[0])
+        return JSONResponse({"detail": [{"type": "value_error", "loc": ["request"], "input": None,
+                                         "msg": "a value the store cannot hold (a NUL character?)"}]}, status_code=422)
 
     return app
 

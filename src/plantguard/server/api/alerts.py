@@ -15,8 +15,8 @@ from plantguard import contract
 from plantguard.checks.base import SEVERITIES, severity_rank
 from plantguard.server import audit
 from plantguard.server import tables as t
-from plantguard.server.api.common import (CURSOR, LIMIT, Page, Principal, db, page_of, paged, requires,
-                                          scoped_sites, utc)
+from plantguard.server.api.common import (CURSOR, LIMIT, MAX_INT, ObjectId, Page, Principal, db, invalid, page_of,
+                                          paged, requires, scoped_sites, utc)
 from plantguard.server.api.inventory import BaselineOut, baseline_out
 
 router = APIRouter(prefix="/api/v1")
@@ -62,7 +62,7 @@ def _at_least(column, severity: str | None):
         return None
     s = severity.strip().lower()
     if s not in SEVERITIES:
-        raise HTTPException(422, f"severity must be one of {', '.join(SEVERITIES)}")
+        raise invalid(("query", "severity"), f"severity must be one of {', '.join(SEVERITIES)}", severity)
     return column.in_([x for x in SEVERITIES if severity_rank(x) >= severity_rank(s)])
 
 
@@ -72,7 +72,8 @@ def findings(site: str | None = None,
              check: str | None = Query(None, description="check ID"),
              status: Literal["pass", "fail"] | None = None,
              asset: str | None = Query(None, description="an address the finding concerns"),
-             run: int | None = Query(None, description="one run; default: each sensor's latest run with findings"),
+             run: int | None = Query(None, ge=0, le=MAX_INT,
+                                     description="one run; default: each sensor's latest run with findings"),
              since: datetime | None = None, limit: int = LIMIT, cursor: int | None = CURSOR,
              who: Principal = Depends(requires("findings:read")), session: Session = Depends(db)):
     ids = scoped_sites(session, who, site)
@@ -152,7 +153,7 @@ def _state_of(a: t.Alert) -> dict:
 def _change(session: Session, who: Principal, alert_id: int, change: StateChange) -> AlertOut:
     a, site = _alert(session, who, alert_id)
     if change.state in ("risk-accepted", "closed") and not (change.reason or "").strip():
-        raise HTTPException(422, f"a reason is needed to set {change.state}")
+        raise invalid(("body", "reason"), f"a reason is needed to set {change.state}", change.reason)
     before = _state_of(a)
     a.state = change.state
     a.assignee = change.assignee if change.assignee is not None else a.assignee
@@ -165,19 +166,19 @@ def _change(session: Session, who: Principal, alert_id: int, change: StateChange
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut, summary="Acknowledge an alert")
-def acknowledge(alert_id: int, who: Principal = Depends(requires("alerts:ack")), session: Session = Depends(db)):
+def acknowledge(alert_id: ObjectId, who: Principal = Depends(requires("alerts:ack")), session: Session = Depends(db)):
     return _change(session, who, alert_id, StateChange(state="acknowledged"))
 
 
 @router.post("/alerts/{alert_id}/state", response_model=AlertOut,
              summary="Set an alert's state: open, acknowledged, closed, risk-accepted (with a reason)")
-def set_state(alert_id: int, change: StateChange, who: Principal = Depends(requires("alerts:state")),
+def set_state(alert_id: ObjectId, change: StateChange, who: Principal = Depends(requires("alerts:state")),
               session: Session = Depends(db)):
     return _change(session, who, alert_id, change)
 
 
 @router.post("/baselines/{baseline_id}/accept", response_model=BaselineOut, summary="Accept a learnt baseline")
-def accept_baseline(baseline_id: int, who: Principal = Depends(requires("baselines:accept")),
+def accept_baseline(baseline_id: ObjectId, who: Principal = Depends(requires("baselines:accept")),
                     session: Session = Depends(db)):
     row = session.execute(select(t.Baseline, t.Site.name).join(t.Site, t.Site.id == t.Baseline.site_id)
                           .where(t.Baseline.id == baseline_id)).first()

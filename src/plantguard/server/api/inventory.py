@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from plantguard import contract
 from plantguard.server import tables as t
-from plantguard.server.api.common import (CURSOR, LIMIT, Page, Principal, db, page_of, paged, requires,
+from plantguard.server.api.common import (CURSOR, LIMIT, ObjectId, Page, Principal, db, page_of, paged, requires,
                                           scoped_sites, utc)
 
 router = APIRouter(prefix="/api/v1")
@@ -174,12 +174,12 @@ def _one_asset(session: Session, who: Principal, asset_id: int) -> tuple[t.Asset
 
 
 @router.get("/assets/{asset_id}", response_model=AssetOut, summary="One asset")
-def asset(asset_id: int, who: Principal = Depends(requires("assets:read")), session: Session = Depends(db)):
+def asset(asset_id: ObjectId, who: Principal = Depends(requires("assets:read")), session: Session = Depends(db)):
     return asset_out(*_one_asset(session, who, asset_id))
 
 
 @router.get("/assets/{asset_id}/history", response_model=list[AssetChangeOut], summary="An asset's record over time")
-def asset_history(asset_id: int, who: Principal = Depends(requires("assets:read")), session: Session = Depends(db)):
+def asset_history(asset_id: ObjectId, who: Principal = Depends(requires("assets:read")), session: Session = Depends(db)):
     _one_asset(session, who, asset_id)
     rows = session.scalars(select(t.AssetChange).where(t.AssetChange.asset_id == asset_id)
                            .order_by(t.AssetChange.id)).all()
@@ -190,7 +190,7 @@ def asset_history(asset_id: int, who: Principal = Depends(requires("assets:read"
 @router.get("/flows", response_model=Page[FlowOut], summary="Flow summaries, filtered and paged")
 def flows(site: str | None = None, protocol: str | None = Query(None, description="application protocol"),
           address: str | None = Query(None, description="source or destination"),
-          port: int | None = None, since: datetime | None = None, limit: int = LIMIT, cursor: int | None = CURSOR,
+          port: int | None = Query(None, ge=0, le=65535), since: datetime | None = None, limit: int = LIMIT, cursor: int | None = CURSOR,
           who: Principal = Depends(requires("flows:read")), session: Session = Depends(db)):
     ids = scoped_sites(session, who, site)
     query = _site_filter(select(t.Flow, t.Site.name).join(t.Site, t.Site.id == t.Flow.site_id), t.Flow.site_id, ids)
