@@ -135,17 +135,26 @@ def assets(site: str | None = None, zone: str | None = None, role: str | None = 
            since: datetime | None = Query(None, description="last reported at or after this time"),
            include_gone: bool = False, limit: int = LIMIT, cursor: int | None = CURSOR,
            who: Principal = Depends(requires("assets:read")), session: Session = Depends(db)):
+    query = asset_query(session, who, site=site, zone=zone, role=role, vendor=vendor, protocol=protocol, q=q,
+                        new_since=new_since, since=since, include_gone=include_gone)
+    rows = session.execute(paged(query, t.Asset.id, cursor, limit)).all()
+    return page_of(rows, limit, asset_out)
+
+
+def asset_query(session: Session, who: Principal, *, site=None, zone=None, role=None, vendor=None, protocol=None,
+                q=None, new_since=None, since=None, include_gone=False):
+    """(Asset, site name) rows the caller may see, filtered: the one filter of the API and the console."""
     ids = scoped_sites(session, who, site)
     query = _site_filter(select(t.Asset, t.Site.name).join(t.Site, t.Site.id == t.Asset.site_id), t.Asset.site_id, ids)
-    if zone is not None:
+    if zone:
         query = query.where(t.Asset.zone == zone)
-    if role is not None:
+    if role:
         query = query.where(t.Asset.role == role)
-    if vendor is not None:
+    if vendor:
         query = query.where(func.lower(t.Asset.vendor).contains(vendor.lower(), autoescape=True))
-    if protocol is not None:
+    if protocol:
         query = query.where(t.Asset.protocols.contains(f" {protocol} ", autoescape=True))
-    if q is not None:
+    if q:
         needle = q.lower()
         query = query.where(func.lower(t.Asset.key).contains(needle, autoescape=True)
                             | func.lower(func.coalesce(t.Asset.vendor, "")).contains(needle, autoescape=True))
@@ -155,8 +164,7 @@ def assets(site: str | None = None, zone: str | None = None, role: str | None = 
         query = query.where(t.Asset.last_seen_at >= since)
     if not include_gone:
         query = query.where(t.Asset.gone_at.is_(None))
-    rows = session.execute(paged(query, t.Asset.id, cursor, limit)).all()
-    return page_of(rows, limit, asset_out)
+    return query
 
 
 def asset_out(a: t.Asset, site: str) -> AssetOut:
