@@ -7,6 +7,7 @@ envelope arrived once, in seq order."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -50,7 +51,6 @@ def assessed(tmp_path, capture, site=None) -> dict:
 
 
 def _env() -> dict:
-    import os
     return {k: v for k, v in os.environ.items() if k != "PLANTGUARD_DB"}
 
 
@@ -172,7 +172,7 @@ def test_two_sites_read_by_a_viewer_acknowledged_by_an_analyst_and_audited(serve
     r = server.client(analyst_token).post(f"/api/v1/alerts/{first['id']}/acknowledge")
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "acknowledged"
-    assert get(viewer, f"/api/v1/alerts", state="acknowledged")["items"][0]["id"] == first["id"]
+    assert get(viewer, "/api/v1/alerts", state="acknowledged")["items"][0]["id"] == first["id"]
 
     assert "chain intact" in cli("server", "audit", "verify", "--db", server.db).stderr
     audit = items(server.client(server.token("admin")), "/api/v1/audit")
@@ -201,6 +201,10 @@ def test_hours_of_outage_then_every_envelope_once_in_order(server, demo, tmp_pat
     push(state)
     assert status(state) == (0, n)
     assert_once_in_order(server.db, sensor_id(state), n)
+    # each hour's run arrived with its own capture time
+    runs = items(server.client(server.token("viewer")), "/api/v1/runs")
+    times = [datetime.fromisoformat(r["captured_at"]) for r in runs]
+    assert [(x - times[0]).total_seconds() for x in times] == [hour * 3600 for hour in range(6)]
 
 
 # -- kill -9 --------------------------------------------------------------------------------------
