@@ -29,12 +29,25 @@ def run_assessment(result: AnalysisResult, site=None, db: str | None = None,
     engine = _intel_engine(db)
     ctx = AssessContext(result, assets, site, engine, dict(options or {}))
     findings, not_run = run_checks(ctx)
+    changes, counters = _plc_changes(ctx, result.counters, notes)
     findings.sort(key=lambda f: (f.status != "fail", -SEVERITIES.index(f.severity)
                                  if f.severity in SEVERITIES else 0, f.check, f.title))
     patch_plan = build_patch_plan(findings, assets, site)
     compliance = compliance_view(findings, site)
     roadmap = build_roadmap(findings, not_run, site, assets)
-    return contract(result, assets, findings, not_run, site, compliance, roadmap, patch_plan, notes)
+    return contract(result, assets, findings, not_run, site, compliance, roadmap, patch_plan, notes,
+                    changes, counters)
+
+
+def _plc_changes(ctx, counters: dict, notes: list[str]) -> tuple[list[dict], dict]:
+    """The PLC change timeline with the verdicts the plc.* checks gave (changes/timeline.py)."""
+    from plantguard.changes.timeline import MAX_CHANGES, records, tickets_of
+    from plantguard.checks._common import index
+    changes, dropped = records(index(ctx), tickets_of(ctx))
+    if not dropped:
+        return changes, counters
+    notes.append(f"plc_changes lists {MAX_CHANGES:,} changes; {dropped:,} more were left out")
+    return changes, {**counters, "plc_changes_dropped": dropped}
 
 
 def _intel_engine(db: str | None):
@@ -50,7 +63,8 @@ def _intel_engine(db: str | None):
     return open_engine(db)
 
 
-def contract(result, assets, findings, not_run, site, compliance, roadmap, patch_plan, notes) -> dict:
+def contract(result, assets, findings, not_run, site, compliance, roadmap, patch_plan, notes,
+             plc_changes=(), counters=None) -> dict:
     sev = Counter(f.severity for f in findings if f.status == "fail")
     flows = sorted(result.flows, key=lambda f: -f.packets)
     if len(flows) > MAX_FLOWS_IN_REPORT:
@@ -65,6 +79,7 @@ def contract(result, assets, findings, not_run, site, compliance, roadmap, patch
         "assets": [a.as_dict() for a in assets],
         "flows": [_flow(f) for f in flows],
         "findings": [f.as_dict() for f in findings],
+        "plc_changes": list(plc_changes),
         "checks_not_run": not_run,
         "compliance": compliance,
         "roadmap": roadmap,
@@ -78,7 +93,7 @@ def contract(result, assets, findings, not_run, site, compliance, roadmap, patch
             "checks_not_run": len(not_run),
             "packets": sum(c.packets for c in result.captures),
         },
-        "counters": result.counters,
+        "counters": result.counters if counters is None else counters,
         "notes": notes,
     })
 

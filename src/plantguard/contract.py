@@ -222,6 +222,29 @@ class Finding(_Strict):
     detail: dict[str, Any] | None = Field(default=None, description="check-specific structured detail")
 
 
+class ChangeVerdict(_Strict):
+    authorised: bool
+    ticket: str | None = Field(default=None, description="the change ticket that authorised it")
+    reason: str = Field(description="why it is (not) authorised")
+    by: str = Field(description="ticket (a change ticket holds it), station (from an authorised engineering "
+                                "station, no tickets in use) or none (not authorised)")
+
+
+class PlcChange(_Strict):
+    """Every operation of one name a station sent one controller over one protocol, aggregated."""
+    station: str = Field(description="the sending host")
+    controller: str
+    protocol: str
+    operation: str = Field(description="operation name as the protocol calls it")
+    category: str = Field(description="write, config, program, firmware or control (model.OP_CATEGORIES)")
+    count: int
+    first: str | None = None
+    last: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list, description="at most 8 frames")
+    evidence_total: int = 0
+    verdict: ChangeVerdict
+
+
 class NotRun(_Strict):
     check: str
     reason: str
@@ -305,6 +328,10 @@ class Assessment(_Open):   # fields in the order the JSON lists them
     assets: list[Asset] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+    plc_changes: list[PlcChange] = Field(default_factory=list, description="the PLC change timeline: writes, "
+                                         "configuration, program, firmware and run/stop changes per station, "
+                                         "controller, protocol and operation, with their verdicts (at most "
+                                         "5000, busiest kept; counters.plc_changes_dropped counts the rest)")
     summary: Summary
     checks_not_run: list[NotRun] = Field(default_factory=list)
     compliance: dict[str, Framework] = Field(default_factory=dict)

@@ -3,13 +3,18 @@ run/stop commands that reach a controller from a host that is not an authorised 
 station, and program changes outside the declared maintenance windows. Without a site file, a
 host that changed several controllers and does nothing a station would not is reported once, as
 the probable engineering station, with how to confirm it (inferred_stations).
-Input: `operation` observations (category per OP_CATEGORIES), asset roles, the site's stations."""
+With change tickets in use, every change (a station's too) needs a ticket holding it, as
+changes/tickets.verdict decides.
+Input: `operation` observations (category per OP_CATEGORIES), asset roles, the site's stations,
+the change tickets (AssessContext.options, changes/timeline.py)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 
 from plantguard.checks._common import (EvidenceLog, INDUSTRIAL_PROTOCOLS, address_class, index, plural,
                                        rest_finding, text, top)
+from plantguard.changes.tickets import Verdict
+from plantguard.changes.timeline import judged, key_of, tickets_of
 from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 from plantguard.inventory.asset import CONTROLLER_ROLES
@@ -76,6 +81,7 @@ OUTSIDE_WINDOW = CheckMeta(
     effort="low", owner="automation lead", themes=("access-control", "integrity"),
 )
 
+UNJUDGED = Verdict(False, None, "not judged: more distinct changes than the timeline tracks")
 STATIONS_NOTE = "no authorised engineering stations are declared (site file: engineering_workstations)"
 
 # Without a site file, a host that changed this many controllers (one change at least a program,
@@ -146,24 +152,35 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
     site = idx.site
     stations_declared = bool(site is not None and site.engineering_workstations)
     stations = inferred_stations(idx)
+    # with change tickets in use, a station's change needs a ticket too (changes/timeline.py)
+    verdicts = judged(idx, tickets_of(ctx)) if tickets_of(ctx) is not None else None
     bad: dict[tuple, dict] = {}
     good: dict[str, dict] = {}
+    ticketed: dict[tuple, dict] = {}
     probable: dict[str, dict] = {}
     for o in _ops(idx, categories):
         authorised = stations_declared and site.is_engineering_workstation(o.src)
-        if authorised:
+        v = None if verdicts is None else verdicts.get(key_of(o), UNJUDGED)
+        if v is not None and v.authorised:
+            g = ticketed.setdefault((o.dst, v.ticket), {"ev": EvidenceLog(), "stations": set(), "names": Counter(),
+                                                        "reason": v.reason})
+            g["stations"].add(o.src)
+        elif authorised and v is None:
             g = good.setdefault(o.dst, {"ev": EvidenceLog(), "stations": set(), "names": Counter()})
             g["stations"].add(o.src)
-        elif o.src in stations:
+        elif o.src in stations and v is None:
             g = probable.setdefault(o.src, {"ev": EvidenceLog(), "names": Counter(), "controllers": set(),
                                             "protocols": set()})
             g["controllers"].add(o.dst)
             g["protocols"].add(o.proto)
         else:
-            g = bad.setdefault((o.src, o.dst, o.proto), {"ev": EvidenceLog(), "names": Counter()})
+            g = bad.setdefault((o.src, o.dst, o.proto), {"ev": EvidenceLog(), "names": Counter(),
+                                                        "station": authorised, "reasons": {}})
+            if v is not None and len(g["reasons"]) < 5:
+                g["reasons"].setdefault(v.reason)
         g["names"][_op_name(o)] += o.count
         g["ev"].add_obs(o, f"{_op_text(o)} from {o.src} to {o.dst}")
-    if not bad and not good and not probable:
+    if not bad and not good and not probable and not ticketed:
         n = _industrial_flows(idx)
         if not n:
             raise NotRun("no industrial protocol traffic was seen in the captures")
@@ -174,7 +191,12 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
     for (client, server, proto), g in kept:
         n = g["ev"].events
         ops = ", ".join(f"{name} x{c}" for name, c in g["names"].most_common(4))
-        if stations_declared:
+        reasons = list(g["reasons"])
+        if g["station"]:
+            title = (f"{plural(n, noun)} to {idx.label(server)} over {proto} from {idx.label(client)} "
+                     f"without a matching change ticket: {reasons[0]} ({ops})")
+            sev = None
+        elif stations_declared:
             title = (f"{plural(n, noun)} to {idx.label(server)} over {proto} from {idx.label(client)}, "
                      f"which is not an authorised engineering station ({ops})")
             sev = None
@@ -183,6 +205,8 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
                      f"cannot be verified: {STATIONS_NOTE} ({ops})")
             sev = "medium"
         extra = {"inferred_stations": sorted(stations, key=ip_sort_key)} if stations else {}
+        if verdicts is not None:
+            extra["ticket_reasons"] = reasons
         findings.append(Finding.from_meta(
             meta, "fail", title, [server, client], g["ev"].items, severity=sev, protocol=proto,
             operations=dict(g["names"].most_common(20)), authorised_stations_declared=stations_declared,
@@ -192,6 +216,14 @@ def _rbac(ctx, meta: CheckMeta, categories: frozenset, noun: str) -> list[Findin
     if rest:
         findings.append(rest_finding(meta, rest, lambda k, g: (k[1], k[0]), lambda g: g["ev"].events,
                                      "unauthorised host/controller pairs"))
+    for (server, ticket), g in top(ticketed, lambda g: g["ev"].events)[0]:
+        n = g["ev"].events
+        ops = ", ".join(f"{name} x{c}" for name, c in g["names"].most_common(4))
+        findings.append(Finding.from_meta(
+            meta, "pass", f"{plural(n, noun)} to {idx.label(server)} from {', '.join(sorted(g['stations']))} "
+                          f"{g['reason']} ({ops})", [server], g["ev"].items,
+            operations=dict(g["names"].most_common(20)), stations=sorted(g["stations"]), events=n,
+            ticket=ticket, ticket_reason=g["reason"]))
     for server, g in top(good, lambda g: g["ev"].events)[0]:
         n = g["ev"].events
         findings.append(Finding.from_meta(

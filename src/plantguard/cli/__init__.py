@@ -129,6 +129,8 @@ app.add_typer(intel_app, name="intel", help="Vulnerability intelligence: import 
 app.add_typer(sbom_app, name="sbom", help="Check SBOMs (CycloneDX, SPDX) against procurement needs and advisories.")
 from plantguard.cli.site import site_app  # noqa: E402
 app.add_typer(site_app, name="site", help="Site files: draft one from traffic (init), validate one (check).")
+from plantguard.cli.change import change_app  # noqa: E402
+app.add_typer(change_app, name="change", help="Change tickets that authorise PLC changes: add, list, import.")
 from plantguard.cli.server import server_app  # noqa: E402
 app.add_typer(server_app, name="server", help="The central server for many sites: init, run, token, audit.")
 from plantguard.cli.sensor import sensor_app  # noqa: E402

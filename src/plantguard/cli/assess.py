@@ -18,7 +18,8 @@ def assess(
     site: Optional[Path] = typer.Option(None, "--site", help="Site file: zones, conduits, egress, authorised stations."),
     format: format_choice("assess") = typer.Option("html", "--format", "-f", help="Report format."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report here; - for stdout (default: stdout; for html: plantguard-report.html)."),
-    db: Optional[str] = typer.Option(None, "--db", help="Store with vulnerability intelligence (default ./plantguard.db if it exists)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store with vulnerability intelligence (default ./plantguard.db if it exists) and, when given, change tickets."),
+    changes: List[Path] = typer.Option([], "--changes", help="Change tickets (YAML / JSON list, or a CSV export); with tickets in use, a PLC change needs one. Repeatable."),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 1 if any failing finding is at or above this severity (low, medium, high, critical; any case)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
@@ -38,14 +39,15 @@ def assess(
     check_output(output)                        # before the work, not after it
     budget = memory_budget(max_memory)
     site_model = load_site(site)
+    tickets = _tickets(changes, db)
     result = progress_analyze(captures, quiet, budget, jobs)
     from plantguard.store.db import IN_MEMORY, StoreError
     store_error = None
     try:
-        contract = run_assessment(result, site_model, db=db)
+        contract = run_assessment(result, site_model, db=db, options=tickets)
     except StoreError as exc:   # the report is still written, with what needs the store not run
         store_error = str(exc)
-        contract = run_assessment(result, site_model, db=IN_MEMORY)
+        contract = run_assessment(result, site_model, db=IN_MEMORY, options=tickets)
     except InputError as exc:
         fail(str(exc))
     store_error = _store_not_run(contract, store_error)
@@ -61,6 +63,33 @@ def assess(
         worst = max((severity_rank(f["severity"]) for f in contract["findings"] if f["status"] == "fail"), default=-1)
         if worst >= severity_rank(fail_on):
             raise typer.Exit(1)
+
+
+def _tickets(files: list[Path], db: str | None) -> dict:
+    """The assessment's options holding the change tickets of the files and, with --db, of the
+    store; no option (today's verdicts) when no file is given and the store holds none. A store
+    that cannot be read is left to the assessment, which reports it."""
+    from plantguard.changes.store import stored_tickets
+    from plantguard.changes.tickets import TicketError, load_tickets
+    from plantguard.changes.timeline import TICKETS_OPTION
+    from plantguard.store.db import StoreError, open_engine
+    tickets = []
+    for f in files:
+        try:
+            tickets += load_tickets(f)
+        except TicketError as exc:
+            fail(str(exc))
+    stored = []
+    if db is not None:
+        try:
+            engine = open_engine(db)
+            try:
+                stored = stored_tickets(engine, db)
+            finally:
+                engine.dispose()
+        except StoreError:
+            pass
+    return {TICKETS_OPTION: tickets + stored} if files or stored else {}
 
 
 def _store_not_run(contract: dict, store_error: str | None) -> str | None:

@@ -1,0 +1,20 @@
+"""Change tickets (changes/tickets.py): one row per ticket, its window as POSIX seconds (UTC)."""
+from __future__ import annotations
+
+from sqlalchemy import JSON, Float, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plantguard.store.db import Base
+
+
+class ChangeTicketRow(Base):
+    __tablename__ = "change_ticket"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket: Mapped[str] = mapped_column(String(120), unique=True)
+    plcs: Mapped[list] = mapped_column(JSON)                 # addresses, networks or asset names
+    stations: Mapped[list] = mapped_column(JSON)             # addresses
+    starts_at: Mapped[float] = mapped_column(Float)
+    ends_at: Mapped[float] = mapped_column(Float)
+    operations: Mapped[list] = mapped_column(JSON)           # empty: all
+    source: Mapped[str] = mapped_column(Text, default="")
+    added_at: Mapped[float] = mapped_column(Float)
