@@ -72,6 +72,8 @@ def api_md() -> str:
            "[`openapi.json`](openapi.json) (also served at `/openapi.json`). See [`central.md`](central.md).", "",
            "| method | path | permission | roles | what |", "|---|---|---|---|---|"]
     for method, path, perm, summary in route_permissions():
+        if not path.startswith("/api/"):
+            continue                  # the console's pages: docs/central.md
         if perm is None:
             who, perm_text = f"anyone: {roles.PUBLIC.get(path, 'NOT DECLARED')}", "public"
         else:

@@ -59,13 +59,14 @@ class Central:
 
 
 def routers():
-    """The API's routers, in the order the app includes them."""
+    """The API's routers and the console's, in the order the app includes them."""
     from plantguard.server.api import admin, alerts, inventory, sensors, session
-    return [m.router for m in (session, inventory, alerts, admin, sensors)]
+    from plantguard.server.console import pages
+    return [m.router for m in (session, inventory, alerts, admin, sensors)] + pages.routers()
 
 
 def api_routes() -> list:
-    """Every API route (fastapi APIRoute, full path), in the app's order."""
+    """Every route (fastapi APIRoute, full path) of the API and the console, in the app's order."""
     return [r for router in routers() for r in router.routes]
 
 
@@ -76,6 +77,9 @@ def create_app(central: Central) -> FastAPI:
     app.state.central = central
     for router in routers():
         app.include_router(router)
+
+    from plantguard.server.console.session import install
+    install(app)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

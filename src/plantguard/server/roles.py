@@ -49,6 +49,8 @@ PUBLIC: dict[str, str] = {
     "/api/v1/bootstrap": "the first admin has no credential yet: the one-time secret is in the body",
     "/api/v1/login": "the password in the body is the credential",
     "/openapi.json": "the published API description holds no data",
+    "/login": "the console's log-in form: the password in the body is the credential",
+    "/static/console.css": "the console's stylesheet holds no data",
 }
 
 
