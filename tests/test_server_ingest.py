@@ -138,3 +138,17 @@ def test_clock_skew_is_kept_beside_receive_time(store):
         row = s.scalar(select(t.Envelope))
     assert sensor.clock_skew_s == pytest.approx(3 * 3600)
     assert row.captured_at.replace(tzinfo=timezone.utc) == T0 + timedelta(minutes=1)
+
+
+def test_nul_characters_a_device_sent_do_not_block_the_sensor(store):
+    with store() as s:
+        done = apply_batch(s, "s-1", [env(1, "inventory", {"assets": [asset("10.0.0.9", vendor="Sie\x00mens",
+                                                                          hostnames=["plc\x00-1"])]}),
+                                      env(2, "alerts", {"alerts": [{"id": "n1", "message": "name \x00 here",
+                                                                     "severity": "high"}]})])
+    assert done.applied == [1, 2]
+    with store() as s:
+        a = s.scalar(select(t.Asset))
+        al = s.scalar(select(t.Alert))
+    assert a.vendor == "Sie\u2400mens" and a.data["hostnames"] == ["plc\u2400-1"]
+    assert al.message == "name \u2400 here"

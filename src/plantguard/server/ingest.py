@@ -107,7 +107,7 @@ def apply_batch(session: Session, sensor_id: str, envelopes: list, *, received_a
 # ------------------------------------------------------------------------------ per kind
 def _apply(session: Session, site: t.Site, sensor: t.Sensor, env, received_at: datetime) -> tuple[int, int]:
     """(items applied, items rejected) of one envelope."""
-    body = env.body if isinstance(env.body, dict) else {}
+    body = scrub(env.body) if isinstance(env.body, dict) else {}
     at = _utc(env.captured_at)
     return _KIND[env.kind](session, site, sensor, env.seq, at, body)
 
@@ -242,6 +242,22 @@ _SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 # ------------------------------------------------------------------------------ helpers
+NUL = "\x00"
+NUL_SHOWN = "\u2400"          # ␀: PostgreSQL text and JSON cannot hold NUL, a device's text may
+
+
+def scrub(v: Any) -> Any:
+    """The body with every NUL character in its texts (keys too) shown as ␀, so a device that put
+    NULs in a name cannot make its sensor's envelopes unstorable (and its outbox stuck)."""
+    if isinstance(v, str):
+        return v.replace(NUL, NUL_SHOWN) if NUL in v else v
+    if isinstance(v, dict):
+        return {scrub(k): scrub(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [scrub(x) for x in v]
+    return v
+
+
 def _rows_by_key(session: Session, model, site_id: int, keys: list[str]) -> dict:
     out = {}
     unique = list(dict.fromkeys(keys))

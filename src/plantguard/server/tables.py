@@ -150,6 +150,7 @@ class Alert(Base):
     state_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     state_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    state_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # risk accepted until
 
 
 class Flow(Base):

@@ -124,6 +124,7 @@ def upgrade() -> None:
     sa.Column('state_reason', sa.Text(), nullable=True),
     sa.Column('state_by', sa.String(length=120), nullable=True),
     sa.Column('state_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('state_until', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['site_id'], ['central_sites.id'], ),
     sa.PrimaryKeyConstraint('id', 'at') if partitioned else sa.PrimaryKeyConstraint('id'),
     **({"postgresql_partition_by": "RANGE (at)"} if partitioned else {})
