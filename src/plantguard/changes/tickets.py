@@ -100,7 +100,7 @@ class Change:
     first: float | None = None
     last: float | None = None
     controller_names: tuple[str, ...] = ()      # the controller's asset names, for tickets naming it
-    evidence: list = field(default_factory=list)
+    evidence: list = field(default_factory=list)   # (capture, frame, time, detail), a few
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,11 @@ def changes(idx) -> tuple[dict[tuple, Change], int]:
         c.first = o.ts if c.first is None else min(c.first, o.ts)
         c.last = last if c.last is None else max(c.last, last)
         if len(c.evidence) < MAX_CHANGE_EVIDENCE:
-            c.evidence.append(o)
+            c.evidence.append((o.capture, o.frame, o.ts, _detail(o)))
+            n = getattr(o, "count", 1) or 1
+            if n > 1 and o.last_frame and len(c.evidence) < MAX_CHANGE_EVIDENCE:
+                # a folded repeat: its last frame too, which is the one a window may miss
+                c.evidence.append((o.capture, o.last_frame, last, f"{_detail(o)} (the last of {n})"))
     idx._plantguard_changes = (out, dropped)
     return out, dropped
 
@@ -117,8 +121,8 @@ def records(idx, tickets: list | None) -> tuple[list[dict], int]:
             "station": c.station, "controller": c.controller, "protocol": c.protocol,
             "operation": c.operation, "category": c.category, "count": c.count,
             "first": iso(c.first), "last": iso(c.last),
-            "evidence": [{"capture": o.capture, "frame": o.frame, "time": iso(o.ts),
-                          "detail": _detail(o)} for o in c.evidence],
+            "evidence": [{"capture": cap, "frame": frame, "time": iso(ts), "detail": detail}
+                         for cap, frame, ts, detail in c.evidence],
             "evidence_total": c.count,
             "verdict": {"authorised": v.authorised, "ticket": v.ticket, "reason": v.reason, "by": by_of(v)},
         })
