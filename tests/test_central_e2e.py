@@ -102,7 +102,7 @@ def assert_once_in_order(db: str, sid: str, n: int) -> None:
 
 
 def flow_key(f: dict) -> tuple:
-    return f["src"], f["dst"], f["proto"], f.get("port"), f.get("vlan")
+    return f["src"], f["dst"], f["proto"], f.get("port"), f.get("vlan"), f.get("first")
 
 
 def get(client, path: str, **params):
@@ -147,7 +147,8 @@ def test_two_sites_read_by_a_viewer_acknowledged_by_an_analyst_and_audited(serve
             {(f["check"], f["status"]) for f in contract["findings"]}
         # central keeps one summary per (src, dst, proto, port, vlan); the contract may hold several
         flows = items(viewer, "/api/v1/flows", site=name)
-        assert sorted(flow_key(f["flow"]) for f in flows) == sorted({flow_key(f) for f in contract["flows"]})
+        assert sorted(flow_key(f["flow"]) for f in flows) == sorted(flow_key(f) for f in contract["flows"])
+        assert sorted(f["flow"]["packets"] for f in flows) == sorted(f["packets"] for f in contract["flows"])
         runs = items(viewer, "/api/v1/runs", site=name)
         assert [r["packets"] for r in runs] == [contract["summary"]["packets"]]
 

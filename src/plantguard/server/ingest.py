@@ -209,7 +209,8 @@ def _alerts(session, site, sensor, seq, at, body) -> tuple[int, int]:
 
 def _flows(session, site, sensor, seq, at, body) -> tuple[int, int]:
     good, bad = _valid(contract.Flow, body.get("flows"))
-    keys = [f"{f['src']} {f['dst']} {f['proto']} {f.get('port')} {f.get('vlan')}"[:200] for f in good]
+    # the contract lists one flow per connection: the same five-tuple at another time is another flow
+    keys = [f"{f['src']} {f['dst']} {f['proto']} {f.get('port')} {f.get('vlan')} {f.get('first')}"[:200] for f in good]
     existing = _rows_by_key(session, t.Flow, site.id, keys)
     for f, key in zip(good, keys):
         row = existing.get(key)

@@ -158,7 +158,7 @@ class Flow(Base):
     __table_args__ = (UniqueConstraint("site_id", "key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("central_sites.id"), index=True)
-    key: Mapped[str] = mapped_column(String(200))                     # src dst proto port vlan
+    key: Mapped[str] = mapped_column(String(200))                     # src dst proto port vlan first
     src: Mapped[str] = mapped_column(String(64))
     dst: Mapped[str] = mapped_column(String(64))
     proto: Mapped[str] = mapped_column(String(10))
