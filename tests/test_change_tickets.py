@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from plantguard.changes.tickets import Change, TicketError, import_csv, load_tickets, make_ticket, verdict
+from plantguard.changes.tickets import (
+    Change,
+    TicketError,
+    import_csv,
+    load_tickets,
+    make_ticket,
+    verdict,
+)
 from plantguard.changes.timeline import TICKETS_OPTION
 
 WINDOW = "2024-04-14T02:00Z..2024-04-14T06:00Z"     # the demo plant's Sunday maintenance window
@@ -75,12 +82,14 @@ def test_csv_import_liberal_columns_rows_merged_cancelled_left_out(tmp_path):
     p.write_text(CSV_HEADER
                  + f"CHG0030001,plc-s7-315,2024-04-14 02:00:00,2024-04-14 06:00:00,{EWS},Scheduled\n"
                  + f"CHG0030001,10.10.1.12,2024-04-14 02:00:00,2024-04-14 06:00:00,{EWS},Scheduled\n"
+                 + f"CHG0030001,Line 1 ENBT,2024-04-14 02:00:00,2024-04-14 06:00:00,{EWS},Scheduled\n"
                  + f"CHG0030002,10.10.1.10,2024-04-14 02:00:00,2024-04-14 06:00:00,{EWS},Cancelled\n"
                  + "\n")
     with pytest.raises(TicketError, match=r"export.csv:2: Planned start date: .* has no UTC offset"):
         import_csv(p)
     (t,) = import_csv(p, timezone.utc)
-    assert (t.id, t.plcs, t.stations) == ("CHG0030001", ("plc-s7-315", "10.10.1.12"), (EWS,))
+    assert (t.id, t.plcs, t.stations) == ("CHG0030001", ("plc-s7-315", "10.10.1.12", "Line 1 ENBT"), (EWS,))
+    assert t.covers_plc("10.10.1.99", ["line 1 enbt"]) and not t.covers_plc("10.10.1.99", ["line"])
     assert t.window_text() == "2024-04-14T02:00:00Z..2024-04-14T06:00:00Z"
     # ServiceNow's own column names
     q = tmp_path / "sn.csv"
@@ -224,7 +233,7 @@ def _download_twice(tmp: Path, gap_s: int = 3600) -> Path:
     from plantguard.demo import plant
     from plantguard.demo.detrand import DetRandom
     from plantguard.demo.frames import Network
-    from plantguard.demo.hosts import ROUTER, S, START
+    from plantguard.demo.hosts import ROUTER, START, S
     from plantguard.demo.pcapwriter import write_pcap
     net = Network(ROUTER, DetRandom("plantguard-demo-v1"))
     plant._ews_s7_write_and_download(net, START + 75 * S)
@@ -313,3 +322,15 @@ def test_assess_judges_by_the_stores_tickets_and_a_file(tmp_path):
     assert res.exit_code == 0, res.output
     c = json.loads(out.read_text())
     assert [f["status"] for f in _program_findings(c)] == ["fail"]
+
+
+def test_timeline_is_bounded_and_counts_what_it_left_out(demo, monkeypatch):
+    from plantguard.changes import timeline
+    result, site = demo
+    full = _assess(result, site, None)["plc_changes"]
+    monkeypatch.setattr(timeline, "MAX_CHANGES", 3)
+    c = _assess(result, site, None)
+    assert len(full) == 11 and len(c["plc_changes"]) == 3
+    assert c["counters"]["plc_changes_dropped"] == len(full) - 3
+    assert any("plc_changes lists 3 changes; 8 more were left out" in n for n in c["notes"])
+    assert "plc_changes_dropped" not in result.counters      # the analysis result is not changed

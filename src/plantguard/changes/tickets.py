@@ -213,11 +213,12 @@ def _ordered(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def parse_list(value: Any) -> list[str]:
-    """A list, or one text of items separated by commas, semicolons, newlines or spaces."""
+def parse_list(value: Any, separators: str = r"[,;\s]+") -> list[str]:
+    """A list, or one text of items separated by commas, semicolons, newlines or spaces (names
+    of configuration items may hold spaces: parse_plcs splits on commas, semicolons and newlines)."""
     if value is None:
         return []
-    items = value if isinstance(value, (list, tuple)) else re.split(r"[,;\s]+", str(value))
+    items = value if isinstance(value, (list, tuple)) else re.split(separators, str(value))
     out = []
     for v in items:
         if not isinstance(v, (str, int, float)) or isinstance(v, bool):
@@ -232,7 +233,7 @@ def parse_list(value: Any) -> list[str]:
 
 def parse_plcs(value: Any) -> tuple[str, ...]:
     out = []
-    for p in parse_list(value):
+    for p in parse_list(value, r"[,;\n]+"):
         if _network(p) is None and not _NAME.match(p):
             raise ValueError(f"{p[:40]!r} is neither an address, a network nor an asset name")
         out.append(str(_network(p)) if "/" in p else p)
@@ -358,7 +359,7 @@ def parse_ticket_file(text: str, filename: str, tz: tzinfo | None = None) -> lis
             except yaml.YAMLError:
                 raise TicketError(f"{filename}:{v.start_mark.line + 1}: {key}: unreadable value") from None
             lines[key] = v.start_mark.line + 1
-        where = lambda key, line=line, lines=lines: f"{filename}:{lines.get(key, line)}: {key}"  # noqa: E731
+        where = lambda key, line=line, lines=lines: f"{filename}:{lines.get(key, line)}: {key}"
         for need in ("id", "plcs", "stations"):
             if need not in values:
                 raise TicketError(f"{where(need)}: missing")
@@ -425,7 +426,7 @@ def import_csv(path: str | Path, tz: tzinfo | None = None) -> list[Ticket]:
             row = row + [""] * (len(header) - len(row))
         if "state" in col and row[col["state"]].strip().lower() in CLOSED_STATES:
             continue
-        where = lambda key, line=line: f"{p}:{line}: {labels.get(key, key)}"  # noqa: E731
+        where = lambda key, line=line: f"{p}:{line}: {labels.get(key, key)}"
         t = make_ticket(row[col["id"]], row[col["plcs"]], row[col["stations"]], None,
                         row[col["from"]], row[col["to"]],
                         row[col["operations"]] if "operations" in col else None, source=str(p), tz=tz, where=where)

@@ -72,7 +72,7 @@ def _tickets(files: list[Path], db: str | None) -> dict:
     from plantguard.changes.store import stored_tickets
     from plantguard.changes.tickets import TicketError, load_tickets
     from plantguard.changes.timeline import TICKETS_OPTION
-    from plantguard.store.db import StoreError, open_engine
+    from plantguard.store.db import StoreError, open_engine, store_label
     tickets = []
     for f in files:
         try:
@@ -84,7 +84,7 @@ def _tickets(files: list[Path], db: str | None) -> dict:
         try:
             engine = open_engine(db)
             try:
-                stored = stored_tickets(engine, db)
+                stored = stored_tickets(engine, store_label(db))
             finally:
                 engine.dispose()
         except StoreError:

@@ -48,7 +48,7 @@ def change_add(
                         where=lambda key: f"--{OPTION_OF.get(key, key)}")
     except TicketError as exc:
         fail(str(exc))
-    added, _ = save_tickets(open_store(db), [t], db or "store")
+    added, _ = _store(save_tickets, db, [t])
     say(f"{'added' if added else 'replaced'} ticket {t.id}: {_describe(t)}")
 
 
@@ -56,7 +56,7 @@ def change_add(
 def change_list(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)):
     """List the store's change tickets, one a line, in window order."""
     from plantguard.changes.store import stored_tickets
-    tickets = stored_tickets(open_store(db), db or "store")
+    tickets = _store(stored_tickets, db)
     for t in tickets:
         say(f"{t.id}  {_describe(t)}", out)
     say(f"{len(tickets)} change ticket{'s' if len(tickets) != 1 else ''}")
@@ -76,8 +76,20 @@ def change_import(
         tickets = load_tickets(file, _tz(tz))
     except TicketError as exc:
         fail(str(exc))
-    added, replaced = save_tickets(open_store(db), tickets, db or "store")
+    added, replaced = _store(save_tickets, db, tickets)
     say(f"{file}: {len(tickets)} change tickets ({added} added, {replaced} replaced)")
+
+
+def _store(fn, db: str | None, *args):
+    """fn(engine, *args, label) on the store; a store that fails is one line, exit code 2."""
+    from plantguard.store.db import StoreError, store_label
+    engine = open_store(db)
+    try:
+        return fn(engine, *args, store_label(db))
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
 
 
 def _describe(t) -> str:
