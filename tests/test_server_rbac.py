@@ -50,6 +50,7 @@ PERMISSION_OF = {
 PERMISSION_OF |= {
     ("GET", "/"): "sites:read", ("POST", "/logout"): "session:self", ("GET", "/assets"): "assets:read",
     ("GET", "/assets.csv"): "assets:read", ("GET", "/assets/{asset_id}"): "assets:read",
+    ("GET", "/zones"): "flows:read", ("GET", "/roadmap"): "runs:read",
 }
 # Allowed calls whose seeded data make a non-2xx answer the right one: none so far. (Each
 # mutating route is called once per allowed role; all of them are idempotent or, for POST /users,

@@ -82,9 +82,10 @@ def push(captures: List[Path] = typer.Argument(None, help="Capture files or dire
         if captures:
             from plantguard.assess import run_assessment
             from plantguard.store.db import IN_MEMORY
+            site_model = load_site(site)
             result = progress_analyze(captures, quiet, memory_budget(max_memory), jobs)
-            contract = run_assessment(result, load_site(site), db=IN_MEMORY)
-            batches.append(pushing.envelopes_for_assessment(contract, me.site, outbox))
+            contract = run_assessment(result, site_model, db=IN_MEMORY)
+            batches.append(pushing.envelopes_for_assessment(contract, me.site, outbox, site_model))
         if from_db is not None:
             batches.append(pushing.envelopes_from_store(str(from_db), None, outbox))
         for batch in batches:

@@ -71,6 +71,12 @@ def _zone_of(ip: str, ip_zone: dict[str, str], networks: list) -> str:
     return INTERNET if addr.is_global else NO_ZONE
 
 
+def zone_lookup(contract: Any):
+    """address -> zone name, by the contract's assets and zone networks (as the picture places them)."""
+    _, ip_zone, networks = _zone_table(as_dict(contract))
+    return lambda ip: _zone_of(ip, ip_zone, networks)
+
+
 def _violations(contract: dict, ip_zone: dict[str, str], networks: list) -> set[frozenset]:
     """Zone pairs a failing boundary finding names (its detail, else the zones of its assets)."""
     pairs: set[frozenset] = set()
@@ -90,7 +96,7 @@ def _violations(contract: dict, ip_zone: dict[str, str], networks: list) -> set[
     return pairs
 
 
-def zone_graph(contract: Any) -> dict[str, Any]:
+def zone_graph(contract: Any, max_zones: int = MAX_ZONES, max_edges: int = MAX_EDGES) -> dict[str, Any]:
     """Zones, inter-zone edges ({src, dst, label, packets, violation}) and a layout."""
     c = as_dict(contract)
     zones, ip_zone, networks = _zone_table(c)
@@ -118,11 +124,11 @@ def zone_graph(contract: Any) -> dict[str, Any]:
         out_edges.append({"src": e["src"], "dst": e["dst"], "label": label, "packets": e["packets"],
                           "flows": e["flows"], "violation": frozenset((e["src"], e["dst"])) in bad})
     out_edges.sort(key=lambda e: (not e["violation"], -e["packets"], e["src"], e["dst"]))
-    shown = out_edges[:MAX_EDGES]
-    if len(zones) > MAX_ZONES:
+    shown = out_edges[:max_edges]
+    if len(zones) > max_zones:
         # keep the zones the drawn arrows touch, then the ones with most devices
         touched = {e["src"] for e in shown} | {e["dst"] for e in shown}
-        zones = sorted(zones, key=lambda z: (z["name"] not in touched, -z["devices"]))[:MAX_ZONES]
+        zones = sorted(zones, key=lambda z: (z["name"] not in touched, -z["devices"]))[:max_zones]
         names = {z["name"] for z in zones}
         shown = [e for e in shown if e["src"] in names and e["dst"] in names]
     return {"zones": zones, "edges": shown, "edges_total": len(out_edges), "zones_total": len(known)}
@@ -223,7 +229,9 @@ class _Router:
         return x, y
 
 
-def render_svg(graph: dict[str, Any]) -> Markup:
+def render_svg(graph: dict[str, Any], edge_href=None) -> Markup:
+    """The picture; with edge_href(edge) -> URL each arrow and its label link there (the console:
+    a conduit's flows)."""
     zones = graph["zones"]
     if not zones:
         return Markup("")
@@ -239,15 +247,16 @@ def render_svg(graph: dict[str, Any]) -> Markup:
         geo = router.route(e["src"], e["dst"], offset)
         (sx, sy), (k1x, k1y), (k2x, k2y), (ex, ey) = geo
         tip = f"{e['src']} → {e['dst']}: {e['label']} ({e['flows']} flows, {e['packets']:,} packets)"
-        lines.append(f'<g class="{cls}"><title>{escape(tip)}</title>'
+        a_open, a_close = (f'<a href="{escape(edge_href(e))}">', "</a>") if edge_href else ("", "")
+        lines.append(f'{a_open}<g class="{cls}"><title>{escape(tip)}</title>'
                      f'<path d="M{sx:.1f},{sy:.1f} C{k1x:.1f},{k1y:.1f} {k2x:.1f},{k2y:.1f} {ex:.1f},{ey:.1f}" '
-                     f'fill="none" stroke="{colour}" stroke-width="{3 if e["violation"] else 2}" marker-end="url(#{marker})"/></g>')
+                     f'fill="none" stroke="{colour}" stroke-width="{3 if e["violation"] else 2}" marker-end="url(#{marker})"/></g>{a_close}')
         lab = e["label"][:40]
         w = 7 * len(lab) + 12
         mx, my = router.place_label(geo, w)
-        labels.append(f'<g class="edge-label"><rect x="{mx - w / 2:.1f}" y="{my - 10:.1f}" width="{w:.0f}" height="18" rx="4" '
+        labels.append(f'{a_open}<g class="edge-label"><rect x="{mx - w / 2:.1f}" y="{my - 10:.1f}" width="{w:.0f}" height="18" rx="4" '
                       f'fill="#ffffff" stroke="{colour}" stroke-width="1"/>'
-                      f'<text x="{mx:.1f}" y="{my + 3:.1f}" text-anchor="middle" fill="{colour}" font-size="12">{escape(lab)}</text></g>')
+                      f'<text x="{mx:.1f}" y="{my + 3:.1f}" text-anchor="middle" fill="{colour}" font-size="12">{escape(lab)}</text></g>{a_close}')
     boxes = []
     for z in zones:
         x, y = pos[z["name"]]

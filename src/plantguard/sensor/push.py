@@ -46,8 +46,8 @@ def asset_fingerprint(asset: dict) -> str:
 
 
 # -- what to send ----------------------------------------------------------------------------------
-def envelopes_for_assessment(contract: dict, site: str, outbox: EnvelopeOutbox | None = None
-                             ) -> list[tuple[str, datetime, dict]]:
+def envelopes_for_assessment(contract: dict, site: str, outbox: EnvelopeOutbox | None = None,
+                             site_model=None) -> list[tuple[str, datetime, dict]]:
     """run, inventory delta (against outbox's fingerprints for the site; all assets without one),
     findings and flows envelopes of a run_assessment contract."""
     captured_at = _capture_time(contract.get("captures") or [])
@@ -55,6 +55,9 @@ def envelopes_for_assessment(contract: dict, site: str, outbox: EnvelopeOutbox |
     summary = contract.get("summary") or {}
     body = _run_body("assess", contract.get("captures") or [], int(summary.get("packets") or 0), summary, run_id)
     body["report"] = _report(contract)
+    if site_model is not None:          # the declared conduits, for the console's zone map
+        body["report"]["conduits"] = [{"from": c.src, "to": c.dst, "allow": [r.text for r in c.allow],
+                                       "bidirectional": c.bidirectional} for c in site_model.conduits[:1000]]
     out = [("run", captured_at, body)]
     out += [("inventory", captured_at, b) for b in _inventory(contract.get("assets") or [], site, outbox)]
     out += [("findings", captured_at, {"run_id": run_id, "findings": chunk})

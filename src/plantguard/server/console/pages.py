@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("session", "overview", "assets")
+MODULES = ("session", "overview", "assets", "zones", "roadmap")
 
 
 def routers() -> list:
