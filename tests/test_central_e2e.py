@@ -166,6 +166,10 @@ def test_two_sites_read_by_a_viewer_acknowledged_by_an_analyst_and_audited(serve
         assert mon.stop() == 0
     alerts = items(viewer, "/api/v1/alerts")
     assert alerts and {x["site"] for x in alerts} == {"plant-a"} and all(x["state"] == "open" for x in alerts)
+    # the monitor's checkpoint went too: a monitor run, its baseline
+    kinds = [r["kind"] for r in items(viewer, "/api/v1/runs", site="plant-a")]
+    assert kinds == ["assess", "monitor"], kinds
+    assert items(viewer, "/api/v1/baselines", site="plant-a")
     first = alerts[0]
     r = viewer.post(f"/api/v1/alerts/{first['id']}/acknowledge")
     assert r.status_code == 403, r.text

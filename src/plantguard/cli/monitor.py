@@ -91,8 +91,13 @@ def monitor(
     from plantguard.monitor.state import LEDGER
     try:
         src = LiveSource(interface, bpf) if interface else RingSource(watch, st.file(LEDGER))
+        hooks = []
+        if central is not None:       # checkpoints too, through the same sensor outbox as the alerts
+            from plantguard.sensor.push import CheckpointPusher
+            from plantguard.sensor.state import SensorState
+            hooks.append(CheckpointPusher(SensorState(), site_model))
         mon = Monitor(src, Session(site_model, budget=budget, checkpoint_s=every, db=db), st,
-                      sinks=sinks, evidence_dir=evidence, learn_s=learn_s, learn_quiet_s=quiet_s,
+                      sinks=sinks, on_checkpoint=hooks, evidence_dir=evidence, learn_s=learn_s, learn_quiet_s=quiet_s,
                       baseline=base_doc,
                       status_s=status_s, heartbeat_s=beat_s, out=sys.stdout, status=say)
     except (InputError, ValueError) as exc:

@@ -30,7 +30,8 @@ class Monitor:
                  evidence_dir=None, learn_s: float | None = None, learn_quiet_s: float | None = None,
                  baseline: dict | None = None,
                  status_s: float = 10.0, heartbeat_s: float = 60.0, out: TextIO = sys.stdout,
-                 status: Callable[[str], None] | None = None):
+                 status: Callable[[str], None] | None = None,
+                 on_checkpoint: list[Callable[[dict, dict], None]] = ()):
         from plantguard.siem import Outbox, open_sink
         from plantguard.siem.registry import formats
         self.source, self.session, self.state = source, session, state
@@ -50,6 +51,7 @@ class Monitor:
         self.health = Health(last_checkpoint=(state.load(CHECKPOINT) or {}).get("packet_time"))
         self.controllers: set[str] = set()     # controllers of the last checkpoint's inventory
         self.stop = threading.Event()
+        self.on_checkpoint = list(on_checkpoint)  # (assessment, baseline) after each checkpoint is saved
 
     # -- delivery
     def _emit(self, e: Event) -> None:
@@ -124,6 +126,8 @@ class Monitor:
                              "final": final, "health": self.health.as_dict(), "summary": contract["summary"]})
         self.source.commit()       # only now: a restart resumes after what the state above holds
         self.health.last_checkpoint = s.packet_time
+        for hook in self.on_checkpoint:
+            hook(contract, self.baseline.as_dict())
         return contract
 
     def _update_health(self) -> None:
