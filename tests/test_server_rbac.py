@@ -51,6 +51,9 @@ PERMISSION_OF |= {
     ("GET", "/"): "sites:read", ("POST", "/logout"): "session:self", ("GET", "/assets"): "assets:read",
     ("GET", "/assets.csv"): "assets:read", ("GET", "/assets/{asset_id}"): "assets:read",
     ("GET", "/zones"): "flows:read", ("GET", "/roadmap"): "runs:read",
+    ("GET", "/alerts"): "alerts:read", ("GET", "/alerts/{alert_id}"): "alerts:read",
+    ("POST", "/alerts/{alert_id}/acknowledge"): "alerts:ack", ("POST", "/alerts/{alert_id}/state"): "alerts:state",
+    ("GET", "/findings"): "findings:read", ("GET", "/sensors"): "sensors:read", ("GET", "/audit"): "audit:read",
 }
 # Allowed calls whose seeded data make a non-2xx answer the right one: none so far. (Each
 # mutating route is called once per allowed role; all of them are idempotent or, for POST /users,

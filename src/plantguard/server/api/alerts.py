@@ -3,7 +3,7 @@
 and after, in the same transaction as the change."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -13,15 +13,13 @@ from sqlalchemy.orm import Session
 
 from plantguard import contract
 from plantguard.checks.base import SEVERITIES, severity_rank
-from plantguard.server import audit
+from plantguard.server import alert_state, audit
 from plantguard.server import tables as t
 from plantguard.server.api.common import (CURSOR, LIMIT, MAX_INT, ObjectId, Page, Principal, db, invalid, page_of,
                                           paged, requires, scoped_sites, utc)
 from plantguard.server.api.inventory import BaselineOut, baseline_out
 
 router = APIRouter(prefix="/api/v1")
-
-STATES = ("open", "acknowledged", "closed", "risk-accepted")
 
 
 class FindingOut(BaseModel):
@@ -146,21 +144,11 @@ def _alert(session: Session, who: Principal, alert_id: int) -> tuple[t.Alert, st
     return row[0], row[1]
 
 
-def _state_of(a: t.Alert) -> dict:
-    return {"state": a.state, "assignee": a.assignee, "reason": a.state_reason}
-
-
 def _change(session: Session, who: Principal, alert_id: int, change: StateChange) -> AlertOut:
     a, site = _alert(session, who, alert_id)
-    if change.state in ("risk-accepted", "closed") and not (change.reason or "").strip():
+    if change.state in alert_state.NEEDS_REASON and not (change.reason or "").strip():
         raise invalid(("body", "reason"), f"a reason is needed to set {change.state}", change.reason)
-    before = _state_of(a)
-    a.state = change.state
-    a.assignee = change.assignee if change.assignee is not None else a.assignee
-    a.state_reason = change.reason
-    a.state_by, a.state_at = who.actor, datetime.now(timezone.utc)
-    audit.append(session, who.actor, f"alert.{change.state}", f"alert {a.id} ({site})", before=before,
-                 after=_state_of(a))
+    alert_state.apply(session, who.actor, a, site, change.state, change.reason, change.assignee)
     session.commit()
     return alert_out(a, site)
 

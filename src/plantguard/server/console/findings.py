@@ -1,0 +1,76 @@
+"""Findings: each sensor's latest findings (its newest findings envelope), one row per (check,
+asset set) with the highest severity, whether any failed, the practice, title and evidence count;
+filters and paging. Severity, check and status filter in SQL; the practice is in the finding's
+record, so it filters the loaded rows, at most LOAD_MAX of them."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy import func, select
+
+from plantguard.checks.base import SEVERITIES, severity_rank
+from plantguard.server import tables as t
+from plantguard.server.api.common import Principal, central, scoped_sites
+from plantguard.server.console.base import PAGE_SIZE, link, page_requires, page_window, render, sites_for
+
+router = APIRouter(include_in_schema=False)
+FILTERS = ("site", "severity", "check", "status", "practice")
+LOAD_MAX = 50_000
+
+
+def _filters(request: Request) -> dict:
+    return {k: request.query_params.get(k)[:200] for k in FILTERS if request.query_params.get(k)}
+
+
+def _group(rows) -> list[dict]:
+    groups: dict[tuple, dict] = {}
+    for f, site in rows:
+        g = groups.get((site, f.check_id, f.assets))
+        if g is None:
+            g = groups[(site, f.check_id, f.assets)] = {
+                "site": site, "check": f.check_id, "assets": f.assets.split(), "severity": f.severity,
+                "status": f.status, "practice": f.data.get("practice") or "", "title": f.title, "evidence": 0, "n": 0}
+        g["n"] += 1
+        g["evidence"] += int(f.data.get("evidence_total") or len(f.data.get("evidence") or []))
+        if severity_rank(f.severity) > severity_rank(g["severity"]):
+            g["severity"] = f.severity
+        if f.status == "fail":
+            g["status"] = "fail"
+    return sorted(groups.values(), key=lambda g: (g["status"] != "fail", -severity_rank(g["severity"]),
+                                                  g["check"], g["site"], g["assets"]))
+
+
+@router.get("/findings")
+def findings(request: Request, offset: int = Query(0, ge=0, le=10_000_000),
+             who: Principal = Depends(page_requires("findings:read"))):
+    f = _filters(request)
+    with central(request).sessions() as s:
+        ids = scoped_sites(s, who, f.get("site"))
+        newest = (select(t.Finding.sensor_id, func.max(t.Finding.seq).label("seq"))
+                  .group_by(t.Finding.sensor_id).subquery())
+        query = (select(t.Finding, t.Site.name).join(t.Site, t.Site.id == t.Finding.site_id)
+                 .join(newest, (newest.c.sensor_id == t.Finding.sensor_id) & (newest.c.seq == t.Finding.seq)))
+        if ids is not None:
+            query = query.where(t.Finding.site_id.in_(ids))
+        if f.get("severity"):
+            if f["severity"] not in SEVERITIES:
+                raise HTTPException(422, f"severity must be one of {', '.join(SEVERITIES)}")
+            query = query.where(t.Finding.severity.in_(
+                [x for x in SEVERITIES if severity_rank(x) >= severity_rank(f["severity"])]))
+        if f.get("check"):
+            query = query.where(t.Finding.check_id == f["check"])
+        if f.get("status"):
+            if f["status"] not in ("pass", "fail"):
+                raise HTTPException(422, "status must be pass or fail")
+            query = query.where(t.Finding.status == f["status"])
+        rows = s.execute(query.order_by(t.Finding.id).limit(LOAD_MAX + 1)).all()
+        sites = [x.name for x in sites_for(s, who)]
+    cut = len(rows) > LOAD_MAX
+    groups = _group(rows[:LOAD_MAX])
+    practices = sorted({g["practice"] for g in groups if g["practice"]})
+    checks = sorted({g["check"] for g in groups})
+    if f.get("practice"):
+        groups = [g for g in groups if g["practice"] == f["practice"]]
+    window = page_window(offset, len(groups))
+    return render(request, who, "findings.html.j2", title="Findings", groups=groups[offset:offset + PAGE_SIZE], f=f,
+                  choices={"sites": sites, "severities": SEVERITIES, "checks": checks, "practices": practices},
+                  window=window, cut=cut, load_max=LOAD_MAX, link=lambda **kw: link("/findings", f, **kw))
