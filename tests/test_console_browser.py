@@ -275,3 +275,53 @@ def test_console_journeys(plant):
 
         assert con.foreign_requests() == [], con.foreign_requests()
         assert len(con.shots) >= 15
+
+
+# -- the rules behind the journeys, without a browser --------------------------------------------
+def test_risk_acceptance_expires_and_actions_need_their_fields(tmp_path):
+    from plantguard.server import audit
+    from plantguard.server import tables as t
+    from support.central_app import central_app
+    with central_app(f"sqlite:///{tmp_path / 'central.db'}") as c:
+        r = c.client.post("/api/v1/users", json={"username": "ana", "password": PASSWORD, "role": "analyst"},
+                          headers=c.headers("admin"))
+        assert r.status_code == 201, r.text
+        r = c.client.post("/login", data={"username": "ana", "password": PASSWORD, "next": "/"}, follow_redirects=False)
+        assert r.status_code == 303
+        alert_id = c.ids["alert_id"]
+        page = c.client.get(f"/alerts/{alert_id}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+
+        def act(**form):
+            return c.client.post(f"/alerts/{alert_id}/state", data={"csrf": csrf, **form}, follow_redirects=False)
+        assert act(action="close", reason=" ").status_code == 422
+        assert act(action="accept-risk", reason="diode").status_code == 422
+        assert act(action="accept-risk", reason="", until="2099-01-01").status_code == 422
+        assert act(action="accept-risk", reason="diode", until="2020-01-01").status_code == 422
+        assert c.client.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": "wrong"}).status_code == 403
+        until = (datetime.now(timezone.utc) + timedelta(days=2)).date()
+        assert act(action="accept-risk", reason="diode", until=until.isoformat()).status_code == 303
+        assert "1 risk-accepted" in c.client.get("/alerts?state=risk-accepted").text
+        assert "no alert matches" in c.client.get("/alerts?state=open&site=A").text
+        # two days later: the acceptance has expired and the alert counts as open again
+        with c.central.sessions() as s:
+            s.get(t.Alert, alert_id).state_until = datetime.now(timezone.utc) - timedelta(minutes=1)
+            s.commit()
+        assert "no alert matches" in c.client.get("/alerts?state=risk-accepted").text
+        assert "1 open" in c.client.get("/alerts?state=open&site=A").text
+        page = c.client.get(f"/alerts/{alert_id}").text
+        assert "state-open" in page and "expired" in page
+        # the console's change and the API's are audited alike: one row, before and after
+        assert act(action="reopen").status_code == 303
+        r = c.client.post(f"/api/v1/alerts/{alert_id}/acknowledge", headers=c.headers("analyst"))
+        assert r.status_code == 200
+        with c.central.sessions() as s:
+            rows = list(s.scalars(select(audit.AuditRow).where(audit.AuditRow.action.like("alert.%"))
+                                  .order_by(audit.AuditRow.id)))
+            assert audit.verify(s).ok
+        assert [(x.action, x.actor) for x in rows] == [("alert.risk-accepted", "user:ana"), ("alert.open", "user:ana"),
+                                                      ("alert.acknowledged", rows[-1].actor)]
+        assert rows[0].before == {"state": "open", "assignee": None, "reason": None}
+        assert rows[0].after["until"] == f"{until + timedelta(days=1)}T00:00:00.000000+00:00"
+        assert rows[1].after == {"state": "open", "assignee": None, "reason": None}
+        assert rows[2].before == rows[1].after and rows[2].after["state"] == "acknowledged"
