@@ -278,11 +278,11 @@ def test_console_journeys(plant):
 
 
 # -- the rules behind the journeys, without a browser --------------------------------------------
-def test_risk_acceptance_expires_and_actions_need_their_fields(tmp_path):
+def test_risk_expiry_action_fields_and_pages(store_url):
     from plantguard.server import audit
     from plantguard.server import tables as t
     from support.central_app import central_app
-    with central_app(f"sqlite:///{tmp_path / 'central.db'}") as c:
+    with central_app(store_url) as c:
         r = c.client.post("/api/v1/users", json={"username": "ana", "password": PASSWORD, "role": "analyst"},
                           headers=c.headers("admin"))
         assert r.status_code == 201, r.text
@@ -325,3 +325,10 @@ def test_risk_acceptance_expires_and_actions_need_their_fields(tmp_path):
         assert rows[0].after["until"] == f"{until + timedelta(days=1)}T00:00:00.000000+00:00"
         assert rows[1].after == {"state": "open", "assignee": None, "reason": None}
         assert rows[2].before == rows[1].after and rows[2].after["state"] == "acknowledged"
+        # the other pages on this store: the seeded finding, both sensors, the audit log for admins only
+        page = c.client.get("/findings?site=A&severity=high&status=fail").text
+        assert "PG-T-001" in page and "1–1 of 1" in page
+        assert "no finding matches" in c.client.get("/findings?severity=critical").text
+        page = c.client.get("/sensors").text
+        assert "s-a" in page and "s-b" in page
+        assert c.client.get("/audit").status_code == 403
