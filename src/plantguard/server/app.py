@@ -60,9 +60,9 @@ class Central:
 
 def routers():
     """The API's routers and the console's, in the order the app includes them."""
-    from plantguard.server.api import admin, alerts, inventory, sensors, session
+    from plantguard.server.api import admin, alerts, changes, inventory, sensors, session
     from plantguard.server.console import pages
-    return [m.router for m in (session, inventory, alerts, admin, sensors)] + pages.routers()
+    return [m.router for m in (session, inventory, alerts, changes, admin, sensors)] + pages.routers()
 
 
 def api_routes() -> list:

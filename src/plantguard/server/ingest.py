@@ -113,6 +113,14 @@ def _apply(session: Session, site: t.Site, sensor: t.Sensor, env, received_at: d
 
 
 def _run(session, site, sensor, seq, at, body) -> tuple[int, int]:
+    report = body.get("report") if isinstance(body.get("report"), dict) else {}
+    changes = report.get("plc_changes")
+    if isinstance(changes, list) and changes:
+        from plantguard.server.plc_changes import alert_rows
+        fresh = alert_rows(session, site, sensor, seq, at, changes)
+        known = set(session.scalars(select(t.Alert.event_id).where(
+            t.Alert.site_id == site.id, t.Alert.event_id.in_([a.event_id for a in fresh])))) if fresh else set()
+        session.add_all([a for a in fresh if a.event_id not in known])
     session.add(t.Run(site_id=site.id, sensor_id=sensor.id, seq=seq, run_ref=str(body.get("run_id", ""))[:80],
                       kind=str(body.get("kind", "assess"))[:20], captured_at=at,
                       packets=_int(body.get("packets")), captures=_list(body.get("captures")),

@@ -31,6 +31,7 @@ PERMISSIONS: dict[str, Permission] = _declare(
     Permission("alerts:read", "viewer", "read alerts"),
     Permission("baselines:read", "viewer", "read baselines and their changes"),
     Permission("runs:read", "viewer", "read the runs sensors pushed"),
+    Permission("changes:read", "viewer", "read the PLC change timeline and the change tickets"),
     Permission("alerts:ack", "analyst", "acknowledge an alert"),
     Permission("alerts:state", "analyst", "change an alert's state (open, acknowledged, closed, risk-accepted with a reason), assign it"),
     Permission("baselines:accept", "engineer", "accept a baseline change as the new normal"),

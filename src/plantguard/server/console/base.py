@@ -22,7 +22,7 @@ from plantguard.server.api.common import SAFE_METHODS, SESSION_COOKIE, Principal
 PAGE_SIZE = 100
 NAV = (("/", "Overview", "sites:read"), ("/assets", "Assets", "assets:read"), ("/zones", "Zones", "flows:read"),
        ("/alerts", "Alerts", "alerts:read"), ("/findings", "Findings", "findings:read"),
-       ("/changes", "PLC changes", "findings:read"), ("/roadmap", "Roadmap", "runs:read"),
+       ("/changes", "PLC changes", "changes:read"), ("/roadmap", "Roadmap", "runs:read"),
        ("/sensors", "Sensors", "sensors:read"), ("/audit", "Audit", "audit:read"))
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from plantguard.checks.base import SEVERITIES
 from plantguard.server import tables as t
+from plantguard.server.alert_state import effective_is
 from plantguard.server.api.common import Principal, central, utc
 from plantguard.server.console.base import page_requires, render, sites_for
 
@@ -42,7 +43,7 @@ def overview(request: Request, who: Principal = Depends(page_requires("sites:rea
     with central(request).sessions() as s:
         for site in sites_for(s, who):
             alerts = dict(s.execute(select(t.Alert.severity, func.count()).where(
-                t.Alert.site_id == site.id, t.Alert.state == "open").group_by(t.Alert.severity)).all())
+                t.Alert.site_id == site.id, effective_is("open")).group_by(t.Alert.severity)).all())
             findings = latest_findings(s, site.id)
             failing = {sev: sum(1 for f in findings if f.status == "fail" and f.severity == sev) for sev in SHOWN}
             changed = dict(s.execute(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("session", "overview", "assets", "zones", "alerts", "findings", "roadmap", "admin_pages")
+MODULES = ("session", "overview", "assets", "zones", "alerts", "findings", "roadmap", "admin_pages", "changes")
 
 
 def routers() -> list:

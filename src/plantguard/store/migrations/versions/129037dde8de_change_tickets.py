@@ -17,6 +17,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('change_ticket',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('site', sa.String(length=200), nullable=False),
     sa.Column('ticket', sa.String(length=120), nullable=False),
     sa.Column('plcs', sa.JSON(), nullable=False),
     sa.Column('stations', sa.JSON(), nullable=False),
@@ -26,7 +27,7 @@ def upgrade() -> None:
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('added_at', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('ticket')
+    sa.UniqueConstraint('site', 'ticket')
     )
 
 
