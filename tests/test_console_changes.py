@@ -1,8 +1,8 @@
-"""Change tickets authorising PLC changes, end to end in a real browser against a real server: an
-engineer adds a ticket in the console; the demo plant's program download inside the ticket's
-window is authorised, the same download an hour later (the capture pushed again, an hour on) is
-not and raises an alert naming why; a viewer sees the timeline but cannot add a ticket; the audit
-log holds the ticket."""
+"""Change tickets authorising PLC changes, and the zone map, end to end in a real browser against a
+real server: an engineer adds a ticket in the console; the demo plant's program download inside
+the ticket's window is authorised, the same download an hour later (the capture pushed again, an
+hour on) is not and raises an alert naming why; a conduit clicked on the map lists its flows; a
+viewer sees the timeline but cannot add a ticket; the audit log holds the ticket."""
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -86,6 +86,16 @@ def test_ticket_window_authorises_the_download_and_an_hour_later_it_is_an_alert(
             assert "authorised" in rows["2024-04-14T02:31:15.860300Z"]
             assert "not authorised" in rows["2024-04-14T03:31:15.860300Z"]
             assert con.visit(page, "/alerts?check=plc.unauthorized-program-change", "alerts") == 200
+
+            # the zone map: click the guest-wifi -> control arrow, see that conduit's flows
+            assert con.visit(page, f"/zones?site={quote(SITE)}", "zones") == 200
+            arrow = page.locator('svg a[href*="from=guest-wifi"][href*="to=control"] rect').first   # its label
+            arrow.click()
+            page.wait_for_load_state()
+            con.shot(page, "zones-conduit")
+            flows = page.locator("#flows tbody tr").all_inner_texts()
+            assert flows and all("10.30.0." in f and "10.10.1." in f for f in flows), flows
+            assert any("s7comm" in f for f in flows)
 
             # a viewer reads the timeline, is offered no form, and a forged post is refused
             vpage = con.new_page()
