@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -115,9 +116,10 @@ def test_two_workers_drain_one_stream_with_no_double_apply(pg_url, nats_url):
                              .order_by(t.Envelope.id)).all()
             assert [r.seq for r in rows] == list(range(1, per_sensor + 1))     # once each, applied in order
         assert len(s.scalars(select(t.Asset)).all()) == 2 * per_sensor
-    summaries = [err.strip().splitlines()[-1] for _, err in outputs]
-    applied = [int(line.split(" batches, ")[1].split(" envelopes applied")[0].replace(",", "")) for line in summaries]
-    batches_seen = [int(line.split("ingest worker: ")[1].split(" batches")[0].replace(",", "")) for line in summaries]
+    summaries = [re.search(r"ingest worker: ([\d,]+) batches, ([\d,]+) envelopes applied", err) for _, err in outputs]
+    assert all(summaries), outputs
+    batches_seen = [int(m.group(1).replace(",", "")) for m in summaries]
+    applied = [int(m.group(2).replace(",", "")) for m in summaries]
     assert sum(applied) == 2 * per_sensor, summaries
     assert all(n > 0 for n in batches_seen), summaries          # both workers drained the one stream
     engine.dispose()

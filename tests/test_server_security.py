@@ -15,7 +15,7 @@ from plantguard.server import auth, roles
 from plantguard.store.db import Base
 
 READS = {"sites:read", "sensors:read", "assets:read", "flows:read", "findings:read", "alerts:read",
-         "baselines:read", "runs:read", "session:self"}
+         "baselines:read", "runs:read", "session:self", "changes:read"}
 GRANTS = {
     "viewer": READS,
     "analyst": READS | {"alerts:ack", "alerts:state"},

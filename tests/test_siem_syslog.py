@@ -260,6 +260,6 @@ def test_unreachable_host_keeps_the_events(tmp_path):
 
 
 def test_schemes_come_from_the_sink_declarations():
-    assert set(schemes()) == {"file", "syslog+tcp", "syslog+tls", "syslog+udp", "hec+https", "https"}
+    assert set(schemes()) == {"file", "syslog+tcp", "syslog+tls", "syslog+udp", "hec+https", "https", "central+https"}
     text = "\n".join(catalogue())
     assert all(f"{s}://" in text for s in schemes()) and all(f"  {f} " in text for f in formats())
