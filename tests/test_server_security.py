@@ -48,7 +48,7 @@ def test_every_permission_is_declared_once_with_an_existing_role():
         assert perm.name == name and perm.description
         assert perm.role in roles.ALL_ROLES, f"{name}: role {perm.role!r} does not exist"
     assert set(roles.PUBLIC) == {"/api/v1/health", "/api/v1/enrol", "/api/v1/bootstrap", "/api/v1/login",
-                                 "/openapi.json"}
+                                 "/openapi.json", "/login", "/static/console.css"}
     assert all(why for why in roles.PUBLIC.values())
 
 
