@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from plantguard import contract
@@ -198,6 +198,7 @@ def _alerts(session, site, sensor, seq, at, body) -> tuple[int, int]:
         known.update(session.scalars(select(t.Alert.event_id).where(t.Alert.site_id == site.id,
                                                                     t.Alert.event_id.in_(ids[i:i + 500]))))
     rows = []
+    now = datetime.now(timezone.utc)
     for eid, a in fresh.items():
         if eid in known:
             continue
@@ -208,10 +209,12 @@ def _alerts(session, site, sensor, seq, at, body) -> tuple[int, int]:
         except (OverflowError, OSError, ValueError):
             raised = at
         severity = a.get("severity") if a.get("severity") in _SEVERITIES else "info"
-        rows.append(t.Alert(site_id=site.id, sensor_id=sensor.id, seq=seq, event_id=eid, at=raised,
-                            severity=severity, rule_id=str(rule.get("id"))[:80] if rule.get("id") else None,
-                            message=a["message"][:4000], data=a))
-    session.add_all(rows)
+        rows.append({"site_id": site.id, "sensor_id": sensor.id, "seq": seq, "event_id": eid, "at": raised,
+                     "received_at": now, "severity": severity, "state": "open",
+                     "rule_id": str(rule.get("id"))[:80] if rule.get("id") else None,
+                     "message": a["message"][:4000], "data": a})
+    if rows:            # one multi-row INSERT: alerts are the bulk of what sensors send
+        session.execute(insert(t.Alert), rows)
     return len(rows), bad + max(0, len(_list(body.get("alerts"))) - MAX_ITEMS)
 
 
