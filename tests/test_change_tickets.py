@@ -334,3 +334,18 @@ def test_timeline_is_bounded_and_counts_what_it_left_out(demo, monkeypatch):
     assert c["counters"]["plc_changes_dropped"] == len(full) - 3
     assert any("plc_changes lists 3 changes; 8 more were left out" in n for n in c["notes"])
     assert "plc_changes_dropped" not in result.counters      # the analysis result is not changed
+
+
+def test_change_add_for_a_central_site_is_kept_apart_from_the_stores_own(tmp_path):
+    from plantguard.changes.store import stored_tickets
+    from plantguard.store.db import open_engine
+    db = f"sqlite:///{tmp_path / 'central.db'}"
+    r = _cli("change", "add", "--plc", "10.10.1.11", "--station", "10.10.1.50", "--window",
+            "2024-04-14T02:00Z..2024-04-14T03:00Z", "--ticket", "CHG-SITE", "--db", db, "--site", "Plant A")
+    assert r.exit_code == 0, r.output
+    engine = open_engine(db)
+    assert [t.id for t in stored_tickets(engine, site="Plant A")] == ["CHG-SITE"]
+    assert stored_tickets(engine) == []
+    engine.dispose()
+    listed = _cli("change", "list", "--db", db, "--site", "Plant A")
+    assert "CHG-SITE" in listed.output and "CHG-SITE" not in _cli("change", "list", "--db", db).output

@@ -39,6 +39,7 @@ def change_add(
     operations: Optional[str] = typer.Option(None, "--operations", help=OPERATIONS_HELP),
     tz: Optional[str] = typer.Option(None, "--tz", help=TZ_HELP),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    site: str = typer.Option("", "--site", help="The central server's site the ticket belongs to (with --db of a central store; none: this store's own)."),
 ):
     """Add a change ticket to the store."""
     from plantguard.changes.store import save_tickets
@@ -48,15 +49,16 @@ def change_add(
                         where=lambda key: f"--{OPTION_OF.get(key, key)}")
     except TicketError as exc:
         fail(str(exc))
-    added, _ = _store(save_tickets, db, [t])
+    added, _ = _store(save_tickets, db, [t], site=site)
     say(f"{'added' if added else 'replaced'} ticket {t.id}: {_describe(t)}")
 
 
 @change_app.command("list")
-def change_list(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)):
+def change_list(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+                site: str = typer.Option("", "--site", help="The central server's site the ticket belongs to (with --db of a central store; none: this store's own).")):
     """List the store's change tickets, one a line, in window order."""
     from plantguard.changes.store import stored_tickets
-    tickets = _store(stored_tickets, db)
+    tickets = _store(stored_tickets, db, site=site)
     for t in tickets:
         say(f"{t.id}  {_describe(t)}", out)
     say(f"{len(tickets)} change ticket{'s' if len(tickets) != 1 else ''}")
@@ -68,6 +70,7 @@ def change_import(
                                           "or a YAML / JSON list of tickets."),
     tz: Optional[str] = typer.Option(None, "--tz", help=TZ_HELP),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    site: str = typer.Option("", "--site", help="The central server's site the ticket belongs to (with --db of a central store; none: this store's own)."),
 ):
     """Import change tickets into the store (a ticket already there is replaced)."""
     from plantguard.changes.store import save_tickets
@@ -76,16 +79,16 @@ def change_import(
         tickets = load_tickets(file, _tz(tz))
     except TicketError as exc:
         fail(str(exc))
-    added, replaced = _store(save_tickets, db, tickets)
+    added, replaced = _store(save_tickets, db, tickets, site=site)
     say(f"{file}: {len(tickets)} change tickets ({added} added, {replaced} replaced)")
 
 
-def _store(fn, db: str | None, *args):
-    """fn(engine, *args, label) on the store; a store that fails is one line, exit code 2."""
+def _store(fn, db: str | None, *args, site: str = ""):
+    """fn(engine, *args, label, site=site) on the store; a store that fails is one line, exit code 2."""
     from plantguard.store.db import StoreError, store_label
     engine = open_store(db)
     try:
-        return fn(engine, *args, store_label(db))
+        return fn(engine, *args, store_label(db), site=site)
     except StoreError as exc:
         fail(str(exc))
     finally:
