@@ -11,7 +11,7 @@ import dataclasses
 from datetime import datetime, timezone
 from typing import Annotated, Generic, Iterator, TypeVar
 
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy import select
