@@ -5,22 +5,22 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from plantguard.server.api.changes import TicketIn, _site, add_ticket
 from plantguard.server.api.common import Principal, central
-from plantguard.server.console.base import link, page_requires, render, sites_for
+from plantguard.server.console.base import link, page_requires, page_window, render, sites_for
 from plantguard.server.plc_changes import site_tickets, timeline
 from plantguard.store.db import begin_write
 
 router = APIRouter(include_in_schema=False)
 OPERATIONS = ("program", "write", "mode", "firmware", "config")
-SHOWN = 1000
 
 
-def _page(request: Request, who: Principal, site: str | None, error: str | None = None, status: int = 200):
+def _page(request: Request, who: Principal, site: str | None, error: str | None = None, status: int = 200,
+          offset: int = 0):
     f = {k: request.query_params.get(k) for k in ("controller", "verdict") if request.query_params.get(k)}
     with central(request).sessions() as s:
         sites = sites_for(s, who)
@@ -35,15 +35,18 @@ def _page(request: Request, who: Principal, site: str | None, error: str | None 
     if f.get("verdict"):
         want = f["verdict"] == "authorised"
         rows = [r for r in rows if bool((r.get("verdict") or {}).get("authorised")) == want]
+    window = page_window(offset, len(rows))
     return render(request, who, "changes.html.j2", status=status, title="PLC changes",
-                  sites=[x.name for x in sites], site=chosen.name if chosen else None, rows=rows[:SHOWN],
-                  total=len(rows), tickets=tickets, controllers=controllers, f=f, operations=OPERATIONS,
+                  sites=[x.name for x in sites], site=chosen.name if chosen else None,
+                  rows=rows[window["offset"]:window["offset"] + window["size"]], total=len(rows), window=window,
+                  tickets=tickets, controllers=controllers, f=f, operations=OPERATIONS,
                   error=error, link=lambda **kw: link("/changes", {"site": site, **f}, **kw))
 
 
 @router.get("/changes")
-def changes(request: Request, site: str | None = None, who: Principal = Depends(page_requires("changes:read"))):
-    return _page(request, who, site)
+def changes(request: Request, site: str | None = None, offset: int = Query(0, ge=0, le=10_000_000),
+            who: Principal = Depends(page_requires("changes:read"))):
+    return _page(request, who, site, offset=offset)
 
 
 def _split(text: str) -> list[str]:
