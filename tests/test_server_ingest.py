@@ -152,3 +152,18 @@ def test_nul_characters_a_device_sent_do_not_block_the_sensor(store):
         al = s.scalar(select(t.Alert))
     assert a.vendor == "Sie\u2400mens" and a.data["hostnames"] == ["plc\u2400-1"]
     assert al.message == "name \u2400 here"
+
+
+def test_identity_product_and_firmware_are_kept_for_filters(store):
+    with store() as s:
+        apply_batch(s, "s-1", [env(1, "inventory", {"assets": [
+            asset("10.0.0.1", identity={"product": "1756-ENBT/A", "firmware": "4.3"}), asset("10.0.0.2")]})])
+    with store() as s:
+        rows = {a.key: (a.product, a.firmware) for a in s.scalars(select(t.Asset))}
+    assert rows == {"10.0.0.1": ("1756-ENBT/A", "4.3"), "10.0.0.2": (None, None)}
+    from plantguard.server.api.common import Principal
+    from plantguard.server.api.inventory import asset_query
+    viewer = Principal("token", "t", "viewer")
+    with store() as s:
+        assert [a.key for a, _ in s.execute(asset_query(s, viewer, firmware="4.3"))] == ["10.0.0.1"]
+        assert [a.key for a, _ in s.execute(asset_query(s, viewer, q="enbt"))] == ["10.0.0.1"]

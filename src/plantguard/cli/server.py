@@ -14,10 +14,13 @@ server_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exce
                          help="The central server: init, run, token, audit.")
 token_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                         help="API and sensor enrolment tokens: create, list, revoke.")
+user_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                       help="Console users: add, list.")
 audit_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                         help="The hash-chained audit log: verify, export.")
 server_app.add_typer(token_app, name="token")
 server_app.add_typer(audit_app, name="audit")
+server_app.add_typer(user_app, name="user")
 
 DB_OPT = typer.Option(..., "--db", help="The central store: postgresql+psycopg://… or sqlite:///…")
 STATE_OPT = typer.Option(None, "--state", metavar="DIR",
@@ -179,8 +182,8 @@ def token_list(db: str = DB_OPT):
             for r in session.scalars(select(auth.ApiToken).order_by(auth.ApiToken.created_at)):
                 t = token_out(r)
                 state = "revoked" if t["revoked"] else ("used" if t["used_at"] else "active")
-                say(f"{t['id']}\t{t['role']}\t{','.join(t['sites']) or 'all'}\t{state}\t"
-                    f"expires {t['expires_at']:%Y-%m-%d}\tlast used {t['last_used_at'] or 'never'}\t{t['name']}", out)
+                say(f"{t['id']}  {t['role']}  {','.join(t['sites']) or 'all'}  {state}  "
+                    f"expires {t['expires_at']:%Y-%m-%d}  last used {t['last_used_at'] or 'never'}  {t['name']}", out)
     finally:
         engine.dispose()
 
@@ -204,6 +207,65 @@ def token_revoke(token_id: str = typer.Argument(..., help="The token's id (the p
                              after={"revoked": True})
                 session.commit()
             say(f"token {token_id} revoked")
+    finally:
+        engine.dispose()
+
+
+@user_app.command("add")
+def user_add(db: str = DB_OPT,
+             username: str = typer.Argument(..., help="The user name (letters, digits, . _ @ -)."),
+             role: str = typer.Option(..., "--role", help="viewer, analyst, engineer or admin."),
+             site: List[str] = typer.Option([], "--site", help="Sites the user reaches (repeat; none: all)."),
+             password_file: Optional[Path] = typer.Option(None, "--password-file", help="Read the password from "
+                                                          "this file (else it is asked for, not echoed).")):
+    """Add a console user (argon2id hash kept; audited as actor cli)."""
+    import re
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from plantguard.server import audit, auth, roles
+    from plantguard.store.db import begin_write, open_engine, session_factory
+    if role not in roles.ROLES:
+        fail(f"--role must be one of {', '.join(roles.ROLES)}, not {role!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,120}", username):
+        fail("a user name is 1 to 120 letters, digits or . _ @ -")
+    if password_file is not None:
+        try:
+            password = password_file.read_text().strip()
+        except OSError as exc:
+            fail(f"password file {password_file}: {exc.strerror or exc}")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 12:
+        fail("the password must be at least 12 characters")
+    engine = open_engine(db)
+    try:
+        with session_factory(engine)() as session:
+            begin_write(session)
+            if session.scalar(select(auth.User).where(auth.User.username == username)) is not None:
+                fail(f"user {username} exists")
+            session.add(auth.User(username=username, password_hash=auth.hash_secret(password), role=role,
+                                  sites=list(site), created_at=datetime.now(timezone.utc), disabled=False))
+            audit.append(session, "cli", "user.create", f"user {username}", after={"role": role, "sites": list(site)})
+            session.commit()
+    finally:
+        engine.dispose()
+    say(f"user {username}: role {role}, sites {', '.join(site) or 'all'}")
+
+
+@user_app.command("list")
+def user_list(db: str = DB_OPT):
+    """Every console user: name, role, sites, disabled."""
+    from sqlalchemy import select
+
+    from plantguard.server import auth
+    from plantguard.store.db import open_engine, session_factory
+    engine = open_engine(db)
+    try:
+        with session_factory(engine)() as session:
+            for u in session.scalars(select(auth.User).order_by(auth.User.username)):
+                say(f"{u.username}  {u.role}  {','.join(u.sites or []) or 'all'}  {'disabled' if u.disabled else 'active'}", out)
     finally:
         engine.dispose()
 

@@ -166,6 +166,9 @@ def _fill_asset(row: t.Asset, record: dict, sensor_id: str, at: datetime) -> Non
     row.ip, row.mac = record.get("ip"), record.get("mac")
     row.vendor, row.role, row.zone = record.get("vendor"), record.get("role") or "unknown", record.get("zone")
     row.protocols = " " + " ".join(str(p) for p in record.get("protocols") or []) + " "
+    identity = record.get("identity") if isinstance(record.get("identity"), dict) else {}
+    row.product = _text(identity.get("product"))
+    row.firmware = _text(identity.get("firmware"))
     row.data, row.sensor_id, row.gone_at = record, sensor_id, None
     row.last_seen_at = max(_utc(row.last_seen_at), at) if row.last_seen_at else at
 
@@ -289,6 +292,10 @@ def _valid(model, items: Any) -> tuple[list[dict], int]:
         except ValidationError:
             bad += 1
     return good, bad + max(0, len(_list(items)) - MAX_ITEMS)
+
+
+def _text(v: Any, limit: int = 200) -> str | None:
+    return str(v)[:limit] if v not in (None, "") else None
 
 
 def _list(v: Any) -> list:

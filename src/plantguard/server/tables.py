@@ -90,6 +90,8 @@ class Asset(Base):
     role: Mapped[str] = mapped_column(String(40), default="unknown", index=True)
     zone: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     protocols: Mapped[str] = mapped_column(Text, default="")          # " modbus enip " for a LIKE filter on any backend
+    product: Mapped[str | None] = mapped_column(String(200), nullable=True)    # identity, for filters
+    firmware: Mapped[str | None] = mapped_column(String(200), nullable=True)
     data: Mapped[dict] = mapped_column(JSON, default=dict)            # the contract's asset record
     sensor_id: Mapped[str] = mapped_column(ForeignKey("central_sensors.id"))
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))   # first envelope's captured_at

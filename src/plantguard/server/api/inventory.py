@@ -130,19 +130,20 @@ def sensor_out(s: t.Sensor, site: str) -> SensorOut:
 def assets(site: str | None = None, zone: str | None = None, role: str | None = None,
            vendor: str | None = Query(None, description="vendor name contains this (any case)"),
            protocol: str | None = None,
-           q: str | None = Query(None, description="address or vendor contains this (any case)"),
+           firmware: str | None = Query(None, max_length=200, description="firmware version contains this (any case)"),
+           q: str | None = Query(None, description="address, vendor or product contains this (any case)"),
            new_since: datetime | None = Query(None, description="first reported at or after this time"),
            since: datetime | None = Query(None, description="last reported at or after this time"),
            include_gone: bool = False, limit: int = LIMIT, cursor: int | None = CURSOR,
            who: Principal = Depends(requires("assets:read")), session: Session = Depends(db)):
     query = asset_query(session, who, site=site, zone=zone, role=role, vendor=vendor, protocol=protocol, q=q,
-                        new_since=new_since, since=since, include_gone=include_gone)
+                        new_since=new_since, since=since, include_gone=include_gone, firmware=firmware)
     rows = session.execute(paged(query, t.Asset.id, cursor, limit)).all()
     return page_of(rows, limit, asset_out)
 
 
 def asset_query(session: Session, who: Principal, *, site=None, zone=None, role=None, vendor=None, protocol=None,
-                q=None, new_since=None, since=None, include_gone=False):
+                q=None, new_since=None, since=None, include_gone=False, firmware=None):
     """(Asset, site name) rows the caller may see, filtered: the one filter of the API and the console."""
     ids = scoped_sites(session, who, site)
     query = _site_filter(select(t.Asset, t.Site.name).join(t.Site, t.Site.id == t.Asset.site_id), t.Asset.site_id, ids)
@@ -154,10 +155,13 @@ def asset_query(session: Session, who: Principal, *, site=None, zone=None, role=
         query = query.where(func.lower(t.Asset.vendor).contains(vendor.lower(), autoescape=True))
     if protocol:
         query = query.where(t.Asset.protocols.contains(f" {protocol} ", autoescape=True))
+    if firmware:
+        query = query.where(func.lower(func.coalesce(t.Asset.firmware, "")).contains(firmware.lower(), autoescape=True))
     if q:
         needle = q.lower()
         query = query.where(func.lower(t.Asset.key).contains(needle, autoescape=True)
-                            | func.lower(func.coalesce(t.Asset.vendor, "")).contains(needle, autoescape=True))
+                            | func.lower(func.coalesce(t.Asset.vendor, "")).contains(needle, autoescape=True)
+                            | func.lower(func.coalesce(t.Asset.product, "")).contains(needle, autoescape=True))
     if new_since is not None:
         query = query.where(t.Asset.first_seen_at >= new_since)
     if since is not None:

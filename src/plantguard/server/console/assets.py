@@ -21,7 +21,7 @@ from plantguard.util.sanitize import csv_cell
 router = APIRouter(include_in_schema=False)
 SORTS = {"key": t.Asset.key, "vendor": t.Asset.vendor, "role": t.Asset.role, "zone": t.Asset.zone,
          "last_seen": t.Asset.last_seen_at, "first_seen": t.Asset.first_seen_at}
-FILTERS = ("site", "zone", "role", "vendor", "protocol", "q", "new_since", "vulnerable", "sort")
+FILTERS = ("site", "zone", "role", "vendor", "protocol", "firmware", "q", "new_since", "vulnerable", "sort")
 CSV_MAX = 100_000
 
 
@@ -37,7 +37,8 @@ def _query(session, who: Principal, f: dict):
         except ValueError:
             raise HTTPException(422, "new since: a date such as 2026-11-30")
     query = asset_query(session, who, site=f.get("site"), zone=f.get("zone"), role=f.get("role"),
-                        vendor=f.get("vendor"), protocol=f.get("protocol"), q=f.get("q"), new_since=new_since)
+                        vendor=f.get("vendor"), protocol=f.get("protocol"), q=f.get("q"), new_since=new_since,
+                        firmware=f.get("firmware"))
     if f.get("vulnerable"):
         vulnerable = select(t.Finding.site_id, t.Finding.assets).where(t.Finding.check_id.startswith("vuln."),
                                                                       t.Finding.status == "fail").subquery()

@@ -208,6 +208,8 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=40), nullable=False),
     sa.Column('zone', sa.String(length=100), nullable=True),
     sa.Column('protocols', sa.Text(), nullable=False),
+    sa.Column('product', sa.String(length=200), nullable=True),
+    sa.Column('firmware', sa.String(length=200), nullable=True),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('sensor_id', sa.String(length=40), nullable=False),
     sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=False),
