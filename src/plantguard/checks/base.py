@@ -19,6 +19,12 @@ def severity_rank(sev: str) -> int:
     return SEVERITIES.index(sev) if sev in SEVERITIES else 0
 
 
+def severities_at_least(sev: str) -> list[str] | None:
+    """The severities at or above `sev` (any case); None when it is not a severity."""
+    s = sev.strip().lower()
+    return [x for x in SEVERITIES if severity_rank(x) >= severity_rank(s)] if s in SEVERITIES else None
+
+
 @dataclass
 class Evidence:
     capture: str | None

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from plantguard.server import audit, auth, roles
 from plantguard.server import tables as t
-from plantguard.server.api.common import CURSOR, LIMIT, Page, Principal, central, db, invalid, requires, utc
+from plantguard.server.api.common import CURSOR, LIMIT, Page, Principal, central, db, invalid, one_in_sites, requires, utc
 from plantguard.server.api.inventory import SensorOut, sensor_out
 
 router = APIRouter(prefix="/api/v1")
@@ -174,11 +174,7 @@ def new_user(body: UserRequest, who: Principal = Depends(requires("users:manage"
 @router.post("/sensors/{sensor_id}/revoke", response_model=SensorOut, summary="Revoke a sensor's certificate")
 def revoke_sensor(sensor_id: str, who: Principal = Depends(requires("sensors:manage")),
                   session: Session = Depends(db)):
-    row = session.execute(select(t.Sensor, t.Site.name).join(t.Site, t.Site.id == t.Sensor.site_id)
-                          .where(t.Sensor.id == sensor_id)).first()
-    if row is None or not who.sees(row[1]):
-        raise HTTPException(404, "no such sensor")
-    sensor, site = row
+    sensor, site = one_in_sites(session, who, t.Sensor, sensor_id, "sensor")
     if sensor.revoked_at is None:
         sensor.revoked_at = datetime.now(timezone.utc)
         audit.append(session, who.actor, "sensor.revoke", f"sensor {sensor_id}", before={"revoked": False},

@@ -6,17 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantguard import contract
-from plantguard.checks.base import SEVERITIES, severity_rank
+from plantguard.checks.base import SEVERITIES, severities_at_least
 from plantguard.server import alert_state, audit
 from plantguard.server import tables as t
-from plantguard.server.api.common import (CURSOR, LIMIT, MAX_INT, ObjectId, Page, Principal, db, invalid, page_of,
-                                          paged, requires, scoped_sites, utc)
+from plantguard.server.api.common import (CURSOR, LIMIT, MAX_INT, ObjectId, Page, Principal, db, in_sites, invalid,
+                                          newest_findings, one_in_sites, page_of, paged, requires, scoped_sites,
+                                          site_rows, utc)
 from plantguard.server.api.inventory import BaselineOut, baseline_out
 
 router = APIRouter(prefix="/api/v1")
@@ -58,10 +58,10 @@ class StateChange(BaseModel):
 def _at_least(column, severity: str | None):
     if severity is None:
         return None
-    s = severity.strip().lower()
-    if s not in SEVERITIES:
+    shown = severities_at_least(severity)
+    if shown is None:
         raise invalid(("query", "severity"), f"severity must be one of {', '.join(SEVERITIES)}", severity)
-    return column.in_([x for x in SEVERITIES if severity_rank(x) >= severity_rank(s)])
+    return column.in_(shown)
 
 
 @router.get("/findings", response_model=Page[FindingOut], summary="Findings, filtered and paged")
@@ -74,16 +74,11 @@ def findings(site: str | None = None,
                                      description="one run; default: each sensor's latest run with findings"),
              since: datetime | None = None, limit: int = LIMIT, cursor: int | None = CURSOR,
              who: Principal = Depends(requires("findings:read")), session: Session = Depends(db)):
-    ids = scoped_sites(session, who, site)
-    query = select(t.Finding, t.Site.name).join(t.Site, t.Site.id == t.Finding.site_id)
-    if ids is not None:
-        query = query.where(t.Finding.site_id.in_(ids))
+    query = in_sites(site_rows(t.Finding), t.Finding.site_id, scoped_sites(session, who, site))
     if run is not None:
         query = query.where(t.Finding.run_id == run)
     elif since is None:
-        newest = (select(t.Finding.sensor_id, func.max(t.Finding.seq).label("seq"))
-                  .group_by(t.Finding.sensor_id).subquery())
-        query = query.join(newest, (newest.c.sensor_id == t.Finding.sensor_id) & (newest.c.seq == t.Finding.seq))
+        query = newest_findings(query)
     if since is not None:
         query = query.where(t.Finding.captured_at >= since)
     cond = _at_least(t.Finding.severity, severity)
@@ -110,10 +105,7 @@ def alerts(site: str | None = None,
            until: datetime | None = Query(None, description="raised before this time"),
            limit: int = LIMIT, cursor: int | None = CURSOR,
            who: Principal = Depends(requires("alerts:read")), session: Session = Depends(db)):
-    ids = scoped_sites(session, who, site)
-    query = select(t.Alert, t.Site.name).join(t.Site, t.Site.id == t.Alert.site_id)
-    if ids is not None:
-        query = query.where(t.Alert.site_id.in_(ids))
+    query = in_sites(site_rows(t.Alert), t.Alert.site_id, scoped_sites(session, who, site))
     cond = _at_least(t.Alert.severity, severity)
     if cond is not None:
         query = query.where(cond)
@@ -136,16 +128,8 @@ def alert_out(a: t.Alert, site: str) -> AlertOut:
                     state_at=utc(a.state_at), event=a.data or {})
 
 
-def _alert(session: Session, who: Principal, alert_id: int) -> tuple[t.Alert, str]:
-    row = session.execute(select(t.Alert, t.Site.name).join(t.Site, t.Site.id == t.Alert.site_id)
-                          .where(t.Alert.id == alert_id).with_for_update(of=t.Alert)).first()
-    if row is None or not who.sees(row[1]):
-        raise HTTPException(404, "no such alert")
-    return row[0], row[1]
-
-
 def _change(session: Session, who: Principal, alert_id: int, change: StateChange) -> AlertOut:
-    a, site = _alert(session, who, alert_id)
+    a, site = one_in_sites(session, who, t.Alert, alert_id, "alert", lock=True)
     if change.state in alert_state.NEEDS_REASON and not (change.reason or "").strip():
         raise invalid(("body", "reason"), f"a reason is needed to set {change.state}", change.reason)
     alert_state.apply(session, who.actor, a, site, change.state, change.reason, change.assignee)
@@ -168,11 +152,7 @@ def set_state(alert_id: ObjectId, change: StateChange, who: Principal = Depends(
 @router.post("/baselines/{baseline_id}/accept", response_model=BaselineOut, summary="Accept a learnt baseline")
 def accept_baseline(baseline_id: ObjectId, who: Principal = Depends(requires("baselines:accept")),
                     session: Session = Depends(db)):
-    row = session.execute(select(t.Baseline, t.Site.name).join(t.Site, t.Site.id == t.Baseline.site_id)
-                          .where(t.Baseline.id == baseline_id)).first()
-    if row is None or not who.sees(row[1]):
-        raise HTTPException(404, "no such baseline")
-    b, site = row
+    b, site = one_in_sites(session, who, t.Baseline, baseline_id, "baseline")
     before = {"accepted": b.accepted, "accepted_by": b.accepted_by}
     b.accepted, b.accepted_by = True, who.actor
     audit.append(session, who.actor, "baseline.accept", f"baseline {b.id} ({site})", before=before,

@@ -14,7 +14,7 @@ from typing import Annotated, Generic, Iterator, TypeVar
 from fastapi import HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantguard.server import auth, pki, roles
@@ -170,6 +170,36 @@ def scoped_sites(session: Session, who: Principal, site: str | None) -> list[int
     if not who.sites:
         return None
     return list(session.scalars(select(t.Site.id).where(t.Site.name.in_(who.sites))))
+
+
+def in_sites(query, column, ids: list[int] | None):
+    """The query narrowed to the site ids scoped_sites gave (None: no narrowing)."""
+    return query if ids is None else query.where(column.in_(ids))
+
+
+def site_rows(model, *columns):
+    """select (row, its site's name, *columns), joined to the row's site."""
+    return select(model, t.Site.name, *columns).join(t.Site, t.Site.id == model.site_id)
+
+
+def one_in_sites(session: Session, who: Principal, model, row_id, noun: str, *columns, lock: bool = False):
+    """(row, site name, *columns) of one object the caller may see; 404 for another site's too."""
+    query = site_rows(model, *columns).where(model.id == row_id)
+    if lock:
+        query = query.with_for_update(of=model)
+    row = session.execute(query).first()
+    if row is None or not who.sees(row[1]):
+        raise HTTPException(404, f"no such {noun}")
+    return tuple(row)
+
+
+def newest_findings(query, site_id: int | None = None):
+    """The query (over Finding) kept to each sensor's newest findings envelope: its latest run."""
+    newest = select(t.Finding.sensor_id, func.max(t.Finding.seq).label("seq"))
+    if site_id is not None:
+        newest = newest.where(t.Finding.site_id == site_id)
+    newest = newest.group_by(t.Finding.sensor_id).subquery()
+    return query.join(newest, (newest.c.sensor_id == t.Finding.sensor_id) & (newest.c.seq == t.Finding.seq))
 
 
 def paged(query, id_column, cursor: int | None, limit: int):

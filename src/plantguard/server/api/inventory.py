@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantguard import contract
 from plantguard.server import tables as t
-from plantguard.server.api.common import (CURSOR, LIMIT, ObjectId, Page, Principal, db, page_of, paged, requires,
-                                          scoped_sites, utc)
+from plantguard.server.api.common import (CURSOR, LIMIT, ObjectId, Page, Principal, db, in_sites, one_in_sites,
+                                          page_of, paged, requires, scoped_sites, site_rows, utc)
 
 router = APIRouter(prefix="/api/v1")
 
@@ -94,14 +94,11 @@ class BaselineOut(BaseModel):
     baseline: dict[str, Any]
 
 
-def _site_filter(query, column, ids):
-    return query if ids is None else query.where(column.in_(ids))
-
 
 @router.get("/sites", response_model=list[SiteOut], summary="Sites the caller may see")
 def sites(who: Principal = Depends(requires("sites:read")), session: Session = Depends(db)):
     ids = scoped_sites(session, who, None)
-    rows = session.scalars(_site_filter(select(t.Site), t.Site.id, ids).order_by(t.Site.name)).all()
+    rows = session.scalars(in_sites(select(t.Site), t.Site.id, ids).order_by(t.Site.name)).all()
 
     def count(model, *where):
         return dict(session.execute(select(model.site_id, func.count()).where(*where).group_by(model.site_id)).all())
@@ -115,7 +112,7 @@ def sites(who: Principal = Depends(requires("sites:read")), session: Session = D
 def sensors(site: str | None = None, who: Principal = Depends(requires("sensors:read")),
             session: Session = Depends(db)):
     ids = scoped_sites(session, who, site)
-    q = _site_filter(select(t.Sensor, t.Site.name).join(t.Site, t.Site.id == t.Sensor.site_id), t.Sensor.site_id, ids)
+    q = in_sites(site_rows(t.Sensor), t.Sensor.site_id, ids)
     return [sensor_out(s, name) for s, name in session.execute(q.order_by(t.Sensor.name)).all()]
 
 
@@ -146,7 +143,7 @@ def asset_query(session: Session, who: Principal, *, site=None, zone=None, role=
                 q=None, new_since=None, since=None, include_gone=False, firmware=None):
     """(Asset, site name) rows the caller may see, filtered: the one filter of the API and the console."""
     ids = scoped_sites(session, who, site)
-    query = _site_filter(select(t.Asset, t.Site.name).join(t.Site, t.Site.id == t.Asset.site_id), t.Asset.site_id, ids)
+    query = in_sites(site_rows(t.Asset), t.Asset.site_id, ids)
     if zone:
         query = query.where(t.Asset.zone == zone)
     if role:
@@ -177,22 +174,14 @@ def asset_out(a: t.Asset, site: str) -> AssetOut:
                     asset=contract.Asset.model_validate(a.data))
 
 
-def _one_asset(session: Session, who: Principal, asset_id: int) -> tuple[t.Asset, str]:
-    row = session.execute(select(t.Asset, t.Site.name).join(t.Site, t.Site.id == t.Asset.site_id)
-                          .where(t.Asset.id == asset_id)).first()
-    if row is None or not who.sees(row[1]):
-        raise HTTPException(404, "no such asset")
-    return row[0], row[1]
-
-
 @router.get("/assets/{asset_id}", response_model=AssetOut, summary="One asset")
 def asset(asset_id: ObjectId, who: Principal = Depends(requires("assets:read")), session: Session = Depends(db)):
-    return asset_out(*_one_asset(session, who, asset_id))
+    return asset_out(*one_in_sites(session, who, t.Asset, asset_id, "asset"))
 
 
 @router.get("/assets/{asset_id}/history", response_model=list[AssetChangeOut], summary="An asset's record over time")
 def asset_history(asset_id: ObjectId, who: Principal = Depends(requires("assets:read")), session: Session = Depends(db)):
-    _one_asset(session, who, asset_id)
+    one_in_sites(session, who, t.Asset, asset_id, "asset")
     rows = session.scalars(select(t.AssetChange).where(t.AssetChange.asset_id == asset_id)
                            .order_by(t.AssetChange.id)).all()
     return [AssetChangeOut(id=r.id, change=r.change, sensor=r.sensor_id, seq=r.seq, captured_at=utc(r.captured_at),
@@ -205,7 +194,7 @@ def flows(site: str | None = None, protocol: str | None = Query(None, descriptio
           port: int | None = Query(None, ge=0, le=65535), since: datetime | None = None, limit: int = LIMIT, cursor: int | None = CURSOR,
           who: Principal = Depends(requires("flows:read")), session: Session = Depends(db)):
     ids = scoped_sites(session, who, site)
-    query = _site_filter(select(t.Flow, t.Site.name).join(t.Site, t.Site.id == t.Flow.site_id), t.Flow.site_id, ids)
+    query = in_sites(site_rows(t.Flow), t.Flow.site_id, ids)
     if protocol is not None:
         query = query.where(t.Flow.app == protocol)
     if address is not None:
@@ -224,7 +213,7 @@ def flows(site: str | None = None, protocol: str | None = Query(None, descriptio
 def runs(site: str | None = None, since: datetime | None = None, limit: int = LIMIT, cursor: int | None = CURSOR,
          who: Principal = Depends(requires("runs:read")), session: Session = Depends(db)):
     ids = scoped_sites(session, who, site)
-    query = _site_filter(select(t.Run, t.Site.name).join(t.Site, t.Site.id == t.Run.site_id), t.Run.site_id, ids)
+    query = in_sites(site_rows(t.Run), t.Run.site_id, ids)
     if since is not None:
         query = query.where(t.Run.captured_at >= since)
     rows = session.execute(paged(query, t.Run.id, cursor, limit)).all()
@@ -238,7 +227,7 @@ def runs(site: str | None = None, since: datetime | None = None, limit: int = LI
 def baselines(site: str | None = None, limit: int = LIMIT, cursor: int | None = CURSOR,
               who: Principal = Depends(requires("baselines:read")), session: Session = Depends(db)):
     ids = scoped_sites(session, who, site)
-    query = _site_filter(select(t.Baseline, t.Site.name).join(t.Site, t.Site.id == t.Baseline.site_id),
+    query = in_sites(site_rows(t.Baseline),
                          t.Baseline.site_id, ids)
     rows = session.execute(paged(query, t.Baseline.id, cursor, limit)).all()
     return page_of(rows, limit, baseline_out)

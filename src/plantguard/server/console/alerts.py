@@ -16,10 +16,10 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import RedirectResponse
 from sqlalchemy import case, func, literal, select
 
-from plantguard.checks.base import SEVERITIES, severity_rank
+from plantguard.checks.base import SEVERITIES, severities_at_least, severity_rank
 from plantguard.server import alert_state
 from plantguard.server import tables as t
-from plantguard.server.api.common import Principal, central, scoped_sites, utc
+from plantguard.server.api.common import Principal, central, one_in_sites, scoped_sites, utc
 from plantguard.server.console.base import PAGE_SIZE, link, page_requires, page_window, render, sites_for
 from plantguard.store.db import begin_write
 
@@ -61,9 +61,10 @@ def _where(session, who: Principal, f: dict, now: datetime) -> list:
     if ids is not None:
         conds.append(t.Alert.site_id.in_(ids))
     if f.get("severity"):
-        if f["severity"] not in SEVERITIES:
+        shown = severities_at_least(f["severity"])
+        if shown is None:
             raise HTTPException(422, f"severity must be one of {', '.join(SEVERITIES)}")
-        conds.append(t.Alert.severity.in_([s for s in SEVERITIES if severity_rank(s) >= severity_rank(f["severity"])]))
+        conds.append(t.Alert.severity.in_(shown))
     if f.get("state"):
         if f["state"] not in alert_state.STATES:
             raise HTTPException(422, f"state must be one of {', '.join(alert_state.STATES)}")
@@ -135,11 +136,7 @@ def alerts(request: Request, offset: int = Query(0, ge=0, le=10_000_000),
 
 def _incident(session, who: Principal, alert_id: int, lock: bool = False):
     """The alert, its site and the query of its incident's alerts (newest first)."""
-    row = session.execute(select(t.Alert, t.Site.name, SRC, DST).join(t.Site, t.Site.id == t.Alert.site_id)
-                          .where(t.Alert.id == alert_id)).first()
-    if row is None or not who.sees(row[1]):
-        raise HTTPException(404, "no such alert")
-    a, site, src, dst = row
+    a, site, src, dst = one_in_sites(session, who, t.Alert, alert_id, "alert", SRC, DST)
     rule = t.Alert.rule_id == a.rule_id if a.rule_id else t.Alert.rule_id.is_(None)     # the rule_id index
     query = (select(t.Alert).where(t.Alert.site_id == a.site_id, rule, SRC == src, DST == dst)
              .order_by(t.Alert.id.desc()))

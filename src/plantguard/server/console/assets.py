@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from sqlalchemy import func, or_, select
 
 from plantguard.server import tables as t
-from plantguard.server.api.common import Principal, central, utc
+from plantguard.server.api.common import Principal, central, one_in_sites, utc
 from plantguard.server.api.inventory import asset_query
 from plantguard.server.console.base import link, page_requires, page_window, render, sites_for
 from plantguard.util.sanitize import csv_cell
@@ -104,11 +104,7 @@ def display_filter(ip: str | None, frame: int | None) -> str:
 def asset_page(request: Request, asset_id: int = Path(..., ge=1, le=2**31 - 1),
                who: Principal = Depends(page_requires("assets:read"))):
     with central(request).sessions() as s:
-        row = s.execute(select(t.Asset, t.Site.name).join(t.Site, t.Site.id == t.Asset.site_id)
-                        .where(t.Asset.id == asset_id)).first()
-        if row is None or not who.sees(row[1]):
-            raise HTTPException(404, "no such asset")
-        a, site = row
+        a, site = one_in_sites(s, who, t.Asset, asset_id, "asset")
         needle = f" {a.key} "
         findings = list(s.scalars(select(t.Finding).where(t.Finding.site_id == a.site_id,
                                                           t.Finding.assets.contains(needle, autoescape=True))

@@ -5,11 +5,10 @@ record, so it filters the loaded rows, at most LOAD_MAX of them."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from sqlalchemy import func, select
 
-from plantguard.checks.base import SEVERITIES, severity_rank
+from plantguard.checks.base import SEVERITIES, severities_at_least, severity_rank
 from plantguard.server import tables as t
-from plantguard.server.api.common import Principal, central, scoped_sites
+from plantguard.server.api.common import Principal, central, in_sites, newest_findings, scoped_sites, site_rows
 from plantguard.server.console.base import PAGE_SIZE, link, page_requires, page_window, render, sites_for
 
 router = APIRouter(include_in_schema=False)
@@ -45,17 +44,12 @@ def findings(request: Request, offset: int = Query(0, ge=0, le=10_000_000),
     f = _filters(request)
     with central(request).sessions() as s:
         ids = scoped_sites(s, who, f.get("site"))
-        newest = (select(t.Finding.sensor_id, func.max(t.Finding.seq).label("seq"))
-                  .group_by(t.Finding.sensor_id).subquery())
-        query = (select(t.Finding, t.Site.name).join(t.Site, t.Site.id == t.Finding.site_id)
-                 .join(newest, (newest.c.sensor_id == t.Finding.sensor_id) & (newest.c.seq == t.Finding.seq)))
-        if ids is not None:
-            query = query.where(t.Finding.site_id.in_(ids))
+        query = in_sites(newest_findings(site_rows(t.Finding)), t.Finding.site_id, ids)
         if f.get("severity"):
-            if f["severity"] not in SEVERITIES:
+            shown = severities_at_least(f["severity"])
+            if shown is None:
                 raise HTTPException(422, f"severity must be one of {', '.join(SEVERITIES)}")
-            query = query.where(t.Finding.severity.in_(
-                [x for x in SEVERITIES if severity_rank(x) >= severity_rank(f["severity"])]))
+            query = query.where(t.Finding.severity.in_(shown))
         if f.get("check"):
             query = query.where(t.Finding.check_id == f["check"])
         if f.get("status"):

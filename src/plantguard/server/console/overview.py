@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from plantguard.checks.base import SEVERITIES
 from plantguard.server import tables as t
 from plantguard.server.alert_state import effective_is
-from plantguard.server.api.common import Principal, central, utc
+from plantguard.server.api.common import Principal, central, newest_findings, utc
 from plantguard.server.console.base import page_requires, render, sites_for
 
 router = APIRouter(include_in_schema=False)
@@ -19,11 +19,8 @@ SHOWN = tuple(reversed(SEVERITIES[1:]))          # critical first; info is not a
 
 def latest_findings(session, site_id: int) -> list[t.Finding]:
     """The findings of each sensor's newest findings envelope for the site."""
-    newest = (select(t.Finding.sensor_id, func.max(t.Finding.seq).label("seq"))
-              .where(t.Finding.site_id == site_id).group_by(t.Finding.sensor_id).subquery())
-    return list(session.scalars(select(t.Finding).join(
-        newest, (newest.c.sensor_id == t.Finding.sensor_id) & (newest.c.seq == t.Finding.seq))
-        .where(t.Finding.site_id == site_id).order_by(t.Finding.id)))
+    return list(session.scalars(newest_findings(select(t.Finding), site_id)
+                                .where(t.Finding.site_id == site_id).order_by(t.Finding.id)))
 
 
 def practices(findings: list[t.Finding]) -> list[tuple[str, str, int]]:
