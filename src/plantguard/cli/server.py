@@ -3,6 +3,7 @@ commands work on the database directly (whoever can reach it is trusted); they a
 actor "cli"."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -26,6 +27,18 @@ DB_OPT = typer.Option(..., "--db", help="The central store: postgresql+psycopg:/
 STATE_OPT = typer.Option(None, "--state", metavar="DIR",
                          help="The server's state directory: CA, TLS certificate (default ./plantguard-server, "
                               "or PLANTGUARD_SERVER_DIR).")
+
+
+@contextmanager
+def _session(db: str):
+    """A session on the central store (migrated to the newest schema), the engine closed after."""
+    from plantguard.store.db import open_engine, session_factory
+    engine = open_engine(db)
+    try:
+        with session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -146,26 +159,21 @@ def token_create(db: str = DB_OPT,
     """Create a token; its text is printed once (only a hash is kept)."""
     from plantguard.server import roles
     from plantguard.server.api.admin import create_token, parse_duration
-    from plantguard.store.db import open_engine, session_factory
     if role not in roles.ROLES + (roles.SENSOR,):
         fail(f"--role must be one of {', '.join(roles.ROLES + (roles.SENSOR,))}, not {role!r}")
     try:
         duration = parse_duration(expires)
     except ValueError as exc:
         fail(str(exc))
-    engine = open_engine(db)
-    try:
-        with session_factory(engine)() as session:
-            try:
-                text, row = create_token(session, "cli", role, list(site), duration, name)
-            except ValueError as exc:
-                fail(str(exc))
-            session.commit()
-            say(f"token {row.id}: role {role}, sites {', '.join(site) or 'all'}, expires {row.expires_at:%Y-%m-%d %H:%M} UTC"
-                + ("; single use (sensor enrolment)" if row.single_use else ""))
-            typer.echo(text)
-    finally:
-        engine.dispose()
+    with _session(db) as session:
+        try:
+            text, row = create_token(session, "cli", role, list(site), duration, name)
+        except ValueError as exc:
+            fail(str(exc))
+        session.commit()
+        say(f"token {row.id}: role {role}, sites {', '.join(site) or 'all'}, expires {row.expires_at:%Y-%m-%d %H:%M} UTC"
+            + ("; single use (sensor enrolment)" if row.single_use else ""))
+        typer.echo(text)
 
 
 @token_app.command("list")
@@ -175,17 +183,12 @@ def token_list(db: str = DB_OPT):
 
     from plantguard.server import auth
     from plantguard.server.api.admin import token_out
-    from plantguard.store.db import open_engine, session_factory
-    engine = open_engine(db)
-    try:
-        with session_factory(engine)() as session:
-            for r in session.scalars(select(auth.ApiToken).order_by(auth.ApiToken.created_at)):
-                t = token_out(r)
-                state = "revoked" if t["revoked"] else ("used" if t["used_at"] else "active")
-                say(f"{t['id']}  {t['role']}  {','.join(t['sites']) or 'all'}  {state}  "
-                    f"expires {t['expires_at']:%Y-%m-%d}  last used {t['last_used_at'] or 'never'}  {t['name']}", out)
-    finally:
-        engine.dispose()
+    with _session(db) as session:
+        for r in session.scalars(select(auth.ApiToken).order_by(auth.ApiToken.created_at)):
+            t = token_out(r)
+            state = "revoked" if t["revoked"] else ("used" if t["used_at"] else "active")
+            say(f"{t['id']}  {t['role']}  {','.join(t['sites']) or 'all'}  {state}  "
+                f"expires {t['expires_at']:%Y-%m-%d}  last used {t['last_used_at'] or 'never'}  {t['name']}", out)
 
 
 @token_app.command("revoke")
@@ -194,21 +197,16 @@ def token_revoke(token_id: str = typer.Argument(..., help="The token's id (the p
     from datetime import datetime, timezone
 
     from plantguard.server import audit, auth
-    from plantguard.store.db import open_engine, session_factory
-    engine = open_engine(db)
-    try:
-        with session_factory(engine)() as session:
-            row = session.get(auth.ApiToken, token_id)
-            if row is None:
-                fail(f"no token {token_id}")
-            if row.revoked_at is None:
-                row.revoked_at = datetime.now(timezone.utc)
-                audit.append(session, "cli", "token.revoke", f"token {token_id}", before={"revoked": False},
-                             after={"revoked": True})
-                session.commit()
-            say(f"token {token_id} revoked")
-    finally:
-        engine.dispose()
+    with _session(db) as session:
+        row = session.get(auth.ApiToken, token_id)
+        if row is None:
+            fail(f"no token {token_id}")
+        if row.revoked_at is None:
+            row.revoked_at = datetime.now(timezone.utc)
+            audit.append(session, "cli", "token.revoke", f"token {token_id}", before={"revoked": False},
+                         after={"revoked": True})
+            session.commit()
+        say(f"token {token_id} revoked")
 
 
 @user_app.command("add")
@@ -225,7 +223,7 @@ def user_add(db: str = DB_OPT,
     from sqlalchemy import select
 
     from plantguard.server import audit, auth, roles
-    from plantguard.store.db import begin_write, open_engine, session_factory
+    from plantguard.store.db import begin_write
     if role not in roles.ROLES:
         fail(f"--role must be one of {', '.join(roles.ROLES)}, not {role!r}")
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,120}", username):
@@ -239,18 +237,14 @@ def user_add(db: str = DB_OPT,
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     if len(password) < 12:
         fail("the password must be at least 12 characters")
-    engine = open_engine(db)
-    try:
-        with session_factory(engine)() as session:
-            begin_write(session)
-            if session.scalar(select(auth.User).where(auth.User.username == username)) is not None:
-                fail(f"user {username} exists")
-            session.add(auth.User(username=username, password_hash=auth.hash_secret(password), role=role,
-                                  sites=list(site), created_at=datetime.now(timezone.utc), disabled=False))
-            audit.append(session, "cli", "user.create", f"user {username}", after={"role": role, "sites": list(site)})
-            session.commit()
-    finally:
-        engine.dispose()
+    with _session(db) as session:
+        begin_write(session)
+        if session.scalar(select(auth.User).where(auth.User.username == username)) is not None:
+            fail(f"user {username} exists")
+        session.add(auth.User(username=username, password_hash=auth.hash_secret(password), role=role,
+                              sites=list(site), created_at=datetime.now(timezone.utc), disabled=False))
+        audit.append(session, "cli", "user.create", f"user {username}", after={"role": role, "sites": list(site)})
+        session.commit()
     say(f"user {username}: role {role}, sites {', '.join(site) or 'all'}")
 
 
@@ -260,27 +254,17 @@ def user_list(db: str = DB_OPT):
     from sqlalchemy import select
 
     from plantguard.server import auth
-    from plantguard.store.db import open_engine, session_factory
-    engine = open_engine(db)
-    try:
-        with session_factory(engine)() as session:
-            for u in session.scalars(select(auth.User).order_by(auth.User.username)):
-                say(f"{u.username}  {u.role}  {','.join(u.sites or []) or 'all'}  {'disabled' if u.disabled else 'active'}", out)
-    finally:
-        engine.dispose()
+    with _session(db) as session:
+        for u in session.scalars(select(auth.User).order_by(auth.User.username)):
+            say(f"{u.username}  {u.role}  {','.join(u.sites or []) or 'all'}  {'disabled' if u.disabled else 'active'}", out)
 
 
 @audit_app.command("verify")
 def audit_verify(db: str = DB_OPT):
     """Check the audit log's hash chain; exit 1 when a row was changed, removed or inserted."""
     from plantguard.server import audit
-    from plantguard.store.db import open_engine, session_factory
-    engine = open_engine(db)
-    try:
-        with session_factory(engine)() as session:
-            v = audit.verify(session)
-    finally:
-        engine.dispose()
+    with _session(db) as session:
+        v = audit.verify(session)
     if v.ok:
         say(f"audit log: {v.rows:,} rows, chain intact")
         return
@@ -297,13 +281,8 @@ def audit_export(db: str = DB_OPT,
     from plantguard.errors import InputError
     from plantguard.siem.registry import open_sink
     from plantguard.siem.spec import DeliveryError
-    from plantguard.store.db import open_engine, session_factory
-    engine = open_engine(db)
-    try:
-        with session_factory(engine)() as session:
-            events = audit.events(session, since)
-    finally:
-        engine.dispose()
+    with _session(db) as session:
+        events = audit.events(session, since)
     for url in sink:
         try:
             s = open_sink(url)
