@@ -237,6 +237,36 @@ def drain(outbox: EnvelopeOutbox, client: CentralClient, deadline: float, *,
     return res
 
 
+class Courier:
+    """The enrolled sensor's outbox and its way to central, for deliveries of a few seconds at a
+    time from a long-running process (monitor --central): the client certificate renewed when due,
+    one client kept open, a refusal (revoked sensor, schema) left in the outbox for status to show."""
+
+    def __init__(self, state):
+        from plantguard.sensor.outbox import EnvelopeOutbox
+        self.state, self.me = state, state.load()
+        self.outbox = EnvelopeOutbox(state.outbox, self.me.sensor_id)
+        self._client: CentralClient | None = None
+
+    def deliver(self, seconds: float) -> None:
+        from plantguard.sensor.renewal import renew_if_due
+        try:
+            if renew_if_due(self.state, self.me) and self._client is not None:
+                self._client.close()
+                self._client = None
+            if self._client is None:
+                self._client = CentralClient(self.me.server, self.state.ca, self.state.cert, self.state.key)
+            drain(self.outbox, self._client, time.monotonic() + seconds, backoff_max=1.0)
+        except CentralRefused:
+            pass
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self.outbox.close()
+
+
 class CheckpointPusher:
     """monitor --central: each checkpoint's assessment (run, inventory delta, findings, flows) and
     the baseline when it changed, queued in the sensor's outbox and delivered for a few seconds at
@@ -245,22 +275,16 @@ class CheckpointPusher:
     DRAIN_SECONDS = 5.0
 
     def __init__(self, state, site_model=None):
-        from plantguard.sensor.outbox import EnvelopeOutbox
-        self.state, self.me, self.site_model = state, state.load(), site_model
-        self.outbox = EnvelopeOutbox(state.outbox, self.me.sensor_id)
+        self.courier, self.site_model = Courier(state), site_model
         self._baseline = None
 
     def __call__(self, contract: dict, baseline: dict) -> None:
-        site = self.me.site
-        envs = envelopes_for_assessment(contract, site, self.outbox, self.site_model)
+        outbox, site = self.courier.outbox, self.courier.me.site
+        envs = envelopes_for_assessment(contract, site, outbox, self.site_model)
         envs[0][2]["kind"] = "monitor"                       # the run envelope
         fp = hashlib.sha256(body_json({"b": baseline})).hexdigest()
         if fp != self._baseline:
             envs.append(("baseline", envs[0][1], {"baseline": baseline}))
             self._baseline = fp
-        queue(self.outbox, site, envs)
-        try:
-            with CentralClient(self.me.server, self.state.ca, self.state.cert, self.state.key) as client:
-                drain(self.outbox, client, time.monotonic() + self.DRAIN_SECONDS, backoff_max=1.0)
-        except CentralRefused:
-            pass                # kept in the outbox; sensor status and the server's audit say why
+        queue(outbox, site, envs)
+        self.courier.deliver(self.DRAIN_SECONDS)

@@ -10,7 +10,6 @@ are counted as skipped. The URL must name the server the sensor enrolled with.""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 
 from plantguard.errors import InputError
@@ -21,18 +20,18 @@ DRAIN_SECONDS = 5.0
 
 class CentralSink(Sink):
     def __init__(self, url: SinkURL, fmt: Format):
-        from plantguard.sensor.outbox import EnvelopeOutbox
+        from plantguard.sensor.push import Courier
         from plantguard.sensor.state import SensorState
         self.format = fmt
-        self.state = SensorState(url.options.get("state") or None)
-        self.me = self.state.load()
+        state = SensorState(url.options.get("state") or None)
+        me = state.load()
         wanted = f"https://{url.parts.netloc}"
-        if self.me.server.rstrip("/") != wanted:
-            raise InputError(f"{url.safe()}: sensor {self.me.sensor_id} is enrolled with {self.me.server}, not {wanted}")
+        if me.server.rstrip("/") != wanted:
+            raise InputError(f"{url.safe()}: sensor {me.sensor_id} is enrolled with {me.server}, not {wanted}")
         self.name = f"central+{wanted}"
-        self.outbox = EnvelopeOutbox(self.state.outbox, self.me.sensor_id)
+        self.courier = Courier(state)
+        self.me, self.outbox = me, self.courier.outbox
         self.skipped = 0
-        self._client = None
 
     def send(self, records: list[bytes]) -> None:
         alerts, beats = [], []
@@ -55,27 +54,10 @@ class CentralSink(Sink):
                                                           "outbox_bytes": self.outbox.stored_bytes,
                                                           "dropped": self.outbox.dropped,
                                                           "skipped_events": self.skipped})
-        self._drain()
-
-    def _drain(self) -> None:
-        from plantguard.sensor.client import CentralClient, CentralRefused
-        from plantguard.sensor.push import drain
-        from plantguard.sensor.renewal import renew_if_due
-        try:
-            if renew_if_due(self.state, self.me) and self._client is not None:
-                self._client.close()
-                self._client = None
-            if self._client is None:
-                self._client = CentralClient(self.me.server, self.state.ca, self.state.cert, self.state.key)
-            drain(self.outbox, self._client, time.monotonic() + DRAIN_SECONDS, backoff_max=1.0)
-        except CentralRefused:
-            pass                # kept in the outbox; the sensor's status and the server's audit say why
+        self.courier.deliver(DRAIN_SECONDS)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        self.outbox.close()
+        self.courier.close()
 
 
 def open_central(url: SinkURL, fmt: Format) -> CentralSink:
