@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timezone
 from typing import Any, Literal
 
 import zstandard
@@ -111,11 +110,6 @@ def _parse(version: Any) -> tuple[int, int] | None:
 def body_json(body: dict) -> bytes:
     """A body as compact JSON (what the size bounds count); ValueError when it is not JSON-safe."""
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-def as_utc(t: datetime) -> datetime:
-    """A timestamp with its zone (naive ones from SQLite are UTC)."""
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _one_line(text: str) -> str:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from plantguard import __version__
-from plantguard.central.envelope import as_utc, body_json
+from plantguard.central.envelope import body_json
+from plantguard.util.timefmt import as_utc
 from plantguard.sensor.client import CentralClient, CentralRefused, CentralUnavailable
 from plantguard.sensor.outbox import EnvelopeOutbox
 

@@ -10,6 +10,7 @@ from sqlalchemy import and_, or_
 
 from plantguard.server import audit
 from plantguard.server import tables as t
+from plantguard.util.timefmt import as_utc
 
 STATES = ("open", "acknowledged", "closed", "risk-accepted")
 NEEDS_REASON = ("risk-accepted", "closed")
@@ -37,7 +38,7 @@ def apply(session, actor: str, a: t.Alert, site: str, state: str, reason: str | 
 
 def effective(a: t.Alert, now: datetime | None = None) -> str:
     """The state as shown: a risk acceptance that expired is open again."""
-    if a.state == "risk-accepted" and a.state_until is not None and _utc(a.state_until) <= (now or _now()):
+    if a.state == "risk-accepted" and a.state_until is not None and as_utc(a.state_until) <= (now or _now()):
         return "open"
     return a.state
 
@@ -57,5 +58,3 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _utc(d: datetime) -> datetime:
-    return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from plantguard.server.roles import ALL_ROLES, ROLES, SENSOR
 from plantguard.store.db import Base
+from plantguard.util.timefmt import as_utc
 
 # argon2id, 19 MiB, 3 passes, 1 lane (above OWASP's minimum): one verification takes ~30 ms on
 # the idle 2-core CI machine, ~50 ms when both cores are busy; one lane does not need a free core
@@ -52,11 +53,6 @@ MAX_USERNAME = 256
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time stored here is UTC."""
-    return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
 
 
 def _token_expiry() -> datetime:
@@ -190,7 +186,7 @@ class ApiToken(Base):
 
     def usable(self, now: datetime | None = None) -> bool:
         now = now or _now()
-        expires = _utc(self.expires_at)
+        expires = as_utc(self.expires_at)
         return (self.revoked_at is None and (expires is None or now < expires)
                 and not (self.single_use and self.used_at is not None))
 
@@ -247,7 +243,7 @@ def authenticate_token(db: Session, text: str, cache: TokenCache | None = None, 
             return None
         if cache is not None:
             cache.put(text, id)
-    last = _utc(row.last_used_at)
+    last = as_utc(row.last_used_at)
     if last is None or (now - last).total_seconds() >= LAST_USED_EVERY:
         row.last_used_at = now
     return row
@@ -303,7 +299,7 @@ def find_session(db: Session, cookie: str, *, now: datetime | None = None) -> We
     if not isinstance(cookie, str) or not cookie or len(cookie) > MAX_TOKEN_TEXT:
         return None
     row = db.get(WebSession, _session_key(cookie))
-    if row is None or (now or _now()) >= _utc(row.expires_at):
+    if row is None or (now or _now()) >= as_utc(row.expires_at):
         return None
     return row
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from plantguard.server import auth, pki, roles
 from plantguard.server import tables as t
 from plantguard.store.db import begin_write
+from plantguard.util.timefmt import as_utc as utc  # noqa: F401 - the routes' name for it
 
 SESSION_COOKIE = "pg_session"
 CSRF_HEADER = "x-csrf-token"
@@ -153,13 +154,6 @@ def _sensor(request: Request, session: Session) -> Principal:
 
 
 # ------------------------------------------------------------------------------ queries
-def utc(v: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; everything stored is UTC."""
-    if v is None:
-        return None
-    return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v
-
-
 def scoped_sites(session: Session, who: Principal, site: str | None) -> list[int] | None:
     """The site ids the caller may see, narrowed to `site` when given; None: every site."""
     if site is not None:
