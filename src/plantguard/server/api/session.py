@@ -81,28 +81,48 @@ def bootstrap(body: Bootstrap, request: Request, session: Session = Depends(db))
 
 @router.post("/login", response_model=LoggedIn, summary="Console log-in: a session cookie and its CSRF token")
 def login(body: Login, request: Request, response: Response, session: Session = Depends(db)):
-    limiter = central(request).logins
-    key = (body.username, client_label(request))
+    try:
+        cookie, ws, user = sign_in(session, central(request).logins, client_label(request), body.username,
+                                   body.password)
+    except LoginRefused as exc:
+        raise HTTPException(exc.status, exc.detail, headers={"Retry-After": str(exc.wait)} if exc.wait else None)
+    set_session_cookie(response, cookie)
+    return LoggedIn(username=user.username, role=user.role, sites=user.sites or [], csrf=ws.csrf,
+                    expires_at=utc(ws.expires_at))
+
+
+class LoginRefused(Exception):
+    def __init__(self, status: int, detail: str, wait: int | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.wait = status, detail, wait
+
+
+def sign_in(session: Session, limiter, client: str, username: str, password: str):
+    """(cookie, session row, user) for a right password, audited; LoginRefused (429 with the seconds
+    to wait, or 401, audited) otherwise. The API's log-in and the console's form both come here."""
+    key = (username, client)
     wait = limiter.retry_after(*key)
     if wait:
-        raise HTTPException(429, "too many failed log-ins; try again later", headers={"Retry-After": str(wait)})
-    user = session.scalar(select(auth.User).where(auth.User.username == body.username))
-    ok = user is not None and not user.disabled and auth.verify_secret(user.password_hash, body.password)
+        raise LoginRefused(429, "too many failed log-ins; try again later", wait)
+    user = session.scalar(select(auth.User).where(auth.User.username == username))
+    ok = user is not None and not user.disabled and auth.verify_secret(user.password_hash, password)
     if not ok:
         if user is None:
-            auth.verify_secret(_dummy_hash(), body.password)     # the same time for unknown and known names
+            auth.verify_secret(_dummy_hash(), password)     # the same time for unknown and known names
         limiter.failed(*key)
-        audit.append(session, f"anonymous@{client_label(request)}", "login.failed", f"user {body.username[:120]}")
+        audit.append(session, f"anonymous@{client}", "login.failed", f"user {username[:120]}")
         session.commit()
-        raise HTTPException(401, "wrong user name or password")
+        raise LoginRefused(401, "wrong user name or password")
     limiter.succeeded(*key)
     cookie, ws = auth.new_session(session, user.id)
     audit.append(session, f"user:{user.username}", "login", f"user {user.username}")
     session.commit()
+    return cookie, ws, user
+
+
+def set_session_cookie(response: Response, cookie: str) -> None:
     response.set_cookie(SESSION_COOKIE, cookie, max_age=int(auth.SESSION_HOURS * 3600), httponly=True, secure=True,
                         samesite="strict", path="/")
-    return LoggedIn(username=user.username, role=user.role, sites=user.sites or [], csrf=ws.csrf,
-                    expires_at=utc(ws.expires_at))
 
 
 @router.post("/logout", status_code=204, summary="End the console session")

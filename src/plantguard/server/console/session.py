@@ -6,10 +6,9 @@ from importlib.resources import files
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plantguard.server import audit, auth
+from plantguard.server import auth
 from plantguard.server.api.common import SESSION_COOKIE, Principal, central, client_label
 from plantguard.server.console.base import LoginNeeded, page_requires, render
 from plantguard.store.db import begin_write
@@ -36,29 +35,19 @@ def login_form(request: Request, next: str = "/"):
 @router.post("/login")
 def login(request: Request, username: str = Form(..., max_length=120), password: str = Form(..., max_length=1000),
           next: str = Form("/")):
+    from plantguard.server.api.session import LoginRefused, set_session_cookie, sign_in
     c = central(request)
-    key = (username, client_label(request))
-    wait = c.logins.retry_after(*key)
-    if wait:
-        return render(request, None, "login.html.j2", status=429, title="Log in", next=_safe_next(next),
-                      error=f"Too many failed log-ins: try again in {wait} s.")
     with c.sessions() as s:
         begin_write(s)
-        user = s.scalar(select(auth.User).where(auth.User.username == username))
-        ok = user is not None and not user.disabled and auth.verify_secret(user.password_hash, password)
-        if not ok:
-            c.logins.failed(*key)
-            audit.append(s, f"anonymous@{client_label(request)}", "login.failed", f"user {username[:120]}")
-            s.commit()
-            return render(request, None, "login.html.j2", status=401, title="Log in", next=_safe_next(next),
-                          error="Wrong user name or password.")
-        c.logins.succeeded(*key)
-        cookie, _ = auth.new_session(s, user.id)
-        audit.append(s, f"user:{user.username}", "login", f"user {user.username}")
-        s.commit()
+        try:
+            cookie, _, _ = sign_in(s, c.logins, client_label(request), username, password)
+        except LoginRefused as exc:
+            error = (f"Too many failed log-ins: try again in {exc.wait} s." if exc.status == 429
+                     else "Wrong user name or password.")
+            return render(request, None, "login.html.j2", status=exc.status, title="Log in", next=_safe_next(next),
+                          error=error)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, cookie, max_age=int(auth.SESSION_HOURS * 3600), httponly=True, secure=True,
-                        samesite="strict", path="/")
+    set_session_cookie(response, cookie)
     return response
 
 
