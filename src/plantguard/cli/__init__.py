@@ -41,6 +41,7 @@ class _Group(TyperGroup):
             interrupted()
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra) -> Any:
+        _choices_any_case(self)
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                               standalone_mode=False, **extra)
@@ -50,6 +51,19 @@ class _Group(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _choices_any_case(command) -> None:
+    """Every choice of every command is accepted in any case (`--format HTML`, `--role Admin`)
+    and handed on as declared: the one place where that is decided."""
+    for param in command.params:
+        desc = getattr(param, "type_descriptor", None)        # Typer >= 0.2x: its own choice types
+        if desc is not None and desc.is_choice:
+            desc.parameter_info.case_sensitive = False
+        elif type(getattr(param, "type", None)).__name__ == "Choice":       # Click's
+            param.type.case_sensitive = False
+    for sub in getattr(command, "commands", {}).values():
+        _choices_any_case(sub)
 
 
 def _stopped(exc: BaseException, prog_name: str | None) -> int:
@@ -78,15 +92,40 @@ def _stopped(exc: BaseException, prog_name: str | None) -> int:
     raise exc
 
 
-app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="plantguard: passive security assessment of smart-manufacturing networks.")
 out = Console()
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        say(f"plantguard {__version__}", out)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="More on stderr: -v what each stage did and how long it took, -vv details."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Errors only on stderr, no progress display."),
+):
+    """plantguard: passive security assessment of smart-manufacturing networks.
+
+    Global options go before the command (`plantguard -v assess ...`)."""
+    from plantguard.cli.verbosity import configure
+    configure(verbose, quiet)
+
+
 def say(msg: str, console: Console | None = None) -> None:
     """One line for a person (stderr unless `console` says otherwise), shown literally: control
-    characters and escapes made visible, no markup, no emoji codes, a line break as \\n."""
+    characters and escapes made visible, no markup, no emoji codes, a line break as \\n. With -q
+    only the errors reach stderr (they start "plantguard:")."""
+    from plantguard.cli.verbosity import is_quiet
+    if console is None and is_quiet() and not msg.startswith("plantguard:"):
+        return
     (console or err).print(terminal_text(msg), soft_wrap=True, highlight=False)
 
 
@@ -146,7 +185,7 @@ def main() -> None:
     from plantguard.errors import InputError
     from plantguard.protocols._spec import ProtocolSpecError
     try:
-        app()
+        app(prog_name="plantguard")
     except KeyboardInterrupt:
         say("plantguard: interrupted")
         sys.exit(EXIT_INTERRUPTED)

@@ -1,6 +1,7 @@
 """`plantguard assess`: the captured plant against the good practices, as a report."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import List, Optional
 
@@ -8,8 +9,10 @@ import typer
 
 from plantguard.cli import app, fail, format_choice, say
 from plantguard.cli.common import (JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site, memory_budget,
-                                   progress_analyze, write_report)
+                                   progress_analyze, stage, write_report)
 from plantguard.errors import InputError
+
+log = logging.getLogger("plantguard.cli.assess")
 
 
 @app.command()
@@ -44,16 +47,20 @@ def assess(
     from plantguard.store.db import IN_MEMORY, StoreError
     store_error = None
     try:
-        contract = run_assessment(result, site_model, db=db, options=tickets)
+        with stage("checks"):
+            contract = run_assessment(result, site_model, db=db, options=tickets)
     except StoreError as exc:   # the report is still written, with what needs the store not run
         store_error = str(exc)
         contract = run_assessment(result, site_model, db=IN_MEMORY, options=tickets)
     except InputError as exc:
         fail(str(exc))
     store_error = _store_not_run(contract, store_error)
-    body = render(contract, format)
-    write_report(body, output)
     s = contract["summary"]
+    log.info("assessment: %s assets, %s findings (%s failing), %s checks not run", s["assets"],
+             len(contract["findings"]), s["failed"], len(contract.get("checks_not_run") or []))
+    with stage(f"rendering {format}"):
+        body = render(contract, format)
+    write_report(body, output)
     if not is_stdout(output):
         say(f"{s['assets']} assets, {s['failed']} failing findings "
             f"({', '.join(f'{k} {v}' for k, v in s['findings'].items() if v)}); report: {output}")

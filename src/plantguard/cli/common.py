@@ -2,12 +2,17 @@
 without leaving half a file, opening the store."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from plantguard.cli import err, fail, say
+
+log = logging.getLogger("plantguard.cli")
 
 STDOUT = "-"        # `-o -`: the report goes to standard output
 
@@ -54,8 +59,11 @@ def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1):
 
     from plantguard.capture.formats import CaptureError
     from plantguard.capture.parallel import WorkerFailed, analyze_parallel, default_jobs
+    from plantguard.cli.verbosity import is_quiet
     jobs = default_jobs() if jobs is None else jobs
-    show = not quiet and err.is_terminal
+    show = not quiet and not is_quiet() and err.is_terminal
+    log.info("reading %d capture argument(s) with %d job(s)", len(paths), jobs)
+    started = time.perf_counter()
     try:
         if not show:
             result = analyze_parallel(paths, jobs, budget=budget)
@@ -67,12 +75,26 @@ def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1):
                 result = analyze_parallel(paths, jobs, progress=lambda n: prog.advance(task, n), budget=budget)
     except (CaptureError, WorkerFailed) as exc:
         fail(str(exc))
+    log.info("captures read: %d files, %s packets, %s flows, %s observations in %.2f s",
+             len(result.captures), f"{sum(c.packets for c in result.captures):,}", f"{len(result.flows):,}",
+             f"{len(result.observations):,}", time.perf_counter() - started)
+    for c in result.captures:
+        log.debug("capture %s: %s packets, %s bytes", c.path, f"{c.packets:,}", f"{c.bytes:,}")
+    log.debug("engine counters: %s", ", ".join(f"{k} {v:,}" for k, v in result.counters.items() if v))
     if result.captures and not any(c.packets for c in result.captures):
         first = next((w for c in result.captures for w in c.warnings), None)
         if first:   # nothing at all was readable: that is an input error, not an empty plant
             fail(first)
     print_warnings(result.captures)
     return result
+
+
+@contextmanager
+def stage(name: str):
+    """Log (INFO, -v) how long one stage of a command took."""
+    started = time.perf_counter()
+    yield
+    log.info("%s: %.2f s", name, time.perf_counter() - started)
 
 
 def print_warnings(captures) -> None:
