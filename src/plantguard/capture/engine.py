@@ -50,11 +50,13 @@ DEFAULT_CHUNK = 65536
 
 def analyze(paths: Iterable[str | os.PathLike], progress: Callable[[int], None] | None = None, *,
             max_flows: int | None = None, max_states: int | None = None,
-            chunk_records: int = DEFAULT_CHUNK, budget: Budget | None = None, shard=None) -> AnalysisResult:
+            chunk_records: int = DEFAULT_CHUNK, budget: Budget | None = None, shard=None,
+            packet_filter=None) -> AnalysisResult:
     """Analyse capture files (directories mean every capture below them). progress(n) is
     called after each chunk with the number of packets it held. The limits come from `budget`
     (default: budget.DEFAULT, what the CLI uses); max_flows / max_states override it. `shard`
-    (a parallel.Shard) keeps one worker's records of every chunk, right after the decode."""
+    (a parallel.Shard) keeps one worker's records of every chunk, right after the decode.
+    `packet_filter` (a bpf.PacketFilter, --bpf) drops records before anything sees them."""
     budget = budget or DEFAULT_BUDGET
     eng = Engine(max_flows or budget.max_flows, max_states or budget.max_states, budget.pending_bytes,
                  budget.max_observations)
@@ -65,6 +67,8 @@ def analyze(paths: Iterable[str | os.PathLike], progress: Callable[[int], None] 
         eng.captures.append(cap)
         st = formats.ReadStats(cap)
         chunks = formats.read_chunks(path, st, _chunk_records(path, chunk_records, budget.chunk_bytes))
+        if packet_filter is not None:
+            chunks = packet_filter.chunks(chunks, st)
         try:
             for chunk in chunks:
                 eng.process(cap_idx, cap, chunk)

@@ -100,12 +100,13 @@ class Shard:
 def analyze_parallel(paths: Iterable[str | os.PathLike], jobs: int,
                      progress: Callable[[int], None] | None = None, *, max_flows: int | None = None,
                      max_states: int | None = None, chunk_records: int | None = None,
-                     budget=None) -> AnalysisResult:
-    """engine.analyze() in `jobs` processes (1: in this process, as analyze)."""
+                     budget=None, packet_filter=None) -> AnalysisResult:
+    """engine.analyze() in `jobs` processes (1: in this process, as analyze). Every worker
+    applies `packet_filter` (bpf.PacketFilter) to every record, before its share is taken."""
     from plantguard.budget import DEFAULT
     from plantguard.capture import engine, formats
     budget = budget or DEFAULT
-    kw = {"chunk_records": chunk_records or engine.DEFAULT_CHUNK}
+    kw = {"chunk_records": chunk_records or engine.DEFAULT_CHUNK, "packet_filter": packet_filter}
     files = formats.expand_paths(list(paths))   # a bad path fails here, before any fork
     if jobs <= 1:
         return engine.analyze(files, progress, max_flows=max_flows, max_states=max_states,

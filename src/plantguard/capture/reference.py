@@ -44,7 +44,8 @@ def decoded_frames(path) -> Iterator[tuple[int, float, Layers]]:
 
 
 def analyze_reference(paths: Iterable[str | os.PathLike],
-                      progress: Callable[[int], None] | None = None) -> AnalysisResult:
+                      progress: Callable[[int], None] | None = None, packet_filter=None) -> AnalysisResult:
+    """`packet_filter` (bpf.PacketFilter) is applied frame by frame, to the frame as read."""
     result = AnalysisResult()
     deep = DeepTier()
     agg = ObservationAggregator()
@@ -61,6 +62,10 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
                 done += 1
                 if progress and done % PROGRESS_EVERY == 0:
                     progress(PROGRESS_EVERY)
+                if packet_filter is not None and not packet_filter.matches(lay):
+                    st.packets -= 1     # the capture counts what was analysed, as the engine's
+                    st.bytes -= wirelen
+                    continue
                 if lay is not None and lay.fragment:
                     counters["fragments"] += 1
                     whole = reasm.feed(ts, lay.l3)
