@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, say
-from plantguard.cli.common import (JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site, memory_budget,
-                                   progress_analyze, stage, write_report)
+from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site,
+                                   memory_budget, progress_analyze, stage, write_report)
 from plantguard.errors import InputError
 
 log = logging.getLogger("plantguard.cli.assess")
@@ -27,6 +27,7 @@ def assess(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N", help=JOBS_HELP),
+    bpf: Optional[str] = typer.Option(None, "--bpf", metavar="FILTER", help=BPF_HELP),
 ):
     """Assess the captured plant against the good practices; write a report."""
     from plantguard.checks.base import SEVERITIES, severity_rank
@@ -43,7 +44,7 @@ def assess(
     budget = memory_budget(max_memory)
     site_model = load_site(site)
     tickets = _tickets(changes, db)
-    result = progress_analyze(captures, quiet, budget, jobs)
+    result = progress_analyze(captures, quiet, budget, jobs, bpf)
     from plantguard.store.db import IN_MEMORY, StoreError
     store_error = None
     try:

@@ -51,37 +51,55 @@ JOBS_HELP = ("Processes analysing the captures, each a share of the packets (def
              "cores; 1: all in this process). The result is the same.")
 
 
-def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1):
+BPF_HELP = ("Analyse only the packets this filter matches (tcpdump syntax, a subset: host, net, port, "
+            "portrange, tcp, udp, icmp, ip, ip6, arp, vlan, ether host/proto, and/or/not; docs/cli.md).")
+
+
+def packet_filter(text: str | None):
+    """--bpf: the compiled filter, None without one; a filter that cannot be used is exit 2."""
+    from plantguard.capture.bpf import FilterError, compile_filter
+    try:
+        return compile_filter(text)
+    except FilterError as exc:
+        fail(str(exc))
+
+
+def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1, bpf: str | None = None):
     """Run the packet engine in `jobs` processes (None: one per core) with a progress display on
     stderr (hidden when not a terminal), within the memory budget (budget.Budget; None: the
-    default)."""
+    default), on the packets the --bpf filter keeps (None: all)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from plantguard.capture.formats import CaptureError
     from plantguard.capture.parallel import WorkerFailed, analyze_parallel, default_jobs
     from plantguard.cli.verbosity import is_quiet
+    pf = packet_filter(bpf)
     jobs = default_jobs() if jobs is None else jobs
     show = not quiet and not is_quiet() and err.is_terminal
     log.info("reading %d capture argument(s) with %d job(s)", len(paths), jobs)
     started = time.perf_counter()
     try:
         if not show:
-            result = analyze_parallel(paths, jobs, budget=budget)
+            result = analyze_parallel(paths, jobs, budget=budget, packet_filter=pf)
         else:
             with Progress(SpinnerColumn(), TextColumn("[bold]reading captures"),
                           TextColumn("{task.completed:,} packets"), TimeElapsedColumn(),
                           console=err, transient=True) as prog:
                 task = prog.add_task("read", total=None)
-                result = analyze_parallel(paths, jobs, progress=lambda n: prog.advance(task, n), budget=budget)
+                result = analyze_parallel(paths, jobs, progress=lambda n: prog.advance(task, n), budget=budget,
+                                          packet_filter=pf)
     except (CaptureError, WorkerFailed) as exc:
         fail(str(exc))
     log.info("captures read: %d files, %s packets, %s flows, %s observations in %.2f s",
              len(result.captures), f"{sum(c.packets for c in result.captures):,}", f"{len(result.flows):,}",
              f"{len(result.observations):,}", time.perf_counter() - started)
+    if pf is not None:
+        result.notes.append(pf.note())
+        log.info(pf.note())
     for c in result.captures:
         log.debug("capture %s: %s packets, %s bytes", c.path, f"{c.packets:,}", f"{c.bytes:,}")
     log.debug("engine counters: %s", ", ".join(f"{k} {v:,}" for k, v in result.counters.items() if v))
-    if result.captures and not any(c.packets for c in result.captures):
+    if result.captures and not any(c.packets for c in result.captures) and (pf is None or not pf.read):
         first = next((w for c in result.captures for w in c.warnings), None)
         if first:   # nothing at all was readable: that is an input error, not an empty plant
             fail(first)

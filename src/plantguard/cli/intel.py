@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from plantguard.cli import fail, format_choice, out, say
-from plantguard.cli.common import DB_HELP, check_output, default_db, open_store, print_warnings, write_report
+from plantguard.cli.common import (BPF_HELP, DB_HELP, check_output, default_db, open_store, packet_filter, print_warnings,
+                                   write_report)
 from plantguard.util.sanitize import terminal_text
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -92,6 +93,7 @@ def intel_plan(
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     format: format_choice("plan") = typer.Option("csv", "--format", "-f"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here; - for stdout (default: stdout)."),
+    bpf: Optional[str] = typer.Option(None, "--bpf", metavar="FILTER", help=BPF_HELP),
 ):
     """The patch plan for the captured plant (CSV by default)."""
     from plantguard.assess import run_assessment
@@ -105,8 +107,9 @@ def intel_plan(
             site_model = load_site(site)
         except (SiteError, OSError) as exc:
             fail(str(exc))
+    pf = packet_filter(bpf)
     try:
-        result = analyze(captures)
+        result = analyze(captures, packet_filter=pf)
     except Exception as exc:  # noqa: BLE001
         fail(str(exc))
     print_warnings(result.captures)

@@ -7,7 +7,8 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, out, say
-from plantguard.cli.common import JOBS_HELP, MAX_MEMORY_HELP, load_site, memory_budget, progress_analyze, write_report
+from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, load_site, memory_budget, progress_analyze,
+                                   write_report)
 
 
 @app.command()
@@ -20,6 +21,7 @@ def inventory(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N", help=JOBS_HELP),
+    bpf: Optional[str] = typer.Option(None, "--bpf", metavar="FILTER", help=BPF_HELP),
 ):
     """List the devices seen in the captures: vendor, role, identity, services, zone."""
     from plantguard.inventory.build import build_assets
@@ -28,7 +30,7 @@ def inventory(
     from plantguard.util.warnings import summarized_captures
     budget = memory_budget(max_memory)
     site_model = load_site(site)
-    result = progress_analyze(captures, quiet, budget, jobs)
+    result = progress_analyze(captures, quiet, budget, jobs, bpf)
     notes: list[str] = []
     assets = build_assets(result, site_model, notes)
     caps = summarized_captures(c.as_dict() for c in result.captures)   # warnings by kind, not per record

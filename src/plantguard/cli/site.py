@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import fail, out, say
-from plantguard.cli.common import STDOUT, check_output, progress_analyze, write_atomically
+from plantguard.cli.common import BPF_HELP, STDOUT, check_output, progress_analyze, write_atomically
 
 site_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                        help="Site files: draft one from traffic, check one.")
@@ -36,13 +36,14 @@ def site_init(
     force: bool = typer.Option(False, "--force", help="Replace the output file if it exists."),
     name: Optional[str] = typer.Option(None, "--name", help="The site's name (default: the first capture's, with '(draft)')."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    bpf: Optional[str] = typer.Option(None, "--bpf", metavar="FILTER", help=BPF_HELP),
 ):
     from plantguard.site import SiteError, parse_site
     from plantguard.site.draft import draft_text
     to_stdout = str(output) == STDOUT
     if not to_stdout:                           # before the work, not after it
         _check_target(output, force)
-    result = progress_analyze(captures, quiet)
+    result = progress_analyze(captures, quiet, bpf=bpf)
     text, draft = draft_text(result, name or f"{Path(str(captures[0])).name} (draft)")
     try:                                        # the draft must load as it is written
         parse_site(text, str(output))
