@@ -292,10 +292,11 @@ def test_change_commands_on_the_store(store_url, tmp_path):
     assert "2 change tickets (1 added, 1 replaced)" in res.output
     res = _cli("change", "list", "--db", store_url)
     assert res.exit_code == 0, res.output
-    lines = [ln for ln in res.output.splitlines() if ln.startswith("CHG")]
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("CHG")]   # not a terminal: TSV
+    assert res.output.splitlines()[0] == "ticket\twindow\tplcs\tstations\toperations"
     assert lines == [
-        f"CHG0030002  2024-04-14T02:00:00Z..2024-04-14T03:00:00Z plcs 10.10.1.10 stations {EWS} operations all",
-        f"CHG0030001  2024-04-15T02:00:00Z..2024-04-15T03:00:00Z plcs {S7} stations {EWS} operations all",
+        f"CHG0030002\t2024-04-14T02:00:00Z..2024-04-14T03:00:00Z\t10.10.1.10\t{EWS}\tall",
+        f"CHG0030001\t2024-04-15T02:00:00Z..2024-04-15T03:00:00Z\t{S7}\t{EWS}\tall",
     ]
     bad = _cli("change", "add", "--plc", S7, "--station", EWS, "--window", "2024-04-14T02:00Z",
                "--ticket", "CHG3", "--db", store_url)

@@ -32,7 +32,7 @@ def test_init_user_add_and_token_are_audited(tmp_path):
     short.write_text("short")
     assert run("server", "user", "add", "--db", db, "bob", "--role", "viewer",
                "--password-file", str(short)).exit_code == 2
-    assert "alice  analyst  Plant A  active" in run("server", "user", "list", "--db", db).output
+    assert "alice\tanalyst\tPlant A\tactive" in run("server", "user", "list", "--db", db).output   # TSV
     engine = open_engine(db)
     with session_factory(engine)() as s:
         user = s.scalar(select(auth.User).where(auth.User.username == "alice"))

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from plantguard.cli import fail, out, say
+from plantguard.cli import fail, say
 from plantguard.cli.common import DB_HELP, open_store
 
 change_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -58,9 +58,12 @@ def change_list(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
                 site: str = typer.Option("", "--site", help="The central server's site the ticket belongs to (with --db of a central store; none: this store's own).")):
     """List the store's change tickets, one a line, in window order."""
     from plantguard.changes.store import stored_tickets
+    from plantguard.util import tables
     tickets = _store(stored_tickets, db, site=site)
-    for t in tickets:
-        say(f"{t.id}  {_describe(t)}", out)
+    tables.show((tables.Column("ticket", no_wrap=True), tables.Column("window", no_wrap=True), "plcs", "stations",
+                 "operations"),
+                [(t.id, t.window_text(), ", ".join(t.plcs), ", ".join(t.stations),
+                  ", ".join(sorted(t.operations)) or "all") for t in tickets])
     say(f"{len(tickets)} change ticket{'s' if len(tickets) != 1 else ''}")
 
 

@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.table import Table
 
 from plantguard.cli import fail, format_choice, out, say
 from plantguard.cli.common import (BPF_HELP, DB_HELP, check_output, default_db, open_store, packet_filter, print_warnings,
                                    write_report)
-from plantguard.util.sanitize import terminal_text
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                         help="Vulnerability intelligence: CSAF advisories, CISA KEV, NVD CVE JSON, EPSS.")
@@ -72,12 +70,14 @@ def intel_status_cmd(
 
 
 def _print_status(st: dict) -> None:
-    t = Table("source", "documents", "records", "newest document", "age (days)", "imported")
-    for kind, k in sorted(st["kinds"].items()):
-        t.add_row(*(terminal_text(v) for v in (
-            SOURCE_NAMES.get(kind, kind), f"{k['documents']:,}", f"{k['records']:,}", k["newest"] or "-",
-            "-" if k["age_days"] is None else f"{k['age_days']:.0f}", k["imported"] or "-")))
-    out.print(t)
+    from plantguard.util import tables
+    right = {"justify": "right"}
+    tables.show(("source", tables.Column("documents", **right), tables.Column("records", **right),
+                 tables.Column("newest document", no_wrap=True), tables.Column("age (days)", **right),
+                 tables.Column("imported", no_wrap=True)),
+                [(SOURCE_NAMES.get(kind, kind), f"{k['documents']:,}", f"{k['records']:,}", k["newest"] or "-",
+                  "-" if k["age_days"] is None else f"{k['age_days']:.0f}", k["imported"] or "-")
+                 for kind, k in sorted(st["kinds"].items())])
     tt = st["totals"]
     say(f"{tt['advisories']:,} advisories, {tt['products']:,} products, {tt['cves']:,} CVEs, "
         f"{tt['kev']:,} KEV entries, {tt['epss']:,} EPSS scores", out)

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from plantguard.cli import fail, out, say
+from plantguard.cli import fail, say
 
 server_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                          help="The central server: init, run, token, audit.")
@@ -183,12 +183,16 @@ def token_list(db: str = DB_OPT):
 
     from plantguard.server import auth
     from plantguard.server.api.admin import token_out
+    from plantguard.util import tables
+    rows = []
     with _session(db) as session:
         for r in session.scalars(select(auth.ApiToken).order_by(auth.ApiToken.created_at)):
             t = token_out(r)
             state = "revoked" if t["revoked"] else ("used" if t["used_at"] else "active")
-            say(f"{t['id']}  {t['role']}  {','.join(t['sites']) or 'all'}  {state}  "
-                f"expires {t['expires_at']:%Y-%m-%d}  last used {t['last_used_at'] or 'never'}  {t['name']}", out)
+            rows.append((t["id"], t["role"], ",".join(t["sites"]) or "all", state, f"{t['expires_at']:%Y-%m-%d}",
+                         str(t["last_used_at"] or "never"), t["name"]))
+    tables.show((tables.Column("id", no_wrap=True), "role", "sites", "state", tables.Column("expires", no_wrap=True),
+                 tables.Column("last used", no_wrap=True), "name"), rows)
 
 
 @token_app.command("revoke")
@@ -254,9 +258,11 @@ def user_list(db: str = DB_OPT):
     from sqlalchemy import select
 
     from plantguard.server import auth
+    from plantguard.util import tables
     with _session(db) as session:
-        for u in session.scalars(select(auth.User).order_by(auth.User.username)):
-            say(f"{u.username}  {u.role}  {','.join(u.sites or []) or 'all'}  {'disabled' if u.disabled else 'active'}", out)
+        rows = [(u.username, u.role, ",".join(u.sites or []) or "all", "disabled" if u.disabled else "active")
+                for u in session.scalars(select(auth.User).order_by(auth.User.username))]
+    tables.show((tables.Column("user", no_wrap=True), "role", "sites", "state"), rows)
 
 
 @audit_app.command("verify")

@@ -1,17 +1,16 @@
-"""The inventory as a table for a person at a terminal (Rich: sized and coloured for standard
-output, as printing it there would be). Every cell is a rich.text.Text of util.sanitize.terminal:
-what a device calls itself is shown literally, never read as markup or written as an escape."""
+"""The inventory as a table: for a person at a terminal a Rich table (sized and coloured for
+standard output, as printing it there would be), else tab-separated columns (util.tables). Every
+cell is util.sanitize.terminal text: what a device calls itself is shown literally, never read
+as markup or written as an escape."""
 from __future__ import annotations
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from plantguard.report.inventory import InventoryReport
 from plantguard.report.registry import Renderer, register
-from plantguard.util.sanitize import terminal, terminal_text
+from plantguard.util import tables
+from plantguard.util.sanitize import terminal
 
-COLUMNS = ("address", "mac / vendor", "role", "zone", "identity", "services", "state")
+COLUMNS = (tables.Column("address", no_wrap=True), tables.Column("mac / vendor", min_width=17), "role", "zone",
+           "identity", "services", "state")
 MAX_SERVICES = 6
 MAX_PART = 160          # characters of one identity field shown (a device may send kilobytes)
 
@@ -26,29 +25,29 @@ def ident_text(ident: dict) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def inventory_table(inv: InventoryReport) -> Table:
-    caps = inv.captures
-    t = Table(title=f"{len(inv.assets)} assets from {sum(c['packets'] for c in caps):,} packets", show_lines=False)
-    for col in COLUMNS:
-        t.add_column(col, overflow="fold")
+def inventory_rows(inv: InventoryReport) -> list[tuple]:
+    """One row per asset, in COLUMNS order; the mac / vendor cell is two lines on a terminal."""
     changes = inv.changes
     new = set(changes.new) if changes else set()
     changed = changes.changed if changes else {}
+    rows = []
     for a in inv.assets:
         svc = ", ".join(f"{s.name} {s.proto}/{s.port}" if s.name else f"{s.proto}/{s.port}"
                         for _, s in sorted(a.services.items())[:MAX_SERVICES])
         state = "new" if a.key in new else ("changed: " + ", ".join(changed[a.key]) if a.key in changed else "")
-        mac_vendor = f"{terminal(a.mac or '-')}\n{terminal(a.vendor or '', MAX_PART)}".strip()
-        t.add_row(terminal_text(a.ip or "-"), Text(mac_vendor), terminal_text(a.role), terminal_text(a.zone or ""),
-                  Text(ident_text(a.identity)), terminal_text(svc), terminal_text(state))
-    return t
+        rows.append((a.ip or "-", (a.mac or "-", terminal(a.vendor or "", MAX_PART)), a.role, a.zone or "",
+                     ident_text(a.identity), svc, state))
+    return rows
+
+
+def inventory_title(inv: InventoryReport) -> str:
+    return f"{len(inv.assets)} assets from {sum(c['packets'] for c in inv.captures):,} packets"
 
 
 def render_inventory_table(inv: InventoryReport) -> str:
-    console = Console()     # detects standard output's width and colours, like the CLI's console
-    with console.capture() as captured:
-        console.print(inventory_table(inv))
-    return captured.get()
+    """Rich at a terminal (sized and coloured as printing there would be), TSV otherwise
+    (util.tables: one asset a line, never folded)."""
+    return tables.render(COLUMNS, inventory_rows(inv), inventory_title(inv))
 
 
 def changes_line(changes) -> str | None:
