@@ -67,13 +67,29 @@ def packet_filter(text: str | None):
 def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1, bpf: str | None = None):
     """Run the packet engine in `jobs` processes (None: one per core) with a progress display on
     stderr (hidden when not a terminal), within the memory budget (budget.Budget; None: the
-    default), on the packets the --bpf filter keeps (None: all)."""
+    default), on the packets the --bpf filter keeps (None: all). A capture argument `-` is read
+    from standard input (cli.stdin_capture), and named `<stdin>`."""
+    from plantguard.cli.stdin_capture import STDIN_NAME, rename, spooled
+    pf = packet_filter(bpf)
+    with spooled(paths) as (files, tmp):
+        def shown(text: str) -> str:
+            return text.replace(tmp, STDIN_NAME) if tmp else text
+        result = _analyze(files, quiet, budget, jobs, pf, shown)
+        rename(result, tmp)
+    if result.captures and not any(c.packets for c in result.captures) and (pf is None or not pf.read):
+        first = next((w for c in result.captures for w in c.warnings), None)
+        if first:   # nothing at all was readable: that is an input error, not an empty plant
+            fail(first)
+    print_warnings(result.captures)
+    return result
+
+
+def _analyze(paths, quiet: bool, budget, jobs: int | None, pf, shown):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from plantguard.capture.formats import CaptureError
     from plantguard.capture.parallel import WorkerFailed, analyze_parallel, default_jobs
     from plantguard.cli.verbosity import is_quiet
-    pf = packet_filter(bpf)
     jobs = default_jobs() if jobs is None else jobs
     show = not quiet and not is_quiet() and err.is_terminal
     log.info("reading %d capture argument(s) with %d job(s)", len(paths), jobs)
@@ -89,7 +105,7 @@ def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1, bpf:
                 result = analyze_parallel(paths, jobs, progress=lambda n: prog.advance(task, n), budget=budget,
                                           packet_filter=pf)
     except (CaptureError, WorkerFailed) as exc:
-        fail(str(exc))
+        fail(shown(str(exc)))
     log.info("captures read: %d files, %s packets, %s flows, %s observations in %.2f s",
              len(result.captures), f"{sum(c.packets for c in result.captures):,}", f"{len(result.flows):,}",
              f"{len(result.observations):,}", time.perf_counter() - started)
@@ -99,11 +115,6 @@ def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1, bpf:
     for c in result.captures:
         log.debug("capture %s: %s packets, %s bytes", c.path, f"{c.packets:,}", f"{c.bytes:,}")
     log.debug("engine counters: %s", ", ".join(f"{k} {v:,}" for k, v in result.counters.items() if v))
-    if result.captures and not any(c.packets for c in result.captures) and (pf is None or not pf.read):
-        first = next((w for c in result.captures for w in c.warnings), None)
-        if first:   # nothing at all was readable: that is an input error, not an empty plant
-            fail(first)
-    print_warnings(result.captures)
     return result
 
 

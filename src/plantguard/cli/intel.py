@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import fail, format_choice, out, say
-from plantguard.cli.common import (BPF_HELP, DB_HELP, check_output, default_db, open_store, packet_filter, print_warnings,
+from plantguard.cli.common import (BPF_HELP, DB_HELP, check_output, default_db, open_store, progress_analyze,
                                    write_report)
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -97,7 +97,6 @@ def intel_plan(
 ):
     """The patch plan for the captured plant (CSV by default)."""
     from plantguard.assess import run_assessment
-    from plantguard.capture.engine import analyze
     from plantguard.report.registry import renderer
     check_output(output)
     site_model = None
@@ -107,11 +106,6 @@ def intel_plan(
             site_model = load_site(site)
         except (SiteError, OSError) as exc:
             fail(str(exc))
-    pf = packet_filter(bpf)
-    try:
-        result = analyze(captures, packet_filter=pf)
-    except Exception as exc:  # noqa: BLE001
-        fail(str(exc))
-    print_warnings(result.captures)
+    result = progress_analyze(captures, True, bpf=bpf)
     contract = run_assessment(result, site_model, db=db or default_db())
     write_report(renderer(format, "plan").render(contract.get("patch_plan") or []), output)

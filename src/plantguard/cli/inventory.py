@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, out, say
-from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, load_site, memory_budget, progress_analyze,
+from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site, memory_budget, progress_analyze,
                                    write_report)
 
 
@@ -15,6 +15,7 @@ from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, load_si
 def inventory(
     captures: List[Path] = typer.Argument(..., help="Capture files or directories (pcap, pcapng, gzip)."),
     format: format_choice("inventory") = typer.Option("table", "--format", "-f", help="Output format."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the inventory here; - for stdout (the default)."),
     db: Optional[str] = typer.Option(None, "--db", help="Store (SQLite path or database URL); default ./plantguard.db."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not record this run in the store."),
     site: Optional[Path] = typer.Option(None, "--site", help="Site file (zones) to place assets in zones."),
@@ -28,6 +29,7 @@ def inventory(
     from plantguard.report.inventory import InventoryReport
     from plantguard.report.registry import renderer
     from plantguard.util.warnings import summarized_captures
+    check_output(output, "inventory")           # before the work, not after it
     budget = memory_budget(max_memory)
     site_model = load_site(site)
     result = progress_analyze(captures, quiet, budget, jobs, bpf)
@@ -37,8 +39,8 @@ def inventory(
     changes, store_error = (None, None) if no_store else _record(db, assets, "inventory", caps, site_model)
     report = InventoryReport(assets=assets, captures=caps, counters=result.counters,
                              notes=result.notes + notes, changes=changes)
-    write_report(renderer(format, "inventory").render(report), None)
-    if format == "table":   # for a person: the notes, then what changed since the last run
+    write_report(renderer(format, "inventory").render(report), output)
+    if format == "table" and is_stdout(output):   # for a person: the notes, then what changed since the last run
         _tell(report)
     if store_error is not None:   # the inventory above is complete; only this run is not recorded
         fail(store_error)
