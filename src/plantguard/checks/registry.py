@@ -2,7 +2,7 @@
 
 A check is a function `fn(ctx: AssessContext) -> list[Finding]` registered with `@check(meta)`.
 Modules in this package are discovered automatically (names starting with "_" and the base,
-practices and registry modules are not check modules). A check is one record: its CheckMeta
+listing, practices and registry modules are not check modules). A check is one record: its CheckMeta
 carries everything else that is said about it (finding wording, practice, controls, ATT&CK IDs
 and the roadmap's wording), so a new check needs no edit elsewhere. Incomplete metadata stops
 the load with a one-line CheckMetaError naming the check. A check that cannot decide raises
@@ -21,7 +21,7 @@ from plantguard.site import declared_site
 
 log = logging.getLogger(__name__)
 
-_NOT_CHECK_MODULES = {"base", "practices", "registry"}
+_NOT_CHECK_MODULES = {"base", "listing", "practices", "registry"}
 _CHECKS: dict[str, tuple[CheckMeta, Callable]] = {}
 _LOAD_ERRORS: list[dict[str, str]] = []
 _loaded = False
@@ -72,6 +72,12 @@ def _load() -> None:
 def all_checks() -> list[tuple[CheckMeta, Callable]]:
     _load()
     return [_CHECKS[k] for k in sorted(_CHECKS)]
+
+
+def load_errors() -> list[dict[str, str]]:
+    """The check modules that failed to load: {"check": "module.*", "reason": ...}."""
+    _load()
+    return list(_LOAD_ERRORS)
 
 
 def check_meta(check_id: str) -> CheckMeta | None:

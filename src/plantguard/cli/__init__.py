@@ -175,6 +175,7 @@ app.add_typer(server_app, name="server", help="The central server for many sites
 from plantguard.cli.sensor import sensor_app  # noqa: E402
 app.add_typer(sensor_app, name="sensor", help="Deliver to a central server: enroll, push, status.")
 from plantguard.cli import monitor as _monitor  # noqa: E402,F401
+from plantguard.cli import checks as _checks  # noqa: E402,F401
 
 
 def main() -> None:

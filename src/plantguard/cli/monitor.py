@@ -158,6 +158,7 @@ def baseline_accept(key: Optional[List[str]] = typer.Argument(None, help="Keys t
     from datetime import datetime, timezone
     from plantguard.monitor.baseline import KINDS
     from plantguard.monitor.state import BASELINE
+    kind = kind.strip().lower() if kind is not None else None
     if kind is not None and kind not in KINDS:
         fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if site is not None:

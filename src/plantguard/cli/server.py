@@ -93,6 +93,7 @@ def run(db: str = DB_OPT, listen: str = typer.Option("127.0.0.1:8443", "--listen
     """Serve the REST API over TLS (sensors authenticate with their client certificates)."""
     from plantguard.server.run import serve, state_dir
     host, port = _listen(listen)
+    log_level = log_level.strip().lower()
     if (tls_cert is None) != (tls_key is None):
         fail("--tls-cert and --tls-key go together")
     say(f"server: listening on https://{host}:{port}/api/v1")
@@ -159,6 +160,7 @@ def token_create(db: str = DB_OPT,
     """Create a token; its text is printed once (only a hash is kept)."""
     from plantguard.server import roles
     from plantguard.server.api.admin import create_token, parse_duration
+    role = role.strip().lower()                 # any case, as every choice (cli._choices_any_case)
     if role not in roles.ROLES + (roles.SENSOR,):
         fail(f"--role must be one of {', '.join(roles.ROLES + (roles.SENSOR,))}, not {role!r}")
     try:
@@ -228,6 +230,7 @@ def user_add(db: str = DB_OPT,
 
     from plantguard.server import audit, auth, roles
     from plantguard.store.db import begin_write
+    role = role.strip().lower()
     if role not in roles.ROLES:
         fail(f"--role must be one of {', '.join(roles.ROLES)}, not {role!r}")
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,120}", username):
