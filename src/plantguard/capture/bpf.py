@@ -32,7 +32,8 @@ from plantguard.errors import InputError
 
 ETH_ARP = 0x0806
 ETHER_NAMES = {"ip": 0x0800, "ip6": 0x86DD, "arp": ETH_ARP}
-TOKEN = re.compile(r"\s*(?:(&&|\|\||!|\(|\))|([^\s()!&|]+))")
+# operators, then words; a lone & | < > = is a token too, so the parser names it as unsupported
+TOKEN = re.compile(r"\s*(?:(&&|\|\||!=|[!()&|<>=])|([^\s()!&|<>=]+))")
 PROTOS = {"tcp": 6, "udp": 17}
 
 
@@ -314,8 +315,8 @@ class _Parser:
             return self.addressed()
         if tok in ("and", "&&", "or", "||", ")"):
             self.error(f"a primitive expected, not {tok!r}")
-        if self.last is not None:           # `port 502 or 102`: the previous kind again
-            return self.last(self.take())
+        if self.last is not None and re.fullmatch(r"[0-9A-Fa-f:./-]+", tok):   # `port 502 or 102`
+            return self.last(self.take())                                    # the previous kind again
         if _is_address(tok):
             return self.host(self.take(), None)
         self.error(f"unsupported primitive {self.toks[self.i][0]!r}")
@@ -345,9 +346,9 @@ class _Parser:
         if kind not in ("port", "portrange"):
             self.error("'port' or 'portrange' expected")
         self.take()
-        at = self.i
 
-        def make(text: str) -> Node:
+        def make(text: str) -> Node:        # text: the token just taken
+            at = self.i - 1
             if kind == "port":
                 p = self._port(text, at)
                 return Port(p, p, d, proto)

@@ -50,7 +50,7 @@ def rich_table(columns: Sequence[Column | str], rows: Iterable[Sequence[Any]], t
     one line per element; cells fold rather than being cut."""
     from rich.table import Table
     from rich.text import Text
-    t = Table(title=terminal(title) if title else None)
+    t = Table(title=terminal(title) if title else None, header_style="bold cyan")   # NO_COLOR: bold only
     for c in columns:
         c = c if isinstance(c, Column) else Column(c)
         t.add_column(terminal(c.name), no_wrap=c.no_wrap, min_width=c.min_width, overflow="fold", justify=c.justify)
