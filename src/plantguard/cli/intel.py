@@ -78,9 +78,9 @@ def _print_status(st: dict) -> None:
                 [(SOURCE_NAMES.get(kind, kind), f"{k['documents']:,}", f"{k['records']:,}", k["newest"] or "-",
                   "-" if k["age_days"] is None else f"{k['age_days']:.0f}", k["imported"] or "-")
                  for kind, k in sorted(st["kinds"].items())])
-    tt = st["totals"]
+    tt = st["totals"]   # under the table at a terminal; on stderr when stdout is columns for a program
     say(f"{tt['advisories']:,} advisories, {tt['products']:,} products, {tt['cves']:,} CVEs, "
-        f"{tt['kev']:,} KEV entries, {tt['epss']:,} EPSS scores", out)
+        f"{tt['kev']:,} KEV entries, {tt['epss']:,} EPSS scores", out if tables.is_terminal() else None)
     stale = [SOURCE_NAMES.get(k, k) for k, v in st["kinds"].items() if (v["age_days"] or 0) > STALE_DAYS]
     if stale:
         say(f"warning: older than {STALE_DAYS} days: {', '.join(stale)}; import a fresh copy")

@@ -1,6 +1,7 @@
 """`plantguard inventory`: the devices seen in the captures, recorded in the store."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,6 +10,8 @@ import typer
 from plantguard.cli import app, fail, format_choice, out, say
 from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site, memory_budget, progress_analyze,
                                    write_report)
+
+log = logging.getLogger("plantguard.cli.inventory")
 
 
 @app.command()
@@ -35,6 +38,7 @@ def inventory(
     result = progress_analyze(captures, quiet, budget, jobs, bpf)
     notes: list[str] = []
     assets = build_assets(result, site_model, notes)
+    log.info("inventory: %d assets", len(assets))
     caps = summarized_captures(c.as_dict() for c in result.captures)   # warnings by kind, not per record
     changes, store_error = (None, None) if no_store else _record(db, assets, "inventory", caps, site_model)
     report = InventoryReport(assets=assets, captures=caps, counters=result.counters,
@@ -50,9 +54,10 @@ def _tell(report) -> None:
     from plantguard.report.inventory_table import changes_line
     for n in report.notes:
         say(f"note: {n}")
+    from plantguard.util.tables import is_terminal
     line = changes_line(report.changes)
-    if line is not None:
-        say(line, out)
+    if line is not None:    # under the table at a terminal; on stderr when stdout is TSV for a program
+        say(line, out if is_terminal() else None)
 
 
 def _record(db, assets, kind, caps, site_model):
