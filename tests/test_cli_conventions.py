@@ -295,3 +295,25 @@ def test_checks_list_json_is_the_registry():
     assert rows[0][:4] == ["id", "title", "severity", "practice"] and len(rows) == len(doc.checks) + 1
     only = json.loads(ok(run("checks", "list", "-f", "json", "--practice", "Default-Credentials")).stdout)
     assert only["checks"] and {c["practice"] for c in only["checks"]} == {"default-credentials"}
+
+
+# --- monitor --watch --bpf ---------------------------------------------------------------------------
+
+def test_monitor_session_applies_the_filter_to_ring_chunks():
+    from plantguard.capture import formats
+    from plantguard.capture.bpf import compile_filter
+    from plantguard.monitor.session import Session
+    cap = shared_path(ENIP)
+    expr = "udp or arp"
+    s = Session(packet_filter=compile_filter(expr))
+    for chunk in formats.read_chunks(cap, None, 100):       # as a ring's pieces arrive
+        s.feed(str(cap), chunk)
+    assert s.packets == tcpdump_count(cap, expr) == 402
+    assert {f.l4 for f in s.result().flows} == {"udp"}
+
+
+def test_monitor_watch_bad_filter_is_one_line(tmp_path):
+    (tmp_path / "ring").mkdir()
+    p = run("monitor", "--watch", tmp_path / "ring", "--state", tmp_path / "st", "--bpf", "tcp and (", cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "plantguard: error: --bpf: the expression ends too early at position 10 of 'tcp and ('"]

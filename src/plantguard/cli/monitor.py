@@ -52,7 +52,7 @@ def monitor(
     evidence: Optional[Path] = typer.Option(None, "--evidence", metavar="DIR", help="Write a small pcap of each alert's evidence frames here."),
     checkpoint: str = typer.Option("60s", "--checkpoint", metavar="DURATION", help="Assess and save a checkpoint this often (packet time), and at exit."),
     max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
-    bpf: Optional[str] = typer.Option(None, "--bpf", metavar="EXPR", help="Kernel filter for --interface (tcpdump syntax; needs tcpdump)."),
+    bpf: Optional[str] = typer.Option(None, "--bpf", metavar="EXPR", help="Packet filter: with --interface a kernel filter (full tcpdump syntax; needs tcpdump), with --watch plantguard's own subset (docs/cli.md, as assess --bpf)."),
     state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="Where ledger, checkpoint, baseline and outboxes live (default: beside the store, DB.monitor)."),
     status_every: str = typer.Option("10s", "--status-every", metavar="DURATION", help="Status line on stderr this often."),
     heartbeat_every: str = typer.Option("60s", "--heartbeat-every", metavar="DURATION", help="Heartbeat event to the sinks this often."),
@@ -63,8 +63,8 @@ def monitor(
         fail("give one of --interface IFACE or --watch DIR")
     if learn is not None and baseline is not None:
         fail("--learn and --baseline exclude each other")
-    if bpf is not None and interface is None:
-        fail("--bpf filters a live interface; it needs --interface")
+    from plantguard.cli.common import packet_filter
+    ring_filter = packet_filter(bpf) if watch is not None else None   # live: the kernel filters
     every = duration(checkpoint, "--checkpoint")
     learn_s = duration(learn, "--learn")
     if learn_quiet is not None and learn is None:
@@ -96,7 +96,7 @@ def monitor(
             from plantguard.sensor.push import CheckpointPusher
             from plantguard.sensor.state import SensorState
             hooks.append(CheckpointPusher(SensorState(), site_model))
-        mon = Monitor(src, Session(site_model, budget=budget, checkpoint_s=every, db=db), st,
+        mon = Monitor(src, Session(site_model, budget=budget, checkpoint_s=every, db=db, packet_filter=ring_filter), st,
                       sinks=sinks, on_checkpoint=hooks, evidence_dir=evidence, learn_s=learn_s, learn_quiet_s=quiet_s,
                       baseline=base_doc,
                       status_s=status_s, heartbeat_s=beat_s, out=sys.stdout, status=say)

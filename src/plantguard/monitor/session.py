@@ -23,8 +23,9 @@ DEFAULT_CHECKPOINT_S = 60.0
 
 class Session:
     def __init__(self, site=None, *, budget: Budget | None = None, checkpoint_s: float = DEFAULT_CHECKPOINT_S,
-                 db: str | None = None):
+                 db: str | None = None, packet_filter=None):
         self.budget = budget or DEFAULT_BUDGET
+        self.packet_filter = packet_filter                  # capture.bpf.PacketFilter (--watch --bpf) or None
         b = self.budget
         self.engine = Engine(b.max_flows, b.max_states, b.pending_bytes, b.max_observations)
         self.site, self.db = site, db
@@ -39,6 +40,8 @@ class Session:
 
     def feed(self, cap: str, chunk: formats.Chunk) -> list[Observation]:
         """One chunk of capture `cap`; the new operation observations it gave."""
+        if self.packet_filter is not None:     # the packets it drops are never seen, nor counted
+            chunk = self.packet_filter.keep(chunk)
         n = len(chunk)
         if n == 0:
             return []
