@@ -14,12 +14,17 @@ _state = {"quiet": False}
 
 
 class _Plain(logging.Formatter):
-    """'plantguard: info: message', control characters made visible; a traceback only at DEBUG."""
+    """'plantguard: info: message', control characters made visible; an exception in one line,
+    its traceback only at DEBUG."""
 
     def format(self, record: logging.LogRecord) -> str:
         text = terminal(f"plantguard: {record.levelname.lower()}: {record.getMessage()}")
         if record.exc_info and logging.getLogger(LOGGER).isEnabledFor(logging.DEBUG):
             text += "\n" + self.formatException(record.exc_info)
+        elif record.exc_info and record.exc_info[1] is not None:     # the exception, in one line
+            exc = record.exc_info[1]
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            text += terminal(f" ({type(exc).__name__}{': ' + first if first else ''}; -vv shows the traceback)")
         return text
 
 
