@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pytest
@@ -56,8 +58,14 @@ def ics_tools():
 
 
 @pytest.fixture(scope="module")
-def scalance(intel):
-    return run_assessment(analyze([shared_path(p) for p in SCALANCE_CAPTURES]), None, db=intel)
+def scalance(intel, tmp_path_factory):
+    """Two real captures with one SCALANCE X-200 each, assessed on the command line."""
+    out = tmp_path_factory.mktemp("scalance") / "report.json"
+    run = subprocess.run([sys.executable, "-m", "plantguard", "assess", *(str(shared_path(p)) for p in SCALANCE_CAPTURES),
+                          "--db", intel, "-f", "json", "-o", str(out), "-q"], check=False, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    return json.loads(out.read_text())
 
 
 def _incident_of(contract, fid):

@@ -134,7 +134,11 @@ def build(contract: Any) -> dict[str, Any]:
     sev_counts = Counter(r["severity"] for r in fails)
     raw_assets = [as_dict(a) for a in as_list(c.get("assets"))]
     incidents = incident_rows(c, findings, raw_assets)
-    assets = [asset_row(a, incidents) for a in raw_assets]
+    failing_at: dict[str, list[dict]] = {}
+    for i in incidents:
+        for a in i["assets"] if i["status"] == "fail" else ():
+            failing_at.setdefault(a, []).append(i)
+    assets = [asset_row(a, failing_at) for a in raw_assets]
     captures = [as_dict(x) for x in as_list(c.get("captures"))]
     packets = sum(num(x.get("packets")) for x in captures)
     firsts = sorted(text(x.get("first")) for x in captures if text(x.get("first")))
@@ -249,20 +253,21 @@ def incident_rows(c: dict, findings: list[dict], assets: list[dict]) -> list[dic
     return out
 
 
-def links(ids: list[str], incidents: list[dict]) -> tuple[list[dict], int]:
+def links(hits: list[dict]) -> tuple[list[dict], int]:
     """(the first MAX_LINKS of these incidents, how many more) for anchors #I-..."""
-    by_id = {i["id"]: i for i in incidents}
-    hits = [by_id[x] for x in dict.fromkeys(ids) if x in by_id]
+    hits = list({i["id"]: i for i in hits}.values())
     return [{"id": i["id"], "title": i["title"], "severity": i["severity"]} for i in hits[:MAX_LINKS]], max(0, len(hits) - MAX_LINKS)
 
 
-def asset_row(a: dict, incidents: list[dict] = ()) -> dict:
+def asset_row(a: dict, failing_at: dict[str, list[dict]] | None = None) -> dict:
+    """A device's row; failing_at: address -> the failing incidents naming it (linked)."""
     ident = as_dict(a.get("identity"))
     services = ", ".join(f"{text(as_dict(s).get('name')) or '?'} {text(as_dict(s).get('proto'))}/{text(as_dict(s).get('port'))}"
                          for s in as_list(a.get("services"))[:12])
     name = text(ident.get("name")) or joined(as_list(a.get("hostnames"))[:2])
     keys = {text(k) for k in [a.get("ip"), a.get("mac"), *as_list(a.get("ips"))] if text(k)}
-    problems, more = links([i["id"] for i in incidents if i["status"] == "fail" and keys & set(i["assets"])], incidents)
+    problems, more = links(sorted((i for k in keys for i in (failing_at or {}).get(k, ())),
+                                  key=lambda i: SEVERITY_ORDER.index(i["severity"])))
     return {"problems": problems, "more_problems": more,"ip": text(a.get("ip")), "mac": text(a.get("mac")), "name": name, "role": text(a.get("role")),
             "owner": text(as_dict(a.get("declared")).get("owner")),
             "vendor": text(ident.get("vendor")) or text(a.get("vendor")), "product": text(ident.get("product")),
@@ -282,10 +287,9 @@ def roadmap(r: dict, incidents: list[dict] = ()) -> dict:
             assets = [text(a) for a in as_list(i.get("assets")) if text(a)]
             # the incidents holding its findings (an older contract's item names none: its checks')
             mine = {text(x) for x in as_list(i.get("findings"))}
-            ids = [x["id"] for x in incidents if any(
+            shown, more = links([x for x in incidents if any(
                 f["id"] in mine if mine else f["status"] == "fail" and f["check"] in as_list(i.get("checks"))
-                for f in x["findings"])]
-            shown, more = links(ids, incidents)
+                for f in x["findings"])])
             items.append({"incidents": shown, "more_incidents": more,"title": text(i.get("title")), "why": text(i.get("why")), "effort": text(i.get("effort")),
                           "owner": text(i.get("owner_hint")), "checks": joined(i.get("checks")),
                           "assets": assets[:8], "more_assets": max(0, len(assets) - 8),
