@@ -267,6 +267,13 @@ def test_markdown_shows_incidents(demo):
     assert md.index("- Incident: " + inc["id"]) < md.index("- Finding: " + inc["findings"][0])
 
 
+def test_csv_rows_name_their_finding_and_incident(demo):
+    import csv
+    import io
+    rows = list(csv.DictReader(io.StringIO(render(demo, "csv"))))
+    assert [(r["id"], r["incident"]) for r in rows] == [(f["id"], f["incident"]) for f in demo["findings"]]
+
+
 def test_hostile_names_are_escaped_in_incidents(demo):
     c = _without_incidents(demo)
     evil = '<script>alert(1)</script>" onmouseover="x'
