@@ -12,6 +12,7 @@ from plantguard.checks.base import SEVERITIES, AssessContext
 from plantguard.contract import validated
 from plantguard.inventory.build import build_assets
 from plantguard.model import AnalysisResult
+from plantguard.plan import incidents as incidents_of
 from plantguard.util.timefmt import iso
 
 MAX_FLOWS_IN_REPORT = 50_000
@@ -66,6 +67,8 @@ def _intel_engine(db: str | None):
 def contract(result, assets, findings, not_run, site, compliance, roadmap, patch_plan, notes,
              plc_changes=(), counters=None) -> dict:
     sev = Counter(f.severity for f in findings if f.status == "fail")
+    asset_dicts = [a.as_dict() for a in assets]
+    finding_dicts, incidents = _grouped(findings, result.flows, asset_dicts)
     flows = sorted(result.flows, key=lambda f: -f.packets)
     if len(flows) > MAX_FLOWS_IN_REPORT:
         notes.append(f"report lists the {MAX_FLOWS_IN_REPORT:,} busiest of {len(flows):,} flows")
@@ -76,9 +79,10 @@ def contract(result, assets, findings, not_run, site, compliance, roadmap, patch
         "organization_size": getattr(site, "organization_size", None),
         "captures": [c.as_dict() for c in result.captures],
         "zones": _zones(site, assets),
-        "assets": [a.as_dict() for a in assets],
+        "assets": asset_dicts,
         "flows": [_flow(f) for f in flows],
-        "findings": [f.as_dict() for f in findings],
+        "findings": finding_dicts,
+        "incidents": incidents,
         "plc_changes": list(plc_changes),
         "checks_not_run": not_run,
         "compliance": compliance,
@@ -92,10 +96,22 @@ def contract(result, assets, findings, not_run, site, compliance, roadmap, patch
             "passed": sum(1 for f in findings if f.status == "pass"),
             "checks_not_run": len(not_run),
             "packets": sum(c.packets for c in result.captures),
+            "incidents": len(incidents),
+            "incidents_failed": sum(1 for i in incidents if i["status"] == "fail"),
         },
         "counters": result.counters if counters is None else counters,
         "notes": notes,
     })
+
+
+def _grouped(findings, flows, assets: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The findings as contract dicts with their id and incident, and the incidents (all the
+    flows, not only those the report lists, tell which pairs talk)."""
+    out = [f.as_dict() for f in findings]
+    ids, of, incidents = incidents_of.group(out, ((f.client, f.server, f.packets) for f in flows), assets)
+    for d, fid, iid in zip(out, ids, of):
+        d.update(id=fid, incident=iid)
+    return out, incidents
 
 
 def _flow(f) -> dict:

@@ -208,6 +208,8 @@ class Evidence(_Strict):
 
 
 class Finding(_Strict):
+    id: str | None = Field(default=None, description="stable finding id: F- and a hash of its check, sorted "
+                           "assets and title (plan/incidents.py); null in contracts older than incidents")
     check: str = Field(description="stable check ID")
     status: str = Field(description="pass | fail")
     severity: str
@@ -220,6 +222,32 @@ class Finding(_Strict):
     attack: list[str] = Field(default_factory=list)
     remediation: str = ""
     detail: dict[str, Any] | None = Field(default=None, description="check-specific structured detail")
+    incident: str | None = Field(default=None, description="id of the one incident it belongs to (every "
+                                 "finding, PASS too, has one); null in contracts older than incidents")
+
+
+class Incident(_Strict):
+    """Findings that are about one thing (plan/incidents.py): one host pair, one device's practice,
+    or one product and firmware's advisories."""
+    id: str = Field(description="stable incident id: I- and a hash of its kind and key")
+    kind: str = Field(description="flow (every finding about one host pair), asset (one device's, or a set "
+                      "of devices', or the site's findings of one practice) or advisory (the vuln.* findings "
+                      "of every device running one product and firmware)")
+    title: str
+    severity: str = Field(description="the worst severity of its failing findings (info when none fails)")
+    status: str = Field(description="fail if any of its findings fails, else pass")
+    assets: list[str] = Field(default_factory=list, description="every address its findings name (flow: src "
+                              "and dst first; advisory: the devices)")
+    src: str | None = Field(default=None, description="flow: the side that sent the other more packets")
+    dst: str | None = Field(default=None, description="flow: the other side")
+    vendor: str | None = Field(default=None, description="advisory: the devices' vendor")
+    product: str | None = Field(default=None, description="advisory: the product the devices run")
+    firmware: str | None = Field(default=None, description="advisory: their firmware (null when unknown)")
+    advisories: list[str] | None = Field(default=None, description="advisory: the advisory ids that matched")
+    checks: list[str] = Field(default_factory=list, description="check IDs of its findings")
+    findings: list[str] = Field(default_factory=list, description="ids of its findings")
+    practices: list[str] = Field(default_factory=list, description="practice keys of its findings")
+    evidence_total: int = Field(default=0, description="evidence of its findings, summed")
 
 
 class ChangeVerdict(_Strict):
@@ -268,6 +296,8 @@ class RoadmapItem(_Open):
     attestation: str | None = None
     emphasis: bool = False
     controls: dict[str, list[str]] | None = None
+    findings: list[str] | None = Field(default=None, description="ids of the failing findings it comes from "
+                                       "(each names its incident)")
 
 
 class Roadmap(_Open):
@@ -317,6 +347,8 @@ class Summary(_Strict):
     passed: int
     checks_not_run: int
     packets: int
+    incidents: int | None = Field(default=None, description="incidents the findings form")
+    incidents_failed: int | None = Field(default=None, description="incidents with a failing finding")
 
 
 class Assessment(_Open):   # fields in the order the JSON lists them
@@ -328,6 +360,8 @@ class Assessment(_Open):   # fields in the order the JSON lists them
     assets: list[Asset] = Field(default_factory=list)
     flows: list[Flow] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+    incidents: list[Incident] = Field(default_factory=list, description="the findings grouped: every finding "
+                                      "is in exactly one incident; failing incidents first, worst first")
     plc_changes: list[PlcChange] = Field(default_factory=list, description="the PLC change timeline: writes, "
                                          "configuration, program, firmware and run/stop changes per station, "
                                          "controller, protocol and operation, with their verdicts (at most "

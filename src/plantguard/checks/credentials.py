@@ -9,7 +9,7 @@ from plantguard.checks.registry import NotRun, check
 from plantguard.knowledge.creds import describe, match_community, match_login
 
 DEFAULT = CheckMeta(
-    id="credentials.default",
+    id="credentials.default", conversation=True,
     title="Factory-default credentials in use",
     practice="default-credentials",
     severity="critical",
@@ -28,7 +28,7 @@ DEFAULT = CheckMeta(
 )
 
 CLEARTEXT = CheckMeta(
-    id="credentials.cleartext",
+    id="credentials.cleartext", conversation=True,
     title="Credentials sent in clear text",
     practice="default-credentials",
     severity="high",

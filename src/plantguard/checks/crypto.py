@@ -12,7 +12,7 @@ from plantguard.checks.base import CheckMeta, Finding, severity_rank
 from plantguard.checks.registry import NotRun, check
 
 CLEARTEXT_TELEMETRY = CheckMeta(
-    id="crypto.cleartext-telemetry",
+    id="crypto.cleartext-telemetry", conversation=True,
     title="Telemetry sent without encryption",
     practice="encrypted-communications",
     severity="medium",

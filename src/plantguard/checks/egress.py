@@ -10,7 +10,7 @@ from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 
 NOT_ALLOWLISTED = CheckMeta(
-    id="egress.not-allowlisted",
+    id="egress.not-allowlisted", conversation=True,
     title="Outbound traffic to destinations not allowed",
     practice="deny-all-outbound",
     severity="medium",
@@ -29,7 +29,7 @@ NOT_ALLOWLISTED = CheckMeta(
 )
 
 INTERNET = CheckMeta(
-    id="egress.internet",
+    id="egress.internet", conversation=True,
     title="OT devices exchange traffic with the internet",
     practice="air-gap",
     severity="high",

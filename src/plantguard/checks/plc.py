@@ -22,7 +22,7 @@ from plantguard.model import PROGRAM_CATEGORIES, WRITE_CATEGORIES
 from plantguard.net import ip_sort_key
 
 UNAUTHORIZED_WRITE = CheckMeta(
-    id="plc.unauthorized-write",
+    id="plc.unauthorized-write", conversation=True,
     title="Controller writes from unauthorised hosts",
     practice="rbac-plc-changes",
     severity="high",
@@ -43,7 +43,7 @@ UNAUTHORIZED_WRITE = CheckMeta(
 )
 
 UNAUTHORIZED_PROGRAM = CheckMeta(
-    id="plc.unauthorized-program-change",
+    id="plc.unauthorized-program-change", conversation=True,
     title="Program, firmware or run-state changes from unauthorised hosts",
     practice="rbac-plc-changes",
     severity="critical",
@@ -63,7 +63,7 @@ UNAUTHORIZED_PROGRAM = CheckMeta(
 )
 
 OUTSIDE_WINDOW = CheckMeta(
-    id="plc.change-outside-window",
+    id="plc.change-outside-window", conversation=True,
     title="Controller program changes outside maintenance windows",
     practice="rbac-plc-changes",
     severity="medium",

@@ -16,7 +16,7 @@ SEG_CONTROLS = {"iec62443-3-3": ("SR 5.1", "SR 5.2"),
                 "iso27001-2022": ("A.8.20", "A.8.22")}
 
 ZONE_VIOLATION = CheckMeta(
-    id="segmentation.zone-violation",
+    id="segmentation.zone-violation", conversation=True,
     title="Traffic between zones that no conduit allows",
     practice="segmentation",
     severity="high",
@@ -33,7 +33,7 @@ ZONE_VIOLATION = CheckMeta(
 )
 
 IT_OT_BRIDGE = CheckMeta(
-    id="segmentation.it-ot-bridge",
+    id="segmentation.it-ot-bridge", conversation=True,
     title="IT or guest hosts talk directly to OT zones",
     practice="segmentation",
     severity="high",

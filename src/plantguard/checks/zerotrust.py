@@ -9,7 +9,7 @@ from plantguard.checks.base import CheckMeta, Finding
 from plantguard.checks.registry import NotRun, check
 
 UNAUTH_CONTROL = CheckMeta(
-    id="zerotrust.unauthenticated-control",
+    id="zerotrust.unauthenticated-control", conversation=True,
     title="Unauthenticated control protocol crosses a zone boundary",
     practice="zero-trust",
     severity="high",

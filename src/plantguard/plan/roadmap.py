@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from plantguard.checks.base import severity_rank
 from plantguard.checks.registry import check_meta
 from plantguard.compliance.attestations import ATTESTATIONS, attestation_of, roadmap_action, site_attestations
+from plantguard.plan.incidents import finding_ids
 
 if TYPE_CHECKING:
     from plantguard.checks.base import Finding
@@ -179,7 +180,9 @@ def _finding_item(check_id: str, group: list[Finding], themes: set[str], control
         horizon = _earlier(horizon)
     return {"title": title, "why": why + _seen(len(group), n_ctrl), "checks": [check_id],
             "assets": assets_hit[:MAX_ITEM_ASSETS], "effort": effort, "owner_hint": owner, "severity": sev,
-            "source": "finding", "emphasis": emphasis, "_horizon": horizon,
+            "source": "finding", "emphasis": emphasis,
+            "findings": finding_ids({"check": f.check, "assets": f.assets, "title": f.title} for f in group),
+            "_horizon": horizon,
             "_rank": (severity_rank(sev), emphasis, 2, n_ctrl, len(assets_hit))}
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from plantguard.checks.practices import PRACTICES as CHECK_PRACTICES
+from plantguard.plan.incidents import group as group_incidents
 from plantguard.util.warnings import summarize
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -14,6 +15,8 @@ HORIZON_TITLES = {"immediate": "Now", "1-3 months": "Next 1–3 months", "3+ mon
 FRAMEWORK_ORDER = ("iec62443-3-3", "nist-800-53r5", "nist-800-82r3-ot", "iso27001-2022", "attack-ics")
 STATUS_WORDS = {"fail": "Gap found", "pass": "Evidence OK", "attested": "Declared by site", "none": "No evidence"}
 MAX_EVIDENCE_SHOWN = 20
+FINDING_STATUSES = ("fail", "pass", "suppressed")
+MAX_LINKS = 3    # incident links per roadmap item / device row; the rest counted
 
 # practice key -> (plain name, what it means): the checks' table, plus the short names older
 # contracts used for three of them
@@ -92,11 +95,26 @@ def evidence_rows(f: dict) -> list[dict]:
     return out
 
 
-def finding_row(f: dict) -> dict:
+def token(v: Any) -> str:
+    """One word of a space-separated data attribute (whitespace inside a value becomes _)."""
+    return "_".join(text(v).split())
+
+
+def finding_status(f: dict) -> str:
+    """pass, fail or suppressed (a finding a suppression answered, whatever its status)."""
+    return "suppressed" if f.get("suppressed") else text(f.get("status"))
+
+
+def finding_row(f: dict, zone_of: dict[str, str] | None = None) -> dict:
     controls = as_dict(f.get("controls"))
     ev = evidence_rows(f)
     total = num(f.get("evidence_total")) or len(as_list(f.get("evidence")))
+    assets = [text(a) for a in as_list(f.get("assets")) if text(a)]
+    zones = dict.fromkeys((zone_of or {}).get(a, "") for a in assets)
     return {
+        "id": text(f.get("id")), "incident": text(f.get("incident")), "data_status": finding_status(f),
+        "practice_key": token(f.get("practice")), "zones": " ".join(token(z) for z in zones if token(z)),
+        "devices": " ".join(token(a) for a in assets),
         "check": text(f.get("check")), "status": text(f.get("status")), "severity": severity(f.get("severity")),
         "title": text(f.get("title")) or text(f.get("check")), "assets": [text(a) for a in as_list(f.get("assets")) if text(a)],
         "practice": practice_name(text(f.get("practice"))), "remediation": text(f.get("remediation")),
@@ -114,7 +132,13 @@ def build(contract: Any) -> dict[str, Any]:
     fails.sort(key=lambda r: SEVERITY_ORDER.index(r["severity"]))
     passes = [finding_row(f) for f in findings if f.get("status") == "pass"]
     sev_counts = Counter(r["severity"] for r in fails)
-    assets = [asset_row(as_dict(a)) for a in as_list(c.get("assets"))]
+    raw_assets = [as_dict(a) for a in as_list(c.get("assets"))]
+    incidents = incident_rows(c, findings, raw_assets)
+    failing_at: dict[str, list[dict]] = {}
+    for i in incidents:
+        for a in i["assets"] if i["status"] == "fail" else ():
+            failing_at.setdefault(a, []).append(i)
+    assets = [asset_row(a, failing_at) for a in raw_assets]
     captures = [as_dict(x) for x in as_list(c.get("captures"))]
     packets = sum(num(x.get("packets")) for x in captures)
     firsts = sorted(text(x.get("first")) for x in captures if text(x.get("first")))
@@ -127,12 +151,14 @@ def build(contract: Any) -> dict[str, Any]:
                       "warnings": summarize(text(w) for w in as_list(x.get("warnings")) if text(w))} for x in captures],
         "period": (short_time(firsts[0]), short_time(lasts[-1])) if firsts and lasts else None,
         "packets": packets, "fails": fails, "passes": passes,
+        "incidents_failed": [i for i in incidents if i["status"] == "fail"],
+        "incidents_passed": [i for i in incidents if i["status"] != "fail"],
         "severity_counts": [(s, sev_counts.get(s, 0)) for s in SEVERITY_ORDER[:4]],
         "practices": practices(findings),
         "assets": assets,
         "not_run": [{"check": text(as_dict(n).get("check")), "reason": text(as_dict(n).get("reason"))}
                     for n in as_list(c.get("checks_not_run"))],
-        "roadmap": roadmap(as_dict(c.get("roadmap"))),
+        "roadmap": roadmap(as_dict(c.get("roadmap")), incidents),
         "patch_plan": patch_plan(as_list(c.get("patch_plan"))),
         "compliance": compliance(as_dict(c.get("compliance"))),
         "attestations": [attestation_row(as_dict(a)) for a in as_list(c.get("attestations"))],
@@ -196,12 +222,53 @@ def header_word(key: str) -> str:
     return HEADER_WORDS.get(key.lower()) or key.replace("_", " ").capitalize()
 
 
-def asset_row(a: dict) -> dict:
+def incident_rows(c: dict, findings: list[dict], assets: list[dict]) -> list[dict]:
+    """The incidents with their finding rows (failing first, worst first). The contract's own
+    when every finding names one of them; a contract without them (older, or foreign) is grouped
+    here the same way (plan/incidents.py)."""
+    findings = [f for f in findings if text(f.get("status")) in FINDING_STATUSES]
+    listed = [as_dict(i) for i in as_list(c.get("incidents")) if text(as_dict(i).get("id"))]
+    known = {text(i.get("id")) for i in listed}
+    if findings and not all(text(f.get("id")) and text(f.get("incident")) in known for f in findings):
+        flows = [(as_dict(x).get("src"), as_dict(x).get("dst"), as_dict(x).get("packets")) for x in as_list(c.get("flows"))]
+        ids, of, listed = group_incidents(findings, flows, assets)
+        findings = [{**f, "id": fid, "incident": iid} for f, fid, iid in zip(findings, ids, of)]
+    zone_of = {text(k): text(a.get("zone")) for a in assets for k in [a.get("ip"), a.get("mac"), *as_list(a.get("ips"))] if text(k)}
+    members: dict[str, list[dict]] = {}
+    for f in findings:
+        members.setdefault(text(f.get("incident")), []).append(finding_row(f, zone_of))
+    out = []
+    for i in listed:
+        rows = members.get(text(i.get("id")), [])
+        if not rows:
+            continue
+        rows.sort(key=lambda r: (r["status"] != "fail", SEVERITY_ORDER.index(r["severity"])))
+        out.append({"id": text(i.get("id")), "kind": text(i.get("kind")), "title": text(i.get("title")),
+                    "severity": severity(i.get("severity")), "status": "fail" if any(r["status"] == "fail" for r in rows) else "pass",
+                    "assets": [text(a) for a in as_list(i.get("assets")) if text(a)],
+                    "src": text(i.get("src")), "dst": text(i.get("dst")), "product": text(i.get("product")),
+                    "firmware": text(i.get("firmware")), "advisories": joined(i.get("advisories")),
+                    "checks": [text(x) for x in as_list(i.get("checks")) if text(x)], "findings": rows,
+                    "failed": sum(1 for r in rows if r["status"] == "fail")})
+    return out
+
+
+def links(hits: list[dict]) -> tuple[list[dict], int]:
+    """(the first MAX_LINKS of these incidents, how many more) for anchors #I-..."""
+    hits = list({i["id"]: i for i in hits}.values())
+    return [{"id": i["id"], "title": i["title"], "severity": i["severity"]} for i in hits[:MAX_LINKS]], max(0, len(hits) - MAX_LINKS)
+
+
+def asset_row(a: dict, failing_at: dict[str, list[dict]] | None = None) -> dict:
+    """A device's row; failing_at: address -> the failing incidents naming it (linked)."""
     ident = as_dict(a.get("identity"))
     services = ", ".join(f"{text(as_dict(s).get('name')) or '?'} {text(as_dict(s).get('proto'))}/{text(as_dict(s).get('port'))}"
                          for s in as_list(a.get("services"))[:12])
     name = text(ident.get("name")) or joined(as_list(a.get("hostnames"))[:2])
-    return {"ip": text(a.get("ip")), "mac": text(a.get("mac")), "name": name, "role": text(a.get("role")),
+    keys = {text(k) for k in [a.get("ip"), a.get("mac"), *as_list(a.get("ips"))] if text(k)}
+    problems, more = links(sorted((i for k in keys for i in (failing_at or {}).get(k, ())),
+                                  key=lambda i: SEVERITY_ORDER.index(i["severity"])))
+    return {"problems": problems, "more_problems": more,"ip": text(a.get("ip")), "mac": text(a.get("mac")), "name": name, "role": text(a.get("role")),
             "owner": text(as_dict(a.get("declared")).get("owner")),
             "vendor": text(ident.get("vendor")) or text(a.get("vendor")), "product": text(ident.get("product")),
             "firmware": text(ident.get("firmware")), "zone": text(a.get("zone")), "vlans": joined(a.get("vlans")),
@@ -210,7 +277,7 @@ def asset_row(a: dict) -> dict:
             "ips": [text(x) for x in as_list(a.get("ips")) if text(x)]}
 
 
-def roadmap(r: dict) -> dict:
+def roadmap(r: dict, incidents: list[dict] = ()) -> dict:
     out = {"guidance": text(r.get("guidance")), "focus": [text(x) for x in as_list(r.get("focus")) if text(x)],
            "size": text(r.get("organization_size")), "size_assumed": bool(r.get("size_assumed")), "horizons": []}
     for h in HORIZONS:
@@ -218,7 +285,12 @@ def roadmap(r: dict) -> dict:
         for i in as_list(r.get(h)):
             i = as_dict(i)
             assets = [text(a) for a in as_list(i.get("assets")) if text(a)]
-            items.append({"title": text(i.get("title")), "why": text(i.get("why")), "effort": text(i.get("effort")),
+            # the incidents holding its findings (an older contract's item names none: its checks')
+            mine = {text(x) for x in as_list(i.get("findings"))}
+            shown, more = links([x for x in incidents if any(
+                f["id"] in mine if mine else f["status"] == "fail" and f["check"] in as_list(i.get("checks"))
+                for f in x["findings"])])
+            items.append({"incidents": shown, "more_incidents": more,"title": text(i.get("title")), "why": text(i.get("why")), "effort": text(i.get("effort")),
                           "owner": text(i.get("owner_hint")), "checks": joined(i.get("checks")),
                           "assets": assets[:8], "more_assets": max(0, len(assets) - 8),
                           "severity": severity(i.get("severity")), "source": text(i.get("source"))})

@@ -62,7 +62,9 @@ def _roadmap_item(i: dict) -> str:
     line = f"- **{md(i['title'])}**: {md(i['why'])}"
     extra = [x for x in (f"effort {i['effort']}" if i["effort"] else "",
                          f"owner: {i['owner']}" if i["owner"] else "",
-                         f"devices: {', '.join(i['assets'])}" if i["assets"] else "") if x]
+                         f"devices: {', '.join(i['assets'])}" if i["assets"] else "",
+                         f"see {', '.join(x['id'] for x in i['incidents'])}" + (f" and {i['more_incidents']} more" if i["more_incidents"] else "")
+                         if i["incidents"] else "") if x]
     return line + (f" ({md('; '.join(extra))})" if extra else "")
 
 
@@ -79,21 +81,40 @@ def _problems(c: dict) -> list[str]:
     out = ["## Problems found", ""]
     if not c["fails"]:
         out += ["None.", ""]
-    for f in c["fails"]:
-        out += _finding(f)
-    if c["passes"]:
-        out += ["### Checks that passed", ""] + [f"- {md(p['title'])} ({md(p['check'])})" for p in c["passes"]] + [""]
+    for i in c["incidents_failed"]:
+        out += _incident(i)
+    if c["incidents_passed"]:
+        out += ["### Checks that passed", ""]
+        for i in c["incidents_passed"]:
+            out += [f"- {md(i['title'])} ({md(i['id'])})"]
+            out += [f"  - {md(f['title'])} ({md(f['check'])}, {md(f['id'])})" for f in i["findings"]]
+        out += [""]
     if c["not_run"]:
         out += ["### Checks that could not run", ""] + [f"- {md(n['check'])}: {md(n['reason'])}" for n in c["not_run"]] + [""]
     return out
 
 
+def _incident(i: dict) -> list[str]:
+    out = [f"### [{md(i['severity'].upper())}] {md(i['title'])}", "", f"- Incident: {md(i['id'])} ({md(i['kind'])})"]
+    if i["kind"] == "flow":
+        out.append(f"- Traffic: {md(i['src'])} to {md(i['dst'])}")
+    if i["kind"] == "advisory" and i["advisories"]:
+        out.append(f"- Advisories: {md(i['advisories'])}")
+    if i["assets"]:
+        out.append(f"- Devices: {md(', '.join(i['assets']))}")
+    out += [f"- Checks: {md(', '.join(i['checks']))}", ""]
+    for f in i["findings"]:
+        out += _finding(f)
+    return out
+
+
 def _finding(f: dict) -> list[str]:
-    out = [f"### [{md(f['severity'].upper())}] {md(f['title'])}", "",
-           f"- Check: {md(f['check'])} ({md(f['practice'])})"]
+    label = f["severity"].upper() if f["status"] == "fail" else f["data_status"].upper()
+    out = [f"#### [{md(label)}] {md(f['title'])}", "",
+           f"- Finding: {md(f['id'])}", f"- Check: {md(f['check'])} ({md(f['practice'])})"]
     if f["assets"]:
         out.append(f"- Devices: {md(', '.join(f['assets']))}")
-    if f["remediation"]:
+    if f["remediation"] and f["status"] == "fail":
         out.append(f"- What to do: {md(f['remediation'])}")
     out += [f"- {md(fw)}: {md(ids)}" for fw, ids in f["controls"]]
     if f["attack"]:
@@ -111,12 +132,17 @@ def _devices(assets: list[dict]) -> list[str]:
     out = ["## Devices", ""]
     if not assets:
         return out + ["No devices were seen.", ""]
-    out += table(["IP", "MAC", "Name", "Role", "Owner", "Vendor", "Product", "Firmware", "Zone", "Protocols"],
+    out += table(["IP", "MAC", "Name", "Role", "Owner", "Vendor", "Product", "Firmware", "Zone", "Protocols", "Problems"],
                  [[a["ip"], a["mac"], a["name"], a["role"], a["owner"], a["vendor"], a["product"], a["firmware"],
-                   a["zone"], a["protocols"]] for a in assets[:MAX_ASSET_ROWS]])
+                   a["zone"], a["protocols"], _problem_ids(a)] for a in assets[:MAX_ASSET_ROWS]])
     if len(assets) > MAX_ASSET_ROWS:
         out += [f"First {MAX_ASSET_ROWS} of {len(assets)} devices; the JSON report lists all.", ""]
     return out
+
+
+def _problem_ids(a: dict) -> str:
+    ids = ", ".join(x["id"] for x in a["problems"])
+    return ids + (f" +{a['more_problems']}" if a["more_problems"] else "")
 
 
 def _standards(frameworks: list[dict]) -> list[str]:

@@ -10,7 +10,7 @@ from plantguard.util.sanitize import FORMULA_START, csv_cell
 
 COLUMNS = ("check", "status", "severity", "title", "practice", "assets", "evidence_total",
            "first_capture", "first_frame", "first_time", "evidence", "iec62443-3-3", "nist-800-53r5",
-           "iso27001-2022", "attack", "remediation")
+           "iso27001-2022", "attack", "remediation", "id", "incident")
 EVIDENCE_IN_CELL = 3
 __all__ = ["COLUMNS", "FORMULA_START", "cell", "render_csv"]
 
@@ -46,7 +46,8 @@ def render_csv(contract: dict) -> str:
                text(f.get("practice")), joined(f.get("assets"), "; "), str(total),
                text(first.get("capture")), text(first.get("frame")), text(first.get("time")), summary,
                joined(controls.get("iec62443-3-3"), "; "), joined(controls.get("nist-800-53r5"), "; "),
-               joined(controls.get("iso27001-2022"), "; "), joined(f.get("attack"), "; "), text(f.get("remediation"))]
+               joined(controls.get("iso27001-2022"), "; "), joined(f.get("attack"), "; "), text(f.get("remediation")),
+               text(f.get("id")), text(f.get("incident"))]
         w.writerow([cell(v) for v in row])
     return buf.getvalue()
 
