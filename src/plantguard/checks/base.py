@@ -60,6 +60,7 @@ class CheckMeta:
     # framework key -> control IDs; keys: "iec62443-3-3", "nist-800-53r5", "iso27001-2022"
     attack: tuple[str, ...] = ()     # MITRE ATT&CK for ICS technique IDs
     needs_site: bool = False         # cannot decide without a site file
+    needs_store: bool = False        # reads imported intelligence from the store (says so in the docs)
     # the roadmap item a FAIL becomes (plan/roadmap.py); required, the defaults only keep the
     # dataclass valid and are refused by __post_init__
     action: str = ""                 # what to do, as a title ("Change factory-default passwords ...")
