@@ -334,8 +334,10 @@ def cli_md() -> str:
 
 
 def _roff(text: str) -> str:
-    """Text safe in a roff line: backslashes, hyphens and a leading dot or quote escaped."""
+    """Text safe in a roff line: backslashes, hyphens and a leading dot or quote escaped, and
+    characters beyond ASCII written as groff's \\[uXXXX] (a man page has no declared encoding)."""
     text = text.replace("\\", "\\e").replace("-", "\\-")
+    text = "".join(c if ord(c) < 128 else f"\\[u{ord(c):04X}]" for c in text)
     return "\\&" + text if text[:1] in (".", "'") else text
 
 
