@@ -288,6 +288,8 @@ def contract_md() -> str:
     for model in _models(Assessment):
         extra = model.model_config.get("extra")
         out += ["", f"## {model.__name__}", ""]
+        if model.__doc__:
+            out += [_doc_paragraph(model), ""]
         if extra == "allow":
             out += ["*open*: other keys pass through unchanged.", ""]
         out += ["| field | type | required | default | description |", "|---|---|---|---|---|"]
