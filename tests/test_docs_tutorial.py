@@ -53,7 +53,7 @@ def test_tutorial_blocks_are_what_the_test_runs():
     commands = [c for cmds, _ in found for c in cmds]
     assert len(found) >= 8 and all(c.split()[0] in ("plantguard", "grep") for c in commands), commands
     for sub in ("assess", "inventory", "site init", "site check", "intel import", "--fail-on"):
-        assert any(f"plantguard {sub}" in c or sub in c for c in commands), f"the tutorial lost {sub!r}"
+        assert any(sub in c for c in commands), f"the tutorial lost {sub!r}"
     assert any(expected_exit(c) == 1 for c in commands), "the --fail-on step that fails is gone"
 
 

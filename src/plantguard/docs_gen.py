@@ -98,7 +98,16 @@ def openapi_json() -> str:
 
 
 def _cell(text) -> str:
-    """Text fit for one Markdown table cell (our own declarations, but they may hold a '|')."""
+    """Text fit for one Markdown table cell: one line, '|' escaped, and '<', '>', '&' and '*' shown
+    as written (our own declarations, but a help text may say <FILE> or a*b)."""
+    text = " ".join(str(text).split())
+    for ch, esc in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("*", "\\*"), ("|", "\\|")):
+        text = text.replace(ch, esc)
+    return text
+
+
+def _code_text(text) -> str:
+    """Text for a code span in a table cell: one line, '|' escaped (entities would show as typed)."""
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
@@ -316,7 +325,7 @@ def cli_md() -> str:
     """docs/cli.md: every command of the Typer app with its arguments and options."""
     from plantguard.cli.command_tree import commands
     cmds = commands()
-    out = ["# Command-line reference", "", _generated_by("the Typer app (src/plantguard/cli/)"),
+    out = ["# Command-line reference", "", _generated_by("src/plantguard/cli/"),
            "The same text is in the man page [`plantguard.1`](plantguard.1) (`man ./docs/plantguard.1`)",
            "and, per command, in `plantguard COMMAND --help`.", "",
            "Exit codes: 0 fine, 1 findings at or above `--fail-on` (or an SBOM that is not complete), 2 a",
@@ -331,7 +340,7 @@ def cli_md() -> str:
             for p in c.params:
                 value = p.type + (" (repeatable)" if p.many and p.kind == "option" else " ..." if p.many else "")
                 out.append(f"| {_param_names(p)} | {_cell(value)} | {'yes' if p.required else ''} | "
-                           f"{'' if p.default is None else f'`{_cell(p.default)}`'} | {_cell(p.help)} |")
+                           f"{'' if p.default is None else f'`{_code_text(p.default)}`'} | {_cell(p.help)} |")
     return "\n".join(l.rstrip() for l in out) + "\n"
 
 
