@@ -32,6 +32,7 @@ class _Open(BaseModel):
 
 
 class Capture(_Strict):
+    """One capture file read: its packets, time span and the problems met reading it."""
     path: str
     packets: int
     bytes: int | None = None
@@ -44,6 +45,7 @@ class Capture(_Strict):
 
 
 class Zone(_Strict):
+    """A zone of the site file, or one inferred from addresses and VLANs without one."""
     name: str
     kind: str
     networks: list[str] = Field(default_factory=list)
@@ -51,6 +53,7 @@ class Zone(_Strict):
 
 
 class Service(_Strict):
+    """A port the asset answered on, as a server."""
     proto: str
     port: int
     name: str | None = None
@@ -131,6 +134,7 @@ _SEEN = " (at most 16 distinct, each with its count; distinct_values has how man
 
 
 class Asset(_Open):
+    """One device seen in the captures: addresses, role, identity and how each fact is known."""
     ip: str | None = None
     mac: str | None = None
     vendor: str | None = None
@@ -179,6 +183,7 @@ class Asset(_Open):
 
 
 class Flow(_Strict):
+    """One conversation: client, server, server port, and what it carried."""
     src: str
     dst: str
     proto: str = Field(description="tcp, udp, icmp, icmpv6 or igmp (ICMP: one flow per request type, "
@@ -201,13 +206,15 @@ class Flow(_Strict):
 
 
 class Evidence(_Strict):
-    capture: str | None = None
-    frame: int | None = None
-    time: str | None = None
-    detail: str
+    """One frame that proves a finding: open it in Wireshark with frame.number == frame."""
+    capture: str | None = Field(default=None, description="the capture file")
+    frame: int | None = Field(default=None, description="frame number in that capture (1-based)")
+    time: str | None = Field(default=None, description="the frame's time, ISO 8601 UTC")
+    detail: str = Field(description="what the frame shows")
 
 
 class Finding(_Strict):
+    """The verdict of one check, on one or more assets: pass or fail, with its evidence."""
     id: str | None = Field(default=None, description="stable finding id: F- and a hash of its check, sorted "
                            "assets and title (plan/incidents.py); null in contracts older than incidents")
     check: str = Field(description="stable check ID")
@@ -251,6 +258,7 @@ class Incident(_Strict):
 
 
 class ChangeVerdict(_Strict):
+    """Whether a PLC change was authorised, and by what."""
     authorised: bool
     ticket: str | None = Field(default=None, description="the change ticket that authorised it")
     reason: str = Field(description="why it is (not) authorised")
@@ -274,17 +282,20 @@ class PlcChange(_Strict):
 
 
 class NotRun(_Strict):
-    check: str
-    reason: str
+    """A check that could not decide on this input, and why."""
+    check: str = Field(description="check ID")
+    reason: str = Field(description="why it could not run (what it would need)")
 
 
 class Framework(_Open):
+    """One compliance framework: each control with the findings that give evidence for it."""
     title: str
     summary: dict[str, int] = Field(default_factory=dict)
     controls: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class RoadmapItem(_Open):
+    """One thing to do, with why, effort, owner and the checks and assets it concerns."""
     title: str
     why: str = ""
     checks: list[str] = Field(default_factory=list)
@@ -301,6 +312,7 @@ class RoadmapItem(_Open):
 
 
 class Roadmap(_Open):
+    """What to do, in three horizons, ordered for the organisation size."""
     organization_size: str | None = None
     size_assumed: bool | None = None
     guidance: str | None = None
@@ -311,6 +323,7 @@ class Roadmap(_Open):
 
 
 class PatchEntry(_Open):
+    """One device of the patch plan: the advisories that name it, priority, target version, window."""
     asset: str
     name: str | None = None
     role: str | None = None
@@ -334,6 +347,7 @@ class PatchEntry(_Open):
 
 
 class Attestation(_Strict):
+    """A practice the site file attests (traffic cannot show it)."""
     id: str
     status: str | bool | None = None
     evidence: str | None = None
@@ -341,6 +355,7 @@ class Attestation(_Strict):
 
 
 class Summary(_Strict):
+    """The figures of the assessment in one place."""
     assets: int
     findings: dict[str, int]
     failed: int
@@ -352,6 +367,7 @@ class Summary(_Strict):
 
 
 class Assessment(_Open):   # fields in the order the JSON lists them
+    """What `plantguard assess --format json` writes: the whole assessment of the captured plant."""
     plantguard: str = Field(description="plantguard version that wrote it")
     site: str | None = None
     organization_size: str | None = None

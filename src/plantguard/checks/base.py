@@ -63,6 +63,7 @@ class CheckMeta:
     # its findings are about one conversation: a failing one names the two ends first (either
     # order); plan/incidents.py groups them with every other finding on that host pair
     conversation: bool = False
+    needs_store: bool = False        # reads imported intelligence from the store (says so in the docs)
     # the roadmap item a FAIL becomes (plan/roadmap.py); required, the defaults only keep the
     # dataclass valid and are refused by __post_init__
     action: str = ""                 # what to do, as a title ("Change factory-default passwords ...")

@@ -1,6 +1,6 @@
 """`plantguard checks list`: every registered check with its metadata (CheckMeta), as records of
 one typed shape (CheckInfo, the JSON contract of `checks list --format json`, documented in
-docs/cli.md). Like the assessment contract it only grows: fields are added, never renamed or
+docs/cli-conventions.md). Like the assessment contract it only grows: fields are added, never renamed or
 removed. Not a check module (the registry skips it)."""
 from __future__ import annotations
 

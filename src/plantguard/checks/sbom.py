@@ -40,6 +40,7 @@ INCOMPLETE = CheckMeta(
 
 VULNERABLE = CheckMeta(
     id="sbom.vulnerable-component", title="SBOM component named in a security advisory",
+    needs_store=True,
     practice="sbom-procurement", severity="high",
     risk="A component inside the device matches a published vulnerability and the supplier has not stated "
          "(VEX) that the product is unaffected.",

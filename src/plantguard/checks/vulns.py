@@ -14,6 +14,7 @@ _CONTROLS = {"iec62443-3-3": ("SR 3.4", "SR 7.6"), "nist-800-53r5": ("RA-5", "SI
 
 KNOWN_EXPLOITED = CheckMeta(
     id="vuln.known-exploited", title="Firmware with a vulnerability known to be exploited",
+    needs_store=True,
     practice="patch-management", severity="critical",
     risk="The device runs a product and firmware with a CVE listed in CISA's Known Exploited "
          "Vulnerabilities catalogue: attackers use it in the wild, so exposure turns into compromise fast.",
@@ -26,6 +27,7 @@ KNOWN_EXPLOITED = CheckMeta(
 
 ADVISORY = CheckMeta(
     id="vuln.advisory", title="Firmware named in a vendor or CISA security advisory",
+    needs_store=True,
     practice="patch-management", severity="high",
     risk="A published advisory names this product and firmware: its vulnerabilities and often working "
          "exploits are public.",
