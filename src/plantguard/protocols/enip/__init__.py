@@ -121,7 +121,8 @@ SPEC = ProtocolSpec(
     decode=decode, signature=signature,
     tcp_ports=(ENCAP_PORT,),
     udp_ports=(ENCAP_PORT, IO_PORT),
-    routine=(Routine(enip_cip_routine, 512), Routine(cip_io_routine, 24)),
+    # most CIP messages fit 128 bytes; a second pass at 512 on the rows the first left
+    routine=(Routine(cip_io_routine, 24), Routine(enip_cip_routine, 128), Routine(enip_cip_routine, 512)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),
