@@ -203,6 +203,15 @@ def decode(pkt: Packet) -> list[Observation]:
     return out
 
 
+
+def prime(pkt: Packet) -> None:
+    """The flow's state moved past a packet the engine replayed, as decode() moves it (the
+    stream, the service seen), with no output."""
+    for raw in tcp_pdus(pkt, frame_len, FRAMING.size + MAX_ADU_LENGTH, MAX_PDUS_PER_SEGMENT,
+                        header_len=ADU_HEAD.size):
+        if len(raw) >= ADU_HEAD.size:      # parse_adu gives an ADU, whose _observe asks once()
+            once(pkt, "service")
+
 def is_request(pkt: Packet) -> bool:
     """Client -> server. Port 502 on one side only decides (the engine's SYN-based guess can be
     fooled by odd flags); otherwise the flow's direction."""
@@ -444,7 +453,7 @@ def modbus_routine(p, plen, from_client, l4, sport, dport):
 
 SPEC = ProtocolSpec(
     name=NAME, title="Modbus/TCP", layer="industrial",
-    decode=decode, signature=signature,
+    decode=decode, signature=signature, prime=prime,
     tcp_ports=(502,),
     # The signature needs exact MBAP framing: protocol id 0 and length fields that cut the payload
     # into whole ADUs with nothing left over (about 1 in 2^24 for arbitrary bytes) and a body no
