@@ -100,7 +100,7 @@ class DeepTier:
             return
         try:
             fn(pkt)
-        except Exception:  # noqa: BLE001 - as run() with count_errors=False
+        except Exception:  # noqa: BLE001, S110 - as run() with count_errors=False
             pass
 
     def _handle_l2(self, capture, frame, ts, lay) -> list[Observation]:
