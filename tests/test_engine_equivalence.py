@@ -251,3 +251,43 @@ def test_pipelined_modbus_polls_are_replayed(tmp_path):
     got = analyze([path])
     assert_equivalent(analyze_reference([path]), got)
     assert got.counters["routine_packets"] > 2500 and got.counters["deep_packets"] < 200
+
+
+def test_long_and_pipelined_polls_are_replayed(tmp_path):
+    """Segments past the recognisers' first 128 bytes (two 100-register Modbus answers in one
+    segment) and S7 read jobs sent together in one segment, one after an empty COTP unit that
+    is not the last, are routine too (second passes on what the first rules left); the result
+    is still the reference's."""
+    import struct
+
+    from support.packets import pcap_bytes, tcp_conversation
+
+    def mb_rsp(tid, words):
+        return struct.pack(">HHHBBB", tid & 0xFFFF, 0, 3 + 2 * words, 1, 3, 2 * words) + bytes(2 * words)
+
+    def tpkt(s7: bytes, eot: bool = True) -> bytes:
+        cotp = bytes([2, 0xF0, 0x80 if eot else 0])
+        return struct.pack(">BBH", 3, 0, 4 + len(cotp) + len(s7)) + cotp + s7
+
+    def s7_read(ref, items, rosctr=1):
+        param = bytes([4, len(items)]) + b"".join(
+            bytes([0x12, 0x0A, 0x10, 2]) + struct.pack(">HHB", 2, 1, 0x84) + (addr << 3).to_bytes(3, "big")
+            for addr in items)
+        return struct.pack(">BBHHHH", 0x32, rosctr, 0, ref & 0xFFFF, len(param), 0) + param
+
+    def s7_ack(ref, n):
+        data = b"".join(bytes([0xFF, 4, 0, 16, 0, 0]) for _ in range(n))
+        return struct.pack(">BBHHHHBB", 0x32, 3, 0, ref & 0xFFFF, 2, len(data), 0, 0) + bytes([4, n]) + data
+    modbus, s7 = [], []
+    for k in range(600):
+        modbus.append((True, struct.pack(">HHHBBHH", 2 * k, 0, 6, 1, 3, 0, 100)
+                       + struct.pack(">HHHBBHH", 2 * k + 1, 0, 6, 1, 3, 100, 100)))
+        modbus.append((False, mb_rsp(2 * k, 100) + mb_rsp(2 * k + 1, 100)))
+        s7.append((True, tpkt(b"", eot=False) + tpkt(s7_read(2 * k, (1, 2))) + tpkt(s7_read(2 * k + 1, (3,)))))
+        s7.append((False, tpkt(s7_ack(2 * k, 2)) + tpkt(s7_ack(2 * k + 1, 1))))
+    for name, port, exchanges in (("modbus", 502, modbus), ("s7", 102, s7)):
+        path = tmp_path / f"{name}.pcap"
+        path.write_bytes(pcap_bytes(tcp_conversation("10.0.0.1", "10.0.0.2", port, exchanges)))
+        got = analyze([path])
+        assert_equivalent(analyze_reference([path]), got)
+        assert got.counters["routine_packets"] > 1000 and got.counters["deep_packets"] < 50, (name, got.counters)

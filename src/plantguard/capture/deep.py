@@ -87,10 +87,21 @@ class DeepTier:
     def decode_l4(self, module, state: dict, from_client: bool, capture: str, frame: int,
                   ts: float, lay: Layers, *, count_errors: bool = True) -> list[Observation]:
         """Run a flow's protocol module on one TCP/UDP packet (the flow is already classified)."""
-        pkt = Packet(capture, frame, ts, lay.payload, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan,
-                     lay.src, lay.dst, lay.l4, lay.sport, lay.dport, lay.tcp_flags, lay.seq,
-                     from_client, state)
-        return self.run(module, pkt, count_errors=count_errors) or []
+        return self.run(module, l4_packet(state, from_client, capture, frame, ts, lay),
+                        count_errors=count_errors) or []
+
+    def prime(self, module, pkt: Packet) -> None:
+        """Feed the module a packet whose outcome a replay counted, so that its flow state moves
+        past it: the module's SPEC.prime when it declares one (no output made), else a decode
+        whose output is dropped. A raise is not an error: the replay accounted for the packet."""
+        fn = module.SPEC.prime
+        if fn is None:
+            self.run(module, pkt, count_errors=False)
+            return
+        try:
+            fn(pkt)
+        except Exception:  # noqa: BLE001, S110 - as run() with count_errors=False
+            pass
 
     def _handle_l2(self, capture, frame, ts, lay) -> list[Observation]:
         data = bytes(lay.l3)
@@ -126,6 +137,12 @@ class DeepTier:
             if count_errors:
                 self.partial += 1
             return Partial(pkt.emitted)
+
+
+def l4_packet(state: dict, from_client: bool, capture: str, frame: int, ts: float, lay: Layers) -> Packet:
+    """The Packet a module decodes for one TCP/UDP frame of a classified flow."""
+    return Packet(capture, frame, ts, lay.payload, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan,
+                  lay.src, lay.dst, lay.l4, lay.sport, lay.dport, lay.tcp_flags, lay.seq, from_client, state)
 
 
 def flow_key(lay: Layers) -> tuple:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from plantguard.capture import headers
-from plantguard.capture.deep import DeepTier
+from plantguard.capture.deep import DeepTier, l4_packet
 from plantguard.capture.layers import decode_frame
 from plantguard.capture.records import CarriedPacket, ChunkContext
 from plantguard.model import Packet
@@ -235,7 +235,7 @@ class Primer:
                      bytes(ctx.chunk.buf[a:a + int(sub.pay_len[row])]),
                      *headers.l4_header(sub, row), from_client, state)
         follows_replayed(state, from_client, pkt.seq)
-        self.deep.run(module, pkt, count_errors=False)
+        self.deep.prime(module, pkt)
         self._count()
 
     def _prime_carried(self, slot: int, from_client: bool, module, state: dict) -> None:
@@ -248,8 +248,7 @@ class Primer:
         if lay is None:
             return
         follows_replayed(state, from_client, lay.seq)
-        self.deep.decode_l4(module, state, from_client, self._ctx.cap, carry.frame_no, carry.ts, lay,
-                            count_errors=False)
+        self.deep.prime(module, l4_packet(state, from_client, self._ctx.cap, carry.frame_no, carry.ts, lay))
         self._count()
 
     def _count(self) -> None:

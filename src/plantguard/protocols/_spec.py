@@ -49,6 +49,7 @@ class ProtocolSpec:
     layer: str                         # "industrial" | "it": where the README lists it
     decode: Callable                   # decode(pkt) -> list[Observation]; may raise on garbage
     signature: Callable | None = None  # signature(payload) -> bool; payload looks like this protocol
+    prime: Callable | None = None      # prime(pkt): state moved past a replayed packet as decode would, no output
     tcp_ports: tuple[int, ...] = ()    # well-known server ports
     udp_ports: tuple[int, ...] = ()
     ethertypes: tuple[int, ...] = ()   # layer-2 protocols
@@ -116,6 +117,8 @@ def _policy_problems(s: ProtocolSpec):
 def _routine_problems(s: ProtocolSpec):
     if not all(isinstance(r, Routine) and callable(r.fn) and 1 <= r.width <= 4096 for r in s.routine):
         yield "routine must be a tuple of Routine(fn, width 1..4096)"
+    if s.prime is not None and not callable(s.prime):
+        yield "prime is not callable"
     if s.routine and not s.replay:
         yield "routine recognisers on a protocol that forbids replay"
 

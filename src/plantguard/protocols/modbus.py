@@ -203,6 +203,15 @@ def decode(pkt: Packet) -> list[Observation]:
     return out
 
 
+
+def prime(pkt: Packet) -> None:
+    """The flow's state moved past a packet the engine replayed, as decode() moves it (the
+    stream, the service seen), with no output."""
+    for raw in tcp_pdus(pkt, frame_len, FRAMING.size + MAX_ADU_LENGTH, MAX_PDUS_PER_SEGMENT,
+                        header_len=ADU_HEAD.size):
+        if len(raw) >= ADU_HEAD.size:      # parse_adu gives an ADU, whose _observe asks once()
+            once(pkt, "service")
+
 def is_request(pkt: Packet) -> bool:
     """Client -> server. Port 502 on one side only decides (the engine's SYN-based guess can be
     fooled by odd flags); otherwise the flow's direction."""
@@ -400,7 +409,8 @@ def _longest_text(b: bytes, minimum: int = 4) -> str:
 
 # Routine recognition (capture/routine.py calls these on whole chunks): the key must cover
 # every field decode() reports for such a packet.
-MAX_ROUTINE_ADUS = 4       # whole ADUs in one segment a routine key covers (pipelined polling)
+MAX_ROUTINE_ADUS = 8       # whole ADUs in one segment a routine key covers (pipelined polling)
+WIDE = 1024                # a second pass, on the rows the first left, for segments past 128 bytes
 _REQ_CODES = (1, 2, 3, 4, 5, 6, 15, 16, 23)
 
 
@@ -417,9 +427,11 @@ def modbus_routine(p, plen, from_client, l4, sport, dport):
     done = np.zeros(n, bool)
     off = np.zeros(n, np.int64)
     span = np.arange(16)[None, :]
-    parts = [col(from_client)]
+    key = col(from_client)
     for _ in range(MAX_ROUTINE_ADUS):
         live = ok & ~done
+        if not live.any():        # the key folds in one ADU at a time, so stopping early keeps it
+            break
         v = bytes_at(p, off, span.shape[1])                                     # 16 bytes from the ADU
         mlen = u16(v, at.length)
         fc = v[:, at.function].astype(np.int64)
@@ -432,16 +444,16 @@ def modbus_routine(p, plen, from_client, l4, sport, dport):
         ok &= ~live | good
         live &= ok
         keep = (live & req)[:, None] & (span >= head) & (span < head + width[:, None])
-        parts += [col(np.where(live, v[:, at.unit], 0)), col(np.where(live, fc, 0)),
-                  col(np.where(live & req, mlen, 0)), bytes_hash(v, keep)]
+        key = np.where(live, hash_keys((key, col(v[:, at.unit]), col(fc), col(np.where(req, mlen, 0)),
+                                        bytes_hash(v, keep))), key)
         off = np.where(live, end, off)
         done |= live & (off == plen)
-    return ok & done, hash_keys(tuple(parts))
+    return ok & done, key
 
 
 SPEC = ProtocolSpec(
     name=NAME, title="Modbus/TCP", layer="industrial",
-    decode=decode, signature=signature,
+    decode=decode, signature=signature, prime=prime,
     tcp_ports=(502,),
     # The signature needs exact MBAP framing: protocol id 0 and length fields that cut the payload
     # into whole ADUs with nothing left over (about 1 in 2^24 for arbitrary bytes) and a body no
@@ -449,7 +461,7 @@ SPEC = ProtocolSpec(
     # gateways and simulators on other ports (5020, 503, ...); on ports another module claims, that
     # module is asked first.
     any_port=True,
-    routine=(Routine(modbus_routine, 128),),
+    routine=(Routine(modbus_routine, 128), Routine(modbus_routine, WIDE)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),

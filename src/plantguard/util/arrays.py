@@ -51,12 +51,53 @@ def col(x) -> np.ndarray:
 
 def bytes_hash(m: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Hash of each row's bytes where keep is True (others count as zero)."""
+    kernel = _compiled_bytes_hash()
+    if kernel is not None:
+        keep = np.broadcast_to(keep, m.shape)
+        return kernel(m, keep, np.empty(len(m), np.uint64))
     z = np.where(keep, m, 0).astype(np.uint8)
     width = -(-z.shape[1] // 8) * 8
     if width != z.shape[1]:
         z = np.pad(z, ((0, 0), (0, width - z.shape[1])))
     words = np.ascontiguousarray(z).view("<u8")
     return hash_keys(tuple(words[:, i] for i in range(words.shape[1])))
+
+
+def _bytes_hash_nb(m, keep, out):
+    """bytes_hash one row at a time, the same value: the kept bytes as little-endian 64-bit words
+    (the last one zero-padded), mixed in order from the seed as hash_keys mixes columns."""
+    n, w = m.shape
+    m1, m2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
+    s29, s31 = np.uint64(29), np.uint64(31)
+    for i in range(n):
+        h = np.uint64(0x243F6A8885A308D3)
+        for j0 in range(0, w, 8):
+            x = np.uint64(0)
+            for b in range(8):
+                j = j0 + b
+                if j < w and keep[i, j]:
+                    x |= np.uint64(m[i, j]) << np.uint64(8 * b)
+            h = (h ^ x) * m1
+            h ^= h >> s29
+            h *= m2
+            h ^= h >> s31
+        out[i] = h
+    return out
+
+
+_KERNELS: dict = {}
+
+
+def _compiled_bytes_hash():
+    """The compiled bytes_hash, made on first use (numba is imported only by the capture path
+    that needs it; cached on disk after the first run); None without numba: the array path."""
+    if "bytes_hash" not in _KERNELS:
+        try:
+            import numba
+            _KERNELS["bytes_hash"] = numba.njit(cache=True)(_bytes_hash_nb)
+        except Exception:  # noqa: BLE001 - numba missing or unusable: the array path gives the same
+            _KERNELS["bytes_hash"] = None
+    return _KERNELS["bytes_hash"]
 
 
 def span_hash(p: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -90,6 +90,24 @@ def decode(pkt: Packet) -> list[Observation]:
     return out
 
 
+
+def prime(pkt: Packet) -> None:
+    """The flow's state moved past a packet the engine replayed, as decode() moves it, with no
+    output: the stream, the service seen, and the requests kept for their replies (unparsed
+    until a decoded reply needs one: cip.track_pending)."""
+    if pkt.l4 == "udp" and IO_PORT in (pkt.sport, pkt.dport) and ENCAP_PORT not in (pkt.sport, pkt.dport):
+        decode(pkt)
+        return
+    request = is_request(pkt)
+    for raw in tcp_pdus(pkt, frame_len, MAX_ENCAP, MAX_PDUS_PER_SEGMENT):
+        once(pkt, "service")
+        command = ENCAP.struct.unpack_from(raw, 0)[0]
+        if command in (SEND_RR_DATA, SEND_UNIT_DATA):
+            pending = pkt.state.get("pending")
+            if pending is None:
+                pending = pkt.state["pending"] = OrderedDict()
+            cip.track_pending(Encap(*ENCAP.struct.unpack_from(raw, 0), bytes(raw[ENCAP.size:]), request), pending)
+
 def _observe(pkt: Packet, enc: Encap) -> list[Observation]:
     out: list[Observation] = []
     if once(pkt, "service"):
@@ -118,10 +136,11 @@ def _observe(pkt: Packet, enc: Encap) -> list[Observation]:
 
 SPEC = ProtocolSpec(
     name=NAME, title="EtherNet/IP + CIP", layer="industrial",
-    decode=decode, signature=signature,
+    decode=decode, signature=signature, prime=prime,
     tcp_ports=(ENCAP_PORT,),
     udp_ports=(ENCAP_PORT, IO_PORT),
-    routine=(Routine(enip_cip_routine, 512), Routine(cip_io_routine, 24)),
+    # most CIP messages fit 128 bytes; a second pass at 512 on the rows the first left
+    routine=(Routine(cip_io_routine, 24), Routine(enip_cip_routine, 128), Routine(enip_cip_routine, 512)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),

@@ -171,18 +171,8 @@ def cip_messages(enc: Encap, pending: OrderedDict | None = None, copy: bool = Tr
     carry; replies are paired with their requests through `pending` (per-flow state).
     copy=False keeps the request messages themselves in `pending` (the caller drops their
     data once read: enip._observe does, saving a copy per message)."""
-    if len(enc.data) < SEND_DATA.size:
-        return []
     out: list[CipMessage] = []
-    for typ, item in cpf_items(enc.data, SEND_DATA.size):
-        if typ == ITEM_UNCONNECTED_DATA:
-            key = ("u", enc.context)
-            seq, body = None, item
-        elif typ == ITEM_CONNECTED_DATA and len(item) >= 2:
-            seq = u16le(item, 0)[0]
-            key, body = ("c", seq), item[2:]
-        else:
-            continue
+    for key, seq, body in _bodies(enc):
         msgs = parse_message(body, seq=seq)
         if not msgs:
             continue
@@ -190,13 +180,65 @@ def cip_messages(enc: Encap, pending: OrderedDict | None = None, copy: bool = Tr
         if pending is not None:
             if not top.response:
                 # the reply needs ids, not data
-                pending[key] = [_without_data(m) for m in msgs] if copy else list(msgs)
-                while len(pending) > MAX_PENDING:
-                    pending.popitem(last=False)
+                _remember(pending, key, [_without_data(m) for m in msgs] if copy else list(msgs))
             else:
-                _pair(msgs, pending.pop(key, None))
+                _pair(msgs, _requests(pending.pop(key, None)))
         out.extend(msgs)
     return out
+
+
+def track_pending(enc: Encap, pending: OrderedDict) -> None:
+    """What cip_messages does to `pending` for this PDU, without parsing its messages (a packet
+    the engine replayed, fed only to move the flow's state): a request is kept unparsed, and
+    parsed only if a decoded reply asks for it; a reply drops its request."""
+    for key, seq, body in _bodies(enc):
+        if not _parses(body):
+            continue
+        if body[0] & 0x80:
+            pending.pop(key, None)
+        else:
+            _remember(pending, key, _Unparsed(body, seq))
+
+
+class _Unparsed:
+    """A request's bytes kept in `pending` in place of its parsed messages (track_pending)."""
+    __slots__ = ("body", "seq")
+
+    def __init__(self, body: bytes, seq: int | None):
+        self.body, self.seq = body, seq
+
+
+def _bodies(enc: Encap):
+    """(pending key, sequence count, CIP message bytes) of each data item of the PDU."""
+    if len(enc.data) < SEND_DATA.size:
+        return
+    for typ, item in cpf_items(enc.data, SEND_DATA.size):
+        if typ == ITEM_UNCONNECTED_DATA:
+            yield ("u", enc.context), None, item
+        elif typ == ITEM_CONNECTED_DATA and len(item) >= 2:
+            seq = u16le(item, 0)[0]
+            yield ("c", seq), seq, item[2:]
+
+
+def _parses(b: bytes) -> bool:
+    """Whether parse_message gives at least the top message for these bytes."""
+    if len(b) < 2:
+        return False
+    return len(b) >= 4 if b[0] & 0x80 else len(b) >= 2 + 2 * b[1]
+
+
+def _remember(pending: OrderedDict, key, requests) -> None:
+    pending[key] = requests
+    while len(pending) > MAX_PENDING:
+        pending.popitem(last=False)
+
+
+def _requests(kept) -> list[CipMessage] | None:
+    """The request messages a reply pairs with: kept parsed, or parsed now (without data, as
+    a decoded request leaves them)."""
+    if isinstance(kept, _Unparsed):
+        return [_without_data(m) for m in parse_message(kept.body, seq=kept.seq)]
+    return kept
 
 
 def _without_data(m: CipMessage) -> CipMessage:

@@ -74,6 +74,7 @@ def enip_cip_routine(p, plen, from_client, l4, sport, dport):
     d0 = path_end
     rl = at(d0)
     valid = (rl >= 7) & (d0 + rl + 5 <= plen)
+    req &= (svc != EXECUTE_PCCC) | ~valid | (d0 + rl + 5 <= w)   # the PCCC bytes keyed lie in the matrix
     pccc = np.where(req & (svc == EXECUTE_PCCC),
                     (rl << 24) | (valid << 16) | np.where(valid, (at(d0 + rl) << 8) | at(d0 + rl + 4), 0), 0)
     # Multiple Service Packet: requests key on the whole message; replies on the inner

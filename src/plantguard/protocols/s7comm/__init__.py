@@ -38,7 +38,11 @@ from plantguard.protocols.s7comm.cotp import (
     s7_tsap,
     tsap_text,
 )
-from plantguard.protocols.s7comm.routine import s7_job_ack_routine, s7plus_routine
+from plantguard.protocols.s7comm.routine import (
+    s7_job_ack_routine,
+    s7_pipelined_routine,
+    s7plus_routine,
+)
 from plantguard.protocols.s7comm.s7 import (
     ACK,
     ACK_DATA,
@@ -77,7 +81,7 @@ __all__ = ["ACK", "ACK_DATA", "COTP_TYPES", "FUNCTIONS", "JOB", "NAME", "PI_SERV
            "S7P_OPCODES", "S7_PORT", "SPEC", "SZL_RETURN", "UD_SUBFUNCTIONS", "USERDATA", "Cotp", "S7Pdu",
            "S7PlusPdu", "block_filename", "decode", "describe_job", "describe_userdata", "frame_len",
            "identity_from_szl", "is_request", "parse_cotp", "parse_s7", "parse_s7plus", "pi_service",
-           "plc_stop_name", "s7_job_ack_routine", "signature", "szl_reply_header", "szl_request",
+           "plc_stop_name", "s7_job_ack_routine", "s7_pipelined_routine", "signature", "szl_reply_header", "szl_request",
            "upload_fields", "userdata_name"]
 
 
@@ -140,7 +144,10 @@ SPEC = ProtocolSpec(
     name=NAME, title="S7comm, S7comm-plus", layer="industrial",
     decode=decode, signature=signature,
     tcp_ports=(S7_PORT,),
-    routine=(Routine(s7_job_ack_routine, 128), Routine(s7plus_routine, 128)),
+    # second passes on what the first rules left: S7comm-plus notifications past 128 bytes, and
+    # several jobs or acks in one segment
+    routine=(Routine(s7_job_ack_routine, 128), Routine(s7plus_routine, 128), Routine(s7plus_routine, 512),
+             Routine(s7_pipelined_routine, 512)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),

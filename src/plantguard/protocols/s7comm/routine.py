@@ -70,6 +70,44 @@ def s7_job_ack_routine(p, plen, from_client, l4, sport, dport):
     return job | ack, key
 
 
+PIPELINED = 8          # TPKTs in one segment the pipelined recogniser looks at
+PDU_WIDTH = 128        # bytes of each handed to the single-PDU recogniser (as its own rule reads)
+
+
+def s7_pipelined_routine(p, plen, from_client, l4, sport, dport):
+    """Several whole TPKTs in one segment (a client pipelining its read jobs, a PLC its acks),
+    each one that s7_job_ack_routine takes on its own, or an empty COTP DT that is not the last
+    unit (it adds nothing to the PDU being reassembled); the key chains their keys. Runs on the
+    rows the single-PDU rules left."""
+    n, w = p.shape
+    c = COTP_DT_HEADER.offset
+    ok = l4 == 6
+    done = np.zeros(n, bool)
+    off = np.zeros(n, np.int64)
+    key = np.zeros(n, np.uint64)
+    for _ in range(PIPELINED):
+        live = ok & ~done
+        if not live.any():
+            break
+        v = bytes_at(p, off, PDU_WIDTH)
+        tlen = u16(v, TPKT.offset.length)
+        # the PDU lies in the segment, and what the single-PDU rule reads of it in the matrix
+        ok &= ~live | ((tlen >= _S7) & (off + tlen <= plen) & (off + np.minimum(tlen, PDU_WIDTH) <= w))
+        live &= ok
+        m, k = s7_job_ack_routine(v, tlen, from_client, l4, sport, dport)
+        empty = (tlen == _S7) & (v[:, TPKT.offset.version] == TPKT_VERSION) & (v[:, TPKT.offset.reserved] == 0) \
+            & (v[:, _DT + c.length] == COTP_DT_HEADER.size - 1) \
+            & (v[:, _DT + c.pdu_type] == 0xF0) & ((v[:, _DT + c.tpdu_nr] & EOT) == 0)
+        k = np.where(empty, np.uint64(1), k)
+        m |= empty
+        ok &= ~live | m
+        live &= ok
+        key = np.where(live, hash_keys((key, k)), key)
+        off = np.where(live, off + tlen, off)
+        done |= live & (off == plen)
+    return ok & done, key
+
+
 def s7plus_routine(p, plen, from_client, l4, sport, dport):
     """One whole S7comm-plus message in one TPKT / COTP DT (last unit): header, data, and the
     trailer. Requests keyed on version, function and session id (not the sequence number, nor a
