@@ -6,6 +6,11 @@ from collections import Counter
 from typing import Any
 
 from plantguard.checks.practices import PRACTICES as CHECK_PRACTICES
+from plantguard.report.display_filter import (
+    capture_filters,
+    conversation_filter,
+    frames_filter,
+)
 from plantguard.util.warnings import summarize
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -88,7 +93,8 @@ def evidence_rows(f: dict) -> list[dict]:
     for e in as_list(f.get("evidence"))[:MAX_EVIDENCE_SHOWN]:
         e = as_dict(e)
         out.append({"capture": text(e.get("capture")), "frame": text(e.get("frame")),
-                    "time": short_time(e.get("time")), "detail": text(e.get("detail"))})
+                    "time": short_time(e.get("time")), "detail": text(e.get("detail")),
+                    "filter": frames_filter([e.get("frame")])})
     return out
 
 
@@ -96,11 +102,16 @@ def finding_row(f: dict) -> dict:
     controls = as_dict(f.get("controls"))
     ev = evidence_rows(f)
     total = num(f.get("evidence_total")) or len(as_list(f.get("evidence")))
+    detail = as_dict(f.get("detail"))
     return {
         "check": text(f.get("check")), "status": text(f.get("status")), "severity": severity(f.get("severity")),
         "title": text(f.get("title")) or text(f.get("check")), "assets": [text(a) for a in as_list(f.get("assets")) if text(a)],
-        "practice": practice_name(text(f.get("practice"))), "remediation": text(f.get("remediation")),
+        "practice": practice_name(text(f.get("practice"))), "practice_key": text(f.get("practice")),
+        "remediation": text(f.get("remediation")),
         "evidence": ev, "evidence_total": max(total, len(ev)),
+        # Wireshark filters: every listed evidence frame of each capture, and the conversation
+        "capture_filters": [(text(cap), flt) for cap, flt in capture_filters(as_list(f.get("evidence")))],
+        "conversation": conversation_filter(as_list(f.get("assets")), detail.get("port")),
         "controls": [(FRAMEWORK_SHORT[fw], joined(controls.get(fw))) for fw in ("iec62443-3-3", "nist-800-53r5", "iso27001-2022")
                      if joined(controls.get(fw))],
         "attack": joined(f.get("attack")),
@@ -113,6 +124,7 @@ def build(contract: Any) -> dict[str, Any]:
     fails = [finding_row(f) for f in findings if f.get("status") == "fail"]
     fails.sort(key=lambda r: SEVERITY_ORDER.index(r["severity"]))
     passes = [finding_row(f) for f in findings if f.get("status") == "pass"]
+    suppressed = [finding_row(f) for f in findings if f.get("status") == "suppressed"]
     sev_counts = Counter(r["severity"] for r in fails)
     assets = [asset_row(as_dict(a)) for a in as_list(c.get("assets"))]
     captures = [as_dict(x) for x in as_list(c.get("captures"))]
@@ -126,7 +138,7 @@ def build(contract: Any) -> dict[str, Any]:
                       "first": short_time(x.get("first")), "last": short_time(x.get("last")),
                       "warnings": summarize(text(w) for w in as_list(x.get("warnings")) if text(w))} for x in captures],
         "period": (short_time(firsts[0]), short_time(lasts[-1])) if firsts and lasts else None,
-        "packets": packets, "fails": fails, "passes": passes,
+        "packets": packets, "fails": fails, "passes": passes, "suppressed": suppressed,
         "severity_counts": [(s, sev_counts.get(s, 0)) for s in SEVERITY_ORDER[:4]],
         "practices": practices(findings),
         "assets": assets,
@@ -140,6 +152,8 @@ def build(contract: Any) -> dict[str, Any]:
         "counters": [(text(k), text(v)) for k, v in as_dict(c.get("counters")).items() if text(v)][:40],
     }
     ctx["headline"] = headline(ctx)
+    from plantguard.report import facets  # it reads this module's helpers
+    ctx["facets"] = facets.annotate(fails + suppressed + passes, c)
     return ctx
 
 
