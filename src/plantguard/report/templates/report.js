@@ -160,7 +160,12 @@
     form.addEventListener("input", function (ev) {
       if (!ev.target || ev.target.name !== "q") { return; }
       if (timer) { clearTimeout(timer); }
-      timer = setTimeout(function () { timer = null; apply(); }, 200);   // not on every keystroke
+      form.setAttribute("data-pending", "search");
+      timer = setTimeout(function () {                                   // not on every keystroke
+        timer = null;
+        apply();
+        form.removeAttribute("data-pending");
+      }, 200);
     });
     form.addEventListener("submit", function (ev) { ev.preventDefault(); apply(); });
     form.addEventListener("reset", function () {
