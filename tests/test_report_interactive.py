@@ -361,3 +361,16 @@ def test_ten_thousand_findings_filter_correctly(browser, zeek, tmp_path):
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     (ARTEFACTS / "ten-thousand-findings.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(figures)
+
+
+def test_without_javascript_every_finding_shows_and_no_dead_control(browser, zeek):
+    report, contract = zeek
+    ctx = browser.new_context(java_script_enabled=False)
+    page = ctx.new_page()
+    try:
+        page.goto(report.as_uri())
+        assert len(visible_ids(page)) == len(shown(contract["findings"]))
+        assert page.is_hidden("#finding-filters") and not page.locator("button.copy:visible").count()
+        assert page.locator("code.dfilter:visible").count() >= 5    # the filters are there to select (open findings)
+    finally:
+        ctx.close()
