@@ -2,9 +2,9 @@
 filter, search and sort the findings, copy Wireshark filters, print every finding), no external
 resources, and a Content-Security-Policy that allows nothing else (default-src 'none'; the script
 by its sha256 only), so even an injected script would not run. Jinja2 autoescaping is on for
-everything and every {{ value }} passes util.sanitize.html_text first (control characters made visible); the SVG is built with the same
-escaped text (zones_svg). Jinja2 is imported when a report is rendered, not when the format is
-listed."""
+everything and every {{ value }} passes util.sanitize.html_text first (control characters made
+visible); the SVG is built with the same escaped text (zones_svg). Jinja2 is imported when a
+report is rendered, not when the format is listed."""
 from __future__ import annotations
 
 import base64
