@@ -90,7 +90,7 @@ def test_format_choices_are_the_registry(command, target):
 
 
 def test_builtin_format_choices_and_defaults():
-    assert cli_formats("assess") == ["html", "md", "json", "sarif", "csv"]
+    assert cli_formats("assess") == ["html", "md", "json", "sarif", "csv", "pdf"]
     assert cli_formats("inventory") == ["table", "json", "csv"]
     assert cli_formats("intel", "plan") == ["csv", "json", "text"]
 

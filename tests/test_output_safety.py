@@ -12,6 +12,7 @@ import re
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA
@@ -246,11 +247,19 @@ def test_html_escapes_everything_and_forbids_scripts(outputs):
             self.tags.append((tag, dict(attrs)))
     parser = Tags()
     parser.feed(html)
-    assert not [t for t, _ in parser.tags if t in ("script", "img", "iframe", "object", "embed", "link", "b")]
-    assert "<script" not in html.lower() and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert not [t for t, _ in parser.tags if t in ("img", "iframe", "object", "embed", "link", "b")]
+    # one script, the report's own (report.js), and the CSP allows that one only, by its hash
+    import base64
+    import hashlib
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.DOTALL)
+    ours = (Path(__file__).parents[1] / "src/plantguard/report/templates/report.js").read_text(encoding="utf-8")
+    assert [t for t, _ in parser.tags].count("script") == 1 and scripts == [("", ours)]
+    assert html.lower().count("<script") == 1 and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert not [a for _, attrs in parser.tags for a in attrs if a.startswith("on")]
     csp = [a.get("content", "") for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
-    assert csp and "default-src 'none'" in csp[0] and "script-src" not in csp[0]
+    digest = base64.b64encode(hashlib.sha256(ours.encode()).digest()).decode()
+    assert csp and "default-src 'none'" in csp[0]
+    assert re.findall(r"script-src [^;]*", csp[0]) == [f"script-src 'sha256-{digest}'"]
     assert not TERMINAL_BAD.search(html.replace("\n", "").replace("\t", ""))
 
 

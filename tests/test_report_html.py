@@ -1,8 +1,11 @@
-"""The HTML report: self-contained, escaped, well-formed, the zones picture right, and rendered in
-headless Chromium without console errors and with every key section in the DOM."""
+"""The HTML report: self-contained (one script, our own, allowed by its hash), escaped, well-formed,
+the zones picture right, and rendered in headless Chromium without console errors and with every
+key section in the DOM."""
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import re
 import shutil
@@ -72,10 +75,23 @@ def test_sections_and_plain_words_first(sample):
     assert "The MITRE Corporation" in html
 
 
+def own_script(html: str) -> str:
+    """The report's one script (there must be exactly one, with no attributes)."""
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S)
+    assert len(scripts) == 1 and scripts[0][0] == "", [a for a, _ in scripts]
+    return scripts[0][1]
+
+
 def test_self_contained_no_scripts_no_external_resources(sample):
     html = render(sample, "html")
     tags = tags_of(html)
-    assert not [t for t, _ in tags if t in ("script", "link", "iframe", "object", "embed", "img")]
+    assert not [t for t, _ in tags if t in ("link", "iframe", "object", "embed", "img")]
+    # the one script is ours, byte for byte, and the CSP allows exactly it by its hash
+    script = own_script(html)
+    ours = (Path(__file__).parents[1] / "src/plantguard/report/templates/report.js").read_text(encoding="utf-8")
+    assert script == ours and "innerHTML" not in script and "eval(" not in script
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}';" in html
     assert not [a for _, a in tags if "src" in a or any(k.startswith("on") for k in a)]
     assert not re.search(r"@import|url\(\s*['\"]?https?:", html)
     hrefs = [a["href"] for _, a in tags if "href" in a]
@@ -87,7 +103,8 @@ def test_self_contained_no_scripts_no_external_resources(sample):
 def test_attacker_strings_are_inert(sample):
     html = render(hostile(sample), "html")
     tags = tags_of(html)
-    assert [t for t, _ in tags if t in ("script", "img")] == []
+    assert [t for t, _ in tags if t in ("script", "img")] == ["script"]     # our own, the last tag
+    assert tags[-1][0] == "script" and own_script(html) == own_script(render(sample, "html"))
     assert not [a for _, a in tags if any(k.startswith("on") for k in a)]
     assert [t for t, _ in tags].count("style") == 1 and [t for t, _ in tags].count("svg") == 1
     assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in html
@@ -184,7 +201,7 @@ def test_report_in_headless_chromium(tmp_path, sample, which):
         assert f'id="{s}"' in dom
     if which != "empty":
         assert "<svg" in dom and 'class="edge violation"' in dom and "Devices seen (9)" in dom
-    assert "<script" not in dom.lower()
+    assert dom.lower().count("<script") == 1                   # ours; nothing injected ran or was added
     if which == "hostile":
         assert "&lt;script&gt;alert(\"pwned\")&lt;/script&gt;" in dom
         assert "<img" not in dom

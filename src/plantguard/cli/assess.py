@@ -9,7 +9,8 @@ import typer
 
 from plantguard.cli import app, fail, format_choice, say
 from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site,
-                                   memory_budget, progress_analyze, stage, write_report)
+                                   memory_budget, progress_analyze, render_report, report_format, stage,
+                                   write_report)
 from plantguard.errors import InputError
 
 log = logging.getLogger("plantguard.cli.assess")
@@ -20,7 +21,7 @@ def assess(
     captures: List[Path] = typer.Argument(..., help="Capture files or directories."),
     site: Optional[Path] = typer.Option(None, "--site", help="Site file: zones, conduits, egress, authorised stations."),
     format: format_choice("assess") = typer.Option("html", "--format", "-f", help="Report format."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report here; - for stdout (default: stdout; for html: plantguard-report.html)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report here; - for stdout (default: stdout; for html and pdf: plantguard-report.html or .pdf)."),
     db: Optional[str] = typer.Option(None, "--db", help="Store with vulnerability intelligence (default ./plantguard.db if it exists) and, when given, change tickets."),
     changes: List[Path] = typer.Option([], "--changes", help="Change tickets (YAML / JSON list, or a CSV export); with tickets in use, a PLC change needs one. Repeatable."),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 1 if any failing finding is at or above this severity (low, medium, high, critical; any case)."),
@@ -36,10 +37,9 @@ def assess(
             fail(f"--fail-on must be one of {', '.join(SEVERITIES[1:])}, not {fail_on!r}")
         fail_on = fail_on.strip().lower()
     from plantguard.assess import run_assessment
-    from plantguard.report import render
-    from plantguard.report.registry import renderer
-    if output is None and format == "html":     # a web page is not for the terminal
-        output = Path(f"plantguard-report.{renderer(format, 'assess').extension}")
+    chosen = report_format(format)              # before the work: a PDF needs Chromium
+    if output is None and chosen.file_only:     # a web page or a PDF is not for the terminal
+        output = Path(f"plantguard-report.{chosen.extension}")
     check_output(output)                        # before the work, not after it
     budget = memory_budget(max_memory)
     site_model = load_site(site)
@@ -60,7 +60,7 @@ def assess(
     log.info("assessment: %s assets, %s findings (%s failing), %s checks not run", s["assets"],
              len(contract["findings"]), s["failed"], len(contract.get("checks_not_run") or []))
     with stage(f"rendering {format}"):
-        body = render(contract, format)
+        body = render_report(contract, format)
     write_report(body, output)
     if not is_stdout(output):
         say(f"{s['assets']} assets, {s['failed']} failing findings "

@@ -151,7 +151,29 @@ def check_output(output: Path | None, what: str = "report") -> None:
         fail(f"{output}: cannot write {what}: it is a directory")
 
 
-def write_report(body, output: Path | None) -> None:
+def report_format(fmt: str):
+    """The assess renderer `fmt`, checked before the work (a PDF needs Chromium): one line, exit 2."""
+    from plantguard.report.registry import RenderError, renderer
+    chosen = renderer(fmt, "assess")
+    if chosen.check is not None:
+        try:
+            chosen.check()
+        except RenderError as exc:
+            fail(str(exc))
+    return chosen
+
+
+def render_report(contract: dict, fmt: str) -> str | bytes:
+    """The report of `contract` in `fmt`; a renderer that cannot render here is one line, exit 2."""
+    from plantguard.report import render
+    from plantguard.report.registry import RenderError
+    try:
+        return render(contract, fmt)
+    except RenderError as exc:
+        fail(str(exc))
+
+
+def write_report(body: str | bytes, output: Path | None) -> None:
     """To stdout (None or `-`), or to `output` atomically: written to a temporary file in the same
     directory, then renamed over `output`. On any error or Ctrl-C the temporary file is removed:
     there is the old file or the new one, never half a report."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from plantguard.cli import app, fail, format_choice, out, say
-from plantguard.cli.common import load_site, write_report
+from plantguard.cli.common import load_site, render_report, report_format, write_report
 
 
 @app.command()
@@ -18,8 +18,7 @@ def demo(
     from plantguard.assess import run_assessment
     from plantguard.capture.engine import analyze
     from plantguard.demo import build_demo
-    from plantguard.report import render
-    from plantguard.report.registry import renderer
+    chosen = report_format(format)      # before the work: a PDF needs Chromium
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         pcap, site_path = build_demo(out_dir)
@@ -28,8 +27,8 @@ def demo(
     site_model = load_site(Path(site_path))
     result = analyze([pcap])
     contract = run_assessment(result, site_model, db=None)
-    report = out_dir / f"plantguard-report.{renderer(format, 'assess').extension}"
-    write_report(render(contract, format), report)
+    report = out_dir / f"plantguard-report.{chosen.extension}"
+    write_report(render_report(contract, format), report)
     s = contract["summary"]
     for line in (f"demo plant: {pcap} ({contract['captures'][0]['packets']:,} packets), site file: {site_path}",
                  f"{s['assets']} assets, {s['failed']} failing and {s['passed']} passing findings",

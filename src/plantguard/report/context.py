@@ -7,6 +7,7 @@ from typing import Any
 
 from plantguard.checks.practices import PRACTICES as CHECK_PRACTICES
 from plantguard.plan.incidents import group as group_incidents
+from plantguard.report.display_filter import capture_filters, conversation_filter, frames_filter
 from plantguard.util.warnings import summarize
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -91,7 +92,8 @@ def evidence_rows(f: dict) -> list[dict]:
     for e in as_list(f.get("evidence"))[:MAX_EVIDENCE_SHOWN]:
         e = as_dict(e)
         out.append({"capture": text(e.get("capture")), "frame": text(e.get("frame")),
-                    "time": short_time(e.get("time")), "detail": text(e.get("detail"))})
+                    "time": short_time(e.get("time")), "detail": text(e.get("detail")),
+                    "filter": frames_filter([e.get("frame")])})
     return out
 
 
@@ -111,6 +113,7 @@ def finding_row(f: dict, zone_of: dict[str, str] | None = None) -> dict:
     total = num(f.get("evidence_total")) or len(as_list(f.get("evidence")))
     assets = [text(a) for a in as_list(f.get("assets")) if text(a)]
     zones = dict.fromkeys((zone_of or {}).get(a, "") for a in assets)
+    detail = as_dict(f.get("detail"))
     return {
         "id": text(f.get("id")), "incident": text(f.get("incident")), "data_status": finding_status(f),
         "practice_key": token(f.get("practice")), "zones": " ".join(token(z) for z in zones if token(z)),
@@ -119,6 +122,9 @@ def finding_row(f: dict, zone_of: dict[str, str] | None = None) -> dict:
         "title": text(f.get("title")) or text(f.get("check")), "assets": [text(a) for a in as_list(f.get("assets")) if text(a)],
         "practice": practice_name(text(f.get("practice"))), "remediation": text(f.get("remediation")),
         "evidence": ev, "evidence_total": max(total, len(ev)),
+        # Wireshark filters: every listed evidence frame of each capture, and the conversation
+        "capture_filters": [(text(cap), flt) for cap, flt in capture_filters(as_list(f.get("evidence")))],
+        "conversation": conversation_filter(as_list(f.get("assets")), detail.get("port")),
         "controls": [(FRAMEWORK_SHORT[fw], joined(controls.get(fw))) for fw in ("iec62443-3-3", "nist-800-53r5", "iso27001-2022")
                      if joined(controls.get(fw))],
         "attack": joined(f.get("attack")),
@@ -166,6 +172,8 @@ def build(contract: Any) -> dict[str, Any]:
         "counters": [(text(k), text(v)) for k, v in as_dict(c.get("counters")).items() if text(v)][:40],
     }
     ctx["headline"] = headline(ctx)
+    from plantguard.report import facets  # it reads this module's helpers
+    ctx["facets"] = facets.annotate([r for i in incidents for r in i["findings"]])
     return ctx
 
 

@@ -3,13 +3,16 @@ registered here; the report entry point and the command line's `--format` choice
 extensions come from this one list.
 
 A renderer serves one or more targets, the command outputs it can render:
-  "assess"     the assessment contract (dict)                -> str   (plantguard assess, demo)
+  "assess"     the assessment contract (dict)                -> str or bytes (plantguard assess, demo)
   "inventory"  a report.inventory.InventoryReport            -> str   (plantguard inventory)
   "plan"       the patch plan (list of dicts, plan.patching)  -> str   (plantguard intel plan)
 
     register(Renderer("toy", "txt", "text/plain", render_toy, ("assess",)))
 
-makes `plantguard assess --format toy` work. The built-in renderers are loaded on first use and
+makes `plantguard assess --format toy` work. A renderer whose output is not for a terminal (a web
+page, a PDF) says file_only: the command then writes plantguard-report.EXT unless -o says otherwise.
+One that needs something the machine may lack gives a `check` the command calls before the work;
+it and `render` raise RenderError with one line for the user. The built-in renderers are loaded on first use and
 listed in BUILTIN_MODULES order; renderers registered by other code follow, in registration order.
 """
 from __future__ import annotations
@@ -28,6 +31,7 @@ BUILTIN_MODULES = (
     "plantguard.report.render",
     "plantguard.report.sarif",
     "plantguard.report.tabular",
+    "plantguard.report.pdf",
     "plantguard.report.inventory_table",
     "plantguard.report.inventory",
     "plantguard.report.inventory_csv",
@@ -35,13 +39,19 @@ BUILTIN_MODULES = (
 )
 
 
+class RenderError(Exception):
+    """A report that cannot be rendered here (e.g. no Chromium for the PDF): one line for the user."""
+
+
 @dataclass(frozen=True)
 class Renderer:
     name: str                       # the --format value
     extension: str                  # file extension, without the dot
     media_type: str
-    render: Callable[[Any], str]    # the target's document -> the output text
+    render: Callable[[Any], str | bytes]    # the target's document -> the output text (or bytes)
     targets: tuple[str, ...]        # which command outputs it serves (TARGETS)
+    file_only: bool = False         # not for a terminal: written to a file by default
+    check: Callable[[], None] | None = None     # raises RenderError when it cannot render here
 
     def __post_init__(self) -> None:
         targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)

@@ -28,8 +28,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def render(contract: dict, fmt: str) -> str:
-    """The report of an assessment contract in `fmt` (html, md, json, csv, sarif, ...), as text."""
+def render(contract: dict, fmt: str) -> str | bytes:
+    """The report of an assessment contract in `fmt` (html, md, json, csv, sarif, pdf ...), as text
+    (bytes for a binary format such as pdf); RenderError when it cannot be rendered here."""
     fmt = (fmt or "").lower()
     chosen = renderer(ALIASES.get(fmt, fmt), "assess")
     return chosen.render(contract if isinstance(contract, dict) else {})
