@@ -67,21 +67,34 @@ def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1):
                 result = analyze_parallel(paths, jobs, progress=lambda n: prog.advance(task, n), budget=budget)
     except (CaptureError, WorkerFailed) as exc:
         fail(str(exc))
+    return readable(result)
+
+
+def readable(result):
+    """The analysed captures, once every command has checked them the same way: when no capture
+    gave a single packet, one line naming the first capture and why (exit 2: an input error,
+    not an empty plant); else their warnings on stderr. Returns the result."""
     if result.captures and not any(c.packets for c in result.captures):
-        first = next((w for c in result.captures for w in c.warnings), None)
-        if first:   # nothing at all was readable: that is an input error, not an empty plant
-            fail(first)
-    print_warnings(result.captures)
+        c = result.captures[0]
+        why = next((w for c in result.captures for w in c.warnings), "no packets")
+        fail(why if why.startswith(f"{c.path}:") else f"{c.path}: {why}")
+    print_warnings(result.captures, result.counters)
     return result
 
 
-def print_warnings(captures) -> None:
+def print_warnings(captures, counters: dict | None = None) -> None:
     """The captures' warnings on stderr, one line per kind with a count and examples
-    (util.warnings), never one line per damaged record."""
+    (util.warnings), never one line per damaged record; then what the run's counters say was
+    not decoded or not kept (capture.unread), one line per kind."""
+    from plantguard.capture.unread import line, run_warnings
     from plantguard.util.warnings import summarize
     for c in captures:
-        for line in summarize(c.warnings):
-            say(f"warning: {c.path}: {line}")
+        for text in summarize(c.warnings):
+            say(f"warning: {c.path}: {text}")
+    per_capture = {k for c in captures for k in c.warning_counts}
+    for w in run_warnings(captures, counters or {}):
+        if w["kind"] not in per_capture:
+            say(f"warning: {line(w)}")
 
 
 def is_stdout(output: Path | None) -> bool:

@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from plantguard.cli import fail, format_choice, out, say
-from plantguard.cli.common import DB_HELP, check_output, default_db, open_store, print_warnings, write_report
+from plantguard.cli.common import (DB_HELP, check_output, default_db, load_site, open_store, progress_analyze,
+                                   write_report)
 from plantguard.util.sanitize import terminal_text
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -95,20 +96,9 @@ def intel_plan(
 ):
     """The patch plan for the captured plant (CSV by default)."""
     from plantguard.assess import run_assessment
-    from plantguard.capture.engine import analyze
     from plantguard.report.registry import renderer
     check_output(output)
-    site_model = None
-    if site is not None:
-        from plantguard.site import SiteError, load_site
-        try:
-            site_model = load_site(site)
-        except (SiteError, OSError) as exc:
-            fail(str(exc))
-    try:
-        result = analyze(captures)
-    except Exception as exc:  # noqa: BLE001
-        fail(str(exc))
-    print_warnings(result.captures)
+    site_model = load_site(site)
+    result = progress_analyze(captures, quiet=True)   # the same checks and warnings as assess
     contract = run_assessment(result, site_model, db=db or default_db())
     write_report(renderer(format, "plan").render(contract.get("patch_plan") or []), output)
