@@ -74,8 +74,8 @@ def test_pcapng_interfaces_with_own_link_types_and_resolutions(tmp_path, big, si
         assert st.warnings == ["1 packet with implausible timestamps (before 1990 or more than a day after the reading, UTC); kept as recorded"]
     else:   # the last packet (interface 0 again) is earlier than the one before it: counted
         assert st.warning_counts == {"time_backwards": 1}
-        assert st.warnings == ["1 record earlier than the record before (the capture's times go backwards; "
-                               "kept as recorded)"]
+        assert st.warnings == [("1 record earlier than the record before (the capture's times go backwards; "
+                                "kept as recorded)")]
         assert ts == pytest.approx([p[1] for p in pkts], abs=1e-6)
     res = analyze([p])
     servers = sorted((f.server, f.port) for f in res.flows)

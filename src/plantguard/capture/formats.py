@@ -443,6 +443,9 @@ def _block_problem(data, end: str, btype: int, off: int, blen: int, size: int) -
 
 
 SHB_TYPE = 0x0A0D0D0A
+# blocks that carry no packet and are skipped without a word: section header, name resolution,
+# interface statistics, systemd journal export, decryption secrets, custom (copyable or not)
+SKIPPED_BLOCKS = frozenset({SHB_TYPE, 4, 5, 9, 10, 0xBAD, 0x40000BAD})
 
 
 class _Interfaces:
@@ -498,7 +501,8 @@ def _section_byte_order(data, off: int) -> str | None:
 def _pcapng_block(data, end: str, btype: int, off: int, blen: int, ifaces: _Interfaces,
                   recs: _Records) -> tuple[str, str] | None:
     """Take in one block that fits the file; returns (kind, warning) for a block that cannot be
-    used whole. Other block types (statistics, name resolution, ...) are skipped."""
+    used whole. The blocks of SKIPPED_BLOCKS (statistics, name resolution, ...) are skipped;
+    a block of a type the format does not define is skipped with a counted warning."""
     body = off + 8
     body_end = off + blen - 4
     room = body_end - body
@@ -521,6 +525,9 @@ def _pcapng_block(data, end: str, btype: int, off: int, blen: int, ifaces: _Inte
             return "unknown_interface", f"simple packet block before any interface at byte {off}"
         orig = struct.unpack_from(end + "I", data, body)[0]
         recs.add(body + 4, min(orig, room - 4), orig, recs.prev_ts, ifaces.links[0])
+        return None
+    if btype not in SKIPPED_BLOCKS:
+        return "unknown_block", f"block of unknown type {btype:#x} at byte {off} skipped"
     return None
 
 

@@ -28,6 +28,7 @@ CAPTURE_KINDS = {
     "corrupt_option": "pcapng options running past their block",
     "unknown_interface": "packet blocks naming an interface not described",
     "packet_overruns_block": "packet blocks longer than their block",
+    "unknown_block": "pcapng blocks of a type the format does not define (skipped)",
     "implausible_timestamp": "packets with implausible timestamps (before 1990 or more than a day ahead)",
     "time_backwards": "packets earlier than the packet before them",
     "snaplen_cut": "packets cut by the snapshot length (captured length below the wire length)",

@@ -82,6 +82,22 @@ def readable(result):
     return result
 
 
+def input_paths(paths, what: str) -> None:
+    """Before any work: every path given exists and is a regular file or a directory (a FIFO
+    would block the read for ever, a device would never end), else one line naming it."""
+    import stat
+    from plantguard.capture.sources import file_kind
+    for p in paths:
+        try:
+            mode = os.stat(p).st_mode
+        except FileNotFoundError:
+            fail(f"{p}: no such file or folder")
+        except OSError as exc:
+            fail(f"{p}: cannot read {what} ({exc.strerror or exc})")
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            fail(f"{p}: cannot read {what} ({file_kind(mode)}, not a regular file)")
+
+
 def print_warnings(captures, counters: dict | None = None) -> None:
     """The captures' warnings on stderr, one line per kind with a count and examples
     (util.warnings), never one line per damaged record; then what the run's counters say was

@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 
 from plantguard.cli import fail, format_choice, out, say
-from plantguard.cli.common import (DB_HELP, check_output, default_db, load_site, open_store, progress_analyze,
-                                   write_report)
+from plantguard.cli.common import (DB_HELP, check_output, default_db, input_paths, load_site, open_store,
+                                   progress_analyze, write_report)
 from plantguard.util.sanitize import terminal_text
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -35,10 +35,10 @@ def intel_import(
     format: OutFormat = typer.Option(OutFormat.text, "--format", "-f"),
 ):
     """Load advisories and catalogues into the store (re-importing replaces)."""
-    from plantguard.knowledge.intel import import_paths
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        fail(f"{missing[0]}: no such file or folder")
+    from plantguard.knowledge.intel import SUFFIXES, expand_paths, import_paths
+    input_paths(paths, "intelligence file")
+    if not expand_paths(paths):   # an empty folder imports nothing: say so, not "imported nothing"
+        fail(f"{paths[0]}: no intelligence files found (none named {', '.join(SUFFIXES)})")
     rep = import_paths(open_store(db), paths)
     if format == OutFormat.json:
         sys.stdout.write(json.dumps({"files": rep.files, "loaded": rep.loaded, "records": rep.records,
