@@ -7,8 +7,8 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, say
-from plantguard.cli.common import (JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site, memory_budget,
-                                   progress_analyze, write_report)
+from plantguard.cli.common import (JOBS_HELP, MAX_MEMORY_HELP, check_output, check_store_dir, is_stdout, load_site,
+                                   memory_budget, progress_analyze, write_report)
 from plantguard.errors import InputError
 
 
@@ -37,6 +37,7 @@ def assess(
     if output is None and format == "html":     # a web page is not for the terminal
         output = Path(f"plantguard-report.{renderer(format, 'assess').extension}")
     check_output(output)                        # before the work, not after it
+    check_store_dir(db)
     budget = memory_budget(max_memory)
     site_model = load_site(site)
     tickets = _tickets(changes, db)

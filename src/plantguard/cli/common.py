@@ -195,6 +195,20 @@ def new_file_mode(fd: int) -> None:
         pass
 
 
+def check_store_dir(db: str | None) -> None:
+    """Before any work: a store file named in a directory that is not there is a typo, one line
+    now (the same words as the store's own), not an assessment whose store part fails at the end."""
+    if not db or db == ":memory:":
+        return
+    for prefix in ("sqlite+pysqlite:///", "sqlite:///"):
+        db = db.removeprefix(prefix)
+    if "://" in db:
+        return
+    parent = Path(db).parent
+    if not parent.is_dir():
+        fail(f"store {db}: directory {parent} {'is not a directory' if parent.exists() else 'does not exist'}")
+
+
 def open_store(db: str | None):
     from plantguard.store.db import StoreError, open_engine
     try:

@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 
 from plantguard.cli import fail, format_choice, out, say
-from plantguard.cli.common import (DB_HELP, check_output, default_db, input_paths, load_site, open_store,
-                                   progress_analyze, write_report)
+from plantguard.cli.common import (DB_HELP, check_output, check_store_dir, default_db, input_paths, load_site,
+                                   open_store, progress_analyze, write_report)
 from plantguard.util.sanitize import terminal_text
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -98,6 +98,7 @@ def intel_plan(
     from plantguard.assess import run_assessment
     from plantguard.report.registry import renderer
     check_output(output)
+    check_store_dir(db)
     site_model = load_site(site)
     result = progress_analyze(captures, quiet=True)   # the same checks and warnings as assess
     contract = run_assessment(result, site_model, db=db or default_db())
