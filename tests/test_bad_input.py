@@ -18,7 +18,7 @@ EMPTY_DNP3 = "pcaps/ICS-Security-Tools/dnp3/opendnp3-3/conformance/6.7.2/dump.pc
 
 
 def run(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "plantguard", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "plantguard", *map(str, args)], capture_output=True, check=False,
                           text=True, timeout=timeout)
 
 

@@ -29,7 +29,7 @@ CUT_LAST = "pcaps/ICS-Security-Tools/MELSEC/melsoft_129_clean.pcap"  # the last 
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "plantguard", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "plantguard", *map(str, args)], capture_output=True, check=False,
                           text=True, timeout=300)
 
 
