@@ -161,7 +161,7 @@ def test_timestamp_offset_minus_10_12_seconds(tmp_path):
     n = c.packets
     assert n == analyze([real]).captures[0].packets
     assert c.warning_counts == {"implausible_timestamp": n}
-    assert c.warnings == [(f"{n} packets with implausible timestamps (outside 1990..2100 UTC); {n} of them, before "
+    assert c.warnings == [(f"{n} packets with implausible timestamps (before 1990 or more than a day after the reading, UTC); {n} of them, before "
                            "1970, after 2100 or not a number, were replaced by the previous packet's time (1970 or 2100 "
                            "when none came before)")]
     assert c.first == c.last == 0.0 and all(o.ts == 0.0 for o in res.observations)
@@ -172,8 +172,8 @@ def test_timestamp_offset_minus_10_12_seconds(tmp_path):
 
 
 @pytest.mark.parametrize("name,mutate,implausible,replaced", [
-    # a plausible far future (2076, as ICS-Security-Tools/IEC61850/m-send-req.mms.pcap has): kept, no warning
-    ("year 2076", lambda raw: with_interface_options(raw, struct.pack("<HHq", 14, 8, 1_990_000_000)), 0, 0),
+    # the far future (2076, as ICS-Security-Tools/IEC61850/m-send-req.mms.pcap has): kept, but counted
+    ("year 2076", lambda raw: with_interface_options(raw, struct.pack("<HHq", 14, 8, 1_990_000_000)), "all", 0),
     ("negative", lambda raw: with_interface_options(raw, struct.pack("<HHq", 14, 8, -1_400_000_000)), "all", "all"),
     ("past 2100", lambda raw: with_interface_options(raw, struct.pack("<HHq", 14, 8, 2 ** 62)), "all", "all"),
     ("all ones", lambda raw: with_packet_times(raw, 0xFFFFFFFF, 0xFFFFFFFF), "all", "all"),
@@ -217,10 +217,11 @@ def test_unusable_times_take_the_previous_packets_across_chunks(tmp_path):
     p.write_bytes(with_record_times(raw, times))
     st = formats.ReadStats(str(p))
     ts = [t for ch in formats.read_chunks(p, st, chunk_records=2) for t in ch.ts.tolist()]
-    # 4.0e9 is 2096: plausible. 2106 (2^32-1 s) has no use: the previous packet's time. 1970 is kept.
+    # 4.0e9 is 2096: implausible (ahead of now), kept. 2106 (2^32-1 s) has no use: the previous
+    # packet's time. 1970 is kept. Twice a time goes back (1.7e9 after 2096, 1 s after 1.7e9).
     assert ts == pytest.approx([4_000_000_000.5, 1_700_000_000.0, 1_700_000_000.0, 1.0, 1_700_000_002.0,
                                 1_700_000_002.0])
-    assert st.warning_counts == {"implausible_timestamp": 3} and st.replaced_ts == 2
+    assert st.warning_counts == {"implausible_timestamp": 4, "time_backwards": 2} and st.replaced_ts == 2
     first = formats.ReadStats(str(p))
     p.write_bytes(with_record_times(raw, [4_294_967_295.0, 1_700_000_000.0]))
     ts = [t for ch in formats.read_chunks(p, first, chunk_records=1) for t in ch.ts.tolist()]

@@ -106,4 +106,5 @@ def test_export_replays_the_checkpoint_findings_into_a_sink(tmp_path):
     assert findings == [f["check"] for f in fails] and findings
     assert len([d for d in docs if d["event"]["kind"] == "asset"]) == len(contract["assets"])
     r = CliRunner().invoke(app, ["export", "--state", str(tmp_path / "nothing"), "--sink", f"file://{out}"])
-    assert r.exit_code == 2 and "no checkpoint stored yet" in r.output
+    assert r.exit_code == 2 and "nothing: no monitor state here (does not exist" in r.output   # one line
+    assert not (tmp_path / "nothing").exists()           # and no state directory made for a mistyped path

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from plantguard import __version__
+from plantguard.capture.unread import run_warnings
 from plantguard.checks.base import SEVERITIES, AssessContext
 from plantguard.contract import validated
 from plantguard.inventory.build import build_assets
@@ -101,6 +102,7 @@ def contract(result, assets, findings, not_run, site, compliance, roadmap, patch
         },
         "counters": result.counters if counters is None else counters,
         "notes": notes,
+        "warnings": run_warnings(result.captures, result.counters if counters is None else counters),
     })
 
 

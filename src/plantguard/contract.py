@@ -44,6 +44,15 @@ class Capture(_Strict):
                                            "(truncated, corrupt_block, implausible_timestamp, ...)")
 
 
+class RunWarning(_Strict):
+    kind: str = Field(description="a capture warning kind (captures[].warning_counts) or a counter "
+                      "(undecoded_link_type:195, undecoded_ip_proto:50, flows_evicted, ...)")
+    count: int = Field(description="how many, as the readers or the engine counted them")
+    captures: list[str] = Field(default_factory=list, description="the captures it was counted in; empty "
+                                "for a count kept over the whole run")
+    text: str = Field(description="what the count counts")
+
+
 class Zone(_Strict):
     """A zone of the site file, or one inferred from addresses and VLANs without one."""
     name: str
@@ -390,6 +399,9 @@ class Assessment(_Open):   # fields in the order the JSON lists them
     attestations: list[Attestation] = Field(default_factory=list)
     counters: dict[str, int] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    warnings: list[RunWarning] = Field(default_factory=list, description="what could not be read, by kind: "
+                                       "the captures' warnings summed and the counters of frames not decoded "
+                                       "and of limits hit (capture/unread.py)")
 
 
 def validated(contract: dict) -> dict:

@@ -143,6 +143,8 @@ class CaptureStats:
     last: float | None = None
     warnings: list[str] = field(default_factory=list)
     warning_counts: dict[str, int] = field(default_factory=dict)
+    linktypes: list[int] = field(default_factory=list)   # link types read (names the captures of a
+                                                         # not-decoded link type; not in as_dict)
 
     def as_dict(self) -> dict[str, Any]:
         from plantguard.util.timefmt import iso

@@ -10,15 +10,18 @@ one starts (a pcapng packet block naming no interface, an option running past it
 skipped with a counted warning. Warnings are kept as counts per kind with at most
 WARNING_EXAMPLES texts each, so a file of a million bad records gives a handful of lines.
 
-Timestamps are checked once, here: a time outside 1990..2100 is implausible and counted (one
-warning per capture); one no consumer could use (before 1970, after 2100, not a number) is
-replaced by the previous usable time of the capture. See docs/robustness.md.
+Timestamps are checked once, here: a time before 1990 or more than a day after the reading is
+implausible and counted (one warning per capture); one no consumer could use (before 1970, after
+2100, not a number) is replaced by the previous usable time of the capture. Times that go
+backwards, records cut by the snapshot length and a capture with no records are counted too
+(COUNTED_KINDS: one line each with the count). See docs/robustness.md.
 """
 from __future__ import annotations
 
 import mmap
 import os
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -62,8 +65,18 @@ GZIP_MAGIC = b"\x1f\x8b"
 MAX_RECORD = 256 * 1024    # larger claimed lengths mean corruption
 WARNING_EXAMPLES = 3       # warning texts kept per kind and capture; the rest are only counted
 TS_PLAUSIBLE_MIN = 631_152_000.0   # 1990-01-01T00:00:00Z: earlier means a clock never set
-TS_MAX = 4_102_444_800.0           # 2100-01-01T00:00:00Z: later is corruption
+TS_MAX = 4_102_444_800.0           # 2100-01-01T00:00:00Z: later is corruption (replaced)
+TS_AHEAD = 86_400.0                # more than a day after the reading: a clock set wrong
 TS_IMPLAUSIBLE = "implausible_timestamp"
+TS_BACKWARDS = "time_backwards"
+SNAPLEN_CUT = "snaplen_cut"
+NO_PACKETS = "no_packets"
+# kinds counted per record with no example texts: one line per capture, with the count
+COUNTED_KINDS = {
+    TS_BACKWARDS: "{n} earlier than the record before (the capture's times go backwards; kept as recorded)",
+    SNAPLEN_CUT: ("{n} cut by the snapshot length (captured length below the wire length): what their "
+                  "protocols carried past the cut is missing"),
+}
 
 
 class CaptureError(InputError):
@@ -115,6 +128,11 @@ class ReadStats:
     examples: list[str] = field(default_factory=list)
     replaced_ts: int = 0      # unusable timestamps given the previous usable one
 
+    def count(self, kind: str, n: int) -> None:
+        """n more records of a COUNTED_KINDS kind (or implausible timestamps): counted, no text."""
+        if n:
+            self.warning_counts[kind] = self.warning_counts.get(kind, 0) + n
+
     def warn(self, kind: str, text: str) -> None:
         """One warning of `kind` (a short snake_case name, see docs/robustness.md)."""
         n = self.warning_counts[kind] = self.warning_counts.get(kind, 0) + 1
@@ -131,7 +149,7 @@ class ReadStats:
 
     def capture_stats(self) -> CaptureStats:
         return CaptureStats(self.path, self.packets, self.bytes, self.first_ts, self.last_ts, self.warnings,
-                            dict(self.warning_counts))
+                            dict(self.warning_counts), sorted(self.linktypes))
 
     @property
     def warnings(self) -> list[str]:
@@ -139,13 +157,16 @@ class ReadStats:
         for kind, n in self.warning_counts.items():
             if kind == TS_IMPLAUSIBLE:
                 out.append(_timestamp_warning(n, self.replaced_ts))
+            elif kind in COUNTED_KINDS:
+                out.append(COUNTED_KINDS[kind].format(n=f"{n:,} {'record' if n == 1 else 'records'}"))
             elif n > WARNING_EXAMPLES:
                 out.append(f"{n:,} {kind.replace('_', ' ')} warnings in all (the first {WARNING_EXAMPLES} are listed)")
         return out
 
 
 def _timestamp_warning(n: int, replaced: int) -> str:
-    text = f"{n:,} {'packet' if n == 1 else 'packets'} with implausible timestamps (outside 1990..2100 UTC)"
+    text = (f"{n:,} {'packet' if n == 1 else 'packets'} with implausible timestamps (before 1990 or more than "
+            "a day after the reading, UTC)")
     if replaced:
         return (text + f"; {replaced:,} of them, before 1970, after 2100 or not a number, were replaced by the "
                        "previous packet's time (1970 or 2100 when none came before)")
@@ -153,7 +174,8 @@ def _timestamp_warning(n: int, replaced: int) -> str:
 
 
 def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
-    """Files as given; a directory means every capture below it (sorted, recursive)."""
+    """Files as given; a directory means every capture below it (sorted, recursive). A directory
+    with no capture below it is a CaptureError."""
     out: list[Path] = []
     for p in map(Path, paths):
         try:
@@ -161,7 +183,11 @@ def expand_paths(paths: list[str | os.PathLike]) -> list[Path]:
         except InputError as exc:
             raise CaptureError(str(exc)) from None
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and _looks_like_capture(f)))
+            found = sorted(f for f in p.rglob("*") if f.is_file() and _looks_like_capture(f))
+            if not found:   # an empty report of no plant would look like a quiet plant
+                raise CaptureError(f"{p}: no capture files found (none named {', '.join(CAPTURE_SUFFIXES[:3])}, "
+                                   "... or starting like a capture)")
+            out.extend(found)
         else:
             out.append(p)
     return out
@@ -255,12 +281,16 @@ def read_chunks(path: str | os.PathLike, stats: ReadStats | None = None,
         yield from _pcapng_chunks(data, stats, chunk_records)
     else:
         raise CaptureError(f"{path}: not a pcap or pcapng capture (starts with {head.hex()})")
+    if not stats.packets and not stats.warning_counts:   # read to its end: a header and nothing else
+        stats.warn(NO_PACKETS, "no packets: the capture is a valid header with no records")
 
 
 def _finish(stats: ReadStats, chunk: Chunk) -> Chunk:
     n = len(chunk)
     if n:
         _check_times(stats, chunk.ts)
+        _check_order(stats, chunk.ts)
+        stats.count(SNAPLEN_CUT, int(np.count_nonzero(chunk.caplen < chunk.wirelen)))
         stats.packets += n
         stats.bytes += int(chunk.wirelen.sum())
         if stats.first_ts is None:
@@ -270,16 +300,24 @@ def _finish(stats: ReadStats, chunk: Chunk) -> Chunk:
     return chunk
 
 
+def _check_order(stats: ReadStats, ts: np.ndarray) -> None:
+    """Count the records earlier than the record before them (the previous chunk's last too)."""
+    back = int(np.count_nonzero(ts[1:] < ts[:-1]))
+    if stats.last_ts is not None and ts[0] < stats.last_ts:
+        back += 1
+    stats.count(TS_BACKWARDS, back)
+
+
 def _check_times(stats: ReadStats, ts: np.ndarray) -> None:
-    """Count a chunk's implausible timestamps (outside 1990..2100). Those no consumer could use
+    """Count a chunk's implausible timestamps (before 1990, or more than TS_AHEAD after now: the
+    bound moves with the clock, so a monitor running for weeks keeps it). Those no consumer could use
     (before 1970, after 2100, not a number) are replaced in place by the previous usable time
     of the capture, or clamped to 1970..2100 when there is none yet. Times from 1970 to 1990
     (a device whose clock was never set) are kept, so durations inside the capture hold."""
-    plausible = (ts >= TS_PLAUSIBLE_MIN) & (ts <= TS_MAX)
+    plausible = (ts >= TS_PLAUSIBLE_MIN) & (ts <= min(TS_MAX, time.time() + TS_AHEAD))
     if plausible.all():
         return
-    stats.warning_counts[TS_IMPLAUSIBLE] = (stats.warning_counts.get(TS_IMPLAUSIBLE, 0)
-                                            + int(np.count_nonzero(~plausible)))
+    stats.count(TS_IMPLAUSIBLE, int(np.count_nonzero(~plausible)))
     usable = (ts >= 0) & (ts <= TS_MAX)           # NaN is neither
     if usable.all():
         return
@@ -405,6 +443,9 @@ def _block_problem(data, end: str, btype: int, off: int, blen: int, size: int) -
 
 
 SHB_TYPE = 0x0A0D0D0A
+# blocks that carry no packet and are skipped without a word: section header, name resolution,
+# interface statistics, systemd journal export, decryption secrets, custom (copyable or not)
+SKIPPED_BLOCKS = frozenset({SHB_TYPE, 4, 5, 9, 10, 0xBAD, 0x40000BAD})
 
 
 class _Interfaces:
@@ -460,7 +501,8 @@ def _section_byte_order(data, off: int) -> str | None:
 def _pcapng_block(data, end: str, btype: int, off: int, blen: int, ifaces: _Interfaces,
                   recs: _Records) -> tuple[str, str] | None:
     """Take in one block that fits the file; returns (kind, warning) for a block that cannot be
-    used whole. Other block types (statistics, name resolution, ...) are skipped."""
+    used whole. The blocks of SKIPPED_BLOCKS (statistics, name resolution, ...) are skipped;
+    a block of a type the format does not define is skipped with a counted warning."""
     body = off + 8
     body_end = off + blen - 4
     room = body_end - body
@@ -483,6 +525,9 @@ def _pcapng_block(data, end: str, btype: int, off: int, blen: int, ifaces: _Inte
             return "unknown_interface", f"simple packet block before any interface at byte {off}"
         orig = struct.unpack_from(end + "I", data, body)[0]
         recs.add(body + 4, min(orig, room - 4), orig, recs.prev_ts, ifaces.links[0])
+        return None
+    if btype not in SKIPPED_BLOCKS:
+        return "unknown_block", f"block of unknown type {btype:#x} at byte {off} skipped"
     return None
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
@@ -302,7 +303,15 @@ def load_tickets(path: str | Path, tz: tzinfo | None = None) -> list[Ticket]:
 
 
 def _read(p: Path) -> str:
+    """The file's text; a FIFO (the open would wait for a writer for ever), a device or a
+    directory is refused before it is opened."""
+    import stat
+
+    from plantguard.capture.sources import file_kind
     try:
+        mode = os.stat(p).st_mode
+        if not stat.S_ISREG(mode):
+            raise TicketError(f"{p}: cannot read ({file_kind(mode)}, not a regular file)")
         with open(p, "rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:

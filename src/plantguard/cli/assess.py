@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, say
-from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site,
+from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, check_output, check_store_dir, is_stdout, load_site,
                                    memory_budget, progress_analyze, render_report, report_format, stage,
                                    write_report)
 from plantguard.errors import InputError
@@ -41,6 +41,7 @@ def assess(
     if output is None and chosen.file_only:     # a web page or a PDF is not for the terminal
         output = Path(f"plantguard-report.{chosen.extension}")
     check_output(output)                        # before the work, not after it
+    check_store_dir(db)
     budget = memory_budget(max_memory)
     site_model = load_site(site)
     tickets = _tickets(changes, db)

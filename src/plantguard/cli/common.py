@@ -76,12 +76,8 @@ def progress_analyze(paths, quiet: bool, budget=None, jobs: int | None = 1, bpf:
             return text.replace(tmp, STDIN_NAME) if tmp else text
         result = _analyze(files, quiet, budget, jobs, pf, shown)
         rename(result, tmp)
-    if result.captures and not any(c.packets for c in result.captures) and (pf is None or not pf.read):
-        first = next((w for c in result.captures for w in c.warnings), None)
-        if first:   # nothing at all was readable: that is an input error, not an empty plant
-            fail(first)
-    print_warnings(result.captures)
-    return result
+    # a filter that matched nothing read the captures well: an empty result, not an input error
+    return readable(result, filtered=pf is not None and bool(pf.read))
 
 
 def _analyze(paths, quiet: bool, budget, jobs: int | None, pf, shown):
@@ -125,14 +121,48 @@ def stage(name: str):
     yield
     log.info("%s: %.2f s", name, time.perf_counter() - started)
 
+def readable(result, filtered: bool = False):
+    """The analysed captures, once every command has checked them the same way: when no capture
+    gave a single packet, one line naming the first capture and why (exit 2: an input error,
+    not an empty plant; `filtered`: a packet filter kept none of the packets read, which is not);
+    else their warnings on stderr. Returns the result."""
+    if result.captures and not filtered and not any(c.packets for c in result.captures):
+        c = result.captures[0]
+        why = next((w for c in result.captures for w in c.warnings), "no packets")
+        fail(why if why.startswith(f"{c.path}:") else f"{c.path}: {why}")
+    print_warnings(result.captures, result.counters)
+    return result
 
-def print_warnings(captures) -> None:
+
+def input_paths(paths, what: str) -> None:
+    """Before any work: every path given exists and is a regular file or a directory (a FIFO
+    would block the read for ever, a device would never end), else one line naming it."""
+    import stat
+    from plantguard.capture.sources import file_kind
+    for p in paths:
+        try:
+            mode = os.stat(p).st_mode
+        except FileNotFoundError:
+            fail(f"{p}: no such file or folder")
+        except OSError as exc:
+            fail(f"{p}: cannot read {what} ({exc.strerror or exc})")
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            fail(f"{p}: cannot read {what} ({file_kind(mode)}, not a regular file)")
+
+
+def print_warnings(captures, counters: dict | None = None) -> None:
     """The captures' warnings on stderr, one line per kind with a count and examples
-    (util.warnings), never one line per damaged record."""
+    (util.warnings), never one line per damaged record; then what the run's counters say was
+    not decoded or not kept (capture.unread), one line per kind."""
+    from plantguard.capture.unread import line, run_warnings
     from plantguard.util.warnings import summarize
     for c in captures:
-        for line in summarize(c.warnings):
-            say(f"warning: {c.path}: {line}")
+        for text in summarize(c.warnings):
+            say(f"warning: {c.path}: {text}")
+    per_capture = {k for c in captures for k in c.warning_counts}
+    for w in run_warnings(captures, counters or {}):
+        if w["kind"] not in per_capture:
+            say(f"warning: {line(w)}")
 
 
 def is_stdout(output: Path | None) -> bool:
@@ -237,6 +267,20 @@ def new_file_mode(fd: int) -> None:
         os.fchmod(fd, 0o666 & ~mask)
     except OSError:
         pass
+
+
+def check_store_dir(db: str | None) -> None:
+    """Before any work: a store file named in a directory that is not there is a typo, one line
+    now (the same words as the store's own), not an assessment whose store part fails at the end."""
+    if not db or db == ":memory:":
+        return
+    for prefix in ("sqlite+pysqlite:///", "sqlite:///"):
+        db = db.removeprefix(prefix)
+    if "://" in db:
+        return
+    parent = Path(db).parent
+    if not parent.is_dir():
+        fail(f"store {db}: directory {parent} {'is not a directory' if parent.exists() else 'does not exist'}")
 
 
 def open_store(db: str | None):

@@ -11,8 +11,8 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import fail, format_choice, out, say
-from plantguard.cli.common import (BPF_HELP, DB_HELP, check_output, default_db, open_store, progress_analyze,
-                                   write_report)
+from plantguard.cli.common import (BPF_HELP, DB_HELP, check_output, check_store_dir, default_db, input_paths,
+                                   load_site, open_store, progress_analyze, write_report)
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                         help="Vulnerability intelligence: CSAF advisories, CISA KEV, NVD CVE JSON, EPSS.")
@@ -33,10 +33,10 @@ def intel_import(
     format: OutFormat = typer.Option(OutFormat.text, "--format", "-f"),
 ):
     """Load advisories and catalogues into the store (re-importing replaces)."""
-    from plantguard.knowledge.intel import import_paths
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        fail(f"{missing[0]}: no such file or folder")
+    from plantguard.knowledge.intel import SUFFIXES, expand_paths, import_paths
+    input_paths(paths, "intelligence file")
+    if not expand_paths(paths):   # an empty folder imports nothing: say so, not "imported nothing"
+        fail(f"{paths[0]}: no intelligence files found (none named {', '.join(SUFFIXES)})")
     rep = import_paths(open_store(db), paths)
     if format == OutFormat.json:
         sys.stdout.write(json.dumps({"files": rep.files, "loaded": rep.loaded, "records": rep.records,
@@ -99,13 +99,8 @@ def intel_plan(
     from plantguard.assess import run_assessment
     from plantguard.report.registry import renderer
     check_output(output)
-    site_model = None
-    if site is not None:
-        from plantguard.site import SiteError, load_site
-        try:
-            site_model = load_site(site)
-        except (SiteError, OSError) as exc:
-            fail(str(exc))
-    result = progress_analyze(captures, True, bpf=bpf)
+    check_store_dir(db)
+    site_model = load_site(site)
+    result = progress_analyze(captures, quiet=True, bpf=bpf)   # the same checks and warnings as assess
     contract = run_assessment(result, site_model, db=db or default_db())
     write_report(renderer(format, "plan").render(contract.get("patch_plan") or []), output)

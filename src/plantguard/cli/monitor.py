@@ -29,11 +29,17 @@ def duration(text: str | None, option: str) -> float | None:
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def _state(db: str | None, state: Path | None):
+def _state(db: str | None, state: Path | None, existing: bool = False):
+    """The monitor's state directory; with `existing` (reading what a monitor wrote), one that
+    is there: a mistyped --db or --state must not create directories."""
     from plantguard.errors import InputError
     from plantguard.monitor.state import StateDir, state_dir_for
+    path = state or state_dir_for(db)
+    if existing and not path.is_dir():
+        fail(f"{path}: no monitor state here ({'not a directory' if path.exists() else 'does not exist'}; "
+             "plantguard monitor writes it beside its store, --state DIR names another)")
     try:
-        return StateDir(state or state_dir_for(db))
+        return StateDir(path)
     except InputError as exc:
         fail(str(exc))
 
@@ -84,6 +90,9 @@ def monitor(
         if not central.startswith("https://"):
             fail(f"--central must be an https:// URL, not {central!r}")
         sinks.append("central+" + central.rstrip("/"))
+    if db is not None:   # a store that cannot be opened is one line now, before its state directory is made
+        from plantguard.cli.common import open_store
+        open_store(db).dispose()
     st = _state(db, state)
     from plantguard.monitor.run import Monitor
     from plantguard.monitor.session import Session
@@ -138,7 +147,7 @@ def baseline_show(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
                   new: bool = typer.Option(False, "--new", help="Only the keys waiting for review.")):
     """Counts per kind and state, then the keys (kind, state, key, count, first/last seen)."""
     from plantguard.util.timefmt import iso
-    b = _load_baseline(_state(db, state))
+    b = _load_baseline(_state(db, state, existing=True))
     for kind, counts in b.summary().items():
         say(f"{kind}: " + (", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "none"), out)
     for kind, entries in b.sets.items():
@@ -163,7 +172,7 @@ def baseline_accept(key: Optional[List[str]] = typer.Argument(None, help="Keys t
         fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if site is not None:
         load_site(site)          # a site file that does not load is not appended to
-    st = _state(db, state)
+    st = _state(db, state, existing=True)
     b = _load_baseline(st)
     done = b.accept((kind,) if kind else KINDS, set(key) if key else None)
     st.save(BASELINE, b.as_dict())
@@ -190,7 +199,7 @@ def baseline_export(output: Path = typer.Option(Path("-"), "-o", "--output", hel
                     state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="The monitor's state directory.")):
     """The baseline as JSON (what monitor --baseline reads)."""
     from plantguard.cli.common import write_report
-    b = _load_baseline(_state(db, state))
+    b = _load_baseline(_state(db, state, existing=True))
     write_report(json.dumps(b.as_dict(), indent=1, sort_keys=True) + "\n", output)
 
 
@@ -204,7 +213,7 @@ def export(sink: str = typer.Option(..., "--sink", help="The sink URL (as monito
     from plantguard.errors import InputError
     from plantguard.monitor.state import ASSESSMENT
     from plantguard.siem import Outbox, from_assessment, open_sink
-    st = _state(db, state)
+    st = _state(db, state, existing=True)
     try:
         contract = st.load(ASSESSMENT)
     except InputError as exc:

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import fail, out, say
-from plantguard.cli.common import DB_HELP, default_db, open_store
+from plantguard.cli.common import DB_HELP, default_db, input_paths, open_store
 from plantguard.cli.intel import OutFormat
 
 sbom_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -29,15 +29,13 @@ def sbom_check(
     from plantguard.knowledge.intel import has_intel
     from plantguard.knowledge.matching import IntelIndex
     from plantguard.sbom.check import check_files, store_reports
-    missing = [str(p) for p in files if not p.exists()]
-    if missing:
-        fail(f"{missing[0]}: no such file or folder")
+    input_paths(files, "SBOM")
     db = db or default_db()
     engine = open_store(db) if (db or store) else None
     index = IntelIndex.load(engine) if engine is not None and has_intel(engine) else None
     reports = check_files(files, index)
     if not reports:
-        fail("no SBOM files found")
+        fail(f"{files[0]}: no SBOM files found")
     if store and engine is not None:
         store_reports(engine, reports)
     if format == OutFormat.json:

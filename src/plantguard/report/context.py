@@ -169,12 +169,26 @@ def build(contract: Any) -> dict[str, Any]:
         "compliance": compliance(as_dict(c.get("compliance"))),
         "attestations": [attestation_row(as_dict(a)) for a in as_list(c.get("attestations"))],
         "notes": [text(n) for n in as_list(c.get("notes")) if text(n)],
+        "unread": unread(as_list(c.get("warnings"))),
         "counters": [(text(k), text(v)) for k, v in as_dict(c.get("counters")).items() if text(v)][:40],
     }
     ctx["headline"] = headline(ctx)
     from plantguard.report import facets  # it reads this module's helpers
     ctx["facets"] = facets.annotate([r for i in incidents for r in i["findings"]])
     return ctx
+
+
+def unread(warnings: list) -> list[str]:
+    """The contract's top-level warnings (capture.unread) as one line each, for the "What could
+    not be read" box; an entry of a saved contract that is not a mapping is left out."""
+    from plantguard.capture.unread import line
+    out = []
+    for w in warnings:
+        d = as_dict(w)
+        if d and text(d.get("text")):
+            out.append(line({"count": num(d.get("count")), "text": text(d.get("text")),
+                             "captures": [text(x) for x in as_list(d.get("captures")) if text(x)]}))
+    return out
 
 
 def headline(ctx: dict) -> str:

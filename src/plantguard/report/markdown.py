@@ -24,6 +24,8 @@ def table(head: list[str], rows: list[list]) -> list[str]:
 def render_markdown(contract: dict) -> str:
     c = cx.build(contract)
     out = [f"# Security assessment: {md(c['site'])}", "", md(c["headline"]), ""]
+    if c["unread"]:
+        out += ["## What could not be read", ""] + [f"- {md(w)}" for w in c["unread"]] + [""]
     out += _summary(c) + _next_steps(c["roadmap"]) + _zones(zone_graph(contract)) + _problems(c) + _devices(c["assets"])
     if c["patch_plan"]["rows"]:
         out += ["## Patch plan", ""] + table([h for _, h in c["patch_plan"]["columns"]], c["patch_plan"]["rows"])
