@@ -207,6 +207,25 @@ class Evidence(_Strict):
     detail: str
 
 
+class Suppressed(_Strict):
+    """The accepted risk (a --suppress entry) a failing finding is under (suppress.py)."""
+    reason: str
+    owner: str
+    expires: str = Field(description="the last day it applies (YYYY-MM-DD)")
+    ticket: str | None = None
+    file: str = Field(description="the suppressions file")
+    entry: int = Field(description="the entry's number in that file (1-based)")
+
+
+class SuppressionUse(Suppressed):
+    """What became of one --suppress entry."""
+    line: int = Field(description="its line in the file")
+    check: str = Field(description="the check id or glob it matches")
+    status: str = Field(description="active (accepts findings), expired (accepts none: its findings fail "
+                                    "again) or unused (matches no failing finding)")
+    matched: int = Field(description="failing findings it matches (for an expired one: would match)")
+
+
 class Finding(_Strict):
     check: str = Field(description="stable check ID")
     status: str = Field(description="pass | fail")
@@ -220,6 +239,9 @@ class Finding(_Strict):
     attack: list[str] = Field(default_factory=list)
     remediation: str = ""
     detail: dict[str, Any] | None = Field(default=None, description="check-specific structured detail")
+    suppressed: Suppressed | None = Field(default=None, description="the accepted risk this failing finding "
+                                          "is under (status stays fail; summary, --fail-on, compliance, "
+                                          "roadmap and patch plan leave it out); null when none")
 
 
 class ChangeVerdict(_Strict):
@@ -313,7 +335,8 @@ class Attestation(_Strict):
 class Summary(_Strict):
     assets: int
     findings: dict[str, int]
-    failed: int
+    failed: int = Field(description="failing findings, suppressed ones left out")
+    suppressed: int = Field(default=0, description="failing findings under an accepted risk (--suppress)")
     passed: int
     checks_not_run: int
     packets: int
@@ -340,6 +363,8 @@ class Assessment(_Open):   # fields in the order the JSON lists them
     attestations: list[Attestation] = Field(default_factory=list)
     counters: dict[str, int] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    suppressions: list[SuppressionUse] = Field(default_factory=list, description="every --suppress entry "
+                                               "with what became of it (only with --suppress)")
 
 
 def validated(contract: dict) -> dict:

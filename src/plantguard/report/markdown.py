@@ -81,10 +81,25 @@ def _problems(c: dict) -> list[str]:
         out += ["None.", ""]
     for f in c["fails"]:
         out += _finding(f)
+    out += _accepted(c)
     if c["passes"]:
         out += ["### Checks that passed", ""] + [f"- {md(p['title'])} ({md(p['check'])})" for p in c["passes"]] + [""]
     if c["not_run"]:
         out += ["### Checks that could not run", ""] + [f"- {md(n['check'])}: {md(n['reason'])}" for n in c["not_run"]] + [""]
+    return out
+
+
+def _accepted(c: dict) -> list[str]:
+    """Failing findings under an accepted risk (--suppress), apart, with reason, owner and expiry."""
+    if not c["accepted"] and not c["suppression_warnings"]:
+        return []
+    out = [f"### Accepted risks ({len(c['accepted'])})", ""]
+    out += [f"- Warning: {md(w)}" for w in c["suppression_warnings"]]
+    out += [""] if c["suppression_warnings"] else []
+    if c["accepted"]:
+        out += table(["Severity", "Finding", "Check", "Devices", "Reason", "Owner", "Expires", "Ticket", "Suppression"],
+                     [[f["severity"], f["title"], f["check"], ", ".join(f["assets"]), f["reason"], f["owner"],
+                       f["expires"], f["ticket"], f["source"]] for f in c["accepted"]])
     return out
 
 
