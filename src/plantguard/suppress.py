@@ -173,6 +173,17 @@ def message(use: dict) -> str:
     return f"{head} accepts {n} finding(s)"
 
 
+def mark_contract(contract: dict, rules: Iterable[Suppression], today: date | None = None) -> list[str]:
+    """Mark a saved contract's failing findings with the suppressions in force (export: accepted
+    risks are not sent); the messages on the ones that expired or matched nothing."""
+    findings = [f for f in contract.get("findings") or [] if isinstance(f, dict)]
+    outcome = apply(findings, rules, contract.get("assets") or [], today)
+    for f, m in zip(findings, outcome.marks):
+        if f.get("status") == "fail":
+            f["suppressed"] = m
+    return outcome.messages
+
+
 def asset_names(assets: Iterable[Any]) -> dict[str, set[str]]:
     """address (lower case) -> the names (lower case) the site file, the device or DNS gave it."""
     out: dict[str, set[str]] = {}

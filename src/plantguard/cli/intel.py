@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from plantguard.cli import fail, format_choice, out, say
-from plantguard.cli.common import DB_HELP, check_output, default_db, open_store, print_warnings, write_report
+from plantguard.cli.common import (DB_HELP, SUPPRESS_HELP, check_output, default_db, open_store, print_warnings,
+                                   suppressions, warn_suppressions, write_report)
 from plantguard.util.sanitize import terminal_text
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -92,12 +93,14 @@ def intel_plan(
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     format: format_choice("plan") = typer.Option("csv", "--format", "-f"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here; - for stdout (default: stdout)."),
+    suppress: List[Path] = typer.Option([], "--suppress", metavar="FILE", help=SUPPRESS_HELP + " Accepted advisories (vulns.*) leave the plan."),
 ):
     """The patch plan for the captured plant (CSV by default)."""
     from plantguard.assess import run_assessment
     from plantguard.capture.engine import analyze
     from plantguard.report.registry import renderer
     check_output(output)
+    accepted = suppressions(suppress)
     site_model = None
     if site is not None:
         from plantguard.site import SiteError, load_site
@@ -110,5 +113,6 @@ def intel_plan(
     except Exception as exc:  # noqa: BLE001
         fail(str(exc))
     print_warnings(result.captures)
-    contract = run_assessment(result, site_model, db=db or default_db())
+    contract = run_assessment(result, site_model, db=db or default_db(), suppressions=accepted)
+    warn_suppressions(contract)
     write_report(renderer(format, "plan").render(contract.get("patch_plan") or []), output)
