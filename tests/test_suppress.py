@@ -279,3 +279,45 @@ def test_readme_example_is_a_valid_suppressions_file():
     [rule] = parse(example, "README.md")
     assert rule.rule.check == "crypto.*" and rule.rule.expires.isoformat() == "2027-06-30"
     assert rule.rule.assets == ["hmi-line1", "10.10.2.0/24"] and rule.rule.ticket == "CHG-1234"
+
+
+def test_monitor_raises_no_alert_for_an_accepted_risk(demo):
+    """The monitor's checkpoint alerts (monitor/alerts.py) on the demo plant: the default-credential
+    logins accepted in a file raise none; the ones not accepted still do."""
+    from plantguard.capture.engine import analyze
+    from plantguard.monitor.alerts import Alerter, at_checkpoint
+    from plantguard.monitor.baseline import Baseline
+    from plantguard.site import load_site
+    from plantguard.suppress import parse
+    site = load_site(demo["site"])
+    result = analyze([demo["pcap"]])
+    rules = parse("- {check: credentials.default, finding: MQTT, reason: broker replaced in May, owner: it,"
+                  " expires: 2099-01-01}\n", "mqtt.yaml")
+    from plantguard.assess import run_assessment
+    fired = {}
+    for name, accepted in (("all", ()), ("accepted", rules)):
+        c = run_assessment(result, site, db=None, suppressions=accepted)
+        alerts = at_checkpoint(Alerter(lambda e: None), c, result, Baseline(), site)
+        fired[name] = sorted(e.message for e in alerts if e.rule and e.rule.id == "alert.default-credential")
+    assert len(fired["all"]) == 2
+    assert [m for m in fired["all"] if "MQTT" not in m] == fired["accepted"] and len(fired["accepted"]) == 1
+
+
+def test_export_does_not_send_accepted_risks_and_counts_them(demo, tmp_path):
+    """`plantguard export --suppress FILE` on a stored checkpoint (the demo plant's contract): the
+    accepted findings are not delivered, the line says how many were kept back."""
+    from plantguard.monitor.state import ASSESSMENT, StateDir
+    StateDir(tmp_path / "state").save(ASSESSMENT, demo["base"])
+    out = tmp_path / "export.jsonl"
+    sent = {}
+    for name, extra in (("all", []), ("accepted", ["--suppress", demo["dir"] / "accepted.yaml"])):
+        out.unlink(missing_ok=True)
+        p = run("export", "--state", tmp_path / "state", "--sink", f"file://{out}?format=ecs", *extra, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        sent[name] = [json.loads(x) for x in out.read_text().splitlines()]
+        sent[name + "_stderr"] = p.stderr
+    findings = lambda events: [e for e in events if e["event"]["dataset"] == "plantguard.finding"]  # noqa: E731
+    assert len(findings(sent["all"])) == demo["base"]["summary"]["failed"]
+    assert len(findings(sent["all"])) - len(findings(sent["accepted"])) == 5
+    assert "5 accepted risks not sent" in sent["accepted_stderr"]
+    assert "suppression 4 for credentials.default expired on 2020-01-01 (alice)" in sent["accepted_stderr"]
