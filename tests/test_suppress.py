@@ -44,6 +44,10 @@ ACCEPTED = """\
   reason: nothing here speaks DNP3
   owner: bob
   expires: 2099-12-31
+- check: zzz.*
+  reason: "\\e[2J wipes a terminal"
+  owner: "\\e[31mmallory\\u202e"
+  expires: 2019-05-01
 """
 # the demo's four critical findings, accepted (JSON, under a suppressions: key)
 CRITICAL = {"suppressions": [
@@ -56,7 +60,7 @@ CRITICAL = {"suppressions": [
 def run(*args, cwd):
     env = {k: v for k, v in os.environ.items() if k != "PLANTGUARD_DB"}
     return subprocess.run([sys.executable, "-m", "plantguard", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env=env)
+                          timeout=300, cwd=cwd, env=env, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +114,9 @@ def test_compliance_and_roadmap_leave_accepted_findings_out(demo):
 
     assert "crypto.weak-tls" in roadmap(base) and "crypto.weak-tls" not in roadmap(c)
     assert roadmap(c)["sbom.missing"] == ["10.10.2.5"] and len(roadmap(base)["sbom.missing"]) == 4
-    fails = lambda contract: sum(fw["summary"]["fail"] for fw in contract["compliance"].values())  # noqa: E731
+    def fails(contract):
+        return sum(fw["summary"]["fail"] for fw in contract["compliance"].values())
+
     assert fails(c) < fails(base)
 
 
@@ -125,6 +131,12 @@ def test_expired_suppression_accepts_nothing_and_says_so(demo):
     assert (use[4]["status"], use[4]["matched"], use[4]["line"]) == ("expired", 2, 18)
     assert [use[n]["status"] for n in (1, 2, 3)] == ["active"] * 3
     assert [use[n]["matched"] for n in (1, 2, 3)] == [1, 3, 1]
+
+
+def test_user_text_is_shown_literally_on_the_terminal(demo):
+    line = next(ln for ln in demo["stderr"].splitlines() if "suppression 6 for zzz.*" in ln)
+    assert "expired on 2019-05-01" in line and "mallory" in line
+    assert "\x1b" not in demo["stderr"] and "\u202e" not in demo["stderr"]
 
 
 def test_unused_suppression_is_reported(demo):
@@ -240,8 +252,8 @@ def test_real_capture_assets_match_and_siem_does_not_alert():
 BAD = [
     ("- check: crypto.*\n  owner: a\n  expires: 2099-01-01\n", "bad.yaml:1: entry 1: reason: missing"),
     ("- check: crypto.*\n  reason: r\n  owner: a\n", "bad.yaml:1: entry 1: expires: missing (accepted risks expire"),
-    ("- check: a\n  reason: r\n  owner: a\n  expires: 2099-01-01\n- check: crypto.*\n  reason: r\n  owner: a\n"
-     "  expires: 31/12/2099\n", "bad.yaml:8: entry 2: expires: '31/12/2099' is not a date (YYYY-MM-DD)"),
+    (("- check: a\n  reason: r\n  owner: a\n  expires: 2099-01-01\n- check: crypto.*\n  reason: r\n  owner: a\n"
+      "  expires: 31/12/2099\n"), "bad.yaml:8: entry 2: expires: '31/12/2099' is not a date (YYYY-MM-DD)"),
     ("- check: crypto.*\n  reason: r\n  owner: a\n  expires: 2099-01-01\n  approver: b\n",
      "bad.yaml:5: entry 1: approver: unknown key (known: check, assets, finding, reason, owner, expires, ticket)"),
     ("- check: crypto.*\n  reason: [r\n", "bad.yaml:3: not YAML or JSON"),
@@ -275,7 +287,7 @@ def test_bad_file_is_one_line_exit_2(demo, tmp_path, which):
 def test_readme_example_is_a_valid_suppressions_file():
     from plantguard.suppress import parse
     text = (ROOT / "README.md").read_text()
-    example = re.search(r"### Accepted risks\n.*?```yaml\n(.*?)```", text, re.S).group(1)
+    example = re.search(r"### Accepted risks\n.*?```yaml\n(.*?)```", text, re.DOTALL).group(1)
     [rule] = parse(example, "README.md")
     assert rule.rule.check == "crypto.*" and rule.rule.expires.isoformat() == "2027-06-30"
     assert rule.rule.assets == ["hmi-line1", "10.10.2.0/24"] and rule.rule.ticket == "CHG-1234"
@@ -316,7 +328,10 @@ def test_export_does_not_send_accepted_risks_and_counts_them(demo, tmp_path):
         assert p.returncode == 0, p.stderr
         sent[name] = [json.loads(x) for x in out.read_text().splitlines()]
         sent[name + "_stderr"] = p.stderr
-    findings = lambda events: [e for e in events if e["event"]["dataset"] == "plantguard.finding"]  # noqa: E731
+
+    def findings(events):
+        return [e for e in events if e["event"]["dataset"] == "plantguard.finding"]
+
     assert len(findings(sent["all"])) == demo["base"]["summary"]["failed"]
     assert len(findings(sent["all"])) - len(findings(sent["accepted"])) == 5
     assert "5 accepted risks not sent" in sent["accepted_stderr"]

@@ -23,10 +23,11 @@ import fnmatch
 import ipaddress
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -92,7 +93,7 @@ class Suppression:
     _plain: frozenset = field(default=frozenset(), compare=False)
 
     @classmethod
-    def of(cls, file: str, entry: int, line: int, rule: Entry) -> "Suppression":
+    def of(cls, file: str, entry: int, line: int, rule: Entry) -> Suppression:
         nets = tuple(n for n in map(_network, rule.assets) if n is not None)
         plain = frozenset(a.lower() for a in rule.assets if _network(a) is None)
         return cls(file, entry, line, rule, nets, plain)
@@ -140,7 +141,7 @@ def apply(findings: list[dict], rules: Iterable[Suppression], assets: Iterable[A
     force today; the first that matches accepts a finding. `assets` (dicts or inventory assets)
     give the names an entry may use for a finding's address."""
     rules = list(rules)
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     names = asset_names(assets)
     live = [r for r in rules if r.rule.expires >= today]
     marks: list[dict | None] = []

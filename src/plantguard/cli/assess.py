@@ -7,9 +7,8 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, say
-from plantguard.cli.common import (JOBS_HELP, MAX_MEMORY_HELP, check_output, is_stdout, load_site, memory_budget,
-                                   progress_analyze, SUPPRESS_HELP, suppressions, warn_suppressions,
-                                   write_report)
+from plantguard.cli.common import (JOBS_HELP, MAX_MEMORY_HELP, SUPPRESS_HELP, check_output, is_stdout, load_site,
+                                   memory_budget, progress_analyze, suppressions, warn_suppressions, write_report)
 from plantguard.errors import InputError
 
 
