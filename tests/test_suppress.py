@@ -336,3 +336,22 @@ def test_export_does_not_send_accepted_risks_and_counts_them(demo, tmp_path):
     assert len(findings(sent["all"])) - len(findings(sent["accepted"])) == 5
     assert "5 accepted risks not sent" in sent["accepted_stderr"]
     assert "suppression 4 for credentials.default expired on 2020-01-01 (alice)" in sent["accepted_stderr"]
+
+
+def test_site_file_suppressions_apply_and_bad_ones_name_the_line(demo, tmp_path):
+    """A site file's `suppressions:` key holds the same list: it applies with the site file alone;
+    a bad entry there is the site file's one-line error."""
+    site = tmp_path / "site.yaml"
+    site.write_text(Path(demo["site"]).read_text() + "\nsuppressions:\n  - check: sbom.missing\n"
+                    "    reason: due with the framework contract\n    owner: procurement\n    expires: 2099-06-30\n")
+    p = run("assess", demo["pcap"], "--site", site, "-f", "json", "-o", "-", "-q", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    c = json.loads(p.stdout)
+    assert sorted(f["assets"][0] for f in c["findings"] if f["suppressed"]) == [
+        "10.10.1.10", "10.10.1.11", "10.10.1.12", "10.10.2.5"]
+    assert c["summary"]["suppressed"] == 4 and c["suppressions"][0]["file"] == str(site)
+    n = len(site.read_text().splitlines())
+    site.write_text(site.read_text().replace("    expires: 2099-06-30\n", "    expires: soon\n"))
+    p = run("site", "check", site, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        f"plantguard: error: {site}:{n}: suppressions entry 1: expires: 'soon' is not a date (YYYY-MM-DD)"]

@@ -32,7 +32,7 @@ def run_assessment(result: AnalysisResult, site=None, db: str | None = None,
     changes, counters = _plc_changes(ctx, result.counters, notes)
     findings.sort(key=lambda f: (f.status != "fail", -SEVERITIES.index(f.severity)
                                  if f.severity in SEVERITIES else 0, f.check, f.title))
-    accepted, open_findings = _accepted(findings, assets, suppressions)
+    accepted, open_findings = _accepted(findings, assets, site, suppressions)
     patch_plan = build_patch_plan(open_findings, assets, site)
     compliance = compliance_view(open_findings, site)
     roadmap = build_roadmap(open_findings, not_run, site, assets)
@@ -40,9 +40,11 @@ def run_assessment(result: AnalysisResult, site=None, db: str | None = None,
                     changes, counters, accepted)
 
 
-def _accepted(findings, assets, suppressions):
-    """The suppressions' outcome (suppress.apply; None without any) and the findings they did not
-    accept: the compliance view, roadmap and patch plan work on those only."""
+def _accepted(findings, assets, site, suppressions):
+    """The outcome of the suppressions, given and in the site file (suppress.apply; None without
+    any), and the findings they did not accept: the compliance view, roadmap and patch plan work
+    on those only."""
+    suppressions = [*suppressions, *(getattr(site, "suppressions", None) or ())]   # the site file's too
     if not suppressions:
         return None, findings
     from plantguard.suppress import apply

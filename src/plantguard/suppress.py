@@ -1,7 +1,8 @@
 """Accepted risks: the suppressions file (`assess --suppress FILE`) and the one decision which
 failing findings it accepts.
 
-A suppressions file is YAML or JSON: a list of entries (or the same list under `suppressions:`).
+A suppressions file is YAML or JSON: a list of entries (or the same list under `suppressions:`);
+a site file may hold the same list under its `suppressions:` key (site/load.py reads it here).
 Each entry matches findings by `check` (an id, or a glob such as `crypto.*`), optionally by
 `assets` (addresses, networks or asset names: any of the finding's assets) and by `finding`
 (the finding's id, or a piece of its title); it must say why (`reason`), who accepted the risk
@@ -227,28 +228,34 @@ def parse(text: str, filename: str) -> list[Suppression]:
             raise SuppressionError(f"{filename}:{root.start_mark.line + 1}: expected a list of suppressions "
                                    "(or one key, suppressions:, holding it)")
         root = inner[0]
+    return entries(root, filename)
+
+
+def entries(root, filename: str, label: str = "entry") -> list[Suppression]:
+    """The suppressions of a composed YAML list (a file's, or a site file's `suppressions:`);
+    errors read 'FILE:LINE: LABEL N: field: problem'."""
     if not isinstance(root, yaml.SequenceNode):
         raise SuppressionError(f"{filename}:{root.start_mark.line + 1}: expected a list of suppressions")
     if len(root.value) > MAX_ENTRIES:
         raise SuppressionError(f"{filename}:1: more than {MAX_ENTRIES:,} suppressions")
-    return [_entry(node, i, filename) for i, node in enumerate(root.value, 1)]
+    return [_entry(node, i, filename, label) for i, node in enumerate(root.value, 1)]
 
 
-def _entry(node, n: int, filename: str) -> Suppression:
+def _entry(node, n: int, filename: str, label: str) -> Suppression:
     line = node.start_mark.line + 1
-    where = f"{filename}:{line}: entry {n}"
     if not isinstance(node, yaml.MappingNode):
-        raise SuppressionError(f"{where}: expected a mapping (check, reason, owner, expires, ...)")
+        raise SuppressionError(f"{filename}:{line}: {label} {n}: expected a mapping (check, reason, owner, "
+                               "expires, ...)")
     loader = yaml.SafeLoader("")
     values, lines = {}, {}
     for k, v in node.value:
         key = str(k.value).strip() if isinstance(k, yaml.ScalarNode) else ""
         if key in values:
-            raise SuppressionError(f"{filename}:{k.start_mark.line + 1}: entry {n}: {key[:40]}: duplicate key")
+            raise SuppressionError(f"{filename}:{k.start_mark.line + 1}: {label} {n}: {key[:40]}: duplicate key")
         try:
             values[key] = loader.construct_object(v, deep=True)
         except yaml.YAMLError:
-            raise SuppressionError(f"{filename}:{v.start_mark.line + 1}: entry {n}: {key[:40]}: "
+            raise SuppressionError(f"{filename}:{v.start_mark.line + 1}: {label} {n}: {key[:40]}: "
                                    "unreadable value") from None
         lines[key] = k.start_mark.line + 1
     try:
@@ -256,7 +263,7 @@ def _entry(node, n: int, filename: str) -> Suppression:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else ""
-        raise SuppressionError(f"{filename}:{lines.get(key, line)}: entry {n}: {key[:40] or '?'}: "
+        raise SuppressionError(f"{filename}:{lines.get(key, line)}: {label} {n}: {key[:40] or '?'}: "
                                f"{_problem(err)}") from None
     return Suppression.of(filename, n, line, rule)
 

@@ -60,5 +60,12 @@ def site_schema() -> dict:
             "remote_access": lst(obj({"name": s, "host": ip_or_net, "peers": lst(ip_or_net),
                                       "mfa": {"type": "boolean"}, "vendor": s, "description": s},
                                      ["name", "host"])),
+            "suppressions": lst(_suppression_schema()),
         }),
     }
+
+
+def _suppression_schema() -> dict:
+    """An accepted risk, as suppress.Entry declares it."""
+    from plantguard.suppress import Entry
+    return Entry.model_json_schema()
