@@ -96,7 +96,7 @@ class Suppression:
     @classmethod
     def of(cls, file: str, entry: int, line: int, rule: Entry) -> Suppression:
         nets = tuple(n for n in map(_network, rule.assets) if n is not None)
-        plain = frozenset(a.lower() for a in rule.assets if _network(a) is None)
+        plain = frozenset(_plain(a) for a in rule.assets if _network(a) is None)
         return cls(file, entry, line, rule, nets, plain)
 
     def mark(self) -> dict:
@@ -116,7 +116,7 @@ class Suppression:
         return True
 
     def _covers(self, asset: str, names: dict[str, set[str]]) -> bool:
-        a = str(asset).strip().lower()
+        a = _plain(str(asset))
         if a in self._plain or self._plain & names.get(a, set()):
             return True
         addr = _address(a)
@@ -144,17 +144,14 @@ def apply(findings: list[dict], rules: Iterable[Suppression], assets: Iterable[A
     rules = list(rules)
     today = today or datetime.now(UTC).date()
     names = asset_names(assets)
-    live = [r for r in rules if r.rule.expires >= today]
     marks: list[dict | None] = []
     hits = {id(r): 0 for r in rules}
     for f in findings:
-        m = None
-        if f.get("status") == "fail":
-            for r in rules:             # an expired one is counted (what would it have hidden) ...
-                if r.matches(f, names):
-                    hits[id(r)] += 1
-            m = next((r.mark() for r in live if r.matches(f, names)), None)   # ... but accepts nothing
-        marks.append(m)
+        matched = [r for r in rules if r.matches(f, names)] if f.get("status") == "fail" else []
+        for r in matched:               # an expired one is counted (what it would have accepted) ...
+            hits[id(r)] += 1
+        # ... but accepts nothing
+        marks.append(next((r.mark() for r in matched if r.rule.expires >= today), None))
     uses = []
     for r in rules:
         n = hits[id(r)]
@@ -305,6 +302,13 @@ def _network(text: str):
         return ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         return None
+
+
+def _plain(text: str) -> str:
+    """An address or name as compared: an IP address in its normal form, anything else in lower case."""
+    t = text.strip().lower()
+    addr = _address(t)
+    return str(addr) if addr is not None else t
 
 
 def _address(text: str):
