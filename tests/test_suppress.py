@@ -355,3 +355,21 @@ def test_site_file_suppressions_apply_and_bad_ones_name_the_line(demo, tmp_path)
     p = run("site", "check", site, cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
         f"plantguard: error: {site}:{n}: suppressions entry 1: expires: 'soon' is not a date (YYYY-MM-DD)"]
+
+
+def test_applies_through_its_expiry_day_and_matches_a_finding_id(demo):
+    """On the demo's findings: a suppression accepts on its expiry date and not the day after;
+    `finding:` matches a finding's id where the contract gives one."""
+    import copy
+    from datetime import date
+
+    from plantguard.suppress import apply, parse
+    findings = copy.deepcopy(demo["base"]["findings"])
+    target = next(f for f in findings if f["check"] == "services.insecure" and "Telnet" in f["title"])
+    target["id"] = "f-0042"
+    rules = parse("- {check: 'services.*', finding: f-0042, reason: r, owner: o, expires: 2099-12-31}\n", "x.yaml")
+    last_day = apply(findings, rules, demo["base"]["assets"], today=date(2099, 12, 31))
+    assert [f for f, m in zip(findings, last_day.marks) if m] == [target]
+    after = apply(findings, rules, demo["base"]["assets"], today=date(2100, 1, 1))
+    assert not any(after.marks) and after.uses[0]["status"] == "expired" and after.uses[0]["matched"] == 1
+    assert after.messages == ["x.yaml: suppression 1 for services.* expired on 2099-12-31 (o): 1 finding(s) fail again"]
