@@ -213,7 +213,7 @@ class Suppressed(_Strict):
     owner: str
     expires: str = Field(description="the last day it applies (YYYY-MM-DD)")
     ticket: str | None = None
-    file: str = Field(description="the suppressions file")
+    file: str = Field(description="the suppressions file (or the site file) holding it")
     entry: int = Field(description="the entry's number in that file (1-based)")
 
 
@@ -363,8 +363,9 @@ class Assessment(_Open):   # fields in the order the JSON lists them
     attestations: list[Attestation] = Field(default_factory=list)
     counters: dict[str, int] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
-    suppressions: list[SuppressionUse] = Field(default_factory=list, description="every --suppress entry "
-                                               "with what became of it (only with --suppress)")
+    suppressions: list[SuppressionUse] = Field(default_factory=list, description="every accepted risk "
+                                               "(--suppress files, the site file's suppressions) with what became "
+                                               "of it; absent when there is none")
 
 
 def validated(contract: dict) -> dict:
