@@ -20,7 +20,7 @@ MAX_FLOWS_IN_REPORT = 50_000
 
 
 def run_assessment(result: AnalysisResult, site=None, db: str | None = None,
-                   options: dict | None = None) -> dict:
+                   options: dict | None = None, suppressions=()) -> dict:
     from plantguard.checks.registry import run_checks
     from plantguard.compliance.view import compliance_view
     from plantguard.plan.patching import build_patch_plan
@@ -34,11 +34,27 @@ def run_assessment(result: AnalysisResult, site=None, db: str | None = None,
     changes, counters = _plc_changes(ctx, result.counters, notes)
     findings.sort(key=lambda f: (f.status != "fail", -SEVERITIES.index(f.severity)
                                  if f.severity in SEVERITIES else 0, f.check, f.title))
-    patch_plan = build_patch_plan(findings, assets, site)
-    compliance = compliance_view(findings, site)
-    roadmap = build_roadmap(findings, not_run, site, assets)
+    accepted, open_findings = _accepted(findings, assets, site, suppressions)
+    patch_plan = build_patch_plan(open_findings, assets, site)
+    compliance = compliance_view(open_findings, site)
+    roadmap = build_roadmap(open_findings, not_run, site, assets)
     return contract(result, assets, findings, not_run, site, compliance, roadmap, patch_plan, notes,
-                    changes, counters)
+                    changes, counters, accepted)
+
+
+def _accepted(findings, assets, site, suppressions):
+    """The outcome of the suppressions, given and in the site file (suppress.apply; None without
+    any), and the findings they did not accept: the compliance view, roadmap and patch plan work
+    on those only."""
+    suppressions = [*suppressions, *(getattr(site, "suppressions", None) or ())]   # the site file's too
+    if not suppressions:
+        return None, findings
+    from plantguard.suppress import apply
+    dicts = [f.as_dict() for f in findings]
+    for d, fid in zip(dicts, incidents_of.finding_ids(dicts)):    # `finding:` may name a finding's id
+        d["id"] = fid
+    outcome = apply(dicts, suppressions, assets)
+    return outcome, [f for f, m in zip(findings, outcome.marks) if m is None]
 
 
 def _plc_changes(ctx, counters: dict, notes: list[str]) -> tuple[list[dict], dict]:
@@ -66,10 +82,12 @@ def _intel_engine(db: str | None):
 
 
 def contract(result, assets, findings, not_run, site, compliance, roadmap, patch_plan, notes,
-             plc_changes=(), counters=None) -> dict:
-    sev = Counter(f.severity for f in findings if f.status == "fail")
+             plc_changes=(), counters=None, accepted=None) -> dict:
+    marks = accepted.marks if accepted is not None else [None] * len(findings)
+    failing = [f for f, m in zip(findings, marks) if f.status == "fail" and m is None]
+    sev = Counter(f.severity for f in failing)
     asset_dicts = [a.as_dict() for a in assets]
-    finding_dicts, incidents = _grouped(findings, result.flows, asset_dicts)
+    finding_dicts, incidents = _grouped(findings, marks, result.flows, asset_dicts)
     flows = sorted(result.flows, key=lambda f: -f.packets)
     if len(flows) > MAX_FLOWS_IN_REPORT:
         notes.append(f"report lists the {MAX_FLOWS_IN_REPORT:,} busiest of {len(flows):,} flows")
@@ -93,7 +111,8 @@ def contract(result, assets, findings, not_run, site, compliance, roadmap, patch
         "summary": {
             "assets": len(assets),
             "findings": {s: sev.get(s, 0) for s in reversed(SEVERITIES[1:])},
-            "failed": sum(1 for f in findings if f.status == "fail"),
+            "failed": len(failing),
+            "suppressed": accepted.count if accepted is not None else 0,
             "passed": sum(1 for f in findings if f.status == "pass"),
             "checks_not_run": len(not_run),
             "packets": sum(c.packets for c in result.captures),
@@ -103,13 +122,14 @@ def contract(result, assets, findings, not_run, site, compliance, roadmap, patch
         "counters": result.counters if counters is None else counters,
         "notes": notes,
         "warnings": run_warnings(result.captures, result.counters if counters is None else counters),
+        **({"suppressions": accepted.uses} if accepted is not None else {}),
     })
 
 
-def _grouped(findings, flows, assets: list[dict]) -> tuple[list[dict], list[dict]]:
-    """The findings as contract dicts with their id and incident, and the incidents (all the
-    flows, not only those the report lists, tell which pairs talk)."""
-    out = [f.as_dict() for f in findings]
+def _grouped(findings, marks, flows, assets: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The findings as contract dicts with their accepted risk (marks), id and incident, and the
+    incidents (all the flows, not only those the report lists, tell which pairs talk)."""
+    out = [{**f.as_dict(), "suppressed": m} for f, m in zip(findings, marks)]
     ids, of, incidents = incidents_of.group(out, ((f.client, f.server, f.packets) for f in flows), assets)
     for d, fid, iid in zip(out, ids, of):
         d.update(id=fid, incident=iid)

@@ -222,6 +222,25 @@ class Evidence(_Strict):
     detail: str = Field(description="what the frame shows")
 
 
+class Suppressed(_Strict):
+    """The accepted risk (a --suppress entry) a failing finding is under (suppress.py)."""
+    reason: str
+    owner: str
+    expires: str = Field(description="the last day it applies (YYYY-MM-DD)")
+    ticket: str | None = None
+    file: str = Field(description="the suppressions file (or the site file) holding it")
+    entry: int = Field(description="the entry's number in that file (1-based)")
+
+
+class SuppressionUse(Suppressed):
+    """What became of one --suppress entry."""
+    line: int = Field(description="its line in the file")
+    check: str = Field(description="the check id or glob it matches")
+    status: str = Field(description="active (accepts findings), expired (accepts none: its findings fail "
+                                    "again) or unused (matches no failing finding)")
+    matched: int = Field(description="failing findings it matches (for an expired one: would match)")
+
+
 class Finding(_Strict):
     """The verdict of one check, on one or more assets: pass or fail, with its evidence."""
     id: str | None = Field(default=None, description="stable finding id: F- and a hash of its check, sorted "
@@ -240,6 +259,9 @@ class Finding(_Strict):
     detail: dict[str, Any] | None = Field(default=None, description="check-specific structured detail")
     incident: str | None = Field(default=None, description="id of the one incident it belongs to (every "
                                  "finding, PASS too, has one); null in contracts older than incidents")
+    suppressed: Suppressed | None = Field(default=None, description="the accepted risk this failing finding "
+                                          "is under (status stays fail; summary, --fail-on, compliance, "
+                                          "roadmap and patch plan leave it out); null when none")
 
 
 class Incident(_Strict):
@@ -367,7 +389,8 @@ class Summary(_Strict):
     """The figures of the assessment in one place."""
     assets: int
     findings: dict[str, int]
-    failed: int
+    failed: int = Field(description="failing findings, suppressed ones left out")
+    suppressed: int = Field(default=0, description="failing findings under an accepted risk (--suppress)")
     passed: int
     checks_not_run: int
     packets: int
@@ -402,6 +425,9 @@ class Assessment(_Open):   # fields in the order the JSON lists them
     warnings: list[RunWarning] = Field(default_factory=list, description="what could not be read, by kind: "
                                        "the captures' warnings summed and the counters of frames not decoded "
                                        "and of limits hit (capture/unread.py)")
+    suppressions: list[SuppressionUse] = Field(default_factory=list, description="every accepted risk "
+                                               "(--suppress files, the site file's suppressions) with what became "
+                                               "of it; absent when there is none")
 
 
 def validated(contract: dict) -> dict:

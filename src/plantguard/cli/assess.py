@@ -8,8 +8,9 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, format_choice, say
-from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, check_output, check_store_dir, is_stdout, load_site,
-                                   memory_budget, progress_analyze, render_report, report_format, stage,
+from plantguard.cli.common import (BPF_HELP, JOBS_HELP, MAX_MEMORY_HELP, SUPPRESS_HELP, check_output,
+                                   check_store_dir, is_stdout, load_site, memory_budget, progress_analyze,
+                                   render_report, report_format, stage, suppressions, warn_suppressions,
                                    write_report)
 from plantguard.errors import InputError
 
@@ -24,6 +25,7 @@ def assess(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the report here; - for stdout (default: stdout; for html and pdf: plantguard-report.html or .pdf)."),
     db: Optional[str] = typer.Option(None, "--db", help="Store with vulnerability intelligence (default ./plantguard.db if it exists) and, when given, change tickets."),
     changes: List[Path] = typer.Option([], "--changes", help="Change tickets (YAML / JSON list, or a CSV export); with tickets in use, a PLC change needs one. Repeatable."),
+    suppress: List[Path] = typer.Option([], "--suppress", metavar="FILE", help=SUPPRESS_HELP),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 1 if any failing finding is at or above this severity (low, medium, high, critical; any case)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
@@ -45,15 +47,17 @@ def assess(
     budget = memory_budget(max_memory)
     site_model = load_site(site)
     tickets = _tickets(changes, db)
+    accepted = suppressions(suppress)
     result = progress_analyze(captures, quiet, budget, jobs, bpf)
     from plantguard.store.db import IN_MEMORY, StoreError
     store_error = None
     try:
         with stage("checks"):
-            contract = run_assessment(result, site_model, db=db, options=tickets)
+            contract = run_assessment(result, site_model, db=db, options=tickets, suppressions=accepted)
     except StoreError as exc:   # the report is still written, with what needs the store not run
         store_error = str(exc)
-        contract = run_assessment(result, site_model, db=IN_MEMORY, options=tickets)
+        contract = run_assessment(result, site_model, db=IN_MEMORY, options=tickets,
+                                  suppressions=accepted)
     except InputError as exc:
         fail(str(exc))
     store_error = _store_not_run(contract, store_error)
@@ -63,13 +67,16 @@ def assess(
     with stage(f"rendering {format}"):
         body = render_report(contract, format)
     write_report(body, output)
+    warn_suppressions(contract)
     if not is_stdout(output):
+        accepted_note = f", {s['suppressed']} accepted risks" if s.get("suppressed") else ""
         say(f"{s['assets']} assets, {s['failed']} failing findings "
-            f"({', '.join(f'{k} {v}' for k, v in s['findings'].items() if v)}); report: {output}")
+            f"({', '.join(f'{k} {v}' for k, v in s['findings'].items() if v)}){accepted_note}; report: {output}")
     if store_error is not None:   # after the report: it is complete but for the store's part
         fail(store_error)
     if fail_on is not None:
-        worst = max((severity_rank(f["severity"]) for f in contract["findings"] if f["status"] == "fail"), default=-1)
+        worst = max((severity_rank(f["severity"]) for f in contract["findings"]
+                     if f["status"] == "fail" and not f.get("suppressed")), default=-1)
         if worst >= severity_rank(fail_on):
             raise typer.Exit(1)
 

@@ -32,6 +32,27 @@ def load_site(path: Path | None):
         fail(f"{path}: cannot read site file ({exc.strerror or exc})")
 
 
+def suppressions(paths) -> list:
+    """The accepted risks of the --suppress files (suppress.py); a bad file ends the command."""
+    from plantguard.suppress import SuppressionError, load_suppressions
+    try:
+        return load_suppressions(paths)
+    except SuppressionError as exc:
+        fail(str(exc))
+
+
+SUPPRESS_HELP = ("Accepted risks (YAML / JSON list: check, assets, finding, reason, owner, expires, ticket): "
+                 "the findings they match are reported apart and left out of the counts. Repeatable.")
+
+
+def warn_suppressions(contract: dict) -> None:
+    """One warning line per suppression that expired or matched nothing."""
+    for use in contract.get("suppressions") or []:
+        if use.get("status") != "active":
+            from plantguard.suppress import message
+            say(f"warning: {message(use)}")
+
+
 MAX_MEMORY_HELP = ("Memory budget in MB, split across flows, decoder state and buffers, observations and "
                    "assets; past a limit the oldest are aggregated or dropped, counted and noted.")
 

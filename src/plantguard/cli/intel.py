@@ -11,8 +11,9 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import fail, format_choice, out, say
-from plantguard.cli.common import (BPF_HELP, DB_HELP, check_output, check_store_dir, default_db, input_paths,
-                                   load_site, open_store, progress_analyze, write_report)
+from plantguard.cli.common import (BPF_HELP, DB_HELP, SUPPRESS_HELP, check_output, check_store_dir, default_db,
+                                   input_paths, load_site, open_store, progress_analyze, suppressions,
+                                   warn_suppressions, write_report)
 
 intel_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                         help="Vulnerability intelligence: CSAF advisories, CISA KEV, NVD CVE JSON, EPSS.")
@@ -94,13 +95,16 @@ def intel_plan(
     format: format_choice("plan") = typer.Option("csv", "--format", "-f"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here; - for stdout (default: stdout)."),
     bpf: Optional[str] = typer.Option(None, "--bpf", metavar="FILTER", help=BPF_HELP),
+    suppress: List[Path] = typer.Option([], "--suppress", metavar="FILE", help=SUPPRESS_HELP + " Accepted advisories (vulns.*) leave the plan."),
 ):
     """The patch plan for the captured plant (CSV by default)."""
     from plantguard.assess import run_assessment
     from plantguard.report.registry import renderer
     check_output(output)
     check_store_dir(db)
+    accepted = suppressions(suppress)
     site_model = load_site(site)
     result = progress_analyze(captures, quiet=True, bpf=bpf)   # the same checks and warnings as assess
-    contract = run_assessment(result, site_model, db=db or default_db())
+    contract = run_assessment(result, site_model, db=db or default_db(), suppressions=accepted)
+    warn_suppressions(contract)
     write_report(renderer(format, "plan").render(contract.get("patch_plan") or []), output)

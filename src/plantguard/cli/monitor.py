@@ -14,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from plantguard.cli import app, fail, out, say
-from plantguard.cli.common import DB_HELP, MAX_MEMORY_HELP, load_site, memory_budget
+from plantguard.cli.common import DB_HELP, MAX_MEMORY_HELP, SUPPRESS_HELP, load_site, memory_budget, suppressions
 
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -62,6 +62,7 @@ def monitor(
     state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="Where ledger, checkpoint, baseline and outboxes live (default: beside the store, DB.monitor)."),
     status_every: str = typer.Option("10s", "--status-every", metavar="DURATION", help="Status line on stderr this often."),
     heartbeat_every: str = typer.Option("60s", "--heartbeat-every", metavar="DURATION", help="Heartbeat event to the sinks this often."),
+    suppress: List[Path] = typer.Option([], "--suppress", metavar="FILE", help=SUPPRESS_HELP + " Never alerted."),
 ):
     """Watch the plant continuously: checkpoints of inventory and assessment, a baseline, alerts to SIEM sinks."""
     from plantguard.errors import InputError
@@ -79,6 +80,7 @@ def monitor(
     status_s, beat_s = duration(status_every, "--status-every"), duration(heartbeat_every, "--heartbeat-every")
     budget = memory_budget(max_memory)
     site_model = load_site(site)
+    accepted = suppressions(suppress)
     base_doc = None
     if baseline is not None:
         try:
@@ -105,7 +107,8 @@ def monitor(
             from plantguard.sensor.push import CheckpointPusher
             from plantguard.sensor.state import SensorState
             hooks.append(CheckpointPusher(SensorState(), site_model))
-        mon = Monitor(src, Session(site_model, budget=budget, checkpoint_s=every, db=db, packet_filter=ring_filter), st,
+        mon = Monitor(src, Session(site_model, budget=budget, checkpoint_s=every, db=db, packet_filter=ring_filter,
+                                   suppressions=accepted), st,
                       sinks=sinks, on_checkpoint=hooks, evidence_dir=evidence, learn_s=learn_s, learn_quiet_s=quiet_s,
                       baseline=base_doc,
                       status_s=status_s, heartbeat_s=beat_s, out=sys.stdout, status=say)
@@ -207,8 +210,9 @@ def baseline_export(output: Path = typer.Option(Path("-"), "-o", "--output", hel
 def export(sink: str = typer.Option(..., "--sink", help="The sink URL (as monitor --sink)."),
            since: Optional[str] = typer.Option(None, "--since", metavar="T", help="Only findings whose evidence is this recent (ISO time)."),
            db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
-           state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="The monitor's state directory.")):
-    """Replay the last checkpoint's failing findings and assets into a sink."""
+           state: Optional[Path] = typer.Option(None, "--state", metavar="DIR", help="The monitor's state directory."),
+           suppress: List[Path] = typer.Option([], "--suppress", metavar="FILE", help=SUPPRESS_HELP + " Not sent.")):
+    """Replay the last checkpoint's failing findings and assets into a sink (accepted risks are not sent)."""
     from datetime import datetime
     from plantguard.errors import InputError
     from plantguard.monitor.state import ASSESSMENT
@@ -220,6 +224,10 @@ def export(sink: str = typer.Option(..., "--sink", help="The sink URL (as monito
         fail(str(exc))
     if contract is None:
         fail(f"{st.path}: no checkpoint stored yet (run plantguard monitor first)")
+    if suppress:
+        from plantguard.suppress import mark_contract
+        for line in mark_contract(contract, suppressions(suppress)):
+            say(f"warning: {line}")
     cut = None
     if since is not None:
         try:
@@ -241,4 +249,5 @@ def export(sink: str = typer.Option(..., "--sink", help="The sink URL (as monito
     if not done:
         fail(f"{n:,} events queued, {left:,} not yet delivered ({ob.last_error or 'sink did not acknowledge'}); "
              "the next export or monitor delivers them")
-    say(f"{n:,} events delivered")
+    kept = sum(1 for f in contract.get("findings") or [] if f.get("status") == "fail" and f.get("suppressed"))
+    say(f"{n:,} events delivered" + (f"; {kept:,} accepted risks not sent" if kept else ""))

@@ -225,6 +225,8 @@ def at_checkpoint(alerter: Alerter, contract: dict, result, baseline, site) -> l
                                         evidence=ref, network=net))
     status: dict[str, str] = {}
     for fd in contract["findings"]:
+        if fd.get("suppressed"):    # an accepted risk (--suppress): counted in the contract, never alerted
+            continue
         status[fd["check"]] = "fail" if fd["status"] == "fail" or status.get(fd["check"]) == "fail" else "pass"
         rule = FINDING_RULES.get(fd["check"])
         if rule is not None and fd["status"] == "fail":
@@ -238,7 +240,8 @@ def at_checkpoint(alerter: Alerter, contract: dict, result, baseline, site) -> l
         was = alerter.checks.get(check_id)
         alerter.checks[check_id] = now
         if was == "pass" and now == "fail" and check_id not in COVERED:
-            fd = next(x for x in contract["findings"] if x["check"] == check_id and x["status"] == "fail")
+            fd = next(x for x in contract["findings"] if x["check"] == check_id and x["status"] == "fail"
+                      and not x.get("suppressed"))
             refs = [EvidenceRef(e.get("capture"), e.get("frame"), None, e.get("detail") or "")
                     for e in fd.get("evidence", [])]
             out.append(alerter.fire(RULES["alert.check-failed"], check_id, when,

@@ -23,9 +23,10 @@ DEFAULT_CHECKPOINT_S = 60.0
 
 class Session:
     def __init__(self, site=None, *, budget: Budget | None = None, checkpoint_s: float = DEFAULT_CHECKPOINT_S,
-                 db: str | None = None, packet_filter=None):
+                 db: str | None = None, packet_filter=None, suppressions=()):
         self.budget = budget or DEFAULT_BUDGET
         self.packet_filter = packet_filter                  # capture.bpf.PacketFilter (--watch --bpf) or None
+        self.suppressions = list(suppressions)              # accepted risks (suppress.py): never alerted
         b = self.budget
         self.engine = Engine(b.max_flows, b.max_states, b.pending_bytes, b.max_observations)
         self.site, self.db = site, db
@@ -90,6 +91,6 @@ class Session:
         """The assessment contract of everything fed so far (assets, findings, ...)."""
         from plantguard.assess import run_assessment
         self.last_result = self.result(final)
-        contract = run_assessment(self.last_result, self.site, db=self.db)
+        contract = run_assessment(self.last_result, self.site, db=self.db, suppressions=self.suppressions)
         self.last_checkpoint = self.packet_time
         return contract

@@ -117,7 +117,8 @@ def _product(asset: dict | None, detail: dict) -> tuple[str, str, str] | None:
 
 def _incident(g: dict, packets: dict, by_address: dict) -> dict[str, Any]:
     members = [f for _, f in g["members"]]
-    fails = [f for f in members if _text(f.get("status")) == "fail"]
+    # an accepted risk (suppressed) does not make its incident fail
+    fails = [f for f in members if _text(f.get("status")) == "fail" and not f.get("suppressed")]
     checks = sorted({_text(f.get("check")) for f in members if _text(f.get("check"))})
     practices = sorted({_text(f.get("practice")) for f in members if _text(f.get("practice"))})
     addresses = list(dict.fromkeys(a for f in members for a in _texts(f.get("assets"))))

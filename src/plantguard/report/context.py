@@ -134,6 +134,8 @@ def finding_row(f: dict, zone_of: dict[str, str] | None = None) -> dict:
 def build(contract: Any) -> dict[str, Any]:
     c = as_dict(contract)
     findings = [as_dict(f) for f in as_list(c.get("findings"))]
+    accepted = [accepted_row(f) for f in findings if f.get("status") == "fail" and as_dict(f.get("suppressed"))]
+    findings = [f for f in findings if not (f.get("status") == "fail" and as_dict(f.get("suppressed")))]
     fails = [finding_row(f) for f in findings if f.get("status") == "fail"]
     fails.sort(key=lambda r: SEVERITY_ORDER.index(r["severity"]))
     passes = [finding_row(f) for f in findings if f.get("status") == "pass"]
@@ -170,11 +172,12 @@ def build(contract: Any) -> dict[str, Any]:
         "attestations": [attestation_row(as_dict(a)) for a in as_list(c.get("attestations"))],
         "notes": [text(n) for n in as_list(c.get("notes")) if text(n)],
         "unread": unread(as_list(c.get("warnings"))),
+        "accepted": accepted, "suppression_warnings": suppression_warnings(c),
         "counters": [(text(k), text(v)) for k, v in as_dict(c.get("counters")).items() if text(v)][:40],
     }
     ctx["headline"] = headline(ctx)
     from plantguard.report import facets  # it reads this module's helpers
-    ctx["facets"] = facets.annotate([r for i in incidents for r in i["findings"]])
+    ctx["facets"] = facets.annotate([r for i in incidents for r in i["findings"]] + accepted)
     return ctx
 
 
@@ -206,11 +209,28 @@ def headline(ctx: dict) -> str:
         parts.append("No problems were found by the checks that ran.")
     else:
         parts.append("No check produced a result, so nothing can be said about the plant yet.")
+    if ctx["accepted"]:
+        parts.append(f"{plural(len(ctx['accepted']), 'accepted risk')} left out (see Accepted risks).")
     if ctx["passes"]:
         parts.append(f"{plural(len(ctx['passes']), 'check')} passed.")
     if ctx["not_run"]:
         parts.append(f"{plural(len(ctx['not_run']), 'check')} could not run (see below).")
     return " ".join(parts)
+
+
+def accepted_row(f: dict) -> dict:
+    """A failing finding under an accepted risk (--suppress): the finding and who accepted it, why,
+    until when."""
+    s = as_dict(f.get("suppressed"))
+    return {**finding_row(f), "reason": text(s.get("reason")), "owner": text(s.get("owner")),
+            "expires": text(s.get("expires")), "ticket": text(s.get("ticket")),
+            "source": f"{text(s.get('file'))}, entry {text(s.get('entry'))}"}
+
+
+def suppression_warnings(c: dict) -> list[str]:
+    """A line per suppression that expired or matched nothing."""
+    from plantguard.suppress import message
+    return [message(u) for u in map(as_dict, as_list(c.get("suppressions"))) if u.get("status") in ("expired", "unused")]
 
 
 def practices(findings: list[dict]) -> list[dict]:

@@ -85,6 +85,7 @@ def _problems(c: dict) -> list[str]:
         out += ["None.", ""]
     for i in c["incidents_failed"]:
         out += _incident(i)
+    out += _accepted(c)
     if c["incidents_passed"]:
         out += ["### Checks that passed", ""]
         for i in c["incidents_passed"]:
@@ -107,6 +108,20 @@ def _incident(i: dict) -> list[str]:
     out += [f"- Checks: {md(', '.join(i['checks']))}", ""]
     for f in i["findings"]:
         out += _finding(f)
+    return out
+
+
+def _accepted(c: dict) -> list[str]:
+    """Failing findings under an accepted risk (--suppress), apart, with reason, owner and expiry."""
+    if not c["accepted"] and not c["suppression_warnings"]:
+        return []
+    out = [f"### Accepted risks ({len(c['accepted'])})", ""]
+    out += [f"- Warning: {md(w)}" for w in c["suppression_warnings"]]
+    out += [""] if c["suppression_warnings"] else []
+    if c["accepted"]:
+        out += table(["Severity", "Finding", "Check", "Devices", "Reason", "Owner", "Expires", "Ticket", "Suppression"],
+                     [[f["severity"], f["title"], f["check"], ", ".join(f["assets"]), f["reason"], f["owner"],
+                       f["expires"], f["ticket"], f["source"]] for f in c["accepted"]])
     return out
 
 

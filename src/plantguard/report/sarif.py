@@ -116,7 +116,17 @@ def _result(f: dict, rule_index: int, artifacts: _Artifacts) -> dict:
     locations = _locations(f, artifacts)
     if locations:
         result["locations"] = locations
+    accepted = as_dict(f.get("suppressed"))
+    if failed and accepted:
+        result["suppressions"] = [_suppression(accepted)]
     return result
+
+
+def _suppression(s: dict) -> dict:
+    """SARIF 2.1.0 §3.35: an accepted risk, kept in a file outside the analysed artefact."""
+    why = f"{text(s.get('reason'))} (owner {text(s.get('owner'))}, expires {text(s.get('expires'))})"
+    props = {k: text(s.get(k)) for k in ("owner", "expires", "ticket", "file", "entry") if text(s.get(k))}
+    return {"kind": "external", "status": "accepted", "justification": sarif_message(why), "properties": props}
 
 
 def _fingerprint(cid: str, f: dict) -> str:
@@ -146,7 +156,10 @@ def _evidence_location(e: dict, artifacts: _Artifacts) -> dict | None:
 
 
 def _notifications(contract: dict) -> list[dict]:
-    return [{"level": "note", "descriptor": {"id": text(as_dict(n).get("check")) or "unknown"},
+    from plantguard.suppress import message
+    warnings = [{"level": "warning", "descriptor": {"id": "suppression"}, "message": {"text": sarif_message(message(u))}}
+                for u in map(as_dict, as_list(contract.get("suppressions"))) if u.get("status") in ("expired", "unused")]
+    return warnings + [{"level": "note", "descriptor": {"id": text(as_dict(n).get("check")) or "unknown"},
              "message": {"text": sarif_message(f"check not run: {text(as_dict(n).get('reason')) or 'no reason given'}")}}
             for n in as_list(contract.get("checks_not_run"))]
 

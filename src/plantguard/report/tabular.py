@@ -10,7 +10,7 @@ from plantguard.util.sanitize import FORMULA_START, csv_cell
 
 COLUMNS = ("check", "status", "severity", "title", "practice", "assets", "evidence_total",
            "first_capture", "first_frame", "first_time", "evidence", "iec62443-3-3", "nist-800-53r5",
-           "iso27001-2022", "attack", "remediation", "id", "incident")
+           "iso27001-2022", "attack", "remediation", "id", "incident", "suppressed")
 EVIDENCE_IN_CELL = 3
 __all__ = ["COLUMNS", "FORMULA_START", "cell", "render_csv"]
 
@@ -27,6 +27,14 @@ def _evidence(e: dict) -> str:
     if text(e.get("time")):
         where += f" @{text(e.get('time'))}"
     return f"{where}: {text(e.get('detail'))}" if where else text(e.get("detail"))
+
+
+def _suppressed(s: dict) -> str:
+    """The accepted risk a finding is under, in one cell (empty when none)."""
+    if not s:
+        return ""
+    ticket = f"; ticket {text(s.get('ticket'))}" if text(s.get("ticket")) else ""
+    return f"accepted by {text(s.get('owner'))} until {text(s.get('expires'))}{ticket}: {text(s.get('reason'))}"
 
 
 def render_csv(contract: dict) -> str:
@@ -47,7 +55,8 @@ def render_csv(contract: dict) -> str:
                text(first.get("capture")), text(first.get("frame")), text(first.get("time")), summary,
                joined(controls.get("iec62443-3-3"), "; "), joined(controls.get("nist-800-53r5"), "; "),
                joined(controls.get("iso27001-2022"), "; "), joined(f.get("attack"), "; "), text(f.get("remediation")),
-               text(f.get("id")), text(f.get("incident"))]
+               text(f.get("id")), text(f.get("incident")),
+               _suppressed(as_dict(f.get("suppressed")))]
         w.writerow([cell(v) for v in row])
     return buf.getvalue()
 

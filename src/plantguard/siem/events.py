@@ -131,9 +131,10 @@ def heartbeat(seq: int, message: str = "alive", *, observer: Observer | None = N
 def from_assessment(assessment: Any, *, failed_only: bool = True, assets: bool = True, flows: bool = False,
                     observer: Observer | None = None) -> list[Event]:
     """Events for an assessment contract (its dict or a contract.Assessment): one finding event
-    per FAIL finding (per finding with its outcome when failed_only is False), then one asset
-    event per asset, then (flows=True) one flow summary per flow. Event times come from the
-    evidence, else from the captures' last packet."""
+    per FAIL finding that is not an accepted risk (per finding with its outcome when failed_only
+    is False; an accepted one as action check-accepted), then one asset event per asset, then
+    (flows=True) one flow summary per flow. Event times come from the evidence, else from the
+    captures' last packet."""
     a = assessment if isinstance(assessment, contract.Assessment) else contract.Assessment.model_validate(assessment)
     obs = observer or default_observer()
     fallback = max((t for t in (_epoch(c.last) for c in a.captures) if t is not None), default=None)
@@ -145,6 +146,8 @@ def from_assessment(assessment: Any, *, failed_only: bool = True, assets: bool =
                 by_addr.setdefault(addr, asset)
     out, seen = [], {}
     for f in a.findings:
+        if failed_only and f.suppressed is not None:   # an accepted risk (--suppress): not an alert
+            continue
         if f.status == "fail" or not failed_only:
             e = _finding_event(f, a.site, obs, by_addr, fallback)
             seen[e.key] = n = seen.get(e.key, -1) + 1       # identical findings: numbered, not merged
@@ -169,7 +172,8 @@ def _finding_event(f: contract.Finding, site, obs, by_addr, fallback) -> Event:
     return Event("finding", key, when, f.title, f.severity if f.severity in SEVERITIES else "info",
                  site=site, observer=obs, source=src, destination=dst, rule=rule, attack=tuple(f.attack),
                  evidence=ev, evidence_total=max(f.evidence_total, len(f.evidence)), outcome=f.status,
-                 action=f"check-{'failed' if f.status == 'fail' else 'passed'}")
+                 action="check-accepted" if f.suppressed is not None
+                 else f"check-{'failed' if f.status == 'fail' else 'passed'}")
 
 
 def _asset_event(x: contract.Asset, site, obs, fallback) -> Event:

@@ -196,7 +196,18 @@ class _Validator(_NodeReader):
             kw["sboms"] = self.sboms(get("sboms"))
         if get("remote_access") is not None:
             kw["remote_access"] = self.remote_access(get("remote_access"))
+        if get("suppressions") is not None:
+            kw["suppressions"] = self.suppressions(get("suppressions"))
         return Site(**kw)
+
+    def suppressions(self, node) -> list:
+        """Accepted risks, as a --suppress file holds them (suppress.py decides their format)."""
+        from plantguard.suppress import SuppressionError, entries
+        self._count(node)
+        try:
+            return entries(node, self.fname, "suppressions entry")
+        except SuppressionError as exc:
+            raise SiteError(str(exc)) from None
 
     def timezone(self, node) -> str:
         name = self.text(node, "timezone")

@@ -142,6 +142,7 @@ class Site:
     attestations: dict[str, Attestation] = field(default_factory=dict)
     sboms: list[dict[str, Any]] = field(default_factory=list)
     remote_access: list[RemoteAccess] = field(default_factory=list)
+    suppressions: list = field(default_factory=list)    # accepted risks (suppress.Suppression)
     timezone: str = "UTC"
     description: str = ""
     path: str | None = None

@@ -129,5 +129,13 @@ def site_schema() -> dict:
                 "vendor": text("the remote-access product or service"),
                 "description": text("free text")}, ["name", "host"])),
                 "declared remote-access paths into the plant"),
+            "suppressions": _doc(lst(_suppression_schema()), "accepted risks: findings left out of the failing "
+                                 "counts until their expiry (the same entries as a --suppress file)"),
         }),
     }
+
+
+def _suppression_schema() -> dict:
+    """An accepted risk, as suppress.Entry declares it."""
+    from plantguard.suppress import Entry
+    return Entry.model_json_schema()
