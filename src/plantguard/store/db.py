@@ -18,6 +18,7 @@ import os
 import sqlite3
 import stat
 import sys
+import time
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -235,10 +236,27 @@ def _connect_file(file: str, readonly: bool, timeout: float) -> sqlite3.Connecti
 def _sqlite_pragmas(con, _record) -> None:
     cur = con.cursor()
     try:
-        cur.execute("PRAGMA journal_mode=WAL")
+        _wal(cur)
         cur.execute("PRAGMA foreign_keys=ON")
     finally:
         cur.close()
+
+
+def _wal(cur) -> None:
+    """Put the store in WAL mode, once. Switching needs the file to itself and SQLite may answer
+    "locked" at once, without its busy wait, while another process creates or migrates the store:
+    wait for it here, up to the writer timeout (a store already in WAL mode needs nothing)."""
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout()
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _one_line_errors(engine: Engine, label: str) -> None:
