@@ -91,7 +91,7 @@ APP_PROTOCOLS: dict[str, tuple[frozenset[str], Ports | None]] = {
 }
 # Top-level commands that do not filter transit traffic (their indented blocks go with them).
 NOT_FIREWALL = (
-    "hostname", "version", "boot", "service", "enable", "username", "aaa", "clock", "logging",
+    "hostname", "version", "ASA Version", "PIX Version", "boot", "service", "enable", "username", "aaa", "clock", "logging",
     "ntp", "snmp-server", "snmp", "line", "router", "ip route", "ipv6 route", "route",
     "ip domain", "ip domain-name", "ip domain-lookup", "ip name-server", "ip ssh", "ip http",
     "ip scp", "ip cef", "ipv6 unicast-routing", "ip routing", "ip forward-protocol",
@@ -182,6 +182,7 @@ class _Parser:
         self.zones: dict[str, list[str]] = {}
         self.levels: dict[str, _Line] = {}                 # ASA nameif -> its security-level line
         self._pending: dict[str, list[_Line]] = {}         # object-group bodies, resolved lazily
+        self.broken: set[str] = set()                      # objects with entries not modelled
         self._resolving: set[str] = set()
 
     # --- accounting ---------------------------------------------------------------------
@@ -261,6 +262,7 @@ class _Parser:
             for line in (block.head, *block.children):      # defined, used by no zone-pair
                 self.category.setdefault(line.no, "unused")
         self.rs.sets.update(self.networks)
+        self.rs.zones.update({z: tuple(members) for z, members in self.zones.items()})
         for n in range(1, len(self.lines) + 1):             # a safety net: never silent
             if n not in self.category:
                 self.unsupported(_Line(n, self.lines[n - 1], 0), "line not accounted by the parser")
@@ -343,8 +345,10 @@ class _Parser:
                     self.mark(child, "modelled")
                 except _Skip as why:
                     self.unsupported(child, str(why))
+                    self.broken.add(name)
                 except (AddrFormatError, IndexError, ValueError):
                     self.unsupported(child, "not an address")
+                    self.broken.add(name)
             self.networks[name] = addrs
         elif kind == "service":
             entries = []
@@ -359,6 +363,7 @@ class _Parser:
                     self.mark(child, "modelled")
                 except _Skip as why:
                     self.unsupported(child, str(why))
+                    self.broken.add(name)
             self.services[name] = entries
         else:
             self.unsupported(block.head, f"object {kind} not modelled")
@@ -438,8 +443,10 @@ class _Parser:
                 self.mark(child, "modelled")
             except _Skip as why:
                 self.unsupported(child, str(why))
+                self.broken.add(name)
             except (AddrFormatError, IndexError, ValueError):
                 self.unsupported(child, "not understood")
+                self.broken.add(name)
         if kind == "network":
             self.networks[name] = addrs
         elif kind == "service":
@@ -461,9 +468,16 @@ class _Parser:
 
     def _netobj(self, name: str) -> IPSet:
         self._resolve_group(name)
+        self._usable(name)
         if name not in self.networks:
             raise _Skip(f"network object {name} is not defined")
         return self.networks[name]
+
+    def _usable(self, name: str) -> None:
+        """A list line using a partly modelled object would filter less than the device: it is
+        reported instead."""
+        if name in self.broken:
+            raise _Skip(f"object {name} has entries that are not modelled")
 
     def _group_address(self, cw: list[str]) -> IPSet:
         if cw[0] == "host":
@@ -629,6 +643,7 @@ class _Parser:
     def _protocol_part(self, w: list[str]) -> tuple[list[_Service], list[str]]:
         if w[0] in ("object-group", "object"):
             name = w[1]
+            self._usable(name)
             if name in self.protogroups:
                 protos = self.protogroups[name]
                 return [_Service(protos)], w[2:]
@@ -659,6 +674,7 @@ class _Parser:
 
     def _ports_here(self, w: list[str]) -> tuple[Ports | None, list[str]]:
         if w and w[0] in ("object-group", "object") and len(w) > 1 and w[1] in self.portgroups:
+            self._usable(w[1])
             return self.portgroups[w[1]], w[2:]
         return _port_op(w)
 
@@ -701,7 +717,7 @@ class _Parser:
                 self.unsupported(child, str(why))
             except (AddrFormatError, IndexError, ValueError):
                 self.unsupported(child, "interface address not understood")
-        if level is not None and key != name:
+        if level is not None and key != name and level.words[1] != "0":   # 0: nothing is lower
             self.levels[key] = level
         for chain, direction in binds:
             self.rs.bindings.append(Binding(chain=chain, direction=direction, interface=key))

@@ -288,6 +288,7 @@ class _Parser:
             s = self._settings(edit, {"interface", "intrazone", "description"})
             members = s["interface"].values if "interface" in s else []
             self.zones[edit.name] = members
+            self.rs.zones[edit.name] = tuple(members)
             if "description" in s:
                 self.category[s["description"].line] = "comment"
             if s.get("intrazone") and s["intrazone"].values[:1] == ["allow"]:
