@@ -306,6 +306,8 @@ class _Parser:
             try:
                 if kind in ("ipmask", "ipprefix") and "ip6" in s:
                     addrs = IPSet([IPNetwork(s["ip6"].values[0]).cidr])
+                elif kind == "ipmask" and node.name.endswith("6"):
+                    addrs = IPSet(["::/0"])          # an address6 without ip6 is the whole space
                 elif kind == "ipmask":
                     addrs = _ipmask(s["subnet"].values) if "subnet" in s else IPSet(["0.0.0.0/0"])
                 elif kind == "iprange":
@@ -421,11 +423,11 @@ class _Parser:
                     if self.category.get(n) != "unsupported":
                         self.category[n] = "disabled"
                 continue
-            self._policy(chain, edit, s)
+            self._policy(chain, edit, s, node.name == "firewall policy6")
 
     _firewall_policy6 = _firewall_policy
 
-    def _policy(self, chain: Chain, edit: _Node, s: dict[str, _Set]) -> None:
+    def _policy(self, chain: Chain, edit: _Node, s: dict[str, _Set], v6: bool) -> None:
         origin = self.origin(edit.line)
         action = (s["action"].values[0] if "action" in s else "deny")
         verdict = {"accept": "accept", "deny": "drop"}.get(action)
@@ -438,8 +440,8 @@ class _Parser:
         negate = frozenset(f for k, f in (("srcaddr-negate", "src"), ("dstaddr-negate", "dst"))
                            if k in s and s[k].values[:1] == ["enable"])
         try:
-            src = self._addrs(s, "srcaddr")
-            dst = self._addrs(s, "dstaddr")
+            src = self._addrs(s, "srcaddr", v6)
+            dst = self._addrs(s, "dstaddr", v6)
             services = self._services(s)
         except KeyError as exc:
             self.unsupported(exc.args[1], exc.args[0])
@@ -466,10 +468,15 @@ class _Parser:
             out += self.zones.get(n, [n])
         return out
 
-    def _addrs(self, s: dict[str, _Set], key: str) -> IPSet | None:
-        names = [*(s[key].values if key in s else []), *(s[key + "6"].values if key + "6" in s else [])]
+    def _addrs(self, s: dict[str, _Set], key: str, v6: bool) -> IPSet | None:
+        """srcaddr/dstaddr and their IPv6 twins; "all" is the family's whole space."""
+        names = [(n, v6) for n in (s[key].values if key in s else [])]
+        names += [(n, True) for n in (s[key + "6"].values if key + "6" in s else [])]
         out = IPSet()                           # FortiOS requires addresses: none matches nothing
-        for n in names:
+        for n, six in names:
+            if n == "all":                  # the predefined address, whatever the file redefines
+                out |= _ADDR_BUILTIN["all6" if six else "all"]
+                continue
             if n not in self.addresses:
                 line = (s.get(key) or s[key + "6"]).line
                 raise KeyError(f"address {n} is not a modelled address", line)

@@ -27,6 +27,10 @@ def decode_config(data: bytes, path: str) -> str:
     if b"\x00" in data:
         line = data[:data.index(b"\x00")].count(b"\n") + 1
         raise FirewallConfigError(path, line, "binary data (NUL byte), not a configuration text")
+    sample = data[:65536]
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 13))
+    if sample and control * 20 > len(sample):            # more than 5 % control bytes
+        raise FirewallConfigError(path, None, "binary data (control bytes), not a configuration text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
