@@ -182,7 +182,9 @@ class _Parser:
         self.zones: dict[str, list[str]] = {}
         self.levels: dict[str, _Line] = {}                 # ASA nameif -> its security-level line
         self._pending: dict[str, list[_Line]] = {}         # object-group bodies, resolved lazily
+        self._kinds: dict[str, tuple[str, _Line]] = {}
         self.broken: set[str] = set()                      # objects with entries not modelled
+        self._remarks: dict[str, str] = {}                 # ASA: a remark for the next entry
         self._resolving: set[str] = set()
 
     # --- accounting ---------------------------------------------------------------------
@@ -314,11 +316,9 @@ class _Parser:
         self.mark(block.head, "modelled")
         if w[0] == "object-group":
             if kind == "service" and len(w) > 3 and w[3] in ("tcp", "udp", "tcp-udp"):
-                self._pending[name] = block.children
-                self._pending_kind(name, "portgroup:" + w[3], block.head)
-                return
+                kind = "portgroup:" + w[3]          # ASA: a group of ports for one protocol
             self._pending[name] = block.children
-            self._pending_kind(name, kind, block.head)
+            self._kinds[name] = (kind, block.head)
             return
         # ASA `object network|service NAME`
         if kind == "network":
@@ -368,10 +368,6 @@ class _Parser:
         else:
             self.unsupported(block.head, f"object {kind} not modelled")
             self._children_unsupported(block, f"inside object {kind}")
-
-    def _pending_kind(self, name: str, kind: str, head: _Line) -> None:
-        self._kinds = getattr(self, "_kinds", {})
-        self._kinds[name] = (kind, head)
 
     def _resolve_group(self, name: str) -> None:
         """Build an object-group (after all are known, so nesting order does not matter)."""
@@ -566,12 +562,10 @@ class _Parser:
             raise _Skip(f"access-list {rest[0]} not modelled")
         chain = self._chain(name, head, "inet" if self.asa else "ip")
         if rest[0] == "remark":
-            self._remarks = getattr(self, "_remarks", {})
             self._remarks[name] = " ".join(rest[1:])
             self.mark(head, "comment")
             return
-        remarks = getattr(self, "_remarks", {})
-        self._entry(chain, head, rest, kind, chain.family, remarks.pop(name, None))
+        self._entry(chain, head, rest, kind, chain.family, self._remarks.pop(name, None))
 
     def _entry(self, chain: Chain, line: _Line, w: list[str], kind: str, family: str,
                comment: str | None) -> None:
