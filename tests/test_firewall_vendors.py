@@ -8,6 +8,7 @@ exactly the ones listed."""
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -379,3 +380,37 @@ def test_bad_input_is_one_clear_error(tmp_path, module, name, data, why):
         module.parse(path)
     assert str(path) in str(err.value) and why in str(err.value)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name,module", [("ios.cfg", cisco), ("asa.cfg", cisco),
+                                         ("fortigate.conf", fortios),
+                                         ("pfsense-config.xml", pfsense)])
+def test_mangled_configs_never_crash(name, module):
+    """Words dropped, inserted, lines repeated and removed: a ruleset (with its Unsupported
+    lines) or one FirewallConfigError, never another exception."""
+    rng = random.Random(15)
+    lines = (DATA / name).read_text().splitlines()
+    noise = ["any", "host", "eq", "range", "object-group", "1.2.3.4", "255.255.255.0", "99999",
+             '"', "set", "edit", "next", "end", "<rule>", "</rule>", "<not/>", "group-object",
+             "tcp", "0.0.255.0", "10.0.0.0/33", "established", "lan"]
+    for _ in range(150):
+        mangled = list(lines)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(mangled))
+            words = mangled[i].split()
+            op = rng.random()
+            if op < 0.35 and words:
+                words.pop(rng.randrange(len(words)))
+            elif op < 0.7:
+                words.insert(rng.randrange(len(words) + 1), rng.choice(noise))
+            else:
+                mangled.insert(i, mangled[rng.randrange(len(mangled))])
+                continue
+            indent = len(mangled[i]) - len(mangled[i].lstrip())
+            mangled[i] = " " * indent + " ".join(words)
+        try:
+            rs = module.parse_text("\n".join(mangled), name)
+        except FirewallConfigError as err:
+            assert name in str(err)
+            continue
+        assert all(u.origin.line >= 1 for u in rs.unsupported)

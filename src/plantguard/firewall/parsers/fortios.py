@@ -211,7 +211,9 @@ class _Parser:
                     stack.pop()
                 if stack:
                     stack.pop()
-            elif w[0] in ("set", "unset", "append", "select") and stack and len(w) > 1:
+            elif w[0] == "unset" and stack and len(w) > 1:
+                self.category[no] = "ignored"       # back to the default, as if never set
+            elif w[0] in ("set", "append", "select") and stack and len(w) > 1:
                 stack[-1].sets.append(_Set(w[1], w[2:], no, raw))
             else:
                 self.unsupported(no, f"not a FortiOS configuration statement: {w[0]}")
@@ -253,7 +255,9 @@ class _Parser:
         """The edit's settings by key; unknown keys are Unsupported, ignored ones marked."""
         out = {}
         for s in edit.sets:
-            if s.key in known:
+            if s.key in known and not s.values:
+                self.unsupported(s.line, f"setting {s.key} without a value")
+            elif s.key in known:
                 out[s.key] = s
             elif s.key in IGNORED:
                 self.category[s.line] = "comment" if s.key in ("comment", "comments", "name") \
