@@ -111,6 +111,7 @@ class Ruleset:
     unsupported: list[Unsupported] = field(default_factory=list)
     lines: int = 0                          # lines (or elements) read, for "0 unreported" accounting
     hostname: str | None = None
+    zones: dict[str, tuple[str, ...]] = field(default_factory=dict)   # zone -> member interfaces
 
 
 @dataclass(frozen=True)
