@@ -23,8 +23,17 @@ from pathlib import Path
 
 from netaddr import AddrFormatError, IPNetwork, IPRange, IPSet
 
-from plantguard.firewall.model import (STATES, Binding, Chain, Match, Origin, Ports, Rule, Ruleset,
-                                       Unsupported)
+from plantguard.firewall.model import (
+    STATES,
+    Binding,
+    Chain,
+    Match,
+    Origin,
+    Ports,
+    Rule,
+    Ruleset,
+    Unsupported,
+)
 from plantguard.firewall.parsers.ports import fold_addrs, fold_ports
 
 HOOKS = {"INPUT": "input", "FORWARD": "forward", "OUTPUT": "output",
@@ -123,7 +132,7 @@ def parse_text(text: str, path: str, ipsets: Sequence[tuple[str, str]] = (), fam
             rs.unsupported.append(Unsupported(origin, f"chain {chain} was not declared (rule left out)"))
         else:
             rs.chains[chain].rules.append(rule)
-    for name, chain in rs.chains.items():
+    for chain in rs.chains.values():
         for rule in chain.rules:
             if rule.action in ("jump", "goto") and rule.target not in rs.chains:
                 rs.unsupported.append(Unsupported(rule.origin, f"target chain {rule.target} is not declared"))
@@ -166,9 +175,7 @@ def _parse_ipset(text: str, path: str, rs: Ruleset) -> None:
         if words[0] in ("create", "-N", "-exist") and len(words) >= 3:
             name, kind = words[1], words[2]
             types[name] = kind
-            if kind in ("hash:net", "hash:ip", "bitmap:ip"):
-                rs.sets[name] = IPSet()
-            elif kind == "list:set":
+            if kind in ("hash:net", "hash:ip", "bitmap:ip") or kind == "list:set":
                 rs.sets[name] = IPSet()
             else:
                 rs.unsupported.append(Unsupported(origin, f"ipset type {kind} (set {name}) is not modelled"))

@@ -23,7 +23,17 @@ from pathlib import Path
 
 from netaddr import AddrFormatError, IPNetwork, IPRange, IPSet
 
-from plantguard.firewall.model import STATES, Binding, Chain, Match, Origin, Ports, Rule, Ruleset, Unsupported
+from plantguard.firewall.model import (
+    STATES,
+    Binding,
+    Chain,
+    Match,
+    Origin,
+    Ports,
+    Rule,
+    Ruleset,
+    Unsupported,
+)
 from plantguard.firewall.parsers.ports import fold_addrs, fold_ports, normalize
 
 HOOK_ORDER = {"prerouting": 0, "input": 1, "forward": 1, "output": 1, "postrouting": 2}
@@ -64,8 +74,8 @@ def parse_text(text: str, path: str) -> Ruleset:
             raise ValueError(f"{path}: nft text form is not read; give `nft -j list ruleset` output") from None
         raise ValueError(f"{path}: not nftables JSON (`nft -j list ruleset` output)") from None
     items = doc.get("nftables") if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise ValueError(f"{path}: no top-level \"nftables\" array: give `nft -j list ruleset` output")
+    if not isinstance(items, list):       # bad input (one line for the user), not a caller's type error
+        raise ValueError(f"{path}: no top-level \"nftables\" array: give `nft -j list ruleset` output")  # noqa: TRY004
     rs = Ruleset(path=path, format="nftables")
     ctx = _Context(rs)
     for index, item in enumerate(items):       # sets and maps first: rules refer to them by name
