@@ -222,7 +222,7 @@ def test_kernel_agrees_with_the_ip6tables_model():
                       in_iface="c", out_iface="b"),
                Packet("2001:db8:10::5", "2001:db8:20::53", protocol="udp", sport=2000, dport=53,
                       in_iface="a", out_iface="b")]
-    verdicts = kernel.prove(ROUTER6, "iptables", packets, family="ip6")
+    verdicts = kernel.prove_ruleset(rs, packets)          # family ip6 from the parsed chains
     assert _agree(rs, verdicts) == []
     assert [v.delivered for v in verdicts] == [True, False, True, True, False]
 
@@ -243,3 +243,14 @@ def test_kernel_refuses_in_one_line():
     assert "iptables, nftables" in kernel.unavailable("cisco-ios") or os.geteuid() != 0
     with pytest.raises(kernel.KernelUnavailable):
         kernel.prove(ROUTER, "fortios", [])
+
+
+@pytest.mark.slow
+def test_kernel_proof_cleans_up_when_the_config_does_not_load(tmp_path):
+    _need_root(*kernel.TOOLS["iptables"])
+    bad = tmp_path / "bad.iptables"
+    bad.write_text("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m nosuchmodule -j ACCEPT\nCOMMIT\n")
+    with pytest.raises(kernel.KernelUnavailable, match="iptables-restore"):
+        kernel.prove(bad, "iptables", PACKETS[:2])
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    assert not [ns for ns in listed.split() if ns.startswith("pgk")]

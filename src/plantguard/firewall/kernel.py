@@ -31,7 +31,7 @@ from pathlib import Path
 
 from netaddr import IPAddress, IPSet
 
-from plantguard.firewall.model import Packet
+from plantguard.firewall.model import Packet, Ruleset
 
 TOOLS = {"iptables": ("ip", "iptables-restore", "ip6tables-restore", "ipset"), "nftables": ("ip", "nft")}
 
@@ -81,6 +81,13 @@ def prove(config: str | Path, fmt: str, packets: Sequence[Packet], companions: I
         return lab.run(packets, plan, settle)
     finally:
         lab.destroy()
+
+
+def prove_ruleset(ruleset: Ruleset, packets: Sequence[Packet], companions: Iterable[str | Path] = (),
+                  settle: float = 0.5) -> list[KernelVerdict]:
+    """`prove` for a parsed Ruleset: its own file, format, interfaces and (ip6tables) family."""
+    family = "ip6" if ruleset.chains and all(c.family == "ip6" for c in ruleset.chains.values()) else "ip"
+    return prove(ruleset.path, ruleset.format, packets, companions, ruleset.interfaces, family, settle)
 
 
 class _Lab:
