@@ -150,6 +150,7 @@ def test_nft_json_from_the_kernel(nft_json):
     assert modbus.match.dst == rs.sets["inet fw plc"] and modbus.match.dport == ((502, 502),)
     assert web.match.dport == ((80, 80), (443, 443)) and "@web" in web.origin.text
     assert notot.match.negate == {"dst"} and notot.match.dport == ((5000, 5010),)
+    assert notot.match.src == IPSet(["0.0.0.0/0"])          # the family the ip payload test implies
     assert (jump.target, jump.match.in_iface) == ("inet fw from_office", "z1*")
     assert icmp.match.protocols == {"icmp"} and ssh6.match.src == IPSet(["2001:db8:10::/64"])
     assert vm23.origin.line == vm2222.origin.line and vm23.match.dport == ((23, 23),)
@@ -231,7 +232,9 @@ def test_kernel_agrees_with_the_ip6tables_model():
 def test_kernel_agrees_with_the_nft_model(nft_json):
     rs = nftables.parse(nft_json)
     packets = [*PACKETS, Packet("2001:db8:10::5", "2001:db8:20::9", dport=22, in_iface=OFFICE, out_iface=OT),
-               Packet("10.10.0.3", "10.20.0.1", dport=2222, in_iface=OFFICE, out_iface=OT)]
+               Packet("10.10.0.3", "10.20.0.1", dport=2222, in_iface=OFFICE, out_iface=OT),
+               # `ip daddr != 10.20.0.0/16 udp dport 5000-5010 accept` is an IPv4 rule: not for this one
+               Packet("2001:db8:10::5", "2001:db8:30::9", protocol="udp", dport=5005, in_iface=OFFICE, out_iface=DMZ)]
     verdicts = kernel.prove(nft_json, "nftables", packets)        # the JSON itself, loaded with nft -j -f
     assert _agree(rs, verdicts) == []
     assert sum(v.delivered for v in verdicts) == 8

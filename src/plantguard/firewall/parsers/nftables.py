@@ -49,6 +49,8 @@ ICMP6_TYPES = {"destination-unreachable": 1, "packet-too-big": 2, "time-exceeded
                "parameter-problem": 4, "echo-request": 128, "echo-reply": 129,
                "nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135,
                "nd-neighbor-advert": 136}
+FAMILY_OF = {"ip": IPSet(["0.0.0.0/0"]), "icmp": IPSet(["0.0.0.0/0"]), "ip6": IPSet(["::/0"]),
+             "icmpv6": IPSet(["::/0"])}
 ADDR_FIELDS = {("ip", "saddr"): "src", ("ip", "daddr"): "dst", ("ip6", "saddr"): "src", ("ip6", "daddr"): "dst"}
 
 
@@ -315,6 +317,8 @@ class _Context:
         kind, what = next(iter(left.items()))
         if kind == "payload" and "protocol" in what:
             proto, fld = what["protocol"], what["field"]
+            if proto in FAMILY_OF:      # the test implies the family: `ip daddr != X` never matches IPv6
+                tests["src"].append((FAMILY_OF[proto], False))
             if (proto, fld) in ADDR_FIELDS:
                 tests[ADDR_FIELDS[(proto, fld)]].append((self._addrs(right, ft), neg))
                 return
