@@ -17,7 +17,8 @@ SHARED_DATA = Path(os.environ.get("PLANTGUARD_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-CI_TOOLS = ("tshark", "chromium", "strace", "rsyslogd", "tcpreplay", "tcpdump", "ip")   # peers and probes tests need
+CI_TOOLS = ("tshark", "chromium", "strace", "rsyslogd", "tcpreplay", "tcpdump", "ip", "nft", "iptables-restore",
+            "ipset")   # peers and probes tests need
 
 
 def pytest_sessionstart(session):

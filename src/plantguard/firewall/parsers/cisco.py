@@ -449,7 +449,7 @@ class _Parser:
             self.services[name] = entries
         elif kind.startswith("portgroup:"):
             proto = kind.split(":")[1]
-            ports = P.normalise(portset)
+            ports = P.normalize(portset)
             self.portgroups[name] = ports
             protoset = frozenset({"tcp", "udp"}) if proto == "tcp-udp" else frozenset({proto})
             self.services[name] = [_Service(protoset, dport=ports)]
@@ -938,7 +938,7 @@ def _port_op(w: list[str]) -> tuple[Ports | None, list[str]]:
         lo, hi = _port(rest[0]), _port(rest[1])
         if lo is None or hi is None:
             raise _Skip("port range not understood")
-        return P.normalise([(lo, hi)]), rest[2:]
+        return P.normalize([(lo, hi)]), rest[2:]
     first = _port(rest[0]) if rest else None
     if first is None:
         raise _Skip(f"port not understood: {' '.join(w[:2])}")
@@ -947,12 +947,12 @@ def _port_op(w: list[str]) -> tuple[Ports | None, list[str]]:
         got = [first]
         while rest and _port(rest[0]) is not None:
             got.append(_port(rest.pop(0)))
-        return P.normalise([(p, p) for p in got]), rest
+        return P.normalize([(p, p) for p in got]), rest
     if op == "neq":
         return P.complement(((first, first),)), rest
     if op == "lt":
-        return P.normalise([(0, first - 1)]), rest
-    return P.normalise([(first + 1, 65535)]), rest
+        return P.normalize([(0, first - 1)]), rest
+    return P.normalize([(first + 1, 65535)]), rest
 
 
 def _narrow(s: _Service, sport: Ports | None, dport: Ports | None) -> _Service:

@@ -50,7 +50,7 @@ _TU = frozenset({"tcp", "udp"})
 
 
 def _p(*ports: int) -> Ports:
-    return P.normalise([(x, x) for x in ports])
+    return P.normalize([(x, x) for x in ports])
 
 
 BUILTIN: dict[str, list[Service]] = {
@@ -530,9 +530,9 @@ def _portranges(protos: frozenset[str], values: list[str]) -> list[Service]:
     for v in values:
         dst, _, src = v.partition(":")
         if src:
-            out.append((protos, P.normalise([_range(src)]), P.normalise([_range(dst)]), None))
+            out.append((protos, P.normalize([_range(src)]), P.normalize([_range(dst)]), None))
         else:
             plain.append(_range(dst))
     if plain:
-        out.insert(0, (protos, None, P.normalise(plain), None))
+        out.insert(0, (protos, None, P.normalize(plain), None))
     return out

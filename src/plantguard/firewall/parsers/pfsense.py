@@ -235,7 +235,7 @@ class _Parser:
                     ranges += self._alias(w, (*seen, name))
                 else:
                     ranges += _ports(w)
-            return P.normalise(ranges)
+            return P.normalize(ranges)
         if kind in ("host", "network"):
             out = IPSet()
             for w in words:
@@ -340,7 +340,7 @@ class _Parser:
             elif port in self.aliases:
                 raise ValueError(f"port alias {port} is not modelled")
             else:
-                ports = P.normalise(_ports(port))
+                ports = P.normalize(_ports(port))
         if el.find("any") is not None:
             addrs = family
         elif el.value("network"):

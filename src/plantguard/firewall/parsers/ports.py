@@ -1,12 +1,17 @@
-"""Port ranges as the model keeps them (inclusive (low, high) tuples), and the arithmetic the
-vendor parsers need: complements for `neq`, intersections for class-maps and service groups."""
+"""Port and address-set algebra the parsers share. Ports as the model keeps them (inclusive (low,
+high) tuples): merging, complements (`neq`, `!=`), intersections (class-maps, service groups).
+And folding: a rule may test one field twice (`! -s A -m set --match-set S src`, `tcp dport 1-100
+tcp dport != 22`) while the model holds one value per field, so the tests become one (value,
+negated) pair."""
 from __future__ import annotations
 
-from plantguard.firewall.model import Ports
+from netaddr import IPSet
+
+from plantguard.firewall.model import ANY_PORT, Ports
 
 
-def normalise(ranges) -> Ports:
-    """Sorted, merged, non-empty ranges."""
+def normalize(ranges) -> Ports:
+    """Sorted, merged, non-empty ranges (an empty one, low > high, is dropped: `lt 0`)."""
     out: list[list[int]] = []
     for lo, hi in sorted((int(a), int(b)) for a, b in ranges):
         if lo > hi:
@@ -15,12 +20,12 @@ def normalise(ranges) -> Ports:
             out[-1][1] = max(out[-1][1], hi)
         else:
             out.append([lo, hi])
-    return tuple((a, b) for a, b in out)
+    return tuple((lo, hi) for lo, hi in out)
 
 
-def complement(ranges: Ports) -> Ports:
+def complement(ports: Ports) -> Ports:
     out, nxt = [], 0
-    for lo, hi in normalise(ranges):
+    for lo, hi in normalize(ports):
         if lo > nxt:
             out.append((nxt, lo - 1))
         nxt = hi + 1
@@ -32,8 +37,42 @@ def complement(ranges: Ports) -> Ports:
 def intersect(a: Ports | None, b: Ports | None) -> Ports | None:
     """None is any port; an empty tuple is no port at all."""
     if a is None:
-        return b
+        return None if b is None else normalize(b)
     if b is None:
-        return a
-    out = [(max(x0, y0), min(x1, y1)) for x0, x1 in a for y0, y1 in b if max(x0, y0) <= min(x1, y1)]
-    return normalise(out)
+        return normalize(a)
+    out = [(max(x0, y0), min(x1, y1)) for x0, x1 in normalize(a) for y0, y1 in normalize(b)
+           if max(x0, y0) <= min(x1, y1)]
+    return normalize(out)
+
+
+def fold_ports(tests: list[tuple[Ports, bool]]) -> tuple[Ports | None, bool]:
+    """The conjunction of several (ports, negated) tests as one (ports, negated)."""
+    if not tests:
+        return None, False
+    if len(tests) == 1:
+        return normalize(tests[0][0]), tests[0][1]
+    acc = ANY_PORT
+    for ports, neg in tests:
+        acc = intersect(acc, complement(ports) if neg else ports)
+    return acc, False
+
+
+def fold_addrs(tests: list[tuple[IPSet, bool]]) -> tuple[IPSet | None, bool]:
+    """The conjunction of several (address set, negated) tests as one (set, negated)."""
+    if not tests:
+        return None, False
+    if len(tests) == 1:
+        return tests[0]
+    pos = [s for s, neg in tests if not neg]
+    neg = [s for s, n in tests if n]
+    if not pos:            # not in A and not in B: not in A|B
+        union = IPSet()
+        for s in neg:
+            union |= s
+        return union, True
+    acc = pos[0]
+    for s in pos[1:]:
+        acc = acc & s
+    for s in neg:
+        acc = acc - s
+    return acc, False
