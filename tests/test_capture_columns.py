@@ -58,7 +58,10 @@ def assert_same(linktype: int, frames: list[bytes]) -> None:
         k = undecoded_kind(linktype, decode_frame(linktype, f))
         if k is not None:
             kinds[k] = kinds.get(k, 0) + 1
-    assert C.undecoded(cols, np.full(len(frames), linktype)) == kinds
+    offs = np.cumsum([0] + [len(f) for f in frames[:-1]]).astype(np.int64)
+    caps = np.asarray([len(f) for f in frames], np.int64)
+    lts = np.full(len(frames), linktype)
+    assert C.undecoded(cols, lts, np.frombuffer(buf + b"\x00", np.uint8), offs, caps) == kinds
 
 
 # ---- structured frames: every layer present, with fields chosen to hit the edge cases ----

@@ -23,7 +23,7 @@ def columnar_kinds(path) -> dict[str, int]:
     out: dict[str, int] = {}
     for ch in formats.read_chunks(path):
         arr = np.frombuffer(ch.buf, np.uint8)
-        for k, v in C.undecoded(C.decode(arr, ch.offsets, ch.caplen, ch.linktype), ch.linktype).items():
+        for k, v in C.undecoded(C.decode(arr, ch.offsets, ch.caplen, ch.linktype), ch.linktype, arr, ch.offsets, ch.caplen).items():
             out[k] = out.get(k, 0) + v
     return out
 

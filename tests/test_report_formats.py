@@ -8,6 +8,8 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,3 +263,25 @@ record = st.dictionaries(st.sampled_from(["check", "status", "severity", "title"
 def test_garbage_contracts_never_raise(contract):
     for fmt in TEXT_FORMATS:
         assert isinstance(render(contract, fmt), str)
+
+
+def test_sarif_results_carry_finding_and_incident_ids_on_the_demo(tmp_path):
+    """Each SARIF result names its finding (fingerprints, SARIF §3.27.16) and its incident
+    (properties.incident): the same ids as the JSON contract of the same assessment."""
+    demo = tmp_path / "demo"
+    made = subprocess.run([sys.executable, "-m", "plantguard", "demo", "--out", str(demo), "-f", "json"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert made.returncode == 0, made.stderr
+    sarif = tmp_path / "r.sarif"
+    p = subprocess.run([sys.executable, "-m", "plantguard", "assess", str(demo / "demo-plant.pcap"), "--site",
+                        str(demo / "site.yaml"), "-q", "-f", "sarif", "-o", str(sarif)],
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert p.returncode in (0, 1), p.stderr
+    contract = json.loads((demo / "plantguard-report.json").read_text())
+    results = json.loads(sarif.read_text())["runs"][0]["results"]
+    assert len(results) == len(contract["findings"]) > 0
+    got = [(r["fingerprints"]["plantguardFindingId/v1"], r["properties"]["incident"]) for r in results]
+    assert got == [(f["id"], f["incident"]) for f in contract["findings"]]
+    assert all(fid.startswith("F-") and inc.startswith("I-") for fid, inc in got)
+    assert len({fid for fid, _ in got}) == len(got)
+    assert len({inc for _, inc in got}) < len(got)     # incidents group findings

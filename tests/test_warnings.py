@@ -7,6 +7,7 @@ header with no packets, a pcapng block of an unknown type."""
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -171,3 +172,44 @@ def test_jobs_count_each_warning_once(odd):
     two = analyze_parallel([d], 2)
     assert run_warnings(two.captures, two.counters) == run_warnings(one.captures, one.counters)
     assert [c.warning_counts for c in two.captures] == [c.warning_counts for c in one.captures]
+
+
+# layer-2 frames whose EtherType or 802.2 LLC id no protocol module registers: counted per id,
+# equal to tshark's count of such frames (eth.type or, under a VLAN tag, vlan.etype; llc.dsap)
+UNDECODED_L2 = [
+    ("pcaps/icsnpp-iec61850-sv/testing/Traces/SV_Normal_Traffic.pcap", "undecoded_ethertype:0x88ba",
+     "vlan.etype == 0x88ba || eth.type == 0x88ba", "IEC 61850 Sampled Values"),
+    ("pcaps/ICS-Security-Tools/IEC61850/GOOSE/Sample_File_GOOSE.pcap", "undecoded_ethertype:0x88b8",
+     "vlan.etype == 0x88b8 || eth.type == 0x88b8", "IEC 61850 GOOSE"),
+    ("pcaps/ICS-Security-Tools/openics/EIP-IPAddressChangeAttempt.pcap", "undecoded_llc:sap_0x42",
+     "llc.dsap == 0x42", "spanning tree (STP)"),
+]
+
+
+def tshark_count(path, display_filter: str) -> int:
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark not installed")
+    out = subprocess.run(["tshark", "-r", str(path), "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return len(out.split())
+
+
+@pytest.mark.parametrize(("rel", "kind", "display_filter", "name"), UNDECODED_L2)
+def test_undecoded_ethertypes_counted_as_tshark_does(rel, kind, display_filter, name, tmp_path):
+    path = shared_path(rel)
+    expected = tshark_count(path, display_filter)
+    assert expected > 0
+    assert analyze([path]).counters[kind] == expected
+    assert analyze_parallel([path], jobs=2).counters[kind] == expected
+    proc = run("assess", path, "-f", "json", "-o", tmp_path / "a.json")
+    assert proc.returncode == 0, proc.stderr
+    warns = {w["kind"]: w for w in json.loads((tmp_path / "a.json").read_text())["warnings"]}
+    assert warns[kind]["count"] == expected and name in warns[kind]["text"]
+    assert f"warning: {expected:,} frames of " in proc.stderr and name in proc.stderr
+
+
+def test_registered_ethertypes_not_counted():
+    """LLDP (0x88cc) and PROFINET (0x8892) frames are decoded by their modules: no counter."""
+    path = shared_path("pcaps/icsnpp-profinet-io-cm/profinet_io_cm_mixed_1.pcap")
+    assert tshark_count(path, "lldp") > 0 and tshark_count(path, "eth.type == 0x8892") > 0
+    assert not [k for k in analyze([path]).counters if k.startswith(("undecoded_ethertype:", "undecoded_llc:"))]

@@ -12,11 +12,37 @@ from dataclasses import dataclass
 import numpy as np
 
 from plantguard.capture import formats as F
-from plantguard.capture.layers import (ICMP_ANSWERS, IGMP, MAX_IPV6_EXT, MAX_MPLS_LABELS, MAX_NFLOG_TLVS, MAX_TUNNEL_DEPTH,
-                                       NFLOG_PAYLOAD,
-                                       MAX_VLAN_TAGS, SNAP_ETHERTYPE, SNAP_TYPES, TUN_ERSPAN, TUN_GENEVE, TUN_GRE, TUN_IPV4, TUN_IPV6,
-                                       TUN_MPLS, TUN_PPPOE, TUN_TEREDO, TUN_VXLAN, TUNNEL, TUNNEL_ETHERTYPES, TUNNEL_NAMES, UNWRAPPED,
-                                       TUNNEL_IP_PROTOS, TUNNEL_UDP_PORTS, UNDECODED_IP, UNDECODED_LINK)
+from plantguard.capture.layers import (
+    ICMP_ANSWERS,
+    IGMP,
+    MAX_IPV6_EXT,
+    MAX_MPLS_LABELS,
+    MAX_NFLOG_TLVS,
+    MAX_TUNNEL_DEPTH,
+    MAX_VLAN_TAGS,
+    NFLOG_PAYLOAD,
+    SNAP_ETHERTYPE,
+    SNAP_TYPES,
+    TUN_ERSPAN,
+    TUN_GENEVE,
+    TUN_GRE,
+    TUN_IPV4,
+    TUN_IPV6,
+    TUN_MPLS,
+    TUN_PPPOE,
+    TUN_TEREDO,
+    TUN_VXLAN,
+    TUNNEL,
+    TUNNEL_ETHERTYPES,
+    TUNNEL_IP_PROTOS,
+    TUNNEL_NAMES,
+    TUNNEL_UDP_PORTS,
+    UNDECODED_ETHER,
+    UNDECODED_IP,
+    UNDECODED_LINK,
+    UNDECODED_LLC,
+    UNWRAPPED,
+)
 from plantguard.capture.walk import gather_compiled
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
@@ -471,9 +497,11 @@ def adopt_link(cols: Columns, frag: Columns) -> Columns:
     return cols
 
 
-def undecoded(cols: Columns, linktype: np.ndarray) -> dict[str, int]:
+def undecoded(cols: Columns, linktype: np.ndarray, arr: np.ndarray, offsets: np.ndarray,
+              caplen: np.ndarray) -> dict[str, int]:
     """Frames of a chunk not (fully) decoded, counted by kind: the sum of
-    layers.undecoded_kind over the chunk's frames (zero counts left out)."""
+    layers.undecoded_kind over the chunk's frames (zero counts left out). arr, offsets and
+    caplen are the chunk's records, for the 802.2 header of LLC frames."""
     out: dict[str, int] = {}
 
     def add(key: str, mask: np.ndarray) -> None:
@@ -506,6 +534,27 @@ def undecoded(cols: Columns, linktype: np.ndarray) -> dict[str, int]:
     l2 = cols.ok & (cols.ip_version == 0) & plain
     for et, name in TUNNEL_ETHERTYPES.items():
         add(f"{TUNNEL}{name}", l2 & (cols.ethertype == et))
+    # imported here: the protocol registry imports capture modules
+    from plantguard.protocols.registry import layer2_ids
+    ethertypes, snaps = layer2_ids()
+    et_rows = l2 & ~cols.llc & (cols.ethertype >= 0x0600) \
+        & ~np.isin(cols.ethertype, list(TUNNEL_ETHERTYPES)) & ~np.isin(cols.ethertype, sorted(ethertypes))
+    if et_rows.any():
+        ets, counts = np.unique(cols.ethertype[et_rows], return_counts=True)
+        for et, n in zip(ets.tolist(), counts.tolist()):
+            out[f"{UNDECODED_ETHER}0x{et:04x}"] = n
+    rows = np.flatnonzero(l2 & cols.llc)
+    if len(rows):                     # layers.llc_id, as one integer code per row
+        size = caplen[rows].astype(np.int64) - cols.l3[rows]
+        g = gather(arr, offsets[rows].astype(np.int64) + cols.l3[rows], 8).astype(np.int64)
+        snap = (size >= 8) & (g[:, 0] == 0xAA) & (g[:, 1] == 0xAA) & (g[:, 2] == 3)
+        code = (g[:, 3] << 32) | (g[:, 4] << 24) | (g[:, 5] << 16) | (g[:, 6] << 8) | g[:, 7]
+        known = snap & np.isin(code, [int.from_bytes(o, "big") << 16 | pid for o, pid in snaps])
+        code = np.where(snap, code | (1 << 48), np.where(size >= 1, g[:, 0], -1))[~known]
+        for c, n in zip(*(a.tolist() for a in np.unique(code, return_counts=True))):
+            lid = (f"snap_0x{(c >> 16) & 0xFFFFFF:06x}_0x{c & 0xFFFF:04x}" if c >> 48
+                   else f"sap_0x{c:02x}" if c >= 0 else "sap_none")
+            out[f"{UNDECODED_LLC}{lid}"] = n
     return out
 
 

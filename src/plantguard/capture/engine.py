@@ -196,7 +196,7 @@ class Engine:
         reassembled = None
         if len(frag):
             chunk, reassembled = self._reassemble(chunk, arr, cols, frag)
-        for kind, count in columns.undecoded(cols, chunk.linktype).items():   # what was not unwrapped, by kind
+        for kind, count in sorted(columns.undecoded(cols, chunk.linktype, arr, chunk.offsets, chunk.caplen).items()):   # by kind, in key order (parallel._merge_counters)
             self.counters[kind] = self.counters.get(kind, 0) + count
         ctx = ChunkContext(cap, cap_idx, chunk, frames=chunk.frame_numbers(),
                            pos=self.pos + np.arange(n, dtype=np.int64), reassembled=reassembled)

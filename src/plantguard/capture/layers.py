@@ -427,6 +427,35 @@ TUNNEL_IP_PROTOS = {47: "GRE", 4: "IPv4-in-IP", 41: "IPv6-in-IP (6in4/4in6)", 11
 TUNNEL_UDP_PORTS = {4789: "VXLAN", 6081: "Geneve", 3544: "Teredo", 2152: "GTP-U", 1701: "L2TP"}
 TUNNEL_ETHERTYPES = {0x8864: "PPPoE session", 0x8847: "MPLS", 0x8848: "MPLS multicast"}
 UNDECODED_LINK, TUNNEL, UNDECODED_IP = "undecoded_link_type:", "tunnel_not_unwrapped:", "undecoded_ip_proto:"
+UNDECODED_ETHER, UNDECODED_LLC = "undecoded_ethertype:", "undecoded_llc:"   # layer-2 frames no module decodes
+# readable names of EtherTypes and 802.2 ids met in plants that no module decodes (only for the text)
+ETHERTYPE_NAMES = {0x88B8: "IEC 61850 GOOSE", 0x88B9: "IEC 61850 GSE management", 0x88BA: "IEC 61850 Sampled Values",
+                   0x88E3: "MRP media redundancy", 0x88F7: "PTP", 0x88A4: "EtherCAT", 0x88AB: "Ethernet POWERLINK",
+                   0x892F: "HSR", 0x88FB: "PRP supervision", 0x888E: "802.1X EAPOL", 0x88E5: "MACsec",
+                   0x8809: "slow protocols (LACP)", 0x88CC: "LLDP", 0x8892: "PROFINET", 0x9000: "loopback (CTP)",
+                   0x8035: "RARP", 0x8100: "802.1Q, more VLAN tags than decoded", 0x88A8: "802.1ad, more VLAN tags than decoded",
+                   0x8137: "IPX", 0x80F3: "AppleTalk AARP", 0x86DD: "IPv6, header cut", 0x0800: "IPv4, header cut"}
+LLC_NAMES = {"sap_0x42": "spanning tree (STP)", "sap_0xfe": "ISO network layer (IS-IS, CLNP, ES-IS)",
+             "sap_0xf0": "NetBIOS", "sap_0xe0": "IPX", "sap_0x82": "BACnet/Ethernet", "sap_0xaa": "SNAP, header cut",
+             "snap_0x00000c_0x010b": "Cisco PVST+", "snap_0x00000c_0x2004": "Cisco DTP",
+             "snap_0x00000c_0x2003": "Cisco VTP", "snap_0x00000c_0x0111": "Cisco UDLD"}
+
+
+def llc_id(l3: bytes) -> str:
+    """The counter id of an 802.2 LLC frame no module decodes: its SNAP OUI and protocol id
+    (the deep tier's test: aa aa 03 and 8 bytes), else its DSAP. columns.undecoded has the twin."""
+    if len(l3) >= 8 and l3[:3] == b"\xaa\xaa\x03":
+        return f"snap_0x{l3[3:6].hex()}_0x{l3[6:8].hex()}"
+    return f"sap_0x{l3[0]:02x}" if l3 else "sap_none"
+
+
+def ethertype_name(key: str) -> str:
+    """'EtherType 0x88b8 (IEC 61850 GOOSE)' / 'LLC sap_0x42 (spanning tree (STP))' for an undecoded_* key."""
+    if key.startswith(UNDECODED_ETHER):
+        et = key[len(UNDECODED_ETHER):]
+        return f"EtherType {et} ({ETHERTYPE_NAMES.get(int(et, 16), 'unknown')})"
+    lid = key[len(UNDECODED_LLC):]
+    return f"802.2 LLC {lid.replace('_', ' ')} ({LLC_NAMES.get(lid, 'unknown')})"
 UNWRAPPED = "tunnelled:"    # packets unwrapped from a tunnel of that kind (not a gap: a marker)
 
 
@@ -448,6 +477,16 @@ def undecoded_kind(linktype: int, lay: Layers | None) -> str | None:
             return f"{UNDECODED_IP}{lay.ip_proto}"
     elif not lay.ip_version and lay.ethertype in TUNNEL_ETHERTYPES:
         return f"{TUNNEL}{TUNNEL_ETHERTYPES[lay.ethertype]}"
+    elif not lay.ip_version:
+        # imported here: the protocol registry imports capture modules
+        from plantguard.protocols.registry import layer2_ids
+        ethertypes, snaps = layer2_ids()
+        if lay.llc:
+            l3 = lay.l3
+            snap = len(l3) >= 8 and l3[:3] == b"\xaa\xaa\x03" and (bytes(l3[3:6]), int.from_bytes(l3[6:8], "big")) in snaps
+            return None if snap else f"{UNDECODED_LLC}{llc_id(bytes(l3))}"
+        if lay.ethertype >= 0x0600 and lay.ethertype not in ethertypes:
+            return f"{UNDECODED_ETHER}0x{lay.ethertype:04x}"
     return None
 
 
@@ -468,6 +507,8 @@ def undecoded_notes(counters: dict[str, int]) -> list[str]:
         elif k.startswith(UNWRAPPED):
             notes.append(f"{n:,} packets unwrapped from {k[len(UNWRAPPED):]} tunnels: the hosts and "
                          "flows inside are kept, the tunnel endpoints are not flows")
+        elif k.startswith((UNDECODED_ETHER, UNDECODED_LLC)):
+            notes.append(f"{n:,} frames of {ethertype_name(k)} not decoded: no module reads them")
         elif k.startswith(UNDECODED_IP):
             notes.append(f"{n:,} packets of IP protocol {k[len(UNDECODED_IP):]} not decoded past the "
                          "IP header (the hosts are kept as addresses only)")

@@ -309,11 +309,11 @@ def _merge_observations(parts, index: dict[str, int], captures: list[CaptureStat
 def _merge_counters(parts, first_chunks) -> dict[str, int]:
     """Summed, in the order the single run adds them: by the chunk each first appeared in, a
     shard's own order kept; in one chunk, the per-kind counts (`kind:value`, counted as the
-    chunk is decoded) before the others (counted as it is analysed)."""
-    streams = [[(seen.get(key, 0), 0 if ":" in key else 1, key) for key in p.counters]
+    chunk is decoded, in key order) before the others (counted as it is analysed)."""
+    streams = [[(seen.get(key, 0), 0 if ":" in key else 1, key if ":" in key else "", key) for key in p.counters]
                for p, seen in zip(parts, first_chunks)]
     out: dict[str, int] = {}
-    for _seq, _rank, key in heapq.merge(*streams, key=lambda t: t[:2]):
+    for _seq, _rank, _kind, key in heapq.merge(*streams, key=lambda t: t[:3]):
         if key not in out:
             out[key] = sum(p.counters.get(key, 0) for p in parts)
     return out

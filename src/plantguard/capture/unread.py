@@ -8,13 +8,21 @@ run_warnings(captures, counters) -> [{"kind", "count", "captures", "text"}], in 
 capture kinds as first met, then the counters as listed in COUNTERS, then the per-kind ones by
 key. `captures` names the captures a kind was counted in: every capture with it for a reader's
 kind, the captures holding the link type for a not-decoded link type, and none for a count the
-engine keeps over the whole run (an IP protocol, a cap).
+engine keeps over the whole run (an IP protocol, an EtherType or LLC id, a cap).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from plantguard.capture.layers import LINK_NAMES, TUNNEL, UNDECODED_IP, UNDECODED_LINK
+from plantguard.capture.layers import (
+    LINK_NAMES,
+    TUNNEL,
+    UNDECODED_ETHER,
+    UNDECODED_IP,
+    UNDECODED_LINK,
+    UNDECODED_LLC,
+    ethertype_name,
+)
 
 # a reader's warning kind (docs/robustness.md) -> what its count counts
 CAPTURE_KINDS = {
@@ -80,6 +88,9 @@ def run_warnings(captures: Iterable, counters: dict[str, int]) -> list[dict]:
         elif key.startswith(UNDECODED_IP):
             out[key] = {"kind": key, "count": n, "captures": [],
                         "text": f"packets of IP protocol {key[len(UNDECODED_IP):]} not decoded past the IP header"}
+        elif key.startswith((UNDECODED_ETHER, UNDECODED_LLC)):
+            out[key] = {"kind": key, "count": n, "captures": [],
+                        "text": f"frames of {ethertype_name(key)} not decoded: no module reads them"}
         elif key.startswith(TUNNEL):
             out[key] = {"kind": key, "count": n, "captures": [],
                         "text": f"packets in {key[len(TUNNEL):]} tunnels not unwrapped: the hosts inside are missing"}

@@ -113,6 +113,15 @@ def port_tables() -> tuple[dict, dict, dict, tuple]:
     return tcp, udp, eth, tuple(anyport)
 
 
+@lru_cache(maxsize=1)
+def layer2_ids() -> tuple[frozenset[int], frozenset[tuple[bytes, int]]]:
+    """The EtherTypes and the 802.2 SNAP (OUI, protocol id) pairs some module decodes: a
+    layer-2 frame of any other id is counted as not decoded (layers.undecoded_kind)."""
+    mods = protocol_modules()
+    return (frozenset(t for m in mods for t in m.SPEC.ethertypes),
+            frozenset(k for m in mods for k in m.SPEC.llc_snap))
+
+
 def by_name(name: str) -> ModuleType | None:
     for m in protocol_modules():
         if m.SPEC.name == name:

@@ -1,5 +1,6 @@
 """SARIF 2.1.0: one rule per check ID, one result per finding (fails as "fail", passes as "pass"),
-each located at the capture file with the frame named in the location's message. The JSON
+each located at the capture file with the frame named in the location's message, carrying its
+finding id (`fingerprints`) and incident id (`properties.incident`). The JSON
 encoder escapes what JSON must; message texts, which SARIF viewers scan for embedded links, go
 through util.sanitize.sarif_message (device strings may hold [text](http://...))."""
 from __future__ import annotations
@@ -116,6 +117,11 @@ def _result(f: dict, rule_index: int, artifacts: _Artifacts) -> dict:
     locations = _locations(f, artifacts)
     if locations:
         result["locations"] = locations
+    if text(f.get("id")):        # SARIF 2.1.0 §3.27.16: a stable identity of the result across runs
+        result["fingerprints"] = {"plantguardFindingId/v1": text(f.get("id"))}
+        result["properties"]["finding"] = text(f.get("id"))
+    if text(f.get("incident")):  # a grouping, not one result's identity (so no §3.27.4 correlationGuid): §3.8 property bag
+        result["properties"]["incident"] = text(f.get("incident"))
     accepted = as_dict(f.get("suppressed"))
     if failed and accepted:
         result["suppressions"] = [_suppression(accepted)]

@@ -180,7 +180,8 @@ def _findings(session, site, sensor, seq, at, body) -> tuple[int, int]:
                          .order_by(t.Run.id.desc()).limit(1)) if run_ref else None
     for f in good:
         session.add(t.Finding(site_id=site.id, run_id=run.id if run else None, sensor_id=sensor.id, seq=seq,
-                              check_id=f["check"], status=f["status"], severity=f["severity"], title=f["title"],
+                              check_id=f["check"], status=f["status"], suppressed=bool(f.get("suppressed")),
+                              severity=f["severity"], title=f["title"],
                               assets=" " + " ".join(f.get("assets") or []) + " ", data=f, captured_at=at))
     return len(good), bad
 

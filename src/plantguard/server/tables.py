@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, false)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantguard.store.db import Base
@@ -123,11 +123,23 @@ class Finding(Base):
     seq: Mapped[int] = mapped_column(Integer)
     check_id: Mapped[str] = mapped_column(String(80), index=True)
     status: Mapped[str] = mapped_column(String(10))
+    # an accepted risk (the contract's `suppressed` is set): a fail that does not count as failing
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     severity: Mapped[str] = mapped_column(String(10), index=True)
     title: Mapped[str] = mapped_column(Text)
     assets: Mapped[str] = mapped_column(Text, default="")             # " 10.0.0.1 10.0.0.2 " for a LIKE filter
     data: Mapped[dict] = mapped_column(JSON, default=dict)            # the contract's finding record
     captured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def result(self) -> str:
+        """fail, accepted (a fail whose risk is accepted: not failing) or pass, for every count and list."""
+        return "accepted" if self.status == "fail" and self.suppressed else self.status
+
+    @classmethod
+    def failing(cls):
+        """The SQL twin of result == "fail"."""
+        return (cls.status == "fail") & ~cls.suppressed
 
 
 class Alert(Base):

@@ -28,6 +28,7 @@ class FindingOut(BaseModel):
     sensor: str
     run_id: int | None
     captured_at: datetime
+    suppressed: bool = Field(False, description="an accepted risk (finding.suppressed is set): not counted as failing")
     finding: contract.Finding
 
 
@@ -70,6 +71,8 @@ def findings(site: str | None = None,
              check: str | None = Query(None, description="check ID"),
              status: Literal["pass", "fail"] | None = None,
              asset: str | None = Query(None, description="an address the finding concerns"),
+             suppressed: bool | None = Query(None, description="true: accepted risks only; false: none of them "
+                                             "(status=fail&suppressed=false: the failing findings)"),
              run: int | None = Query(None, ge=0, le=MAX_INT,
                                      description="one run; default: each sensor's latest run with findings"),
              since: datetime | None = None, limit: int = LIMIT, cursor: int | None = CURSOR,
@@ -88,12 +91,14 @@ def findings(site: str | None = None,
         query = query.where(t.Finding.check_id == check)
     if status is not None:
         query = query.where(t.Finding.status == status)
+    if suppressed is not None:
+        query = query.where(t.Finding.suppressed == suppressed)
     if asset is not None:
         query = query.where(t.Finding.assets.contains(f" {asset} ", autoescape=True))
     rows = session.execute(paged(query, t.Finding.id, cursor, limit)).all()
     return page_of(rows, limit, lambda f, s: FindingOut(id=f.id, site=s, sensor=f.sensor_id, run_id=f.run_id,
                                                         captured_at=utc(f.captured_at),
-                                                        finding=contract.Finding.model_validate(f.data)))
+                                                        suppressed=f.suppressed, finding=contract.Finding.model_validate(f.data)))
 
 
 @router.get("/alerts", response_model=Page[AlertOut], summary="Alerts, filtered and paged")

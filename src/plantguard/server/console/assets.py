@@ -41,7 +41,7 @@ def _query(session, who: Principal, f: dict):
                         firmware=f.get("firmware"))
     if f.get("vulnerable"):
         vulnerable = select(t.Finding.site_id, t.Finding.assets).where(t.Finding.check_id.startswith("vuln."),
-                                                                      t.Finding.status == "fail").subquery()
+                                                                      t.Finding.failing()).subquery()
         query = query.where(select(vulnerable.c.site_id).where(
             vulnerable.c.site_id == t.Asset.site_id,
             vulnerable.c.assets.contains(func.concat(" ", t.Asset.key, " "))).exists())
@@ -123,7 +123,7 @@ def asset_page(request: Request, asset_id: int = Path(..., ge=1, le=2**31 - 1),
         run = s.scalar(select(t.Run).where(t.Run.site_id == a.site_id).order_by(t.Run.id.desc()).limit(1))
     plan = [e for e in ((run.report or {}).get("patch_plan") or []) if isinstance(e, dict) and e.get("asset") == a.key] \
         if run else []
-    advisories = [f for f in latest.values() if f.check_id.startswith("vuln.") and f.status == "fail"]
+    advisories = [f for f in latest.values() if f.check_id.startswith("vuln.") and f.result == "fail"]
     return render(request, who, "asset.html.j2", title=a.key, a=a, site=site, data=a.data, findings=list(latest.values()),
                   advisories=advisories, plan=plan, flows=flows, alerts=alerts, history=history,
                   display_filter=display_filter)

@@ -1,5 +1,6 @@
 """Findings: each sensor's latest findings (its newest findings envelope), one row per (check,
-asset set) with the highest severity, whether any failed, the practice, title and evidence count;
+asset set) with the highest severity, its result (fail; accepted: every fail an accepted risk, with
+the reason; pass), the practice, title and evidence count;
 filters and paging. Severity, check and status filter in SQL; the practice is in the finding's
 record, so it filters the loaded rows, at most LOAD_MAX of them."""
 from __future__ import annotations
@@ -27,14 +28,17 @@ def _group(rows) -> list[dict]:
         if g is None:
             g = groups[(site, f.check_id, f.assets)] = {
                 "site": site, "check": f.check_id, "assets": f.assets.split(), "severity": f.severity,
-                "status": f.status, "practice": f.data.get("practice") or "", "title": f.title, "evidence": 0, "n": 0}
+                "status": "pass", "accepted": "", "practice": f.data.get("practice") or "", "title": f.title, "evidence": 0, "n": 0}
         g["n"] += 1
         g["evidence"] += int(f.data.get("evidence_total") or len(f.data.get("evidence") or []))
         if severity_rank(f.severity) > severity_rank(g["severity"]):
             g["severity"] = f.severity
-        if f.status == "fail":
-            g["status"] = "fail"
-    return sorted(groups.values(), key=lambda g: (g["status"] != "fail", -severity_rank(g["severity"]),
+        if f.result == "fail" or (f.result == "accepted" and g["status"] == "pass"):
+            g["status"] = f.result
+        if f.result == "accepted":
+            g["accepted"] = g["accepted"] or str((f.data.get("suppressed") or {}).get("reason") or "")[:200]
+    order = {"fail": 0, "accepted": 1, "pass": 2}
+    return sorted(groups.values(), key=lambda g: (order[g["status"]], -severity_rank(g["severity"]),
                                                   g["check"], g["site"], g["assets"]))
 
 
@@ -53,9 +57,10 @@ def findings(request: Request, offset: int = Query(0, ge=0, le=10_000_000),
         if f.get("check"):
             query = query.where(t.Finding.check_id == f["check"])
         if f.get("status"):
-            if f["status"] not in ("pass", "fail"):
-                raise HTTPException(422, "status must be pass or fail")
-            query = query.where(t.Finding.status == f["status"])
+            if f["status"] not in ("pass", "fail", "accepted"):
+                raise HTTPException(422, "status must be pass, fail or accepted")
+            query = query.where({"fail": t.Finding.failing(), "accepted": (t.Finding.status == "fail") & t.Finding.suppressed,
+                                 "pass": t.Finding.status == "pass"}[f["status"]])
         rows = s.execute(query.order_by(t.Finding.id).limit(LOAD_MAX + 1)).all()
         sites = [x.name for x in sites_for(s, who)]
     cut = len(rows) > LOAD_MAX

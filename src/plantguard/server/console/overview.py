@@ -28,7 +28,7 @@ def practices(findings: list[t.Finding]) -> list[tuple[str, str, int]]:
     out: dict[str, list[int]] = {}
     for f in findings:
         p = f.data.get("practice") or "other"
-        out.setdefault(p, [0, 0])[f.status == "fail"] += 1
+        out.setdefault(p, [0, 0])[f.result == "fail"] += 1   # an accepted risk does not fail its practice
     return [(p, "fail" if n[1] else "pass", n[1]) for p, n in sorted(out.items())]
 
 
@@ -42,7 +42,7 @@ def overview(request: Request, who: Principal = Depends(page_requires("sites:rea
             alerts = dict(s.execute(select(t.Alert.severity, func.count()).where(
                 t.Alert.site_id == site.id, effective_is("open")).group_by(t.Alert.severity)).all())
             findings = latest_findings(s, site.id)
-            failing = {sev: sum(1 for f in findings if f.status == "fail" and f.severity == sev) for sev in SHOWN}
+            failing = {sev: sum(1 for f in findings if f.result == "fail" and f.severity == sev) for sev in SHOWN}
             changed = dict(s.execute(
                 select(t.AssetChange.change, func.count()).join(
                     t.Envelope, (t.Envelope.sensor_id == t.AssetChange.sensor_id) & (t.Envelope.seq == t.AssetChange.seq))
@@ -53,7 +53,7 @@ def overview(request: Request, who: Principal = Depends(page_requires("sites:rea
             assets = s.scalar(select(func.count()).select_from(t.Asset).where(t.Asset.site_id == site.id,
                                                                              t.Asset.gone_at.is_(None)))
             cards.append({"site": site, "assets": assets, "alerts": {sev: alerts.get(sev, 0) for sev in SHOWN},
-                          "failing": failing, "practices": practices(findings), "changed": changed,
+                          "failing": failing, "accepted": sum(1 for f in findings if f.result == "accepted"), "practices": practices(findings), "changed": changed,
                           "sensors": [{"s": x, "last": utc(x.last_seen_at),
                                        "lag": (now - utc(x.last_seen_at)).total_seconds() if x.last_seen_at else None}
                                       for x in sensors]})
