@@ -141,7 +141,8 @@ def _pick_port(lo: int, hi: int, prefer: int | None = None) -> int:
     return 1 if lo == 0 and hi >= 1 else lo
 
 
-def _packet(s: Interval, d: Interval, svc) -> Packet:
+def class_packet(s: Interval, d: Interval, svc) -> Packet:
+    """The witness packet of a piece (source interval, destination interval, service class)."""
     proto, piece, sport = svc
     src, dst = _ip(s[0], _pick_addr(*s)), _ip(d[0], _pick_addr(*d))
     if proto in PORT_PROTOCOLS:
@@ -185,7 +186,7 @@ def permitted(ruleset: Ruleset, src_space: IPSet, dst_space: IPSet, limit: int =
                     short = True
                     break
                 n += 1
-                v = evaluate(ruleset, _packet(s, d, svc))
+                v = evaluate(ruleset, class_packet(s, d, svc))
                 if v.action == "accept":
                     rules.setdefault(id(v.rule), (v.rule, v.reason))
                     atoms.append((s, d, svc[0], svc[2], svc[1], id(v.rule)))
@@ -207,7 +208,7 @@ def _merged(atoms, rules) -> list[Permitted]:
     for (ss, proto, sport, ports, rid), ds in by_dst.items():
         ds = sorted(ds)
         rule, reason = rules[rid]
-        witness = _packet(ss[0], ds[0], (proto, ports[0] if ports else None, sport or (0, 65535)))
+        witness = class_packet(ss[0], ds[0], (proto, ports[0] if ports else None, sport or (0, 65535)))
         out.append(Permitted(_ipset(ss), _ipset(ds), proto, ports,
                              None if sport in (None, (0, 65535)) else (sport,), rule, reason, witness))
     out.sort(key=lambda p: (p.rule.origin.line if p.rule else 0, p.protocol, p.ports or ()))
