@@ -12,7 +12,16 @@ import types
 
 from netaddr import IPSet
 
-from plantguard.firewall.model import ANY_PORT, Binding, Chain, Match, Origin, Rule, Ruleset, Unsupported
+from plantguard.firewall.model import (
+    ANY_PORT,
+    Binding,
+    Chain,
+    Match,
+    Origin,
+    Rule,
+    Ruleset,
+    Unsupported,
+)
 
 REAL = "plantguard.firewall.parsers.iptables"
 
@@ -66,7 +75,8 @@ def _rule(words: list[str], origin: Origin):
 
 
 def parse(path) -> Ruleset:
-    text = open(path, encoding="utf-8").read()
+    from pathlib import Path
+    text = Path(path).read_text(encoding="utf-8")
     rs = Ruleset(str(path), "iptables")
     table = None
     for n, line in enumerate(text.splitlines(), 1):

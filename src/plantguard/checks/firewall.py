@@ -11,16 +11,42 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
+from functools import partial
 
 from netaddr import IPSet
 
-from plantguard.checks._common import EvidenceLog, address_class, flow_detail, index, plural, rest_finding, top
+from plantguard.checks._common import (
+    EvidenceLog,
+    address_class,
+    flow_detail,
+    index,
+    plural,
+    rest_finding,
+    top,
+)
 from plantguard.checks.base import CheckMeta, Evidence, Finding
 from plantguard.checks.registry import NotRun, check
-from plantguard.firewall.evaluate import PORT_PROTOCOLS, describe, evaluate, on_path, placed, rule_matches
+from plantguard.firewall.evaluate import (
+    PORT_PROTOCOLS,
+    describe,
+    evaluate,
+    on_path,
+    placed,
+    rule_matches,
+)
 from plantguard.firewall.model import STATES, Packet, Rule, Ruleset, Verdict
-from plantguard.firewall.reach import (OUTSIDE, WHOLE, Permitted, address_cuts, intervals, reach, service_text,
-                                       services, zone_sets, class_packet)
+from plantguard.firewall.reach import (
+    OUTSIDE,
+    WHOLE,
+    Permitted,
+    address_cuts,
+    class_packet,
+    intervals,
+    reach,
+    service_text,
+    services,
+    zone_sets,
+)
 
 FIREWALL_OPTION = "firewall"          # AssessContext.options key: the parsed rulesets
 NO_CONFIG = "no firewall configuration given (--firewall CONFIG)"
@@ -446,6 +472,11 @@ def _iface_for(pattern: str | None, negated: bool) -> str | None:
     return pattern[:-1] + "0" if pattern.endswith(("+", "*")) else pattern
 
 
+def _note_if(rule: Rule, hit: list, r: Rule) -> None:
+    if r is rule:
+        hit.append(r)
+
+
 def shadowing(rs: Ruleset, rule: Rule, cuts, svcs, versions, limit: int = MAX_SHADOW_CLASSES):
     """(reached, the rules that decide its packets instead, classes tried, cut short)."""
     m, neg = rule.match, rule.match.negate
@@ -467,8 +498,8 @@ def shadowing(rs: Ruleset, rule: Rule, cuts, svcs, versions, limit: int = MAX_SH
                     n += 1
                     if n > limit:
                         return False, deciders, n, True
-                    hit = []
-                    v = evaluate(rs, pkt, trace=lambda r: hit.append(r) if r is rule else None)
+                    hit: list[Rule] = []
+                    v = evaluate(rs, pkt, trace=partial(_note_if, rule, hit))
                     if hit:
                         return True, deciders, n, False
                     if v.rule is not None:

@@ -32,7 +32,7 @@ def protocol_name(p: str | int | None) -> str | None:
 class _Ranges:
     """An IPSet as sorted integer ranges per IP version: membership is a bisect, not a lookup in
     netaddr's CIDR list (reach.py evaluates tens of thousands of packets)."""
-    __slots__ = ("lows", "highs")
+    __slots__ = ("highs", "lows")
 
     def __init__(self, s: IPSet):
         self.lows: dict[int, list[int]] = {4: [], 6: []}

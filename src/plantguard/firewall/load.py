@@ -15,9 +15,9 @@ MAX_BYTES = 32 * 1024 * 1024
 SIGNATURES = (
     ("nftables", re.compile(r'^\s*\{\s*"nftables"')),
     ("pfsense", re.compile(r"<(pfsense|opnsense)\b")),
-    ("fortios", re.compile(r"^\s*config firewall\b", re.M)),
-    ("iptables", re.compile(r"^(\*filter|\*nat|\*mangle|\*raw|-A \S+)", re.M)),
-    ("cisco", re.compile(r"^\s*(access-list|ip access-list|interface|hostname|object-group)\b", re.M)),
+    ("fortios", re.compile(r"^\s*config firewall\b", re.MULTILINE)),
+    ("iptables", re.compile(r"^(\*filter|\*nat|\*mangle|\*raw|-A \S+)", re.MULTILINE)),
+    ("cisco", re.compile(r"^\s*(access-list|ip access-list|interface|hostname|object-group)\b", re.MULTILINE)),
 )
 
 
