@@ -529,7 +529,8 @@ def shadowed_rule(ctx) -> list[Finding]:
                 by = sorted(deciders.values(), key=lambda r: r.origin.line)
                 findings.append(Finding.from_meta(
                     SHADOWED, "fail", f"{rule.origin.cite()} ({rule.action}) is never reached: "
-                    f"{', '.join(r.origin.cite() for r in by[:3]) or 'earlier rules'} decide all its packets",
+                    f"{', '.join(r.origin.cite() for r in by[:3]) or 'earlier rules'} decide{'s' if len(by) == 1 else ''} "
+                    "all its packets",
                     [], [rule_evidence(rs, rule, None)] + [rule_evidence(rs, r, None) for r in by[:5]],
                     config=rs.path, chain=name, line=rule.origin.line, classes=n))
         if not any(f.extra.get("config") == rs.path for f in findings):

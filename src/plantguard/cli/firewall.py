@@ -5,13 +5,20 @@ one packet, and why. Exit codes: 0 done, 2 usage or input error (one line on std
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Literal, Optional
+from typing import Literal
 
 import typer
 
 from plantguard.cli import fail, out, say
-from plantguard.cli.common import (check_output, is_stdout, load_site, progress_analyze, render_report,
-                                   report_format, write_report)
+from plantguard.cli.common import (
+    check_output,
+    is_stdout,
+    load_site,
+    progress_analyze,
+    render_report,
+    report_format,
+    write_report,
+)
 from plantguard.errors import InputError
 from plantguard.report.registry import names
 
@@ -50,15 +57,15 @@ def firewall_check_ids() -> set[str]:
 
 
 def _formats():
-    return Literal[tuple(["table", *names("assess")])]
+    return Literal[("table", *names("assess"))]
 
 
 @firewall_app.command("check", short_help="Judge firewall configurations against the site file (and captures).")
 def firewall_check(
-    inputs: List[Path] = typer.Argument(..., help=CONFIG_HELP + " Capture files (.pcap, .pcapng) may follow."),
+    inputs: list[Path] = typer.Argument(..., help=CONFIG_HELP + " Capture files (.pcap, .pcapng) may follow."),
     site: Path = typer.Option(..., "--site", help="Site file: zones, conduits, egress."),
     format: _formats() = typer.Option("table", "--format", "-f", help="Output format (table for the terminal)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here; - for stdout (default: stdout; html and pdf: plantguard-firewall.html or .pdf)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write here; - for stdout (default: stdout; html and pdf: plantguard-firewall.html or .pdf)."),
     prove: bool = typer.Option(False, "--prove", help="Send each witness packet through the ruleset loaded in a Linux kernel (network namespaces) and compare verdicts."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ):
@@ -162,7 +169,7 @@ def parse_service(text: str) -> tuple[str, int | None]:
 
 @firewall_app.command("explain", short_help="Which rule decides one packet, and why.")
 def firewall_explain(
-    configs: List[Path] = typer.Argument(..., help=CONFIG_HELP),
+    configs: list[Path] = typer.Argument(..., help=CONFIG_HELP),
     src: str = typer.Option(..., "--from", help="Source address."),
     dst: str = typer.Option(..., "--to", help="Destination address."),
     port: str = typer.Option("tcp", "--port", help="Service: tcp/502, udp/161, icmp."),
