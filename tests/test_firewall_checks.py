@@ -25,15 +25,23 @@ from plantguard.demo import FIREWALL_NAME, build_demo
 from plantguard.demo import hosts as P
 from plantguard.firewall.evaluate import evaluate
 from plantguard.firewall.load import detect, load
-from plantguard.firewall.model import Binding, Chain, Match, Origin, Packet, Rule, Ruleset
+from plantguard.firewall.model import (
+    Binding,
+    Chain,
+    Match,
+    Origin,
+    Packet,
+    Rule,
+    Ruleset,
+)
 from plantguard.firewall.reach import OUTSIDE, permitted, reach
 from plantguard.site.load import load_site
 
 install()
 TESTS = Path(__file__).parent
 # the real command line, in a process of its own, with the stand-in parser when the real one is absent
-RUNNER = ("import sys; sys.path.insert(0, %r); from support.iptables_min import install; install(); "
-          "from plantguard.cli import main; main()" % str(TESTS))
+RUNNER = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); from support.iptables_min import install; "
+          "install(); from plantguard.cli import main; main()")
 
 
 def cli(*args):
