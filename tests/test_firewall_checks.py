@@ -287,3 +287,32 @@ def test_shadowed_and_any_any(demo):
     assert "is never reached: hand.rules:1 decides all its packets" in shadowed[0].title
     anys = [f for f in any_any(ctx) if f.status == "fail"]
     assert [f.extra["line"] for f in anys] == [4]
+
+
+def test_assess_with_firewall_includes_the_checks(demo):
+    pcap, site, fw = demo
+    res = cli("assess", pcap, "--site", site, "--firewall", fw, "-f", "json", "-o", "-", "-q")
+    assert res.returncode == 0, res.stderr
+    c = json.loads(res.stdout)
+    assert any(f["check"] == "firewall.permits-undeclared" and f["status"] == "fail" for f in c["findings"])
+    assert any(f["check"] == "plc.unauthorized-write" for f in c["findings"])   # and the others still run
+
+
+def test_reach_stays_fast_on_a_larger_ruleset():
+    """200 address-and-port rules: the pieces sharing the same rules are evaluated once."""
+    rnd = random.Random(1)
+    rules = [Rule(Match(src=IPSet([f"10.1.{rnd.randint(0, 3)}.0/{rnd.choice([24, 26, 28, 32])}"]),
+                        dst=IPSet([f"10.2.{rnd.randint(0, 3)}.{rnd.randint(0, 255)}/32"]),
+                        protocols=frozenset({rnd.choice(["tcp", "udp"])}),
+                        dport=((p := rnd.randint(1, 2000), p + rnd.choice([0, 0, 10])),)),
+                  rnd.choice(["accept", "drop"]), _o(i + 1)) for i in range(200)]
+    rs = Ruleset("big", "iptables", {"FORWARD": Chain("FORWARD", rules, hook="forward", policy="drop")},
+                 [Binding("FORWARD")])
+    r = reach(rs, {"a": IPSet(["10.1.0.0/22"]), "b": IPSet(["10.2.0.0/22"])})
+    assert not r.notes                      # not cut short
+    rnd2 = random.Random(2)
+    for _ in range(1500):                   # and still exact
+        p = _random_packet(rnd2, IPSet(["10.1.0.0/22"]), IPSet(["10.2.0.0/22"]))
+        v = evaluate(rs, p)
+        hits = [c for c in r.pairs[("a", "b")] if _in_class(p, c)]
+        assert (v.action == "accept") == bool(hits) and (not hits or hits[0].rule is v.rule), p

@@ -54,6 +54,9 @@ def assess(
         tickets = {**tickets, FIREWALL_OPTION: load_rulesets(firewall)}
     accepted = suppressions(suppress)
     result = progress_analyze(captures, quiet, budget, jobs, bpf)
+    if firewall:                                # lines a parser could not model are said, not dropped
+        from plantguard.cli.firewall import unread_notes
+        result.notes.extend(unread_notes(tickets[FIREWALL_OPTION]))
     from plantguard.store.db import IN_MEMORY, StoreError
     store_error = None
     try:

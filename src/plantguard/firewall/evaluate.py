@@ -60,6 +60,11 @@ def _ranges(s: IPSet) -> _Ranges:
     return hit[0]
 
 
+def address_in(s: IPSet, addr: tuple[int, int]) -> bool:
+    """Whether (IP version, integer address) is in the set."""
+    return addr in _ranges(s)
+
+
 def _addr(ip: str) -> tuple[int, int]:
     a = ipaddress.ip_address(ip)
     return a.version, int(a)

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netaddr import IPAddress, IPRange, IPSet
 
-from plantguard.firewall.evaluate import PORT_PROTOCOLS, evaluate, protocol_name
+from plantguard.firewall.evaluate import (
+    PORT_PROTOCOLS,
+    address_in,
+    evaluate,
+    placed,
+    protocol_name,
+)
 from plantguard.firewall.model import Packet, Ports, Rule, Ruleset
 
 OUTSIDE = "outside"              # the name of "anything outside the site's zones"
@@ -170,26 +176,53 @@ def _ipset(ivs) -> IPSet:
     return s
 
 
+def _address_fits(rule: Rule, name: str, addr: tuple[int, int]) -> bool:
+    s = getattr(rule.match, name)
+    return s is None or address_in(s, addr) != (name in rule.match.negate)
+
+
+def _narrowed(ruleset: Ruleset, keep: set[int]) -> Ruleset:
+    """The ruleset with only the rules in `keep` (by id): those whose address tests a piece passes."""
+    chains = {n: replace(c, rules=[r for r in c.rules if id(r) in keep]) for n, c in ruleset.chains.items()}
+    return replace(ruleset, chains=chains)
+
+
 def permitted(ruleset: Ruleset, src_space: IPSet, dst_space: IPSet, limit: int = MAX_CLASSES):
-    """(the permitted product sets, pieces evaluated, whether the limit cut it short)."""
+    """(the permitted product sets, pieces evaluated, whether the limit cut it short).
+
+    Two address pieces whose packets pass the same rules' address tests (and enter and leave by
+    the same interfaces) get the same verdict for every service: the services are evaluated once
+    per such set of rules, on the ruleset narrowed to them, and the verdicts reused."""
     cuts = address_cuts(ruleset)
     srcs, dsts, svcs = intervals(src_space, cuts), intervals(dst_space, cuts), services(ruleset)
+    every = [r for c in ruleset.chains.values() for r in c.rules]
     atoms = []                          # (src iv, dst iv, protocol, sport piece, dport piece, rule)
     rules: dict[int, tuple] = {}
+    done: dict[tuple, list] = {}        # (rules kept, interfaces) -> the accepted services
     n, short = 0, False
     for s in srcs:
+        s_addr = (s[0], _pick_addr(*s))
+        keep_s = [r for r in every if _address_fits(r, "src", s_addr)]
         for d in dsts:
-            if s[0] != d[0]:
+            if s[0] != d[0] or short:
                 continue
-            for svc in svcs:
-                if n >= limit:
+            keep = tuple(id(r) for r in keep_s if _address_fits(r, "dst", (d[0], _pick_addr(*d))))
+            first = placed(ruleset, class_packet(s, d, svcs[0]))
+            key = (keep, first.in_iface, first.out_iface)
+            accepted = done.get(key)
+            if accepted is None:
+                if n + len(svcs) > limit:
                     short = True
-                    break
-                n += 1
-                v = evaluate(ruleset, class_packet(s, d, svc))
-                if v.action == "accept":
-                    rules.setdefault(id(v.rule), (v.rule, v.reason))
-                    atoms.append((s, d, svc[0], svc[2], svc[1], id(v.rule)))
+                    continue
+                narrowed, accepted = _narrowed(ruleset, set(keep)), []
+                for svc in svcs:
+                    v = evaluate(narrowed, class_packet(s, d, svc))
+                    if v.action == "accept":
+                        rules.setdefault(id(v.rule), (v.rule, v.reason))
+                        accepted.append((svc, id(v.rule)))
+                n += len(svcs)
+                done[key] = accepted
+            atoms += [(s, d, svc[0], svc[2], svc[1], rid) for svc, rid in accepted]
     return _merged(atoms, rules), n, short
 
 
