@@ -40,8 +40,10 @@ from plantguard.firewall.reach import (
     WHOLE,
     Permitted,
     address_cuts,
+    address_fits,
     class_packet,
     intervals,
+    pick_addr,
     reach,
     service_text,
     services,
@@ -484,11 +486,21 @@ def shadowing(rs: Ruleset, rule: Rule, cuts, svcs, versions, limit: int = MAX_SH
     srcs = intervals(_space(m.src, "src" in neg, versions), cuts)
     dsts = intervals(_space(m.dst, "dst" in neg, versions), cuts)
     ins, outs = _iface_for(m.in_iface, "in_iface" in neg), _iface_for(m.out_iface, "out_iface" in neg)
-    deciders, n = {}, 0
+    deciders, n, seen = {}, 0, set()
+    every = [r for c in rs.chains.values() for r in c.rules]
     for s in srcs:
+        s_addr = (s[0], pick_addr(*s))
+        keep_s = [r for r in every if address_fits(r, "src", s_addr)]
         for d in dsts:
             if s[0] != d[0]:
                 continue
+            # pieces passing the same rules' address tests get the same verdicts: try one of them
+            keep = tuple(id(r) for r in keep_s if address_fits(r, "dst", (d[0], pick_addr(*d))))
+            first = placed(rs, class_packet(s, d, svcs[0]))
+            keep = (keep, first.in_iface, first.out_iface)
+            if keep in seen:
+                continue
+            seen.add(keep)
             for svc in svcs:
                 for state in states[:2]:
                     pkt = placed(rs, class_packet(s, d, svc))

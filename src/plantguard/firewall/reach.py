@@ -130,7 +130,7 @@ def _ip(version: int, value: int) -> str:
     return str(ipaddress.ip_address(value) if version == 4 else ipaddress.IPv6Address(value))
 
 
-def _pick_addr(version: int, lo: int, hi: int) -> int:
+def pick_addr(version: int, lo: int, hi: int) -> int:
     """A piece's witness address: its lowest, but not a network's .0 or 0.0.0.0/8 when the piece
     holds better (every address of a piece gets the same verdict)."""
     if version == 4:
@@ -150,7 +150,7 @@ def _pick_port(lo: int, hi: int, prefer: int | None = None) -> int:
 def class_packet(s: Interval, d: Interval, svc) -> Packet:
     """The witness packet of a piece (source interval, destination interval, service class)."""
     proto, piece, sport = svc
-    src, dst = _ip(s[0], _pick_addr(*s)), _ip(d[0], _pick_addr(*d))
+    src, dst = _ip(s[0], pick_addr(*s)), _ip(d[0], pick_addr(*d))
     if proto in PORT_PROTOCOLS:
         return Packet(src, dst, proto, sport=_pick_port(*sport, prefer=40000), dport=_pick_port(*piece))
     if proto in ("icmp", "icmpv6"):
@@ -176,7 +176,8 @@ def _ipset(ivs) -> IPSet:
     return s
 
 
-def _address_fits(rule: Rule, name: str, addr: tuple[int, int]) -> bool:
+def address_fits(rule: Rule, name: str, addr: tuple[int, int]) -> bool:
+    """Whether the address passes the rule's src or dst test (`name`), negation included."""
     s = getattr(rule.match, name)
     return s is None or address_in(s, addr) != (name in rule.match.negate)
 
@@ -201,12 +202,12 @@ def permitted(ruleset: Ruleset, src_space: IPSet, dst_space: IPSet, limit: int =
     done: dict[tuple, list] = {}        # (rules kept, interfaces) -> the accepted services
     n, short = 0, False
     for s in srcs:
-        s_addr = (s[0], _pick_addr(*s))
-        keep_s = [r for r in every if _address_fits(r, "src", s_addr)]
+        s_addr = (s[0], pick_addr(*s))
+        keep_s = [r for r in every if address_fits(r, "src", s_addr)]
         for d in dsts:
             if s[0] != d[0] or short:
                 continue
-            keep = tuple(id(r) for r in keep_s if _address_fits(r, "dst", (d[0], _pick_addr(*d))))
+            keep = tuple(id(r) for r in keep_s if address_fits(r, "dst", (d[0], pick_addr(*d))))
             first = placed(ruleset, class_packet(s, d, svcs[0]))
             key = (keep, first.in_iface, first.out_iface)
             accepted = done.get(key)
