@@ -316,3 +316,15 @@ def test_reach_stays_fast_on_a_larger_ruleset():
         v = evaluate(rs, p)
         hits = [c for c in r.pairs[("a", "b")] if _in_class(p, c)]
         assert (v.action == "accept") == bool(hits) and (not hits or hits[0].rule is v.rule), p
+
+
+def test_prove_without_the_kernel_helper_says_so_in_one_line(demo, tmp_path):
+    import importlib.util
+    if importlib.util.find_spec("plantguard.firewall.kernel") is not None:
+        pytest.skip("the kernel proof is present: its own tests run it (tests of firewall/kernel.py)")
+    _, site, fw = demo
+    res = cli("firewall", "check", fw, "--site", site, "-f", "json", "-o", tmp_path / "fw.json", "--prove")
+    assert res.returncode == 0
+    assert [line for line in res.stderr.splitlines() if "--prove" in line] == [
+        "plantguard: --prove: the kernel proof (plantguard.firewall.kernel) is not available in this build"]
+    assert json.loads((tmp_path / "fw.json").read_text())["findings"]
