@@ -321,10 +321,27 @@ def test_reach_stays_fast_on_a_larger_ruleset():
 def test_prove_without_the_kernel_helper_says_so_in_one_line(demo, tmp_path):
     import importlib.util
     if importlib.util.find_spec("plantguard.firewall.kernel") is not None:
-        pytest.skip("the kernel proof is present: its own tests run it (tests of firewall/kernel.py)")
+        pytest.skip("the kernel proof is present: test_the_kernel_confirms_the_hole runs it")
     _, site, fw = demo
     res = cli("firewall", "check", fw, "--site", site, "-f", "json", "-o", tmp_path / "fw.json", "--prove")
     assert res.returncode == 0
     assert [line for line in res.stderr.splitlines() if "--prove" in line] == [
         "plantguard: --prove: the kernel proof (plantguard.firewall.kernel) is not available in this build"]
     assert json.loads((tmp_path / "fw.json").read_text())["findings"]
+
+
+def test_the_kernel_confirms_the_hole(demo, tmp_path):
+    """The issue's done-when: the hole's witness is delivered by a real kernel with the demo
+    ruleset loaded, the blocked conduit's witness dropped, and the model agrees on both."""
+    kernel = pytest.importorskip("plantguard.firewall.kernel")
+    why = kernel.unavailable("iptables")
+    if why:
+        if __import__("os").environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    _, site, fw = demo
+    res = cli("firewall", "check", fw, "--site", site, "-f", "json", "-o", tmp_path / "fw.json", "--prove")
+    assert res.returncode == 0, res.stderr
+    assert f"agree: tcp 10.20.0.1:40000 -> {P.M340.ip}:502 (new): kernel delivered, model accept" in res.stdout
+    assert "-> 10.10.2.1:23 (new): kernel dropped, model drop" in res.stdout
+    assert "DISAGREE" not in res.stdout

@@ -1,7 +1,8 @@
 """`plantguard firewall check` judges firewall configurations against the site file (and the
 captures, when given) with the firewall.* checks, through the same contract and renderers as
 `assess` (plus a table for the terminal); `plantguard firewall explain` says which rule decides
-one packet, and why. Exit codes: 0 done, 2 usage or input error (one line on stderr)."""
+one packet, and why. Exit codes: 0 done, 1 with --prove: the kernel and the model disagree, 2 usage or
+input error (one line on stderr)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -96,7 +97,8 @@ def firewall_check(
         s = contract["summary"]
         say(f"{s['failed']} failing and {s['passed']} passing firewall findings; report: {output}")
     if prove:
-        _prove(rulesets, contract)
+        from plantguard.firewall.reach import zone_sets
+        _prove(rulesets, contract, zone_sets(site_model))
 
 
 def _split(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -131,20 +133,46 @@ def _table(contract: dict) -> str:
     return render(cols, rows, "firewall check") + notes
 
 
-def _prove(rulesets, contract: dict) -> None:
-    """Hand each failing finding's witness to the kernel proof (firewall/kernel.py)."""
+def _prove(rulesets, contract: dict, zones=None) -> None:
+    """Send each failing finding's witness through the ruleset loaded in a kernel
+    (firewall/kernel.py) and compare the kernel's verdict with the model's, one line a packet."""
     try:
-        from plantguard.firewall.kernel import prove
+        from plantguard.firewall import kernel
     except ImportError:
         say("plantguard: --prove: the kernel proof (plantguard.firewall.kernel) is not available in this build")
         return
+    from plantguard.firewall.evaluate import describe, evaluate
     from plantguard.firewall.model import Packet
+    prove = getattr(kernel, "prove_ruleset", None) or kernel.prove
     for rs in rulesets:
         packets = [_packet_of(f["detail"]["witness"]) for f in contract["findings"]
                    if f["status"] == "fail" and f.get("detail", {}).get("config") == rs.path
                    and isinstance(f.get("detail", {}).get("witness"), str)]
-        packets = [p for p in packets if isinstance(p, Packet)]
-        say(f"kernel proof of {rs.path}: {prove(rs, packets)}", out)
+        packets = list(dict.fromkeys(p for p in packets if isinstance(p, Packet)))
+        if not packets:
+            continue
+        try:         # a host ruleset names no interface networks: the site's zones are the interfaces
+            verdicts = (prove(rs, packets) if rs.interfaces or zones is None else
+                        kernel.prove(rs.path, rs.format, packets, interfaces=_lab_interfaces(zones)))
+        except Exception as exc:  # noqa: BLE001 (KernelUnavailable, or a lab that could not be built: one line)
+            say(f"plantguard: --prove: {rs.path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            continue
+        agree = 0
+        for kv in verdicts:
+            model = evaluate(rs, kv.packet).action == "accept"
+            ok = kv.delivered is not None and kv.delivered == model
+            agree += ok
+            kernel_word = {True: "delivered", False: "dropped", None: f"not sent ({kv.why})"}[kv.delivered]
+            say(f"{'agree' if ok else 'DISAGREE'}: {describe(kv.packet)}: kernel {kernel_word}, "
+                f"model {'accept' if model else 'drop'}", out)
+        say(f"kernel proof of {rs.path}: {agree} of {len(verdicts)} witness packets agree", out)
+        if agree != len(verdicts):
+            raise typer.Exit(1)
+
+
+def _lab_interfaces(zones: dict) -> dict:
+    """Zone networks as the kernel lab's interfaces (short names: a Linux interface name is at most 15)."""
+    return {f"z{i}": nets for i, nets in enumerate(zones.values())}
 
 
 def _packet_of(text: str):

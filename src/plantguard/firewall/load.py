@@ -21,8 +21,9 @@ SIGNATURES = (
 )
 
 
-class FirewallConfigError(InputError):
-    """A configuration that cannot be read: one line naming the file."""
+class ConfigNotRead(InputError):
+    """A file that is not a configuration this build reads (format unknown, no parser): one line
+    naming the file. A parser's own errors (firewall/errors.py) pass through as they are."""
 
 
 def detect(text: str) -> str | None:
@@ -37,22 +38,22 @@ def load(path: str | Path) -> Ruleset:
     path = Path(path)
     try:
         if path.stat().st_size > MAX_BYTES:
-            raise FirewallConfigError(f"{path}: larger than {MAX_BYTES // (1024 * 1024)} MB, not a firewall configuration")
+            raise ConfigNotRead(f"{path}: larger than {MAX_BYTES // (1024 * 1024)} MB, not a firewall configuration")
         head = path.read_bytes()[:1024 * 1024].decode("utf-8", "replace")
     except OSError as exc:
-        raise FirewallConfigError(f"{path}: cannot read the firewall configuration ({exc.strerror or exc})") from None
+        raise ConfigNotRead(f"{path}: cannot read the firewall configuration ({exc.strerror or exc})") from None
     name = detect(head)
     if name is None:
-        raise FirewallConfigError(f"{path}: not a firewall configuration plantguard reads (iptables-save, "
+        raise ConfigNotRead(f"{path}: not a firewall configuration plantguard reads (iptables-save, "
                                   "nft -j list ruleset, Cisco IOS/ASA, FortiOS, pfSense/OPNsense config.xml)")
     try:
         parser = importlib.import_module(f"plantguard.firewall.parsers.{name}")
     except ImportError:
-        raise FirewallConfigError(f"{path}: looks like a {name} configuration, but this plantguard has no "
+        raise ConfigNotRead(f"{path}: looks like a {name} configuration, but this plantguard has no "
                                   f"{name} parser") from None
     try:
         return parser.parse(path)
     except InputError:
         raise
     except (ValueError, KeyError, IndexError, UnicodeError) as exc:
-        raise FirewallConfigError(f"{path}: cannot parse the {name} configuration ({type(exc).__name__}: {exc})") from None
+        raise ConfigNotRead(f"{path}: cannot parse the {name} configuration ({type(exc).__name__}: {exc})") from None
