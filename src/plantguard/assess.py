@@ -20,7 +20,8 @@ MAX_FLOWS_IN_REPORT = 50_000
 
 
 def run_assessment(result: AnalysisResult, site=None, db: str | None = None,
-                   options: dict | None = None, suppressions=()) -> dict:
+                   options: dict | None = None, suppressions=(), only: set[str] | None = None) -> dict:
+    """The assessment contract; `only` runs just those check IDs (`firewall check`)."""
     from plantguard.checks.registry import run_checks
     from plantguard.compliance.view import compliance_view
     from plantguard.plan.patching import build_patch_plan
@@ -30,7 +31,7 @@ def run_assessment(result: AnalysisResult, site=None, db: str | None = None,
     assets = build_assets(result, site, notes)
     engine = _intel_engine(db)
     ctx = AssessContext(result, assets, site, engine, dict(options or {}))
-    findings, not_run = run_checks(ctx)
+    findings, not_run = run_checks(ctx, only)
     changes, counters = _plc_changes(ctx, result.counters, notes)
     findings.sort(key=lambda f: (f.status != "fail", -SEVERITIES.index(f.severity)
                                  if f.severity in SEVERITIES else 0, f.check, f.title))

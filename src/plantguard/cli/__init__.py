@@ -174,6 +174,8 @@ from plantguard.cli.server import server_app  # noqa: E402
 app.add_typer(server_app, name="server", help="The central server for many sites: init, run, token, audit.")
 from plantguard.cli.sensor import sensor_app  # noqa: E402
 app.add_typer(sensor_app, name="sensor", help="Deliver to a central server: enroll, push, status.")
+from plantguard.cli.firewall import firewall_app  # noqa: E402
+app.add_typer(firewall_app, name="firewall", help="Firewall configurations: check them against the site, explain a verdict.")
 from plantguard.cli import monitor as _monitor  # noqa: E402,F401
 from plantguard.cli import checks as _checks  # noqa: E402,F401
 

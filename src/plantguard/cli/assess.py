@@ -31,6 +31,7 @@ def assess(
     max_memory: Optional[int] = typer.Option(None, "--max-memory", metavar="MB", help=MAX_MEMORY_HELP),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N", help=JOBS_HELP),
     bpf: Optional[str] = typer.Option(None, "--bpf", metavar="FILTER", help=BPF_HELP),
+    firewall: List[Path] = typer.Option([], "--firewall", metavar="CONFIG", help="A firewall configuration to judge with the firewall.* checks (see `plantguard firewall check`). Repeatable."),
 ):
     """Assess the captured plant against the good practices; write a report."""
     from plantguard.checks.base import SEVERITIES, severity_rank
@@ -47,8 +48,15 @@ def assess(
     budget = memory_budget(max_memory)
     site_model = load_site(site)
     tickets = _tickets(changes, db)
+    if firewall:
+        from plantguard.checks.firewall import FIREWALL_OPTION
+        from plantguard.cli.firewall import load_rulesets
+        tickets = {**tickets, FIREWALL_OPTION: load_rulesets(firewall)}
     accepted = suppressions(suppress)
     result = progress_analyze(captures, quiet, budget, jobs, bpf)
+    if firewall:                                # lines a parser could not model are said, not dropped
+        from plantguard.cli.firewall import unread_notes
+        result.notes.extend(unread_notes(tickets[FIREWALL_OPTION]))
     from plantguard.store.db import IN_MEMORY, StoreError
     store_error = None
     try:

@@ -14,10 +14,11 @@ def demo(
     out_dir: Path = typer.Option(Path("plantguard-demo"), "--out", help="Folder for the demo capture, site file and report."),
     format: format_choice("assess") = typer.Option("html", "--format", "-f"),
 ):
-    """Build the bundled demo plant capture, assess it with its site file, write the report."""
+    """Build the bundled demo plant capture, assess it with its site file and its firewall
+    configuration, write the report."""
     from plantguard.assess import run_assessment
     from plantguard.capture.engine import analyze
-    from plantguard.demo import build_demo
+    from plantguard.demo import FIREWALL_NAME, build_demo
     chosen = report_format(format)      # before the work: a PDF needs Chromium
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -26,7 +27,7 @@ def demo(
         fail(f"{out_dir}: cannot write the demo plant there ({exc.strerror or exc})")
     site_model = load_site(Path(site_path))
     result = analyze([pcap])
-    contract = run_assessment(result, site_model, db=None)
+    contract = run_assessment(result, site_model, db=None, options=_firewall(out_dir / FIREWALL_NAME))
     report = out_dir / f"plantguard-report.{chosen.extension}"
     write_report(render_report(contract, format), report)
     s = contract["summary"]
@@ -34,3 +35,16 @@ def demo(
                  f"{s['assets']} assets, {s['failed']} failing and {s['passed']} passing findings",
                  f"report: {report}"):
         say(line, out)
+
+
+def _firewall(path: Path) -> dict:
+    """The assessment's options with the demo firewall parsed; none (the firewall.* checks say
+    they did not run) when this build cannot read it."""
+    from plantguard.checks.firewall import FIREWALL_OPTION
+    from plantguard.errors import InputError
+    from plantguard.firewall.load import load
+    try:
+        return {FIREWALL_OPTION: [load(path)]}
+    except InputError as exc:
+        say(f"plantguard: note: {exc}; the firewall checks are not run")
+        return {}
