@@ -328,3 +328,25 @@ def test_the_kernel_confirms_the_hole(demo, tmp_path):
     assert f"agree: tcp 10.20.0.1:40000 -> {P.M340.ip}:502 (new): kernel delivered, model accept" in res.stdout
     assert "-> 10.10.2.1:23 (new): kernel dropped, model drop" in res.stdout
     assert "DISAGREE" not in res.stdout
+
+
+def test_ipset_files_given_beside_an_iptables_file_are_its_sets():
+    """`ipset save` output among the configurations names the sets of the iptables-save file given
+    with it: the router's configuration then has no line left unmodelled."""
+    data = Path(__file__).parent / "data" / "firewall"
+    from plantguard.firewall.load import load_all
+    alone = load_all([data / "linux-router.iptables"])
+    both = load_all([data / "linux-router.iptables", data / "linux-router.ipset"])
+    assert [r.format for r in both] == ["iptables"] and alone[0].unsupported and not both[0].unsupported
+    res = cli("firewall", "explain", data / "linux-router.ipset", "--from", "10.1.0.5", "--to", "10.2.0.5",
+              "--port", "tcp/22")
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"plantguard: error: {data / 'linux-router.ipset'}: `ipset save` output needs the iptables-save file "
+        "whose rules use its sets, given with it"]
+
+
+def test_the_nft_text_form_asks_for_the_json_form():
+    nft = Path(__file__).parent / "data" / "firewall" / "linux-router.nft"
+    res = cli("firewall", "explain", nft, "--from", "10.1.0.5", "--to", "10.2.0.5", "--port", "tcp/22")
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"plantguard: error: {nft}: nft text form is not read; give `nft -j list ruleset` output"]

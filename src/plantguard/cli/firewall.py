@@ -31,14 +31,11 @@ CONFIG_HELP = ("Firewall configurations: iptables-save, nft -j list ruleset, Cis
 
 def load_rulesets(paths: list[Path]) -> list:
     """The parsed configurations; a file that cannot be read is one line, exit 2."""
-    from plantguard.firewall.load import load
-    out_ = []
-    for p in paths:
-        try:
-            out_.append(load(p))
-        except InputError as exc:
-            fail(str(exc))
-    return out_
+    from plantguard.firewall.load import load_all
+    try:
+        return load_all(paths)
+    except InputError as exc:
+        fail(str(exc))
 
 
 def unread_notes(rulesets) -> list[str]:
