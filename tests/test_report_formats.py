@@ -273,8 +273,10 @@ def test_sarif_results_carry_finding_and_incident_ids_on_the_demo(tmp_path):
                           capture_output=True, text=True, timeout=300, check=False)
     assert made.returncode == 0, made.stderr
     sarif = tmp_path / "r.sarif"
+    # the same assessment as the demo's: with its boundary firewall
     p = subprocess.run([sys.executable, "-m", "plantguard", "assess", str(demo / "demo-plant.pcap"), "--site",
-                        str(demo / "site.yaml"), "-q", "-f", "sarif", "-o", str(sarif)],
+                        str(demo / "site.yaml"), "--firewall", str(demo / "firewall.rules"), "-q", "-f", "sarif",
+                        "-o", str(sarif)],
                        capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode in (0, 1), p.stderr
     contract = json.loads((demo / "plantguard-report.json").read_text())

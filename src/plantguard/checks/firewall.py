@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 from netaddr import IPSet
 
@@ -163,7 +164,17 @@ def verdict_evidence(rs: Ruleset, v: Verdict, witness: Packet) -> Evidence:
 
 
 def _where(rule: Rule | None, rs: Ruleset) -> str:
-    return rule.origin.cite() if rule is not None else f"{rs.path} (policy)"
+    return _cite(rule.origin) if rule is not None else f"{_name(rs.path)} (policy)"
+
+
+def _name(path: str) -> str:
+    """A configuration as titles name it: its file name (the evidence keeps the whole path), so a
+    finding's title, and so its id, do not depend on the folder the file was read from."""
+    return Path(path).name or path
+
+
+def _cite(origin) -> str:
+    return f"{_name(origin.path)}:{origin.line}"
 
 
 def _net(s: IPSet) -> str:
@@ -246,7 +257,7 @@ def permits_undeclared(ctx) -> list[Finding]:
         if not groups:
             pairs = sum(1 for (a, b), c in r.pairs.items() if b != OUTSIDE and c)
             findings.append(Finding.from_meta(
-                PERMITS_UNDECLARED, "pass", f"Everything {rs.path} permits between zones is declared by a conduit "
+                PERMITS_UNDECLARED, "pass", f"Everything {_name(rs.path)} permits between zones is declared by a conduit "
                 f"({plural(pairs, 'zone pair')} with permitted traffic, {r.classes:,} header-space classes evaluated)",
                 [], config=rs.path, classes=r.classes, notes=r.notes))
     return findings
@@ -275,12 +286,12 @@ def egress_open(ctx) -> list[Finding]:
                     dests.append(f"{b}: {_net(rest)} {p.service()}")
             if ev:
                 findings.append(Finding.from_meta(
-                    EGRESS_OPEN, "fail", f"{rs.path} lets deny-all zone {e.zone} reach {', '.join(dests[:3])}"
+                    EGRESS_OPEN, "fail", f"{_name(rs.path)} lets deny-all zone {e.zone} reach {', '.join(dests[:3])}"
                     f"{' ...' if len(dests) > 3 else ''} beyond its egress allow list", [], ev,
                     config=rs.path, zone=e.zone, destinations=dests[:50]))
             else:
                 findings.append(Finding.from_meta(
-                    EGRESS_OPEN, "pass", f"{rs.path} lets zone {e.zone} reach only its allow list "
+                    EGRESS_OPEN, "pass", f"{_name(rs.path)} lets zone {e.zone} reach only its allow list "
                     f"({', '.join(str(n) for n in e.allow) or 'nothing'})", [], config=rs.path, zone=e.zone))
     return findings
 
@@ -309,7 +320,7 @@ def it_ot_open(ctx) -> list[Finding]:
                     service=p.service(), declared=declared, witness=describe(p.witness)))
         if not bad:
             findings.append(Finding.from_meta(
-                IT_OT_OPEN, "pass", f"{rs.path} permits no connection from {', '.join(sorted(it))} to "
+                IT_OT_OPEN, "pass", f"{_name(rs.path)} permits no connection from {', '.join(sorted(it))} to "
                 f"{', '.join(sorted(ot))}", [], config=rs.path))
     return findings
 
@@ -364,7 +375,7 @@ def conduit_blocked(ctx) -> list[Finding]:
                     to_zone=b, service=svc, witness=describe(w)))
             if not blocked:
                 findings.append(Finding.from_meta(
-                    CONDUIT_BLOCKED, "pass", f"{rs.path} permits conduit {c.src} -> {c.dst} "
+                    CONDUIT_BLOCKED, "pass", f"{_name(rs.path)} permits conduit {c.src} -> {c.dst} "
                     f"({', '.join(sorted(set(open_)))})", [], config=rs.path, from_zone=c.src, to_zone=c.dst))
     return findings
 
@@ -431,7 +442,7 @@ def observed_not_permitted(ctx) -> list[Finding]:
         findings.append(Finding.from_meta(
             OBSERVED_NOT_PERMITTED, "fail",
             f"{idx.label(client)} ({a}) reached {idx.label(server)} ({b}) on {', '.join(sorted(g['services'])[:5])}, "
-            f"which {path} would drop", [client, server], g["ev"].items + [g["cfg"]], config=path,
+            f"which {_name(path)} would drop", [client, server], g["ev"].items + [g["cfg"]], config=path,
             services=sorted(g["services"])[:50], events=g["ev"].events))
     if rest:
         findings.append(rest_finding(OBSERVED_NOT_PERMITTED, rest, lambda k, g: list(k[:2]),
@@ -439,7 +450,7 @@ def observed_not_permitted(ctx) -> list[Finding]:
     for path, n in sorted(seen.items()):
         if not any(k[2] == path for k in bad):
             findings.append(Finding.from_meta(
-                OBSERVED_NOT_PERMITTED, "pass", f"All {plural(n, 'captured flow')} crossing zones are permitted by {path}",
+                OBSERVED_NOT_PERMITTED, "pass", f"All {plural(n, 'captured flow')} crossing zones are permitted by {_name(path)}",
                 [], config=path, flows=n))
     return findings
 
@@ -540,15 +551,15 @@ def shadowed_rule(ctx) -> list[Finding]:
                 judged += 1
                 by = sorted(deciders.values(), key=lambda r: r.origin.line)
                 findings.append(Finding.from_meta(
-                    SHADOWED, "fail", f"{rule.origin.cite()} ({rule.action}) is never reached: "
-                    f"{', '.join(r.origin.cite() for r in by[:3]) or 'earlier rules'} decide{'s' if len(by) == 1 else ''} "
+                    SHADOWED, "fail", f"{_cite(rule.origin)} ({rule.action}) is never reached: "
+                    f"{', '.join(_cite(r.origin) for r in by[:3]) or 'earlier rules'} decide{'s' if len(by) == 1 else ''} "
                     "all its packets",
                     [], [rule_evidence(rs, rule, None)] + [rule_evidence(rs, r, None) for r in by[:5]],
                     config=rs.path, chain=name, line=rule.origin.line, classes=n))
         if not any(f.extra.get("config") == rs.path for f in findings):
             note = f"; {plural(undecided, 'rule')} too broad to decide" if undecided else ""
             findings.append(Finding.from_meta(
-                SHADOWED, "pass", f"Every rule of {rs.path} on the filtered paths can be reached "
+                SHADOWED, "pass", f"Every rule of {_name(rs.path)} on the filtered paths can be reached "
                 f"({plural(judged, 'rule')} judged{note})", [], config=rs.path, undecided=undecided))
     return findings
 
@@ -571,9 +582,9 @@ def any_any(ctx) -> list[Finding]:
         hits = [(name, r) for name in sorted(reachable_chains(rs)) for r in rs.chains[name].rules if is_any_any(r)]
         for name, r in hits:
             findings.append(Finding.from_meta(
-                ANY_ANY, "fail", f"{r.origin.cite()} in chain {name} permits any source to any destination on any service",
+                ANY_ANY, "fail", f"{_cite(r.origin)} in chain {name} permits any source to any destination on any service",
                 [], [rule_evidence(rs, r, None)], config=rs.path, chain=name, line=r.origin.line))
         if not hits:
-            findings.append(Finding.from_meta(ANY_ANY, "pass", f"No rule of {rs.path} permits any to any", [],
+            findings.append(Finding.from_meta(ANY_ANY, "pass", f"No rule of {_name(rs.path)} permits any to any", [],
                                               config=rs.path))
     return findings
