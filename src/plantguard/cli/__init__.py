@@ -177,6 +177,7 @@ app.add_typer(sensor_app, name="sensor", help="Deliver to a central server: enro
 from plantguard.cli.firewall import firewall_app  # noqa: E402
 app.add_typer(firewall_app, name="firewall", help="Firewall configurations: check them against the site, explain a verdict.")
 from plantguard.cli import monitor as _monitor  # noqa: E402,F401
+from plantguard.cli import probe as _probe  # noqa: E402,F401
 from plantguard.cli import checks as _checks  # noqa: E402,F401
 
 

@@ -198,7 +198,18 @@ class _Validator(_NodeReader):
             kw["remote_access"] = self.remote_access(get("remote_access"))
         if get("suppressions") is not None:
             kw["suppressions"] = self.suppressions(get("suppressions"))
+        if get("probe") is not None:
+            kw["probe"] = self.probe(get("probe"))
         return Site(**kw)
+
+    def probe(self, node):
+        """The probe allow-list (probe/policy.py decides its format)."""
+        from plantguard.probe.policy import PolicyError, load_policy
+        self._count(node)
+        try:
+            return load_policy(node, self.fname)
+        except PolicyError as exc:
+            raise SiteError(str(exc)) from None
 
     def suppressions(self, node) -> list:
         """Accepted risks, as a --suppress file holds them (suppress.py decides their format)."""

@@ -143,6 +143,7 @@ class Site:
     sboms: list[dict[str, Any]] = field(default_factory=list)
     remote_access: list[RemoteAccess] = field(default_factory=list)
     suppressions: list = field(default_factory=list)    # accepted risks (suppress.Suppression)
+    probe: Any = None           # the probe allow-list (probe.policy.ProbePolicy), None: probing refused
     timezone: str = "UTC"
     description: str = ""
     path: str | None = None

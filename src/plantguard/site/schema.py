@@ -131,8 +131,16 @@ def site_schema() -> dict:
                 "declared remote-access paths into the plant"),
             "suppressions": _doc(lst(_suppression_schema()), "accepted risks: findings left out of the failing "
                                  "counts until their expiry (the same entries as a --suppress file)"),
+            "probe": _doc(_probe_schema(), "what `plantguard probe --send` may ask, zone by zone (without it, "
+                          "nothing is sent)"),
         }),
     }
+
+
+def _probe_schema() -> dict:
+    """The probe allow-list, as probe.policy.ProbePolicy declares it."""
+    from plantguard.probe.policy import ProbePolicy
+    return ProbePolicy.model_json_schema()
 
 
 def _suppression_schema() -> dict:

@@ -42,7 +42,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 TOP_KEYS = ("site", "organization_size", "timezone", "description", "zones", "conduits", "egress",
             "engineering_workstations", "assets", "maintenance_windows", "attestations", "sboms",
-            "remote_access", "suppressions")
+            "remote_access", "suppressions", "probe")
 
 
 def protocol_names() -> set[str]:

@@ -1,0 +1,58 @@
+"""The read-only catalogue: the only operations a probe frame may carry, per protocol, as
+plantguard's passive decoders name them. Anything else — a write, a program transfer, run/stop,
+DCP Set or Blink, BACnet WriteProperty, ReinitializeDevice or DeviceCommunicationControl, CIP
+Set/Reset/Start/Stop, an SNMP set — is refused by the validator, and so is a frame the decoder
+cannot read, or reads as no operation unless it is a connection set-up listed here.
+
+An entry is (operation code, and where the code alone does not prove read-only-ness, a test on
+the decoded detail). Codes are the decoders' own (`operation` observations' `code`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from plantguard.protocols.s7comm.cotp import COTP_CR, TPKT, parse_cotp
+
+
+@dataclass(frozen=True)
+class Allowed:
+    code: int | str
+    name: str                                   # as the decoder names it
+    detail: Callable[[str], bool] | None = None  # further test on the decoded detail
+
+
+def _s7_connect(payload: bytes) -> bool:
+    """A COTP connection request (the S7 decoder reports no operation for it)."""
+    cotp = parse_cotp(payload[TPKT.size:]) if len(payload) > TPKT.size else None
+    return cotp is not None and cotp.code == COTP_CR
+
+
+def _device_id(detail: str) -> bool:
+    # FC 43 carries other MEI types (13: CANopen general reference, which can write)
+    return detail.startswith("MEI type=14 ")
+
+
+CATALOGUE: dict[str, tuple[Allowed, ...]] = {
+    "modbus": (Allowed(43, "Read Device Identification", _device_id),),
+    "enip": (Allowed(0x63, "ListIdentity"), Allowed(0x64, "ListInterfaces"), Allowed(0x04, "ListServices")),
+    "s7comm": (Allowed(240, "Setup Communication"), Allowed(0x0401, "Read SZL")),
+    "bacnet": (Allowed(8, "who_is"), Allowed(12, "read_property"), Allowed(14, "read_property_multiple")),
+    "snmp": (Allowed(0, "get"), Allowed(1, "getnext")),
+    "profinet": (Allowed("dcp-identify", "DCP Identify"),),
+    "opcua": (Allowed(446, "OpenSecureChannel"), Allowed(428, "GetEndpoints"), Allowed(422, "FindServers"),
+              Allowed(452, "CloseSecureChannel")),
+    "http": (Allowed("HEAD", "HEAD"),),
+}
+
+# Frames the decoder reports no operation for that are still allowed: connection set-up only.
+SILENT: dict[str, Callable[[bytes], bool]] = {
+    "s7comm": _s7_connect,
+}
+
+
+def allowed(protocol: str, data: dict) -> Allowed | None:
+    """The catalogue entry an `operation` observation's data matches, or None."""
+    for entry in CATALOGUE.get(protocol, ()):
+        if data.get("code") == entry.code and (entry.detail is None or entry.detail(str(data.get("detail") or ""))):
+            return entry
+    return None
