@@ -11,6 +11,7 @@ from plantguard import __version__
 from plantguard.capture.unread import run_warnings
 from plantguard.checks.base import SEVERITIES, AssessContext
 from plantguard.contract import validated
+from plantguard.inventory.active import merge_active
 from plantguard.inventory.build import build_assets
 from plantguard.model import AnalysisResult
 from plantguard.plan import incidents as incidents_of
@@ -30,6 +31,9 @@ def run_assessment(result: AnalysisResult, site=None, db: str | None = None,
     notes: list[str] = list(result.notes)
     assets = build_assets(result, site, notes)
     engine = _intel_engine(db)
+    probed = merge_active(assets, engine, site)
+    if probed:
+        notes.append(f"{probed} device(s) have identity learnt by plantguard probe (identity_sources via active)")
     ctx = AssessContext(result, assets, site, engine, dict(options or {}))
     findings, not_run = run_checks(ctx, only)
     changes, counters = _plc_changes(ctx, result.counters, notes)

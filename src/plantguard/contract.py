@@ -73,7 +73,8 @@ class IdentitySource(_Strict):
     """Where one identity key of an asset came from."""
     via: str = Field(description="observation (the device stated it), derived (from another identity key), "
                                  "fingerprint (concluded by a fingerprint), inferred (from what the device did, "
-                                 "see reason) or site file")
+                                 "see reason), site file, or active (learnt by plantguard probe: capture is its "
+                                 "evidence pcap, at when)")
     proto: str | None = Field(default=None, description="protocol of the observation that stated it (for a "
                                                         "derived key: that stated the key it came from)")
     capture: str | None = Field(default=None, description="capture of that observation")
@@ -81,6 +82,7 @@ class IdentitySource(_Strict):
     derived_from: str | None = Field(default=None, description="the identity key it was derived from")
     fingerprint: str | None = Field(default=None, description="the fingerprint that concluded it")
     reason: str | None = Field(default=None, description="why it was inferred (via inferred)")
+    at: str | None = Field(default=None, description="when the probe learnt it (via active), ISO 8601 UTC")
 
 
 class SeenValue(_Strict):

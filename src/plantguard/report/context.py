@@ -316,7 +316,18 @@ def asset_row(a: dict, failing_at: dict[str, list[dict]] | None = None) -> dict:
             "firmware": text(ident.get("firmware")), "zone": text(a.get("zone")), "vlans": joined(a.get("vlans")),
             "protocols": joined(a.get("protocols")), "services": services,
             "first_seen": short_time(a.get("first_seen")), "last_seen": short_time(a.get("last_seen")),
-            "ips": [text(x) for x in as_list(a.get("ips")) if text(x)]}
+            "ips": [text(x) for x in as_list(a.get("ips")) if text(x)],
+            "probed": probed(a)}
+
+
+def probed(a: dict) -> str:
+    """"" or the identity keys plantguard probe learnt, with when: 'firmware, product (probed 2026-…)'."""
+    active = {k: as_dict(v) for k, v in as_dict(a.get("identity_sources")).items()
+              if as_dict(v).get("via") == "active"}
+    if not active:
+        return ""
+    when = max(text(v.get("at")) for v in active.values())
+    return f"{', '.join(sorted(text(k) for k in active))} (probed {when})"
 
 
 def roadmap(r: dict, incidents: list[dict] = ()) -> dict:
