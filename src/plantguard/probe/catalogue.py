@@ -8,6 +8,7 @@ An entry is (operation code, and where the code alone does not prove read-only-n
 the decoded detail). Codes are the decoders' own (`operation` observations' `code`)."""
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,6 +26,25 @@ def _s7_connect(payload: bytes) -> bool:
     """A COTP connection request (the S7 decoder reports no operation for it)."""
     cotp = parse_cotp(payload[TPKT.size:]) if len(payload) > TPKT.size else None
     return cotp is not None and cotp.code == COTP_CR
+
+
+def _dcp_identify_well_formed(payload: bytes) -> str | None:
+    """Malformed DCP has crashed whole product lines (CVE-2017-2680/2681, CVE-2017-12235): an
+    Identify leaves only with its length exact and its filter blocks All or NameOfStation."""
+    if len(payload) < 16:
+        return "a DCP frame shorter than one block"
+    length = struct.unpack_from(">H", payload, 10)[0]
+    if 12 + length != len(payload):
+        return f"DCP data length {length} does not match the frame ({len(payload) - 12} bytes)"
+    off = 12
+    while off < len(payload):
+        if off + 4 > len(payload):
+            return "a truncated DCP block"
+        opt, sub, blen = payload[off], payload[off + 1], struct.unpack_from(">H", payload, off + 2)[0]
+        if (opt, sub) not in ((0xFF, 0xFF), (2, 2)) or off + 4 + blen > len(payload):
+            return f"DCP Identify filter block {opt}/{sub} (only All or NameOfStation)"
+        off += 4 + blen + (blen & 1)
+    return None
 
 
 def _device_id(detail: str) -> bool:
@@ -50,9 +70,18 @@ SILENT: dict[str, Callable[[bytes], bool]] = {
 }
 
 
+# Frames whose form is checked beyond what the decoder reads: the problem, or None.
+FORM: dict[str, Callable[[bytes], str | None]] = {
+    "profinet": _dcp_identify_well_formed,
+}
+
+
 def allowed(protocol: str, data: dict) -> Allowed | None:
     """The catalogue entry an `operation` observation's data matches, or None."""
     for entry in CATALOGUE.get(protocol, ()):
-        if data.get("code") == entry.code and (entry.detail is None or entry.detail(str(data.get("detail") or ""))):
+        # code and name both: a code alone is ambiguous (BACnet's 8 is Who-Is unconfirmed but
+        # AddListElement confirmed)
+        if (data.get("code") == entry.code and data.get("name") == entry.name
+                and (entry.detail is None or entry.detail(str(data.get("detail") or "")))):
             return entry
     return None

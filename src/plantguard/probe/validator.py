@@ -77,6 +77,10 @@ class ConnectionValidator:
             if silent is not None and silent(payload):
                 return ["connection set-up"]
             raise Refused(f"{self.spec.title} reads no operation in the frame")
+        form = catalogue.FORM.get(self.protocol)
+        problem = form(payload) if form is not None else None
+        if problem:
+            raise Refused(f"{self.spec.title}: {problem}")
         names = []
         for data in ops:
             entry = catalogue.allowed(self.protocol, data)
