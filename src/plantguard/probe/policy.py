@@ -28,11 +28,11 @@ class AllowEntry(BaseModel):
     @field_validator("protocols")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        from plantguard.probe.queries import ALIASES, protocol_choices
+        from plantguard.probe.queries import ALIASES, CONTRACT_PROTOCOLS
         names = [p.strip().lower() for p in v]
-        unknown = [p for p in names if p not in protocol_choices() and p not in ALIASES.values()]
+        unknown = [p for p in names if p not in CONTRACT_PROTOCOLS and p not in ALIASES.values()]
         if unknown:
-            raise ValueError(f"{unknown[0]!r} is not a probe protocol (choose from {', '.join(protocol_choices())})")
+            raise ValueError(f"{unknown[0]!r} is not a probe protocol (choose from {', '.join(CONTRACT_PROTOCOLS)})")
         return [ALIASES.get(p, p) for p in names]
 
     @field_validator("hosts")

@@ -10,6 +10,8 @@ from plantguard.probe.query import Query
 
 # --protocols names: the probe's short names for the protocols it can ask
 ALIASES = {"s7": "s7comm", "dcp": "profinet"}
+# the command line contract's protocol names (every one has a query module)
+CONTRACT_PROTOCOLS = ("enip", "modbus", "s7", "bacnet", "snmp", "dcp", "opcua", "http")
 
 
 @lru_cache(maxsize=1)
