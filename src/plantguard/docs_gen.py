@@ -376,9 +376,39 @@ def man_page() -> str:
     return "\n".join(out) + "\n"
 
 
+# -- docs/probe-catalogue.md ------------------------------------------------------------------
+def probe_catalogue_md() -> str:
+    """Every probe query and every operation the validator lets leave, from their declarations."""
+    from plantguard.probe.catalogue import CATALOGUE, FORM, SILENT
+    from plantguard.probe.queries import all_queries, short_name
+    from plantguard.protocols.registry import spec_of
+    out = ["# Probe catalogue", "", _generated_by("src/plantguard/probe/queries/", "src/plantguard/probe/catalogue.py"),
+           "", "`plantguard probe` sends only these queries, and the validator lets a frame leave only when",
+           "plantguard's own passive decoder reads nothing in it but the operations listed for its protocol",
+           "below (code and name as the decoder reports them). How the probe stays safe:",
+           "[probe.md](probe.md).", "", "## Queries", "",
+           "| query | --protocols | transport | what it asks | what it can learn |", "|---|---|---|---|---|"]
+    for q in all_queries():
+        where = f"{q.transport}/{q.port}" if q.port else f"layer 2 (EtherType 0x{q.ethertype:04X})"
+        out.append(f"| `{q.id}` | {short_name(q.protocol)} | {where} | {_cell(q.title)} | {_cell(q.reads)} |")
+    out += ["", "## Operations allowed to leave", "",
+            "| protocol | code | operation | further test |", "|---|---|---|---|"]
+    for proto, entries in sorted(CATALOGUE.items()):
+        title = spec_of(proto).title
+        for e in entries:
+            test = _doc_paragraph(e.detail) if e.detail else ""
+            out.append(f"| {_cell(title)} | `{_code_text(e.code)}` | {_cell(e.name)} | {_cell(test)} |")
+    out += ["", "Frames with no operation that may still leave (connection set-up), and frames whose form is",
+            "checked beyond the decoder:", ""]
+    for proto, fn in sorted({**SILENT, **FORM}.items()):
+        out.append(f"- {spec_of(proto).title}: {_doc_paragraph(fn)}")
+    return "\n".join(out) + "\n"
+
+
 PAGES = {"observations.md": observations_md, "contract.schema.json": contract_schema, "api.md": api_md,
          "openapi.json": openapi_json, "checks.md": checks_md, "site-file.md": site_file_md,
-         "contract.md": contract_md, "cli.md": cli_md, "plantguard.1": man_page}
+         "contract.md": contract_md, "cli.md": cli_md, "plantguard.1": man_page,
+         "probe-catalogue.md": probe_catalogue_md}
 
 
 def main(argv: list[str] | None = None) -> int:

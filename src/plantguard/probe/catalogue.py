@@ -23,7 +23,7 @@ class Allowed:
 
 
 def _s7_connect(payload: bytes) -> bool:
-    """A COTP connection request (the S7 decoder reports no operation for it)."""
+    """S7comm: a COTP connection request (the S7 decoder reports no operation for it)."""
     cotp = parse_cotp(payload[TPKT.size:]) if len(payload) > TPKT.size else None
     return cotp is not None and cotp.code == COTP_CR
 
@@ -48,7 +48,7 @@ def _dcp_identify_well_formed(payload: bytes) -> str | None:
 
 
 def _device_id(detail: str) -> bool:
-    # FC 43 carries other MEI types (13: CANopen general reference, which can write)
+    """MEI type 14 only: FC 43 carries other MEI types (13, CANopen general reference, can write)."""
     return detail.startswith("MEI type=14 ")
 
 
