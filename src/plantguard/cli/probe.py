@@ -91,8 +91,10 @@ def _send(plan, site, rate: float, timeout: float, evidence_dir: Path, store: st
         evidence_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"--evidence {evidence_dir}: {exc.strerror or exc}")
-    runs, sent = run(plan, Options(rate=rate, timeout=timeout, windows=windows), ev, breaker)
-    ev.write(pcap)
+    try:
+        runs, sent = run(plan, Options(rate=rate, timeout=timeout, windows=windows), ev, breaker)
+    finally:                    # interrupted too: what was sent is on record
+        ev.write(pcap)
     learnt = identities(str(pcap), {r.target.ip for r in runs})
     records = per_target(runs, learnt, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), str(pcap))
     (evidence_dir / f"probe-{stamp}.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")

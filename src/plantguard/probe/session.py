@@ -110,6 +110,9 @@ def run(plan: Plan, opts: Options, evidence: Evidence, breaker: Breaker | None =
             transports.exchange(r, validator_for(t, q), cap, opts.timeout, evidence, breaker)
         except Refused as exc:
             r.status, r.reason = "refused", str(exc)
+        except OSError as exc:          # unreachable network, ICMP errors, a socket we may not open
+            r.status, r.reason = "error", f"{type(exc).__name__}: {exc.strerror or exc}"
+            breaker.error(t.ip, r.reason)
         r.seconds = time.monotonic() - started
         if progress:
             progress(r)

@@ -169,6 +169,9 @@ def _udp(r: QueryRun, v, cap: RateCap, timeout: float, ev: Evidence, breaker: Br
                 if response is None:
                     if r.status != "answered":
                         r.status, r.reason = "no answer", f"no response in {timeout:g} s"
+                    breaker.error(t.ip, f"no response in {timeout:g} s")
+                    if breaker.stops(t.ip):
+                        break
                     step = gen.send(None)
                     continue
                 ev.udp(t.ip, q.port, local[0], local[1], response, False)
