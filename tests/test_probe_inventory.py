@@ -100,3 +100,14 @@ def test_the_probed_identity_feeds_advisory_matching(probed):
 def test_the_report_marks_identities_from_probing(probed):
     row = next(line for line in probed["html"].splitlines() if f">{POLLED_PLC}<" in line and "<tr>" in line)
     assert 'class="small probed"' in row and "firmware" in row
+
+
+def test_the_inventory_command_shows_the_probed_identity_too(probed, tmp_path):
+    db = Path(probed["sent"]["evidence"]).parent.parent / "plantguard.db"
+    capture = shared_path("pcaps/ICS-Security-Tools/ModbusTCP/ModbusTCP.pcap")
+    r = _plantguard("inventory", str(capture), "--db", str(db), "-f", "json", "-o", str(tmp_path / "inv.json"))
+    assert r.returncode == 0, r.stderr
+    inv = json.loads((tmp_path / "inv.json").read_text())
+    a = next(a for a in inv["assets"] if a["ip"] == POLLED_PLC)
+    assert a["identity"]["firmware"] == IDENTITY["firmware"]
+    assert a["identity_sources"]["firmware"]["via"] == "active"

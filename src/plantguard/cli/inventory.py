@@ -64,10 +64,12 @@ def _record(db, assets, kind, caps, site_model):
     """(changes, None) once the run is stored, else (None, the store failure as one line): the
     inventory is written either way, then a failure ends the command with exit code 2."""
     from sqlalchemy.exc import SQLAlchemyError
+    from plantguard.inventory.active import merge_active
     from plantguard.inventory.history import record_run
     from plantguard.store.db import StoreError, open_engine, store_label
     try:
         engine = open_engine(db)
+        merge_active(assets, engine, site_model)          # identity learnt by plantguard probe
         return record_run(engine, assets, kind, caps, getattr(site_model, "name", None)), None
     except StoreError as exc:
         return None, f"{exc}; this run was not recorded"
