@@ -216,3 +216,40 @@ def test_dry_run_is_the_default_and_send_needs_an_allow_list(tmp_path):
                         (["--max-conn-per-device", "2"], "2")):
         r = cli("probe", "--site", str(site), *(["--targets", "10.10.1.5"] if "--targets" not in args else []), *args)
         assert r.returncode == 2 and words in r.stderr, r.stderr
+
+
+def _window_site(tmp_path, windows_rule: str) -> str:
+    """A site whose only maintenance window for its zone is closed now (it opens in three days)."""
+    import datetime as dt
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(dt.datetime.now(dt.timezone.utc).weekday() + 3) % 7]
+    site = tmp_path / "site.yaml"
+    site.write_text(f"""site: T
+timezone: UTC
+zones:
+  - {{name: loop, kind: ot-control, networks: [127.0.0.0/8]}}
+maintenance_windows:
+  - {{name: sunday shutdown, days: [{day}], start: "02:00", hours: 2, zones: [loop]}}
+probe:
+  owner: OT engineering
+  windows: {windows_rule}
+  allow:
+    - zones: [loop]
+      protocols: [modbus]
+""")
+    return str(site)
+
+
+def test_outside_a_maintenance_window_nothing_is_sent(tmp_path):
+    srv = Recorder()
+    site = _window_site(tmp_path, "required")
+    r = cli("probe", "--site", site, "--targets", "127.0.0.1", "--send", "--db", str(tmp_path / "s.db"),
+            "--evidence", str(tmp_path / "ev"), "-f", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    (q,) = d["targets"][0]["queries"]
+    assert d["sent"] == 0 and q["status"] == "skipped" and "outside every maintenance window" in q["reason"]
+    assert srv.connections == 0
+    # modbus on its real port is elsewhere; the point is what leaves: nothing, and the site can opt out
+    ignored = cli("probe", "--site", _window_site(tmp_path, "ignored"), "--targets", "127.0.0.1", "--send",
+                  "--db", str(tmp_path / "s.db"), "--evidence", str(tmp_path / "ev"), "-f", "json", cwd=tmp_path)
+    assert json.loads(ignored.stdout)["sent"] >= 1
