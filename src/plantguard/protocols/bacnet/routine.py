@@ -2,12 +2,15 @@
 datagram): polling requests (ReadProperty, ReadPropertyMultiple, ...), their ACKs, errors,
 rejects and aborts, and unconfirmed services (I-Am, COV notifications, Who-Is).
 
-The key hashes every payload byte but the invoke id, which changes with every request, so
-templates settle. That is exact because the decoder's output for these datagrams depends on the
-invoke id only through the flow's state (a password request waiting for its reply, a segmented
-ACK being joined): `hold_rows` marks the datagrams that may start such state and `holds` a
-state that has some, and the engine decodes such a flow's datagrams instead of replaying them.
-The NPDU is walked here exactly as apdu.parse walks it, so the invoke id is the byte it reads."""
+The key hashes every payload byte but the invoke id, which changes with every request (and but
+the bytes the decoder never reports: the number a ReadProperty-ACK returns for no identity
+property, the parameters of unconfirmed services it does not read), so templates settle. The
+decoder's output for these datagrams depends on the invoke id only through the flow's state:
+a password request waiting for its reply (paired by invoke id, or reported by the client's next
+request) and segments being joined. `hold_rows` marks the datagrams that may start such state,
+which are never replayed, and `holds` a flow waiting on a password's reply, whose datagrams
+the engine then decodes (ProtocolSpec.hold). The NPDU is walked here exactly as apdu.parse
+walks it, so the invoke id masked is the byte parse reads."""
 from __future__ import annotations
 
 import numpy as np
@@ -108,10 +111,13 @@ def hold_rows(p, plen, from_client, l4, sport, dport):
 
 
 def holds(state: dict | None) -> bool:
-    """The flow waits on a reply to a password request, or joins segments: decode, not replay."""
-    return bool(state) and bool(state.get("pending") or state.get("segments"))
+    """The flow waits on the reply to a password request: its replies and the client's next
+    request report it, so decode them. (Segments being joined do not count: only segmented
+    ACKs read them, and those are hold rows, always decoded.)"""
+    return bool(state) and bool(state.get("pending"))
 
 
 def prime(pkt) -> None:
-    """A replayed datagram moves no state: it is none of the hold rows, its flow holds nothing
-    pending, and its sender is already among the flow's servers (an equal one was decoded)."""
+    """A replayed datagram moves no state: it is no hold row (no password kept, no segment),
+    its flow holds no password, and its sender is among the flow's servers already when it
+    answers (the equal datagrams that taught its template were decoded before it)."""
