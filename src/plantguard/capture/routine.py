@@ -1,6 +1,7 @@
 """Routine packets, recognised with array operations: the polling bulk of a plant (Modbus read
 requests and responses, CIP reads in connected messaging, S7 read-var jobs and acks, TLS
-application data, CIP implicit I/O, DNP3 reads and their responses).
+application data, CIP implicit I/O, DNP3 reads and their responses, BACnet/IP reads, their
+ACKs and unconfirmed notifications).
 
 For each such packet recognise() gives a *routine key*: a hash of the fields the protocol
 module's output depends on, leaving out what changes from poll to poll (transaction ids,

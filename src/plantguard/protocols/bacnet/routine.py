@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from plantguard.protocols.bacnet.names import DEVICE, IDENTITY_PROPERTIES, NPDU_FUNCTIONS
+from plantguard.protocols.bacnet.names import DEVICE, IDENTITY_PROPERTIES, NPDU_FUNCTIONS, OBJECT_NAME
 from plantguard.util.arrays import bytes_hash, col, hash_keys
 
 CONFIRMED, UNCONFIRMED, COMPLEX_ACK = 0, 1, 3
@@ -69,45 +69,89 @@ def bacnet_routine(p, plen, from_client, l4, sport, dport):
     invoke = np.where(ptype == CONFIRMED, off + 2, np.where(ptype == UNCONFIRMED, -1, off + 1))
     pos = np.arange(p.shape[1])[None, :]
     keep = (pos < plen[:, None]) & (pos != invoke[:, None])
-    header_only, value, value_end = _unread(at, ok, off, head, plen)
-    ok &= header_only | (plen <= p.shape[1])
-    keep &= ~(header_only[:, None] & (pos >= (off + 2)[:, None]))
-    keep &= ~((pos >= value[:, None]) & (pos < value_end[:, None]))
-    return ok, hash_keys((col(from_client), col(np.where(header_only, 0, plen)), bytes_hash(p, keep)))
+    header_only, quiet = _unread(p, at, ok, off, head, plen)
+    ok &= header_only | quiet | (plen <= p.shape[1])
+    keep &= ~quiet[:, None] & ~(header_only[:, None] & (pos >= (off + 2)[:, None]))
+    kind = np.where(quiet, 2, np.where(header_only, 1, 0))
+    return ok, hash_keys((col(from_client), col(kind), col(np.where(kind > 0, 0, plen)), bytes_hash(p, keep)))
 
 
-def _unread(at, ok, off, head, plen):
-    """Bytes the decoder's output does not depend on. (1) Unconfirmed services it reads no
-    parameters of (COV and event notifications, private transfers, ...): all after the service
-    choice; `header_only` marks them. (2) A ReadProperty-ACK of one primitive number (unsigned,
-    signed, real, enumerated) that is no device identity property: the number's bytes, from
-    [value, value_end) (empty: none)."""
+def _unread(p, at, ok, off, head, plen):
+    """Datagrams whose output the decoder takes from some bytes only. `header_only`: unconfirmed
+    services it reads no parameters of (COV and event notifications, private transfers, ...):
+    only the bytes up to the service choice count. `quiet`: a ReadProperty-ACK that reports
+    nothing (no identity property, no object name) and whose value apdu.parse reads without a
+    raise: nothing but its being one counts (_quiet_values checks the value's tags)."""
     header_only = ok & (head >> 4 == UNCONFIRMED) & ~np.isin(at(off + 1), READ_UNCONFIRMED)
     o = off + 3                                        # after type, invoke, service choice
-    rp_ack = ok & (head == 0x30) & (at(off + 2) == 12) & (at(o) == 0x0C)
-    otype = (at(o + 1) << 2) | (at(o + 2) >> 6)
-    short = at(o + 5) == 0x19                          # the property id in one byte, or two
-    rp_ack &= short | (at(o + 5) == 0x1A)
-    prop = np.where(short, at(o + 6), (at(o + 6) << 8) | at(o + 7))
-    v = o + np.where(short, 7, 8)                      # the opening tag [3], no array index
-    tag = at(v + 1)
-    lvt = tag & 0x07
-    rp_ack &= (at(v) == 0x3E) & np.isin(tag >> 4, (2, 3, 4, 9)) & ((tag & 0x08) == 0) & (lvt >= 1) & (lvt <= 4)
-    rp_ack &= (v + 3 + lvt <= plen) & (at(v + 2 + lvt) == 0x3F)
-    rp_ack &= ~((otype == DEVICE) & np.isin(prop, list(IDENTITY_PROPERTIES)))
-    return header_only, np.where(rp_ack, v + 2, 0), np.where(rp_ack, v + 2 + lvt, 0)
+    ptag = at(o + 5)                                   # the property id [1], 1 to 4 bytes
+    plvt = ptag & 0x07
+    rp_ack = ok & (head == 0x30) & (at(off + 2) == 12) & (at(o) == 0x0C) & (ptag >= 0x19) & (ptag <= 0x1C)
+    sel = np.flatnonzero(rp_ack)
+    quiet = np.zeros(len(ok), bool)
+    if not len(sel):
+        return header_only, quiet
+    w = p.shape[1]
+
+    def at_s(i):
+        return p[sel, np.minimum(i, w - 1)].astype(np.int64)
+
+    o, plvt, lim = o[sel], plvt[sel], np.minimum(plen[sel], w)
+    otype = (at_s(o + 1) << 2) | (at_s(o + 2) >> 6)
+    prop = np.zeros(len(sel), np.int64)
+    for k in range(4):
+        prop = np.where(k < plvt, (prop << 8) | at_s(o + 6 + k), prop)
+    i = o + 6 + plvt
+    index = (at_s(i) >= 0x29) & (at_s(i) <= 0x2C)      # the optional array index [2]
+    i = np.where(index, i + 1 + (at_s(i) & 0x07), i)
+    good = (o + 6 + plvt <= lim) & (i < lim) & (at_s(i) == 0x3E)
+    good &= (prop != OBJECT_NAME) & ~((otype == DEVICE) & np.isin(prop, list(IDENTITY_PROPERTIES)))
+    quiet[sel] = good & _quiet_values(at_s, i + 1, lim)
+    return header_only, quiet
+
+
+def _quiet_values(at_s, pos, lim, max_tags: int = 24):
+    """Whether tags.read_tag and _values_until_close read the value from pos to its closing tag
+    [3] without a raise, every tag header inside the matrix (lim: the row's readable end). The
+    values it decodes cannot raise (tags.application_value), so they need not be looked at."""
+    n = len(pos)
+    depth = np.zeros(n, np.int64)
+    done = np.zeros(n, bool)
+    bad = np.zeros(n, bool)
+    for _ in range(max_tags):
+        live = ~done & ~bad
+        if not live.any():
+            break
+        h = at_s(pos)
+        number, context, lvt = h >> 4, (h & 0x08) > 0, h & 0x07
+        bad |= live & ((pos >= lim) | (number == 15))
+        opening, closing = context & (lvt == 6), context & (lvt == 7)
+        boolean = ~context & (number == 1)
+        ext = ~opening & ~closing & ~boolean & (lvt == 5)
+        ext_len = at_s(pos + 1)
+        bad |= live & ext & ((pos + 1 >= lim) | (ext_len >= 254))
+        length = np.where(ext, ext_len, np.where(opening | closing | boolean, 0, lvt))
+        end = pos + 1 + ext + length
+        bad |= live & (end > lim)
+        top = closing & (depth == 0)
+        bad |= live & top & (number != 3)
+        done |= live & ~bad & top
+        depth = np.where(live & opening, depth + 1, np.where(live & closing & ~top, depth - 1, depth))
+        pos = np.where(live, end, pos)
+    return done & ~bad
 
 
 def hold_rows(p, plen, from_client, l4, sport, dport):
     """Datagrams that may leave state later datagrams' output depends on: confirmed requests of
-    the password services, segmented complex ACKs, and any whose APDU lies past the matrix."""
+    the password services, segmented complex ACKs, and any NPDU whose APDU lies past the matrix."""
     ok, inside, off, at = _apdu(p, plen)
     head = at(off)
     ptype = head >> 4
     segmented_ack = (ptype == COMPLEX_ACK) & ((head & 0x08) > 0)
     service = at(off + np.where((head & 0x08) > 0, 5, 3))
     password = (ptype == CONFIRMED) & np.isin(service, PASSWORD_SERVICES)
-    return ~inside | (ok & (segmented_ack | password))
+    npdu = (p[:, 0] == 0x81) & np.isin(p[:, 1], NPDU_FUNCTIONS)   # only those reach an APDU
+    return (npdu & ~inside) | (ok & (segmented_ack | password))
 
 
 def holds(state: dict | None) -> bool:
