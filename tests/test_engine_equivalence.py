@@ -291,3 +291,63 @@ def test_long_and_pipelined_polls_are_replayed(tmp_path):
         got = analyze([path])
         assert_equivalent(analyze_reference([path]), got)
         assert got.counters["routine_packets"] > 1000 and got.counters["deep_packets"] < 50, (name, got.counters)
+
+
+@needs_data
+def test_bacnet_polling_is_replayed():
+    """Zeek's BACnet example polls the same properties with a new invoke id every time, and the
+    answers carry changing present values: keyed without the invoke id and the values, those
+    polls take the array path (the generic short-payload rule alone replayed 533 datagrams)."""
+    path = PCAPS / "icsnpp-bacnet" / "bacnet_example.pcap"
+    if not path.exists():
+        pytest.skip("bacnet_example.pcap missing")
+    ref = analyze_reference([path])
+    for chunk in (DEFAULT_CHUNK, 13):
+        got = analyze([path], chunk_records=chunk)
+        assert_equivalent(ref, got)
+        assert got.counters["routine_packets"] > 1800, got.counters
+        assert got.counters["deep_packets"] < 1300, got.counters
+
+
+def _bacnet(apdu: bytes, expecting_reply: bool) -> bytes:
+    npdu = b"\x01" + (b"\x04" if expecting_reply else b"\x00")
+    return struct.pack(">BBH", 0x81, 0x0A, 4 + len(npdu) + len(apdu)) + npdu + apdu
+
+
+def test_bacnet_polling_around_a_password_is_exact(tmp_path):
+    """A workstation polls a present value, and twice asks to reinitialise the controller with a
+    password: once refused, once unanswered (only the next poll reports it, without a verdict). Polls
+    of a flow that waits on a password's reply are decoded (ProtocolSpec.hold), the others are
+    replayed, and the result is the reference's for any chunk size."""
+    from support.packets import pcap_bytes, udp_frame
+    frames, inv = [], 0
+
+    def send(client: bool, apdu: bytes) -> None:
+        a, b = ("10.0.0.5", "10.0.0.9") if client else ("10.0.0.9", "10.0.0.5")
+        frames.append((1.0 + len(frames) / 100, udp_frame(a, b, 47808, 47808, _bacnet(apdu, client))))
+
+    def poll(n: int) -> None:
+        nonlocal inv
+        for i in range(n):
+            inv = (inv + 1) & 0xFF
+            ref = b"\x0c\x00\x00\x00\x01\x19\x55"          # analog-input 1, present-value
+            send(True, bytes([0x00, 0x05, inv, 12]) + ref)
+            send(False, bytes([0x30, inv, 12]) + ref + b"\x3e\x44" + struct.pack(">f", i / 4) + b"\x3f")
+
+    reinit = b"\x09\x01\x1c\x00abc"                       # warm start, password "abc"
+    poll(300)
+    send(True, bytes([0x00, 0x05, 0x78, 20]) + reinit)
+    send(False, bytes([0x50, 0x78, 20]) + b"\x91\x04\x91\x1a")   # security: password-failure
+    poll(100)
+    send(True, bytes([0x00, 0x05, 0x77, 20]) + reinit)    # never answered: only the next poll tells
+    poll(300)
+    path = tmp_path / "bacnet_poll.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    ref = analyze_reference([path])
+    assert sorted(str(o.data["result"]) for o in ref.observations if o.kind == "credential") == ["None", "failure"]
+    for chunk in (DEFAULT_CHUNK, 13, 301):
+        got = analyze([path], chunk_records=chunk)
+        assert_equivalent(ref, got)
+        # decoded: the first polls (learning), the password requests and the refusal, and the
+        # poll after the unanswered request; the polls around them are replayed
+        assert got.counters["routine_packets"] > 1350 and got.counters["deep_packets"] < 20, (chunk, got.counters)

@@ -11,6 +11,7 @@ from conftest import analyze_shared, shared_path
 from support.baselines import ratio, zeek_log
 from support.decode import deep_observations, frames
 
+from plantguard.model import Packet
 from plantguard.protocols import bacnet, registry
 
 BASE = "baselines/icsnpp-bacnet"
@@ -249,3 +250,57 @@ def test_signature_and_vendor_table():
     assert not bacnet.signature(b"\x81\x0a\x00\x08\x02\x00\x00\x00")  # bad NPDU version
     names = bacnet.vendor_names()
     assert names[15] == "Cornell University" and names[42] == "Acuity Brands Lighting, Inc." and len(names) > 1000
+
+
+BACNET_CAPTURES = ["icsnpp-bacnet/bacnet_example.pcap", "icsnpp-bacnet/bacnet_services.pcap",
+                   "icsnpp-bacnet/bacnet_error_reject_abort.pcap", "icsnpp-bacnet/bacnet_segmented_data.pcap",
+                   "ICS-Security-Tools/BACnet/bacnet_test.pcap"]
+
+
+def _routine_keys(payloads: list[bytes], from_client: list[bool]):
+    """routine.recognise's view of these datagrams under BACnet's own rules (narrow then wide;
+    the generic short-payload rule, keyed on every byte, left out), and the hold rows."""
+    import numpy as np
+
+    from plantguard.capture import routine
+    from plantguard.protocols.bacnet.routine import hold_rows
+    arr = np.frombuffer(b"".join(payloads) + bytes(4096), np.uint8)
+    off = np.cumsum([0] + [len(p) for p in payloads[:-1]]).astype(np.int64)
+    n = len(payloads)
+    plen = np.array([len(p) for p in payloads], np.int64)
+    fc = np.array(from_client, bool)
+    l4, port = np.full(n, 17), np.full(n, 47808)
+    rules = [[r for r in routine.recognisers([bacnet])[0] if r[0] is not routine.short_payload]]
+    mask, key = routine.recognise(arr, rules, np.zeros(n, np.int64), off, plen, fc, l4, port, port)
+    from plantguard.capture.columns import gather
+    held = hold_rows(gather(arr, off, 64), plen, fc, l4, port, port)
+    return mask, key, held
+
+
+def test_routine_keys_cover_what_the_decoder_reports():
+    """Every BACnet datagram of the shared captures: two that share a routine key (and
+    direction) must get the same observations from the decoder in the state a replayed one
+    meets (its sender already a known server, no password pending), whatever their invoke ids
+    and values; and no datagram that may start state (a password request, a segment) is routine."""
+    payloads, fcs, pkts = [], [], []
+    for rel in BACNET_CAPTURES:
+        path = shared_path("pcaps/" + rel)
+        for frame, ts, lay in frames(path):
+            if lay.l4 == "udp" and 47808 in (lay.sport, lay.dport) and lay.payload:
+                payloads.append(bytes(lay.payload))
+                fcs.append(lay.sport != 47808 or lay.dport == 47808)
+                pkts.append((rel, frame, lay))
+    assert len(payloads) > 10_000
+    mask, key, held = _routine_keys(payloads, fcs)
+    assert mask.sum() > 5_000 and not (mask & held).any()
+    seen: dict = {}
+    for i in map(int, mask.nonzero()[0]):
+        rel, frame, lay = pkts[i]
+        pkt = Packet(rel, frame, 0.0, payloads[i], lay.src_mac, lay.dst_mac, 0x0800, None, lay.src, lay.dst,
+                     "udp", lay.sport, lay.dport, 0, 0, fcs[i], {"servers": {lay.src}})
+        try:
+            out = sorted((o.kind, o.subject, repr(sorted(o.data.items()))) for o in bacnet.decode(pkt))
+        except Exception as exc:   # noqa: BLE001 - a raise is an outcome too (the template never settles)
+            out = type(exc).__name__
+        k = (fcs[i], int(key[i]))
+        assert seen.setdefault(k, (out, rel, frame))[0] == out, (rel, frame, seen[k])

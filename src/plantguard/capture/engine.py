@@ -151,6 +151,8 @@ class Engine:
         self.modules = list(registry.protocol_modules())
         self.names = [m.SPEC.name for m in self.modules]
         self.routine_rules = routine.recognisers(self.modules)
+        self.hold_specs = routine.holds(self.modules)
+        self.hold_check: dict = {}        # L4 row of this chunk -> its module's hold state test (_route)
         self.midx = {m: i for i, m in enumerate(self.modules)}
         tcp, udp, eth, _any = registry.port_tables()
         known_tcp = np.zeros(65536, bool)
@@ -203,6 +205,7 @@ class Engine:
         self.pos += n
         l4_rows = np.flatnonzero(cols.l4 > 0)
         tkeys: dict[int, Template] = {}   # L4 row -> template its deep decode teaches
+        self.hold_check = {}
         to_deep = replayed = np.zeros(0, np.int64)
         if len(l4_rows):
             ctx.flows = self._place(ctx, cols, l4_rows)
@@ -333,11 +336,22 @@ class Engine:
         repeat = rmask & ~holey & (behind > 0) & (behind >= plen[di])
         self.counters["retransmissions_skipped"] += int(np.count_nonzero(repeat))
         rmask &= (behind == 0) & ~jumped
+        defer = None
+        if rmask.any():   # state a module keeps for later packets (ProtocolSpec.hold)
+            whole = None if ctx.reassembled is None else ctx.reassembled[f.rows[di]]
+            start, after = routine.held(arr, self.hold_specs, mod[di], slot[di], sub.pay_off[di], plen[di],
+                                        from_client[di], sub.l4[di], sub.sport[di], sub.dport[di],
+                                        self.states.get, whole)
+            rmask &= ~start
+            if (after & rmask).any():
+                defer = np.zeros(len(slot), bool)
+                defer[di[after & rmask]] = True
+                self.hold_check.update((j, self.hold_specs[mod[j]].state) for j in di[after & rmask].tolist())
         to_deep = di[~rmask & ~repeat]
         ri = di[rmask]
         if not len(ri):
             return to_deep, none
-        pending, replayed = self._replay(ctx, ri, rkey[rmask], tkeys)
+        pending, replayed = self._replay(ctx, ri, rkey[rmask], tkeys, defer)
         return np.concatenate([to_deep, pending]), np.sort(replayed)
 
     def _track_streams(self, sub, slot, from_client, di) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -425,10 +439,12 @@ class Engine:
                 keep.add(k)
         self.holey = keep
 
-    def _replay(self, ctx: ChunkContext, ri, rkey, tkeys: dict) -> tuple[np.ndarray, np.ndarray]:
+    def _replay(self, ctx: ChunkContext, ri, rkey, tkeys: dict, defer=None) -> tuple[np.ndarray, np.ndarray]:
         """Replay the routine rows whose (flow, key) template is ready, a group at a time. The
         others go to the deep tier, pointed at their template (made on first sight) so that
-        their decodes teach it. Returns (L4 rows still to decode, L4 rows replayed)."""
+        their decodes teach it; so do the rows marked in `defer` (by L4 row), which the deep loop
+        replays only if their module's state holds nothing then (hold_check). Returns (L4 rows
+        still to decode, L4 rows replayed)."""
         slot, li = ctx.flows.slot, ctx.flows.rows
         frames, ts, pos = ctx.frames, ctx.chunk.ts, ctx.pos
         keys = (slot[ri].astype(np.uint64), rkey)
@@ -441,6 +457,14 @@ class Engine:
             tk = (slots[gi], rks[gi])
             members = ri[g.order[g.starts[gi]:g.ends[gi]]]
             t = store.get(tk)
+            if t is not None and t.ready and defer is not None:
+                later = defer[members]
+                if later.any():
+                    tkeys.update(dict.fromkeys(members[later].tolist(), t))
+                    pending.append(members[later])
+                    members = members[~later]
+                    if not len(members):
+                        continue
             if t is not None and t.ready:
                 last = li[members[-1]]
                 t.replay(agg, table, len(members), int(frames[last]), float(ts[last]), int(pos[last]))
@@ -484,10 +508,15 @@ class Engine:
         add, run, add_ops = self.agg.add, self.deep.run, self.table.add_ops
         catch_up, note_replayed = self.primer.catch_up, self.primer.note_replayed
         states_get, states_touch = self.states.get, self.states.move_to_end
+        hold_check = self.hold_check
         replayed: list[Template] = []
         n_routine = n_deep = 0
         for i, j in enumerate(l4i.tolist()):
             tmpl = tkeys_get(j)                        # layer-2 rows (j < 0) have none
+            if tmpl is not None and hold_check:
+                held = hold_check.get(j)               # replayed or learnt from only if the flow's
+                if held is not None and held(states_get(slot_l[i])):   # state holds nothing now
+                    tmpl = None                        # decoded, and it teaches no template
             if tmpl is not None and tmpl.ready:        # learnt earlier in this chunk: count it
                 if not tmpl.n_replayed:
                     replayed.append(tmpl)

@@ -1,6 +1,7 @@
 """Routine packets, recognised with array operations: the polling bulk of a plant (Modbus read
 requests and responses, CIP reads in connected messaging, S7 read-var jobs and acks, TLS
-application data, CIP implicit I/O, DNP3 reads and their responses).
+application data, CIP implicit I/O, DNP3 reads and their responses, BACnet/IP reads, their
+ACKs and unconfirmed notifications).
 
 For each such packet recognise() gives a *routine key*: a hash of the fields the protocol
 module's output depends on, leaving out what changes from poll to poll (transaction ids,
@@ -68,3 +69,40 @@ def recognise(arr: np.ndarray, rules: list[list[tuple]], mod: np.ndarray, pay_of
             key[hit] = k[ok] ^ salt
             sel = sel[~ok]
     return routine, key
+
+
+def holds(modules) -> list:
+    """Per module index: its ProtocolSpec.hold, or None."""
+    return [m.SPEC.hold if m.SPEC.replay else None for m in modules]
+
+
+def held(arr: np.ndarray, hold_specs: list, mod: np.ndarray, slot: np.ndarray, pay_off: np.ndarray,
+         pay_len: np.ndarray, from_client: np.ndarray, l4: np.ndarray, sport: np.ndarray,
+         dport: np.ndarray, state_of, whole: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For delivered packets (in capture order) of modules that keep state later packets' output
+    depends on (ProtocolSpec.hold): (start, after). `start`: packets that may start such state,
+    never replayed. `after`: the other packets of a flow whose state held some at the chunk's
+    start, or that come after a start in the chunk: replayed only if the state holds nothing
+    when the deep loop reaches them. state_of(slot) gives a flow's module state (None before its
+    first decode); `whole` marks reassembled datagrams, taken as starts (their bytes are not in arr)."""
+    start = np.zeros(len(mod), bool)
+    after = np.zeros(len(mod), bool)
+    for mi in np.unique(mod).tolist():
+        h = hold_specs[mi] if mi >= 0 else None
+        if h is None:
+            continue
+        sel = np.flatnonzero(mod == mi)
+        p = gather(arr, pay_off[sel], h.width)
+        st = h.rows(p, pay_len[sel], from_client[sel], l4[sel], sport[sel], dport[sel])
+        if whole is not None:
+            st = st | whole[sel]
+        uslots, inv = np.unique(slot[sel], return_inverse=True)
+        # from which of the flow's packets on (its index in sel): 0 when its state holds already
+        first = np.full(len(uslots), len(sel), np.int64)
+        held_now = np.fromiter((bool(h.state(state_of(s))) for s in uslots.tolist()), bool, len(uslots))
+        first[held_now] = 0
+        idx = np.flatnonzero(st)
+        np.minimum.at(first, inv[idx], idx)
+        start[sel] = st
+        after[sel] = ~st & (np.arange(len(sel)) >= first[inv])
+    return start, after

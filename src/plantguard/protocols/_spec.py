@@ -42,6 +42,18 @@ class Routine:
     width: int
 
 
+@dataclass(frozen=True)
+class Hold:
+    """When a flow's packets must be decoded, not replayed, because the decoder's output for them
+    depends on state it keeps (a request waiting for its reply): rows(p, plen, from_client, l4,
+    sport, dport) -> mask over `width` leading payload bytes marks the packets that may start
+    such state (from one on, the rest of its flow's chunk is decoded); state(flow_state) -> bool
+    says whether a flow's state has some when a chunk starts."""
+    rows: Callable
+    width: int
+    state: Callable
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProtocolSpec:
     name: str                          # application name used in flows, observations and site files
@@ -57,6 +69,7 @@ class ProtocolSpec:
     any_port: bool = False             # the signature is strict enough to claim any port
     replay: bool = True                # False: output depends on the whole conversation; no routine replay
     routine: tuple[Routine, ...] = ()  # recognisers tried in order (a generic short-payload one follows)
+    hold: Hold | None = None           # when state the decoder keeps forbids replaying a flow's packets
     traits: frozenset[str] = field(default_factory=frozenset)
     server_role: str | None = None     # role of the hosts that serve it, when the protocol says it
     observes: tuple[str, ...] = ()     # Observation kinds the decoder emits
@@ -119,6 +132,9 @@ def _routine_problems(s: ProtocolSpec):
         yield "routine must be a tuple of Routine(fn, width 1..4096)"
     if s.prime is not None and not callable(s.prime):
         yield "prime is not callable"
+    if s.hold is not None and not (isinstance(s.hold, Hold) and callable(s.hold.rows)
+                                   and callable(s.hold.state) and 1 <= s.hold.width <= 4096):
+        yield "hold must be a Hold(rows, width 1..4096, state)"
     if s.routine and not s.replay:
         yield "routine recognisers on a protocol that forbids replay"
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 
 from plantguard.model import Observation, Packet
-from plantguard.protocols._spec import ProtocolSpec
+from plantguard.protocols._spec import Hold, ProtocolSpec, Routine
 from plantguard.protocols.bacnet.apdu import Message, _npdu_start, parse, reassemble
 from plantguard.protocols.bacnet.names import (
     BVLC_FUNCTIONS,
@@ -38,6 +38,7 @@ from plantguard.protocols.bacnet.names import (
     vendor_names,
 )
 from plantguard.protocols.bacnet.properties import PropertyRef
+from plantguard.protocols.bacnet.routine import bacnet_routine, hold_rows, holds, prime
 from plantguard.protocols.bacnet.tags import (
     Malformed,
     Tag,
@@ -249,7 +250,11 @@ def _device_identity(pkt: Packet, msg: Message) -> list[Observation]:
 
 SPEC = ProtocolSpec(
     name=NAME, title="BACnet/IP", layer="industrial",
-    decode=decode, signature=signature,
+    decode=decode, signature=signature, prime=prime,
+    # polling datagrams keyed without their invoke id; flows waiting on a password's reply or
+    # joining segments are decoded (bacnet/routine.py)
+    routine=(Routine(bacnet_routine, 64), Routine(bacnet_routine, 1500)),
+    hold=Hold(hold_rows, 64, holds),
     # 0xBAC0-0xBACF, the ports BACnet/IP networks use
     udp_ports=tuple(range(47808, 47824)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
