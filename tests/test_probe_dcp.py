@@ -99,3 +99,45 @@ def test_unknown_mac_is_skipped_without_sending(tmp_path):
         assert pair.tx_packets() == before
     (rec,) = probe_json(res)["targets"]
     assert rec["queries"][0]["status"] == "skipped" and "no mac" in rec["queries"][0]["reason"]
+
+
+def test_a_target_behind_a_router_is_not_sent_dcp(tmp_path):
+    """A MAC known for an address the kernel routes through a gateway: DCP frames would not reach
+    it (they do not cross routers), so the probe sends nothing and says why."""
+    from support.probe import _run
+    remote = "10.88.0.5"
+    with namespace_pair() as pair:
+        _run("ip", "-n", pair.probe, "route", "add", "10.88.0.0/24", "via", DEVICE_IP)
+        _run("ip", "-n", pair.probe, "neigh", "replace", remote, "lladdr", DEVICE_MAC, "dev", pair.probe_if,
+             "nud", "permanent")
+        before = pair.tx_packets()
+        res = pair.plantguard("probe", "--site", str(site_file(tmp_path, ["dcp"], network="10.88.0.0/24")),
+                              "--targets", remote, "--protocols", "dcp", "--send", "--evidence",
+                              str(tmp_path / "ev"), "--db", str(tmp_path / "pg.db"), "-f", "json")
+        assert pair.tx_packets() == before
+    (q,) = probe_json(res)["targets"][0]["queries"]
+    assert q["status"] == "error" and "behind a router" in q["reason"] and q["frames_sent"] == 0
+
+
+def test_dcp_and_modbus_of_one_device_read_as_one(tmp_path):
+    """DCP (real MACs in the evidence) and Modbus (placeholder MACs) to one device: the evidence
+    still reads as one device, with the same identity as the link capture."""
+    import json
+    from support.probe import DEVICE_IP as ip
+    servers = Path(__file__).parent / "support" / "probe_servers.py"
+    modbus_id = {"VendorName": "Acme Controls", "ProductCode": "AC-300", "MajorMinorRevision": "2.4.1"}
+    with namespace_pair() as pair:
+        procs = [pair.start(pair.device, [sys.executable, str(servers), "modbus", f"{ip}:502", json.dumps(modbus_id)]),
+                 pair.start(pair.device, responder_argv(pair.device_if), ready=1.0)]
+        try:
+            with pair.capture(tmp_path / "link.pcap"):
+                res = pair.plantguard("probe", "--site", str(site_file(tmp_path, ["modbus", "dcp"])), "--targets", ip,
+                                      "--protocols", "modbus,dcp", "--send", "--evidence", str(tmp_path / "ev"),
+                                      "--db", str(tmp_path / "pg.db"), "-f", "json")
+        finally:
+            for p in procs:
+                stop(p)
+    (rec,) = probe_json(res)["targets"]
+    assert [q["status"] for q in rec["queries"]] == ["answered", "answered"]
+    assert rec["identity"]["name"] == STATION["name"] and rec["identity"]["vendor"] == modbus_id["VendorName"]
+    assert rec["identity"] == passive_identity(tmp_path / "link.pcap", ip)
