@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 from support.packets import read_pcap
 from support.probe import (
+    CI,
     DEVICE_IP,
     DEVICE_MAC,
     PROBE_IP,
@@ -82,8 +84,15 @@ def send(pair, tmp: Path, targets: list[str], protocols: str, *extra: str) -> su
                            "--evidence", str(tmp / "ev"), "--db", str(tmp / "pg.db"), "-f", "json", *extra)
 
 
+def need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        (pytest.fail if CI else pytest.skip)(f"needs {', '.join(missing)} (Debian packages)")
+
+
 def tcp_packets(pcap: Path) -> list[dict]:
     """The capture's TCP packets as tshark reads them (an oracle independent of plantguard)."""
+    need("tshark")
     out = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp", "-T", "fields", "-E", "separator=,",
                           "-e", "frame.time_epoch", "-e", "ip.src", "-e", "ip.dst", "-e", "tcp.srcport",
                           "-e", "tcp.dstport", "-e", "tcp.flags", "-e", "tcp.len"],
@@ -117,6 +126,7 @@ def capped(rows: list[dict]) -> list[float]:
 
 def nmap(pair, script: str, ip: str, port: int) -> dict[str, str]:
     """`key: value` lines of one NSE script's output (TCP connect scan, from the probe side)."""
+    need("nmap")
     out = subprocess.run(["ip", "netns", "exec", pair.probe, "nmap", "-n", "-Pn", "-sT", "-p", str(port),
                           "--script", script, ip], capture_output=True, text=True, timeout=120).stdout
     return {m.group(1).strip(): m.group(2).strip() for m in re.finditer(r"^\|[_ ]\s+([^:]+): (.*)$", out, re.M)}
@@ -124,6 +134,7 @@ def nmap(pair, script: str, ip: str, port: int) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stacks(tmp_path_factory):
+    need("tshark", "nmap")
     tmp = tmp_path_factory.mktemp("stacks")
     cfg = tmp / "cpppo.cfg"
     cfg.write_text("[Identity]\n" + "".join(f"{k} = {v}\n" for k, v in ENIP_ID.items()), encoding="utf-8")
@@ -201,6 +212,8 @@ def test_rate_cap_holds_on_the_wire(stacks):
     times = sorted(capped(tcp_packets(stacks["pcap"])))
     assert len(times) == 8           # 2 × (SYN, request, FIN) + 2 refused SYNs
     assert stacks["result"]["sent"] == len(times)
+    # and the interface sent nothing but the probe's TCP packets (no ARP, nothing else)
+    assert stacks["tx"] == len([r for r in tcp_packets(stacks["pcap"]) if r["src"] == PROBE_IP])
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= 1 / RATE - JITTER, gaps
     for i in range(len(times)):       # any window: k+1 capped packets span at least k / rate
