@@ -99,3 +99,39 @@ def test_demo_opens_no_socket(tmp_path):
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "demo" / "plantguard-report.html").exists()
     assert not not_local(calls), not_local(calls)[:10]
+
+
+# Every module of the active probe imported first (its queries declared, its raw-socket layer
+# loaded), then the command: importing the probe opens nothing, and the passive commands stay
+# passive with it loaded in the same process.
+WITH_PROBE_LOADED = ("import importlib, pkgutil, sys\n"
+                     "import plantguard.probe as p\n"
+                     "for m in pkgutil.walk_packages(p.__path__, 'plantguard.probe.'):\n"
+                     "    importlib.import_module(m.name)\n"
+                     "from plantguard.probe.queries import all_queries\n"
+                     "assert {q.transport for q in all_queries()} >= {'tcp', 'l2'}\n"
+                     "sys.argv = ['plantguard', *sys.argv[1:]]\n"
+                     "from plantguard.cli import main\n"
+                     "main()\n")
+
+
+def test_inventory_opens_no_socket_with_the_probe_loaded(tmp_path):
+    cap = shared_path("pcaps/icsnpp-enip/enip_cip_example.pcap")
+    p, calls = traced(tmp_path, sys.executable, "-c", WITH_PROBE_LOADED, "inventory", str(cap),
+                      "--db", str(tmp_path / "pg.db"), "-f", "json", "-q")
+    assert p.returncode == 0, p.stderr
+    assert not not_local(calls), not_local(calls)[:10]
+
+
+def test_probe_dry_run_opens_no_socket(tmp_path):
+    """`plantguard probe` without --send builds and validates every frame (TCP, and DCP to a MAC
+    from the neighbour table) and touches no network socket, raw or otherwise."""
+    site = tmp_path / "site.yaml"
+    site.write_text("site: t\nzones:\n  - {name: a, kind: ot-control, networks: [192.0.2.0/24]}\n"
+                    "probe:\n  owner: tests\n  windows: ignored\n  allow:\n"
+                    "    - {zones: [a], protocols: [modbus, enip, dcp]}\n", encoding="utf-8")
+    p, calls = traced(tmp_path, *plantguard("probe", "--site", site, "--targets", "192.0.2.10,192.0.2.11",
+                                            "-f", "json"))
+    assert p.returncode == 0, p.stderr
+    assert '"dry_run": true' in p.stdout and '"sent": 0' in p.stdout
+    assert not not_local(calls), not_local(calls)[:10]

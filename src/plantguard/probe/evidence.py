@@ -26,7 +26,14 @@ from plantguard.demo.frames import (
 from plantguard.demo.pcapwriter import write_pcap
 
 OUR_MAC = "02:00:00:00:00:01"        # the transcript's MACs: placeholders, never an asset's
-THEIR_MAC = "02:00:00:00:00:02"
+
+
+def their_mac(ip: str) -> str:
+    """A device's placeholder MAC, one per address (locally administered, 02:00 + the IPv4
+    bytes): with one MAC for all, the passive inventory would take every device of a run for
+    one host and merge their identities."""
+    return "02:00:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+
 WINDOW = 64240
 MAX_SEGMENT = 1460
 
@@ -46,7 +53,7 @@ class Evidence:
         self._add(ethernet(mac_dst, mac_src, ETH_IPV4, ipv4(src, dst, proto, seg, self._ident, 64), None))
 
     def udp(self, src: str, sport: int, dst: str, dport: int, payload: bytes, outgoing: bool) -> None:
-        macs = (OUR_MAC, THEIR_MAC) if outgoing else (THEIR_MAC, OUR_MAC)
+        macs = (OUR_MAC, their_mac(dst)) if outgoing else (their_mac(src), OUR_MAC)
         self._ip(src, dst, 17, udp(src, dst, sport, dport, payload), *macs)
 
     def l2(self, frame: bytes) -> None:
@@ -79,7 +86,7 @@ class TcpTranscript:
     def _seg(self, outgoing: bool, flags: int, payload: bytes = b"") -> None:
         (s, sp), (d, dp) = (self.local, self.remote) if outgoing else (self.remote, self.local)
         seq, ack = (self.seq_out, self.seq_in) if outgoing else (self.seq_in, self.seq_out)
-        macs = (OUR_MAC, THEIR_MAC) if outgoing else (THEIR_MAC, OUR_MAC)
+        macs = (OUR_MAC, their_mac(d)) if outgoing else (their_mac(s), OUR_MAC)
         self.ev._ip(s, d, 6, tcp(s, d, sp, dp, seq, ack, flags, WINDOW, payload), *macs)
 
     def data(self, payload: bytes, outgoing: bool) -> None:

@@ -78,10 +78,12 @@ def build_plan(addresses: list[str], queries: list[Query], site=None, known: dic
     known = known or {}
     policy = getattr(site, "probe", None)
     plan = Plan([])
+    neighbours = _neighbours() if any("mac" in q.needs for q in queries) else {}
     for ip in addresses:
         zone = site.zone_of(ip) if site is not None else None
         dev = known.get(ip, {})
-        target = Target(ip=ip, mac=dev.get("mac"), zone=zone.name if zone else None, name=dev.get("name"))
+        target = Target(ip=ip, mac=dev.get("mac") or neighbours.get(ip), zone=zone.name if zone else None,
+                        name=dev.get("name"))
         allowed = _allowed_protocols(policy, ip, target.zone)
         for q in queries:
             if policy is not None and q.protocol not in allowed:
@@ -93,6 +95,13 @@ def build_plan(addresses: list[str], queries: list[Query], site=None, known: dic
             else:
                 plan.items.append((target, q))
     return plan
+
+
+def _neighbours() -> dict[str, str]:
+    """The kernel's neighbour table: the MAC of a device the store does not know (layer-2 queries
+    need it; reading it sends nothing, and nothing is sent to find a missing one)."""
+    from plantguard.probe.layer2 import neighbour_macs
+    return neighbour_macs()
 
 
 def _allowed_protocols(policy, ip: str, zone: str | None) -> set[str]:

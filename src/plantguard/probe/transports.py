@@ -93,7 +93,12 @@ def _tcp(r: QueryRun, v, cap: RateCap, timeout: float, ev: Evidence, breaker: Br
     except StopIteration:
         pass
     finally:
-        tail = b"" if reset else _close(sock)
+        if reset:
+            sock.close()                 # the device reset it: nothing to send, but free the socket
+            tail = b""
+        else:
+            cap.take()                   # our FIN is a packet we choose to send: under the cap too
+            tail = _close(sock)
         if tail:
             tr.data(tail, False)
         tr.close(reset_by_peer=reset)
