@@ -16,7 +16,7 @@ from support.probe import namespace_pair, probe_json, site_file, stop
 
 pytestmark = pytest.mark.slow
 
-FIXTURES = Path(__file__).parent / "fixtures" / "probe"
+SERVERS = Path(__file__).parent / "support" / "probe_servers.py"
 POLLED_PLC = "141.81.0.24"      # polled in ModbusTCP.pcap, never asked who it is
 IDENTITY = {"vendor": "Schneider Electric", "product_code": "BMX P34 2020", "firmware": "2.70",
             "product": "Modicon M340", "model": "BMX P34 2020 CPU"}
@@ -41,9 +41,11 @@ def probed(tmp_path_factory):
         subprocess.run(["ip", "-n", pair.probe, "route", "add", f"{POLLED_PLC}/32", "dev", pair.probe_if], check=True)
         subprocess.run(["ip", "-n", pair.probe, "neigh", "replace", POLLED_PLC, "lladdr", "02:77:00:00:00:02",
                         "dev", pair.probe_if, "nud", "permanent"], check=True)
-        server = pair.start(pair.device, [sys.executable, str(FIXTURES / "modbus_server.py"), "0.0.0.0", "502",
-                                          IDENTITY["vendor"], IDENTITY["product_code"], IDENTITY["firmware"],
-                                          IDENTITY["product"], IDENTITY["model"]], ready=3.0)
+        table = {"VendorName": IDENTITY["vendor"], "ProductCode": IDENTITY["product_code"],
+                 "MajorMinorRevision": IDENTITY["firmware"], "ProductName": IDENTITY["product"],
+                 "ModelName": IDENTITY["model"]}
+        server = pair.start(pair.device, [sys.executable, str(SERVERS), "modbus", "0.0.0.0:502", json.dumps(table)],
+                            ready=3.0)
         try:
             sent = probe_json(pair.plantguard("probe", "--site", str(site), "--targets", POLLED_PLC, "--send",
                                               "--db", str(db), "--evidence", str(tmp / "evidence"),
