@@ -27,6 +27,11 @@ def _s7_connect(payload: bytes) -> bool:
     return cotp is not None and cotp.code == COTP_CR
 
 
+def _opcua_hello(payload: bytes) -> bool:
+    """A UA TCP Hello (buffer sizes and the endpoint URL; the OPC UA decoder reports no operation)."""
+    return payload[:4] == b"HELF"
+
+
 def _device_id(detail: str) -> bool:
     # FC 43 carries other MEI types (13: CANopen general reference, which can write)
     return detail.startswith("MEI type=14 ")
@@ -47,6 +52,7 @@ CATALOGUE: dict[str, tuple[Allowed, ...]] = {
 # Frames the decoder reports no operation for that are still allowed: connection set-up only.
 SILENT: dict[str, Callable[[bytes], bool]] = {
     "s7comm": _s7_connect,
+    "opcua": _opcua_hello,
 }
 
 

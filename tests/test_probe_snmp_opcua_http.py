@@ -1,0 +1,288 @@
+"""plantguard probe against real SNMP, OPC UA and HTTP(S) stacks in a device network namespace:
+Net-SNMP's snmpd (v2c community and a v3 user), an asyncua server, and Python's http.server in
+the clear and behind TLS with a self-signed certificate. The identities the probe reports must
+be the configured values, equal what the passive decoders read from tcpdump's capture of the
+same exchange, and agree with nmap's NSE scripts where one exists (snmp-sysdescr, snmp-info,
+http-headers, ssl-cert)."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.support.probe import DEVICE_IP, namespace_pair, passive_identity, probe_json, site_file, stop
+
+SNMPD = "/usr/sbin/snmpd"
+COMMUNITY = "pg-cell-a-ro"
+SYS = {"description": "PlantGuard test RTU 4.2 (Net-SNMP agent)", "name": "rtu-cell-a-07",
+       "location": "Hall 3, cabinet 12", "contact": "ot-engineering@example.org"}
+ENGINE_TEXT = "pgtest-engine"
+NET_SNMP_ENTERPRISE = 8072
+OPCUA = {"product": "PlantGuard Test OPC UA Server", "application_uri": "urn:plantguard:test:opcua-server",
+         "product_uri": "urn:plantguard:test:product", "manufacturer": "PlantGuard Test Works"}
+SERVER_HEADER = "PGTestWeb/1.2"
+CERT_CN, CERT_ORG = "rtu-cell-a-07.example.org", "PlantGuard Test"
+
+
+@pytest.fixture(scope="module")
+def pair():
+    with namespace_pair() as p:
+        yield p
+
+
+def run_probe(pair, tmp: Path, protocol: str, *extra: str) -> tuple[dict, Path]:
+    """`plantguard probe --send` for one protocol, captured: (its JSON, tcpdump's pcap)."""
+    site = site_file(tmp, [protocol])
+    pcap = tmp / f"{protocol}-wire.pcap"
+    with pair.capture(pcap):
+        result = pair.plantguard("probe", "--site", str(site), "--targets", DEVICE_IP, "--protocols", protocol,
+                                 "--send", "--format", "json", "--evidence", str(tmp / "evidence"),
+                                 "--db", str(tmp / "probe.db"), *extra)
+    return probe_json(result), pcap
+
+
+def target_record(report: dict) -> dict:
+    (rec,) = [t for t in report["targets"] if t["ip"] == DEVICE_IP]
+    return rec
+
+
+def statuses(rec: dict) -> dict:
+    return {q["query"]: q["status"] for q in rec["queries"]}
+
+
+def nmap(pair, *args: str) -> ET.Element:
+    if shutil.which("nmap") is None:
+        pytest.skip("needs nmap") if not __import__("os").environ.get("CI") else pytest.fail("needs nmap in CI")
+    r = subprocess.run(["ip", "netns", "exec", pair.probe, "nmap", "-n", "-Pn", "-oX", "-", *args, DEVICE_IP],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    return ET.fromstring(r.stdout)
+
+
+def script(root: ET.Element, sid: str) -> ET.Element:
+    found = root.find(f".//script[@id='{sid}']")
+    assert found is not None, f"nmap {sid} gave no output"
+    return found
+
+
+def evidence_assets(report: dict):
+    """The probe's evidence pcap as the passive pipeline reads it (assets, with their seen lists)."""
+    from plantguard.capture.engine import analyze
+    from plantguard.inventory.build import build_assets
+    return {a.ip: a for a in build_assets(analyze([report["evidence"]]), None, [])}
+
+
+# --- SNMP ------------------------------------------------------------------------------------
+
+def snmpd_conf(tmp: Path) -> Path:
+    conf = tmp / "snmpd.conf"
+    conf.write_text(f"""engineID {ENGINE_TEXT}
+rocommunity {COMMUNITY} 10.77.0.0/24
+sysDescr {SYS['description']}
+sysName {SYS['name']}
+sysLocation {SYS['location']}
+sysContact {SYS['contact']}
+sysObjectID .1.3.6.1.4.1.{NET_SNMP_ENTERPRISE}.3.2.10
+createUser pgtest SHA "pgtest-auth-secret" AES "pgtest-priv-secret"
+rouser pgtest priv
+""", encoding="utf-8")
+    (tmp / "snmp-state").mkdir()
+    return conf
+
+
+def start_snmpd(pair, tmp: Path):
+    if not Path(SNMPD).exists():
+        pytest.skip("needs Debian's snmpd") if not __import__("os").environ.get("CI") else pytest.fail("needs snmpd")
+    conf = snmpd_conf(tmp)
+    return pair.start(pair.device, ["env", f"SNMP_PERSISTENT_DIR={tmp / 'snmp-state'}", SNMPD, "-f", "-Lo", "-C",
+                                    "-c", str(conf), "-M", str(tmp), "-m", "", f"udp:{DEVICE_IP}:161"])
+
+
+@pytest.mark.slow
+def test_snmp_system_group_and_engine_id(pair, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANTGUARD_PROBE_COMMUNITY", COMMUNITY)
+    agent = start_snmpd(pair, tmp_path)
+    try:
+        report, pcap = run_probe(pair, tmp_path, "snmp")
+        sysdescr = nmap(pair, "-sU", "-p", "161", "--script", "snmp-sysdescr,snmp-info",
+                        "--script-args", f"snmpcommunity={COMMUNITY}")
+    finally:
+        stop(agent)
+    rec = target_record(report)
+    assert statuses(rec) == {"snmp.system": "answered", "snmp.engine-id": "answered"}
+    ident = rec["identity"]
+    for key, value in SYS.items():
+        assert ident[key] == value, key
+    assert ident["sys_object_id"] == f"1.3.6.1.4.1.{NET_SNMP_ENTERPRISE}.3.2.10"
+    assert ident["enterprise"] == NET_SNMP_ENTERPRISE
+    # RFC 3411 text engine id: enterprise with the top bit set, format 4, the configured text
+    engine = (0x80000000 | NET_SNMP_ENTERPRISE).to_bytes(4, "big") + b"\x04" + ENGINE_TEXT.encode()
+    assert ident["snmp_engine_id"] == engine.hex()
+    # the wire, read by the passive decoders, says the same as the probe's own evidence
+    assert passive_identity(pcap, DEVICE_IP) == ident
+    # nmap: sysDescr from snmp-sysdescr, the engine id's enterprise and text from snmp-info
+    descr = script(sysdescr, "snmp-sysdescr").get("output").strip().splitlines()[0].strip()
+    assert descr == ident["description"]
+    info = {e.get("key"): (e.text or "").strip() for e in script(sysdescr, "snmp-info").iter("elem")}
+    assert info["engineIDData"] == ENGINE_TEXT
+    assert info["enterprise"].lower().startswith("net-snmp")
+
+
+def test_snmp_dry_run_sends_nothing_and_names_the_community_test(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANTGUARD_PROBE_COMMUNITY", COMMUNITY)
+    r = subprocess.run([sys.executable, "-m", "plantguard", "probe", "--targets", "192.0.2.10", "--protocols",
+                        "snmp,opcua,http", "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "credential test" in text
+    from plantguard.probe.queries import snmp
+    from plantguard.protocols.snmp import parse_message
+    msg = parse_message(snmp.system_get(COMMUNITY.encode()))
+    assert msg.community == COMMUNITY.encode() and [v[0] for v in msg.varbinds] == list(snmp.SYSTEM_GROUP)
+    assert snmp.system_get(COMMUNITY.encode()).hex() in text       # the env community, frame by frame
+    for qid in ("snmp.system", "snmp.engine-id", "opcua.endpoints", "http.head", "http.head-tls"):
+        assert qid in text
+    assert "refused" not in text
+
+
+# --- OPC UA ----------------------------------------------------------------------------------
+
+OPCUA_SERVER = """
+import asyncio, datetime, sys
+from asyncua import Server, ua
+
+async def main(ip, name, app_uri, product_uri, manufacturer):
+    server = Server()
+    await server.init()
+    server.set_endpoint(f"opc.tcp://{ip}:4840")
+    server.set_server_name(name)
+    await server.set_application_uri(app_uri)
+    server.product_uri, server.manufacturer_name = product_uri, manufacturer
+    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    await server.set_build_info(product_uri, manufacturer, name, "2.1.0", "1", datetime.datetime.now())
+    async with server:
+        while True:
+            await asyncio.sleep(3600)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_opcua_get_endpoints(pair, tmp_path):
+    pytest.importorskip("asyncua")
+    (tmp_path / "ua_server.py").write_text(OPCUA_SERVER, encoding="utf-8")
+    server = pair.start(pair.device, [sys.executable, str(tmp_path / "ua_server.py"), DEVICE_IP, OPCUA["product"],
+                                      OPCUA["application_uri"], OPCUA["product_uri"], OPCUA["manufacturer"]],
+                        ready=6.0)
+    try:
+        report, pcap = run_probe(pair, tmp_path, "opcua")
+    finally:
+        stop(server)
+    rec = target_record(report)
+    assert statuses(rec) == {"opcua.endpoints": "answered"}
+    (q,) = rec["queries"]
+    assert q["frames_sent"] == 4 and q["frames_answered"] == 3      # HEL, OPN, GetEndpoints answered; CLO not
+    ident = rec["identity"]
+    for key in ("product", "application_uri", "product_uri"):
+        assert ident[key] == OPCUA[key], key
+    (endpoint,) = ident["endpoints"]
+    assert endpoint["url"] == f"opc.tcp://{DEVICE_IP}:4840" and endpoint["security_mode"] == "None"
+    assert endpoint["policy"].endswith("#None") and "anonymous" in endpoint["user_tokens"]
+    assert passive_identity(pcap, DEVICE_IP) == ident
+
+
+# --- HTTP and HTTPS --------------------------------------------------------------------------
+
+WEB_SERVER = """
+import http.server, ssl, sys, threading
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version, sys_version = sys.argv[2], ""
+    page = b"<html><head><title>RTU web</title></head><body>ok</body></html>"
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(self.page)))
+        self.end_headers()
+
+    def do_GET(self):
+        self.do_HEAD()
+        self.wfile.write(self.page)
+
+    def log_message(self, *args):
+        pass
+
+plain = http.server.ThreadingHTTPServer((sys.argv[1], 80), Handler)
+tls = http.server.ThreadingHTTPServer((sys.argv[1], 443), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+threading.Thread(target=plain.serve_forever, daemon=True).start()
+tls.serve_forever()
+"""
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path, str]:
+    """A self-signed certificate and key, and its SHA-256 fingerprint (hex)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CERT_CN),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, CERT_ORG)])
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(CERT_CN)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "web.crt", tmp / "web.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path, cert.fingerprint(hashes.SHA256()).hex()
+
+
+@pytest.mark.slow
+def test_http_head_and_https_certificate(pair, tmp_path):
+    cert, key, fingerprint = self_signed(tmp_path)
+    (tmp_path / "web.py").write_text(WEB_SERVER, encoding="utf-8")
+    web = pair.start(pair.device, [sys.executable, str(tmp_path / "web.py"), DEVICE_IP, SERVER_HEADER,
+                                   str(cert), str(key)])
+    try:
+        report, pcap = run_probe(pair, tmp_path, "http")
+        scan = nmap(pair, "-sT", "-p", "80,443", "--script", "http-headers,ssl-cert")
+    finally:
+        stop(web)
+    rec = target_record(report)
+    assert statuses(rec) == {"http.head": "answered", "http.head-tls": "answered"}
+    ident = rec["identity"]
+    assert ident["banner"] == SERVER_HEADER and ident["software"] == SERVER_HEADER
+    assert passive_identity(pcap, DEVICE_IP) == ident
+    # HTTPS: the certificate, in clear in the evidence (TLS 1.2) and on the wire alike
+    assets = evidence_assets(report)
+    (presented,) = [c for c in assets[DEVICE_IP].seen["certificates"].as_list() if c.get("port") == 443]
+    assert presented["fingerprint"] == fingerprint and presented["self_signed"] is True
+    assert f"CN={CERT_CN}" in presented["subject"] and f"O={CERT_ORG}" in presented["subject"]
+    from plantguard.capture.engine import analyze
+    from plantguard.inventory.build import build_assets
+    (wire,) = [a for a in build_assets(analyze([str(pcap)]), None, []) if a.ip == DEVICE_IP]
+    assert [c["fingerprint"] for c in wire.seen["certificates"].as_list()] == [fingerprint]
+    # nmap: the Server header (http-headers on port 80) and the certificate (ssl-cert on 443)
+    ports = {p.get("portid"): p for p in scan.iter("port")}
+    headers = script(ports["80"], "http-headers").get("output")
+    assert f"Server: {SERVER_HEADER}" in headers
+    nse_cert = script(ports["443"], "ssl-cert")
+    subject = {e.get("key"): e.text for e in nse_cert.find("table[@key='subject']")}
+    assert subject["commonName"] == CERT_CN and subject["organizationName"] == CERT_ORG
+    nse_sha256 = nse_cert.find("elem[@key='sha256']")
+    if nse_sha256 is not None:
+        assert nse_sha256.text.lower() == fingerprint
