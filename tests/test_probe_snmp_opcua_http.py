@@ -7,6 +7,8 @@ http-headers, ssl-cert)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,7 +59,7 @@ def statuses(rec: dict) -> dict:
 
 def nmap(pair, *args: str) -> ET.Element:
     if shutil.which("nmap") is None:
-        pytest.skip("needs nmap") if not __import__("os").environ.get("CI") else pytest.fail("needs nmap in CI")
+        pytest.skip("needs nmap") if not os.environ.get("CI") else pytest.fail("needs nmap in CI")
     r = subprocess.run(["ip", "netns", "exec", pair.probe, "nmap", "-n", "-Pn", "-oX", "-", *args, DEVICE_IP],
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr
@@ -97,7 +99,7 @@ rouser pgtest priv
 
 def start_snmpd(pair, tmp: Path):
     if not Path(SNMPD).exists():
-        pytest.skip("needs Debian's snmpd") if not __import__("os").environ.get("CI") else pytest.fail("needs snmpd")
+        pytest.skip("needs Debian's snmpd") if not os.environ.get("CI") else pytest.fail("needs snmpd in CI")
     conf = snmpd_conf(tmp)
     return pair.start(pair.device, ["env", f"SNMP_PERSISTENT_DIR={tmp / 'snmp-state'}", SNMPD, "-f", "-Lo", "-C",
                                     "-c", str(conf), "-M", str(tmp), "-m", "", f"udp:{DEVICE_IP}:161"])
@@ -110,7 +112,7 @@ def test_snmp_system_group_and_engine_id(pair, tmp_path, monkeypatch):
     try:
         report, pcap = run_probe(pair, tmp_path, "snmp")
         sysdescr = nmap(pair, "-sU", "-p", "161", "--script", "snmp-sysdescr,snmp-info",
-                        "--script-args", f"snmpcommunity={COMMUNITY}")
+                        "--script-args", f"creds.snmp=:{COMMUNITY}")
     finally:
         stop(agent)
     rec = target_record(report)
@@ -133,21 +135,30 @@ def test_snmp_system_group_and_engine_id(pair, tmp_path, monkeypatch):
     assert info["enterprise"].lower().startswith("net-snmp")
 
 
-def test_snmp_dry_run_sends_nothing_and_names_the_community_test(tmp_path, monkeypatch):
+def test_dry_run_sends_nothing_and_names_the_community_test(pair, tmp_path, monkeypatch):
+    """Without --send every frame of the three protocols is built and validated, none leaves; the
+    SNMP query says that sending a community is a credential test, and sends the environment's."""
     monkeypatch.setenv("PLANTGUARD_PROBE_COMMUNITY", COMMUNITY)
-    r = subprocess.run([sys.executable, "-m", "plantguard", "probe", "--targets", "192.0.2.10", "--protocols",
-                        "snmp,opcua,http", "--format", "json"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    text = r.stdout
-    assert "credential test" in text
-    from plantguard.probe.queries import snmp
+    site = site_file(tmp_path, ["snmp", "opcua", "http"])
+    before = pair.tx_packets()
+    args = ("probe", "--site", str(site), "--targets", DEVICE_IP, "--protocols", "snmp,opcua,http")
+    text, js = pair.plantguard(*args), pair.plantguard(*args, "--format", "json")
+    assert pair.tx_packets() == before
+    assert text.returncode == 0 and js.returncode == 0, text.stderr + js.stderr
+    assert "sending a community is itself a credential test" in text.stdout
+    plan = {q["query"]: q for q in json.loads(js.stdout)["frames"]}
+    assert set(plan) == {"snmp.system", "snmp.engine-id", "opcua.endpoints", "http.head", "http.head-tls"}
+    assert all(q["status"] == "planned" for q in plan.values())
+    ops = {qid: [op for f in q["frames"] for op in f["operations"]] for qid, q in plan.items()}
+    assert ops == {"snmp.system": ["get"], "snmp.engine-id": ["get"], "http.head": ["HEAD"],
+                   "http.head-tls": ["HEAD"],
+                   "opcua.endpoints": ["connection set-up", "OpenSecureChannel", "GetEndpoints", "CloseSecureChannel"]}
     from plantguard.protocols.snmp import parse_message
-    msg = parse_message(snmp.system_get(COMMUNITY.encode()))
-    assert msg.community == COMMUNITY.encode() and [v[0] for v in msg.varbinds] == list(snmp.SYSTEM_GROUP)
-    assert snmp.system_get(COMMUNITY.encode()).hex() in text       # the env community, frame by frame
-    for qid in ("snmp.system", "snmp.engine-id", "opcua.endpoints", "http.head", "http.head-tls"):
-        assert qid in text
-    assert "refused" not in text
+    msg = parse_message(bytes.fromhex(plan["snmp.system"]["frames"][0]["hex"]))
+    assert msg.version == 1 and msg.community == COMMUNITY.encode()
+    assert [v[0] for v in msg.varbinds] == ["1.3.6.1.2.1.1.%d.0" % i for i in range(1, 7)]
+    discovery = parse_message(bytes.fromhex(plan["snmp.engine-id"]["frames"][0]["hex"]))
+    assert discovery.version == 3 and discovery.flags == 0x04 and discovery.engine_id == b"" and not discovery.varbinds
 
 
 # --- OPC UA ----------------------------------------------------------------------------------
