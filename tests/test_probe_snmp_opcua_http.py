@@ -72,6 +72,13 @@ def script(root: ET.Element, sid: str) -> ET.Element:
     return found
 
 
+def packets(pcap: Path, bpf: str) -> int:
+    """How many packets of a capture match a tcpdump filter."""
+    r = subprocess.run(["tcpdump", "-r", str(pcap), "-n", bpf], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return len(r.stdout.splitlines())
+
+
 def evidence_assets(report: dict):
     """The probe's evidence pcap as the passive pipeline reads it (assets, with their seen lists)."""
     from plantguard.capture.engine import analyze
@@ -230,8 +237,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+class KeepOpen(Handler):
+    # like many embedded servers: HTTP/1.1 kept open whatever the client asks (its close ends it)
+    protocol_version = "HTTP/1.1"
+
+    def do_HEAD(self):
+        super().do_HEAD()
+        self.close_connection = False
+
 plain = http.server.ThreadingHTTPServer((sys.argv[1], 80), Handler)
-tls = http.server.ThreadingHTTPServer((sys.argv[1], 443), Handler)
+tls = http.server.ThreadingHTTPServer((sys.argv[1], 443), KeepOpen)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[3], sys.argv[4])
 tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
@@ -278,6 +293,10 @@ def test_http_head_and_https_certificate(pair, tmp_path):
     ident = rec["identity"]
     assert ident["banner"] == SERVER_HEADER and ident["software"] == SERVER_HEADER
     assert passive_identity(pcap, DEVICE_IP) == ident
+    # both connections closed without a reset: port 80 by the server (HTTP/1.0), 443 by our
+    # close_notify and FIN (the server keeps it open)
+    assert packets(pcap, "tcp[tcpflags] & tcp-rst != 0") == 0
+    assert packets(pcap, "src host 10.77.0.1 and tcp dst port 443 and tcp[((tcp[12] >> 4) * 4)] = 21") == 1
     # HTTPS: the certificate, in clear in the evidence (TLS 1.2) and on the wire alike
     assets = evidence_assets(report)
     (presented,) = [c for c in assets[DEVICE_IP].seen["certificates"].as_list() if c.get("port") == 443]
@@ -294,6 +313,10 @@ def test_http_head_and_https_certificate(pair, tmp_path):
     nse_cert = script(ports["443"], "ssl-cert")
     subject = {e.get("key"): e.text for e in nse_cert.find("table[@key='subject']")}
     assert subject["commonName"] == CERT_CN and subject["organizationName"] == CERT_ORG
-    nse_sha256 = nse_cert.find("elem[@key='sha256']")
-    if nse_sha256 is not None:
-        assert nse_sha256.text.lower() == fingerprint
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    nse_pem = x509.load_pem_x509_certificate(nse_cert.find("elem[@key='pem']").text.encode())
+    assert nse_pem.fingerprint(hashes.SHA256()).hex() == presented["fingerprint"]
+    validity = {e.get("key"): e.text for e in nse_cert.find("table[@key='validity']")}
+    assert presented["not_before"].startswith(validity["notBefore"])
+    assert presented["not_after"].startswith(validity["notAfter"])

@@ -42,12 +42,28 @@ class TlsConnection:
         self.obj = client_context().wrap_bio(self.incoming, self.outgoing, server_side=False)
         self.plain = bytearray()
 
-    def _flush(self) -> None:
+    def _flush(self, take: bool = True) -> None:
         data = self.outgoing.read()
         if data:
-            self.cap.take()
+            if take:
+                self.cap.take()
             self.sock.sendall(data)
             self.tr.data(data, True)
+
+    def _peer_closed(self) -> bool:
+        """Whether the device has already sent its FIN; what it sent before is taken in, unwaited."""
+        self.sock.settimeout(0.0)            # non-blocking: a timeout would wait for readability
+        while True:
+            try:
+                chunk = self.sock.recv(RECV)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                return True
+            if not chunk:
+                return True
+            self.tr.data(chunk, False)
+            self.incoming.write(chunk)
 
     def _fill(self, deadline: float) -> bool:
         """More bytes from the device into the TLS object; False on timeout or its close."""
@@ -108,12 +124,17 @@ class TlsConnection:
             self.plain += data
 
     def close_notify(self) -> None:
+        """Our close_notify, unless the device has closed already: a record sent to a closed
+        socket is answered with a reset, so then only our FIN follows."""
         try:
-            self.obj.unwrap()
-        except ssl.SSLError:
-            pass             # waiting for the device's close_notify: it comes with its FIN
-        try:
-            self._flush()
+            self.cap.take()
+            if self._peer_closed():
+                return
+            try:
+                self.obj.unwrap()
+            except ssl.SSLError:
+                pass         # waiting for the device's close_notify: it comes with its FIN
+            self._flush(take=False)
         except OSError:
             pass
 
