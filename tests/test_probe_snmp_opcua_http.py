@@ -118,6 +118,11 @@ def test_snmp_system_group_and_engine_id(pair, tmp_path, monkeypatch):
     agent = start_snmpd(pair, tmp_path)
     try:
         report, pcap = run_probe(pair, tmp_path, "snmp")
+        # a community the agent does not accept: no answer (the credential test failed), while
+        # engine discovery, which needs no credential, still names the agent
+        monkeypatch.setenv("PLANTGUARD_PROBE_COMMUNITY", "public")
+        (tmp_path / "wrong").mkdir()
+        refused, _ = run_probe(pair, tmp_path / "wrong", "snmp", "--timeout", "1")
         sysdescr = nmap(pair, "-sU", "-p", "161", "--script", "snmp-sysdescr,snmp-info",
                         "--script-args", f"creds.snmp=:{COMMUNITY}")
     finally:
@@ -134,6 +139,9 @@ def test_snmp_system_group_and_engine_id(pair, tmp_path, monkeypatch):
     assert ident["snmp_engine_id"] == engine.hex()
     # the wire, read by the passive decoders, says the same as the probe's own evidence
     assert passive_identity(pcap, DEVICE_IP) == ident
+    wrong = target_record(refused)
+    assert statuses(wrong) == {"snmp.system": "no answer", "snmp.engine-id": "answered"}
+    assert wrong["identity"] == {"snmp_engine_id": engine.hex(), "enterprise": NET_SNMP_ENTERPRISE}
     # nmap: sysDescr from snmp-sysdescr, the engine id's enterprise and text from snmp-info
     descr = script(sysdescr, "snmp-sysdescr").get("output").strip().splitlines()[0].strip()
     assert descr == ident["description"]
@@ -191,6 +199,22 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
+# nmap has no OPC UA script: asyncua's own client is the second opinion
+OPCUA_CLIENT = """
+import asyncio, json, sys
+from asyncua import Client
+
+async def main(url):
+    eps = await Client(url).connect_and_get_server_endpoints()
+    # asyncua spells the mode None as None_ (None is a Python keyword)
+    print(json.dumps([{"url": e.EndpointUrl, "product": e.Server.ApplicationName.Text,
+                       "application_uri": e.Server.ApplicationUri, "product_uri": e.Server.ProductUri,
+                       "security_mode": e.SecurityMode.name.rstrip("_"), "policy": e.SecurityPolicyUri} for e in eps]))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
 @pytest.mark.slow
 def test_opcua_get_endpoints(pair, tmp_path):
     pytest.importorskip("asyncua")
@@ -200,8 +224,12 @@ def test_opcua_get_endpoints(pair, tmp_path):
                         ready=6.0)
     try:
         report, pcap = run_probe(pair, tmp_path, "opcua")
+        (tmp_path / "ua_client.py").write_text(OPCUA_CLIENT, encoding="utf-8")
+        client = subprocess.run(["ip", "netns", "exec", pair.probe, sys.executable, str(tmp_path / "ua_client.py"),
+                                 f"opc.tcp://{DEVICE_IP}:4840"], capture_output=True, text=True, timeout=60)
     finally:
         stop(server)
+    assert client.returncode == 0, client.stderr
     rec = target_record(report)
     assert statuses(rec) == {"opcua.endpoints": "answered"}
     (q,) = rec["queries"]
@@ -213,6 +241,11 @@ def test_opcua_get_endpoints(pair, tmp_path):
     assert endpoint["url"] == f"opc.tcp://{DEVICE_IP}:4840" and endpoint["security_mode"] == "None"
     assert endpoint["policy"].endswith("#None") and "anonymous" in endpoint["user_tokens"]
     assert passive_identity(pcap, DEVICE_IP) == ident
+    (theirs,) = json.loads(client.stdout)
+    assert {k: ident[k] for k in ("product", "application_uri", "product_uri")} == \
+        {k: theirs[k] for k in ("product", "application_uri", "product_uri")}
+    assert (endpoint["url"], endpoint["security_mode"], endpoint["policy"]) == \
+        (theirs["url"], theirs["security_mode"], theirs["policy"])
 
 
 # --- HTTP and HTTPS --------------------------------------------------------------------------
