@@ -47,6 +47,11 @@ def _dcp_identify_well_formed(payload: bytes) -> str | None:
     return None
 
 
+def _opcua_hello(payload: bytes) -> bool:
+    """A UA TCP Hello (buffer sizes and the endpoint URL; the OPC UA decoder reports no operation)."""
+    return payload[:4] == b"HELF"
+
+
 def _device_id(detail: str) -> bool:
     """MEI type 14 only: FC 43 carries other MEI types (13, CANopen general reference, can write)."""
     return detail.startswith("MEI type=14 ")
@@ -67,6 +72,7 @@ CATALOGUE: dict[str, tuple[Allowed, ...]] = {
 # Frames the decoder reports no operation for that are still allowed: connection set-up only.
 SILENT: dict[str, Callable[[bytes], bool]] = {
     "s7comm": _s7_connect,
+    "opcua": _opcua_hello,
 }
 
 

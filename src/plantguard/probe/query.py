@@ -36,6 +36,8 @@ class Query:
     exchange: Callable[[Target], Exchange]
     # tcp/tls: how many bytes of `buf` make the first complete response (None: need more bytes)
     response_length: Callable[[bytes], int | None] | None = None
+    # tcp/tls: frames the server answers by closing, not with a response (OPC UA CloseSecureChannel)
+    no_reply: Callable[[bytes], bool] | None = None
     ethertype: int = 0       # l2 only
     needs: tuple[str, ...] = ()   # Target fields it cannot go without ("mac" for l2)
     reads: str = ""          # the identity fields it can give

@@ -73,6 +73,9 @@ def _tcp(r: QueryRun, v, cap: RateCap, timeout: float, ev: Evidence, breaker: Br
             sock.sendall(step.frame)
             tr.data(step.frame, True)
             step.seconds = 0.0
+            if q.no_reply and q.no_reply(step.frame):
+                step = gen.send(None)        # nothing to wait for: the close follows
+                continue
             response, buf, got = _read_pdu(sock, buf, q.response_length, timeout)
             if got:
                 tr.data(got, False)
