@@ -174,3 +174,28 @@ def test_bacnet_identity_from_bacpypes3(tmp_path):
     assert nse["Object-name"] == ident["name"]
     assert nse["Firmware"] == ident["firmware"]
     assert nse["Model Name"] == ident["model"]
+
+
+@pytest.mark.slow
+def test_bacnet_an_error_for_one_property_goes_on_to_the_next(tmp_path):
+    configured = {k: v for k, v in BACNET_IDENTITY.items() if k != "description"}
+    with namespace_pair() as pair:
+        srv = pair.start(pair.device, [sys.executable, str(FIXTURES / "probe_bacnet_device.py"), f"{DEVICE_IP}/24",
+                                       json.dumps(configured)], ready=4)
+        try:
+            out = _probe(pair, tmp_path, "bacnet")
+        finally:
+            stop(srv)
+    (rec,) = out["targets"]
+    assert rec["queries"][0]["frames_answered"] == 9
+    ident = rec["identity"]
+    assert "description" not in ident
+    assert ident["location"] == configured["location"]           # read after the refused description
+    errors = [o for o in _observations(tmp_path / "capture.pcap") if o.kind == "error" and o.proto == "bacnet"]
+    assert len(errors) == 1 and "unknown-property" in errors[0].data["name"]
+    assert ident == passive_identity(tmp_path / "capture.pcap", DEVICE_IP)
+
+
+def _observations(pcap: Path):
+    from plantguard.capture.engine import analyze
+    return analyze([str(pcap)]).observations
