@@ -12,7 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
-from plantguard.protocols.s7comm.cotp import COTP_CR, TPKT, parse_cotp
+from plantguard.protocols.s7comm.cotp import COTP_CR, COTP_DT, TPKT, parse_cotp
+from plantguard.protocols.s7comm.s7 import USERDATA, parse_s7
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,25 @@ class Allowed:
     detail: Callable[[str], bool] | None = None  # further test on the decoded detail
 
 
-def _s7_connect(payload: bytes) -> bool:
-    """S7comm: a COTP connection request (the S7 decoder reports no operation for it)."""
+def _s7_silent(payload: bytes) -> bool:
+    """A COTP connection request, or the request for the next fragment of a Read SZL reply (the
+    S7 decoder reports no operation for either)."""
     cotp = parse_cotp(payload[TPKT.size:]) if len(payload) > TPKT.size else None
-    return cotp is not None and cotp.code == COTP_CR
+    if cotp is None:
+        return False
+    if cotp.code == COTP_CR:
+        return True
+    s7 = parse_s7(cotp.payload) if cotp.code == COTP_DT and cotp.payload else None
+    return (s7 is not None and s7.rosctr == USERDATA and s7.type_group == 0x44 and s7.subfunction == 0x01
+            and bool(s7.durn) and len(s7.data) <= 4)
+
+
+def _starts(prefix: str) -> Callable[[str], bool]:
+    return lambda detail: detail.startswith(prefix)
+
+
+def _service(name: str) -> Callable[[str], bool]:
+    return lambda detail: detail.split(" ", 1)[0] == name
 
 
 def _dcp_identify_well_formed(payload: bytes) -> str | None:
@@ -60,8 +76,13 @@ def _device_id(detail: str) -> bool:
 CATALOGUE: dict[str, tuple[Allowed, ...]] = {
     "modbus": (Allowed(43, "Read Device Identification", _device_id),),
     "enip": (Allowed(0x63, "ListIdentity"), Allowed(0x64, "ListInterfaces"), Allowed(0x04, "ListServices")),
-    "s7comm": (Allowed(240, "Setup Communication"), Allowed(0x0401, "Read SZL")),
-    "bacnet": (Allowed(8, "who_is"), Allowed(12, "read_property"), Allowed(14, "read_property_multiple")),
+    # the code alone is also an S7comm-plus function's, and BACnet's confirmed and unconfirmed
+    # services share codes (confirmed 8 is AddListElement, unconfirmed 14 You-Are): the detail,
+    # which starts with the decoded service, tells them apart
+    "s7comm": (Allowed(240, "Setup Communication", _starts("PDU length ")),
+               Allowed(0x0401, "Read SZL", _starts("CPU Functions; SZL "))),
+    "bacnet": (Allowed(8, "who_is", _service("who_is")), Allowed(12, "read_property", _service("read_property")),
+               Allowed(14, "read_property_multiple", _service("read_property_multiple"))),
     "snmp": (Allowed(0, "get"), Allowed(1, "getnext")),
     "profinet": (Allowed("dcp-identify", "DCP Identify"),),
     "opcua": (Allowed(446, "OpenSecureChannel"), Allowed(428, "GetEndpoints"), Allowed(422, "FindServers"),
@@ -69,9 +90,10 @@ CATALOGUE: dict[str, tuple[Allowed, ...]] = {
     "http": (Allowed("HEAD", "HEAD"),),
 }
 
-# Frames the decoder reports no operation for that are still allowed: connection set-up only.
+# Frames the decoder reports no operation for that are still allowed: connection set-up, and the
+# follow-up of a reply already allowed (S7: the next fragment of a Read SZL reply).
 SILENT: dict[str, Callable[[bytes], bool]] = {
-    "s7comm": _s7_connect,
+    "s7comm": _s7_silent,
     "opcua": _opcua_hello,
 }
 

@@ -13,7 +13,18 @@ from plantguard.protocols.registry import spec_of
 
 TRANSPORTS = ("tcp", "udp", "tls", "l2")
 
-Exchange = Generator[bytes, Optional[bytes], None]
+
+
+class NewConnection:
+    """Yielded by a TCP query instead of a frame: close this connection (our FIN), then open a
+    new one to the same port for the frames that follow (an S7 connection request to another
+    slot). The old one is closed first, so a device never has two of ours open; the query is
+    sent None back."""
+
+
+NEW_CONNECTION = NewConnection()
+
+Exchange = Generator["bytes | NewConnection", Optional[bytes], None]
 
 
 @dataclass(frozen=True)

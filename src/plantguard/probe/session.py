@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from plantguard.probe.evidence import Evidence
 from plantguard.probe.limits import DEFAULT_TIMEOUT, Breaker, RateCap
-from plantguard.probe.query import Query, Target
+from plantguard.probe.query import NewConnection, Query, Target
 from plantguard.probe.validator import ConnectionValidator, Refused
 
 MAX_FRAMES_PER_QUERY = 32
@@ -67,6 +67,10 @@ def dry_run(plan: Plan) -> list[QueryRun]:
                 gen = q.exchange(t)
                 frame = next(gen, None)
                 while frame is not None and len(run.steps) < MAX_FRAMES_PER_QUERY:
+                    if isinstance(frame, NewConnection):
+                        v.restart()
+                        frame = _send(gen, None)
+                        continue
                     run.steps.append(Step(bytes(frame), v.check(frame)))
                     frame = _send(gen, None)
             except Refused as exc:

@@ -9,6 +9,7 @@ import time
 
 from plantguard.probe.evidence import Evidence
 from plantguard.probe.limits import Breaker, RateCap
+from plantguard.probe.query import NewConnection
 from plantguard.probe.session import DRAIN_SECONDS, MAX_FRAMES_PER_QUERY, MAX_RESPONSE, QueryRun, Step, _send
 from plantguard.probe.validator import ConnectionValidator
 
@@ -35,6 +36,11 @@ def frames(r: QueryRun, v: ConnectionValidator):
     gen = r.query.exchange(r.target)
     frame = next(gen, None)
     while frame is not None:
+        if isinstance(frame, NewConnection):          # only TCP asks: the caller reconnects
+            v.restart()
+            yield frame
+            frame = _send(gen, None)
+            continue
         if len(r.steps) >= MAX_FRAMES_PER_QUERY:
             r.reason = f"stopped after {MAX_FRAMES_PER_QUERY} frames"
             return
@@ -45,66 +51,91 @@ def frames(r: QueryRun, v: ConnectionValidator):
 
 
 def _tcp(r: QueryRun, v, cap: RateCap, timeout: float, ev: Evidence, breaker: Breaker) -> None:
-    t, q = r.target, r.query
     gen = frames(r, v)
     step = next(gen, None)               # validate the first frame before even connecting
+    while isinstance(step, NewConnection):
+        step = _send(gen, None)
     if step is None:
         r.status = "answered"
         return
-    cap.take()                           # the SYN
-    try:
-        sock = socket.create_connection((t.ip, q.port), timeout=timeout)
-    except ConnectionRefusedError:
-        r.status, r.reason = "closed", f"tcp/{q.port} refused the connection"
+    conn = _connect(r, cap, timeout, ev, breaker)
+    if conn is None:
         return
-    except OSError as exc:
-        r.status, r.reason = "no answer", f"tcp/{q.port}: {exc.strerror or exc}"
-        breaker.error(t.ip, r.reason)
-        return
-    local = sock.getsockname()[:2]
-    r.local_port = local[1]
-    tr = ev.tcp((local[0], local[1]), (t.ip, q.port))
+    sock, tr = conn
     buf = bytearray()
     reset = False
     try:
         while step is not None:
+            if isinstance(step, NewConnection):
+                _finish(sock, tr, False, cap)     # ours closed before the next one opens
+                sock = None
+                conn = _connect(r, cap, timeout, ev, breaker)
+                if conn is None:
+                    return
+                sock, tr = conn
+                buf = bytearray()
+                step = gen.send(None)
+                continue
             cap.take()
             sent_at = time.monotonic()
             sock.sendall(step.frame)
             tr.data(step.frame, True)
             step.seconds = 0.0
-            if q.no_reply and q.no_reply(step.frame):
+            if r.query.no_reply and r.query.no_reply(step.frame):
                 step = gen.send(None)        # nothing to wait for: the close follows
                 continue
-            response, buf, got = _read_pdu(sock, buf, q.response_length, timeout)
+            response, buf, got = _read_pdu(sock, buf, r.query.response_length, timeout)
             if got:
                 tr.data(got, False)
             if response is None:
                 r.status, r.reason = "no answer", f"no complete response in {timeout:g} s"
-                breaker.error(t.ip, r.reason)
+                breaker.error(r.target.ip, r.reason)
                 break
             step.response, step.seconds = response, time.monotonic() - sent_at
-            breaker.latency(t.ip, step.seconds)
+            breaker.latency(r.target.ip, step.seconds)
             r.status = "answered"
-            if breaker.stops(t.ip):
+            if breaker.stops(r.target.ip):
                 break
             step = gen.send(response)
     except (ConnectionResetError, BrokenPipeError) as exc:
         reset = True
         r.status, r.reason = "error", f"the device reset the connection ({type(exc).__name__})"
-        breaker.error(t.ip, r.reason)
+        breaker.error(r.target.ip, r.reason)
     except StopIteration:
         pass
     finally:
-        if reset:
-            sock.close()                 # the device reset it: nothing to send, but free the socket
-            tail = b""
-        else:
-            cap.take()                   # our FIN is a packet we choose to send: under the cap too
-            tail = _close(sock)
-        if tail:
-            tr.data(tail, False)
-        tr.close(reset_by_peer=reset)
+        if sock is not None:
+            _finish(sock, tr, reset, cap)
+
+
+def _connect(r: QueryRun, cap: RateCap, timeout: float, ev: Evidence, breaker: Breaker):
+    """(socket, transcript) of a new connection to the query's port, or None (status set)."""
+    t, q = r.target, r.query
+    cap.take()                           # the SYN
+    try:
+        sock = socket.create_connection((t.ip, q.port), timeout=timeout)
+    except ConnectionRefusedError:
+        r.status, r.reason = "closed", f"tcp/{q.port} refused the connection"
+        return None
+    except OSError as exc:
+        r.status, r.reason = "no answer", f"tcp/{q.port}: {exc.strerror or exc}"
+        breaker.error(t.ip, r.reason)
+        return None
+    local = sock.getsockname()[:2]
+    r.local_port = local[1]
+    return sock, ev.tcp((local[0], local[1]), (t.ip, q.port))
+
+
+def _finish(sock, tr, reset: bool, cap: RateCap) -> None:
+    if reset:
+        sock.close()                     # the device reset it: nothing to send, but free the socket
+        tail = b""
+    else:
+        cap.take()                       # our FIN is a packet we choose to send: under the cap too
+        tail = _close(sock)
+    if tail:
+        tr.data(tail, False)
+    tr.close(reset_by_peer=reset)
 
 
 def _read_pdu(sock, buf: bytearray, length, timeout: float):
@@ -161,6 +192,9 @@ def _udp(r: QueryRun, v, cap: RateCap, timeout: float, ev: Evidence, breaker: Br
         r.local_port = local[1]
         try:
             while step is not None:
+                if isinstance(step, NewConnection):       # no connection to renew on UDP
+                    step = gen.send(None)
+                    continue
                 cap.take()
                 sent_at = time.monotonic()
                 sock.send(step.frame)

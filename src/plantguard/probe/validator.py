@@ -52,6 +52,10 @@ class ConnectionValidator:
         if not l4 and not unicast_mac(dst_mac):
             raise Refused(f"{dst_mac} is not a unicast MAC address")
 
+    def restart(self) -> None:
+        """A new connection of the same conversation: the decoder starts afresh."""
+        self.state, self.seq, self.frames = {}, 1, 0
+
     def check(self, payload: bytes) -> list[str]:
         """The operations `payload` carries (names), or Refused."""
         if not isinstance(payload, (bytes, bytearray)) or not payload:
