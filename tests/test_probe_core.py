@@ -213,7 +213,7 @@ def test_dry_run_is_the_default_and_send_needs_an_allow_list(tmp_path):
     assert refused.returncode == 2 and "probe: allow-list" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     for args, words in ((["--targets", "10.0.0.0/8"], "smaller range"), (["--protocols", "ftp"], "not a probe protocol"),
-                        (["--max-conn-per-device", "2"], "2")):
+                        (["--max-conn-per-device", "2"], "less than or equal to 1")):
         r = cli("probe", "--site", str(site), *(["--targets", "10.10.1.5"] if "--targets" not in args else []), *args)
         assert r.returncode == 2 and words in r.stderr, r.stderr
 
