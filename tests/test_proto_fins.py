@@ -252,6 +252,44 @@ def test_program_write_across_segments_stop_and_refused_write():
     assert [(o.data["code"], o.data["function"], o.subject) for o in err] == [(0x2206, 0x0102, "src")]
 
 
-def test_engine_replays_polling_like_the_reference():
-    res = analyze([str(shared_path(f"{TRACES}/omron.pcap"))])
-    assert any(f.app == "fins" for f in res.flows)
+def _poll(sid: int, response: bool, end: bytes = b"\x00\x00") -> bytes:
+    """A Memory Area Read of DM 100, 2 words, per the FINS frame layout (or its response)."""
+    icf = 0xC0 if response else 0x80
+    head = bytes([icf, 0, 2, 0, 0xEF if response else 1, 0, 0, 1 if response else 0xEF, 0, sid & 0xFF])
+    return head + b"\x01\x01" + (end + b"\x12\x34\x56\x78" if response else b"\x82\x00\x64\x00\x00\x02")
+
+
+def _framed(fins_bytes: bytes) -> bytes:
+    return b"FINS" + (8 + len(fins_bytes)).to_bytes(4, "big") + b"\x00\x00\x00\x02" + bytes(4) + fins_bytes
+
+
+def _obs_key(o) -> tuple:
+    return o.kind, o.proto, o.src, o.dst, o.frame, o.count, tuple(sorted(map(str, o.data.items())))
+
+
+def test_polling_is_replayed_and_equals_the_reference(tmp_path):
+    """Memory Area Read polling over UDP and FINS/TCP, with a refused read and a Stop among the
+    polls: the engine replays the polls and says exactly what the reference decoder says."""
+    from plantguard.capture.reference import analyze_reference
+    from support.packets import pcap_bytes, tcp_conversation, udp_frame
+    frames, t = [], 1.7e9
+    for i in range(300):
+        end = b"\x22\x06" if i == 150 else b"\x00\x00"
+        frames.append((t + i * 0.02, udp_frame("10.0.0.1", "10.0.0.2", 50000, 9600, _poll(i, False))))
+        frames.append((t + i * 0.02 + 0.01, udp_frame("10.0.0.2", "10.0.0.1", 9600, 50000, _poll(i, True, end),
+                                                      smac="02:00:00:00:00:02", dmac="02:00:00:00:00:01")))
+    exchanges = []
+    for i in range(300):
+        exchanges += [(True, _framed(_poll(i, False))), (False, _framed(_poll(i, True)))]
+        if i == 200:
+            exchanges.append((True, _framed(_poll(i, False)[:10] + b"\x04\x02")))
+    frames += tcp_conversation("10.0.0.3", "10.0.0.2", 9600, exchanges, t0=t + 10)
+    path = tmp_path / "fins_poll.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    got, ref = analyze([path]), analyze_reference([path])
+    assert got.counters["routine_packets"] > 900
+    assert sorted(map(_obs_key, got.observations)) == sorted(map(_obs_key, ref.observations))
+    ops = {(o.data["name"], o.data["category"]) for o in got.observations if o.kind == "operation"}
+    assert ops == {("Memory Area Read", "read"), ("Stop", "control")}
+    errors = [o for o in got.observations if o.kind == "error"]
+    assert [(o.data["code"], o.src) for o in errors] == [(0x2206, "10.0.0.2")]
