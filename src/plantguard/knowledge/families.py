@@ -3,7 +3,8 @@
 Advisories often name a family only ("SIMATIC S7-300 CPU family", "MicroLogix 1400
 Controllers"); a device reports its exact model. These rules connect the two. Facts used:
 Siemens order-number prefixes (6ES7 3.. = S7-300, 6ES7 21. = S7-1200, ...), Rockwell
-catalogue prefixes (1756 = ControlLogix, 1769 = CompactLogix, 1766 = MicroLogix 1400, ...).
+catalogue prefixes (1756 = ControlLogix, 1769 = CompactLogix, 1766 = MicroLogix 1400, ...),
+Omron model prefixes (CJ2M-CPU.. = CJ series, NJ501-.. = NJ/NX series, CP1L-.. = CP1L).
 
 `asset_families` gives the families advisory matching compares; `identity_family` the one
 family the inventory names a device by ("SIMATIC S7-300", "CompactLogix 5370"), with the
@@ -42,6 +43,20 @@ FAMILY_TEXT: dict[str, re.Pattern] = {name: re.compile(p, re.I) for name, p in {
     "Modicon M221": r"\bm221\b",
     "MELSEC iQ-R": r"\bmelsec\s+iq-r\b",
     "MELSEC Q": r"\bmelsec[- ]q\b",
+    # Omron: the lines as advisories name them ("Omron PLC CJ series", "SYSMAC NJ/NX Series") and
+    # the model prefixes FINS Controller Data Read reports ("CP1L-EL20DR-D", "CJ2M-CPU31")
+    "CJ series": r"\bcj\s?-?series\b",
+    "CS series": r"\bcs\s?-?series\b",
+    "NJ/NX series": r"\bnj\s?/\s?nx\b|\bn[jx]\s?-?series\b",
+    "NX1P2": r"\bnx1p2\b",
+    "CJ1": r"\bcj1[a-z]?\b",
+    "CJ2H": r"\bcj2h\b",
+    "CJ2M": r"\bcj2m\b",
+    "CS1": r"\bcs1[a-z]?\b",
+    "CP1E": r"\bcp1e\b",
+    "CP1H": r"\bcp1h\b",
+    "CP1L": r"\bcp1l\b",
+    "CP2E": r"\bcp2e\b",
 }.items()}
 
 # (regex on the normalised order/catalogue number, families)
@@ -80,6 +95,10 @@ _CPU_RULES = [(re.compile(p, re.I), f) for p, f in [
     (r"\blogix\s?55\d\d\b", ("ControlLogix",)),
     (r"\blogix\s?556\d\b", ("ControlLogix 5560",)),
     (r"\blogix\s?557\d\b", ("ControlLogix 5570",)),
+    # Omron CPU models name their line only by prefix: CJ2M-CPU31 is a CJ, NJ501-1500 an NJ
+    (r"^\s*cj[12][a-z]?-", ("CJ series",)),
+    (r"^\s*cs1[a-z]?-", ("CS series",)),
+    (r"^\s*n[jx]\d{1,3}[a-z]?\d?-|^\s*nx1p2-", ("NJ/NX series",)),
 ]]
 
 

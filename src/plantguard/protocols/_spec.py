@@ -67,6 +67,7 @@ class ProtocolSpec:
     ethertypes: tuple[int, ...] = ()   # layer-2 protocols
     llc_snap: tuple[tuple[bytes, int], ...] = ()   # (OUI, protocol id) in 802.2 SNAP frames
     any_port: bool = False             # the signature is strict enough to claim any port
+    any_port_signature: Callable | None = None  # with any_port: a stricter signature for other ports
     replay: bool = True                # False: output depends on the whole conversation; no routine replay
     routine: tuple[Routine, ...] = ()  # recognisers tried in order (a generic short-payload one follows)
     hold: Hold | None = None           # when state the decoder keeps forbids replaying a flow's packets
@@ -112,6 +113,8 @@ def _where_problems(s: ProtocolSpec):
         yield "llc_snap entries must be (3-byte OUI, protocol id)"
     if (s.tcp_ports or s.udp_ports or s.any_port) and not callable(s.signature):
         yield "a protocol on TCP/UDP needs a callable signature"
+    if s.any_port_signature is not None and not (s.any_port and callable(s.any_port_signature)):
+        yield "any_port_signature needs any_port and must be callable"
     if not (s.tcp_ports or s.udp_ports or s.ethertypes or s.llc_snap or s.any_port):
         yield "no ports, EtherTypes, SNAP ids or any_port: it would never see a packet"
 

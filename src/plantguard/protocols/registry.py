@@ -148,7 +148,7 @@ def classify(l4: str, sport: int, dport: int, payload: bytes) -> ModuleType | No
             if _sig(m, payload):
                 return m
     for m in anyport:
-        if m not in tried and _sig(m, payload):
+        if m not in tried and _sig(m, payload, m.SPEC.any_port_signature):
             return m
     return None
 
@@ -158,8 +158,9 @@ def is_known_server_port(l4: str, port: int) -> bool:
     return port in (tcp if l4 == "tcp" else udp)
 
 
-def _sig(m: ModuleType, payload: bytes) -> bool:
+def _sig(m: ModuleType, payload: bytes, signature=None) -> bool:
+    """The module's signature (or the stricter one it gives for ports not its own)."""
     try:
-        return bool(m.SPEC.signature(payload))
+        return bool((signature or m.SPEC.signature)(payload))
     except Exception:  # a signature must never break classification
         return False

@@ -22,6 +22,9 @@ from plantguard.store.intel_tables import (Advisory, AdvisoryProduct, AdvisoryVu
                                            KevEntry)
 
 
+_VERSION_TOKEN = re.compile(r"v?\d+(?:\.\d+)+[a-z]?")
+
+
 class IntelIndex:
     """The loaded intelligence, indexed for matching. Build once per assessment."""
 
@@ -115,7 +118,9 @@ class IntelIndex:
         if models:
             return True
         fam_text = " ".join(FAMILY_TEXT[f].pattern for f in fams)
-        rest = [t for t in toks if not any(part in fam_text for part in re.split(r"[-/.]", t) if len(part) >= 3)]
+        # a version number ("versions prior to 1.10") names no model
+        rest = [t for t in toks if not _VERSION_TOKEN.fullmatch(t)
+                and not any(part in fam_text for part in re.split(r"[-/.]", t) if len(part) >= 3)]
         return bool(rest)
 
     # -- matching
