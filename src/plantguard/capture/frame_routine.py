@@ -58,7 +58,9 @@ class FrameRoutine:
             sel, r, key = sel[mask], r[mask], key[mask]
             full = hash_keys((col(key ^ salt), col(cols.src_mac[r]), col(cols.dst_mac[r]), col(cols.vlan[r]),
                               col(cols.inner_vlan[r]), col(cols.ethertype[r])))
-            for i, k in zip(sel.tolist(), full.tolist()):
+            uniq, inverse = np.unique(full, return_inverse=True)
+            code_of = np.full(len(uniq), -1, np.int64)
+            for u, k in enumerate(uniq.tolist()):          # one step per key, not per frame
                 t = self.templates.get(k)
                 if t is None:
                     if len(self.templates) >= MAX_FRAME_TEMPLATES:
@@ -70,5 +72,6 @@ class FrameRoutine:
                 if code is None:
                     code = local[k] = -2 - len(local)
                     tkeys[code] = t
-                out[i] = code
+                code_of[u] = code
+            out[sel] = code_of[inverse.reshape(-1)]
         return out
