@@ -166,7 +166,7 @@ class Engine:
         self.max_states = max_states
         self.states: OrderedDict[int, dict] = OrderedDict()   # flow slot -> its module's state
         self.templates = TemplateStore()
-        self.frames = FrameRoutine(self.modules)   # routine layer-2 frames and their templates
+        self.frame_routine = FrameRoutine(self.modules)   # routine layer-2 frames and their templates
         self.agg = ObservationAggregator(limit=max_observations)
         self.captures: list[str] = []
         self.pos = 0
@@ -211,7 +211,7 @@ class Engine:
             to_deep, replayed = self._route(ctx, arr, tkeys)
         self.primer.start(ctx, replayed, to_deep)
         l2_rows = self._layer2_rows(cols)
-        self._deep(ctx, l2_rows, self.frames.codes(arr, chunk, cols, l2_rows, tkeys), to_deep, tkeys)
+        self._deep(ctx, l2_rows, self.frame_routine.codes(arr, chunk, cols, l2_rows, tkeys), to_deep, tkeys)
         self.primer.finish()
         self._prune_holey()
         if self.table.enforce_cap(self.names, self.modules, self.captures):
