@@ -25,6 +25,9 @@ class Identity(TypedDict, total=False):
     firmware: Annotated[Text, "firmware or software revision"]
     hardware: Annotated[Text, "hardware revision"]
     serial: Annotated[Text, "serial number"]
+    revision_number: Annotated[Int, "EtherCAT revision number (CoE object 0x1018:3, SII EEPROM word 0x000C)"]
+    slave_count: Annotated[Int, "EtherCAT: slaves that answered the master's broadcast read of register 0 "
+                                "(its working counter)"]
     memory_card_serial: Annotated[Text, "serial number of the memory card (S7 SZL 0x001C index 8)"]
     plant_id: Annotated[Text, "plant designation of the module (S7 SZL 0x001C index 3)"]
     name: Annotated[Text, "station, PLC or host name"]

@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from plantguard.capture import columns, formats, routine
+from plantguard.capture.frame_routine import FrameRoutine
 from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.budget import DEFAULT as DEFAULT_BUDGET, Budget
 from plantguard.capture.deep import MAX_CLASSIFY_TRIES, DeepTier, Partial
@@ -167,6 +168,7 @@ class Engine:
         self.max_states = max_states
         self.states: OrderedDict[int, dict] = OrderedDict()   # flow slot -> its module's state
         self.templates = TemplateStore()
+        self.frame_routine = FrameRoutine(self.modules)   # routine layer-2 frames and their templates
         self.agg = ObservationAggregator(limit=max_observations)
         self.captures: list[str] = []
         self.pos = 0
@@ -211,7 +213,8 @@ class Engine:
             ctx.flows = self._place(ctx, cols, l4_rows)
             to_deep, replayed = self._route(ctx, arr, tkeys)
         self.primer.start(ctx, replayed, to_deep)
-        self._deep(ctx, self._layer2_rows(cols), to_deep, tkeys)
+        l2_rows = self._layer2_rows(cols)
+        self._deep(ctx, l2_rows, self.frame_routine.codes(arr, chunk, cols, l2_rows, tkeys), to_deep, tkeys)
         self.primer.finish()
         self._prune_holey()
         if self.table.enforce_cap(self.names, self.modules, self.captures):
@@ -480,14 +483,16 @@ class Engine:
         return (np.concatenate(pending) if pending else none,
                 np.concatenate(replayed) if replayed else none)
 
-    def _deep(self, ctx: ChunkContext, l2_rows: np.ndarray, to_deep: np.ndarray, tkeys: dict) -> None:
+    def _deep(self, ctx: ChunkContext, l2_rows: np.ndarray, l2_codes: np.ndarray, to_deep: np.ndarray,
+              tkeys: dict) -> None:
         """Decode the deep tier's rows (layer-2 protocol frames and the TCP/UDP rows _route left)
-        in capture order, then apply the replays the loop counted."""
+        in capture order, then apply the replays the loop counted. l2_codes: the layer-2 rows'
+        loop index (-1, or a routine frame's template code in tkeys: frame_routine.py)."""
         f = ctx.flows
         rows = l2_rows if f is None else np.concatenate([l2_rows, f.rows[to_deep]])
         if not len(rows):
             return
-        l4i = np.concatenate([np.full(len(l2_rows), -1, np.int64), to_deep])
+        l4i = np.concatenate([l2_codes, to_deep])
         order = np.argsort(rows, kind="stable")
         rows, l4i = rows[order], l4i[order]
         batch = DeepRows.gather(ctx, rows, l4i)
@@ -523,10 +528,11 @@ class Engine:
                 tmpl.n_replayed += 1
                 tmpl.last_i = i
                 n_routine += 1
-                note_replayed(slot_l[i], fc_l[i], j)
+                if j >= 0:
+                    note_replayed(slot_l[i], fc_l[i], j)
                 continue
             if j < 0:
-                n_deep += self._decode_l2(cap, buf, batch, i)
+                n_deep += self._decode_l2(cap, buf, batch, i, tmpl)
                 continue
             n_deep += 1
             sl, fc = slot_l[i], fc_l[i]
@@ -554,15 +560,18 @@ class Engine:
         self.counters["deep_packets"] += n_deep
         return replayed
 
-    def _decode_l2(self, cap: str, buf, batch: DeepRows, i: int) -> int:
-        """A layer-2 protocol frame: decoded from its bytes by the deep tier. 1 if it decoded."""
+    def _decode_l2(self, cap: str, buf, batch: DeepRows, i: int, tmpl: Template | None = None) -> int:
+        """A layer-2 protocol frame: decoded from its bytes by the deep tier, teaching `tmpl`
+        (a routine frame's template) what it gave. 1 if it decoded."""
         o = batch.offset[i]
         lay = decode_frame(batch.linktype[i], bytes(buf[o:o + batch.caplen[i]]))
         if lay is None:
             return 0
         add, p = self.agg.add, batch.pos[i]
-        for ob in self.deep.handle(cap, batch.frame[i], batch.ts[i], lay):
-            add(ob, p)
+        errors = self.deep.errors
+        kept = [add(ob, p) for ob in self.deep.handle(cap, batch.frame[i], batch.ts[i], lay)]
+        if tmpl is not None:
+            tmpl.learn(kept, {}, self.deep.errors != errors)
         return 1
 
     def _apply_loop_replays(self, replayed: list[Template], batch: DeepRows) -> None:

@@ -1,7 +1,9 @@
 """An asset's identity and where each part of it came from (the identity rules of
 inventory/build.py):
 - the first non-empty value of each identity key wins (the earliest, most direct statement); an
-  identity read through the device (a CIP route to a module in its chassis) is one of its modules;
+  identity read through the device (a CIP route to a module in its chassis, an EtherCAT slave
+  behind its master) is one of its modules, and what is read of one route a field at a time
+  completes that module's entry;
 - every identity key records where it came from (`identity_sources`): the protocol, capture and
   frame of the observation that first stated it, or what it was derived from (a product from a
   model, ...), the fingerprint that concluded it, or the site file;
@@ -34,7 +36,11 @@ def merge_identity(a: Asset, proto: str, data: dict, obs=None) -> None:
     if data.get("route"):
         mods = a.identity.setdefault("modules", [])
         entry = {k: v for k, v in data.items() if v not in (None, "", [], {}) and k != "role_hint"}
-        if entry not in mods and len(mods) < 64:
+        same = _module_to_complete(mods, entry)
+        if same is not None:
+            for k, v in entry.items():
+                same.setdefault(k, v)
+        elif entry not in mods and len(mods) < 64:
             mods.append(entry)
             a.identity_sources.setdefault("modules", stated(proto, obs))
         return
@@ -45,6 +51,16 @@ def merge_identity(a: Asset, proto: str, data: dict, obs=None) -> None:
             a.identity[key] = val
             a.identity_sources[key] = stated(proto, obs)
     _note_source(a, proto)
+
+
+def _module_to_complete(mods: list, entry: dict) -> dict | None:
+    """The module entry `entry` completes: the one of the same route (a route names one module;
+    an EtherCAT master reads a slave's vendor id, product code, revision and serial in separate
+    datagrams, one observation each). Its first value of each key wins."""
+    for m in mods:
+        if m.get("route") == entry["route"]:
+            return m
+    return None
 
 
 def inferred(a: Asset, key: str, value, obs, reason: str) -> None:

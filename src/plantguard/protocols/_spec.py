@@ -71,6 +71,9 @@ class ProtocolSpec:
     replay: bool = True                # False: output depends on the whole conversation; no routine replay
     routine: tuple[Routine, ...] = ()  # recognisers tried in order (a generic short-payload one follows)
     hold: Hold | None = None           # when state the decoder keeps forbids replaying a flow's packets
+    # frame_routine(buf, off, plen) -> (mask, key): the routine frames of its EtherTypes (payload at
+    # buf[off:off + plen]) with a key of what the decoder's output depends on besides MACs and VLAN
+    frame_routine: Callable | None = None
     traits: frozenset[str] = field(default_factory=frozenset)
     server_role: str | None = None     # role of the hosts that serve it, when the protocol says it
     observes: tuple[str, ...] = ()     # Observation kinds the decoder emits
@@ -140,6 +143,8 @@ def _routine_problems(s: ProtocolSpec):
         yield "hold must be a Hold(rows, width 1..4096, state)"
     if s.routine and not s.replay:
         yield "routine recognisers on a protocol that forbids replay"
+    if s.frame_routine is not None and (not callable(s.frame_routine) or not s.ethertypes or not s.replay):
+        yield "frame_routine must be callable, on a protocol with EtherTypes that allows replay"
 
 
 def unknown_key_error(module: str, err: TypeError) -> ProtocolSpecError | None:
