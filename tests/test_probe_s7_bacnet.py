@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from plantguard.probe.validator import ConnectionValidator, Refused
-from tests.support.probe import DEVICE_IP, namespace_pair, passive_identity, probe_json, site_file, stop
+from support.probe import DEVICE_IP, namespace_pair, passive_identity, probe_json, site_file, stop
 
 FIXTURES = Path(__file__).parent / "fixtures"
 S7_IDENTITY = {"order_number": "6ES7 315-2EH14-0AB0", "firmware": "V3.2.17", "name": "PLC-Boiler-3",

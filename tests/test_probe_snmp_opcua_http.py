@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.probe import DEVICE_IP, namespace_pair, passive_identity, probe_json, site_file, stop
+from support.probe import DEVICE_IP, namespace_pair, passive_identity, probe_json, site_file, stop
 
 SNMPD = "/usr/sbin/snmpd"
 COMMUNITY = "pg-cell-a-ro"
