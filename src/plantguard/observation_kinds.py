@@ -43,6 +43,8 @@ class Identity(TypedDict, total=False):
     vm_version: Annotated[Text, "its version (Fox hello vm.version)"]
     vm_uuid: Annotated[Text, "the Niagara VM's UUID (Fox hello vmUuid)"]
     host_name: Annotated[Text, "the host name a Niagara station or Workbench gives itself (Fox hello hostName)"]
+    host_address: Annotated[Text, "the address a Niagara host says it has (Fox hello hostAddress; behind NAT "
+                                  "not the packet's, so it makes no asset of its own)"]
     host_id: Annotated[Text, "Niagara host id (Fox hello hostId)"]
     brand_id: Annotated[Text, "Niagara brand id of the OEM build, raw (Fox hello brandId, e.g. vykon)"]
     fox_version: Annotated[Text, "Niagara Fox protocol version the hello states (fox.version)"]

@@ -53,7 +53,7 @@ _END, _NEXT = b"};;\n", b"};\n"
 COMMANDS = {("fox", "hello"): ("Hello", "diagnostic")}
 # hello fields the identity reads, by the key each becomes (vendor, product and role are derived)
 HELLO_FIELDS = {
-    "fox.version": "fox_version", "hostName": "host_name", "hostAddress": "ip", "app.version": "firmware",
+    "fox.version": "fox_version", "hostName": "host_name", "hostAddress": "host_address", "app.version": "firmware",
     "vm.name": "vm", "vm.version": "vm_version", "os.name": "os", "os.version": "os_version",
     "station.name": "name", "hostId": "host_id", "vmUuid": "vm_uuid", "brandId": "brand_id",
     "timeZone": "time_zone",
@@ -264,7 +264,9 @@ def _observe(pkt: Packet, frame: Frame) -> list[Observation]:
 
 def hello_identity(strings: dict[str, str]) -> dict:
     """The identity a `fox hello` gives of its sender; {} when it names nothing. Every key is the
-    sender's own statement except vendor, product and role_hint: the vendor is Tridium, whose
+    sender's own statement except vendor, product and role_hint. hostAddress is kept as host_address,
+    not as `ip` (an address that makes an asset): stations are often reached through NAT (the
+    capture's station says 192.168.2.15 from a public address). The vendor is Tridium, whose
     Niagara framework every Fox speaker runs (OEM builds keep it and say their brand in
     brandId); the product is "Niagara " and the application's name (Station, Workbench)."""
     ident = {key: strings[f] for f, key in HELLO_FIELDS.items() if strings.get(f)}
