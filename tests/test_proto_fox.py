@@ -273,3 +273,45 @@ def test_hostile_text_and_sizes_are_bounded():
         held = max(held, len(state["_c2s"].pending))
         assert len(state["_c2s"].pending) <= fox.MAX_FRAME
     assert held > 0
+
+
+def test_nested_message_fields_are_not_the_frames():
+    """An `m:` value opens a nested message closed by its own `}` line; its fields (a user
+    name inside it too) are not the frame's, and the frame still ends at its `};;`."""
+    frame = (b"fox a 4 -1 fox hello\n{\napp.name=s:Station\nextra=m:{\nusername=s:inner\n"
+             b"deeper=m:{\nx=i:1\n}\n}\napp.version=s:4.10\n};;\n")
+    assert fox.frame_len(frame, 0) == len(frame)
+    f = fox.parse_frame(frame)
+    assert [k for k, _t, _v in f.fields] == ["app.name", "app.version"]
+    out = fox.decode(packet(frame, dport=1911))
+    assert not of_kind(out, "credential") and of_kind(out, "identity")[0].data["firmware"] == "4.10"
+
+
+def _obs_key(o) -> tuple:
+    return o.kind, o.proto, o.src, o.dst, o.frame, o.count, tuple(sorted(map(str, o.data.items())))
+
+
+def test_chatty_session_is_replayed_and_equals_the_reference(tmp_path):
+    """The capture's hello exchange, then 300 small frames each way and a login in the middle
+    (built per the framing). The capture shows no keep-alive, so no Fox routine is declared and
+    these frames (26 bytes, past the generic short-payload replay) are all decoded; the engine
+    must say what the reference decoder says, repeats folded into one observation."""
+    from plantguard.capture.reference import analyze_reference
+    from support.packets import pcap_bytes, tcp_conversation
+    (c_hello, s_hello) = [p for f, _c, p in _payloads() if f in (4, 6)]
+    ping, pong = b"fox a 7 -1 fox ping\n{\n};;\n", b"fox r 8 7 fox pong\n{\n};;\n"
+    login = b"fox a 9 -1 fox authenticate\n{\nusername=s:operator\n};;\n"
+    exchanges = [(True, c_hello), (False, s_hello)]
+    for i in range(300):
+        exchanges += [(True, ping), (False, pong)]
+        if i == 150:
+            exchanges.append((True, login))
+    path = tmp_path / "fox_chatty.pcap"
+    path.write_bytes(pcap_bytes(tcp_conversation("10.0.0.3", "10.0.0.2", 1911, exchanges)))
+    got, ref = analyze([path]), analyze_reference([path])
+    assert sorted(map(_obs_key, got.observations)) == sorted(map(_obs_key, ref.observations))
+    assert got.counters["deep_packets"] >= 603
+    creds = [o.data["user"] for o in got.observations if o.kind == "credential"]
+    assert creds == ["operator"]
+    ops = {(o.data["name"], o.count) for o in got.observations if o.kind == "operation"}
+    assert ops == {("Hello", 1), ("fox ping", 300), ("fox authenticate", 1)}

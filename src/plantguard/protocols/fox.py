@@ -254,7 +254,7 @@ def _observe(pkt: Packet, frame: Frame) -> list[Observation]:
                                       (f"{frame.channel} {frame.command}", "other"))
         out.append(pkt.observe("operation", NAME, subject="dst", category=category,
                                code=f"{frame.channel}.{frame.command}", name=name,
-                               detail=f"frame {FRAME_TYPES.get(frame.kind, frame.kind)} seq={frame.seq}"))
+                               detail=f"{FRAME_TYPES.get(frame.kind, frame.kind)} frame"))
         user = next((strings[k] for k in USER_FIELDS if strings.get(k)), None)
         if user:
             out.append(pkt.observe("credential", NAME, subject=client, user=user, password=None,
