@@ -88,7 +88,9 @@ def test_station_and_workbench_identity():
     assert bench["role_hint"] == "engineering-workstation" and bench["os"] == "Windows XP"
     assert bench["host_name"] == "xpvm-0omdc01xmy" and "name" not in bench
     services = [(o.src, o.subject, o.data) for o in of_kind(obs, "service", "fox")]
-    assert services == [(WORKBENCH, "dst", {"name": "fox", "protocol_version": "1.0"}),
+    assert services == [(WORKBENCH, "dst", {"name": "fox"}),
+                        (STATION, "src", {"name": "fox", "software": "Niagara Station 3.5.41.1",
+                                          "protocol_version": "1.0"}),
                         (STATION, "src", {"name": "fox", "auth_scheme": "digest-md5"})]
     ops = [(o.src, o.dst, o.data["category"], o.data["name"]) for o in of_kind(obs, "operation", "fox")]
     assert ops == [(WORKBENCH, STATION, "diagnostic", "Hello")]
@@ -100,7 +102,8 @@ def test_inventory_names_the_station_a_gateway_and_the_workbench_an_engineering_
     st, wb = assets[STATION], assets[WORKBENCH]
     assert st.role == "gateway" and st.identity["vendor"] == "Tridium" and st.identity["firmware"] == "3.5.41.1"
     assert st.identity_sources["firmware"]["proto"] == "fox" and st.identity_sources["firmware"]["frame"] == 6
-    assert ("tcp", 1911) in st.services and st.services[("tcp", 1911)].name == "fox"
+    svc = st.services[("tcp", 1911)]
+    assert svc.name == "fox" and svc.banner == "Niagara Station 3.5.41.1"
     assert wb.role == "engineering-workstation"
     # the addresses the hellos state (behind NAT) are no devices of their own
     assert "192.168.2.15" not in assets and "192.168.1.125" not in assets
@@ -228,6 +231,7 @@ def test_hello_across_segments_and_two_frames_in_one():
     assert fox.frame_len(tricky, 0) == len(tricky)
     out = stream([(False, hello[:30]), (False, hello[30:cut]), (False, hello[cut:] + tricky)], fox, dport=1911)
     assert [o.kind for o in out] == ["service", "identity", "service"]
+    assert out[0].data["software"] == "Niagara Station 3.5.41.1"
     assert out[1].data["name"] == "Legion_HQ_V4" and out[2].data["auth_scheme"] == "digest-md5"
 
 

@@ -233,19 +233,23 @@ def _observe(pkt: Packet, frame: Frame) -> list[Observation]:
     out: list[Observation] = []
     strings = frame.strings()
     hello = frame.channel == "fox" and frame.command == "hello"
-    if once(pkt, "service"):
-        svc = {"name": NAME}
-        if hello and strings.get("fox.version"):
+    svc: dict = {}
+    if not pkt.from_client and hello and once(pkt, "station-hello"):
+        # what the station says it runs names the service (its banner in the inventory)
+        if strings.get("app.name"):
+            named = ("Niagara", strings["app.name"], strings.get("app.version"))
+            svc["software"] = " ".join(x for x in named if x)[:MAX_TEXT]
+        if strings.get("fox.version"):
             svc["protocol_version"] = strings["fox.version"]
-        out.append(pkt.observe("service", NAME, subject=server, **svc))
+    if not pkt.from_client and frame.channel == "fox" and frame.command == "challenge" and strings.get("method") \
+            and once(pkt, "challenge"):
+        svc["auth_scheme"] = strings["method"]    # the station asks for a login and says how (digest-md5)
+    if once(pkt, "service") or svc:
+        out.append(pkt.observe("service", NAME, subject=server, name=NAME, **svc))
     if hello and once(pkt, ("hello", pkt.from_client)):
         ident = hello_identity(strings)
         if ident:
             out.append(pkt.observe("identity", NAME, subject="src", **ident))
-    if frame.channel == "fox" and frame.command == "challenge" and not pkt.from_client and strings.get("method") \
-            and once(pkt, "challenge"):
-        # the station asks the client to log in and says how (digest-md5 in the capture)
-        out.append(pkt.observe("service", NAME, subject="src", name=NAME, auth_scheme=strings["method"]))
     if frame.kind == "e" or (hello and strings.get("fatal")):
         out.append(pkt.observe("error", NAME, subject="src", code=frame.command,
                                name=strings.get("fatal") or f"Fox error frame: {frame.channel} {frame.command}"))
