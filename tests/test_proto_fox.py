@@ -109,6 +109,16 @@ def test_inventory_names_the_station_a_gateway_and_the_workbench_an_engineering_
     assert "192.168.2.15" not in assets and "192.168.1.125" not in assets
 
 
+def test_station_vendor_folds_with_advisory_and_bacnet_spellings():
+    """Advisories name "Tridium", BACnet vendor id 36 is "Tridium Inc.", the hello's brand id is
+    "vykon": one company for matching."""
+    from plantguard.knowledge.vendors import vendor_key
+    station = _identity(deep_observations(shared_path(PCAP)), STATION)
+    assert vendor_key(station["vendor"]) == vendor_key("Tridium Inc.") == vendor_key(station["brand_id"]) \
+        == "tridium"
+    assert vendor_key("Honeywell") != "tridium"
+
+
 def test_no_tridium_advisory_in_the_csaf_sample():
     """The OT index lists Tridium Niagara advisories (ICSA-18-191-03, -18-333-02, -19-262-01,
     -20-224-03) but the sample holds none of their documents: there is nothing to match yet. When
