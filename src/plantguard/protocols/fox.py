@@ -68,8 +68,8 @@ __all__ = ["COMMANDS", "FRAME_TYPES", "Frame", "NAME", "SPEC", "decode", "frame_
 
 class Frame:
     """One Fox frame: its header and the top-level fields of its message(s), in order, as
-    (key, type letter, value): str for s/i/f/t/z and unknown letters (text of the line), int for
-    i when it parses, bool for z, (object type, byte count) for o, byte count for b."""
+    (key, type letter, value): the line's text for s, f, t and unknown letters, int for i (text
+    when it does not parse), bool for z, (object type, byte count) for o, byte count for b."""
     __slots__ = ("kind", "seq", "reply", "channel", "command", "fields")
 
     def __init__(self, kind: str, seq: int, reply: int, channel: str, command: str, fields: list):
