@@ -22,7 +22,7 @@ BUILT = (b"fox a 0 -1 fox hello\n{\nfox.version=s:1.0\napp.name=s:Station\napp.v
          b"sysInfo=o:bog 4[<b/>]\n};;\n")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def real_payloads() -> tuple[bytes, ...]:
     out: list[bytes] = []
     if SHARED_DATA.is_dir() and (SHARED_DATA / SAMPLE).exists():

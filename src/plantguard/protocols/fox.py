@@ -62,7 +62,7 @@ HELLO_FIELDS = {
 APP_ROLES = {"Workbench": "engineering-workstation"}
 USER_FIELDS = ("username", "userName", "user", "user.name")
 
-__all__ = ["COMMANDS", "FRAME_TYPES", "Frame", "NAME", "SPEC", "decode", "frame_len", "hello_identity",
+__all__ = ["COMMANDS", "FRAME_TYPES", "NAME", "SPEC", "Frame", "decode", "frame_len", "hello_identity",
            "parse_frame", "signature"]
 
 
@@ -70,7 +70,7 @@ class Frame:
     """One Fox frame: its header and the top-level fields of its message(s), in order, as
     (key, type letter, value): the line's text for s, f, t and unknown letters, int for i (text
     when it does not parse), bool for z, (object type, byte count) for o, byte count for b."""
-    __slots__ = ("kind", "seq", "reply", "channel", "command", "fields")
+    __slots__ = ("channel", "command", "fields", "kind", "reply", "seq")
 
     def __init__(self, kind: str, seq: int, reply: int, channel: str, command: str, fields: list):
         self.kind, self.seq, self.reply, self.channel, self.command, self.fields = \
