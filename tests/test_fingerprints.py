@@ -74,6 +74,8 @@ CASES = {
     "beckhoff-ads-server": (ev(services=["tcp/48898"]), ev(client_ports={("tcp", 48898)})),
     "beckhoff-ads-client": (ev(client_ports={("tcp", 48898)}), ev(client_ports={("tcp", 48898)}, services=["udp/48899"])),
     "niagara-fox-server": (ev(services=["tcp/1911"]), ev(services=["tcp/1912"])),
+    "niagara-workbench": (ev(hints=[("engineering-workstation", "fox says engineering-workstation")]),
+                          ev(serves={"fox"}, hints=[("engineering-workstation", "fox says engineering-workstation")])),
     "cip-io-scanner": (ev(client_ports={("udp", 2222)}), ev(client_ports={("udp", 2222)}, services=["udp/2222:enip"])),
     # -- 20-behaviour
     "sends-program-changes": (ev(uses={"s7comm"}, client_ops=ops(program=1), n_ctl=1),

@@ -30,6 +30,9 @@ _VENDORS: dict[str, tuple[str, tuple[str, ...]]] = {
     "omron": ("Omron", ("omron", "omron corporation")),
     "wago": ("WAGO", ("wago", "wago kontakttechnik")),
     "honeywell": ("Honeywell", ("honeywell", "honeywell international")),
+    # Niagara: advisories name Tridium; BACnet vendor 36 is "Tridium Inc."; Fox hellos say brandId
+    # "vykon", Tridium's own brand of Niagara (other OEM brands are their own companies)
+    "tridium": ("Tridium", ("tridium", "tridium inc", "vykon")),
     "delta-electronics": ("Delta Electronics", ("delta electronics", "deltaww", "delta electronics inc")),
     "beckhoff": ("Beckhoff", ("beckhoff", "beckhoff automation")),
     "emerson": ("Emerson", ("emerson", "emerson electric", "emerson process management")),
