@@ -20,7 +20,8 @@ VERSIONS = frozenset({1, 2})
 MSG_REQUEST, MSG_RESPONSE, MSG_PUBLISH, MSG_ERROR, MSG_NAK = 0, 1, 2, 3, 15
 MESSAGE_TYPES = {MSG_REQUEST: "Request", MSG_RESPONSE: "Response", MSG_PUBLISH: "Publish", MSG_ERROR: "Error",
                  MSG_NAK: "NAK"}
-ID_SESSION_INITIATE, ID_SESSION_CLOSE, ID_KEEP_ALIVE, ID_TOKEN_PASSING, ID_DIRECT, ID_AUDIT = 0, 1, 2, 3, 4, 128
+# message id 5 is Read Audit Log (HART-IP 1.1; the icsnpp traces carry it as 5)
+ID_SESSION_INITIATE, ID_SESSION_CLOSE, ID_KEEP_ALIVE, ID_TOKEN_PASSING, ID_DIRECT, ID_AUDIT = 0, 1, 2, 3, 4, 5
 MESSAGE_IDS = {ID_SESSION_INITIATE: "Session Initiate", ID_SESSION_CLOSE: "Session Close",
                ID_KEEP_ALIVE: "Keep Alive", ID_TOKEN_PASSING: "Token-Passing PDU", ID_DIRECT: "Direct PDU",
                ID_AUDIT: "Read Audit Log"}
