@@ -211,6 +211,11 @@ def test_tshark_field_by_field():
             by_frame.setdefault(frame, []).append(m)
         for frame, msgs in by_frame.items():
             r = rows.get(frame)
+            if all(m.msg_id in (hf.ID_DIRECT, hf.ID_AUDIT) for m in msgs):
+                # tshark 4.0's hart_ip knows message ids 0-3 only: direct PDUs and audit log reads
+                # are compared with the icsnpp logs alone
+                assert r is None or not r["hart_ip.version"], (case, frame)
+                continue
             score.check(f"{case} {frame} decoded by tshark", r is not None, True)
             if r is None or len(r["hart_ip.version"]) != len(msgs):
                 continue
