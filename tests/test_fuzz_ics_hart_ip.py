@@ -28,7 +28,7 @@ BUILT = bytes.fromhex("0101030000010029") + bytes.fromhex("86a695eb27b80018" "00
                                                           "0502000203" "0026" "0026" "84") + b"\x00"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def real_payloads(l4: str) -> tuple[bytes, ...]:
     out: list[bytes] = []
     if SHARED_DATA.is_dir():

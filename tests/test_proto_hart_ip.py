@@ -9,7 +9,6 @@ import re
 from collections import Counter
 
 import pytest
-
 from conftest import shared_path
 from support.baselines import Score, zeek_bytes, zeek_log
 from support.decode import deep_observations, frames, of_kind, packet, replay, stream
@@ -369,8 +368,9 @@ def _obs_key(o) -> tuple:
 def test_polling_is_replayed_and_equals_the_reference(tmp_path):
     """Cyclic command 3 and 9 polling and keep-alives over TCP and UDP, with a failed poll among
     them: the engine replays the polls and says exactly what the reference decoder says."""
-    from plantguard.capture.reference import analyze_reference
     from support.packets import pcap_bytes, tcp_conversation, udp_frame
+
+    from plantguard.capture.reference import analyze_reference
     t = 1.7e9
     frames_, exchanges = [], []
     for i in range(300):

@@ -4,14 +4,14 @@ instrument through which HART-IP gateway or multiplexer.
 Observations: service (once per flow, the HART-IP server); operation per HART command a host
 sends (in a token-passing PDU or each command of a direct PDU; category from the command
 number: reads, writes, configuration such as tag, range and damping writes, control such as
-device reset and fixed current mode) and per session initiate / close and audit log read; error
+device reset and fixed current mode) and per session initiate / close (category other: a session, no credentials) and audit log read; error
 per reply whose response code is an error (warnings such as 8 are not), per communication error
 and per HART-IP Error / NAK message or failed session initiate; identity from Read Unique
 Identifier (cmd 0, 11, 21: manufacturer, expanded device type, revisions, device id), Read Tag,
 Descriptor, Date (13, packed ASCII) and Read Long Tag (20) replies. An instrument behind the
 server is one of the server's modules (route "HART unique address ..."); a reply from the server
 itself (a protocol bridge, a gateway or HART-IP device profile) describes the server. HART-IP
-has no authentication of its own before version 2's TLS.
+version 1 has no authentication of its own.
 
 One module per part: frame (header, HART PDU, direct PDU, packed ASCII), commands (code
 tables), routine (array recogniser for process data polling and keep-alives)."""
@@ -39,9 +39,9 @@ from plantguard.protocols.hart_ip.commands import (
     response_name,
 )
 from plantguard.protocols.hart_ip.frame import (
+    AUDIT_REQUEST,
     ID_AUDIT,
     ID_DIRECT,
-    ID_KEEP_ALIVE,
     ID_SESSION_CLOSE,
     ID_SESSION_INITIATE,
     ID_TOKEN_PASSING,
@@ -52,7 +52,6 @@ from plantguard.protocols.hart_ip.frame import (
     MSG_NAK,
     MSG_REQUEST,
     SESSION_INITIATE,
-    AUDIT_REQUEST,
     Message,
     Pdu,
     message_len,
@@ -142,10 +141,11 @@ def _request(pkt: Packet, msg: Message) -> list[Observation]:
             s = SESSION_INITIATE.unpack_from(msg.body, 0)
             detail = (f"master={MASTER_TYPES.get(s.master_type, s.master_type)} "
                       f"inactivity_timer_ms={s.inactivity_timer}")
-        return [pkt.observe("operation", NAME, subject="dst", category="auth", code="session-initiate",
+        # a session (primary or secondary master, inactivity timer), no credentials: not "auth"
+        return [pkt.observe("operation", NAME, subject="dst", category="other", code="session-initiate",
                             name="Session Initiate", detail=detail)]
     if msg.msg_id == ID_SESSION_CLOSE:
-        return [pkt.observe("operation", NAME, subject="dst", category="auth", code="session-close",
+        return [pkt.observe("operation", NAME, subject="dst", category="other", code="session-close",
                             name="Session Close", detail="")]
     if msg.msg_id == ID_AUDIT:
         detail = ""
