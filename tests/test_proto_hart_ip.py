@@ -392,3 +392,30 @@ def test_polling_is_replayed_and_equals_the_reference(tmp_path):
     assert sorted(map(_obs_key, got.observations)) == sorted(map(_obs_key, ref.observations))
     errors = [o for o in got.observations if o.kind == "error"]
     assert [(o.data["code"], o.src) for o in errors] == [(32, "10.0.0.2"), (32, "10.0.0.2")]
+
+
+def test_rosemount_gateway_against_the_csaf_sample():
+    """The sample holds no HART advisory (the Emerson WirelessHART Gateway and FieldComm Group
+    HART-IP advisories are outside it); the Rosemount gateway is an Emerson device for matching
+    and meets none of the sample's Emerson advisories (PACSystems controllers)."""
+    import json
+
+    from plantguard.knowledge.csaf import read_csaf
+    from plantguard.knowledge.matching import DeviceIdentity, IntelIndex
+    from plantguard.knowledge.vendors import vendor_key
+    assert vendor_key("Rosemount") == vendor_key("Emerson")
+    idx, emerson = IntelIndex(), []
+    for path in sorted(shared_path("vuln/csaf").glob("*/*.json")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert "WirelessHART" not in text and "HART-IP" not in text, path
+        if "Emerson" in text:
+            doc = read_csaf(json.loads(text))
+            emerson.append(doc.id)
+            for p in doc.products:
+                idx.add_product(doc.id, p.product_id, p.vendor, p.product_name, p.full_name, p.version_text,
+                                p.version_kind, p.model_numbers, p.cpe)
+    assert emerson
+    gw = next(o.data for o in deep_observations(shared_path(SUITE_PCAP))
+              if o.kind == "identity" and o.data.get("vendor") == "Rosemount")
+    dev = DeviceIdentity.from_identity(gw)
+    assert not [p for p in idx.candidates(dev) if idx.match_product(dev, p) is not None]
