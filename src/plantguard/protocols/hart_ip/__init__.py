@@ -222,6 +222,8 @@ def _identity(pkt: Packet, pdu: Pdu) -> dict:
     else:
         return {}
     ident = {k: v for k, v in ident.items() if v}
+    # a device asked by its unique address is routed unless a cmd 0 reply made it the server's;
+    # a polling address names no device by itself: the reply is taken as the server's own
     if ident and pdu.address:
         unique = _unique_of(pdu.address)
         if unique is not None and unique not in pkt.state.get("hart_server_devices", ()):
