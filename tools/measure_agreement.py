@@ -51,7 +51,7 @@ TSHARK_FIELDS = (
     "opcua.servicenodeid.numeric", "snmp.data", "dns.flags.response", "dns.qry.type",
     "http.request.method", "ftp.request.command", "pn_dcp.service_id", "pn_dcp.service_type",
     "dcerpc.pkt_type", "dcerpc.opnum", "dcerpc.dg_if_id", "nbns.flags.response", "nbns.flags.opcode",
-    "tls.record.content_type",
+    "tls.record.content_type", "hart_ip.message_type", "hart_ip.message_id", "hart_ip.pt.command",
 )
 F = {name: i for i, name in enumerate(TSHARK_FIELDS)}
 
@@ -69,6 +69,7 @@ TSHARK_APP = {
     # same wire format, decoded by plantguard's dns / http modules
     "mdns": "dns", "llmnr": "dns", "ssdp": "http",
     "nbns": "nbns",
+    "hart_ip": "hart-ip",
 }
 # PROFINET IO device/controller/supervisor DCE/RPC interfaces (dea00001/2/3-6c97-11d1-8271-00a02442df7d):
 # tshark 4.0 often stops at `dcerpc` for them, the interface UUID still says PNIO-CM
@@ -98,7 +99,7 @@ ZEEK_APP = {"modbus": "modbus", "dnp3": "dnp3", "ssl": "tls", "http": "http", "f
             "s7comm": "s7comm", "cotp": "s7comm", "bacnet": "bacnet", "opcua_binary": "opcua",
             "profinet_io_cm": "profinet", "spicy_profinet_io_cm": "profinet", "telnet": "telnet",
             "iec104": "iec104", "dnp3_tcp": "dnp3", "dnp3_udp": "dnp3", "opcua-binary": "opcua",
-            "s7comm-plus": "s7comm"}
+            "s7comm-plus": "s7comm", "spicy_hart_ip_tcp": "hart-ip", "spicy_hart_ip_udp": "hart-ip"}
 
 # identity_evidence.json: which (kind, key) are device identity (the rest are listed as not compared)
 IDENTITY_KEYS = {
@@ -181,7 +182,11 @@ DECODE_AS = {
 }
 # operation families a peer has no dissector for: counted apart ("not comparable"), never as agreed
 PEER_CANNOT_DECODE = {"tshark": {"s7comm-plus": "tshark 4.0 has no S7comm-plus dissector (CATALOG.md); "
-                                                "compared with icsnpp's s7comm_plus.log in baseline-differences/s7comm.md"}}
+                                                "compared with icsnpp's s7comm_plus.log in baseline-differences/s7comm.md",
+                                 "hart-ip-direct": "tshark 4.0's hart_ip knows message ids 0-3 only, no direct PDU; "
+                                                   "compared with icsnpp's hart_ip_direct_pdu_command.log in "
+                                                   "baseline-differences/hart-ip.md"}}
+HART_IP_SESSION_OPS = {0: "session-initiate", 1: "session-close"}   # HART-IP message id -> plantguard op code
 
 
 def run_tshark(path: Path, timeout: int = 600) -> tuple[list[list[str]] | None, str]:
@@ -275,6 +280,15 @@ def plantguard_facts(path: Path):
             continue
         if o.proto == "s7comm" and str(o.data.get("detail") or "").startswith("S7comm-plus"):
             family = "s7comm-plus"
+        if o.proto == "hart-ip" and isinstance(code, int):
+            # a token-passing command names its device in the detail, a direct PDU's does not;
+            # tshark reports an extended command (16-bit) by its wire command, 31
+            if not str(o.data.get("detail") or "").startswith(("polling address", "unique address")):
+                family = "hart-ip-direct"
+            elif code > 255:
+                code = 31
+        if o.proto == "hart-ip" and code == "read-audit-log":
+            family = "hart-ip-direct"   # message id 5: tshark 4.0 does not decode it either
         if o.l4 in ("tcp", "udp"):
             key = project(o.l4, o.src, o.sport, o.dst, o.dport, f.flows)
         else:
@@ -462,6 +476,13 @@ def _ops_ip(r: list[str], protos: list[str], key: tuple, to_server: bool, f: Fac
         for m in filter(None, r[F["ftp.request.command"]].split(",")):
             if m.upper() in FTP_FILE_COMMANDS:
                 add((key, "ftp", m.upper()))
+    if "hart_ip" in protos:
+        for t, i, c in zip(_ints(r[F["hart_ip.message_type"]]), _ints(r[F["hart_ip.message_id"]]),
+                           _ints(r[F["hart_ip.pt.command"]]) or [None] * 16):
+            if t == 0 and i == 3 and c is not None:
+                add((key, "hart-ip", c))
+            elif t == 0 and i in HART_IP_SESSION_OPS:
+                add((key, "hart-ip", HART_IP_SESSION_OPS[i]))
     if "dcerpc" in protos and ("pn_io" in protos or _pnio(r)):
         for t, o in zip(_ints(r[F["dcerpc.pkt_type"]]), _ints(r[F["dcerpc.opnum"]])):
             if t == 0:

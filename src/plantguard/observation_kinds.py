@@ -92,6 +92,10 @@ class Identity(TypedDict, total=False):
     mqtt_client_id: Annotated[Text, "MQTT client id the client connected with (CONNECT)"]
     mqtt_user: Annotated[Text, "MQTT user name the client logged in with (CONNECT; never the password)"]
     route: Annotated[Text, "a module reached through the device (e.g. a CIP backplane path)"]
+    hart_revision: Annotated[Int, "HART protocol major revision the device implements (HART-IP Read Unique "
+                                  "Identifier)"]
+    device_revision: Annotated[Int, "device revision level (HART Read Unique Identifier)"]
+    hart_tag: Annotated[Text, "HART short tag, 8 packed-ASCII characters (Read Tag, Descriptor, Date)"]
     bacnet_route: Annotated[Text, "the device is behind a BACnet router: its network and MAC (NPDU source "
                                   "network and address, 'network N mac HEX'); the packet's IP is the router's"]
     objects: Annotated[list | None, "BACnet objects the device named (ReadProperty / ReadPropertyMultiple ACKs "

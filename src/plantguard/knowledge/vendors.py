@@ -35,7 +35,9 @@ _VENDORS: dict[str, tuple[str, tuple[str, ...]]] = {
     "tridium": ("Tridium", ("tridium", "tridium inc", "vykon")),
     "delta-electronics": ("Delta Electronics", ("delta electronics", "deltaww", "delta electronics inc")),
     "beckhoff": ("Beckhoff", ("beckhoff", "beckhoff automation")),
-    "emerson": ("Emerson", ("emerson", "emerson electric", "emerson process management")),
+    # Rosemount is an Emerson brand (HART manufacturer 0x26; advisories say "Emerson Rosemount ...")
+    "emerson": ("Emerson", ("emerson", "emerson electric", "emerson process management", "rosemount",
+                            "emerson rosemount")),
     "hirschmann": ("Belden Hirschmann", ("hirschmann", "belden", "belden hirschmann",
                                          "hirschmann automation and control")),
     "prosoft": ("ProSoft Technology", ("prosoft technology", "prosoft")),
