@@ -42,7 +42,14 @@ from plantguard.protocols.ads.commands import (
     group_name,
     readwrite_category,
 )
-from plantguard.protocols.ads.frame import ADS_PORT, MAX_PDU, Frame, frame_len, parse, plausible
+from plantguard.protocols.ads.frame import (
+    ADS_PORT,
+    MAX_PDU,
+    Frame,
+    frame_len,
+    parse,
+    plausible,
+)
 from plantguard.protocols.ads.routine import ads_routine
 from plantguard.protocols.base import cstr, once, printable
 
