@@ -314,3 +314,15 @@ def test_real_polling_capture_is_replayed():
     """beckoffiplink: ~1000 ReadState / Read polls of the CX; the engine replays most of them."""
     got = analyze([shared_path(f"{DIR}/beckoffiplink.pcapng")])
     assert got.counters["routine_packets"] > 3000
+
+
+def test_credential_checks_read_the_add_route_login():
+    """credentials.cleartext fails on the add-route login; credentials.default runs on it (it is
+    a login with a visible secret) and finds no documented default."""
+    from support.checks import fails, run
+    result = analyze([shared_path(f"{DIR}/addroute.pcapng")])
+    clear, _reason = run("credentials.cleartext", result)
+    titles = [f.title for f in fails(clear)]
+    assert any("ADS credentials sent in clear text from 192.168.1.99" in t and "Administrator" in t for t in titles)
+    default, reason = run("credentials.default", result)
+    assert reason is None and not fails(default)
