@@ -54,7 +54,7 @@ def _check(l4: str, payload: bytes, from_client: bool, state: dict | None = None
     out = ads.decode(pkt)
     assert isinstance(out, list) and len(out) <= 3 * ads.MAX_PDUS_PER_SEGMENT
     for o in out:
-        assert o.proto == "ads" and o.kind in ("service", "operation", "error", "identity", "credential")
+        assert o.proto == "ads" and o.kind in ("service", "operation", "error", "identity", "credential", "role")
         if o.kind == "operation":
             assert o.data["category"] in OP_CATEGORIES and isinstance(o.data["detail"], str)
             assert len(o.data["detail"]) < 1024

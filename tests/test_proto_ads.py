@@ -110,7 +110,9 @@ def test_operations_and_errors_of_a_route_add_session():
     tcp_ops = [o for o in of_kind(obs, "operation") if isinstance(o.data["code"], int)]
     assert Counter(o.data["code"] for o in tcp_ops) == want
     assert all(o.data["category"] in OP_CATEGORIES for o in tcp_ops)
-    assert {o.data["category"] for o in tcp_ops} == {"read"}
+    # ReadState / ReadDeviceInfo are diagnostics (device state, name, version), the rest reads
+    assert {(o.data["code"], o.data["category"]) for o in tcp_ops} == {
+        (1, "diagnostic"), (4, "diagnostic"), (2, "read"), (6, "read"), (7, "read"), (9, "read")}
     registry_reads = [o.data["detail"] for o in tcp_ops if o.data["code"] == 9]
     assert any("key HKLM\\Software\\Microsoft\\Windows NT\\CurrentVersion\\WinLogon value AutoAdminLogon" in d
                for d in registry_reads)
@@ -178,6 +180,9 @@ def test_add_route_is_config_with_a_cleartext_credential():
         ("192.168.1.99", "192.168.1.8", 48899, {"user": "Administrator", "password": "1", "secret_type": "password",
                                                 "cleartext": True, "result": None})]
     assert not of_kind(obs, "error")
+    # the host that searches and adds routes is TwinCAT engineering (role hint -> fingerprint)
+    roles = {(o.src, o.data["role"]) for o in of_kind(obs, "role")}
+    assert roles == {("192.168.1.99", "twincat-engineering")}
     # the default list has no Beckhoff pair (Administrator / 1 is the CX images' default): the
     # check judges the login, it just finds no documented default for it
     assert match_login("Administrator", "1", "ads") == []
@@ -310,10 +315,14 @@ def test_polling_is_replayed_and_equals_the_reference(tmp_path):
     assert [(o.data["code"], o.src) for o in errors] == [(0x703, "10.0.0.2")]
 
 
-def test_real_polling_capture_is_replayed():
-    """beckoffiplink: ~1000 ReadState / Read polls of the CX; the engine replays most of them."""
+def test_real_polling_capture_is_replayed_and_roles_hold():
+    """beckoffiplink: ~1000 ReadState / Read polls of the CX; the engine replays most of them. The
+    CX is the plc (a TwinCAT runtime), the PC polling its state online is the engineering station."""
+    from plantguard.inventory.build import build_assets
     got = analyze([shared_path(f"{DIR}/beckoffiplink.pcapng")])
     assert got.counters["routine_packets"] > 3000
+    roles = {a.ip: a.role for a in build_assets(got, None) if a.ip}
+    assert roles["192.168.1.8"] == "plc" and roles["192.168.1.99"] == "engineering-workstation"
 
 
 def test_credential_checks_read_the_add_route_login():

@@ -7,7 +7,8 @@ AMS port, index group and offset in the detail); error per response whose AMS er
 result is not 0; identity from ReadDeviceInfo replies (ADS device name and version), from the
 system service's target description (model, TwinCAT version) and from discovery replies (AMS
 NetId, host name, TwinCAT version, OS); add-route requests are config operations and carry a
-user name and password in clear (a credential). ADS itself has no authentication.
+user name and password in clear (a credential); the host that searches or adds routes gets the
+role hint twincat-engineering. ADS itself has no authentication.
 
 One module per part: frame (AMS/TCP and AMS headers, plausibility), commands (code tables),
 discovery (UDP 48899), routine (array recogniser for cyclic polling)."""
@@ -58,6 +59,11 @@ MAX_PDUS_PER_SEGMENT = 64
 TARGET_DESC = b"<TcTargetDesc>"
 # commands whose response data starts with the ADS result (Device Notification has none)
 WITH_RESULT = frozenset({1, 2, 3, 4, 5, 6, 7, 9})
+# who searches for TwinCAT systems or adds routes to them is TwinCAT engineering (XAE / System
+# Manager "Choose Target"): a role hint the fingerprints turn into engineering-workstation
+ENGINEERING_HINT = "twincat-engineering"
+ENGINEERING_REASONS = {1: "searches for TwinCAT systems (ADS discovery, udp/48899)",
+                       6: "adds an ADS route to a TwinCAT system (udp/48899)"}
 
 __all__ = ["COMMANDS", "NAME", "SPEC", "Frame", "decode", "describe", "signature", "strict_signature"]
 
@@ -216,6 +222,9 @@ def _discovery(pkt: Packet) -> list[Observation]:
         out.append(pkt.observe("service", NAME, subject="src" if reply else "dst", name=NAME))
     name = discovery.SERVICES.get(service, f"ADS UDP service {service}")
     if not reply:
+        if once(pkt, ("role", service)):
+            out.append(pkt.observe("role", NAME, subject="src", role=ENGINEERING_HINT,
+                                   reason=ENGINEERING_REASONS.get(service, f"sends TwinCAT UDP service {service}")))
         if service == discovery.ADD_ROUTE:
             out.append(pkt.observe("operation", NAME, subject="dst", category="config", code=f"udp/{service}",
                                    name=name, detail=discovery.route_detail(h, tags)))
@@ -254,5 +263,5 @@ SPEC = ProtocolSpec(
     routine=(Routine(ads_routine, 128),),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
-    observes=("credential", "error", "identity", "operation", "service"),
+    observes=("credential", "error", "identity", "operation", "role", "service"),
 )

@@ -2,7 +2,10 @@
 specification numbers them (command ids, error codes and transmission modes as tshark's `ams`
 dissector names them), with the operation category each command falls in (model.OP_CATEGORIES).
 
-Categories: reading data, state or device info and subscribing to notifications is `read`;
+Categories: reading data and subscribing to notifications is `read`; reading the device's
+name, version or state (ReadDeviceInfo, ReadState) is `diagnostic`, as identification and status
+reads are for the other controller protocols (an engineering tool online with a TwinCAT system
+polls its state; an HMI polls data);
 Write is `write`; ReadWrite is `write` unless its index group is one where the written bytes are
 only the question (a symbol name to look up, a list of reads, a registry key to read): then
 `read` (READWRITE_READS). WriteControl is `control` (run, stop, reset, ...) or `config` for the
@@ -14,10 +17,10 @@ ADD_NOTIFICATION, DELETE_NOTIFICATION, NOTIFICATION, READ_WRITE = 6, 7, 8, 9
 
 # command id -> (name, category); the names as tshark's ams.cmdid value strings give them
 COMMANDS: dict[int, tuple[str, str]] = {
-    READ_DEVICE_INFO: ("ADS Read Device Info", "read"),
+    READ_DEVICE_INFO: ("ADS Read Device Info", "diagnostic"),
     READ: ("ADS Read", "read"),
     WRITE: ("ADS Write", "write"),
-    READ_STATE: ("ADS Read State", "read"),
+    READ_STATE: ("ADS Read State", "diagnostic"),
     WRITE_CONTROL: ("ADS Write Control", "control"),
     ADD_NOTIFICATION: ("ADS Add Device Notification", "read"),
     DELETE_NOTIFICATION: ("ADS Delete Device Notification", "read"),
