@@ -274,6 +274,12 @@ def test_write_control_write_and_readwrite_by_hand():
     assert details[3] == "port 851 index group 0x4020 (PLC memory %M) offset 0x0 length 4"
     assert details[4].endswith("symbol MAIN.nStep")
     assert "ADS state STOP (6)" in details[0]
+    # on the system service (AMS port 10000) a Write starts a process, sets the registry, writes a file
+    sysw = [_ams(3, struct.pack("<III", g, 0, 4) + bytes(4), port=10000, invoke=10 + i)
+            for i, g in enumerate((500, 200, 123, 600))]
+    sysw.append(_ams(9, struct.pack("<IIII", 120, 0, 4, 12) + b"C:\\boot.ini\x00", port=10000, invoke=20))
+    cats = [o.data["category"] for o in of_kind(stream([(True, b"".join(sysw))], ads, dport=48898), "operation")]
+    assert cats == ["control", "config", "file", "config", "file"]
     # a Write refused by the PLC (ADS result 0x704 INVALID ACCESS) is an error of the PLC
     refused = _ams(3, struct.pack("<I", 0x704), response=True)
     err = [o for o in ads.decode(packet(refused, sport=48898, dport=40000, from_client=False)) if o.kind == "error"]

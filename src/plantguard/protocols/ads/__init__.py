@@ -42,6 +42,7 @@ from plantguard.protocols.ads.commands import (
     error_name,
     group_name,
     readwrite_category,
+    write_category,
 )
 from plantguard.protocols.ads.frame import (
     ADS_PORT,
@@ -182,6 +183,9 @@ def describe(command: int, port: int, data: bytes) -> tuple[str, str, str]:
             category = readwrite_category(port, group)
             detail += f" read {length} write {write_len}"
             detail += _written_name(port, group, data[16:16 + min(write_len, 512)])
+        elif command == WRITE:
+            category = write_category(port, group)
+            detail += f" length {length}"
         elif command == ADD_NOTIFICATION and n >= 24:
             mode, _delay, cycle = struct.unpack_from("<III", data, 12)
             detail += f" length {length} mode {TRANS_MODES.get(mode, mode)} cycle {cycle}"

@@ -8,7 +8,9 @@ reads are for the other controller protocols (an engineering tool online with a 
 polls its state; an HMI polls data);
 Write is `write`; ReadWrite is `write` unless its index group is one where the written bytes are
 only the question (a symbol name to look up, a list of reads, a registry key to read): then
-`read` (READWRITE_READS). WriteControl is `control` (run, stop, reset, ...) or `config` for the
+`read` (READWRITE_READS). On the system service (AMS port 10000) Write and ReadWrite take the
+category of what the index group does to the host: `file` for its file functions, `config` for
+the registry, the clock and the AMS NetId, `control` for starting a process. WriteControl is `control` (run, stop, reset, ...) or `config` for the
 configuration states (CONFIG, RECONFIG, SAVECFG, LOADCFG)."""
 from __future__ import annotations
 
@@ -73,6 +75,10 @@ READWRITE_READS = frozenset({0xF003, 0xF004, 0xF007, 0xF008, 0xF009, 0xF00B, 0xF
                              0xF080, 0xF083, 0xF084, 0xF085, 0xF086})
 # ... and these on the system service (registry read, fopen for reading, fread, fgets, feof, ftell)
 SYSTEM_READWRITE_READS = frozenset({REGISTRY, 101, 122, 125, 126, 130})
+# Write / ReadWrite to the system service: what the group does to the host (file access, the
+# registry, the clock, starting a process, the AMS NetId) decides the category
+_FILE_GROUPS = frozenset({100, 101, 102, 110, 111, *range(120, 133)})
+SYSTEM_WRITE_CATEGORIES = {REGISTRY: "config", 300: "other", 400: "config", 500: "control", 600: "config"}
 # groups whose written bytes start with a name (symbol name, registry key): shown in the detail
 NAMED_GROUPS = frozenset({0xF003, 0xF004, 0xF007, 0xF009})
 
@@ -128,9 +134,24 @@ def group_name(port: int, group: int) -> str:
 
 
 def readwrite_category(port: int, group: int) -> str:
-    """ReadWrite: `read` when the group only takes a question (see READWRITE_READS), else `write`."""
-    if group in READWRITE_READS or (port == SYSTEM_SERVICE_PORT and group in SYSTEM_READWRITE_READS):
-        return "read"
+    """ReadWrite: `read` when the group only takes a question (see READWRITE_READS); on the system
+    service `file` for its file functions and the group's own category for the others; else `write`."""
+    if port == SYSTEM_SERVICE_PORT:
+        if group in _FILE_GROUPS:
+            return "file"
+        if group in SYSTEM_READWRITE_READS:
+            return "read"
+        return SYSTEM_WRITE_CATEGORIES.get(group, "write")
+    return "read" if group in READWRITE_READS else "write"
+
+
+def write_category(port: int, group: int) -> str:
+    """Write: `write` (data) except on the system service, where it writes a file, the registry,
+    the clock, starts a process or changes the AMS NetId."""
+    if port == SYSTEM_SERVICE_PORT:
+        if group in _FILE_GROUPS:
+            return "file"
+        return SYSTEM_WRITE_CATEGORIES.get(group, "write")
     return "write"
 
 
