@@ -30,7 +30,6 @@ from plantguard.protocols.ads.commands import (
     NOTIFICATION,
     READ,
     READ_DEVICE_INFO,
-    READ_STATE,
     READ_WRITE,
     REGISTRY,
     SYSTEM_SERVICE_PORT,
@@ -199,9 +198,7 @@ def describe(command: int, port: int, data: bytes) -> tuple[str, str, str]:
         detail += f" ADS state {sname} ({state}) device state {device_state}"
     elif command == DELETE_NOTIFICATION and n >= 4:
         detail += f" handle {struct.unpack_from('<I', data, 0)[0]}"
-    elif command in (READ_DEVICE_INFO, READ_STATE):
-        pass
-    return name, category, detail
+    return name, category, detail   # ReadDeviceInfo and ReadState carry no data: the port says all
 
 
 def _written_name(port: int, group: int, written: bytes) -> str:
