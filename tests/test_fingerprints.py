@@ -73,6 +73,8 @@ CASES = {
     "melsoft-client": (ev(client_ports={("udp", 5560)}), ev(client_ports={("udp", 5561)})),
     "beckhoff-ads-server": (ev(services=["tcp/48898"]), ev(client_ports={("tcp", 48898)})),
     "beckhoff-ads-client": (ev(client_ports={("tcp", 48898)}), ev(client_ports={("tcp", 48898)}, services=["udp/48899"])),
+    "twincat-engineering": (ev(hints=[("twincat-engineering", "ADS discovery search")]),
+                            ev(hints=[("twincat-engineering", "ADS discovery search")], services=["tcp/48898"])),
     "niagara-fox-server": (ev(services=["tcp/1911"]), ev(services=["tcp/1912"])),
     "niagara-workbench": (ev(hints=[("engineering-workstation", "fox says engineering-workstation")]),
                           ev(serves={"fox"}, hints=[("engineering-workstation", "fox says engineering-workstation")])),

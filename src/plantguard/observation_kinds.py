@@ -65,6 +65,7 @@ class Identity(TypedDict, total=False):
     contact: Annotated[Text, "contact person the device reports (SNMP sysContact)"]
     common_address: Annotated[Int, "IEC 60870-5-104 common address of ASDU"]
     device_id: Annotated[Int, "device id (Modbus Read Device Identification object, …)"]
+    ams_net_id: Annotated[Text, "Beckhoff AMS NetId of the TwinCAT system (ADS discovery replies, the AMS header of its ADS replies)"]
     ip: Annotated[Text, "an IP address the device announces for itself"]
     netmask: Annotated[Text, "the netmask it announces"]
     gateway: Annotated[Text, "the default gateway it announces"]

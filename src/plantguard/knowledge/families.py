@@ -4,7 +4,8 @@ Advisories often name a family only ("SIMATIC S7-300 CPU family", "MicroLogix 14
 Controllers"); a device reports its exact model. These rules connect the two. Facts used:
 Siemens order-number prefixes (6ES7 3.. = S7-300, 6ES7 21. = S7-1200, ...), Rockwell
 catalogue prefixes (1756 = ControlLogix, 1769 = CompactLogix, 1766 = MicroLogix 1400, ...),
-Omron model prefixes (CJ2M-CPU.. = CJ series, NJ501-.. = NJ/NX series, CP1L-.. = CP1L).
+Omron model prefixes (CJ2M-CPU.. = CJ series, NJ501-.. = NJ/NX series, CP1L-.. = CP1L),
+Beckhoff's runtime name (TwinCAT).
 
 `asset_families` gives the families advisory matching compares; `identity_family` the one
 family the inventory names a device by ("SIMATIC S7-300", "CompactLogix 5370"), with the
@@ -57,6 +58,9 @@ FAMILY_TEXT: dict[str, re.Pattern] = {name: re.compile(p, re.I) for name, p in {
     "CP1H": r"\bcp1h\b",
     "CP1L": r"\bcp1l\b",
     "CP2E": r"\bcp2e\b",
+    # Beckhoff: advisories name the runtime ("TwinCAT: 3.1 Build 4022.4 or prior"); ADS
+    # discovery and ReadDeviceInfo name the same runtime and its version
+    "TwinCAT": r"\btwincat\b",
 }.items()}
 
 # (regex on the normalised order/catalogue number, families)
