@@ -27,7 +27,7 @@ a burst when a value changes (stNum counting up, sqNum back to 0). So what the d
   The state is at most MAX_STREAMS control blocks per run; later ones are decoded without it.
 
 Routine: heartbeats dominate. frame_routine() replays a frame only when it continues its control
-block's stream (same bytes but sqNum, which is one more) and the next frame of that stream in the
+block's stream (same bytes but sqNum, which is one more, and t) and the next frame of that stream in the
 chunk continues it too; so every decoded frame's predecessor was decoded, and the state a decoded
 frame is judged by is what decoding every frame would have left (docs/engine.md)."""
 from __future__ import annotations
@@ -43,7 +43,7 @@ from plantguard.protocols._spec import ProtocolSpec
 from plantguard.util.arrays import col, hash_keys
 
 NAME = "goose"
-ETHERTYPE = 0x88B8
+GOOSE_ETHERTYPE = 0x88B8
 APDU_TAG = 0x61
 MAX_ELEMENTS = 32               # elements of a goosePdu read (it has 12)
 MAX_STREAMS = 1024              # control blocks whose stNum / sqNum / confRev are tracked per run
@@ -230,6 +230,7 @@ def _walk(arr: np.ndarray, off: np.ndarray, plen: np.ndarray):
     sqs = np.zeros(n, np.int64)
     ref_at = np.zeros((2, n), np.int64)
     sq_at = np.zeros((2, n), np.int64)
+    t_at = np.zeros((2, n), np.int64)
     pos = start.copy()
     active = ok & (pos < stop)
     for _ in range(MAX_ELEMENTS):
@@ -238,6 +239,9 @@ def _walk(arr: np.ndarray, off: np.ndarray, plen: np.ndarray):
         g, t, s, e = l2.tlv(arr, pos, stop)
         ok &= ~active | g
         active &= g
+        hit = active & (t == 0x84)
+        t_at[0] = np.where(hit, s, t_at[0])
+        t_at[1] = np.where(hit, e, t_at[1])
         for want, count, at in ((0x80, refs, ref_at), (0x86, sqs, sq_at)):
             hit = active & (t == want)
             count += hit
@@ -249,7 +253,7 @@ def _walk(arr: np.ndarray, off: np.ndarray, plen: np.ndarray):
     ok &= ~active & (pos == stop) & (refs == 1) & (sts == 1) & (sqs == 1)
     w = sq_at[1] - sq_at[0]
     ok &= (w >= 1) & (w <= 5)
-    return ok, ref_at, sq_at
+    return ok, ref_at, sq_at, t_at
 
 
 def frame_routine(arr: np.ndarray, off: np.ndarray, plen: np.ndarray, macs=None) -> tuple[np.ndarray, np.ndarray]:
@@ -257,14 +261,14 @@ def frame_routine(arr: np.ndarray, off: np.ndarray, plen: np.ndarray, macs=None)
     macs: their source and destination MAC columns). A frame is routine when it continues the
     previous frame of its control block in this chunk (same bytes but sqNum, sqNum one more,
     no frame the walk could not read between them) and the next frame of the block continues it;
-    its key is its bytes but sqNum's value."""
+    its key is its bytes but the values of sqNum and t."""
     n = len(off)
     off = off.astype(np.int64)
     plen = plen.astype(np.int64)
     if not n or macs is None:
         return np.zeros(n, bool), np.zeros(n, np.uint64)
-    ok, ref_at, sq_at = _walk(arr, off, plen)
-    key = l2.masked_hash(arr, off, plen, ok, [(sq_at[0], sq_at[1])])
+    ok, ref_at, sq_at, t_at = _walk(arr, off, plen)
+    key = l2.masked_hash(arr, off, plen, ok, [(sq_at[0], sq_at[1]), (t_at[0], t_at[1])])
     ref_hash = l2.masked_hash(arr, ref_at[0], ref_at[1] - ref_at[0], ok, [])
     sq = l2.uint_at(arr, sq_at[0], sq_at[1])
     src, dst = macs
@@ -284,7 +288,7 @@ def frame_routine(arr: np.ndarray, off: np.ndarray, plen: np.ndarray, macs=None)
 SPEC = ProtocolSpec(
     name=NAME, title="IEC 61850 GOOSE", layer="industrial",
     decode=decode, signature=signature,
-    ethertypes=(ETHERTYPE,),
+    ethertypes=(GOOSE_ETHERTYPE,),
     frame_routine=frame_routine,
     traits=frozenset({"industrial", "unauthenticated-control"}),
     observes=("identity", "service", "role", "operation", "error"),
