@@ -28,8 +28,9 @@ a burst when a value changes (stNum counting up, sqNum back to 0). So what the d
 
 Routine: heartbeats dominate. frame_routine() replays a frame only when it continues its control
 block's stream (same bytes but sqNum, which is one more, and t) and the next frame of that stream in the
-chunk continues it too; so every decoded frame's predecessor was decoded, and the state a decoded
-frame is judged by is what decoding every frame would have left (docs/engine.md)."""
+chunk continues it too. So a decoded frame whose predecessor was replayed continues it (and a
+continuing frame is judged the same whatever earlier sqNum the state holds), and any other decoded
+frame is judged by the state decoding every frame would have left (docs/engine.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
