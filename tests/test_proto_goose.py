@@ -234,3 +234,24 @@ def test_engine_equals_reference_on_goose_streams(tmp_path, chunk):
     assert codes["stnum-backwards"] == 1 and codes["confrev-change"] == 2 and codes["simulation"] == 1
     if chunk == 65536:
         assert got.counters["routine_packets"] > 2500, got.counters
+
+
+def test_inventory_names_the_ied_and_its_control_blocks():
+    from plantguard.inventory.build import build_assets
+    res = analyze([shared_path(f"{ITI}/GOOSE/GOOSE.pcap")])
+    (ied,) = [a for a in build_assets(res) if "goose" in a.protocols]
+    assert ied.mac == "00:a0:f4:08:2f:77" and ied.role == "ied"
+    assert ied.identity["name"] == "GEDeviceF650"
+    assert ied.identity["modules"] == [{"route": "GOOSE GEDeviceF650/LLN0$GO$gcb01",
+                                        "gocb_ref": "GEDeviceF650/LLN0$GO$gcb01", "appid": 1,
+                                        "go_id": "F650_GOOSE1", "dataset": "GEDeviceF650/LLN0$GOOSE1",
+                                        "conf_rev": 1}]
+
+
+def test_parallel_shards_keep_each_stream_whole(tmp_path):
+    """--jobs shards layer-2 frames by their MAC pair; the stream state is keyed by it too."""
+    from plantguard.capture.parallel import analyze_parallel
+    path = write_pcap(tmp_path / "goose.pcap", _stream_frames())
+    key = lambda o: (o.kind, o.frame, o.count, o.last_frame, o.src_mac, tuple(sorted(o.data.items())))  # noqa: E731
+    assert sorted(map(key, analyze_parallel([path], 2).observations)) == \
+        sorted(map(key, analyze_reference([path]).observations))
