@@ -9,7 +9,6 @@ import re
 from collections import Counter
 
 import pytest
-
 from conftest import shared_path
 from support.baselines import AGREEMENT, Score, zeek_log
 from support.decode import frames
@@ -151,7 +150,7 @@ def _codes(obs):
 
 
 def test_stream_events_confrev_stnum_sqnum():
-    P = lambda **kw: l2_payload(1, goose_pdu(**kw))   # noqa: E731
+    P = lambda **kw: l2_payload(1, goose_pdu(**kw))
     out = _decode_all([P(st=5, sq=0), P(st=5, sq=1), P(st=5, sq=2),      # heartbeats: nothing
                        P(st=6, sq=0),                                     # state change
                        P(st=6, sq=1), P(st=6, sq=1),                      # a duplicate (PRP): nothing
@@ -162,9 +161,9 @@ def test_stream_events_confrev_stnum_sqnum():
     assert [_codes(o) for o in out] == [
         [], [], [], [("operation", "state-change")], [], [], [("error", "sqnum-backwards")],
         [("error", "stnum-backwards")], [("operation", "confrev-change")], [("error", "simulation")]]
-    rev = [o for o in out[8] if o.kind == "operation"][0]
+    rev = next(o for o in out[8] if o.kind == "operation")
     assert rev.data["category"] == "config" and rev.data["detail"] == "IED1LD0/LLN0$GO$gcb1: confRev 1 -> 2"
-    assert [o for o in out[3] if o.kind == "operation"][0].data["category"] == "control"
+    assert next(o for o in out[3] if o.kind == "operation").data["category"] == "control"
 
 
 def test_stream_state_is_per_publisher_and_control_block_and_bounded():
@@ -180,7 +179,7 @@ def test_stream_state_is_per_publisher_and_control_block_and_bounded():
 def test_hostile_text_stays_text_and_bounded():
     pdu = goose_pdu(gocb="<script>\x00\x07" + "A" * 400 + "/x", go_id="\x1b[31mred")
     obs = _decode_all([l2_payload(1, pdu)])[0]
-    ident = [o for o in obs if o.kind == "identity" and "route" in o.data][0]
+    ident = next(o for o in obs if o.kind == "identity" and "route" in o.data)
     assert len(ident.data["gocb_ref"]) <= 129 and "\x00" not in ident.data["gocb_ref"]
     assert "\x1b" not in ident.data["go_id"]
     assert all(isinstance(v, (str, int)) for v in ident.data.values())
@@ -227,7 +226,7 @@ def test_engine_equals_reference_on_goose_streams(tmp_path, chunk):
     path = write_pcap(tmp_path / "goose.pcap", _stream_frames())
     ref = analyze_reference([path])
     got = analyze([path], chunk_records=chunk)
-    key = lambda o: (o.kind, o.frame, o.count, o.last_frame, o.src_mac, o.vlan, tuple(sorted(o.data.items())))  # noqa: E731
+    key = lambda o: (o.kind, o.frame, o.count, o.last_frame, o.src_mac, o.vlan, tuple(sorted(o.data.items())))
     assert sorted(map(key, got.observations)) == sorted(map(key, ref.observations))
     codes = Counter(o.data.get("code") for o in ref.observations for _ in range(o.count)
                     if o.kind in ("operation", "error"))
@@ -252,6 +251,6 @@ def test_parallel_shards_keep_each_stream_whole(tmp_path):
     """--jobs shards layer-2 frames by their MAC pair; the stream state is keyed by it too."""
     from plantguard.capture.parallel import analyze_parallel
     path = write_pcap(tmp_path / "goose.pcap", _stream_frames())
-    key = lambda o: (o.kind, o.frame, o.count, o.last_frame, o.src_mac, tuple(sorted(o.data.items())))  # noqa: E731
+    key = lambda o: (o.kind, o.frame, o.count, o.last_frame, o.src_mac, tuple(sorted(o.data.items())))
     assert sorted(map(key, analyze_parallel([path], 2).observations)) == \
         sorted(map(key, analyze_reference([path]).observations))

@@ -4,7 +4,6 @@ field on the same capture; the routine frames replay the 4,000 frames/s stream."
 from __future__ import annotations
 
 import pytest
-
 from conftest import shared_path
 from support.baselines import AGREEMENT, Score, zeek_log
 from support.decode import frames
@@ -75,7 +74,7 @@ def test_simulation_flag_and_dataset_ied_name():
     obs = sv.decode(Packet("t", 1, 0.0, p, "00:30:a7:00:00:09", "01:0c:cd:04:00:01", sv.SV_ETHERTYPE))
     assert {o.data.get("name") for o in obs if o.kind == "identity"} >= {"MU01LD0"}
     assert [o.data["code"] for o in obs if o.kind == "error"] == ["simulation"]
-    route = [o for o in obs if o.kind == "identity" and "route" in o.data][0]
+    route = next(o for o in obs if o.kind == "identity" and "route" in o.data)
     assert route.data["smp_rate"] == 80 and route.data["dataset"] == "MU01LD0/LLN0$PhsMeas1"
 
 
@@ -93,6 +92,6 @@ def test_engine_equals_reference_on_sv_streams(tmp_path, chunk):
           for i in range(2000) for k in (1, 2)]
     path = write_pcap(tmp_path / "sv.pcap", fr)
     ref, got = analyze_reference([path]), analyze([path], chunk_records=chunk)
-    key = lambda o: (o.kind, o.frame, o.count, o.last_frame, o.src_mac, tuple(sorted(o.data.items())))  # noqa: E731
+    key = lambda o: (o.kind, o.frame, o.count, o.last_frame, o.src_mac, tuple(sorted(o.data.items())))
     assert sorted(map(key, got.observations)) == sorted(map(key, ref.observations))
     assert chunk != 65536 or got.counters["routine_packets"] > 3900
