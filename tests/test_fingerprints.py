@@ -56,6 +56,8 @@ CASES = {
     "profinet-io-controller": (ev(hints=[("io-controller", "PROFINET IO-CM Connect")]),
                                ev(hints=[("io-device", "PROFINET IO-CM Connect")])),
     "profinet-io-supervisor": (ev(hints=[("io-supervisor", "DCP")]), ev(hints=[("io-device", "DCP")])),
+    "iec61850-publisher": (ev(hints=[("ied", "publishes IEC 61850 GOOSE messages")]),
+                           ev(hints=[("io-device", "profinet says io-device")])),
     "mqtt-broker": (ev(services=["tcp/8883:tls"]), ev(uses={"mqtt"})),
     "mqtt-client": (ev(uses={"tls"}, client_ports={("tcp", 8883)}), ev(uses={"tls"}, client_ports={("tcp", 443)})),
     "opcua-server": (ev(serves={"opcua"}), ev(serves={"opcua", "s7comm"})),

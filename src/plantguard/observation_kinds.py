@@ -92,11 +92,20 @@ class Identity(TypedDict, total=False):
     ssh_client: Annotated[Text, "SSH client version string"]
     mqtt_client_id: Annotated[Text, "MQTT client id the client connected with (CONNECT)"]
     mqtt_user: Annotated[Text, "MQTT user name the client logged in with (CONNECT; never the password)"]
-    route: Annotated[Text, "a module reached through the device (e.g. a CIP backplane path)"]
+    route: Annotated[Text, "a module reached through the device (e.g. a CIP backplane path; an IEC 61850 "
+                           "GOOSE control block or SV stream the IED publishes)"]
     hart_revision: Annotated[Int, "HART protocol major revision the device implements (HART-IP Read Unique "
                                   "Identifier)"]
     device_revision: Annotated[Int, "device revision level (HART Read Unique Identifier)"]
     hart_tag: Annotated[Text, "HART short tag, 8 packed-ASCII characters (Read Tag, Descriptor, Date)"]
+    appid: Annotated[Int, "IEC 61850 GOOSE / SV APPID of the publication"]
+    gocb_ref: Annotated[Text, "IEC 61850 GOOSE control block reference (gocbRef); its part before '/' names "
+                              "the IED"]
+    go_id: Annotated[Text, "IEC 61850 GOOSE goID"]
+    dataset: Annotated[Text, "IEC 61850 data set reference a GOOSE or SV publication carries (datSet)"]
+    conf_rev: Annotated[Int, "IEC 61850 configuration revision of the control block (confRev)"]
+    sv_id: Annotated[Text, "IEC 61850-9-2 Sampled Values stream id (svID)"]
+    smp_rate: Annotated[Int, "IEC 61850-9-2 sample rate (smpRate)"]
     bacnet_route: Annotated[Text, "the device is behind a BACnet router: its network and MAC (NPDU source "
                                   "network and address, 'network N mac HEX'); the packet's IP is the router's"]
     objects: Annotated[list | None, "BACnet objects the device named (ReadProperty / ReadPropertyMultiple ACKs "
@@ -224,6 +233,7 @@ class Error(TypedDict, total=False):
     ext_status: Annotated[Int, "extended status (CIP)"]
     command: Annotated[Int, "encapsulation command the error answers (EtherNet/IP)"]
     level: Annotated[Text, "alert level (TLS alerts)"]
+    detail: Annotated[Text, "what the error concerns (IEC 61850 GOOSE / SV: the control block or stream)"]
 
 
 class Role(TypedDict, total=False):

@@ -36,6 +36,10 @@ class DeepTier:
         self.errors = 0
         self.partial = 0     # errors after which the packet's earlier observations were kept
         self.evicted = 0
+        # per layer-2 module, the state all its frames share in this run (layer-2 frames make
+        # no flows; a module that keeps any must make its frame_routine prove that replaying a
+        # frame leaves what it says later unchanged: protocols/goose.py)
+        self.l2_states: dict[str, dict] = {}
         tcp, udp, eth, _ = registry.port_tables()
         self._eth = eth
         self._llc = {}
@@ -116,7 +120,8 @@ class DeepTier:
             mods = self._eth.get(lay.ethertype, ())
         out: list[Observation] = []
         for mod in mods:
-            pkt = Packet(capture, frame, ts, data, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan)
+            pkt = Packet(capture, frame, ts, data, lay.src_mac, lay.dst_mac, lay.ethertype, lay.vlan,
+                         state=self.l2_states.setdefault(mod.SPEC.name, {}))
             out.extend(self.run(mod, pkt) or ())
         return out
 

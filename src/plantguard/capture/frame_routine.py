@@ -6,9 +6,12 @@ Ethernet payloads of its EtherType's frames. A recognised frame's template is na
 mixed with the frame's MACs, VLANs and EtherType (a layer-2 decoder's output names the MACs):
 the deep loop decodes its first frames, and once two in a row give the same observations the
 later ones are counted (replay.Template), never decoded. An EtherType decoded by several modules
-is left alone (one module's key cannot vouch for another's output)."""
+is left alone (one module's key cannot vouch for another's output). A recogniser that declares a
+`macs` parameter also gets the frames' (source, destination) MAC columns: one that groups frames
+into streams by publisher (GOOSE) needs them."""
 from __future__ import annotations
 
+import inspect
 import zlib
 
 import numpy as np
@@ -35,7 +38,8 @@ class FrameRoutine:
             types = [et for et in spec.ethertypes if owners[et] == [m]]
             if types:
                 salt = np.uint64(zlib.crc32(f"{spec.name}:frame".encode()))
-                self.rules.append((np.array(types, np.int32), spec.frame_routine, salt))
+                wants_macs = "macs" in inspect.signature(spec.frame_routine).parameters
+                self.rules.append((np.array(types, np.int32), spec.frame_routine, salt, wants_macs))
         self.templates: dict[int, Template] = {}
 
     def codes(self, arr: np.ndarray, chunk, cols, rows: np.ndarray, tkeys: dict) -> np.ndarray:
@@ -46,13 +50,17 @@ class FrameRoutine:
             return out
         et = cols.ethertype[rows]
         local: dict[int, int] = {}                 # template key -> its code in this chunk
-        for types, fn, salt in self.rules:
+        for types, fn, salt, wants_macs in self.rules:
             sel = np.flatnonzero(np.isin(et, types) & ~cols.llc[rows])
             if not len(sel):
                 continue
             r = rows[sel]
             l3 = cols.l3[r]
-            mask, key = fn(arr, chunk.offsets[r] + l3, chunk.caplen[r] - l3)
+            if wants_macs:        # a recogniser that groups frames by publisher (GOOSE streams)
+                mask, key = fn(arr, chunk.offsets[r] + l3, chunk.caplen[r] - l3,
+                               macs=(cols.src_mac[r], cols.dst_mac[r]))
+            else:
+                mask, key = fn(arr, chunk.offsets[r] + l3, chunk.caplen[r] - l3)
             if not mask.any():
                 continue
             sel, r, key = sel[mask], r[mask], key[mask]

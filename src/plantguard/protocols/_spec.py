@@ -72,7 +72,8 @@ class ProtocolSpec:
     routine: tuple[Routine, ...] = ()  # recognisers tried in order (a generic short-payload one follows)
     hold: Hold | None = None           # when state the decoder keeps forbids replaying a flow's packets
     # frame_routine(buf, off, plen) -> (mask, key): the routine frames of its EtherTypes (payload at
-    # buf[off:off + plen]) with a key of what the decoder's output depends on besides MACs and VLAN
+    # buf[off:off + plen]) with a key of what the decoder's output depends on besides MACs and VLAN;
+    # with a `macs` parameter it also gets macs=(src MAC column, dst MAC column)
     frame_routine: Callable | None = None
     traits: frozenset[str] = field(default_factory=frozenset)
     server_role: str | None = None     # role of the hosts that serve it, when the protocol says it
