@@ -180,7 +180,7 @@ def test_signature_only_on_port_102():
 
 def _tpkt(user: bytes, eot: bool = True) -> bytes:
     cotp = bytes([2, 0xF0, 0x80 if eot else 0])
-    return (4 + len(cotp) + len(user)).to_bytes(4, "big").replace(b"\x00\x00", b"\x03\x00", 1) + cotp + user
+    return b"\x03\x00" + (4 + len(cotp) + len(user)).to_bytes(2, "big") + cotp + user
 
 
 def _tlv(tag: bytes, value: bytes) -> bytes:
@@ -216,3 +216,48 @@ def test_control_write_and_fragmented_pdu():
     err = of_kind(mms.decode(packet(_tpkt(_data_transfer(reject)), sport=102, dport=40000, from_client=False)),
                   "error")
     assert [(o.data["code"], o.subject) for o in err] == [("confirmed-requestPDU/4", "src")]
+
+
+def _read(invoke: int, domain: bytes, item: bytes) -> bytes:
+    name = _tlv(b"\xa1", _tlv(b"\x1a", domain) + _tlv(b"\x1a", item))
+    req = _tlv(b"\xa4", _tlv(b"\xa1", _tlv(b"\xa0", _tlv(b"\x30", _tlv(b"\xa0", name)))))
+    return _tlv(b"\xa0", b"\x02\x02" + invoke.to_bytes(2, "big") + req)
+
+
+def _read_response(invoke: int, value: int) -> bytes:
+    data = _tlv(b"\xa1", _tlv(b"\xa0", _tlv(b"\x87", b"\x08" + value.to_bytes(4, "big"))))
+    return _tlv(b"\xa1", b"\x02\x02" + invoke.to_bytes(2, "big") + _tlv(b"\xa4", data))
+
+
+def _obs_key(o) -> tuple:
+    return o.kind, o.proto, o.src, o.dst, o.frame, o.count, tuple(sorted(map(str, o.data.items())))
+
+
+def test_polling_is_replayed_and_equals_the_reference(tmp_path):
+    """A client polling two measured values with read requests (invoke ids counting up), the
+    IED's responses and reports, one control write and one refused read among them: the engine
+    replays the polls and says exactly what the reference decoder says."""
+    from plantguard.capture.reference import analyze_reference
+    from support.packets import pcap_bytes, tcp_conversation
+    report = _tlv(b"\xa3", _tlv(b"\xa0", _tlv(b"\xa1", _tlv(b"\x80", b"RPT")) + _tlv(b"\xa0", b"\x8a\x02ok")))
+    error = _tlv(b"\xa2", b"\x80\x02\x00\x96" + _tlv(b"\xa2", _tlv(b"\xa0", b"\x87\x01\x02")))
+    exchanges = [(True, bytes.fromhex("030000160ee00000000100c1020001c2020001c0010a")),
+                 (False, bytes.fromhex("030000160ed00001000100c1020001c2020001c0010a"))]
+    for i in range(300):
+        item = b"MMXU1$MX$TotW$mag$f" if i % 2 else b"MMXU1$MX$Hz$mag$f"
+        exchanges.append((True, _tpkt(_data_transfer(_read(i, b"IED1MEAS", item)))))
+        exchanges.append((False, _tpkt(_data_transfer(error if i == 150 else _read_response(i, 1000 + i)))))
+        if i % 10 == 0:
+            exchanges.append((False, _tpkt(_data_transfer(report))))
+        if i == 200:
+            exchanges.append((True, _tpkt(_data_transfer(_write(9, b"IED1LD0", b"XCBR1$CO$Pos$Oper")))))
+    path = tmp_path / "mms_poll.pcap"
+    path.write_bytes(pcap_bytes(tcp_conversation("10.0.0.3", "10.0.0.2", 102, exchanges)))
+    got, ref = analyze([path]), analyze_reference([path])
+    assert got.counters["routine_packets"] > 500
+    assert sorted(map(_obs_key, got.observations)) == sorted(map(_obs_key, ref.observations))
+    ops = {(o.data["name"], o.data["category"], o.data["detail"]) for o in got.observations if o.kind == "operation"}
+    assert ops == {("read", "read", "IED1MEAS/MMXU1$MX$Hz$mag$f"), ("read", "read", "IED1MEAS/MMXU1$MX$TotW$mag$f"),
+                   ("write", "control", "IED1LD0/XCBR1$CO$Pos$Oper")}
+    assert [(o.data["code"], o.src) for o in got.observations if o.kind == "error"] == [("access/2", "10.0.0.2")]
+    assert {f.app for f in got.flows} == {"mms"}

@@ -10,18 +10,20 @@ Identify responses (vendor, model, revision); error per confirmed / cancel / ini
 error PDU, per reject PDU and per ACSE association the responder refused. MMS has no
 authentication of its own (ACSE may carry a password; the IED need not ask for one).
 
-One module per layer: stack (session, presentation, ACSE), pdu (MMS BER), services (numbers).
+One module per layer: stack (session, presentation, ACSE), pdu (MMS BER), services (numbers),
+routine (array recogniser for read polling and reports).
 TPKT and COTP are S7comm's (s7comm.cotp, by import): TCP 102 carries both, and the signatures
 split it (S7's refuses the 2-byte 0x00nn TSAPs MMS stations use, ours every S7 PDU)."""
 from __future__ import annotations
 
 from plantguard.model import Observation, Packet
 from plantguard.protocols._pdustream import tcp_pdus
-from plantguard.protocols._spec import ProtocolSpec
+from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import once
 from plantguard.protocols.mms import pdu as mms_pdu
 from plantguard.protocols.mms import stack
 from plantguard.protocols.mms.pdu import MmsPdu, parse_pdu
+from plantguard.protocols.mms.routine import mms_routine
 from plantguard.protocols.mms.services import (
     CONFIRMED_ERROR,
     CONFIRMED_REQUEST,
@@ -218,6 +220,8 @@ SPEC = ProtocolSpec(
     name=NAME, title="IEC 61850 MMS", layer="industrial",
     decode=decode, signature=signature,
     tcp_ports=(MMS_PORT,),
+    # read polling, its responses and the IED's reports, one whole PDU per segment
+    routine=(Routine(mms_routine, 512),),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     # an IEC 61850 IED (protection relay, bay controller) or an ICCP peer: a substation field
     # device answering a station or control centre client, as IEC 104 and DNP3 outstations do
