@@ -261,3 +261,31 @@ def test_polling_is_replayed_and_equals_the_reference(tmp_path):
                    ("write", "control", "IED1LD0/XCBR1$CO$Pos$Oper")}
     assert [(o.data["code"], o.src) for o in got.observations if o.kind == "error"] == [("access/2", "10.0.0.2")]
     assert {f.app for f in got.flows} == {"mms"}
+
+
+def _connect(si: int, acse: bytes) -> bytes:
+    """A session CONNECT / ACCEPT (SI 13 / 14) whose user data is a CP / CPA-type presentation
+    PPDU holding one PDV (context 1: ACSE), per ISO 8327 / 8823."""
+    pdv = _tlv(b"\x30", b"\x02\x01\x01" + _tlv(b"\xa0", acse))
+    ppdu = _tlv(b"\x31", b"\xa0\x03\x80\x01\x01" + _tlv(b"\xa2", _tlv(b"\x61", pdv)))
+    params = b"\x05\x06\x13\x01\x00\x16\x01\x02" + b"\x14\x02\x00\x02" + _tlv(b"\xc1", ppdu)
+    return _tlv(bytes([si]), params)
+
+
+def test_acse_password_is_a_cleartext_credential_and_a_refused_association_an_error():
+    initiate = _tlv(b"\xa8", b"\x80\x03\x00\xfd\xe8\x81\x01\x05\x82\x01\x05\x83\x01\x0a"
+                    + _tlv(b"\xa4", b"\x80\x01\x01\x81\x03\x05\xf1\x00\x82\x0c\x03" + b"\xee\x1c" + bytes(9)))
+    user_info = _tlv(b"\xbe", _tlv(b"\x28", b"\x02\x01\x03" + _tlv(b"\xa0", initiate)))
+    aarq = _tlv(b"\x60", _tlv(b"\xa1", b"\x06\x05\x28\xca\x22\x02\x03") + b"\x8a\x02\x06\x80"
+                + b"\x8b\x03\x52\x03\x01" + _tlv(b"\xac", _tlv(b"\x80", b"s3cret")) + user_info)
+    out = stream([(True, _tpkt(_connect(0x0D, aarq)))], mms, dport=102)
+    creds = of_kind(out, "credential", "mms")
+    assert [(c.subject, c.data["password"], c.data["secret_type"], c.data["cleartext"]) for c in creds] == \
+        [("dst", "s3cret", "password", True)]
+    svc = of_kind(out, "service", "mms")[0].data
+    assert (svc["max_pdu"], svc["protocol_version"]) == (65000, "1")
+    aare = _tlv(b"\x61", _tlv(b"\xa1", b"\x06\x05\x28\xca\x22\x02\x03") + _tlv(b"\xa2", b"\x02\x01\x01"))
+    err = of_kind(mms.decode(packet(_tpkt(_connect(0x0E, aare)), sport=102, dport=40000, from_client=False)),
+                  "error")
+    assert [(e.data["code"], e.subject) for e in err] == [(1, "src")]
+    assert "rejected" in err[0].data["name"]

@@ -7,8 +7,9 @@ and PDU size the initiate PDU proposes or grants); operation per confirmed servi
 start / stop / reset / kill and take / relinquish control as control; a write to an IEC 61850
 control object, "...$CO$...$Oper", is control), naming the objects it addresses; identity from
 Identify responses (vendor, model, revision); error per confirmed / cancel / initiate / conclude
-error PDU, per reject PDU and per ACSE association the responder refused. MMS has no
-authentication of its own (ACSE may carry a password; the IED need not ask for one).
+error PDU, per reject PDU and per ACSE association the responder refused; credential when the
+association request carries an ACSE password (in clear). MMS has no authentication of its own
+and the IED need not ask for one.
 
 One module per layer: stack (session, presentation, ACSE), pdu (MMS BER), services (numbers),
 routine (array recogniser for read polling and reports).
@@ -162,6 +163,11 @@ def _service(pkt: Packet, subject: str, pdu: MmsPdu) -> list[Observation]:
 
 
 def _observe_acse(pkt: Packet, a: stack.Acse, request: bool) -> list[Observation]:
+    if a.apdu == stack.AARQ and a.password is not None:
+        # ACSE password authentication (IEC 61850-8-1): the password crosses in clear. The
+        # result is not looked up in the AARE (stateless, so replay stays exact)
+        return [pkt.observe("credential", NAME, subject="dst", user=None, password=a.password,
+                            secret_type="password", cleartext=True, result=None)]
     if a.apdu == stack.AARE and a.result:
         return [pkt.observe("error", NAME, subject="src", code=a.result,
                             name="association " + stack.AARE_RESULTS.get(a.result, f"result {a.result}"))]
@@ -226,5 +232,5 @@ SPEC = ProtocolSpec(
     # an IEC 61850 IED (protection relay, bay controller) or an ICCP peer: a substation field
     # device answering a station or control centre client, as IEC 104 and DNP3 outstations do
     server_role="rtu",
-    observes=("error", "identity", "operation", "service"),
+    observes=("credential", "error", "identity", "operation", "service"),
 )

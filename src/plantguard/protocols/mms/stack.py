@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plantguard.protocols._ber import BerError, elements, read_element, to_int
+from plantguard.protocols._ber import BerError, elements, read_element, to_int, to_oid
+from plantguard.protocols.base import printable
 
 # session SPDU identifiers (ISO 8327-1)
 SPDU_CONNECT, SPDU_ACCEPT, SPDU_DATA, SPDU_GIVE_TOKENS = 0x0D, 0x0E, 0x01, 0x01
@@ -29,6 +30,8 @@ AARQ, AARE, RLRQ, RLRE, ABRT = 0, 1, 2, 3, 4   # ACSE APDUs: [APPLICATION n]
 ACSE_NAMES = {AARQ: "AARQ", AARE: "AARE", RLRQ: "RLRQ", RLRE: "RLRE", ABRT: "ABRT"}
 AARE_RESULTS = {0: "accepted", 1: "rejected (permanent)", 2: "rejected (transient)"}
 USER_INFORMATION, AARE_RESULT = 30, 2
+MECHANISM_NAME, AUTHENTICATION_VALUE = 11, 12     # AARQ: [11] mechanism-name, [12] authentication-value
+PASSWORD_MECHANISM = "2.2.3.1"                   # ISO 8650 password authentication (IEC 61850-8-1)
 MAX_PDVS = 8
 # MMS PDUs are context-class [0]..[13]: constructed 0xA0-0xAD, primitive cancel / conclude
 MMS_FIRST_BYTES = frozenset(range(0xA0, 0xAE)) | {0x85, 0x86, 0x8B, 0x8C}
@@ -36,8 +39,10 @@ MMS_FIRST_BYTES = frozenset(range(0xA0, 0xAE)) | {0x85, 0x86, 0x8B, 0x8C}
 
 @dataclass(slots=True)
 class Acse:
-    apdu: int                 # AARQ, AARE, ...
+    apdu: int                  # AARQ, AARE, ...
     result: int | None = None  # AARE result (0 accepted)
+    mechanism: str | None = None   # AARQ mechanism-name OID
+    password: str | None = None    # AARQ authentication-value charstring: a password in clear
 
 
 def unwrap(tsdu: bytes) -> tuple[list[bytes], list[Acse]]:
@@ -139,6 +144,12 @@ def _value(v: bytes, mms: list, acse: list) -> None:
             for _r in elements(v, cs, ce, 1):
                 if _r[3] < _r[4]:
                     apdu.result = to_int(v[_r[3]:_r[4]])
+        elif n == AARQ and ccls == CONTEXT and cn == MECHANISM_NAME and not ccons and ce > cs:
+            apdu.mechanism = to_oid(v[cs:ce])
+        elif n == AARQ and ccls == CONTEXT and cn == AUTHENTICATION_VALUE and ccons:
+            for acls, acons, an, as_, ae in elements(v, cs, ce, 1):
+                if acls == CONTEXT and an == 0 and not acons:          # charstring
+                    apdu.password = printable(v[as_:ae], 128)
         elif ccls == CONTEXT and cn == USER_INFORMATION and ccons:
             for xcls, xcons, xn, xs, xe in elements(v, cs, ce, 4):    # EXTERNAL
                 if (xcls, xn) != (0, 8):
