@@ -289,3 +289,32 @@ def test_acse_password_is_a_cleartext_credential_and_a_refused_association_an_er
                   "error")
     assert [(e.data["code"], e.subject) for e in err] == [(1, "src")]
     assert "rejected" in err[0].data["name"]
+
+
+def test_abb_relion_identify_meets_its_advisory():
+    """An Identify response as an ABB Relion 670 IED gives it (built per ISO 9506: vendorName,
+    modelName, revision) is an identity that meets ICSA-19-330-01 (Relion 670 series, 2.0 up to
+    2.0.0.10); a captured vendor (AREVA) meets none. No capture holds an ABB Identify."""
+    from plantguard.knowledge.csaf import read_csaf
+    from plantguard.knowledge.matching import DeviceIdentity, IntelIndex
+    ident = _tlv(b"\xa2", _tlv(b"\x80", b"ABB") + _tlv(b"\x81", b"REL670") + _tlv(b"\x82", b"2.0.0.3"))
+    resp = _tlv(b"\xa1", b"\x02\x01\x07" + ident)
+    out = mms.decode(packet(_tpkt(_data_transfer(resp)), sport=102, dport=40000, from_client=False))
+    data = of_kind(out, "identity", "mms")[0].data
+    assert data == {"vendor": "ABB", "model": "REL670", "firmware": "2.0.0.3"}
+    idx = IntelIndex()
+    for path in sorted(shared_path("vuln/csaf").glob("*/*.json")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if "ABB" not in text:
+            continue
+        doc = read_csaf(json.loads(text))
+        for p in doc.products:
+            idx.add_product(doc.id, p.product_id, p.vendor, p.product_name, p.full_name, p.version_text,
+                            p.version_kind, p.model_numbers, p.cpe)
+
+    def advisories(identity: dict) -> set[str]:
+        dev = DeviceIdentity.from_identity(identity)
+        return {p.advisory_id.lower() for p in idx.candidates(dev) if idx.match_product(dev, p) is not None}
+
+    assert "icsa-19-330-01" in advisories(data)
+    assert not advisories({"vendor": "AREVA T&D Corporation", "model": "e-terracomm", "firmware": "2.3.1"})
