@@ -9,7 +9,6 @@ import re
 from collections import defaultdict
 
 import pytest
-
 from conftest import shared_path
 from support.baselines import Score
 from support.decode import deep_observations, frames, of_kind, packet, replay, stream
@@ -109,8 +108,9 @@ def test_command_captures_give_their_operations(capture):
 def test_service_numbers_are_tsharks():
     """Our service table names every confirmed service as tshark's value strings do."""
     import subprocess
+
     from support.peers import need_tshark
-    out = subprocess.run([need_tshark(), "-G", "values"], capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run([need_tshark(), "-G", "values"], capture_output=True, text=True, timeout=120, check=True).stdout
     theirs = {int(code): name for kind, field, code, name in
               (line.split("\t") for line in out.splitlines() if line.startswith("V\tmms.confirmedServiceRequest\t"))}
     assert theirs and {c: n for c, (n, _cat) in services.SERVICES.items()} == theirs
@@ -237,8 +237,9 @@ def test_polling_is_replayed_and_equals_the_reference(tmp_path):
     """A client polling two measured values with read requests (invoke ids counting up), the
     IED's responses and reports, one control write and one refused read among them: the engine
     replays the polls and says exactly what the reference decoder says."""
-    from plantguard.capture.reference import analyze_reference
     from support.packets import pcap_bytes, tcp_conversation
+
+    from plantguard.capture.reference import analyze_reference
     report = _tlv(b"\xa3", _tlv(b"\xa0", _tlv(b"\xa1", _tlv(b"\x80", b"RPT")) + _tlv(b"\xa0", b"\x8a\x02ok")))
     error = _tlv(b"\xa2", b"\x80\x02\x00\x96" + _tlv(b"\xa2", _tlv(b"\xa0", b"\x87\x01\x02")))
     exchanges = [(True, bytes.fromhex("030000160ee00000000100c1020001c2020001c0010a")),

@@ -21,12 +21,10 @@ from plantguard.model import Observation, Packet
 from plantguard.protocols._pdustream import tcp_pdus
 from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import once
-from plantguard.protocols.mms import pdu as mms_pdu
 from plantguard.protocols.mms import stack
 from plantguard.protocols.mms.pdu import MmsPdu, parse_pdu
 from plantguard.protocols.mms.routine import mms_routine
 from plantguard.protocols.mms.services import (
-    CONFIRMED_ERROR,
     CONFIRMED_REQUEST,
     CONFIRMED_RESPONSE,
     ERROR_CLASSES,
@@ -94,7 +92,7 @@ def signature(payload: bytes) -> bool:
         try:
             if first in (stack.SPDU_GIVE_TOKENS, stack.SPDU_PLEASE_TOKENS):
                 return cotp.payload[:4] == b"\x01\x00\x01\x00" or cotp.payload[:2] == b"\x02\x00"
-            stack._unit(cotp.payload, 0, len(cotp.payload))
+            stack.session_unit(cotp.payload, 0, len(cotp.payload))
             return True
         except ValueError:
             return False

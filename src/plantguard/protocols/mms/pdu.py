@@ -14,6 +14,8 @@ from plantguard.protocols._ber import BerError, elements, read_element, to_int, 
 from plantguard.protocols.base import printable
 from plantguard.protocols.mms.services import (
     CANCEL_ERROR,
+    CANCEL_REQUEST,
+    CANCEL_RESPONSE,
     CONCLUDE_ERROR,
     CONFIRMED_ERROR,
     CONFIRMED_REQUEST,
@@ -114,7 +116,7 @@ def _fill(pdu: MmsPdu, b: bytes, constructed: bool, s: int, e: int) -> None:
             _names(pdu, b, svc)
     elif k in (INITIATE_REQUEST, INITIATE_RESPONSE) and constructed:
         pdu.params = _initiate(b, s, e)
-    elif k in (5, 6) and not constructed and e > s:     # cancel request / response: the invoke id
+    elif k in (CANCEL_REQUEST, CANCEL_RESPONSE) and not constructed and e > s:   # the invoke id
         pdu.invoke_id = to_uint(b[s:e])
 
 

@@ -73,7 +73,7 @@ def session_user_data(b: bytes) -> bytes | None:
     for _ in range(MAX_SPDU_PARAMS):
         if off >= end:
             break
-        code, ps, pe = _unit(b, off, end)
+        code, ps, pe = session_unit(b, off, end)
         if code in (SESSION_USER_DATA, EXTENDED_USER_DATA):
             return b[ps:pe]
         off = pe
@@ -82,11 +82,11 @@ def session_user_data(b: bytes) -> bytes | None:
 
 def _spdu(b: bytes, off: int) -> tuple[int, int, int]:
     """(SI, parameters start, parameters end) of the SPDU at off."""
-    si, ps, pe = _unit(b, off, len(b))
+    si, ps, pe = session_unit(b, off, len(b))
     return si, ps, pe
 
 
-def _unit(b: bytes, off: int, end: int) -> tuple[int, int, int]:
+def session_unit(b: bytes, off: int, end: int) -> tuple[int, int, int]:
     """(code, value start, value end) of an SPDU or a PI / PGI unit (length 0xFF: 2 more bytes)."""
     if off + 2 > end:
         raise ValueError("truncated session unit")
