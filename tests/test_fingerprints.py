@@ -65,6 +65,7 @@ CASES = {
     "opcua-client": (ev(uses={"opcua"}), ev(uses={"opcua"}, serves={"opcua"})),
     "iso-tsap-without-s7": (ev(services=["tcp/102:s7comm"], vendor="ABB"),
                             ev(services=["tcp/102:s7comm"], vendor="Siemens")),
+    "mms-server": (ev(serves={"mms"}), ev(serves={"s7comm"})),
     "mms-client": (ev(client_ports={("tcp", 102)}), ev(uses={"s7comm"}, client_ports={("tcp", 102)})),
     "c37118-pmu": (ev(services=["tcp/4712"]), ev(services=["tcp/4713"])),
     "hart-ip-server": (ev(services=["tcp/5094"]), ev(client_ports={("tcp", 5094)})),

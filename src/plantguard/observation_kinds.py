@@ -125,6 +125,8 @@ class Service(TypedDict, total=False):
     protocol_version: Annotated[Text, "protocol version announced"]
     calling_tsap: Annotated[Text, "COTP calling TSAP"]
     called_tsap: Annotated[Text, "COTP called TSAP"]
+    max_pdu: Annotated[Int, "largest PDU the side accepts, in bytes (MMS initiate localDetail)"]
+    parameter_cbb: Annotated[Text, "MMS initiate parameter CBB bits proposed or granted (hex)"]
 
 
 class Operation(TypedDict, total=False):

@@ -5,7 +5,8 @@ Controllers"); a device reports its exact model. These rules connect the two. Fa
 Siemens order-number prefixes (6ES7 3.. = S7-300, 6ES7 21. = S7-1200, ...), Rockwell
 catalogue prefixes (1756 = ControlLogix, 1769 = CompactLogix, 1766 = MicroLogix 1400, ...),
 Omron model prefixes (CJ2M-CPU.. = CJ series, NJ501-.. = NJ/NX series, CP1L-.. = CP1L),
-Beckhoff's runtime name (TwinCAT).
+Beckhoff's runtime name (TwinCAT),
+ABB Relion IED types (REL670 / RED670 = Relion 670 series, RE.650 = Relion 650 series).
 
 `asset_families` gives the families advisory matching compares; `identity_family` the one
 family the inventory names a device by ("SIMATIC S7-300", "CompactLogix 5370"), with the
@@ -61,6 +62,10 @@ FAMILY_TEXT: dict[str, re.Pattern] = {name: re.compile(p, re.I) for name, p in {
     # Beckhoff: advisories name the runtime ("TwinCAT: 3.1 Build 4022.4 or prior"); ADS
     # discovery and ReadDeviceInfo name the same runtime and its version
     "TwinCAT": r"\btwincat\b",
+    # ABB Relion protection and control IEDs: advisories name the series ("Relion 670 series"),
+    # an IED's MMS Identify its product type ("REL670", "RED670")
+    "Relion 650": r"\brelion\s?650\b",
+    "Relion 670": r"\brelion\s?670\b",
 }.items()}
 
 # (regex on the normalised order/catalogue number, families)
@@ -103,6 +108,9 @@ _CPU_RULES = [(re.compile(p, re.I), f) for p, f in [
     (r"^\s*cj[12][a-z]?-", ("CJ series",)),
     (r"^\s*cs1[a-z]?-", ("CS series",)),
     (r"^\s*n[jx]\d{1,3}[a-z]?\d?-|^\s*nx1p2-", ("NJ/NX series",)),
+    # ABB Relion IED types: RE + application letter + series (REL670 line distance, RED650 ...)
+    (r"^\s*re[a-z]650\b", ("Relion 650",)),
+    (r"^\s*re[a-z]670\b", ("Relion 670",)),
 ]]
 
 
