@@ -211,16 +211,17 @@ def test_every_frame_matches_tshark():
                 if f.frame_type != c37.DATA:
                     continue
                 cfg = cfgs.get((conn, f.idcode))
-                stats += [s for _i, s in c37.data_blocks(f.body, cfg)]
+                stats += [s for _i, s in c37.data_blocks(f.body, c37.block_sizes(cfg) if cfg else None)]
                 for b, p in zip(c37.data_values(f.body, cfg) if cfg else [], cfg.pmus if cfg else []):
-                    freqs.append(round(b["freq"], 3) if p.fmt & c37.FMT_FREQ_FLOAT else round((b["freq"] - p.fnom) * 1000))
+                    freqs.append(float(f"{b['freq']:.6g}") if p.fmt & c37.FMT_FREQ_FLOAT else round((b["freq"] - p.fnom) * 1000))
             if stats and cfgs:
                 score.check(f"{where} sync", [str((s >> 13) & 1) for s in stats], r["synphasor.data.sync"])
                 score.check(f"{where} trigger", [str((s >> 11) & 1) for s in stats], r["synphasor.data.trigger"])
                 score.check(f"{where} trigger reason", [f"0x{s & 15:04x}" for s in stats],
                             r["synphasor.data.trigger_reason"])
                 score.check(f"{where} cfg change", [str((s >> 10) & 1) for s in stats], r["synphasor.data.CFGchange"])
-                theirs = [round(float(v), 3) for v in r["synphasor.actual_frequency_value"]] + \
+                # tshark prints a float FREQ to 6 significant digits, an integer one as its deviation
+                theirs = [float(v) for v in r["synphasor.actual_frequency_value"]] + \
                     [int(v) for v in r["synphasor.frequency_deviation_from_nominal"]]
                 score.check(f"{where} freq", sorted(freqs), sorted(theirs))
     score.assert_agrees(at_least=20000)

@@ -34,6 +34,7 @@ from plantguard.protocols.synchrophasor.frame import (
     MAX_FRAME,
     Config,
     Frame,
+    block_sizes,
     crc_ok,
     data_blocks,
     frame_len,
@@ -105,7 +106,7 @@ def _observe(pkt: Packet, f: Frame) -> list[Observation]:
         out.extend(_config(pkt, f))
     elif f.frame_type == HEADER_FRAME:
         text = printable(f.body)
-        if text and once(pkt, ("hdr", f.idcode, text)):
+        if text and once(pkt, ("hdr", f.idcode, hash(text))):
             out.append(pkt.observe("identity", NAME, subject="src", idcode=f.idcode, description=text))
     return out
 
@@ -124,8 +125,8 @@ def _command(pkt: Packet, f: Frame) -> list[Observation]:
 def _data(pkt: Packet, f: Frame) -> list[Observation]:
     """Errors the STAT words report, once per flow, stream, PMU block and condition."""
     out = []
-    cfg = (pkt.state.get("cfg") or {}).get(f.idcode)
-    for i, stat in data_blocks(f.body, cfg):
+    sizes = (pkt.state.get("blocks") or {}).get(f.idcode)
+    for i, stat in data_blocks(f.body, sizes):
         if not stat:
             continue
         for code, name in stat_conditions(stat):
@@ -140,12 +141,12 @@ def _config(pkt: Packet, f: Frame) -> list[Observation]:
     cfg = parse_config(f.frame_type, f.body)
     if cfg is None or not cfg.complete:
         return []
-    streams = pkt.state.setdefault("cfg", {})
+    streams = pkt.state.setdefault("blocks", {})      # the PMU block sizes, not the names
     if f.idcode in streams or len(streams) < MAX_STREAMS:
-        streams[f.idcode] = cfg
+        streams[f.idcode] = block_sizes(cfg)
     out = _reconfigured(pkt, f, cfg)
     ident = identity(f.idcode, cfg)
-    if once(pkt, ("cfg", f.idcode, repr(sorted(ident.items(), key=lambda kv: kv[0])))):
+    if once(pkt, ("cfg", f.idcode, hash(repr(sorted(ident.items(), key=lambda kv: kv[0]))))):
         out.append(pkt.observe("identity", NAME, subject="src", **ident))
     return out
 
@@ -197,7 +198,7 @@ SPEC = ProtocolSpec(
     any_port=True,
     routine=(Routine(data_frame_routine, WIDTH),),
     # data frames of multi-PMU streams are parsed with the configuration: decoded, not replayed
-    hold=Hold(may_configure, 16, lambda st: bool(st) and any(len(c.pmus) > 1 for c in (st.get("cfg") or {}).values())),
+    hold=Hold(may_configure, 16, lambda st: bool(st) and any(len(s) > 1 for s in (st.get("blocks") or {}).values())),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="rtu",
     observes=("error", "identity", "operation", "service"),

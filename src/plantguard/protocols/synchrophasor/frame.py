@@ -228,18 +228,21 @@ def _pmu(r: _Reader, cfg3: bool) -> PmuConfig:
     return PmuConfig(station, idcode, fmt, phnmr, annmr, dgnmr, *names, fnom, cfgcnt, gid, lat, lon, elev, svc)
 
 
-def data_blocks(body: bytes, cfg: Config | None) -> list[tuple[int, int]]:
-    """(PMU index, STAT word) of each PMU block of a data frame body. With the stream's
-    configuration every block is found; without it (or when its sizes do not fit the frame) only
-    the first, whose STAT always follows the header."""
-    if cfg is not None and cfg.complete and cfg.pmus:
-        sizes = [p.data_size() for p in cfg.pmus]
-        if sum(sizes) == len(body):
-            out, off = [], 0
-            for i, s in enumerate(sizes):
-                out.append((i, (body[off] << 8) | body[off + 1]))
-                off += s
-            return out
+def block_sizes(cfg: Config) -> tuple[int, ...]:
+    """What a flow keeps of a configuration to find the PMU blocks of its data frames."""
+    return tuple(p.data_size() for p in cfg.pmus)
+
+
+def data_blocks(body: bytes, sizes: tuple[int, ...] | None) -> list[tuple[int, int]]:
+    """(PMU index, STAT word) of each PMU block of a data frame body. With the stream's block
+    sizes (from its configuration) every block is found; without them, or when they do not fit
+    the frame, only the first, whose STAT always follows the header."""
+    if sizes and sum(sizes) == len(body):
+        out, off = [], 0
+        for i, n in enumerate(sizes):
+            out.append((i, (body[off] << 8) | body[off + 1]))
+            off += n
+        return out
     return [(0, (body[0] << 8) | body[1])] if len(body) >= 2 else []
 
 
