@@ -11,8 +11,10 @@ does not match and, once per flow, PMU block and condition, for the STAT word's 
 error, sync lost, trigger, configuration change pending, data modified) of data frames, which
 arrive 30 to 60 a second. C37.118 has no authentication of its own.
 
-A PMU or PDC serves the stream: server_role "rtu" (a substation field device reporting
-measurements to a concentrator or control centre, as DNP3 and IEC 104 outstations do); which side
+A PMU or PDC serves the stream: server_role "ied" (added to _spec.SERVER_ROLES for it). A PMU is
+a substation intelligent electronic device (often a protective relay's synchrophasor function),
+not an RTU: the shared captures' labelled roles (tests/data/expected_roles.yaml) and the
+c37118-pmu fingerprint call all nine PMUs "ied", and "rtu" there made them all wrong. Which side
 is the PMU comes from the frame type, not the ports (UDP streams often send from 4712 to 4713).
 
 One module per part: frame (header, CRC, configuration and data frame layouts), commands (command
@@ -200,6 +202,6 @@ SPEC = ProtocolSpec(
     # data frames of multi-PMU streams are parsed with the configuration: decoded, not replayed
     hold=Hold(may_configure, 16, lambda st: bool(st) and any(len(s) > 1 for s in (st.get("blocks") or {}).values())),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
-    server_role="rtu",
+    server_role="ied",
     observes=("error", "identity", "operation", "service"),
 )
