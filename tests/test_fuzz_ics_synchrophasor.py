@@ -32,7 +32,7 @@ def _built() -> bytes:
     return head + body + struct.pack(">H", c37.crc_ccitt(head + body))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def real_payloads(l4: str) -> tuple[bytes, ...]:
     out: list[bytes] = []
     if SHARED_DATA.is_dir():

@@ -9,7 +9,6 @@ import struct
 from collections import Counter, defaultdict
 
 import pytest
-
 from conftest import shared_path
 from support.baselines import Score, agreement, zeek_log
 from support.decode import deep_observations, of_kind, packet, replay, stream
@@ -356,3 +355,39 @@ def test_no_vendor_in_the_captures():
         for o in of_kind(deep_observations(shared_path(f"{PCAPS}/{rel}")), "identity", "synchrophasor"):
             assert "vendor" not in o.data
             assert re.fullmatch(r"[A-Za-z0-9 ]+", o.data.get("name") or "PDC")
+
+
+def test_engine_equals_reference_through_a_reconfiguration(tmp_path):
+    """A single-PMU stream, replayed, then a CFG-2 with two PMU blocks (CFGCNT changed) and data
+    frames whose second block reports errors: the Hold makes the engine decode them, so its
+    observations are the reference's, in tiny chunks too."""
+    from support.packets import pcap_bytes, tcp_conversation
+    from test_engine_equivalence import assert_equivalent
+
+    from plantguard.capture.reference import analyze_reference
+    one = _cfg2([_pmu_block("P1", 8, 1)])
+    two = _cfg2([_pmu_block("P1", 8, 2), _pmu_block("P2", 9, 1)])
+    ex = [(True, _cmd(5)), (False, one), (True, _cmd(2))] + [(False, _data([0]))] * 300 + \
+        [(False, two)] + [(False, _data([0, 0]))] * 50 + [(False, _data([0, 0x2000]))] * 50 + \
+        [(False, _data([0, 0x8000]))] * 50 + [(True, _cmd(1))]
+    path = tmp_path / "reconfigured.pcap"
+    path.write_bytes(pcap_bytes(tcp_conversation("10.0.0.1", "10.0.0.2", 4712, ex)))
+    ref = analyze_reference([path])
+    for chunk in (None, 13):
+        got = analyze([path]) if chunk is None else analyze([path], chunk_records=13)
+        assert_equivalent(ref, got)
+    got = analyze([path])
+    assert got.counters["routine_packets"] > 250
+    codes = Counter(o.data.get("code") for o in got.observations if o.proto == "synchrophasor" and o.kind == "error")
+    assert codes == {"stat-sync-lost": 1, "stat-data-error-2": 1}
+    ops = [o for o in got.observations if o.proto == "synchrophasor" and o.kind == "operation"]
+    assert {o.data["category"] for o in ops} == {"read", "control", "config"}
+
+
+@pytest.mark.parametrize("rel", ALL)
+def test_engine_equals_reference_in_tiny_chunks(rel):
+    from test_engine_equivalence import assert_equivalent
+
+    from plantguard.capture.reference import analyze_reference
+    path = shared_path(f"{PCAPS}/{rel}")
+    assert_equivalent(analyze_reference([path]), analyze([path], chunk_records=13))

@@ -25,7 +25,11 @@ from plantguard.model import Observation, Packet
 from plantguard.protocols._pdustream import tcp_pdus
 from plantguard.protocols._spec import Hold, ProtocolSpec, Routine
 from plantguard.protocols.base import once, printable
-from plantguard.protocols.synchrophasor.commands import COMMANDS, command, stat_conditions
+from plantguard.protocols.synchrophasor.commands import (
+    COMMANDS,
+    command,
+    stat_conditions,
+)
 from plantguard.protocols.synchrophasor.frame import (
     COMMAND,
     CONFIG_TYPES,
@@ -44,7 +48,11 @@ from plantguard.protocols.synchrophasor.frame import (
     parse_config,
     parse_frame,
 )
-from plantguard.protocols.synchrophasor.routine import WIDTH, data_frame_routine, may_configure
+from plantguard.protocols.synchrophasor.routine import (
+    WIDTH,
+    data_frame_routine,
+    may_configure,
+)
 
 NAME = "synchrophasor"
 C37_TCP_PORT = 4712

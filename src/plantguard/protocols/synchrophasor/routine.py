@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from plantguard.protocols.synchrophasor.frame import CRC_TABLE, DATA, HEADER, MIN_FRAME, SYNC, VERSIONS
+from plantguard.protocols.synchrophasor.frame import (
+    CRC_TABLE,
+    DATA,
+    HEADER,
+    MIN_FRAME,
+    SYNC,
+    VERSIONS,
+)
 from plantguard.util.arrays import col, hash_keys, u16
 
 WIDTH = 512                     # data frames longer than this are decoded, not replayed
