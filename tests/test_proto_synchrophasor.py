@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import struct
+import subprocess
 from collections import Counter, defaultdict
 
 import pytest
 from conftest import shared_path
 from support.baselines import Score, agreement, zeek_log
 from support.decode import deep_observations, of_kind, packet, replay, stream
-from support.peers import tshark_fields
+from support.peers import need_tshark, tshark_fields
 
 from plantguard.capture.engine import analyze
 from plantguard.model import OP_CATEGORIES
@@ -224,6 +225,54 @@ def test_every_frame_matches_tshark():
                     [int(v) for v in r["synphasor.frequency_deviation_from_nominal"]]
                 score.check(f"{where} freq", sorted(freqs), sorted(theirs))
     score.assert_agrees(at_least=20000)
+
+
+def _tshark_stations(path) -> list[list[str]]:
+    """Station names of each configuration frame, from tshark's tree (not a field of its own)."""
+    out = subprocess.run([need_tshark(), "-r", str(path), "-Y", "synphasor.frtype == 2 || synphasor.frtype == 3 "
+                          "|| synphasor.frtype == 5", "-V", "-O", "synphasor"], capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    frames, cur = [], None
+    for line in out.splitlines():
+        if line.startswith("IEEE C37.118 Synchrophasor Protocol"):
+            cur = []
+            frames.append(cur)
+        m = re.match(r'\s+Station #\d+: "(.*)"$', line)
+        if m and cur is not None:
+            cur.append(m.group(1).strip())
+    return frames
+
+
+@pytest.mark.parametrize("rel", ALL)
+def test_identity_matches_tshark(rel):
+    """The identity each configuration gives the PMU/PDC (stations, IDCODEs, NUM_PMU, FNOM,
+    CFGCNT, DATA_RATE), against tshark's reading of the same frames; one identity per distinct
+    configuration and flow."""
+    path = shared_path(f"{PCAPS}/{rel}")
+    stations = _tshark_stations(path)
+    fields = ["synphasor.idcode_stream_source", "synphasor.conf.numpmu", "synphasor.idcode_data_source",
+              "synphasor.conf.cfgcnt", "synphasor.conf.fnom", "synphasor.rate_of_transmission"]
+    rows = tshark_fields(path, "synphasor.frtype == 2 || synphasor.frtype == 3 || synphasor.frtype == 5", fields)
+    assert len(rows) == len(stations) >= 1
+    want = set()
+    for r, st in zip(rows, stations):
+        want.add((int(r["synphasor.idcode_stream_source"][0]), int(r["synphasor.conf.numpmu"][0]),
+                  tuple(st), tuple(int(x) for x in r["synphasor.idcode_data_source"]),
+                  tuple(50 if x == "1" else 60 for x in r["synphasor.conf.fnom"]),
+                  tuple(int(x) for x in r["synphasor.conf.cfgcnt"]), int(r["synphasor.rate_of_transmission"][0])))
+    idents = of_kind(deep_observations(path), "identity", "synchrophasor")
+    got = {(o.data["idcode"], o.data["pmu_count"], tuple(p["station"] for p in o.data["pmus"]),
+            tuple(p["idcode"] for p in o.data["pmus"]), tuple(p["nominal_frequency"] for p in o.data["pmus"]),
+            tuple(p["cfgcnt"] for p in o.data["pmus"]), o.data["data_rate"]) for o in idents}
+    assert got == want
+    flows = {(o.src, o.dst, o.sport, o.dport) for o in idents}
+    assert len(idents) == len(flows)          # the same configuration again on a flow says nothing new
+    for o in idents:
+        assert o.data["cfgcnt"] == o.data["pmus"][0]["cfgcnt"]
+        assert o.data["nominal_frequency"] == o.data["pmus"][0]["nominal_frequency"]
+        assert o.data["device_type"] == ("PMU" if o.data["pmu_count"] == 1 else "PDC")
+        if o.data["pmu_count"] == 1:
+            assert o.data["name"] == o.data["pmus"][0]["station"]
 
 
 # --- decoder behaviour on built frames ----------------------------------------------------
