@@ -32,6 +32,7 @@ ALL = [f"C37.118_{c}.pcap" for c in CASES] + ITI
 ICSNPP_COMMANDS = {1: "Data off", 2: "Data on", 3: "Send HDR", 4: "Send CFG-1", 5: "Send CFG-2", 6: "Send CFG-3",
                    8: "Extended frame"}
 HISTORY = {1: "d", 2: "D", 3: "h", 4: "1", 5: "2", 6: "3", 8: "e"}
+CONFIG_FILTER = "synphasor.frtype == 2 || synphasor.frtype == 3 || synphasor.frtype == 5"
 ICSNPP_TYPES = {c37.CFG1: "CFG1", c37.CFG2: "CFG2", c37.CFG3: "CFG3"}
 
 
@@ -229,9 +230,8 @@ def test_every_frame_matches_tshark():
 
 def _tshark_stations(path) -> list[list[str]]:
     """Station names of each configuration frame, from tshark's tree (not a field of its own)."""
-    out = subprocess.run([need_tshark(), "-r", str(path), "-Y", "synphasor.frtype == 2 || synphasor.frtype == 3 "
-                          "|| synphasor.frtype == 5", "-V", "-O", "synphasor"], capture_output=True, text=True,
-                         timeout=300, check=True).stdout
+    out = subprocess.run([need_tshark(), "-r", str(path), "-Y", CONFIG_FILTER, "-V", "-O", "synphasor"],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
     frames, cur = [], None
     for line in out.splitlines():
         if line.startswith("IEEE C37.118 Synchrophasor Protocol"):
@@ -252,7 +252,7 @@ def test_identity_matches_tshark(rel):
     stations = _tshark_stations(path)
     fields = ["synphasor.idcode_stream_source", "synphasor.conf.numpmu", "synphasor.idcode_data_source",
               "synphasor.conf.cfgcnt", "synphasor.conf.fnom", "synphasor.rate_of_transmission"]
-    rows = tshark_fields(path, "synphasor.frtype == 2 || synphasor.frtype == 3 || synphasor.frtype == 5", fields)
+    rows = tshark_fields(path, CONFIG_FILTER, fields)
     assert len(rows) == len(stations) >= 1
     want = set()
     for r, st in zip(rows, stations):
