@@ -397,13 +397,33 @@ def test_data_frames_are_replayed_and_multi_pmu_streams_decoded():
     assert multi.counters.get("routine_packets", 0) == 0
 
 
-def test_no_vendor_in_the_captures():
-    """C37.118 configuration frames name stations, not vendors, and these captures' stations are
-    lab names: no identity carries a vendor to match advisories with."""
+def test_no_vendor_in_the_captures_and_no_advisory_from_a_mac_vendor_alone():
+    """C37.118 configuration frames name stations, not vendors or products, and these captures'
+    stations are lab names: no identity carries a vendor. The PMUs' MAC vendors are SEL, GE and
+    Vizimax; the CSAF sample has GE relay advisories (Multilin, UR family) but no product to match
+    them with, and a vendor alone must not match one."""
+    import json
+
+    from plantguard.knowledge.csaf import read_csaf
+    from plantguard.knowledge.matching import DeviceIdentity, IntelIndex
     for rel in ALL:
         for o in of_kind(deep_observations(shared_path(f"{PCAPS}/{rel}")), "identity", "synchrophasor"):
             assert "vendor" not in o.data
             assert re.fullmatch(r"[A-Za-z0-9 ]+", o.data.get("name") or "PDC")
+    idx, docs = IntelIndex(), 0
+    for path in sorted(shared_path("vuln/csaf").glob("*/*.json")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if "General Electric" not in text and '"GE' not in text:
+            continue
+        doc = read_csaf(json.loads(text))
+        docs += 1
+        for p in doc.products:
+            idx.add_product(doc.id, p.product_id, p.vendor, p.product_name, p.full_name, p.version_text,
+                            p.version_kind, p.model_numbers, p.cpe)
+    assert docs >= 1
+    ident = of_kind(deep_observations(_pcap("4in1PMU_TCP")), "identity", "synchrophasor")[0].data
+    dev = DeviceIdentity.from_identity({**ident, "vendor": "GE"})
+    assert not [p for p in idx.candidates(dev) if idx.match_product(dev, p) is not None]
 
 
 def test_engine_equals_reference_through_a_reconfiguration(tmp_path):
