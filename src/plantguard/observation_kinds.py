@@ -28,6 +28,13 @@ class Identity(TypedDict, total=False):
     revision_number: Annotated[Int, "EtherCAT revision number (CoE object 0x1018:3, SII EEPROM word 0x000C)"]
     slave_count: Annotated[Int, "EtherCAT: slaves that answered the master's broadcast read of register 0 "
                                 "(its working counter)"]
+    idcode: Annotated[Int, "C37.118 IDCODE: the data stream id of a PMU or PDC"]
+    pmu_count: Annotated[Int, "C37.118: PMU blocks in the stream's configuration frame (NUM_PMU)"]
+    pmus: Annotated[list | None, "C37.118: the PMUs of the stream's configuration: {station, idcode, "
+                                 "nominal_frequency, cfgcnt, phasors, analogs, digitals}"]
+    nominal_frequency: Annotated[Int, "nominal line frequency in Hz (C37.118 FNOM of the first PMU)"]
+    data_rate: Annotated[Int, "C37.118 DATA_RATE: data frames per second (negative: seconds per frame)"]
+    cfgcnt: Annotated[Int, "C37.118 configuration change count (CFGCNT) of the first PMU"]
     memory_card_serial: Annotated[Text, "serial number of the memory card (S7 SZL 0x001C index 8)"]
     plant_id: Annotated[Text, "plant designation of the module (S7 SZL 0x001C index 3)"]
     name: Annotated[Text, "station, PLC or host name"]

@@ -24,7 +24,7 @@ TRAITS = {
     "controller-server": "whoever serves it is a controller (PLC/RTU) for peer counting",
 }
 # Roles a protocol may give to the hosts that serve it (a subset of inventory's roles).
-SERVER_ROLES = ("plc", "rtu", "io-device", "gateway", "broker")
+SERVER_ROLES = ("plc", "rtu", "io-device", "gateway", "broker", "ied")
 LAYERS = ("industrial", "it")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 
