@@ -1,0 +1,132 @@
+"""CODESYS V3 runtime (UDP 1740-1743 and the TCP block driver on 11740-11743): which runtimes
+answer discovery and what they say they are, and who logs in to, downloads to, starts, stops
+or resets which controller.
+
+Observations: service (once per flow, the runtime's side); identity (node name, device name,
+vendor, firmware version, target id, serial number) from name service Identification replies;
+operation per layer-7 service request in the first block of a channel message (category from
+the service group and service, see services.py); error per reply carrying the global error
+tag. Encrypted layer-7 traffic (header tag 0x7557) is a service only: its services cannot be
+read. Passwords never cross in the clear in V3 (the login data is encrypted), so no credential
+is reported. CODESYS V2 (TCP 1200 / 2455) and the gateway protocol (TCP 1217) are not decoded.
+
+One module per part: frame (block driver, datagram, channel, service header, tags), services
+(group and service tables), identity (the name service Identification reply)."""
+from __future__ import annotations
+
+import struct
+
+from plantguard.model import Observation, Packet
+from plantguard.protocols._pdustream import tcp_pdus
+from plantguard.protocols._spec import ProtocolSpec
+from plantguard.protocols.base import once
+from plantguard.protocols.codesys.frame import (
+    DG_SERVICES,
+    MAX_TCP,
+    NS_IDENTIFICATION,
+    SRV_TAG_PLAIN,
+    SVC_CHANNEL,
+    SVC_NS_CLIENT,
+    TCP_HEADER,
+    Datagram,
+    error_code,
+    parse_block,
+    parse_datagram,
+    parse_service,
+    plausible_datagram,
+    plausible_tcp,
+    tcp_frame_len,
+)
+from plantguard.protocols.codesys.identity import identity_from_ns_reply
+from plantguard.protocols.codesys.services import GROUPS, describe
+
+NAME = "codesys"
+DISCOVERY_PORTS = tuple(range(1740, 1744))
+BLOCK_DRIVER_PORTS = tuple(range(11740, 11744))
+MAX_PDUS_PER_SEGMENT = 64
+
+__all__ = ["NAME", "SPEC", "decode", "describe", "identity_from_ns_reply", "signature", "tcp_signature"]
+
+
+def signature(payload: bytes) -> bool:
+    """On the CODESYS ports: block driver blocks (TCP) or one bare datagram (UDP)."""
+    return plausible_tcp(payload) or plausible_datagram(payload)
+
+
+def tcp_signature(payload: bytes) -> bool:
+    """On any other port only whole block driver blocks: a 4-byte magic, a length equal to the
+    block and a plausible datagram inside leave little to chance; a bare datagram is one magic
+    byte and small numbers."""
+    return plausible_tcp(payload)
+
+
+def decode(pkt: Packet) -> list[Observation]:
+    if pkt.l4 != "tcp":
+        d = parse_datagram(pkt.payload)
+        return _observe(pkt, d) if d is not None else []
+    out: list[Observation] = []
+    for pdu in tcp_pdus(pkt, tcp_frame_len, MAX_TCP, MAX_PDUS_PER_SEGMENT):
+        d = parse_datagram(pdu[TCP_HEADER:])
+        if d is not None:
+            out.extend(_observe(pkt, d))
+    return out
+
+
+def _service(pkt: Packet, subject: str) -> list[Observation]:
+    return [pkt.observe("service", NAME, subject=subject, name=NAME)] if once(pkt, "service") else []
+
+
+def _observe(pkt: Packet, d: Datagram) -> list[Observation]:
+    if d.service not in DG_SERVICES:
+        return []
+    if d.service == SVC_NS_CLIENT:
+        return _ns_reply(pkt, d.payload)
+    if d.service != SVC_CHANNEL:
+        return []       # name service requests go to broadcast; address notifications say nothing more
+    block = parse_block(d.payload)
+    srv = parse_service(block[2]) if block is not None else None
+    if srv is None:
+        return _service(pkt, "dst" if pkt.from_client else "src") if block is not None else []
+    out = _service(pkt, "src" if srv.reply else "dst")
+    if srv.protocol != SRV_TAG_PLAIN:
+        return out      # encrypted layer 7: the services are not readable
+    if srv.reply:
+        code = error_code(srv.body)
+        if code:
+            name, _category = describe(srv.group, srv.service)
+            out.append(pkt.observe("error", NAME, subject="src", code=code, name=f"Error 0x{code:04X}",
+                                   function=srv.group << 8 | srv.service, function_name=name))
+        return out
+    name, category = describe(srv.group, srv.service)
+    group = GROUPS.get(srv.group, f"0x{srv.group:02X}")
+    out.append(pkt.observe("operation", NAME, subject="dst", category=category,
+                           code=srv.group << 8 | srv.service, name=name,
+                           detail=f"group={group} service=0x{srv.service:02X} session=0x{srv.session:08X} "
+                                  f"channel={block[0]}"))
+    return out
+
+
+def _ns_reply(pkt: Packet, p: bytes) -> list[Observation]:
+    if len(p) < 8 or struct.unpack_from("<H", p, 0)[0] != NS_IDENTIFICATION:
+        return []
+    out = _service(pkt, "src")
+    ident = identity_from_ns_reply(p)
+    if ident:
+        out.append(pkt.observe("identity", NAME, subject="src", **ident))
+    return out
+
+
+SPEC = ProtocolSpec(
+    name=NAME,
+    title="CODESYS runtime",
+    layer="industrial",
+    decode=decode,
+    signature=signature,
+    tcp_ports=BLOCK_DRIVER_PORTS,
+    udp_ports=DISCOVERY_PORTS,
+    any_port=True,
+    any_port_signature=tcp_signature,
+    traits=frozenset({"industrial", "controller-server"}),
+    server_role="plc",
+    observes=("error", "identity", "operation", "service"),
+)
