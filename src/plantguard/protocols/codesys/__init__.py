@@ -14,8 +14,6 @@ One module per part: frame (block driver, datagram, channel, service header, tag
 (group and service tables), identity (the name service Identification reply)."""
 from __future__ import annotations
 
-import struct
-
 from plantguard.model import Observation, Packet
 from plantguard.protocols._pdustream import tcp_pdus
 from plantguard.protocols._spec import ProtocolSpec
@@ -30,6 +28,7 @@ from plantguard.protocols.codesys.frame import (
     TCP_HEADER,
     Datagram,
     error_code,
+    ns_package,
     parse_block,
     parse_datagram,
     parse_service,
@@ -107,7 +106,7 @@ def _observe(pkt: Packet, d: Datagram) -> list[Observation]:
 
 
 def _ns_reply(pkt: Packet, p: bytes) -> list[Observation]:
-    if len(p) < 8 or struct.unpack_from("<H", p, 0)[0] != NS_IDENTIFICATION:
+    if ns_package(p) != NS_IDENTIFICATION:
         return []
     out = _service(pkt, "src")
     ident = identity_from_ns_reply(p)

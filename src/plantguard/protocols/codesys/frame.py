@@ -107,11 +107,23 @@ def plausible_datagram(b: bytes) -> bool:
     if d.service in (SVC_NS_SERVER, SVC_NS_CLIENT):
         if len(p) < 8:
             return False
-        package, version = struct.unpack_from("<HH", p, 0)
-        return package in NS_PACKAGES and (version in NS_VERSIONS or package != NS_IDENTIFICATION)
+        return ns_package(p) is not None
     if d.service == SVC_CHANNEL:
         return len(p) >= 4 and p[0] in CHANNEL_TYPES
     return True
+
+
+def ns_package(p: bytes) -> int | None:
+    """The package type of a name service payload, None when it is none of the known ones. A
+    runtime writes the header in its own byte order (the reply's byte order flag says which;
+    Microsoft's nmap script reads the header by that flag), so either order is accepted."""
+    if len(p) < 8:
+        return None
+    for e in "<>":
+        package, version = struct.unpack_from(e + "HH", p, 0)
+        if package in NS_PACKAGES and (version in NS_VERSIONS or package != NS_IDENTIFICATION):
+            return package
+    return None
 
 
 def tcp_frame_len(buf: bytes, off: int) -> int:
