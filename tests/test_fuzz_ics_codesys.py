@@ -99,3 +99,22 @@ def test_huge_declared_length_does_not_buffer_without_bound():
     # a declared length just inside the bound is buffered, then dropped when it cannot complete
     big = block(datagram(0x40, b"\x01\x01" + bytes(18)))[:8]
     assert cds_frame.tcp_frame_len(big, 0) > 0
+
+
+@pytest.mark.timeout(120)
+@FUZZ
+@given(rows=st.lists(st.binary(max_size=16), min_size=1, max_size=40), tcp=st.booleans())
+def test_hold_rows_take_any_rows(rows, tcp):
+    import numpy as np
+
+    from plantguard.protocols.codesys.routine import WIDTH, hold_rows
+    p = np.zeros((len(rows), WIDTH), np.uint8)
+    for i, r in enumerate(rows):
+        p[i, :min(len(r), WIDTH)] = np.frombuffer(r[:WIDTH], np.uint8)
+    n = len(rows)
+    plen = np.array([len(r) for r in rows], np.int64)
+    mask = hold_rows(p, plen, np.ones(n, bool), np.full(n, 6 if tcp else 17), np.full(n, 40000), np.full(n, 11740))
+    assert mask.shape == (n,)
+    for i, r in enumerate(rows):   # a whole block is never a hold row; UDP never is
+        whole = r[:4] == b"\x00\x01\x17\xe8" and len(r) >= 8 and int.from_bytes(r[4:8], "little") == len(r)
+        assert bool(mask[i]) == (tcp and len(r) > 0 and not whole)

@@ -194,3 +194,20 @@ def test_requests_to_broadcast_and_other_channel_messages_give_no_host_facts():
     assert not of_kind(out, "operation") and not of_kind(out, "identity")
     frame = udp_frame(TOOL, PLC, 40000, 1740, req)
     assert frame
+
+
+def test_many_short_segments_replayed_keep_the_stream(tmp_path):
+    """Blocks cut into short segments (the generic short-payload routine may replay them): the
+    engine primes the stream past replayed segments and says what the reference says."""
+    from support.packets import tcp_conversation
+    ex = [(True, channel_tcp(service(1, 0x02), True))]   # a whole block first: the flow is classified
+    for i in range(150):
+        b = channel_tcp(service(0x1B, 0x01, tag(0x01, struct.pack("<I", i % 3))), True)
+        ex += [(True, b[k:k + 20]) for k in range(0, len(b), 20)]
+    ex.append((True, channel_tcp(service(2, 0x11), True)))
+    path = _write(tmp_path, tcp_conversation(TOOL, PLC, 11740, ex))
+    res, ref = analyze([path]), analyze_reference([path])
+    key = lambda o: (o.kind, o.src, o.dst, o.frame, o.count, tuple(sorted(map(str, o.data.items()))))  # noqa: E731
+    assert sorted(map(key, res.observations)) == sorted(map(key, ref.observations))
+    names = [o.data["name"] for o in res.observations if o.kind == "operation" for _ in range(o.count)]
+    assert names.count("Read variables") == 150 and names[-1] == "Stop"

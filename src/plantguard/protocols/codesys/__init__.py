@@ -11,12 +11,13 @@ read. Passwords never cross in the clear in V3 (the login data is encrypted), so
 is reported. CODESYS V2 (TCP 1200 / 2455) and the gateway protocol (TCP 1217) are not decoded.
 
 One module per part: frame (block driver, datagram, channel, service header, tags), services
-(group and service tables), identity (the name service Identification reply)."""
+(group and service tables), identity (the name service Identification reply), routine
+(which TCP packets must be decoded, not replayed)."""
 from __future__ import annotations
 
 from plantguard.model import Observation, Packet
 from plantguard.protocols._pdustream import tcp_pdus
-from plantguard.protocols._spec import ProtocolSpec
+from plantguard.protocols._spec import Hold, ProtocolSpec
 from plantguard.protocols.base import once
 from plantguard.protocols.codesys.frame import (
     DG_SERVICES,
@@ -37,6 +38,7 @@ from plantguard.protocols.codesys.frame import (
     tcp_frame_len,
 )
 from plantguard.protocols.codesys.identity import identity_from_ns_reply
+from plantguard.protocols.codesys.routine import WIDTH, hold_rows, holds
 from plantguard.protocols.codesys.services import GROUPS, describe
 
 NAME = "codesys"
@@ -69,6 +71,13 @@ def decode(pkt: Packet) -> list[Observation]:
         if d is not None:
             out.extend(_observe(pkt, d))
     return out
+
+
+def prime(pkt: Packet) -> None:
+    """The flow moved past a replayed packet exactly as decode() moves it (the TCP stream and the
+    once-per-flow service): the packets replayed here are few and short, so decoding them again
+    and dropping the output costs little and cannot drift from decode()."""
+    decode(pkt)
 
 
 def _service(pkt: Packet, subject: str) -> list[Observation]:
@@ -121,6 +130,8 @@ SPEC = ProtocolSpec(
     layer="industrial",
     decode=decode,
     signature=signature,
+    prime=prime,
+    hold=Hold(hold_rows, WIDTH, holds),
     tcp_ports=BLOCK_DRIVER_PORTS,
     udp_ports=DISCOVERY_PORTS,
     any_port=True,
