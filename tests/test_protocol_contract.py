@@ -43,7 +43,7 @@ def test_server_roles_are_inventory_roles_and_controllers_are_controller_roles()
 
 def test_policy_lists_are_the_registry_traits():
     industrial = registry.names_with_trait("industrial")
-    assert industrial == {"modbus", "enip", "s7comm", "dnp3", "bacnet", "profinet", "ethercat", "opcua", "iec104", "fins"}
+    assert industrial == {"modbus", "enip", "s7comm", "dnp3", "bacnet", "profinet", "ethercat", "opcua", "iec104", "fins", "codesys"}
     assert _common.INDUSTRIAL_PROTOCOLS == industrial == roles.INDUSTRIAL_APPS
     assert _common.UNAUTHENTICATED_CONTROL == registry.names_with_trait("unauthenticated-control")
     assert roles.CONTROLLER_SERVER_APPS == registry.server_roles()
