@@ -10,8 +10,15 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.codesys_frames import (LINUX, WAGO, block, datagram, ns_identification, ns_request,
-                                    session_exchanges)
+from support.codesys_frames import (
+    LINUX,
+    WAGO,
+    block,
+    datagram,
+    ns_identification,
+    ns_request,
+    session_exchanges,
+)
 from test_fuzz_ics_a import _mutate, _state_bytes, edits
 
 from plantguard.model import OP_CATEGORIES, Packet
@@ -21,7 +28,7 @@ from plantguard.protocols.codesys import frame as cds_frame
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def samples(l4: str) -> tuple[bytes, ...]:
     if l4 == "udp":
         return (datagram(3, ns_request(), words=4), datagram(4, ns_identification(WAGO)),
@@ -118,3 +125,26 @@ def test_hold_rows_take_any_rows(rows, tcp):
     for i, r in enumerate(rows):   # a whole block is never a hold row; UDP never is
         whole = r[:4] == b"\x00\x01\x17\xe8" and len(r) >= 8 and int.from_bytes(r[4:8], "little") == len(r)
         assert bool(mask[i]) == (tcp and len(r) > 0 and not whole)
+
+
+@pytest.mark.timeout(120)
+@FUZZ
+@given(rows=st.lists(st.binary(max_size=200), min_size=1, max_size=30), tcp=st.booleans(),
+       pick=st.integers(0, 1000), changes=edits)
+def test_read_routine_takes_any_rows(rows, tcp, pick, changes):
+    import numpy as np
+
+    from plantguard.protocols.codesys.routine import READ_WIDTH, monitoring_read_routine
+    s = samples("tcp")
+    rows = rows + [_mutate(s[pick % len(s)], changes)]
+    p = np.zeros((len(rows), READ_WIDTH), np.uint8)
+    for i, r in enumerate(rows):
+        p[i, :min(len(r), READ_WIDTH)] = np.frombuffer(r[:READ_WIDTH], np.uint8)
+    n = len(rows)
+    plen = np.array([len(r) for r in rows], np.int64)
+    mask, key = monitoring_read_routine(p, plen, np.ones(n, bool), np.full(n, 6 if tcp else 17),
+                                        np.full(n, 40000), np.full(n, 11740))
+    assert mask.shape == (n,) and key.shape == (n,)
+    for i in np.flatnonzero(mask):   # whatever the routine takes, the decoder reads as a Monitoring 2 Read
+        out = _check("tcp" if tcp else "udp", rows[i], True)
+        assert [o.data["name"] for o in out if o.kind == "operation"] == ["Read variables"]

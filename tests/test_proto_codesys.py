@@ -12,8 +12,21 @@ import subprocess
 
 import pytest
 from conftest import shared_path
-from support.codesys_frames import (LINUX, PLC, TOOL, WAGO, block, channel_tcp, datagram, discovery_frames,
-                                    ns_identification, ns_request, service, session_frames, tag)
+from support.codesys_frames import (
+    LINUX,
+    PLC,
+    TOOL,
+    WAGO,
+    block,
+    channel_tcp,
+    datagram,
+    discovery_frames,
+    ns_identification,
+    ns_request,
+    service,
+    session_frames,
+    tag,
+)
 from support.decode import of_kind, packet, stream
 from support.packets import pcap_bytes, udp_frame
 from support.peers import need_tshark, tshark_fields
@@ -81,7 +94,7 @@ def test_session_through_the_engine(tmp_path):
     services = {(o.src, o.dst) for o in res.observations if o.kind == "service" and o.proto == "codesys"}
     assert services and all(PLC in pair for pair in services)
     ref = analyze_reference([path])
-    key = lambda o: (o.kind, o.proto, o.src, o.dst, o.frame, tuple(sorted(map(str, o.data.items()))))  # noqa: E731
+    key = lambda o: (o.kind, o.proto, o.src, o.dst, o.frame, tuple(sorted(map(str, o.data.items()))))
     assert sorted(map(key, res.observations)) == sorted(map(key, ref.observations))
     plc = [a for a in build_assets(res) if "codesys" in a.protocols and a.ip == PLC]
     assert len(plc) == 1 and plc[0].role == "plc"
@@ -92,12 +105,13 @@ def test_framing_agrees_with_tshark(tmp_path):
     """tshark 4.0 has no CODESYS dissector; it is the oracle of what it does read: every frame's
     ports and the payload bytes the decoder was given (as `data`)."""
     need_tshark()
-    protos = subprocess.run([need_tshark(), "-G", "protocols"], capture_output=True, text=True, timeout=60).stdout
+    protos = subprocess.run([need_tshark(), "-G", "protocols"], check=True, capture_output=True, text=True,
+                            timeout=60).stdout
     assert not [ln for ln in protos.splitlines() if "codesys" in ln.lower()]
     frames = discovery_frames() + session_frames()
     path = _write(tmp_path, frames)
     rows = tshark_fields(path, "data", ["udp.srcport", "udp.dstport", "tcp.srcport", "tcp.dstport", "data.data"])
-    payloads = [codesys_payload for codesys_payload in _payloads(frames)]
+    payloads = _payloads(frames)
     assert [bytes.fromhex(r["data.data"][0].replace(":", "")) for r in rows] == payloads
     ports = {int((r["udp.dstport"] or r["tcp.dstport"])[0]) for r in rows} | \
         {int((r["udp.srcport"] or r["tcp.srcport"])[0]) for r in rows}
@@ -207,7 +221,38 @@ def test_many_short_segments_replayed_keep_the_stream(tmp_path):
     ex.append((True, channel_tcp(service(2, 0x11), True)))
     path = _write(tmp_path, tcp_conversation(TOOL, PLC, 11740, ex))
     res, ref = analyze([path]), analyze_reference([path])
-    key = lambda o: (o.kind, o.src, o.dst, o.frame, o.count, tuple(sorted(map(str, o.data.items()))))  # noqa: E731
+    key = lambda o: (o.kind, o.src, o.dst, o.frame, o.count, tuple(sorted(map(str, o.data.items()))))
     assert sorted(map(key, res.observations)) == sorted(map(key, ref.observations))
     names = [o.data["name"] for o in res.observations if o.kind == "operation" for _ in range(o.count)]
     assert names.count("Read variables") == 150 and names[-1] == "Stop"
+
+
+def test_monitoring_polls_are_replayed_and_equal_the_reference(tmp_path):
+    """An HMI polling Monitoring 2 Read over the block driver (and over UDP), with a write and a
+    refused read among the polls: the engine replays the polls and says exactly what the
+    reference decoder says."""
+    from support.packets import tcp_conversation
+    read = channel_tcp(service(0x1B, 0x01, tag(0x01, b"\x01\0\0\0") + tag(0x02, b"\x10\0\0\0")), True)
+    value = channel_tcp(service(0x1B, 0x01, tag(0x40, b"\x2a\0"), reply=True), False)
+    refused = channel_tcp(service(0x1B, 0x01, tag(0xFF7F, b"\x05\x00"), reply=True), False)
+    ex = []
+    for i in range(300):
+        ex += [(True, read), (False, refused if i == 150 else value)]
+        if i == 200:
+            ex.append((True, channel_tcp(service(0x1B, 0x02, tag(0x03, b"\x01")), True)))
+    frames = tcp_conversation(TOOL, PLC, 11740, ex)
+    from support.codesys_frames import first_block
+    udp_read = datagram(0x40, first_block(service(0x1B, 0x01, tag(0x01, b"\x02\0\0\0")), channel=3),
+                        receiver=b"\x00\x14", sender=b"\x00\x05")
+    frames += [(1.8e9 + i * 0.1, udp_frame(TOOL, PLC, 1741, 1740, udp_read)) for i in range(100)]
+    path = _write(tmp_path, frames)
+    got, ref = analyze([path]), analyze_reference([path])
+    assert got.counters["routine_packets"] > 350
+    key = lambda o: (o.kind, o.src, o.dst, o.frame, o.count, tuple(sorted(map(str, o.data.items()))))
+    assert sorted(map(key, got.observations)) == sorted(map(key, ref.observations))
+    ops = {}
+    for o in got.observations:
+        if o.kind == "operation":
+            ops[o.data["name"]] = ops.get(o.data["name"], 0) + o.count
+    assert ops == {"Read variables": 400, "Write variables": 1}
+    assert [(o.data["code"], o.src) for o in got.observations if o.kind == "error"] == [(5, PLC)]

@@ -59,7 +59,7 @@ def test_readme_lists_every_protocol_in_its_layer():
 def test_routine_recognisers_live_beside_their_decoders():
     from plantguard.capture import routine
     with_rules = {s.name for s in registry.protocol_specs() if s.routine}
-    assert with_rules == {"modbus", "enip", "s7comm", "dnp3", "tls", "bacnet", "fins", "ethercat"}
+    assert with_rules == {"modbus", "enip", "s7comm", "dnp3", "tls", "bacnet", "fins", "ethercat", "codesys"}
     assert {s.name for s in registry.protocol_specs() if s.frame_routine} == {"ethercat"}
     for m in registry.protocol_modules():
         for fn in [r.fn for r in m.SPEC.routine] + ([m.SPEC.frame_routine] if m.SPEC.frame_routine else []):

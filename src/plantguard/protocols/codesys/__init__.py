@@ -12,12 +12,12 @@ is reported. CODESYS V2 (TCP 1200 / 2455) and the gateway protocol (TCP 1217) ar
 
 One module per part: frame (block driver, datagram, channel, service header, tags), services
 (group and service tables), identity (the name service Identification reply), routine
-(which TCP packets must be decoded, not replayed)."""
+(Monitoring 2 Read polling; which TCP packets must be decoded, not replayed)."""
 from __future__ import annotations
 
 from plantguard.model import Observation, Packet
 from plantguard.protocols._pdustream import tcp_pdus
-from plantguard.protocols._spec import Hold, ProtocolSpec
+from plantguard.protocols._spec import Hold, ProtocolSpec, Routine
 from plantguard.protocols.base import once
 from plantguard.protocols.codesys.frame import (
     DG_SERVICES,
@@ -38,7 +38,13 @@ from plantguard.protocols.codesys.frame import (
     tcp_frame_len,
 )
 from plantguard.protocols.codesys.identity import identity_from_ns_reply
-from plantguard.protocols.codesys.routine import WIDTH, hold_rows, holds
+from plantguard.protocols.codesys.routine import (
+    READ_WIDTH,
+    WIDTH,
+    hold_rows,
+    holds,
+    monitoring_read_routine,
+)
 from plantguard.protocols.codesys.services import GROUPS, describe
 
 NAME = "codesys"
@@ -131,6 +137,7 @@ SPEC = ProtocolSpec(
     decode=decode,
     signature=signature,
     prime=prime,
+    routine=(Routine(monitoring_read_routine, READ_WIDTH),),
     hold=Hold(hold_rows, WIDTH, holds),
     tcp_ports=BLOCK_DRIVER_PORTS,
     udp_ports=DISCOVERY_PORTS,
