@@ -148,3 +148,16 @@ def test_read_routine_takes_any_rows(rows, tcp, pick, changes):
     for i in np.flatnonzero(mask):   # whatever the routine takes, the decoder reads as a Monitoring 2 Read
         out = _check("tcp" if tcp else "udp", rows[i], True)
         assert [o.data["name"] for o in out if o.kind == "operation"] == ["Read variables"]
+
+
+@pytest.mark.timeout(120)
+@FUZZ
+@given(pick=st.booleans(), changes=edits, from_client=st.booleans())
+def test_mutated_v2_payloads(pick, changes, from_client):
+    from support.codesys_frames import V2_QUERY, v2_reply
+    payload = _mutate(V2_QUERY if pick else v2_reply(), changes)
+    sport, dport = (40000, 2455) if from_client else (2455, 40000)
+    pkt = Packet("fuzz", 1, 1.0, payload, src="10.0.0.5", dst="10.0.0.9", l4="tcp", sport=sport, dport=dport,
+                 seq=1, from_client=from_client, state={})
+    out = codesys.decode(pkt)
+    assert len(out) <= 2 and all(len(str(v)) <= 80 for o in out for v in o.data.values())

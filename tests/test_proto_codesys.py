@@ -256,3 +256,27 @@ def test_monitoring_polls_are_replayed_and_equal_the_reference(tmp_path):
             ops[o.data["name"]] = ops.get(o.data["name"], 0) + o.count
     assert ops == {"Read variables": 400, "Write variables": 1}
     assert [(o.data["code"], o.src) for o in got.observations if o.kind == "error"] == [(5, PLC)]
+
+
+def test_v2_identification_reads_as_the_published_nmap_run(tmp_path):
+    """codesys-v2-discover's published run against a V2 runtime shows 'OS Name: Linux 3.16.0' and
+    'Product Type: AIC-PLC-01'; the reply built from its offsets reads back as that, through the
+    engine, on TCP 2455 and 1200."""
+    from support.codesys_frames import V2_QUERY, v2_reply
+    from support.packets import tcp_conversation
+    frames = tcp_conversation(TOOL, PLC, 2455, [(True, V2_QUERY), (False, v2_reply())])
+    frames += tcp_conversation(TOOL, "10.0.7.21", 1200, [(True, b"\xbb\xbb\x01\x00\x00\x01\x01"),
+                                                         (False, v2_reply("VxWorks", "6.9", "PLC-X"))],
+                               sport=40001, t0=1.7e9 + 5)
+    res = analyze([_write(tmp_path, frames)])
+    idents = {o.src: o.data for o in res.observations if o.kind == "identity" and o.proto == "codesys"}
+    assert idents == {PLC: {"os": "Linux 3.16.0", "product": "AIC-PLC-01"},
+                      "10.0.7.21": {"os": "VxWorks 6.9", "product": "PLC-X"}}
+    ops = [(o.data["name"], o.data["category"], o.dst) for o in res.observations if o.kind == "operation"]
+    assert ops == [("V2 identification", "diagnostic", PLC), ("V2 identification", "diagnostic", "10.0.7.21")]
+    # V2 is claimed on its own ports only, and only for its identification exchange
+    assert registry.classify("tcp", 40000, 2455, V2_QUERY) is codesys
+    assert registry.classify("tcp", 40000, 5555, V2_QUERY) is not codesys
+    assert registry.classify("tcp", 40000, 1200, b"\xbb\xbb\x02" + bytes(20)) is not codesys
+    assert registry.classify("tcp", 40000, 1200, b"GET / HTTP/1.1\r\n\r\n") is not codesys
+    assert not codesys.signature(v2_reply(product="\x01\x02"))

@@ -122,3 +122,15 @@ def session_exchanges() -> list[tuple[bool, bytes]]:
 
 def session_frames(t0: float = 1.7e9 + 1) -> list[tuple[float, bytes]]:
     return tcp_conversation(TOOL, PLC, 11740, session_exchanges(), t0=t0)
+
+
+def v2_reply(os_name: str = "Linux", os_version: str = "3.16.0", product: str = "AIC-PLC-01") -> bytes:
+    """A CODESYS V2 identification reply: 0xBB first, NUL-terminated text at 64, 96 and 128."""
+    b = bytearray(b"\xbb\xbb" + bytes(158))
+    for off, text in ((64, os_name), (96, os_version), (128, product)):
+        raw = text.encode("latin-1")[:31]
+        b[off:off + len(raw)] = raw
+    return bytes(b)
+
+
+V2_QUERY = b"\xbb\xbb\x01\x00\x00\x00\x01"

@@ -1,4 +1,5 @@
-"""CODESYS V3 runtime (UDP 1740-1743 and the TCP block driver on 11740-11743): which runtimes
+"""CODESYS runtimes (V3: UDP 1740-1743 and the TCP block driver on 11740-11743; V2: TCP 1200 and
+2455, identification only): which runtimes
 answer discovery and what they say they are, and who logs in to, downloads to, starts, stops
 or resets which controller.
 
@@ -8,7 +9,8 @@ operation per layer-7 service request in the first block of a channel message (c
 the service group and service, see services.py); error per reply carrying the global error
 tag. Encrypted layer-7 traffic (header tag 0x7557) is a service only: its services cannot be
 read. Passwords never cross in the clear in V3 (the login data is encrypted), so no credential
-is reported. CODESYS V2 (TCP 1200 / 2455) and the gateway protocol (TCP 1217) are not decoded.
+is reported. CODESYS V2 (TCP 1200 / 2455): the identification request and reply only (v2.py);
+the gateway protocol (TCP 1217) is not decoded.
 
 One module per part: frame (block driver, datagram, channel, service header, tags), services
 (group and service tables), identity (the name service Identification reply), routine
@@ -46,6 +48,7 @@ from plantguard.protocols.codesys.routine import (
     monitoring_read_routine,
 )
 from plantguard.protocols.codesys.services import GROUPS, describe
+from plantguard.protocols.codesys.v2 import IDENTIFY_QUERIES, V2_PORTS, identity_from_v2_reply, plausible_v2
 
 NAME = "codesys"
 DISCOVERY_PORTS = tuple(range(1740, 1744))
@@ -56,8 +59,9 @@ __all__ = ["NAME", "SPEC", "decode", "describe", "identity_from_ns_reply", "sign
 
 
 def signature(payload: bytes) -> bool:
-    """On the CODESYS ports: block driver blocks (TCP) or one bare datagram (UDP)."""
-    return plausible_tcp(payload) or plausible_datagram(payload)
+    """On the CODESYS ports: block driver blocks (TCP), one bare datagram (UDP), or the V2
+    identification request or reply (TCP 1200 / 2455)."""
+    return plausible_tcp(payload) or plausible_datagram(payload) or plausible_v2(payload)
 
 
 def tcp_signature(payload: bytes) -> bool:
@@ -71,6 +75,8 @@ def decode(pkt: Packet) -> list[Observation]:
     if pkt.l4 != "tcp":
         d = parse_datagram(pkt.payload)
         return _observe(pkt, d) if d is not None else []
+    if pkt.payload[:1] == b"\xbb" and (pkt.sport in V2_PORTS or pkt.dport in V2_PORTS):
+        return _v2(pkt)
     out: list[Observation] = []
     for pdu in tcp_pdus(pkt, tcp_frame_len, MAX_TCP, MAX_PDUS_PER_SEGMENT):
         d = parse_datagram(pdu[TCP_HEADER:])
@@ -120,6 +126,23 @@ def _observe(pkt: Packet, d: Datagram) -> list[Observation]:
     return out
 
 
+def _v2(pkt: Packet) -> list[Observation]:
+    """The V2 identification exchange: the request is a diagnostic operation, the reply names
+    the runtime's operating system and product type."""
+    if pkt.payload in IDENTIFY_QUERIES:
+        out = _service(pkt, "dst")
+        out.append(pkt.observe("operation", NAME, subject="dst", category="diagnostic", code=0xBBBB,
+                               name="V2 identification",
+                               detail=f"byte order {IDENTIFY_QUERIES[pkt.payload]}"))
+        return out
+    ident = identity_from_v2_reply(pkt.payload)
+    if not ident:
+        return []
+    out = _service(pkt, "src")
+    out.append(pkt.observe("identity", NAME, subject="src", **ident))
+    return out
+
+
 def _ns_reply(pkt: Packet, p: bytes) -> list[Observation]:
     if ns_package(p) != NS_IDENTIFICATION:
         return []
@@ -139,7 +162,7 @@ SPEC = ProtocolSpec(
     prime=prime,
     routine=(Routine(monitoring_read_routine, READ_WIDTH),),
     hold=Hold(hold_rows, WIDTH, holds),
-    tcp_ports=BLOCK_DRIVER_PORTS,
+    tcp_ports=BLOCK_DRIVER_PORTS + V2_PORTS,
     udp_ports=DISCOVERY_PORTS,
     any_port=True,
     any_port_signature=tcp_signature,
