@@ -48,7 +48,12 @@ from plantguard.protocols.codesys.routine import (
     monitoring_read_routine,
 )
 from plantguard.protocols.codesys.services import GROUPS, describe
-from plantguard.protocols.codesys.v2 import IDENTIFY_QUERIES, V2_PORTS, identity_from_v2_reply, plausible_v2
+from plantguard.protocols.codesys.v2 import (
+    IDENTIFY_QUERIES,
+    V2_PORTS,
+    identity_from_v2_reply,
+    plausible_v2,
+)
 
 NAME = "codesys"
 DISCOVERY_PORTS = tuple(range(1740, 1744))
