@@ -46,7 +46,7 @@ def _check(l4: str, payload: bytes, from_client: bool, state: dict | None = None
     out = codesys.decode(pkt)
     assert isinstance(out, list) and len(out) <= 3 * codesys.MAX_PDUS_PER_SEGMENT
     for o in out:
-        assert o.proto == "codesys" and o.kind in ("service", "operation", "error", "identity")
+        assert o.proto == "codesys" and o.kind in ("service", "operation", "error", "identity", "credential")
         if o.kind == "operation":
             assert o.data["category"] in OP_CATEGORIES and isinstance(o.data["detail"], str)
         if o.kind == "identity":

@@ -96,6 +96,9 @@ def test_session_through_the_engine(tmp_path):
     ref = analyze_reference([path])
     key = lambda o: (o.kind, o.proto, o.src, o.dst, o.frame, tuple(sorted(map(str, o.data.items()))))
     assert sorted(map(key, res.observations)) == sorted(map(key, ref.observations))
+    creds = [(o.data["user"], o.data["password"], o.data["cleartext"], o.src, o.dst)
+             for o in res.observations if o.kind == "credential"]
+    assert creds == [("engineer", None, False, TOOL, PLC)]
     plc = [a for a in build_assets(res) if "codesys" in a.protocols and a.ip == PLC]
     assert len(plc) == 1 and plc[0].role == "plc"
     assert plc[0].identity["firmware"] == "3.5.14.0" and plc[0].identity["serial"] == "SN-0042"
@@ -280,3 +283,13 @@ def test_v2_identification_reads_as_the_published_nmap_run(tmp_path):
     assert registry.classify("tcp", 40000, 1200, b"\xbb\xbb\x02" + bytes(20)) is not codesys
     assert registry.classify("tcp", 40000, 1200, b"GET / HTTP/1.1\r\n\r\n") is not codesys
     assert not codesys.signature(v2_reply(product="\x01\x02"))
+
+
+def test_refused_device_login_is_an_error_and_a_login_without_credentials_no_credential():
+    refused = channel_tcp(service(1, 0x02, tag(0x82, tag(0x20, b"\x1b\x00") + tag(0x21, bytes(4))), reply=True),
+                          False)
+    ok = channel_tcp(service(1, 0x02, tag(0x82, tag(0x20, b"\x00\x00")), reply=True), False)
+    bare = channel_tcp(service(1, 0x02, tag(0x22, b"\x01\0\0\0")), True)
+    out = stream([(True, bare), (False, ok), (False, refused)], codesys, dport=11740)
+    assert not of_kind(out, "credential")
+    assert [(o.data["code"], o.data["function_name"]) for o in of_kind(out, "error")] == [(0x1B, "Device login")]

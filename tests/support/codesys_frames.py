@@ -106,7 +106,8 @@ def session_exchanges() -> list[tuple[bool, bytes]]:
     """An engineering session: device login, application login, download, start, a variable
     read, a refused stop (global error tag), an encrypted service, reset."""
     err = tag(0xFF7F, struct.pack("<H", 0x0012))
-    ex = [(True, channel_tcp(service(1, 0x02, tag(0x10, b"\x01\x00\x00\x00")), True)),
+    creds = tag(0x22, b"\x01\x00\x00\x00") + tag(0x81, tag(0x10, b"engineer\x00") + tag(0x11, bytes(range(16))))
+    ex = [(True, channel_tcp(service(1, 0x02, creds), True)),
           (False, channel_tcp(service(1, 0x02, tag(0x82, tag(0x20, b"\0\0")), reply=True), False)),
           (True, channel_tcp(service(2, 0x01, tag(0x81, tag(0x10, b"Application\0"))), True)),
           (False, channel_tcp(service(2, 0x01, tag(0x01, b"\0\0"), reply=True), False)),

@@ -8,8 +8,8 @@ vendor, firmware version, target id, serial number) from name service Identifica
 operation per layer-7 service request in the first block of a channel message (category from
 the service group and service, see services.py); error per reply carrying the global error
 tag. Encrypted layer-7 traffic (header tag 0x7557) is a service only: its services cannot be
-read. Passwords never cross in the clear in V3 (the login data is encrypted), so no credential
-is reported. CODESYS V2 (TCP 1200 / 2455): the identification request and reply only (v2.py);
+read. A device login gives a credential with the user name (when its credentials tag holds
+one) and never a password: V3 sends it encrypted (TAG_DEV_CRYPT_TYPE), so none is reported. CODESYS V2 (TCP 1200 / 2455): the identification request and reply only (v2.py);
 the gateway protocol (TCP 1217) is not decoded.
 
 One module per part: frame (block driver, datagram, channel, service header, tags), services
@@ -22,6 +22,7 @@ from plantguard.protocols._pdustream import tcp_pdus
 from plantguard.protocols._spec import Hold, ProtocolSpec, Routine
 from plantguard.protocols.base import once
 from plantguard.protocols.codesys.frame import (
+    DEVICE_LOGIN,
     DG_SERVICES,
     MAX_TCP,
     NS_IDENTIFICATION,
@@ -31,6 +32,8 @@ from plantguard.protocols.codesys.frame import (
     TCP_HEADER,
     Datagram,
     error_code,
+    login_result,
+    login_user,
     ns_package,
     parse_block,
     parse_datagram,
@@ -117,11 +120,15 @@ def _observe(pkt: Packet, d: Datagram) -> list[Observation]:
         return out      # encrypted layer 7: the services are not readable
     if srv.reply:
         code = error_code(srv.body)
+        if not code and (srv.group, srv.service) == DEVICE_LOGIN:
+            code = login_result(srv.body)
         if code:
             name, _category = describe(srv.group, srv.service)
             out.append(pkt.observe("error", NAME, subject="src", code=code, name=f"Error 0x{code:04X}",
                                    function=srv.group << 8 | srv.service, function_name=name))
         return out
+    if (srv.group, srv.service) == DEVICE_LOGIN:
+        out.extend(_credential(pkt, srv.body))
     name, category = describe(srv.group, srv.service)
     group = GROUPS.get(srv.group, f"0x{srv.group:02X}")
     out.append(pkt.observe("operation", NAME, subject="dst", category=category,
@@ -129,6 +136,16 @@ def _observe(pkt: Packet, d: Datagram) -> list[Observation]:
                            detail=f"group={group} service=0x{srv.service:02X} session=0x{srv.session:08X} "
                                   f"channel={block[0]}"))
     return out
+
+
+def _credential(pkt: Packet, body: bytes) -> list[Observation]:
+    """A device login: the user name when the credentials tag carries one in clear; the
+    password is never read (it crosses encrypted, see login_user)."""
+    user = login_user(body)
+    if user is None:
+        return []
+    return [pkt.observe("credential", NAME, subject="dst", user=user or None, password=None,
+                        secret_type="password", cleartext=False)]
 
 
 def _v2(pkt: Packet) -> list[Observation]:
@@ -173,5 +190,5 @@ SPEC = ProtocolSpec(
     any_port_signature=tcp_signature,
     traits=frozenset({"industrial", "controller-server"}),
     server_role="plc",
-    observes=("error", "identity", "operation", "service"),
+    observes=("credential", "error", "identity", "operation", "service"),
 )

@@ -33,6 +33,7 @@ import struct
 from dataclasses import dataclass
 
 from plantguard.protocols._pdustream import BAD, NEED_MORE
+from plantguard.protocols.base import printable
 
 TCP_MAGIC = b"\x00\x01\x17\xe8"
 TCP_HEADER = 8
@@ -213,4 +214,35 @@ def error_code(body: bytes) -> int | None:
     for tid, data in top_tags(body):
         if tid == TAG_ERROR and len(data) in (2, 4):
             return int.from_bytes(data, "little")
+    return None
+
+
+# CmpDeviceItf "Online service tags": the device login request carries TAG_DEV_CREDENTIALS
+# (0x81) holding TAG_DEV_USER (0x10) and TAG_DEV_PASSWORD (0x11, encrypted per
+# TAG_DEV_CRYPT_TYPE 0x22); its reply TAG_DEV_REPLY_LOGIN (0x82) holds the result (0x20, u16)
+DEVICE_LOGIN = (0x01, 0x02)
+TAG_DEV_CREDENTIALS, TAG_DEV_USER = 0x81, 0x10
+TAG_DEV_REPLY_LOGIN, TAG_DEV_REPLY_LOGIN_RESULT = 0x82, 0x20
+
+
+def login_user(body: bytes) -> str | None:
+    """The user name of a device login request ('' when the credentials tag has none), None
+    when the request has no credentials tag."""
+    for tid, data in top_tags(body):
+        if tid == TAG_DEV_CREDENTIALS:
+            for sub, value in top_tags(data):
+                if sub == TAG_DEV_USER:
+                    return printable(value.split(b"\x00")[0], 128)
+            return ""
+    return None
+
+
+def login_result(body: bytes) -> int | None:
+    """The non-zero result code of a device login reply, None when it succeeded or says none."""
+    for tid, data in top_tags(body):
+        if tid == TAG_DEV_REPLY_LOGIN:
+            for sub, value in top_tags(data):
+                if sub == TAG_DEV_REPLY_LOGIN_RESULT and len(value) >= 2:
+                    code = int.from_bytes(value[:2], "little")
+                    return code or None
     return None
