@@ -293,3 +293,19 @@ def test_refused_device_login_is_an_error_and_a_login_without_credentials_no_cre
     out = stream([(True, bare), (False, ok), (False, refused)], codesys, dport=11740)
     assert not of_kind(out, "credential")
     assert [(o.data["code"], o.data["function_name"]) for o in of_kind(out, "error")] == [(0x1B, "Device login")]
+
+
+def test_assessment_puts_the_session_on_the_plc_change_timeline(tmp_path):
+    """The full assessment on the written capture: download, start, stop and reset to the
+    runtime are on the PLC change timeline (unauthorised: no engineering station is declared);
+    the read is not; the findings include the controller's unauthorised program change."""
+    from plantguard.assess import run_assessment
+    res = analyze([_write(tmp_path, discovery_frames() + session_frames())])
+    c = run_assessment(res, None, db=None)
+    ops = {(r["station"], r["controller"], r["operation"], r["category"]) for r in c["plc_changes"]
+           if r["protocol"] == "codesys"}
+    assert ops == {(TOOL, PLC, "Download", "program"), (TOOL, PLC, "Start", "control"),
+                   (TOOL, PLC, "Stop", "control"), (TOOL, PLC, "Reset", "control")}
+    assert all(not r["verdict"]["authorised"] for r in c["plc_changes"] if r["protocol"] == "codesys")
+    checks = {f["check"] for f in c["findings"] if f["status"] == "fail"}
+    assert any(ch.startswith("plc.unauthorized") for ch in checks), checks
