@@ -6,7 +6,8 @@ Siemens order-number prefixes (6ES7 3.. = S7-300, 6ES7 21. = S7-1200, ...), Rock
 catalogue prefixes (1756 = ControlLogix, 1769 = CompactLogix, 1766 = MicroLogix 1400, ...),
 Omron model prefixes (CJ2M-CPU.. = CJ series, NJ501-.. = NJ/NX series, CP1L-.. = CP1L),
 Beckhoff's runtime name (TwinCAT),
-ABB Relion IED types (REL670 / RED670 = Relion 670 series, RE.650 = Relion 650 series).
+ABB Relion IED types (REL670 / RED670 = Relion 670 series, RE.650 = Relion 650 series),
+CODESYS runtime product names ("CODESYS Control for Linux SL" = CODESYS Control for Linux).
 
 `asset_families` gives the families advisory matching compares; `identity_family` the one
 family the inventory names a device by ("SIMATIC S7-300", "CompactLogix 5370"), with the
@@ -66,6 +67,17 @@ FAMILY_TEXT: dict[str, re.Pattern] = {name: re.compile(p, re.I) for name, p in {
     # an IED's MMS Identify its product type ("REL670", "RED670")
     "Relion 650": r"\brelion\s?650\b",
     "Relion 670": r"\brelion\s?670\b",
+    # CODESYS V3 runtimes: advisories name the runtime product ("CODESYS Control for Linux",
+    # "CODESYS Control Win V3"); the name service reply gives the device name with an edition
+    # suffix ("CODESYS Control for Linux SL", "CODESYS Control Win V3 x64")
+    "CODESYS Control for Linux": r"\bcodesys\s+control\s+for\s+linux\b",
+    "CODESYS Control for Raspberry Pi": r"\bcodesys\s+control\s+for\s+raspberry\s?pi\b",
+    "CODESYS Control for BeagleBone": r"\bcodesys\s+control\s+for\s+beaglebone\b",
+    "CODESYS Control for IOT2000": r"\bcodesys\s+control\s+for\s+iot\s?2000\b",
+    "CODESYS Control for PFC100": r"\bcodesys\s+control\s+for\s+pfc\s?100\b",
+    "CODESYS Control for PFC200": r"\bcodesys\s+control\s+for\s+pfc\s?200\b",
+    "CODESYS Control Win": r"\bcodesys\s+control\s+win\b",
+    "CODESYS Control RTE": r"\bcodesys\s+control\s+rte\b",
 }.items()}
 
 # (regex on the normalised order/catalogue number, families)

@@ -23,7 +23,9 @@ _VENDORS: dict[str, tuple[str, tuple[str, ...]]] = {
     "phoenix-contact": ("Phoenix Contact", ("phoenix contact", "phoenixcontact", "innominate",
                                             "innominate security technologies", "phoenix_contact")),
     "codesys": ("CODESYS", ("codesys", "3s-smart software solutions", "3s", "3s-smart",
-                            "3s smart software solutions")),
+                            "3s smart software solutions",
+                            # as CODESYS V3 runtimes spell it in their name service reply
+                            "3s - smart software solutions")),
     "hitachi-energy": ("Hitachi Energy", ("hitachi energy", "hitachienergy", "abb power grids")),
     "abb": ("ABB", ("abb", "abb ltd")),
     "moxa": ("Moxa", ("moxa", "moxa inc", "moxa technologies")),
