@@ -4,7 +4,9 @@ Advisories often name a family only ("SIMATIC S7-300 CPU family", "MicroLogix 14
 Controllers"); a device reports its exact model. These rules connect the two. Facts used:
 Siemens order-number prefixes (6ES7 3.. = S7-300, 6ES7 21. = S7-1200, ...), Rockwell
 catalogue prefixes (1756 = ControlLogix, 1769 = CompactLogix, 1766 = MicroLogix 1400, ...),
-Omron model prefixes (CJ2M-CPU.. = CJ series, NJ501-.. = NJ/NX series, CP1L-.. = CP1L).
+Omron model prefixes (CJ2M-CPU.. = CJ series, NJ501-.. = NJ/NX series, CP1L-.. = CP1L),
+Mitsubishi CPU model names (FX5U-32MT/ES = MELSEC iQ-F, R04CPU / R08SFCPU = MELSEC iQ-R,
+Q03UDECPU = MELSEC Q, L02CPU = MELSEC L).
 
 `asset_families` gives the families advisory matching compares; `identity_family` the one
 family the inventory names a device by ("SIMATIC S7-300", "CompactLogix 5370"), with the
@@ -43,6 +45,9 @@ FAMILY_TEXT: dict[str, re.Pattern] = {name: re.compile(p, re.I) for name, p in {
     "Modicon M221": r"\bm221\b",
     "MELSEC iQ-R": r"\bmelsec\s+iq-r\b",
     "MELSEC Q": r"\bmelsec[- ]q\b",
+    # the compact line as advisories name it ("MELSEC iQ-F Series", "MELSEC iQ-F, iQ-R Series")
+    "MELSEC iQ-F": r"\bmelsec\s+iq-f\b",
+    "MELSEC L": r"\bmelsec[- ]l\b|\bmelsec-q/l\b",
     # Omron: the lines as advisories name them ("Omron PLC CJ series", "SYSMAC NJ/NX Series") and
     # the model prefixes FINS Controller Data Read reports ("CP1L-EL20DR-D", "CJ2M-CPU31")
     "CJ series": r"\bcj\s?-?series\b",
@@ -99,6 +104,12 @@ _CPU_RULES = [(re.compile(p, re.I), f) for p, f in [
     (r"^\s*cj[12][a-z]?-", ("CJ series",)),
     (r"^\s*cs1[a-z]?-", ("CS series",)),
     (r"^\s*n[jx]\d{1,3}[a-z]?\d?-|^\s*nx1p2-", ("NJ/NX series",)),
+    # Mitsubishi CPU model names as MELSOFT / SLMP "Read CPU model name" report them: FX5U-32MT/ES,
+    # FX5UC-..: iQ-F; R04CPU, R08SFCPU, R16PCPU, R12CCPU-V: iQ-R; Q03UDECPU, Q06HCPU: Q; L02CPU: L
+    (r"^\s*fx5[a-z]{0,2}-", ("MELSEC iQ-F",)),
+    (r"^\s*r\d{1,3}[a-z]{0,4}cpu\b", ("MELSEC iQ-R",)),
+    (r"^\s*q\d{2,3}[a-z]{0,5}cpu\b", ("MELSEC Q",)),
+    (r"^\s*l\d{2}[a-z]{0,4}cpu\b", ("MELSEC L",)),
 ]]
 
 
