@@ -131,9 +131,11 @@ def _credential(pkt: Packet, frame: Frame) -> Observation:
         pkt.state["user"] = user
     else:
         user = pkt.state.get("user")
-    return pkt.observe("credential", NAME, subject="src", user=user or None, password=None,
-                       secret_type="password", cleartext=False,
-                       result="success" if frame.status == 0 else "failure", reply_code=frame.status)
+    # oriented as the login went, client -> controller, at the response's frame and time
+    return Observation("credential", NAME, pkt.capture, pkt.frame, pkt.ts, pkt.dst, pkt.src, pkt.dst_mac,
+                       pkt.src_mac, pkt.l4, pkt.dport, pkt.sport, pkt.vlan, "dst",
+                       {"user": user or None, "password": None, "secret_type": "password", "cleartext": False,
+                        "result": "success" if frame.status == 0 else "failure", "reply_code": frame.status})
 
 
 def _status_name(frame: Frame) -> str:
