@@ -87,8 +87,9 @@ def prime(pkt: Packet) -> None:
     once(pkt, "service")
 
 
-def _has_pending(state: dict) -> bool:
-    return bool(state.get("pending"))
+def _has_pending(state: dict | None) -> bool:
+    """A request waits for its response (None: the flow has no decoder state yet)."""
+    return bool(state and state.get("pending"))
 
 
 def _service(pkt: Packet, subject: str) -> list[Observation]:
