@@ -117,7 +117,7 @@ def _observe(pkt: Packet, frame: Frame) -> list[Observation]:
         out.append(_credential(pkt, asked[1], frame.end_code))
     if frame.end_code:
         failed, sub = _error_info(frame.data)
-        function = failed if failed is not None else command
+        function = failed or command
         out.append(pkt.observe("error", NAME, subject="src", code=frame.end_code, name=end_code_name(frame.end_code),
                                function=function, function_name=command_name(function) if function else None))
     elif command == READ_MODEL and not frame.ascii:
