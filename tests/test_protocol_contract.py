@@ -43,7 +43,8 @@ def test_server_roles_are_inventory_roles_and_controllers_are_controller_roles()
 
 def test_policy_lists_are_the_registry_traits():
     industrial = registry.names_with_trait("industrial")
-    assert industrial == {"modbus", "enip", "s7comm", "dnp3", "bacnet", "profinet", "ethercat", "opcua", "iec104", "fins"}
+    assert industrial == {"modbus", "enip", "s7comm", "dnp3", "bacnet", "profinet", "ethercat", "opcua", "iec104", "fins",
+                          "melsec", "melsoft"}
     assert _common.INDUSTRIAL_PROTOCOLS == industrial == roles.INDUSTRIAL_APPS
     assert _common.UNAUTHENTICATED_CONTROL == registry.names_with_trait("unauthenticated-control")
     assert roles.CONTROLLER_SERVER_APPS == registry.server_roles()
@@ -59,7 +60,7 @@ def test_readme_lists_every_protocol_in_its_layer():
 def test_routine_recognisers_live_beside_their_decoders():
     from plantguard.capture import routine
     with_rules = {s.name for s in registry.protocol_specs() if s.routine}
-    assert with_rules == {"modbus", "enip", "s7comm", "dnp3", "tls", "bacnet", "fins", "ethercat"}
+    assert with_rules == {"modbus", "enip", "s7comm", "dnp3", "tls", "bacnet", "fins", "ethercat", "melsec", "melsoft"}
     assert {s.name for s in registry.protocol_specs() if s.frame_routine} == {"ethercat"}
     for m in registry.protocol_modules():
         for fn in [r.fn for r in m.SPEC.routine] + ([m.SPEC.frame_routine] if m.SPEC.frame_routine else []):

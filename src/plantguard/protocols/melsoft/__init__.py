@@ -63,10 +63,11 @@ def strict_signature(payload: bytes) -> bool:
 
 def decode(pkt: Packet) -> list[Observation]:
     out: list[Observation] = []
-    if pkt.payload[:1] in (b"\x5a", b"\xda") and plausible_discovery(pkt.payload):
-        # discovery outside a frame stream (UDP, or the first bytes of a TCP session)
-        return _discovery(pkt)
     for pdu in tcp_pdus(pkt, frame_len, MAX_FRAME, MAX_PDUS_PER_SEGMENT):
+        if pdu[:1] in (b"\x5a", b"\xda"):
+            # discovery (UDP, or the first bytes of a TCP session before the frames)
+            out.extend(_discovery(pkt, pdu))
+            continue
         frame = parse(pdu)
         if frame is not None:
             out.extend(_observe(pkt, frame))
@@ -75,8 +76,7 @@ def decode(pkt: Packet) -> list[Observation]:
 
 def prime(pkt: Packet) -> None:
     """The flow moved past a replayed packet as decode() moves it: the stream and the service."""
-    if pkt.l4 == "tcp":
-        tcp_pdus(pkt, frame_len, MAX_FRAME, MAX_PDUS_PER_SEGMENT)
+    tcp_pdus(pkt, frame_len, MAX_FRAME, MAX_PDUS_PER_SEGMENT)
     once(pkt, "service")
 
 
@@ -84,11 +84,11 @@ def _service(pkt: Packet, subject: str) -> list[Observation]:
     return [pkt.observe("service", NAME, subject=subject, name=NAME)] if once(pkt, "service") else []
 
 
-def _discovery(pkt: Packet) -> list[Observation]:
-    response = pkt.payload[0] == 0xDA
+def _discovery(pkt: Packet, pdu: bytes) -> list[Observation]:
+    response = pdu[0] == 0xDA
     out = _service(pkt, "src" if response else "dst")
     if not response:
-        kind = pkt.payload[3]
+        kind = pdu[3]
         out.append(pkt.observe("operation", NAME, subject="dst", category="diagnostic", code=0x5A00 | kind,
                                name=f"Discovery {DISCOVERY.get(kind, f'0x{kind:02X}')}",
                                detail=f"discovery request kind 0x{kind:02X}"))

@@ -56,6 +56,14 @@ class Frame:
 
 def frame_len(buf: bytes, off: int) -> int:
     """Bytes of the MELSOFT frame at `off` (NEED_MORE / BAD for _pdustream.split)."""
+    if buf[off:off + 1] in (b"\x5a", b"\xda"):
+        # a discovery frame: the request is 4 bytes; the response has no length field and
+        # comes alone in its segment or datagram, so it takes the rest
+        if len(buf) - off < 4:
+            return NEED_MORE
+        if buf[off + 1] or buf[off + 2]:
+            return BAD
+        return 4 if buf[off] == DISCOVERY_REQUEST else min(len(buf) - off, 68)
     if len(buf) - off < ETHERNET.size:
         if bytes(buf[off:off + 2]) in MAGICS or len(buf) - off < 2:
             return NEED_MORE
