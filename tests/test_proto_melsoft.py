@@ -93,6 +93,8 @@ def test_frames_match_the_lua_dissector(rel, tmp_path):
         if f.code == 0x1133:
             score.check(f"{w} registered user", r["melsoft.req.user_information_registration.username"][0] in
                         melsoft.describe(f)[2], True)
+    lua_frames = {f for f, r in rows.items() if r["melsoft.req.magic_bytes"] or r["melsoft.resp.magic_bytes"]}
+    assert lua_frames <= {s[0] for s in seen}       # every frame the Lua dissector reads, we read
     assert compared >= (100 if "variant" in rel or "legit" in rel else 9)
     score.assert_agrees(minimum=1.0, at_least=6 * compared)
 
