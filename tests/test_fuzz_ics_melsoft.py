@@ -27,7 +27,7 @@ PORTS = {5007, 5560, 5562}
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def real_payloads(l4: str) -> tuple[bytes, ...]:
     out: list[bytes] = []
     if SHARED_DATA.is_dir():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import shared_path
 from support.decode import frames, of_kind, packet, stream
 
@@ -187,8 +186,9 @@ def test_polling_is_replayed_and_equals_the_reference(tmp_path):
     """Batch-read polling over UDP 5000 (4E) and TCP 5002 (3E), with a model name read, a
     refused read and a Remote STOP among the polls: the engine replays the polls and says exactly
     what the reference decoder says (the model name reply is decoded, not replayed)."""
-    from plantguard.capture.reference import analyze_reference
     from support.packets import pcap_bytes, tcp_conversation, udp_frame
+
+    from plantguard.capture.reference import analyze_reference
     read = (100).to_bytes(3, "little") + b"\xa8\x0a\x00"
     pcap, t = [], 1.7e9
     for i in range(300):

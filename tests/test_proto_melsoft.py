@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_path
 from support.baselines import Score
 from support.decode import deep_observations, of_kind, packet, replay, stream
@@ -242,8 +241,9 @@ def _obs_key(o) -> tuple:
 def test_watch_polling_is_replayed_and_equals_the_reference(tmp_path):
     """0x0410 polling over TCP 5562 with a Remote Stop and a refused read among the polls: the
     engine replays the polls and says exactly what the reference decoder says."""
-    from plantguard.capture.reference import analyze_reference
     from support.packets import pcap_bytes, tcp_conversation
+
+    from plantguard.capture.reference import analyze_reference
     exchanges = []
     for i in range(400):
         exchanges.append((True, _frame(0x0410, bytes(20) + b"\x02\x00", seq=i)))

@@ -41,7 +41,11 @@ from plantguard.protocols.melsec.frame import (
     plausible,
     plausible_ascii,
 )
-from plantguard.protocols.melsec.routine import WAITS, melsec_hold_rows, melsec_read_routine
+from plantguard.protocols.melsec.routine import (
+    WAITS,
+    melsec_hold_rows,
+    melsec_read_routine,
+)
 
 NAME = "melsec"
 VENDOR = "Mitsubishi Electric"
@@ -116,7 +120,7 @@ def _observe(pkt: Packet, frame: Frame) -> list[Observation]:
     if command == PASSWORD_UNLOCK:
         out.append(_credential(pkt, asked[1], frame.end_code))
     if frame.end_code:
-        failed, sub = _error_info(frame.data)
+        failed, _sub = _error_info(frame.data)
         function = failed or command
         out.append(pkt.observe("error", NAME, subject="src", code=frame.end_code, name=end_code_name(frame.end_code),
                                function=function, function_name=command_name(function) if function else None))
