@@ -44,7 +44,8 @@ def test_server_roles_are_inventory_roles_and_controllers_are_controller_roles()
 def test_policy_lists_are_the_registry_traits():
     industrial = registry.names_with_trait("industrial")
     assert industrial == {"modbus", "enip", "s7comm", "dnp3", "bacnet", "profinet", "ethercat", "opcua", "iec104",
-                          "fins", "fox", "hart-ip", "ads", "goose", "sv", "mms", "synchrophasor", "codesys"}
+                          "fins", "fox", "hart-ip", "ads", "goose", "sv", "mms", "synchrophasor", "codesys",
+                          "melsec", "melsoft"}
     assert _common.INDUSTRIAL_PROTOCOLS == industrial == roles.INDUSTRIAL_APPS
     assert _common.UNAUTHENTICATED_CONTROL == registry.names_with_trait("unauthenticated-control")
     assert roles.CONTROLLER_SERVER_APPS == registry.server_roles()
@@ -61,7 +62,7 @@ def test_routine_recognisers_live_beside_their_decoders():
     from plantguard.capture import routine
     with_rules = {s.name for s in registry.protocol_specs() if s.routine}
     assert with_rules == {"modbus", "enip", "s7comm", "dnp3", "tls", "bacnet", "fins", "ethercat", "hart-ip",
-                          "ads", "mms", "synchrophasor", "codesys"}
+                          "ads", "mms", "synchrophasor", "codesys", "melsec", "melsoft"}
     assert {s.name for s in registry.protocol_specs() if s.frame_routine} == {"ethercat", "goose", "sv"}
     for m in registry.protocol_modules():
         for fn in [r.fn for r in m.SPEC.routine] + ([m.SPEC.frame_routine] if m.SPEC.frame_routine else []):

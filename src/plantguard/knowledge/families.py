@@ -7,7 +7,9 @@ catalogue prefixes (1756 = ControlLogix, 1769 = CompactLogix, 1766 = MicroLogix 
 Omron model prefixes (CJ2M-CPU.. = CJ series, NJ501-.. = NJ/NX series, CP1L-.. = CP1L),
 Beckhoff's runtime name (TwinCAT),
 ABB Relion IED types (REL670 / RED670 = Relion 670 series, RE.650 = Relion 650 series),
-CODESYS runtime product names ("CODESYS Control for Linux SL" = CODESYS Control for Linux).
+CODESYS runtime product names ("CODESYS Control for Linux SL" = CODESYS Control for Linux),
+Mitsubishi CPU model names (FX5U-32MT/ES = MELSEC iQ-F, R04CPU / R08SFCPU = MELSEC iQ-R,
+Q03UDECPU = MELSEC Q, L02CPU = MELSEC L).
 
 `asset_families` gives the families advisory matching compares; `identity_family` the one
 family the inventory names a device by ("SIMATIC S7-300", "CompactLogix 5370"), with the
@@ -46,6 +48,9 @@ FAMILY_TEXT: dict[str, re.Pattern] = {name: re.compile(p, re.I) for name, p in {
     "Modicon M221": r"\bm221\b",
     "MELSEC iQ-R": r"\bmelsec\s+iq-r\b",
     "MELSEC Q": r"\bmelsec[- ]q\b",
+    # the compact line as advisories name it ("MELSEC iQ-F Series", "MELSEC iQ-F, iQ-R Series")
+    "MELSEC iQ-F": r"\bmelsec\s+iq-f\b",
+    "MELSEC L": r"\bmelsec[- ]l\b|\bmelsec-q/l\b",
     # Omron: the lines as advisories name them ("Omron PLC CJ series", "SYSMAC NJ/NX Series") and
     # the model prefixes FINS Controller Data Read reports ("CP1L-EL20DR-D", "CJ2M-CPU31")
     "CJ series": r"\bcj\s?-?series\b",
@@ -123,6 +128,12 @@ _CPU_RULES = [(re.compile(p, re.I), f) for p, f in [
     # ABB Relion IED types: RE + application letter + series (REL670 line distance, RED650 ...)
     (r"^\s*re[a-z]650\b", ("Relion 650",)),
     (r"^\s*re[a-z]670\b", ("Relion 670",)),
+    # Mitsubishi CPU model names as MELSOFT / SLMP "Read CPU model name" report them: FX5U-32MT/ES,
+    # FX5UC-..: iQ-F; R04CPU, R08SFCPU, R16PCPU, R12CCPU-V: iQ-R; Q03UDECPU, Q06HCPU: Q; L02CPU: L
+    (r"^\s*fx5[a-z]{0,2}-", ("MELSEC iQ-F",)),
+    (r"^\s*r\d{1,3}[a-z]{0,4}cpu\b", ("MELSEC iQ-R",)),
+    (r"^\s*q\d{2,3}[a-z]{0,5}cpu\b", ("MELSEC Q",)),
+    (r"^\s*l\d{2}[a-z]{0,4}cpu\b", ("MELSEC L",)),
 ]]
 
 
