@@ -411,10 +411,24 @@ PAGES = {"observations.md": observations_md, "contract.schema.json": contract_sc
          "probe-catalogue.md": probe_catalogue_md}
 
 
+def shipped_site_schema() -> str:
+    """src/plantguard/data/site.schema.json: the site-file schema shipped for editors (it lists the
+    protocol names, so a new protocol module changes it)."""
+    from plantguard.site import site_schema
+    return json.dumps(site_schema(), indent=1, ensure_ascii=False) + "\n"
+
+
+# generated files that ship inside the package rather than in docs/
+SHIPPED = {Path(__file__).resolve().parent / "data" / "site.schema.json": shipped_site_schema}
+
+
 def main(argv: list[str] | None = None) -> int:
     for name, build in PAGES.items():
         (DOCS / name).write_text(build(), encoding="utf-8")
         print(f"wrote docs/{name}")
+    for path, build in SHIPPED.items():
+        path.write_text(build(), encoding="utf-8")
+        print(f"wrote {path.name}")
     return 0
 
 
