@@ -94,3 +94,37 @@ def test_sigint_while_the_report_is_written_removes_the_temporary_file(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         write_report("x" * 1_000_000, tmp_path / "report.html")
     assert seen and list(tmp_path.iterdir()) == []
+
+
+def _ctrl_c_out_of_compiled_code():
+    """What Python raises when SIGINT's handler ran while a numba kernel returned."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as ki:
+        raise SystemError("CPUDispatcher(<function kernel>) returned a result with an exception set") from ki
+
+
+@pytest.mark.parametrize("which", ["engine", "reference"])
+def test_ctrl_c_inside_compiled_code_stops_the_analysis(monkeypatch, which):
+    """Not 'analysis stopped' on that capture with a report written: the interrupt goes on up."""
+    from plantguard.capture import engine, reference
+    path = shared_path("pcaps/zeek/modbus/modbusBig.pcap")
+    if which == "engine":
+        monkeypatch.setattr(engine.Engine, "process", lambda *a, **k: _ctrl_c_out_of_compiled_code())
+        run = engine.analyze
+    else:
+        monkeypatch.setattr(reference, "decode_frame", lambda *a, **k: _ctrl_c_out_of_compiled_code())
+        run = reference.analyze_reference
+    with pytest.raises(KeyboardInterrupt):
+        run([path])
+
+
+def test_other_errors_still_stop_only_their_capture(monkeypatch):
+    from plantguard.capture import engine
+    path = shared_path("pcaps/zeek/modbus/modbusBig.pcap")
+
+    def broken(*a, **k):
+        raise SystemError("a real internal error")
+    monkeypatch.setattr(engine.Engine, "process", broken)
+    res = engine.analyze([path])
+    assert res.captures[0].warning_counts.get("analysis_error") == 1

@@ -177,10 +177,9 @@ def test_jobs_count_each_warning_once(odd):
 # layer-2 frames whose EtherType or 802.2 LLC id no protocol module registers: counted per id,
 # equal to tshark's count of such frames (eth.type or, under a VLAN tag, vlan.etype; llc.dsap)
 UNDECODED_L2 = [
-    ("pcaps/icsnpp-iec61850-sv/testing/Traces/SV_Normal_Traffic.pcap", "undecoded_ethertype:0x88ba",
-     "vlan.etype == 0x88ba || eth.type == 0x88ba", "IEC 61850 Sampled Values"),
-    ("pcaps/ICS-Security-Tools/IEC61850/GOOSE/Sample_File_GOOSE.pcap", "undecoded_ethertype:0x88b8",
-     "vlan.etype == 0x88b8 || eth.type == 0x88b8", "IEC 61850 GOOSE"),
+    # (GOOSE 0x88b8 and Sampled Values 0x88ba were the examples until their modules came)
+    ("pcaps/ICS-Security-Tools/openics/EIP-ChangePortConfigurationAttempt.pcap", "undecoded_ethertype:0x9000",
+     "vlan.etype == 0x9000 || eth.type == 0x9000", "loopback (CTP)"),
     ("pcaps/ICS-Security-Tools/openics/EIP-IPAddressChangeAttempt.pcap", "undecoded_llc:sap_0x42",
      "llc.dsap == 0x42", "spanning tree (STP)"),
 ]
@@ -210,6 +209,10 @@ def test_undecoded_ethertypes_counted_as_tshark_does(rel, kind, display_filter, 
 
 def test_registered_ethertypes_not_counted():
     """LLDP (0x88cc) and PROFINET (0x8892) frames are decoded by their modules: no counter."""
+    for rel, etype in (("pcaps/icsnpp-iec61850-sv/testing/Traces/SV_Normal_Traffic.pcap", 0x88ba),
+                       ("pcaps/ICS-Security-Tools/IEC61850/GOOSE/Sample_File_GOOSE.pcap", 0x88b8)):
+        assert tshark_count(shared_path(rel), f"vlan.etype == {etype:#x} || eth.type == {etype:#x}") > 0
+        assert f"undecoded_ethertype:{etype:#06x}" not in analyze([shared_path(rel)]).counters
     path = shared_path("pcaps/icsnpp-profinet-io-cm/profinet_io_cm_mixed_1.pcap")
     assert tshark_count(path, "lldp") > 0 and tshark_count(path, "eth.type == 0x8892") > 0
     assert not [k for k in analyze([path]).counters if k.startswith(("undecoded_ethertype:", "undecoded_llc:"))]

@@ -28,6 +28,7 @@ import numpy as np
 
 from plantguard.capture import columns, formats, routine
 from plantguard.capture.frame_routine import FrameRoutine
+from plantguard.capture.interrupt import interrupt_in
 from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.budget import DEFAULT as DEFAULT_BUDGET, Budget
 from plantguard.capture.deep import MAX_CLASSIFY_TRIES, DeepTier, Partial
@@ -79,6 +80,8 @@ def analyze(paths: Iterable[str | os.PathLike], progress: Callable[[int], None] 
         except formats.CaptureError as exc:
             st.warn("unreadable", str(exc))
         except Exception as exc:   # one capture that breaks something never loses the others
+            if (ki := interrupt_in(exc)) is not None:
+                raise ki from None
             log.exception("capture %s: analysis stopped", cap)
             eng.abandon_chunk()
             st.failed(exc)

@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Iterator
 
 from plantguard.capture import formats
 from plantguard.capture.aggregate import ObservationAggregator
+from plantguard.capture.interrupt import interrupt_in
 from plantguard.capture.deep import DeepTier, flow_key, orient
 from plantguard.capture.layers import (FRAGMENT_COUNTERS, TUNNEL_KEYS, Layers, Reassembler, adopt_link,
                                        decode_frame, undecoded_kind, undecoded_notes)
@@ -88,6 +89,8 @@ def analyze_reference(paths: Iterable[str | os.PathLike],
         except formats.CaptureError as exc:
             st.warn("unreadable", str(exc))
         except Exception as exc:   # as the engine: one capture that breaks something loses no other
+            if (ki := interrupt_in(exc)) is not None:
+                raise ki from None
             log.exception("capture %s: analysis stopped", cap)
             st.failed(exc)
         finally:
