@@ -3,6 +3,8 @@ CRC-CCITT check word, and the bodies of configuration (CFG-1/2/3), data and comm
 C37.118.2-2011 lays them out (field sizes below are the standard's)."""
 from __future__ import annotations
 
+import binascii
+
 import struct
 from dataclasses import dataclass, field
 
@@ -32,11 +34,9 @@ MAX_NAMES = 64              # channel names kept per PMU (the rest are counted, 
 
 
 def crc_ccitt(b: bytes) -> int:
-    """CRC-CCITT (polynomial 0x1021, initial 0xFFFF, no reflection, no final xor)."""
-    crc = 0xFFFF
-    for byte in b:
-        crc = ((crc << 8) & 0xFFFF) ^ CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
-    return crc
+    """CRC-CCITT (polynomial 0x1021, initial 0xFFFF, no reflection, no final xor): the standard
+    library's crc_hqx is exactly this one, in C (a Python byte loop was 38 us a frame)."""
+    return binascii.crc_hqx(b, 0xFFFF)
 
 
 def _table() -> list[int]:
