@@ -7,10 +7,11 @@ STAT words sit where the configuration says, are held for decoding by the packag
 Declared in the package's SPEC; defined here beside the decoder whose output it must match."""
 from __future__ import annotations
 
+import binascii
+
 import numpy as np
 
 from plantguard.protocols.synchrophasor.frame import (
-    CRC_TABLE,
     DATA,
     HEADER,
     MIN_FRAME,
@@ -20,18 +21,14 @@ from plantguard.protocols.synchrophasor.frame import (
 from plantguard.util.arrays import col, hash_keys, u16
 
 WIDTH = 512                     # data frames longer than this are decoded, not replayed
-_TABLE = np.array(CRC_TABLE, np.int64)
 _VERSIONS = np.array(sorted(VERSIONS))
 
 
 def crc_rows(p: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """CRC-CCITT of the first n[i] bytes of each row (n <= p.shape[1])."""
-    crc = np.full(len(p), 0xFFFF, np.int64)
-    top = int(n.max()) if len(n) else 0
-    for j in range(top):
-        nxt = ((crc << 8) & 0xFFFF) ^ _TABLE[((crc >> 8) ^ p[:, j]) & 0xFF]
-        crc = np.where(j < n, nxt, crc)
-    return crc
+    """CRC-CCITT of the first n[i] bytes of each row (n <= p.shape[1]): the C crc_hqx per row
+    costs about a microsecond, where a column loop over the array paid for the widest row."""
+    return np.fromiter((binascii.crc_hqx(p[i, :k].tobytes(), 0xFFFF) for i, k in enumerate(n.tolist())),
+                       np.int64, len(n))
 
 
 def data_frame_routine(p, plen, from_client, l4, sport, dport):
