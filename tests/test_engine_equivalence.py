@@ -351,3 +351,88 @@ def test_bacnet_polling_around_a_password_is_exact(tmp_path):
         # decoded: the first polls (learning), the password requests and the refusal, and the
         # poll after the unanswered request; the polls around them are replayed
         assert got.counters["routine_packets"] > 1350 and got.counters["deep_packets"] < 20, (chunk, got.counters)
+
+
+def _send_unit_data(session: int, seq: int, cip: bytes) -> bytes:
+    """One SendUnitData PDU: connected address item (connection id) and connected data item
+    (sequence count, then the CIP message)."""
+    data = struct.pack("<IH", 0, 0) + struct.pack("<H", 2) + struct.pack("<HHI", 0xA1, 4, 0x11223344) \
+        + struct.pack("<HH", 0xB1, 2 + len(cip)) + struct.pack("<H", seq & 0xFFFF) + cip
+    return struct.pack("<HHII8sI", 0x70, len(data), session, 0, b"\0" * 8, 0) + data
+
+
+def _read_tag(tag: bytes, write: bool = False) -> bytes:
+    pad = tag + (b"\0" if len(tag) % 2 else b"")
+    path = bytes([0x91, len(tag)]) + pad
+    if write:   # Write Tag: type INT, one element, the value
+        return bytes([0x4D, len(path) // 2]) + path + struct.pack("<HHh", 0xC3, 1, 7)
+    return bytes([0x4C, len(path) // 2]) + path + struct.pack("<H", 1)
+
+
+def _msp(messages: list[bytes]) -> bytes:
+    """A Multiple Service Packet to the Message Router carrying `messages`."""
+    offsets, at = [], 2 + 2 * len(messages)
+    for m in messages:
+        offsets.append(at)
+        at += len(m)
+    return bytes([0x0A, 2, 0x20, 0x02, 0x24, 0x01]) + struct.pack("<H", len(messages)) \
+        + b"".join(struct.pack("<H", o) for o in offsets) + b"".join(messages)
+
+
+def _msp_reply(n: int, service: int = 0xCC) -> bytes:
+    """Its reply: n successful inner replies of `service` (Read Tag's carry a type word)."""
+    offsets = [2 + 2 * n + 6 * k for k in range(n)]
+    return bytes([0x8A, 0, 0, 0]) + struct.pack("<H", n) + b"".join(struct.pack("<H", o) for o in offsets) \
+        + b"".join(bytes([service, 0, 0, 0]) + struct.pack("<H", 0xC3) for _ in range(n))
+
+
+def test_pipelined_cip_polls_are_replayed(tmp_path):
+    """A scanner that sends several SendUnitData PDUs in one segment (Multiple Service Packets
+    of tag reads, as Logix HMIs poll) and a PLC that answers them in one: such segments are
+    routine, keyed on every PDU; a tag write among the reads makes a key of its own, and the
+    result is still the reference's."""
+    exchanges, seq = [], 0
+    for k in range(800):
+        tags = [b"Motor_Speed", b"Line_Count", b"Tank_Level"] if k % 2 else [b"Valve_%d" % v for v in range(6)]
+        batch = [_msp([_read_tag(t) for t in tags]), _msp([_read_tag(b"Alarm_Word")]),
+                 _msp([_read_tag(b"Setpoint", write=(k % 97 == 5))])]
+        exchanges.append((True, b"".join(_send_unit_data(0x1234, seq + i, m) for i, m in enumerate(batch))))
+        replies = [_msp_reply(len(tags)), _msp_reply(1), _msp_reply(1, 0xCD if k % 97 == 5 else 0xCC)]
+        exchanges.append((False, b"".join(_send_unit_data(0x1234, seq + i, r) for i, r in enumerate(replies))))
+        seq += len(batch)
+    path = tmp_path / "pipelined_cip.pcap"
+    path.write_bytes(pcap_bytes_of(tcp_conversation("10.0.0.1", "10.0.0.2", 44818, exchanges)))
+    got = analyze([path])
+    assert_equivalent(analyze_reference([path]), got)
+    assert got.counters["routine_packets"] > 1400 and got.counters["deep_packets"] < 120, got.counters
+    ops = collections.Counter(o.data.get("name") for o in got.observations if o.kind == "operation")
+    assert {"Read Tag", "Write Tag"} <= set(ops), ops
+
+
+def pcap_bytes_of(records):
+    from support.packets import pcap_bytes
+    return pcap_bytes(records)
+
+
+def tcp_conversation(*a, **kw):
+    from support.packets import tcp_conversation as conv
+    return conv(*a, **kw)
+
+
+POLL_TOOL = SHARED_DATA.parent / "tools" / "poll_scale.py"
+
+
+@pytest.mark.skipif(not POLL_TOOL.exists(), reason=f"shared tools not found: {POLL_TOOL}")
+def test_real_polling_capture_equals_reference(tmp_path):
+    """The corpus' 57 real polling conversations (tools/poll_scale.py: Modbus, S7comm, CIP with
+    pipelined Multiple Service Packets, BACnet, IEC 104), 30 s of each: the compiled routine
+    recognisers replay most of it, and the result is the reference decoder's."""
+    import sys
+    out = tmp_path / "poll.pcap"
+    subprocess.run([sys.executable, str(POLL_TOOL), "--seconds", "30", "--cells", "1", str(out)],
+                   check=True, capture_output=True)
+    got = analyze([out])
+    assert_equivalent(analyze_reference([out]), got)
+    total = sum(c.packets for c in got.captures)
+    assert got.counters["routine_packets"] > 0.75 * total, (total, got.counters)
+    assert got.counters["deep_packets"] < 0.05 * total, (total, got.counters)

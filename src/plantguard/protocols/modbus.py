@@ -17,7 +17,7 @@ from plantguard.protocols._header import header
 from plantguard.protocols._pdustream import BAD, NEED_MORE, tcp_pdus
 from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import once, printable
-from plantguard.util.arrays import bytes_at, bytes_hash, col, hash_keys, u16
+from plantguard.util.rowhash import at, kept_hash, kernel, mix, seed
 
 NAME = "modbus"
 
@@ -420,35 +420,49 @@ def modbus_routine(p, plen, from_client, l4, sport, dport):
     or value); any normal (non-exception) response except the codes whose responses it reads
     (17, 43, 90). The key covers every ADU's unit, function, length (requests) and described
     bytes, not the transaction ids."""
+    ok = np.empty(len(p), bool)
+    key = np.empty(len(p), np.uint64)
+    _modbus_rows(p, np.asarray(plen, np.int64), np.asarray(from_client, np.bool_), np.asarray(l4, np.int64), ok, key)
+    return ok, key
+
+
+_HEAD, _FRAMING = ADU_HEAD.size, FRAMING.size
+_AT_LEN, _AT_FN, _AT_UNIT, _AT_PROTO = (ADU_HEAD.offset.length, ADU_HEAD.offset.function,
+                                        ADU_HEAD.offset.unit, ADU_HEAD.offset.protocol)
+
+
+@kernel
+def _modbus_rows(p, plen, from_client, l4, ok_out, key_out):
+    """modbus_routine one row at a time: each ADU in turn, while the segment has more."""
     n, w = p.shape
-    head = ADU_HEAD.size
-    at = ADU_HEAD.offset
-    ok = (l4 == 6) & (plen >= head)
-    done = np.zeros(n, bool)
-    off = np.zeros(n, np.int64)
-    span = np.arange(16)[None, :]
-    key = col(from_client)
-    for _ in range(MAX_ROUTINE_ADUS):
-        live = ok & ~done
-        if not live.any():        # the key folds in one ADU at a time, so stopping early keeps it
-            break
-        v = bytes_at(p, off, span.shape[1])                                     # 16 bytes from the ADU
-        mlen = u16(v, at.length)
-        fc = v[:, at.function].astype(np.int64)
-        width = np.where(fc == 23, 8, 4)
-        req = from_client & np.isin(fc, _REQ_CODES) & (mlen >= 6) & (head + width <= FRAMING.size + mlen) \
-            & (off + head + width <= w)
-        rsp = ~from_client & (fc >= 1) & (fc < 0x80) & ~np.isin(fc, (17, 43, 90))
-        end = off + FRAMING.size + mlen
-        good = (off + head <= w) & (u16(v, at.protocol) == 0) & (req | rsp) & (end <= plen)
-        ok &= ~live | good
-        live &= ok
-        keep = (live & req)[:, None] & (span >= head) & (span < head + width[:, None])
-        key = np.where(live, hash_keys((key, col(v[:, at.unit]), col(fc), col(np.where(req, mlen, 0)),
-                                        bytes_hash(v, keep))), key)
-        off = np.where(live, end, off)
-        done |= live & (off == plen)
-    return ok & done, key
+    for i in range(n):
+        client = from_client[i]
+        key = np.uint64(client)
+        ok = l4[i] == 6 and plen[i] >= _HEAD
+        done = False
+        off = 0
+        for _ in range(MAX_ROUTINE_ADUS):
+            if not ok or done:
+                break
+            mlen = (at(p, i, off + _AT_LEN) << 8) | at(p, i, off + _AT_LEN + 1)
+            fc = at(p, i, off + _AT_FN)
+            width = 8 if fc == 23 else 4
+            req = client and (fc == 1 or fc == 2 or fc == 3 or fc == 4 or fc == 5 or fc == 6 or fc == 15
+                              or fc == 16 or fc == 23) \
+                and mlen >= 6 and _HEAD + width <= _FRAMING + mlen and off + _HEAD + width <= w
+            rsp = (not client) and fc >= 1 and fc < 0x80 and fc != 17 and fc != 43 and fc != 90
+            end = off + _FRAMING + mlen
+            proto = (at(p, i, off + _AT_PROTO) << 8) | at(p, i, off + _AT_PROTO + 1)
+            if not (off + _HEAD <= w and proto == 0 and (req or rsp) and end <= plen[i]):
+                ok = False
+                break
+            h = mix(mix(mix(mix(seed(), key), at(p, i, off + _AT_UNIT)), fc), mlen if req else 0)
+            described = kept_hash(p, i, off, 16, _HEAD, _HEAD + width) if req else kept_hash(p, i, off, 16, 0, 0)
+            key = mix(h, described)
+            off = end
+            done = off == plen[i]
+        ok_out[i] = ok and done
+        key_out[i] = key
 
 
 SPEC = ProtocolSpec(

@@ -63,12 +63,17 @@ from plantguard.protocols.enip.identity import (
 )
 from plantguard.protocols.enip.io import IOPacket, parse_io
 from plantguard.protocols.enip.pccc import PCCC
-from plantguard.protocols.enip.routine import cip_io_routine, enip_cip_routine
+from plantguard.protocols.enip.routine import (
+    PIPELINED_WIDTH,
+    cip_io_routine,
+    enip_cip_routine,
+    enip_pipelined_routine,
+)
 
 __all__ = ["CLASS_CONNECTION_MANAGER", "CLASS_IDENTITY", "CLASS_SERVICES", "COMMANDS", "ENCAP", "ENCAP_PORT",
            "ENCAP_STATUS", "IO_PORT", "NAME", "PCCC", "SERVICES", "SPEC", "TAG_SERVICES", "CipMessage", "Encap",
            "IOPacket", "_table", "cip_io_routine", "cip_messages", "class_name", "cpf_items", "decode",
-           "describe_request", "device_type_name", "enip_cip_routine", "frame_len", "identity_from_reply",
+           "describe_request", "device_type_name", "enip_cip_routine", "enip_pipelined_routine", "frame_len", "identity_from_reply",
            "is_request", "parse_io", "parse_list_identity", "parse_message", "service_name", "signature",
            "status_name", "vendor_name"]
 
@@ -139,8 +144,10 @@ SPEC = ProtocolSpec(
     decode=decode, signature=signature, prime=prime,
     tcp_ports=(ENCAP_PORT,),
     udp_ports=(ENCAP_PORT, IO_PORT),
-    # most CIP messages fit 128 bytes; a second pass at 512 on the rows the first left
-    routine=(Routine(cip_io_routine, 24), Routine(enip_cip_routine, 128), Routine(enip_cip_routine, 512)),
+    # most CIP messages fit 128 bytes; a second pass at 512 on the rows the first left, then
+    # segments of several PDUs (pipelined polls) up to a full Ethernet frame
+    routine=(Routine(cip_io_routine, 24), Routine(enip_cip_routine, 128), Routine(enip_cip_routine, 512),
+             Routine(enip_pipelined_routine, PIPELINED_WIDTH)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),

@@ -25,7 +25,8 @@ from plantguard.protocols.enip.encap import (
 )
 from plantguard.protocols.enip.io import IO_HEAD, SEQUENCED_ADDRESS
 from plantguard.protocols.enip.pccc import EXECUTE_PCCC
-from plantguard.util.arrays import col, hash_keys, le16, span_hash
+from plantguard.util.arrays import SPAN_SPLIT, col, hash_keys, le16
+from plantguard.util.rowhash import at, kernel, mix, seed, span_hash_row
 
 # CIP services left to the deep tier: Identity-capable reads (their replies give identity
 # through request pairing), Multiple Service Packet and Unconnected Send (wrappers).
@@ -38,82 +39,141 @@ MSP_MAX = 32  # inner messages looked at; larger packets stay deep
 
 def enip_cip_routine(p, plen, from_client, l4, sport, dport):
     """SendRRData / SendUnitData with exactly one CIP message. Requests key on the service and
-    path (and the PCCC command and function for Execute PCCC); replies on service and status."""
-    e = ENCAP.offset
-    ok = (l4 == 6) & (plen >= _MIN_PDU) & (plen == ENCAP.size + le16(p, e.length))
-    cmd = le16(p, e.command)
-    ok &= ((cmd == SEND_RR_DATA) | (cmd == SEND_UNIT_DATA))
-    for i in range(e.status, e.status + 4):
-        ok &= p[:, i] == 0
-    ok &= le16(p, _CPF) == 2
-    t1, len1 = le16(p, _ITEM1 + CPF_ITEM.offset.type), le16(p, _ITEM1 + CPF_ITEM.offset.length)
-    ok &= ((t1 == ITEM_NULL) & (len1 == 0)) | ((t1 == ITEM_CONNECTED_ADDRESS) & (len1 == 4))
-    i2 = _ITEM1 + CPF_ITEM.size + len1
-    rows = np.arange(len(p))
-    w = p.shape[1]
+    path (and the PCCC command and function for Execute PCCC); replies on service and status.
+    Multiple Service Packet: requests key on the whole message; replies on the inner services
+    when every inner reply succeeded."""
+    ok = np.empty(len(p), bool)
+    key = np.empty(len(p), np.uint64)
+    _cip_rows(p, np.asarray(plen, np.int64), np.asarray(from_client, np.bool_), np.asarray(sport, np.int64),
+              np.asarray(dport, np.int64), np.asarray(l4, np.int64), min(SPAN_SPLIT, p.shape[1]), ok, key)
+    return ok, key
 
-    def at(i, sub=None):
-        return p[rows if sub is None else sub, np.minimum(i, w - 1)].astype(np.int64)
 
-    t2 = at(i2) | (at(i2 + 1) << 8)
-    len2 = at(i2 + 2) | (at(i2 + 3) << 8)
-    ok &= ((t2 == ITEM_UNCONNECTED_DATA) & (t1 == ITEM_NULL)) | ((t2 == ITEM_CONNECTED_DATA) & (t1 == ITEM_CONNECTED_ADDRESS))
-    ok &= plen == i2 + CPF_ITEM.size + len2
-    # the CIP message (after the sequence count in connected data): service, path size in
-    # words / reply status, extended status size
-    cip = i2 + CPF_ITEM.size + np.where(t2 == ITEM_CONNECTED_DATA, 2, 0)
-    ok &= cip + 4 <= np.minimum(plen, w)
-    svc = at(cip)
-    one = (dport == ENCAP_PORT) != (sport == ENCAP_PORT)
-    request = np.where(one, dport == ENCAP_PORT, from_client)
-    words = at(cip + 1)
-    path_end = cip + 2 + 2 * words
-    req = ok & request & (svc < 0x80) & ~np.isin(svc, _CIP_DEEP) & (path_end + 8 <= np.minimum(plen, w))
-    rsp = ok & ~request & (svc >= 0x80) & ~np.isin(svc & 0x7F, _CIP_DEEP) & np.isin(at(cip + 2), (0, 6))
+_E, _I = ENCAP.offset, CPF_ITEM.offset
+_ENCAP, _ITEM = ENCAP.size, CPF_ITEM.size     # plain ints: the row kernel reads them as constants
+
+
+@kernel
+def _le16(p, i, j):
+    return at(p, i, j) | (at(p, i, j + 1) << 8)
+
+
+@kernel
+def _deep_service(s):
+    return s == 0x01 or s == 0x03 or s == 0x0E or s == MULTIPLE_SERVICE_PACKET or s == UNCONNECTED_SEND
+
+
+@kernel
+def _cip_row(p, i, b, plen, client, sport, dport, l4, split):
+    """(recognised, key) of enip_cip_routine for the encapsulation PDU of plen bytes at column b
+    of row i (b = 0: the whole segment)."""
+    w = p.shape[1] - b
+    lim = min(plen, w)
+    cmd = _le16(p, i, b + _E.command)
+    ok = l4 == 6 and plen >= _MIN_PDU and plen == _ENCAP + _le16(p, i, b + _E.length) \
+        and (cmd == SEND_RR_DATA or cmd == SEND_UNIT_DATA) and _le16(p, i, b + _E.status) == 0 \
+        and _le16(p, i, b + _E.status + 2) == 0 and _le16(p, i, b + _CPF) == 2
+    t1, len1 = _le16(p, i, b + _ITEM1 + _I.type), _le16(p, i, b + _ITEM1 + _I.length)
+    ok = ok and ((t1 == ITEM_NULL and len1 == 0) or (t1 == ITEM_CONNECTED_ADDRESS and len1 == 4))
+    i2 = _ITEM1 + _ITEM + len1
+    t2, len2 = _le16(p, i, b + i2), _le16(p, i, b + i2 + 2)
+    ok = ok and ((t2 == ITEM_UNCONNECTED_DATA and t1 == ITEM_NULL)
+                 or (t2 == ITEM_CONNECTED_DATA and t1 == ITEM_CONNECTED_ADDRESS))
+    ok = ok and plen == i2 + _ITEM + len2
+    # the CIP message (after the sequence count in connected data)
+    cip = i2 + _ITEM + (2 if t2 == ITEM_CONNECTED_DATA else 0)
+    ok = ok and cip + 4 <= lim
+    if not ok:
+        return False, np.uint64(0)
+    svc = at(p, i, b + cip)
+    request = (dport == ENCAP_PORT) if (dport == ENCAP_PORT) != (sport == ENCAP_PORT) else client
+    path_end = cip + 2 + 2 * at(p, i, b + cip + 1)
+    status = at(p, i, b + cip + 2)
+    req = request and svc < 0x80 and not _deep_service(svc) and path_end + 8 <= lim
+    rsp = (not request) and svc >= 0x80 and not _deep_service(svc & 0x7F) and (status == 0 or status == 6)
     # Execute PCCC: the command and function bytes after the requestor id
-    d0 = path_end
-    rl = at(d0)
-    valid = (rl >= 7) & (d0 + rl + 5 <= plen)
-    req &= (svc != EXECUTE_PCCC) | ~valid | (d0 + rl + 5 <= w)   # the PCCC bytes keyed lie in the matrix
-    pccc = np.where(req & (svc == EXECUTE_PCCC),
-                    (rl << 24) | (valid << 16) | np.where(valid, (at(d0 + rl) << 8) | at(d0 + rl + 4), 0), 0)
-    # Multiple Service Packet: requests key on the whole message; replies on the inner
-    # services when every inner reply succeeded
-    msp_req, msp_rsp, inner = _msp(at, ok, request, svc, cip, path_end, plen, w)
-    end = np.where(msp_req, plen, np.where(req, path_end, 0))
-    key = hash_keys((col(request), col(cmd), col(svc), col(pccc), span_hash(p, cip, end),
-                     col(np.where(rsp, at(cip + 2) | (at(cip + 3) << 8), 0)), inner))
-    return req | rsp | msp_req | msp_rsp, key
+    rl = at(p, i, b + path_end)
+    valid = rl >= 7 and path_end + rl + 5 <= plen
+    req = req and (svc != EXECUTE_PCCC or not valid or path_end + rl + 5 <= w)
+    pccc = 0
+    if req and svc == EXECUTE_PCCC:
+        pccc = (rl << 24) | (np.int64(valid) << 16)
+        if valid:
+            pccc |= (at(p, i, b + path_end + rl) << 8) | at(p, i, b + path_end + rl + 4)
+    # Multiple Service Packet
+    msp_req = request and svc == MULTIPLE_SERVICE_PACKET and plen <= w
+    msp_rsp = (not request) and svc == (MULTIPLE_SERVICE_PACKET | 0x80) and status == 0
+    inner = np.uint64(0)
+    if msp_req or msp_rsp:
+        data = path_end if msp_req else cip + 4 + 2 * at(p, i, b + cip + 3)
+        count = _le16(p, i, b + data)
+        good = count >= 1 and count <= MSP_MAX
+        for k in range(MSP_MAX):
+            if not good or k >= count:
+                break
+            o = data + _le16(p, i, b + data + 2 + 2 * k)
+            isvc = at(p, i, b + o)
+            inner_status = at(p, i, b + o + 2)
+            bad_req = msp_req and (isvc >= 0x80 or _deep_service(isvc))
+            bad_rsp = msp_rsp and (isvc < 0x80 or _deep_service(isvc & 0x7F)
+                                   or not (inner_status == 0 or inner_status == 6))
+            good = not (o + 4 > lim or bad_req or bad_rsp)
+            inner = mix(mix(seed(), inner), isvc)
+        msp_req, msp_rsp = msp_req and good, msp_rsp and good
+        if not msp_rsp:
+            inner = np.uint64(0)
+    end = plen if msp_req else (path_end if req else 0)
+    reply = (status | (at(p, i, b + cip + 3) << 8)) if rsp else 0
+    key = mix(mix(mix(mix(mix(mix(mix(seed(), request), cmd), svc), pccc), span_hash_row(p, i, b + cip, b + end, split)),
+                  reply), inner)
+    return req or rsp or msp_req or msp_rsp, key
 
 
-def _msp(at, ok, request, svc, cip, path_end, plen, w):
-    n = len(svc)
-    msp_req = ok & request & (svc == MULTIPLE_SERVICE_PACKET) & (plen <= w)
-    msp_rsp = ok & ~request & (svc == MULTIPLE_SERVICE_PACKET | 0x80) & (at(cip + 2) == 0)
-    data = np.where(msp_req, path_end, cip + 4 + 2 * at(cip + 3))
-    count = at(data) | (at(data + 1) << 8)
-    good = (msp_req | msp_rsp) & (count >= 1) & (count <= MSP_MAX)
-    # the inner loop looks at the candidate rows only (a few of an ENIP chunk)
-    sel = np.flatnonzero(good)
-    s_req, s_rsp, s_data, s_count = msp_req[sel], msp_rsp[sel], data[sel], count[sel]
-    s_lim = np.minimum(plen[sel], w)
-    s_good = np.ones(len(sel), bool)
-    s_inner = np.zeros(len(sel), np.uint64)
-    for i in range(MSP_MAX):
-        live = s_good & (i < s_count)
-        if not live.any():
-            break
-        o = s_data + (at(s_data + 2 + 2 * i, sel) | (at(s_data + 3 + 2 * i, sel) << 8))
-        isvc = at(o, sel)
-        bad = live & (o + 4 > s_lim)
-        bad |= live & s_req & ((isvc >= 0x80) | np.isin(isvc, _CIP_DEEP))
-        bad |= live & s_rsp & ((isvc < 0x80) | np.isin(isvc & 0x7F, _CIP_DEEP) | ~np.isin(at(o + 2, sel), (0, 6)))
-        s_good &= ~bad
-        s_inner = np.where(live, hash_keys((s_inner, isvc.astype(np.uint64))), s_inner)
-    good[sel] = s_good
-    inner = np.zeros(n, np.uint64)
-    inner[sel] = s_inner
-    return msp_req & good, msp_rsp & good, np.where(msp_rsp & good, inner, np.uint64(0))
+@kernel
+def _cip_rows(p, plen, from_client, sport, dport, l4, split, ok_out, key_out):
+    for i in range(len(p)):
+        ok_out[i], key_out[i] = _cip_row(p, i, 0, plen[i], from_client[i], sport[i], dport[i], l4[i], split)
+
+
+PIPELINED = 16          # encapsulation PDUs in one segment the pipelined recogniser looks at
+PIPELINED_WIDTH = 1536  # bytes of the segment it reads: a full Ethernet frame's payload
+
+
+def enip_pipelined_routine(p, plen, from_client, l4, sport, dport):
+    """Several whole encapsulation PDUs in one segment (a scanner pipelining its SendUnitData
+    reads, a PLC its replies), each one enip_cip_routine takes on its own and all inside the
+    matrix; the key chains their keys. Runs on the rows the single-PDU rules left."""
+    ok = np.empty(len(p), bool)
+    key = np.empty(len(p), np.uint64)
+    _pipelined_rows(p, np.asarray(plen, np.int64), np.asarray(from_client, np.bool_), np.asarray(sport, np.int64),
+                    np.asarray(dport, np.int64), np.asarray(l4, np.int64), min(SPAN_SPLIT, p.shape[1]), ok, key)
+    return ok, key
+
+
+@kernel
+def _pipelined_rows(p, plen, from_client, sport, dport, l4, split, ok_out, key_out):
+    w = p.shape[1]
+    for i in range(len(p)):
+        ok = l4[i] == 6
+        done = False
+        off = 0
+        key = np.uint64(0)
+        for _ in range(PIPELINED):
+            if not ok or done:
+                break
+            size = _ENCAP + _le16(p, i, off + _E.length)
+            if off + size > min(plen[i], w):
+                ok = False
+                break
+            m, k = _cip_row(p, i, off, size, from_client[i], sport[i], dport[i], l4[i], split)
+            if not m:
+                ok = False
+                break
+            key = mix(mix(seed(), key), k)
+            off += size
+            done = off == plen[i]
+        ok_out[i] = ok and done
+        key_out[i] = key
 
 
 def cip_io_routine(p, plen, from_client, l4, sport, dport):

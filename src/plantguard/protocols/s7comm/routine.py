@@ -34,7 +34,8 @@ from plantguard.protocols.s7comm.s7plus import (
     S7P_PROTOCOL,
     S7P_REQUEST,
 )
-from plantguard.util.arrays import bytes_at, bytes_hash, col, hash_keys, u16
+from plantguard.util.arrays import bytes_at, col, hash_keys, u16
+from plantguard.util.rowhash import at, kept_hash, kernel, mix, seed
 
 _DT = TPKT.size                              # the COTP DT header
 _S7 = TPKT.size + COTP_DT_HEADER.size        # the S7 header
@@ -47,27 +48,7 @@ def s7_job_ack_routine(p, plen, from_client, l4, sport, dport):
     """One whole TPKT/COTP DT (last unit) S7 PDU: read/write-variable jobs, keyed on their
     parameter block (the items, not the data written); acks keyed on error class/code and the
     function echoed in the parameters."""
-    w = p.shape[1]
-    t, c, h = TPKT.offset, COTP_DT_HEADER.offset, S7_ACK_HEADER.offset
-    ok = (l4 == 6) & (plen >= _ACK_PARAM) & (p[:, t.version] == TPKT_VERSION) & (p[:, t.reserved] == 0) \
-        & (u16(p, t.length) == plen)
-    ok &= (p[:, _DT + c.length] == COTP_DT_HEADER.size - 1) & (p[:, _DT + c.pdu_type] == 0xF0) \
-        & ((p[:, _DT + c.tpdu_nr] & EOT) != 0) & (p[:, _S7 + h.protocol] == S7_PROTOCOL)
-    ros = p[:, _S7 + h.rosctr]
-    par, dat = u16(p, _S7 + h.param_length), u16(p, _S7 + h.data_length)
-    one = (dport == S7_PORT) != (sport == S7_PORT)
-    request = np.where(one, dport == S7_PORT, from_client)
-    job = ok & request & (ros == JOB) & (plen == _JOB_PARAM + par + dat) & np.isin(p[:, _JOB_PARAM], _VAR_FUNCTIONS) \
-        & (_JOB_PARAM + par <= w)
-    ack = ok & ~request & np.isin(ros, (ACK, ACK_DATA)) & (plen == _ACK_PARAM + par + dat) & (plen >= _ACK_PARAM + 2) \
-        & np.isin(p[:, _ACK_PARAM], _VAR_FUNCTIONS)
-    pos = np.arange(w)[None, :]
-    keep = job[:, None] & (pos >= _JOB_PARAM) & (pos < (_JOB_PARAM + par)[:, None])
-    err_class, err_code = p[:, _S7 + h.error_class], p[:, _S7 + h.error_code]
-    key = hash_keys((col(request), col(ros), bytes_hash(p, keep),
-                     col(np.where(ack, (err_class.astype(np.int64) << 16) | (err_code.astype(np.int64) << 8)
-                                   | p[:, _ACK_PARAM], 0))))
-    return job | ack, key
+    return _rows(_job_ack_rows, p, plen, from_client, l4, sport, dport)
 
 
 PIPELINED = 8          # TPKTs in one segment the pipelined recogniser looks at
@@ -79,33 +60,85 @@ def s7_pipelined_routine(p, plen, from_client, l4, sport, dport):
     each one that s7_job_ack_routine takes on its own, or an empty COTP DT that is not the last
     unit (it adds nothing to the PDU being reassembled); the key chains their keys. Runs on the
     rows the single-PDU rules left."""
-    n, w = p.shape
-    c = COTP_DT_HEADER.offset
-    ok = l4 == 6
-    done = np.zeros(n, bool)
-    off = np.zeros(n, np.int64)
-    key = np.zeros(n, np.uint64)
-    for _ in range(PIPELINED):
-        live = ok & ~done
-        if not live.any():
-            break
-        v = bytes_at(p, off, PDU_WIDTH)
-        tlen = u16(v, TPKT.offset.length)
-        # the PDU lies in the segment, and what the single-PDU rule reads of it in the matrix
-        ok &= ~live | ((tlen >= _S7) & (off + tlen <= plen) & (off + np.minimum(tlen, PDU_WIDTH) <= w))
-        live &= ok
-        m, k = s7_job_ack_routine(v, tlen, from_client, l4, sport, dport)
-        empty = (tlen == _S7) & (v[:, TPKT.offset.version] == TPKT_VERSION) & (v[:, TPKT.offset.reserved] == 0) \
-            & (v[:, _DT + c.length] == COTP_DT_HEADER.size - 1) \
-            & (v[:, _DT + c.pdu_type] == 0xF0) & ((v[:, _DT + c.tpdu_nr] & EOT) == 0)
-        k = np.where(empty, np.uint64(1), k)
-        m |= empty
-        ok &= ~live | m
-        live &= ok
-        key = np.where(live, hash_keys((key, k)), key)
-        off = np.where(live, off + tlen, off)
-        done |= live & (off == plen)
-    return ok & done, key
+    return _rows(_pipelined_rows, p, plen, from_client, l4, sport, dport)
+
+
+def _rows(rows_kernel, p, plen, from_client, l4, sport, dport):
+    ok = np.empty(len(p), bool)
+    key = np.empty(len(p), np.uint64)
+    rows_kernel(p, np.asarray(plen, np.int64), np.asarray(from_client, np.bool_), np.asarray(l4, np.int64),
+                np.asarray(sport, np.int64), np.asarray(dport, np.int64), ok, key)
+    return ok, key
+
+
+_T, _C, _H = TPKT.offset, COTP_DT_HEADER.offset, S7_ACK_HEADER.offset
+_COTP_LEN = COTP_DT_HEADER.size - 1
+
+
+@kernel
+def _u16(p, i, j):
+    return (at(p, i, j) << 8) | at(p, i, j + 1)
+
+
+@kernel
+def _dt(p, i, b):
+    """The TPKT and COTP DT header fields both recognisers test (window from column b)."""
+    return at(p, i, b + _T.version) == TPKT_VERSION and at(p, i, b + _T.reserved) == 0 \
+        and at(p, i, b + _DT + _C.length) == _COTP_LEN and at(p, i, b + _DT + _C.pdu_type) == 0xF0
+
+
+@kernel
+def _pdu(p, i, b, width, plen, client, l4, sport, dport):
+    """(recognised, key) of the single-PDU rule on the `width`-byte window of row i from column b
+    (clamped as bytes_at clamps), the PDU being plen bytes long."""
+    ok = l4 == 6 and plen >= _ACK_PARAM and _dt(p, i, b) and _u16(p, i, b + _T.length) == plen \
+        and (at(p, i, b + _DT + _C.tpdu_nr) & EOT) != 0 and at(p, i, b + _S7 + _H.protocol) == S7_PROTOCOL
+    ros = at(p, i, b + _S7 + _H.rosctr)
+    par, dat = _u16(p, i, b + _S7 + _H.param_length), _u16(p, i, b + _S7 + _H.data_length)
+    request = (dport == S7_PORT) if (dport == S7_PORT) != (sport == S7_PORT) else client
+    fj, fa = at(p, i, b + _JOB_PARAM), at(p, i, b + _ACK_PARAM)
+    job = ok and request and ros == JOB and plen == _JOB_PARAM + par + dat and (fj == 4 or fj == 5) \
+        and _JOB_PARAM + par <= width
+    ack = ok and (not request) and (ros == ACK or ros == ACK_DATA) and plen == _ACK_PARAM + par + dat \
+        and plen >= _ACK_PARAM + 2 and (fa == 4 or fa == 5)
+    items = kept_hash(p, i, b, width, _JOB_PARAM, _JOB_PARAM + par) if job else kept_hash(p, i, b, width, 0, 0)
+    err = ((at(p, i, b + _S7 + _H.error_class) << 16) | (at(p, i, b + _S7 + _H.error_code) << 8) | fa) if ack else 0
+    return job or ack, mix(mix(mix(mix(seed(), request), ros), items), err)
+
+
+@kernel
+def _job_ack_rows(p, plen, from_client, l4, sport, dport, ok_out, key_out):
+    w = p.shape[1]
+    for i in range(len(p)):
+        ok_out[i], key_out[i] = _pdu(p, i, 0, w, plen[i], from_client[i], l4[i], sport[i], dport[i])
+
+
+@kernel
+def _pipelined_rows(p, plen, from_client, l4, sport, dport, ok_out, key_out):
+    w = p.shape[1]
+    for i in range(len(p)):
+        ok = l4[i] == 6
+        done = False
+        off = 0
+        key = np.uint64(0)
+        for _ in range(PIPELINED):
+            if not ok or done:
+                break
+            tlen = _u16(p, i, off + _T.length)
+            if not (tlen >= _S7 and off + tlen <= plen[i] and off + min(tlen, PDU_WIDTH) <= w):
+                ok = False
+                break
+            m, k = _pdu(p, i, off, PDU_WIDTH, tlen, from_client[i], l4[i], sport[i], dport[i])
+            if tlen == _S7 and _dt(p, i, off) and (at(p, i, off + _DT + _C.tpdu_nr) & EOT) == 0:
+                m, k = True, np.uint64(1)   # an empty DT that is not the last unit
+            if not m:
+                ok = False
+                break
+            key = mix(mix(seed(), key), k)
+            off += tlen
+            done = off == plen[i]
+        ok_out[i] = ok and done
+        key_out[i] = key
 
 
 def s7plus_routine(p, plen, from_client, l4, sport, dport):
