@@ -279,3 +279,39 @@ def test_plain_record_walk_equals_compiled():
     for x, y in zip(a[:5] + c[:5], b[:5] + d[:5]):
         assert np.array_equal(x, y)
     assert (a[5], a[6], c[6]) == (b[5], b[6], d[6]) and c[6] == walk.TRUNC_DATA and len(c[0]) == 19
+
+
+def _shared_captures():
+    from conftest import SHARED_DATA
+    return sorted(p for p in (SHARED_DATA / "pcaps").rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap"))
+
+
+def test_compiled_common_case_equals_the_array_decode():
+    """fastcols decodes the common case compiled and leaves the rest to the array decode: the
+    columns are the array decode's, field by field and dtype by dtype, on every shared capture
+    and on a copy of each with 1 % of its bytes overwritten at random (headers made hostile)."""
+    import pytest
+
+    from plantguard.capture import fastcols, formats
+    files = _shared_captures()
+    if not files:
+        pytest.skip("shared captures not found")
+    assert fastcols.COMPILED
+    rng = np.random.default_rng(3)
+    records = fast = 0
+    for path in files:
+        for chunk in formats.read_chunks(path, formats.ReadStats(str(path)), 65536):
+            arr = chunk.arr if chunk.arr is not None else np.frombuffer(chunk.buf, np.uint8)
+            hostile = arr.copy()
+            hit = rng.random(len(hostile)) < 0.01
+            hostile[hit] = rng.integers(0, 256, int(hit.sum()))
+            for a in (arr, hostile):
+                want = C._decode_arrays(a, chunk.offsets, chunk.caplen, chunk.linktype)
+                got = C.decode(a, chunk.offsets, chunk.caplen, chunk.linktype)
+                for name in C.Columns.__dataclass_fields__:
+                    x, y = getattr(want, name), getattr(got, name)
+                    assert x.dtype == y.dtype and np.array_equal(x, y), (path.name, name)
+                records += len(want)
+                _, slow = fastcols.decode_common(a, chunk.offsets, chunk.caplen, chunk.linktype, C.Columns, C.DTYPES)
+                fast += int(np.count_nonzero(~slow))
+    assert records > 400_000 and fast > 0.8 * records, (records, fast)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from plantguard.capture import fastcols
 from plantguard.capture import formats as F
 from plantguard.capture.layers import (
     ICMP_ANSWERS,
@@ -129,11 +130,31 @@ def _mac(m: np.ndarray, i: int) -> np.ndarray:
     return out
 
 
-def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
-           _depth: int = 0) -> Columns:
-    """Decode all records of a chunk. arr is the capture buffer as uint8. Tunnels are unwrapped
-    as layers.decode_frame does: the rows that carry one are decoded again from the inner
-    packet's start (as Ethernet or raw IP) and take the inner fields."""
+# the fields' dtypes, in order (the compiled common-case decode allocates its columns with them)
+DTYPES = (bool, np.int32, np.int32, np.int32, bool, np.int64, np.int64, np.int64, np.int8, np.int32, bool, np.int8,
+          np.uint64, np.uint64, np.uint64, np.uint64, np.int32, np.int32, np.int32, np.int64, np.int64, np.int64,
+          np.int8)
+
+
+def decode(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: np.ndarray) -> Columns:
+    """Decode all records of a chunk. arr is the capture buffer as uint8. The common case
+    (fastcols) is decoded compiled, the other records with array operations (_decode_arrays)."""
+    if not fastcols.COMPILED or not len(arr) or not len(offsets):
+        return _decode_arrays(arr, offsets, caplen, linktype)
+    cols, slow = fastcols.decode_common(arr, offsets, caplen, linktype, Columns, DTYPES)
+    rows = np.flatnonzero(slow)
+    if len(rows):
+        sub = _decode_arrays(arr, offsets[rows], caplen[rows], linktype[rows])
+        for name in Columns.__dataclass_fields__:
+            getattr(cols, name)[rows] = getattr(sub, name)
+    return cols
+
+
+def _decode_arrays(arr: np.ndarray, offsets: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
+                   _depth: int = 0) -> Columns:
+    """Decode records with array operations. Tunnels are unwrapped as layers.decode_frame does:
+    the rows that carry one are decoded again from the inner packet's start (as Ethernet or raw
+    IP) and take the inner fields."""
     n = len(offsets)
     off = offsets.astype(np.int64)
     cap = caplen.astype(np.int64)
@@ -394,8 +415,8 @@ def _unwrap(arr, off, cap, full: Columns, l4rel, l4len, depth: int) -> None:
     prev = {name: getattr(full, name)[cand] for name in ("src_mac", "dst_mac")}
     st = start[rows]
     eth_in = is_eth[rows]
-    sub = decode(arr, off[rows] + st, cap[rows] - st,
-                 np.where(eth_in, F.LINKTYPE_ETHERNET, F.LINKTYPE_RAW).astype(np.int32), depth + 1)
+    sub = _decode_arrays(arr, off[rows] + st, cap[rows] - st,
+                         np.where(eth_in, F.LINKTYPE_ETHERNET, F.LINKTYPE_RAW).astype(np.int32), depth + 1)
     good = sub.ok & (eth_in | (sub.ip_version > 0))
     rows, st, eth_in = rows[good], st[good], eth_in[good]
     sub = sub.take(np.flatnonzero(good))
