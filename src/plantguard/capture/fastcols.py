@@ -25,8 +25,7 @@ def _byte(arr, j):
     size = arr.shape[0]
     if j >= size:
         j = size - 1
-    if j < 0:
-        j = 0
+    j = max(j, 0)
     return np.int64(arr[j])
 
 

@@ -62,8 +62,12 @@ def recognise(arr: np.ndarray, rules: list[list[tuple]], mod: np.ndarray, pay_of
         for fn, width, salt in rules[mi]:
             if not len(sel):
                 break
-            p = gather(arr, pay_off[sel], width)
-            ok, k = fn(p, pay_len[sel], from_client[sel], l4[sel], sport[sel], dport[sel])
+            rows = getattr(fn, "rows", None)   # a row kernel reads the buffer in place (util.rowhash)
+            if rows is not None and len(arr):
+                ok, k = rows(arr, pay_off[sel], width, pay_len[sel], from_client[sel], l4[sel], sport[sel], dport[sel])
+            else:
+                p = gather(arr, pay_off[sel], width)
+                ok, k = fn(p, pay_len[sel], from_client[sel], l4[sel], sport[sel], dport[sel])
             hit = sel[ok]
             routine[hit] = True
             key[hit] = k[ok] ^ salt

@@ -17,7 +17,7 @@ from plantguard.protocols._header import header
 from plantguard.protocols._pdustream import BAD, NEED_MORE, tcp_pdus
 from plantguard.protocols._spec import ProtocolSpec, Routine
 from plantguard.protocols.base import once, printable
-from plantguard.util.rowhash import at, kept_hash, kernel, mix, seed
+from plantguard.util.rowhash import at, kept_hash, kernel, mix, recogniser, seed
 
 NAME = "modbus"
 
@@ -414,15 +414,17 @@ WIDE = 1024                # a second pass, on the rows the first left, for segm
 _REQ_CODES = (1, 2, 3, 4, 5, 6, 15, 16, 23)
 
 
-def modbus_routine(p, plen, from_client, l4, sport, dport):
+@recogniser
+def modbus_routine(buf, base, width, plen, from_client, l4, sport, dport):
     """Segments of up to MAX_ROUTINE_ADUS whole ADUs (masters pipeline their polls). Requests of
     the read/write codes the module describes from the first PDU bytes (start/address, quantity
     or value); any normal (non-exception) response except the codes whose responses it reads
     (17, 43, 90). The key covers every ADU's unit, function, length (requests) and described
     bytes, not the transaction ids."""
-    ok = np.empty(len(p), bool)
-    key = np.empty(len(p), np.uint64)
-    _modbus_rows(p, np.asarray(plen, np.int64), np.asarray(from_client, np.bool_), np.asarray(l4, np.int64), ok, key)
+    ok = np.empty(len(base), bool)
+    key = np.empty(len(base), np.uint64)
+    _modbus_rows(buf, np.asarray(base, np.int64), width, np.asarray(plen, np.int64), np.asarray(from_client, np.bool_),
+                 np.asarray(l4, np.int64), ok, key)
     return ok, key
 
 
@@ -432,10 +434,10 @@ _AT_LEN, _AT_FN, _AT_UNIT, _AT_PROTO = (ADU_HEAD.offset.length, ADU_HEAD.offset.
 
 
 @kernel
-def _modbus_rows(p, plen, from_client, l4, ok_out, key_out):
+def _modbus_rows(buf, base, w, plen, from_client, l4, ok_out, key_out):
     """modbus_routine one row at a time: each ADU in turn, while the segment has more."""
-    n, w = p.shape
-    for i in range(n):
+    for i in range(len(base)):
+        o = base[i]
         client = from_client[i]
         key = np.uint64(client)
         ok = l4[i] == 6 and plen[i] >= _HEAD
@@ -444,20 +446,20 @@ def _modbus_rows(p, plen, from_client, l4, ok_out, key_out):
         for _ in range(MAX_ROUTINE_ADUS):
             if not ok or done:
                 break
-            mlen = (at(p, i, off + _AT_LEN) << 8) | at(p, i, off + _AT_LEN + 1)
-            fc = at(p, i, off + _AT_FN)
+            mlen = (at(buf, o, w, off + _AT_LEN) << 8) | at(buf, o, w, off + _AT_LEN + 1)
+            fc = at(buf, o, w, off + _AT_FN)
             width = 8 if fc == 23 else 4
             req = client and (fc == 1 or fc == 2 or fc == 3 or fc == 4 or fc == 5 or fc == 6 or fc == 15
                               or fc == 16 or fc == 23) \
                 and mlen >= 6 and _HEAD + width <= _FRAMING + mlen and off + _HEAD + width <= w
             rsp = (not client) and fc >= 1 and fc < 0x80 and fc != 17 and fc != 43 and fc != 90
             end = off + _FRAMING + mlen
-            proto = (at(p, i, off + _AT_PROTO) << 8) | at(p, i, off + _AT_PROTO + 1)
+            proto = (at(buf, o, w, off + _AT_PROTO) << 8) | at(buf, o, w, off + _AT_PROTO + 1)
             if not (off + _HEAD <= w and proto == 0 and (req or rsp) and end <= plen[i]):
                 ok = False
                 break
-            h = mix(mix(mix(mix(seed(), key), at(p, i, off + _AT_UNIT)), fc), mlen if req else 0)
-            described = kept_hash(p, i, off, 16, _HEAD, _HEAD + width) if req else kept_hash(p, i, off, 16, 0, 0)
+            h = mix(mix(mix(mix(seed(), key), at(buf, o, w, off + _AT_UNIT)), fc), mlen if req else 0)
+            described = kept_hash(buf, o, w, off, 16, _HEAD, _HEAD + width) if req else kept_hash(buf, o, w, off, 16, 0, 0)
             key = mix(h, described)
             off = end
             done = off == plen[i]

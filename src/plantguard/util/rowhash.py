@@ -45,16 +45,21 @@ def mix(h, x):
 
 
 @_inline
-def at(p, i, j):
-    """Byte j of row i of a payload matrix, clamped to its last column (util.arrays.bytes_at)."""
-    w = p.shape[1]
-    return np.int64(p[i, j if j < w else w - 1])
+def at(buf, o, w, j):
+    """Byte j of the w-byte row starting at buf[o], clamped to the row's last byte (as
+    util.arrays.bytes_at clamps) and to the buffer (as columns.gather clamps). A row kernel
+    reads a payload matrix p as (p.ravel(), i * w, w) and a capture buffer as (buf, pay_off, w):
+    the same bytes, without gathering the matrix."""
+    k = o + (j if j < w else w - 1)
+    if k >= buf.shape[0]:
+        k = buf.shape[0] - 1
+    return np.int64(buf[max(k, 0)])
 
 
 @_inline
-def kept_hash(p, i, base, width, start, end):
-    """bytes_hash of the `width`-byte window of row i from column `base` (clamped as bytes_at
-    clamps), keeping the window's bytes in [start, end) (window positions): the value
+def kept_hash(buf, o, w, base, width, start, end):
+    """bytes_hash of the `width`-byte window of a row (see at) from column `base` (clamped as
+    bytes_at clamps), keeping the window's bytes in [start, end) (window positions): the value
     bytes_hash(bytes_at(p, base, width), keep) has for that row."""
     h = np.uint64(SEED)
     for j0 in range(0, width, 8):
@@ -62,17 +67,34 @@ def kept_hash(p, i, base, width, start, end):
         for b in range(8):
             j = j0 + b
             if j < width and j >= start and j < end:
-                x |= np.uint64(at(p, i, base + j)) << np.uint64(8 * b)
+                x |= np.uint64(at(buf, o, w, base + j)) << np.uint64(8 * b)
         h = mix(h, x)
     return h
 
 
 @_inline
-def span_hash_row(p, i, start, end, split):
-    """util.arrays.span_hash for row i of p (split = min(SPAN_SPLIT, width))."""
-    w = p.shape[1]
-    head = kept_hash(p, i, 0, split, start, end)
+def span_hash_row(buf, o, w, start, end, split):
+    """util.arrays.span_hash for a row (see at; split = min(SPAN_SPLIT, w))."""
+    head = kept_hash(buf, o, w, 0, split, start, end)
     tail = np.uint64(0)
     if end > split:
-        tail = kept_hash(p, i, split, w - split, start - split, end - split)
+        tail = kept_hash(buf, o, w, split, w - split, start - split, end - split)
     return mix(mix(np.uint64(SEED), head), tail)
+
+
+def on_matrix(rows_fn, p, plen, from_client, l4, sport, dport):
+    """A row recogniser on a payload matrix (the Routine signature): its rows read in place."""
+    n, w = p.shape
+    flat = np.ascontiguousarray(p).reshape(-1)
+    return rows_fn(flat, np.arange(n, dtype=np.int64) * w, w, plen, from_client, l4, sport, dport)
+
+
+def recogniser(rows_fn):
+    """The Routine function of a row recogniser: fn(p, ...) over a matrix, with fn.rows the
+    same recogniser over a buffer (rows_fn(buf, base, width, plen, from_client, l4, sport, dport))."""
+    def fn(p, plen, from_client, l4, sport, dport):
+        return on_matrix(rows_fn, p, plen, from_client, l4, sport, dport)
+    fn.rows = rows_fn
+    fn.__name__, fn.__qualname__, fn.__doc__, fn.__module__ = (rows_fn.__name__, rows_fn.__qualname__,
+                                                              rows_fn.__doc__, rows_fn.__module__)
+    return fn

@@ -35,7 +35,7 @@ from plantguard.protocols.s7comm.s7plus import (
     S7P_REQUEST,
 )
 from plantguard.util.arrays import bytes_at, col, hash_keys, u16
-from plantguard.util.rowhash import at, kept_hash, kernel, mix, seed
+from plantguard.util.rowhash import at, kept_hash, kernel, mix, recogniser, seed
 
 _DT = TPKT.size                              # the COTP DT header
 _S7 = TPKT.size + COTP_DT_HEADER.size        # the S7 header
@@ -44,29 +44,31 @@ _ACK_PARAM = _S7 + S7_ACK_HEADER.size        # parameters of an ack (after error
 _VAR_FUNCTIONS = (0x04, 0x05)                # Read Variable, Write Variable
 
 
-def s7_job_ack_routine(p, plen, from_client, l4, sport, dport):
+@recogniser
+def s7_job_ack_routine(buf, base, width, plen, from_client, l4, sport, dport):
     """One whole TPKT/COTP DT (last unit) S7 PDU: read/write-variable jobs, keyed on their
     parameter block (the items, not the data written); acks keyed on error class/code and the
     function echoed in the parameters."""
-    return _rows(_job_ack_rows, p, plen, from_client, l4, sport, dport)
+    return _rows(_job_ack_rows, buf, base, width, plen, from_client, l4, sport, dport)
 
 
 PIPELINED = 8          # TPKTs in one segment the pipelined recogniser looks at
 PDU_WIDTH = 128        # bytes of each handed to the single-PDU recogniser (as its own rule reads)
 
 
-def s7_pipelined_routine(p, plen, from_client, l4, sport, dport):
+@recogniser
+def s7_pipelined_routine(buf, base, width, plen, from_client, l4, sport, dport):
     """Several whole TPKTs in one segment (a client pipelining its read jobs, a PLC its acks),
     each one that s7_job_ack_routine takes on its own, or an empty COTP DT that is not the last
     unit (it adds nothing to the PDU being reassembled); the key chains their keys. Runs on the
     rows the single-PDU rules left."""
-    return _rows(_pipelined_rows, p, plen, from_client, l4, sport, dport)
+    return _rows(_pipelined_rows, buf, base, width, plen, from_client, l4, sport, dport)
 
 
-def _rows(rows_kernel, p, plen, from_client, l4, sport, dport):
-    ok = np.empty(len(p), bool)
-    key = np.empty(len(p), np.uint64)
-    rows_kernel(p, np.asarray(plen, np.int64), np.asarray(from_client, np.bool_), np.asarray(l4, np.int64),
+def _rows(rows_kernel, buf, base, width, plen, from_client, l4, sport, dport):
+    ok = np.empty(len(base), bool)
+    key = np.empty(len(base), np.uint64)
+    rows_kernel(buf, np.asarray(base, np.int64), width, np.asarray(plen, np.int64), np.asarray(from_client, np.bool_), np.asarray(l4, np.int64),
                 np.asarray(sport, np.int64), np.asarray(dport, np.int64), ok, key)
     return ok, key
 
@@ -76,47 +78,47 @@ _COTP_LEN = COTP_DT_HEADER.size - 1
 
 
 @kernel
-def _u16(p, i, j):
-    return (at(p, i, j) << 8) | at(p, i, j + 1)
+def _u16(buf, o, w, j):
+    return (at(buf, o, w, j) << 8) | at(buf, o, w, j + 1)
 
 
 @kernel
-def _dt(p, i, b):
+def _dt(buf, o, w, b):
     """The TPKT and COTP DT header fields both recognisers test (window from column b)."""
-    return at(p, i, b + _T.version) == TPKT_VERSION and at(p, i, b + _T.reserved) == 0 \
-        and at(p, i, b + _DT + _C.length) == _COTP_LEN and at(p, i, b + _DT + _C.pdu_type) == 0xF0
+    return at(buf, o, w, b + _T.version) == TPKT_VERSION and at(buf, o, w, b + _T.reserved) == 0 \
+        and at(buf, o, w, b + _DT + _C.length) == _COTP_LEN and at(buf, o, w, b + _DT + _C.pdu_type) == 0xF0
 
 
 @kernel
-def _pdu(p, i, b, width, plen, client, l4, sport, dport):
+def _pdu(buf, o, w, b, width, plen, client, l4, sport, dport):
     """(recognised, key) of the single-PDU rule on the `width`-byte window of row i from column b
     (clamped as bytes_at clamps), the PDU being plen bytes long."""
-    ok = l4 == 6 and plen >= _ACK_PARAM and _dt(p, i, b) and _u16(p, i, b + _T.length) == plen \
-        and (at(p, i, b + _DT + _C.tpdu_nr) & EOT) != 0 and at(p, i, b + _S7 + _H.protocol) == S7_PROTOCOL
-    ros = at(p, i, b + _S7 + _H.rosctr)
-    par, dat = _u16(p, i, b + _S7 + _H.param_length), _u16(p, i, b + _S7 + _H.data_length)
+    ok = l4 == 6 and plen >= _ACK_PARAM and _dt(buf, o, w, b) and _u16(buf, o, w, b + _T.length) == plen \
+        and (at(buf, o, w, b + _DT + _C.tpdu_nr) & EOT) != 0 and at(buf, o, w, b + _S7 + _H.protocol) == S7_PROTOCOL
+    ros = at(buf, o, w, b + _S7 + _H.rosctr)
+    par, dat = _u16(buf, o, w, b + _S7 + _H.param_length), _u16(buf, o, w, b + _S7 + _H.data_length)
     request = (dport == S7_PORT) if (dport == S7_PORT) != (sport == S7_PORT) else client
-    fj, fa = at(p, i, b + _JOB_PARAM), at(p, i, b + _ACK_PARAM)
+    fj, fa = at(buf, o, w, b + _JOB_PARAM), at(buf, o, w, b + _ACK_PARAM)
     job = ok and request and ros == JOB and plen == _JOB_PARAM + par + dat and (fj == 4 or fj == 5) \
         and _JOB_PARAM + par <= width
     ack = ok and (not request) and (ros == ACK or ros == ACK_DATA) and plen == _ACK_PARAM + par + dat \
         and plen >= _ACK_PARAM + 2 and (fa == 4 or fa == 5)
-    items = kept_hash(p, i, b, width, _JOB_PARAM, _JOB_PARAM + par) if job else kept_hash(p, i, b, width, 0, 0)
-    err = ((at(p, i, b + _S7 + _H.error_class) << 16) | (at(p, i, b + _S7 + _H.error_code) << 8) | fa) if ack else 0
+    items = kept_hash(buf, o, w, b, width, _JOB_PARAM, _JOB_PARAM + par) if job else kept_hash(buf, o, w, b, width, 0, 0)
+    err = ((at(buf, o, w, b + _S7 + _H.error_class) << 16) | (at(buf, o, w, b + _S7 + _H.error_code) << 8) | fa) if ack else 0
     return job or ack, mix(mix(mix(mix(seed(), request), ros), items), err)
 
 
 @kernel
-def _job_ack_rows(p, plen, from_client, l4, sport, dport, ok_out, key_out):
-    w = p.shape[1]
-    for i in range(len(p)):
-        ok_out[i], key_out[i] = _pdu(p, i, 0, w, plen[i], from_client[i], l4[i], sport[i], dport[i])
+def _job_ack_rows(buf, base, w, plen, from_client, l4, sport, dport, ok_out, key_out):
+    for i in range(len(base)):
+        o = base[i]
+        ok_out[i], key_out[i] = _pdu(buf, o, w, 0, w, plen[i], from_client[i], l4[i], sport[i], dport[i])
 
 
 @kernel
-def _pipelined_rows(p, plen, from_client, l4, sport, dport, ok_out, key_out):
-    w = p.shape[1]
-    for i in range(len(p)):
+def _pipelined_rows(buf, base, w, plen, from_client, l4, sport, dport, ok_out, key_out):
+    for i in range(len(base)):
+        o = base[i]
         ok = l4[i] == 6
         done = False
         off = 0
@@ -124,12 +126,12 @@ def _pipelined_rows(p, plen, from_client, l4, sport, dport, ok_out, key_out):
         for _ in range(PIPELINED):
             if not ok or done:
                 break
-            tlen = _u16(p, i, off + _T.length)
+            tlen = _u16(buf, o, w, off + _T.length)
             if not (tlen >= _S7 and off + tlen <= plen[i] and off + min(tlen, PDU_WIDTH) <= w):
                 ok = False
                 break
-            m, k = _pdu(p, i, off, PDU_WIDTH, tlen, from_client[i], l4[i], sport[i], dport[i])
-            if tlen == _S7 and _dt(p, i, off) and (at(p, i, off + _DT + _C.tpdu_nr) & EOT) == 0:
+            m, k = _pdu(buf, o, w, off, PDU_WIDTH, tlen, from_client[i], l4[i], sport[i], dport[i])
+            if tlen == _S7 and _dt(buf, o, w, off) and (at(buf, o, w, off + _DT + _C.tpdu_nr) & EOT) == 0:
                 m, k = True, np.uint64(1)   # an empty DT that is not the last unit
             if not m:
                 ok = False
