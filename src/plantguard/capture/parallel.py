@@ -1,11 +1,13 @@
 """--jobs N: the packet engine in N processes, merged into exactly what one process gives.
 
 Every worker reads every capture and analyses only its share of the records (`Shard.take`,
-applied by the engine right after the columnar decode): a record goes to worker `shard_of`, a
-hash of its unordered IP address pair, so both directions of a flow, the fragments of a
-datagram and everything a decoder keeps state for (the engine keeps module state per flow only)
-meet in one worker. Layer-2 frames go by their unordered MAC pair, frames whose link layer is
-not decoded to worker 0. The parent analyses shard 0 itself while forked children
+applied by the engine right after the columnar decode): a record goes to the worker of its
+unordered IP address pair, so both directions of a flow, the fragments of a datagram and
+everything a decoder keeps state for (the engine keeps module state per flow only) meet in one
+worker. Layer-2 frames go by their unordered MAC pair, frames whose link layer is not decoded
+to worker 0. A pair's worker is chosen when the pair is first seen: the one with the fewest
+records so far (`Balancer`; every worker sees every record, so all make the same choice without
+talking). A plant's polling is a few heavy host pairs, which a hash of the pair splits unevenly. The parent analyses shard 0 itself while forked children
 analyse the others and send their AnalysisResult back pickled; `merge` then rebuilds the single
 run's result:
 
@@ -52,17 +54,61 @@ def default_jobs() -> int:
 
 
 # ------------------------------------------------------------------------------ the shard rule
-def shard_of(cols, n: int) -> np.ndarray:
-    """Worker (0..n-1) of every record of a chunk's columns (columns.Columns): by the unordered
-    pair of IP addresses (ports left out: the fragments of a datagram must meet in the worker
-    that reassembles them), else by the unordered MAC pair; undecoded frames to worker 0."""
+def pair_of(cols) -> np.ndarray:
+    """A hash of every record's unordered pair of IP addresses (ports left out: the fragments of
+    a datagram must meet in the worker that reassembles them), else of its unordered MAC pair."""
     u64 = np.uint64
     ip = hash_keys((cols.src_hi, cols.src_lo)) + hash_keys((cols.dst_hi, cols.dst_lo))
     mac = hash_keys((cols.src_mac.astype(u64),)) + hash_keys((cols.dst_mac.astype(u64),))
-    h = hash_keys((np.where(cols.ip_version > 0, ip, mac),))   # the sums are symmetric; mixed again
-    w = (h % u64(n)).astype(np.int64)
+    return hash_keys((np.where(cols.ip_version > 0, ip, mac),))   # the sums are symmetric; mixed again
+
+
+def shard_of(cols, n: int) -> np.ndarray:
+    """Worker (0..n-1) of every record by the pair's hash alone (the Balancer's rule once it
+    knows MAX_PAIRS pairs); undecoded frames to worker 0."""
+    w = (pair_of(cols) % np.uint64(n)).astype(np.int64)
     w[~cols.ok] = 0
     return w
+
+
+MAX_PAIRS = 1 << 20   # pairs the Balancer remembers (about 100 MB at most); later ones go by hash
+
+
+class Balancer:
+    """Worker of every record, by its pair: a pair seen before keeps its worker; a new one goes
+    to the worker with the fewest records so far (the lowest on a tie), in order of first
+    appearance in the chunk (records, not bytes: weighting by bytes balanced both benchmark
+    captures worse). Deterministic in the records alone, so every worker, fed the same
+    chunks, deals the same way."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.load = np.zeros(n, np.int64)
+        self.worker_of: dict[int, int] = {}
+
+    def workers(self, cols) -> np.ndarray:
+        n = self.n
+        h = pair_of(cols)
+        h[~cols.ok] = 0                       # undecoded frames: one pair, pinned to worker 0
+        pairs, first, inverse, counts = np.unique(h, return_index=True, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        out = np.empty(len(pairs), np.int64)
+        known, load = self.worker_of, self.load
+        for i in np.argsort(first, kind="stable").tolist():
+            key = int(pairs[i])
+            w = known.get(key)
+            if w is None:
+                if key == 0:
+                    w = 0
+                elif len(known) < MAX_PAIRS:
+                    w = int(np.argmin(load))
+                else:
+                    w = key % n
+                if len(known) < MAX_PAIRS:
+                    known[key] = w
+            out[i] = w
+            load[w] += counts[i]
+        return out[inverse]
 
 
 class Shard:
@@ -72,6 +118,7 @@ class Shard:
 
     def __init__(self, k: int, n: int, progress: Callable[[int], None] | None = None):
         self.k, self.n, self.progress = k, n, progress
+        self.balancer = Balancer(n)
         self.counters: dict | None = None
         self.first_chunk: dict[str, int] = {}   # counter -> chunk it appeared in (-1: before any)
         self.chunks = 0
@@ -81,7 +128,7 @@ class Shard:
         if self.counters is None:
             self.counters = counters
             self._note(-1)
-        rows = np.flatnonzero(shard_of(cols, self.n) == self.k)
+        rows = np.flatnonzero(self.balancer.workers(cols) == self.k)
         return chunk.take(rows), cols.take(rows)
 
     def chunk_done(self, n: int) -> None:
