@@ -162,6 +162,9 @@ def plc_changes(alerter: Alerter, ops: Iterable[Observation], site, baseline, co
     return [e for e in out if e is not None]
 
 
+MAX_MACS_SEEN = 8   # per address, in the baseline
+
+
 def at_checkpoint(alerter: Alerter, contract: dict, result, baseline, site) -> list[Event]:
     """Alerts a checkpoint raises: new and changed baseline keys, FAIL findings of the checks
     with a rule of their own (per subject), and checks that turned from pass to fail."""
@@ -170,13 +173,22 @@ def at_checkpoint(alerter: Alerter, contract: dict, result, baseline, site) -> l
     when = max((c.last for c in result.captures if c.last), default=0.0)
     assets = contract["assets"]
     zone = {a["ip"]: a.get("zone") for a in assets if a.get("ip")}
+    wire_macs: dict[str, set] = {}     # address -> the MACs its flows were seen with
+    for f in getattr(result, "flows", None) or ():
+        for ip, mac in ((f.client, f.client_mac), (f.server, f.server_mac)):
+            if ip and mac:
+                wire_macs.setdefault(ip, set()).add(mac)
     for a in assets:
         key = a.get("ip") or a.get("mac")
         if not key:
             continue
         ident = {k: a["identity"][k] for k in ("vendor", "product", "model", "firmware", "serial")
                  if a.get("identity", {}).get(k)}
-        value = {"mac": a.get("mac"), "identity": ident}
+        # every MAC the address was seen with: an address with two (asymmetric routing, a
+        # proxy-ARP router on one leg, teamed NICs) may change which one it is given without moving
+        seen = set(baseline.value("asset", key, {}).get("macs_seen") or ())
+        seen.update(m for m in [a.get("mac"), *(a.get("macs") or ()), *wire_macs.get(key, ())] if m)
+        value = {"mac": a.get("mac"), "identity": ident, "macs_seen": sorted(seen)[:MAX_MACS_SEEN]}
         first = _epoch(a.get("first_seen")) or when
         new, old = baseline.observe("asset", key, first, None, 1, value)
         dst = Endpoint(a.get("ip"), a.get("mac"))
@@ -185,7 +197,8 @@ def at_checkpoint(alerter: Alerter, contract: dict, result, baseline, site) -> l
                                     f"new asset {key} ({a.get('role')}, {a.get('vendor') or 'vendor unknown'})",
                                     dst=dst))
         elif old:
-            if a.get("ip") and old.get("mac") and a.get("mac") and old["mac"] != a["mac"]:
+            if a.get("ip") and old.get("mac") and a.get("mac") and old["mac"] != a["mac"] \
+                    and a["mac"] not in (old.get("macs_seen") or ()):
                 out.append(alerter.fire(RULES["alert.address-change"], f"{key}|{a['mac']}", when,
                                         f"{key} moved from MAC {old['mac']} to {a['mac']}", dst=dst))
             for k, v in ident.items():

@@ -84,6 +84,12 @@ class Baseline:
             e["value"] = value
         return False, old
 
+    def value(self, kind: str, key: str, default: Any = None) -> Any:
+        """The value kept for a key (default when the key is unknown or has none)."""
+        e = self.sets[kind].get(key)
+        v = e.get("value") if e else None
+        return default if v is None else v
+
     def accept(self, kinds: tuple[str, ...] = KINDS, keys: set[str] | None = None) -> list[tuple[str, str]]:
         """Promote reviewed `new` keys (all of these kinds, or only `keys`) to `accepted`; the
         (kind, key) promoted."""
