@@ -391,6 +391,8 @@ def test_pipelined_cip_polls_are_replayed(tmp_path):
     of tag reads, as Logix HMIs poll) and a PLC that answers them in one: such segments are
     routine, keyed on every PDU; a tag write among the reads makes a key of its own, and the
     result is still the reference's."""
+    from support.packets import pcap_bytes, tcp_conversation
+
     exchanges, seq = [], 0
     for k in range(800):
         tags = [b"Motor_Speed", b"Line_Count", b"Tank_Level"] if k % 2 else [b"Valve_%d" % v for v in range(6)]
@@ -401,22 +403,12 @@ def test_pipelined_cip_polls_are_replayed(tmp_path):
         exchanges.append((False, b"".join(_send_unit_data(0x1234, seq + i, r) for i, r in enumerate(replies))))
         seq += len(batch)
     path = tmp_path / "pipelined_cip.pcap"
-    path.write_bytes(pcap_bytes_of(tcp_conversation("10.0.0.1", "10.0.0.2", 44818, exchanges)))
+    path.write_bytes(pcap_bytes(tcp_conversation("10.0.0.1", "10.0.0.2", 44818, exchanges)))
     got = analyze([path])
     assert_equivalent(analyze_reference([path]), got)
     assert got.counters["routine_packets"] > 1400 and got.counters["deep_packets"] < 120, got.counters
     ops = collections.Counter(o.data.get("name") for o in got.observations if o.kind == "operation")
     assert {"Read Tag", "Write Tag"} <= set(ops), ops
-
-
-def pcap_bytes_of(records):
-    from support.packets import pcap_bytes
-    return pcap_bytes(records)
-
-
-def tcp_conversation(*a, **kw):
-    from support.packets import tcp_conversation as conv
-    return conv(*a, **kw)
 
 
 POLL_TOOL = SHARED_DATA.parent / "tools" / "poll_scale.py"
