@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from plantguard.capture import columns, formats, routine
+from plantguard.capture import columns, flowkernels, formats, routine
 from plantguard.capture.frame_routine import FrameRoutine
 from plantguard.capture.interrupt import interrupt_in
 from plantguard.capture.aggregate import ObservationAggregator
@@ -281,7 +281,7 @@ class Engine:
         chunk = ctx.chunk
         sub = cols.take(l4_rows)
         pos = ctx.pos[l4_rows]
-        slot, from_client, _groups = self.table.assign(sub, pos, chunk.ts[l4_rows], chunk.wirelen[l4_rows],
+        slot, from_client = self.table.assign(sub, pos, chunk.ts[l4_rows], chunk.wirelen[l4_rows],
                                                        ctx.cap_idx, ctx.frames[l4_rows])
         self._classify(chunk, sub, slot, pos)
         return FlowRows(sub, l4_rows, slot, from_client, self.table.module[slot].astype(np.int64))
@@ -371,65 +371,19 @@ class Engine:
 
         Sequence numbers wrap at 2^32, so they are compared relative to the first sequence
         number of each direction in the chunk (signed 32-bit distances), where a running
-        maximum is meaningful; docs/engine.md has a worked example."""
-        behind = np.zeros(len(di), np.int64)
-        holey = np.zeros(len(di), bool)
-        jumped = np.zeros(len(di), bool)
-        tcp = np.flatnonzero(sub.l4[di] == 6)
-        if not len(tcp):
-            return behind, holey, jumped
-        rows = di[tcp]
-        s = slot[rows]
-        fc = from_client[rows]
-        # group the segments by flow direction, capture order kept inside a group
-        gkey = s * 2 + fc
-        o = np.argsort(gkey, kind="stable")
-        gk = gkey[o]
-        first = np.r_[True, gk[1:] != gk[:-1]]
-        gid = np.cumsum(first) - 1
-        gstart = np.flatnonzero(first)
-        glen = np.diff(np.r_[gstart, len(o)])
-        seq = sub.seq[rows][o]
-        base = seq[gstart]                               # each direction's first sequence number
-        rel = _signed32(seq - np.repeat(base, glen))     # distance from it, wrap-free
-        end = rel + sub.pay_len[rows][o]
+        maximum is meaningful; docs/engine.md has a worked example. The loop is compiled
+        (flowkernels.track)."""
+        m = len(di)
+        behind = np.zeros(m, np.int64)
+        holey = np.zeros(m, bool)
+        jumped = np.zeros(m, bool)
         t = self.table
-        sg, fg = s[o][gstart], fc[o][gstart]
-        carry = np.where(fg, t.next_c[sg], t.next_s[sg])  # earlier chunks' marks
-        has_carry = carry >= 0
-        carry_rel = np.where(has_carry, _signed32(carry - base), np.iinfo(np.int64).min // 2)
-        # running maximum of segment ends inside each direction, groups kept apart by an offset
-        # (relative ends lie within +-2^33, the offset is 2^40 per group)
-        big = np.int64(1) << 40
-        run = np.maximum.accumulate(end + gid * big) - gid * big
-        prev = np.r_[np.int64(0), run[:-1]]
-        known = ~first | np.repeat(has_carry, glen)       # something was seen before the segment
-        prev = np.maximum(np.where(first, carry_rel[gid], prev), np.repeat(carry_rel, glen))
-        d = np.where(known, (prev - rel) & 0xFFFFFFFF, 0)
-        gap = rel - prev
-        ahead = known & (gap > 0) & (gap <= REORDER_WINDOW)   # starts past the bytes seen
-        d = np.where((d > 0) & (d <= RETRANSMIT_WINDOW), d, 0)
-        out = np.empty(len(o), np.int64)
-        out[o] = d
-        behind[tcp] = out
-        j = np.empty(len(o), bool)
-        j[o] = ahead
-        jumped[tcp] = j
-        gdir = s[o][gstart] * 2 + fc[o][gstart]
-        if self.holey:
-            carried = np.fromiter((int(k) in self.holey for k in gdir.tolist()), bool, len(gdir))
-            ahead |= first & carried[gid]
-        if ahead.any():   # every row of a direction from its first ahead segment on
-            run_h = np.maximum.accumulate(ahead.astype(np.int64) + gid * 2) - gid * 2
-            h = np.empty(len(o), bool)
-            h[o] = run_h > 0
-            holey[tcp] = h
-            self.holey.update(gdir[np.unique(gid[ahead])].tolist())
-        # new high-water marks per direction, back to sequence numbers modulo 2^32
-        gend = np.r_[gstart[1:], len(o)] - 1
-        last = (np.maximum(run[gend], carry_rel) + base) & 0xFFFFFFFF
-        t.next_c[sg[fg]] = last[fg]
-        t.next_s[sg[~fg]] = last[~fg]
+        carried = np.array(sorted(self.holey), np.int64)
+        new_holey = np.empty(m, np.int64)
+        n = flowkernels.track(di, sub.l4, slot, from_client, sub.seq, sub.pay_len, t.next_c, t.next_s, carried,
+                              RETRANSMIT_WINDOW, REORDER_WINDOW, behind, holey, jumped, new_holey)
+        if n:
+            self.holey.update(new_holey[:n].tolist())
         return behind, holey, jumped
 
     def _prune_holey(self) -> None:
@@ -657,18 +611,21 @@ class Engine:
         return res
 
     def _gap_flows(self, flows) -> list[tuple[int, str]]:
-        """(gaps, flow text) of the live flows whose streams gave up bytes, most gaps first."""
+        """(gaps, flow text) of the live flows whose streams gave up bytes, most gaps first, ties
+        by the text (what the parallel merge can sort by too, whatever slots the flows had)."""
         t, out = self.table, []
         for sl, st in self.states.items():
             g = sum(getattr(st.get(k), "gaps", 0) or 0 for k in ("_c2s", "_s2c"))
             if g:
                 out.append((g, sl))
+        if not out:
+            return []
         out.sort(reverse=True)
-        named = []
-        for g, sl in out[:GAP_FLOWS_NOTED]:
-            f = t._build(np.array([sl], np.int64), self.modules, self.captures)[0]
-            named.append((g, _flow_text(f)))
-        return named
+        least = out[min(GAP_FLOWS_NOTED, len(out)) - 1][0]   # every flow tied with the last named
+        named = [(g, _flow_text(t._build(np.array([sl], np.int64), self.modules, self.captures)[0]))
+                 for g, sl in out if g >= least]
+        named.sort(key=lambda gt: (-gt[0], gt[1]))
+        return named[:GAP_FLOWS_NOTED]
 
 
 class _Spliced:
@@ -708,11 +665,6 @@ def stream_notes(c: dict, pending_bytes: int, gap_flows: list[tuple[int, str]]) 
         notes.append(f"decoder errors: {c.get('decode_errors', 0):,} packets raised in their protocol "
                      f"decoder; {c['decode_errors_partial']:,} of them kept what was decoded before the error")
     return notes
-
-
-def _signed32(x: np.ndarray) -> np.ndarray:
-    """x modulo 2^32 as a signed distance in [-2^31, 2^31)."""
-    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
 def _operation_counts(obs: list[Observation]) -> dict[str, int]:

@@ -2,9 +2,10 @@
 per flow), updated a chunk at a time from the decoded columns, never packet by packet.
 
 A flow's identity is (IP protocol, IP version, outer VLAN, endpoint A, endpoint B) with the
-endpoints in a canonical order. Packets of a chunk are grouped by a 64-bit hash of that key
-(sort + run boundaries), checked against the full key, then matched to table rows through a
-dict. Orientation (client/server) follows deep.orient on the flow's first packet.
+endpoints in a canonical order. The keys are made from the columns as arrays; each row is then
+matched to its table row, and the counters updated, by compiled loops (flowkernels.py) through
+an open-addressing index on a 64-bit hash of the key, the full key compared. Orientation
+(client/server) follows deep.orient on the flow's first packet.
 
 The table is capped: when it holds more than max_flows, the least recently seen flows are
 folded into aggregate "other" flows (per client /24 or /64, server and port) and counted."""
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from plantguard.capture import flowkernels
 from plantguard.capture.columns import ip_text, mac_text
 from plantguard.capture.layers import L4_NAMES, TUNNEL_KEYS
 from plantguard.model import Flow
@@ -89,11 +91,10 @@ class FlowTable:
         self.size = 0                        # rows ever allocated (high-water mark)
         self.capacity = 0
         self.cols: dict[str, np.ndarray] = {}
+        self.index = np.zeros(0, np.int64)   # key hash -> row + 1 (0: empty), at most half full
+        self.free = np.zeros(0, np.int64)    # rows of evicted flows, reused last-freed first
+        self.nfree = 0
         self._grow(1024)
-        self.index: dict[int, int] = {}      # key hash -> row
-        self.exact: dict[tuple, int] = {}    # full key -> row, for the rare hash collision
-        self.in_exact: set[int] = set()
-        self.free: list[int] = []
         self.n_active = 0
         self.ops: dict[int, dict[str, int]] = {}
         self.other: dict[tuple, Flow] = {}   # aggregated evicted flows
@@ -108,134 +109,41 @@ class FlowTable:
         for name, dt in self.FIELDS.items():
             a = np.zeros(cap, dt)
             if name in self.cols:
-                a[:self.capacity] = self.cols[name][:self.capacity]
+                a[:self.size] = self.cols[name][:self.size]   # rows past size were never used: left untouched (not resident)
             self.cols[name] = a
             setattr(self, name, a)
         self.capacity = cap
+        self._reindex()
 
-    def _alloc(self, n: int) -> np.ndarray:
-        take = min(n, len(self.free))
-        rows = [self.free.pop() for _ in range(take)]
-        fresh = n - take
-        if fresh:
-            if self.size + fresh > self.capacity:
-                self._grow(self.size + fresh)
-            rows.extend(range(self.size, self.size + fresh))
-            self.size += fresh
-        return np.asarray(rows, np.int64)
+    def _reindex(self) -> None:
+        """The index made again for the active rows, twice the table's capacity (a power of 2)."""
+        size = 1 << max(4, (2 * self.capacity - 1).bit_length())
+        self.index = np.zeros(size, np.int64)
+        flowkernels.rebuild(self.index, self.h, self.active, self.size)
 
     # ---- per chunk ----
     def assign(self, c, seq: np.ndarray, ts: np.ndarray, wirelen: np.ndarray, cap_idx: int,
                frames: np.ndarray):
         """Match the rows of decoded L4 columns `c` (already subset to TCP/UDP rows) to flows,
-        creating new ones; update counters. Returns (row -> flow slot, from_client)."""
-        a_is_src = ((c.src_hi < c.dst_hi) | ((c.src_hi == c.dst_hi) & (
-            (c.src_lo < c.dst_lo) | ((c.src_lo == c.dst_lo) & (c.sport <= c.dport)))))
-        a_hi = np.where(a_is_src, c.src_hi, c.dst_hi)
-        a_lo = np.where(a_is_src, c.src_lo, c.dst_lo)
-        b_hi = np.where(a_is_src, c.dst_hi, c.src_hi)
-        b_lo = np.where(a_is_src, c.dst_lo, c.src_lo)
-        a_port = np.where(a_is_src, c.sport, c.dport).astype(np.uint64)
-        b_port = np.where(a_is_src, c.dport, c.sport).astype(np.uint64)
-        k0 = (c.l4.astype(np.uint64) | (c.ip_version.astype(np.uint64) << np.uint64(8))
-              | ((c.vlan + 1).astype(np.uint64) << np.uint64(12))
-              | (a_port << np.uint64(32)) | (b_port << np.uint64(48)))
-        keys = (k0, a_hi, a_lo, b_hi, b_lo)
-        h = hash_keys(keys)
-        g = group_rows(h, keys)
-        rep = g.first
-        gh = h[rep]
-        index = self.index
-        slots = np.fromiter((index.get(x, -1) for x in gh.tolist()), np.int64, len(gh))
-        found = slots >= 0
-        if found.any():
-            fs, fr = slots[found], rep[found]
-            bad = ((self.k0[fs] != k0[fr]) | (self.k1[fs] != a_hi[fr]) | (self.k2[fs] != a_lo[fr])
-                   | (self.k3[fs] != b_hi[fr]) | (self.k4[fs] != b_lo[fr]))
-            if bad.any():
-                for gi in np.flatnonzero(found)[bad].tolist():
-                    r = rep[gi]
-                    slots[gi] = self.exact.get(tuple(int(k[r]) for k in keys), -1)
-        new = np.flatnonzero(slots < 0)
-        if len(new) and self.exact:
-            for gi in new.tolist():
-                r = rep[gi]
-                slots[gi] = self.exact.get(tuple(int(k[r]) for k in keys), -1)
-            new = np.flatnonzero(slots < 0)
-        if len(new):
-            rows = self._alloc(len(new))
-            slots[new] = rows
-            for gi, row in zip(new.tolist(), rows.tolist()):
-                hv = int(gh[gi])
-                if hv in index:
-                    r = rep[gi]
-                    self.exact[tuple(int(k[r]) for k in keys)] = row
-                    self.in_exact.add(row)
-                else:
-                    index[hv] = row
-            self._init_flows(rows, rep[new], c, a_is_src, keys, gh[new], ts, cap_idx, frames)
-        # per-row slot and direction
-        slot = slots[g.gid]
-        self_flow = (c.src_hi == c.dst_hi) & (c.src_lo == c.dst_lo) & (c.sport == c.dport)
-        from_client = self_flow | (a_is_src == self.client_is_a[slot])
-        # counters per group, from the rows sorted by group
-        o = g.order
-        wl = wirelen[o].astype(np.int64)
-        fc = from_client[o]
-        st = g.starts
-        self.packets[slots] += g.counts
-        self.bytes[slots] += np.add.reduceat(wl, st)
-        self.pts[slots] += np.add.reduceat(fc.astype(np.int64), st)
-        self.bts[slots] += np.add.reduceat(np.where(fc, wl, 0), st)
-        self.last[slots] = ts[g.last]
-        self.last_seq[slots] = seq[g.last]
-        # The tunnel is a mark, not part of the key: one conversation seen inside a tunnel and
-        # outside it (a mirror on both sides of a GRE router) is one flow, as in the reference.
-        if c.tunnel.any():
-            tr = np.flatnonzero(c.tunnel)
-            ts_, first = np.unique(slot[tr], return_index=True)
-            unset = self.tunnel[ts_] == 0
-            self.tunnel[ts_[unset]] = c.tunnel[tr[first[unset]]]
-        return slot, from_client, g
-
-    def _init_flows(self, rows, r, c, a_is_src, keys, hashes, ts, cap_idx, frames) -> None:
-        k0, a_hi, a_lo, b_hi, b_lo = keys
-        self.h[rows] = hashes
-        self.k0[rows], self.k1[rows], self.k2[rows] = k0[r], a_hi[r], a_lo[r]
-        self.k3[rows], self.k4[rows] = b_hi[r], b_lo[r]
-        client_is_src = self._orient(c, r)
-        self.client_is_a[rows] = client_is_src == a_is_src[r]
-        self.cmac[rows] = np.where(client_is_src, c.src_mac[r], c.dst_mac[r])
-        self.smac[rows] = np.where(client_is_src, c.dst_mac[r], c.src_mac[r])
-        for name in ("packets", "bytes", "pts", "bts"):
-            self.cols[name][rows] = 0
-        self.first[rows] = ts[r]
-        self.cap_idx[rows] = cap_idx
-        self.first_frame[rows] = frames[r]
-        self.module[rows] = -1
-        self.tries[rows] = 0
-        self.cls_seq[rows] = NONE_SEQ
-        self.next_c[rows] = -1
-        self.next_s[rows] = -1
-        self.tunnel[rows] = 0
-        self.active[rows] = True
-        self.n_active += len(rows)
-
-    def _orient(self, c, r) -> np.ndarray:
-        """deep.orient, vectorised: True where the client is the packet's source."""
-        tcp = c.l4[r] == 6
-        flags = c.tcp_flags[r]
-        sp, dp = c.sport[r], c.dport[r]
-        known_s = np.where(tcp, self.known_tcp[sp], self.known_udp[sp])
-        known_d = np.where(tcp, self.known_tcp[dp], self.known_udp[dp])
-        out = np.ones(len(r), bool)
-        out = np.where(~known_s & ~known_d & (sp < 1024) & (dp >= 1024), False, out)
-        out = np.where(known_d & ~known_s, True, out)
-        out = np.where(known_s & ~known_d, False, out)
-        out = np.where(tcp & ((flags & 0x02) != 0), True, out)
-        out = np.where(tcp & ((flags & 0x12) == 0x12), False, out)
-        icmp = (c.l4[r] == 1) | (c.l4[r] == 58) | (c.l4[r] == 2)
-        return np.where(icmp, sp == 0, out)   # ICMP, IGMP: the requester is on "port" 0
+        creating new ones (oriented as deep.orient does); update counters. Returns (row -> flow
+        slot, from_client), by row. The loop is compiled (flowkernels.assign)."""
+        n = len(c)
+        slot = np.empty(n, np.int64)
+        from_client = np.empty(n, bool)
+        done = 0
+        while True:
+            n_new, self.nfree, self.size, done = flowkernels.assign(
+                c.src_hi, c.src_lo, c.dst_hi, c.dst_lo, c.sport, c.dport, c.l4, c.ip_version, c.vlan, c.tcp_flags,
+                c.src_mac, c.dst_mac, c.tunnel, wirelen, ts, seq, frames, cap_idx, self.known_tcp, self.known_udp,
+                self.index, self.free, self.nfree, self.size,
+                self.h, self.k0, self.k1, self.k2, self.k3, self.k4, self.client_is_a, self.cmac, self.smac,
+                self.packets, self.bytes, self.pts, self.bts, self.first, self.last, self.last_seq, self.cap_idx,
+                self.first_frame, self.module, self.tries, self.cls_seq, self.active, self.next_c, self.next_s,
+                self.tunnel, NONE_SEQ, slot, from_client, done)
+            self.n_active += n_new
+            if done == n:
+                return slot, from_client
+            self._grow(self.size + 1)        # full: twice the room, and on from the row it stopped at
 
     # ---- operations ----
     def add_ops(self, slot: int, ops: dict[str, int], times: int = 1) -> None:
@@ -255,22 +163,20 @@ class FlowTable:
         act = np.flatnonzero(self.active[:self.size])
         k = self.n_active - target
         victims = act[np.argpartition(self.last_seq[act], k - 1)[:k]] if k < len(act) else act
+        # first seen first: an aggregate made now takes its capture, first frame and server MAC
+        # from its earliest flow, whatever slots the flows had
+        victims = victims[np.lexsort((self.first_frame[victims], self.cap_idx[victims]))]
         if self.on_evict is not None:
             self.on_evict(victims)
         self._aggregate(victims, modules, captures)
         for row in victims.tolist():
-            if row in self.in_exact:
-                self.in_exact.discard(row)
-                self.exact = {k2: v for k2, v in self.exact.items() if v != row}
-        hs = self.h[victims].tolist()
-        index = self.index
-        for hv, row in zip(hs, victims.tolist()):
-            if index.get(hv) == row:
-                del index[hv]
-        for row in victims.tolist():
             self.ops.pop(row, None)
         self.active[victims] = False
-        self.free.extend(victims.tolist())
+        if self.nfree + len(victims) > len(self.free):
+            self.free = np.concatenate([self.free[:self.nfree], np.zeros(max(len(victims), self.nfree), np.int64)])
+        self.free[self.nfree:self.nfree + len(victims)] = victims
+        self.nfree += len(victims)
+        self._reindex()
         self.n_active -= len(victims)
         self.evicted += len(victims)
         return len(victims)

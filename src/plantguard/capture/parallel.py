@@ -384,5 +384,5 @@ def _merge_notes(parts, counters: dict[str, int], pending_bytes: int) -> list[st
         for n in p.notes[len(own):]:
             if n.startswith(_GAP_NOTE) and "; most: " in n:
                 gaps.extend((int(g.replace(",", "")), t) for t, g in _GAP_FLOW.findall(n.split("; most: ", 1)[1]))
-    gaps.sort(key=lambda gt: -gt[0])
+    gaps.sort(key=lambda gt: (-gt[0], gt[1]))   # as Engine._gap_flows sorts them
     return bounds + stream_notes(counters, pending_bytes, gaps[:GAP_FLOWS_NOTED]) + undecoded_notes(counters)
