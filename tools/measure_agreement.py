@@ -29,7 +29,8 @@ import re
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -727,43 +728,67 @@ def measure(data: Path = DEFAULT_DATA, only: list[str] | None = None, progress=N
     caps = list_captures(data)
     if only:
         caps = [c for c in caps if any(s in str(c.relative_to(data)) for s in only)]
-    for path in caps:
-        rel = str(path.relative_to(data))
-        if progress:
-            progress(rel)
-        rep.captures += 1
-        try:
-            pg, texts, warns, _ = plantguard_facts(path)
-        except Exception as exc:  # noqa: BLE001 - any failure is listed, never dropped silently
-            rep.unreadable.append((rel, "plantguard", f"{type(exc).__name__}: {exc}"))
-            continue
-        for w in warns:
-            rep.warnings.append((rel, w))
-        rows, err = run_tshark(path)
-        if rows is None:
-            rep.unreadable.append((rel, "tshark", err))
-        else:
-            if err:
-                rep.warnings.append((rel, f"tshark: {err}"))
-            ts = tshark_facts(rows, pg.flows)
-            compare_hosts(rep.tally("hosts", "tshark"), rel, pg.hosts, ts.hosts, "tshark")
-            compare_flows(rep.tally("flows", "tshark"), rel, pg.flows, ts.flows, "tshark")
-            rep.both_none["tshark"] += compare_apps(rep.tally("applications", "tshark"), rel, pg, ts, "tshark")
-            compare_ops(rep.tally("operations", "tshark"), rel, pg.ops, ts.ops, "tshark", rep.not_comparable)
-            rep.other_apps.update(ts.other_apps)
-            if rel in evidence:
-                compare_identity(rep.tally("identity", "tshark"), rel, evidence[rel], texts, rep.identity_skipped,
-                                 rep.identity_adjudicated)
-        if rel in zeek:
-            rep.zeek_captures += 1
-            zk = zeek_facts(zeek[rel], pg.flows)
-            # conn.log logs TCP, UDP and ICMP only: hosts that only sent IGMP (or OSPF, ...) are not Zeek's
-            compare_hosts(rep.tally("hosts", "zeek"), rel, pg.hosts - pg.only_other_ip, zk.hosts, "zeek")
-            compare_flows(rep.tally("flows", "zeek"), rel, pg.flows, zk.flows, "zeek")
-            rep.both_none["zeek"] += compare_apps(rep.tally("applications", "zeek"), rel, pg, zk, "zeek",
-                                                 claims_only=True)
+    with ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1)) as pool:
+        # tshark runs on the other cores while plantguard reads the capture before
+        for path, (rows, err) in zip(caps, _ahead(pool, run_tshark, caps, TSHARK_AHEAD)):
+            _measure_one(rep, data, path, rows, err, evidence, zeek, progress)
     rep.seconds = time.monotonic() - t0
     return rep
+
+
+TSHARK_AHEAD = 4   # tshark outputs held at most, waiting for their capture's turn
+
+
+def _ahead(pool, fn, items, depth):
+    """fn(item) for every item, in order, at most `depth` computed ahead of the consumer."""
+    pending = deque()
+    it = iter(items)
+    for item in it:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= depth:
+            break
+    while pending:
+        yield pending.popleft().result()
+        for item in it:
+            pending.append(pool.submit(fn, item))
+            break
+
+
+def _measure_one(rep: Report, data: Path, path: Path, rows, err, evidence, zeek, progress) -> None:
+    """One capture: plantguard's facts, compared with tshark's (rows, err) and Zeek's."""
+    rel = str(path.relative_to(data))
+    if progress:
+        progress(rel)
+    rep.captures += 1
+    try:
+        pg, texts, warns, _ = plantguard_facts(path)
+    except Exception as exc:  # noqa: BLE001 - any failure is listed, never dropped silently
+        rep.unreadable.append((rel, "plantguard", f"{type(exc).__name__}: {exc}"))
+        return
+    for w in warns:
+        rep.warnings.append((rel, w))
+    if rows is None:
+        rep.unreadable.append((rel, "tshark", err))
+    else:
+        if err:
+            rep.warnings.append((rel, f"tshark: {err}"))
+        ts = tshark_facts(rows, pg.flows)
+        compare_hosts(rep.tally("hosts", "tshark"), rel, pg.hosts, ts.hosts, "tshark")
+        compare_flows(rep.tally("flows", "tshark"), rel, pg.flows, ts.flows, "tshark")
+        rep.both_none["tshark"] += compare_apps(rep.tally("applications", "tshark"), rel, pg, ts, "tshark")
+        compare_ops(rep.tally("operations", "tshark"), rel, pg.ops, ts.ops, "tshark", rep.not_comparable)
+        rep.other_apps.update(ts.other_apps)
+        if rel in evidence:
+            compare_identity(rep.tally("identity", "tshark"), rel, evidence[rel], texts, rep.identity_skipped,
+                             rep.identity_adjudicated)
+    if rel in zeek:
+        rep.zeek_captures += 1
+        zk = zeek_facts(zeek[rel], pg.flows)
+        # conn.log logs TCP, UDP and ICMP only: hosts that only sent IGMP (or OSPF, ...) are not Zeek's
+        compare_hosts(rep.tally("hosts", "zeek"), rel, pg.hosts - pg.only_other_ip, zk.hosts, "zeek")
+        compare_flows(rep.tally("flows", "zeek"), rel, pg.flows, zk.flows, "zeek")
+        rep.both_none["zeek"] += compare_apps(rep.tally("applications", "zeek"), rel, pg, zk, "zeek",
+                                             claims_only=True)
 
 
 def overall(rep: Report, dim: str) -> Tally:
