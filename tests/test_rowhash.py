@@ -80,7 +80,8 @@ def test_row_recognisers_read_the_buffer_as_the_matrix():
 
 
 REAL = ("ICS-Security-Tools/ModbusTCP/ModbusTCP.pcap", "ICS-Security-Tools/s7/s7comm_varservice_libnodavedemo_bench.pcap",
-        "ICS-Security-Tools/EthernetIP/EthernetIP-CIP.pcap", "ICS-Security-Tools/CIP/cip_only.pcap")
+        "ICS-Security-Tools/EthernetIP/EthernetIP-CIP.pcap", "ICS-Security-Tools/CIP/cip_only.pcap",
+        "icsnpp-s7comm/s7comm_plus.pcap", "ICS-Security-Tools/s7/S7-1511_db3_var1_HMI.pcap")
 
 
 def test_row_recognisers_on_real_polls_read_the_buffer_as_the_matrix():
@@ -111,3 +112,30 @@ def test_row_recognisers_on_real_polls_read_the_buffer_as_the_matrix():
                 assert np.array_equal(ok1, ok2) and np.array_equal(k1[ok1], k2[ok1]), (path.name, r.fn.__name__)
                 accepted += int(ok1.sum())
     assert accepted > 5000
+
+
+def test_a_recogniser_declared_for_one_transport_takes_no_row_of_the_other():
+    """Routine.transport is what lets capture/routine.py offer a recogniser only the rows of its
+    transport: on the real captures' payload rows of the other transport (as TCP, then as UDP,
+    whatever they were), each such recogniser recognises none."""
+    import pytest
+
+    from conftest import SHARED_DATA
+    from plantguard.capture import columns, formats
+    from plantguard.protocols import registry
+    paths = [SHARED_DATA / "pcaps" / r for r in REAL if (SHARED_DATA / "pcaps" / r).exists()]
+    if not paths:
+        pytest.skip("shared captures not found")
+    declared = [(m.SPEC.name, r) for m in registry.protocol_modules() for r in m.SPEC.routine if r.transport]
+    assert {name for name, _ in declared} >= {"modbus", "s7comm", "enip", "bacnet"}
+    for path in paths:
+        chunk = next(formats.read_chunks(path, formats.ReadStats(str(path)), 65536))
+        arr = chunk.arr if chunk.arr is not None else np.frombuffer(chunk.buf, np.uint8)
+        cols = columns.decode(arr, chunk.offsets, chunk.caplen, chunk.linktype)
+        rows = np.flatnonzero(cols.pay_len > 0)
+        for name, r in declared:
+            other = np.full(len(rows), 17 if r.transport == 6 else 6)
+            p = columns.gather(arr, cols.pay_off[rows], r.width)
+            ok, _key = r.fn(p, cols.pay_len[rows], cols.sport[rows] > cols.dport[rows], other, cols.sport[rows],
+                            cols.dport[rows])
+            assert not ok.any(), (path.name, name, r.fn.__name__)

@@ -36,14 +36,14 @@ def short_payload(p, plen, from_client, l4, sport, dport):
 
 
 def recognisers(modules) -> list[tuple]:
-    """Per module index: the (fn, width, salt) recognisers to try in order, empty when the
-    module forbids replay. The salt keeps keys of different recognisers apart."""
+    """Per module index: the (fn, width, salt, transport) recognisers to try in order, empty
+    when the module forbids replay. The salt keeps keys of different recognisers apart."""
     out = []
     for m in modules:
         spec = m.SPEC
-        rules = [(r.fn, r.width) for r in spec.routine] + [(short_payload, SHORT)] if spec.replay else []
-        out.append([(fn, width, np.uint64(zlib.crc32(f"{spec.name}:{fn.__name__}".encode())))
-                    for fn, width in rules])
+        rules = [(r.fn, r.width, r.transport) for r in spec.routine] + [(short_payload, SHORT, 0)] if spec.replay else []
+        out.append([(fn, width, np.uint64(zlib.crc32(f"{spec.name}:{fn.__name__}".encode())), transport)
+                    for fn, width, transport in rules])
     return out
 
 
@@ -59,19 +59,23 @@ def recognise(arr: np.ndarray, rules: list[list[tuple]], mod: np.ndarray, pay_of
         if mi < 0:
             continue
         sel = np.flatnonzero(mod == mi)
-        for fn, width, salt in rules[mi]:
+        for fn, width, salt, transport in rules[mi]:
             if not len(sel):
                 break
+            offer = sel if not transport else sel[l4[sel] == transport]
+            if not len(offer):
+                continue
             rows = getattr(fn, "rows", None)   # a row kernel reads the buffer in place (util.rowhash)
             if rows is not None and len(arr):
-                ok, k = rows(arr, pay_off[sel], width, pay_len[sel], from_client[sel], l4[sel], sport[sel], dport[sel])
+                ok, k = rows(arr, pay_off[offer], width, pay_len[offer], from_client[offer], l4[offer], sport[offer],
+                             dport[offer])
             else:
-                p = gather(arr, pay_off[sel], width)
-                ok, k = fn(p, pay_len[sel], from_client[sel], l4[sel], sport[sel], dport[sel])
-            hit = sel[ok]
+                p = gather(arr, pay_off[offer], width)
+                ok, k = fn(p, pay_len[offer], from_client[offer], l4[offer], sport[offer], dport[offer])
+            hit = offer[ok]
             routine[hit] = True
             key[hit] = k[ok] ^ salt
-            sel = sel[~ok]
+            sel = sel[~routine[sel]]
     return routine, key
 
 

@@ -37,9 +37,11 @@ class ProtocolSpecError(ValueError):
 class Routine:
     """A routine-packet recogniser: fn(p, plen, from_client, l4, sport, dport) -> (mask, key)
     over `width` leading payload bytes per row. The key must hash every field the decoder's
-    output depends on for a recognised packet (a miss costs speed, a wrong key correctness)."""
+    output depends on for a recognised packet (a miss costs speed, a wrong key correctness).
+    `transport` (6 TCP, 17 UDP, 0 either): the only rows fn is offered, when it can match no other."""
     fn: Callable
     width: int
+    transport: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,9 @@ def _policy_problems(s: ProtocolSpec):
 
 
 def _routine_problems(s: ProtocolSpec):
-    if not all(isinstance(r, Routine) and callable(r.fn) and 1 <= r.width <= 4096 for r in s.routine):
-        yield "routine must be a tuple of Routine(fn, width 1..4096)"
+    if not all(isinstance(r, Routine) and callable(r.fn) and 1 <= r.width <= 4096 and r.transport in (0, 6, 17)
+               for r in s.routine):
+        yield "routine must be a tuple of Routine(fn, width 1..4096, transport 0, 6 or 17)"
     if s.prime is not None and not callable(s.prime):
         yield "prime is not callable"
     if s.hold is not None and not (isinstance(s.hold, Hold) and callable(s.hold.rows)

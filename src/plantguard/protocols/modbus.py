@@ -477,7 +477,7 @@ SPEC = ProtocolSpec(
     # gateways and simulators on other ports (5020, 503, ...); on ports another module claims, that
     # module is asked first.
     any_port=True,
-    routine=(Routine(modbus_routine, 128), Routine(modbus_routine, WIDE)),
+    routine=(Routine(modbus_routine, 128, transport=6), Routine(modbus_routine, WIDE, transport=6)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),

@@ -253,7 +253,7 @@ SPEC = ProtocolSpec(
     decode=decode, signature=signature, prime=prime,
     # polling datagrams keyed without their invoke id; flows waiting on a password's reply or
     # joining segments are decoded (bacnet/routine.py)
-    routine=(Routine(bacnet_routine, 64), Routine(bacnet_routine, 1500)),
+    routine=(Routine(bacnet_routine, 64, transport=17), Routine(bacnet_routine, 1500, transport=17)),
     hold=Hold(hold_rows, 64, holds),
     # 0xBAC0-0xBACF, the ports BACnet/IP networks use
     udp_ports=tuple(range(47808, 47824)),

@@ -146,8 +146,8 @@ SPEC = ProtocolSpec(
     udp_ports=(ENCAP_PORT, IO_PORT),
     # most CIP messages fit 128 bytes; a second pass at 512 on the rows the first left, then
     # segments of several PDUs (pipelined polls) up to a full Ethernet frame
-    routine=(Routine(cip_io_routine, 24), Routine(enip_cip_routine, 128), Routine(enip_cip_routine, 512),
-             Routine(enip_pipelined_routine, PIPELINED_WIDTH)),
+    routine=(Routine(cip_io_routine, 24, transport=17), Routine(enip_cip_routine, 128, transport=6),
+             Routine(enip_cip_routine, 512, transport=6), Routine(enip_pipelined_routine, PIPELINED_WIDTH, transport=6)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),

@@ -225,7 +225,7 @@ SPEC = ProtocolSpec(
     decode=decode, signature=signature,
     tcp_ports=(MMS_PORT,),
     # read polling, its responses and the IED's reports, one whole PDU per segment
-    routine=(Routine(mms_routine, 512),),
+    routine=(Routine(mms_routine, 512, transport=6),),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     # an IEC 61850 IED (protection relay, bay controller) or an ICCP peer: a substation field
     # device answering a station or control centre client, as IEC 104 and DNP3 outstations do

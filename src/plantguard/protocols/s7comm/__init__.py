@@ -146,8 +146,8 @@ SPEC = ProtocolSpec(
     tcp_ports=(S7_PORT,),
     # second passes on what the first rules left: S7comm-plus notifications past 128 bytes, and
     # several jobs or acks in one segment
-    routine=(Routine(s7_job_ack_routine, 128), Routine(s7plus_routine, 128), Routine(s7plus_routine, 512),
-             Routine(s7_pipelined_routine, 512)),
+    routine=(Routine(s7_job_ack_routine, 128, transport=6), Routine(s7plus_routine, 128, transport=6), Routine(s7plus_routine, 512, transport=6),
+             Routine(s7_pipelined_routine, 512, transport=6)),
     traits=frozenset({"industrial", "unauthenticated-control", "controller-server"}),
     server_role="plc",
     observes=("error", "identity", "operation", "service"),

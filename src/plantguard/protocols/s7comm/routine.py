@@ -34,7 +34,6 @@ from plantguard.protocols.s7comm.s7plus import (
     S7P_PROTOCOL,
     S7P_REQUEST,
 )
-from plantguard.util.arrays import bytes_at, col, hash_keys, u16
 from plantguard.util.rowhash import at, kept_hash, kernel, mix, recogniser, seed
 
 _DT = TPKT.size                              # the COTP DT header
@@ -143,36 +142,44 @@ def _pipelined_rows(buf, base, w, plen, from_client, l4, sport, dport, ok_out, k
         key_out[i] = key
 
 
-def s7plus_routine(p, plen, from_client, l4, sport, dport):
+@recogniser
+def s7plus_routine(buf, base, width, plen, from_client, l4, sport, dport):
     """One whole S7comm-plus message in one TPKT / COTP DT (last unit): header, data, and the
     trailer. Requests keyed on version, function and session id (not the sequence number, nor a
     V2/V3 integrity digest); responses other than Create Object's (which names the PLC) keyed on
     version and function; the PLC's notifications on their version."""
-    w = p.shape[1]
-    t, c, h = TPKT.offset, COTP_DT_HEADER.offset, S7P_HEADER.offset
-    ok = (l4 == 6) & (plen >= _S7 + S7P_HEADER.size) & (p[:, t.version] == TPKT_VERSION) & (p[:, t.reserved] == 0) \
-        & (u16(p, t.length) == plen)
-    ok &= (p[:, _DT + c.length] == COTP_DT_HEADER.size - 1) & (p[:, _DT + c.pdu_type] == 0xF0) \
-        & ((p[:, _DT + c.tpdu_nr] & EOT) != 0) & (p[:, _S7 + h.protocol] == S7P_PROTOCOL)
-    version = p[:, _S7 + h.version].astype(np.int64)
-    body = _S7 + S7P_HEADER.size
-    end = body + u16(p, _S7 + h.data_length)                       # where the trailer starts
-    ok &= plen == end + S7P_HEADER.size
-    trailer = bytes_at(p, end, S7P_HEADER.size)
-    ok &= (end + S7P_HEADER.size <= w) & (trailer[:, 0] == S7P_PROTOCOL) & (trailer[:, 2] == 0) & (trailer[:, 3] == 0)
-    digest = np.isin(version, (2, 3)) & (p[:, body] == INTEGRITY_DIGEST)
-    off = body + np.where(digest, INTEGRITY_SIZE, 0)        # as parse_s7plus reads it
-    f = S7P_REQUEST.offset
-    v = bytes_at(p, off, S7P_REQUEST.size)
-    opcode = v[:, f.opcode].astype(np.int64)
-    function = u16(v, f.function)
-    session = (u16(v, f.session).astype(np.uint64) << np.uint64(16)) | u16(v, f.session + 2).astype(np.uint64)
-    one = (dport == S7_PORT) != (sport == S7_PORT)
-    request = np.where(one, dport == S7_PORT, from_client)
-    req = ok & request & (opcode == REQUEST) & (off + S7P_REQUEST.size <= np.minimum(end, w))
-    rsp = ok & ~request & np.isin(opcode, (0x32, 0x02)) & (off + S7P_FRAME.size <= np.minimum(end, w)) \
-        & (function != CREATE_OBJECT)
-    notification = ok & ~request & (opcode == NOTIFICATION)                  # only its version is read
-    key = hash_keys((col(request), col(version), col(opcode), col(np.where(notification, 0, function)),
-                     np.where(req, session, 0)))
-    return req | rsp | notification, key
+    return _rows(_s7plus_rows, buf, base, width, plen, from_client, l4, sport, dport)
+
+
+_P, _PQ = S7P_HEADER.offset, S7P_REQUEST.offset
+_BODY = _S7 + S7P_HEADER.size                # the S7comm-plus data, after its header
+_TRAILER = S7P_HEADER.size                   # the trailer repeats the header's size
+_REQ, _FRAME = S7P_REQUEST.size, S7P_FRAME.size
+
+
+@kernel
+def _s7plus_rows(buf, base, w, plen, from_client, l4, sport, dport, ok_out, key_out):
+    for i in range(len(base)):
+        o, n = base[i], plen[i]
+        ok = l4[i] == 6 and n >= _BODY and at(buf, o, w, _T.version) == TPKT_VERSION \
+            and at(buf, o, w, _T.reserved) == 0 and _u16(buf, o, w, _T.length) == n \
+            and at(buf, o, w, _DT + _C.length) == _COTP_LEN and at(buf, o, w, _DT + _C.pdu_type) == 0xF0 \
+            and (at(buf, o, w, _DT + _C.tpdu_nr) & EOT) != 0 and at(buf, o, w, _S7 + _P.protocol) == S7P_PROTOCOL
+        version = at(buf, o, w, _S7 + _P.version)
+        end = _BODY + _u16(buf, o, w, _S7 + _P.data_length)          # where the trailer starts
+        ok = ok and n == end + _TRAILER and end + _TRAILER <= w \
+            and at(buf, o, w, end) == S7P_PROTOCOL and at(buf, o, w, end + 2) == 0 and at(buf, o, w, end + 3) == 0
+        digest = (version == 2 or version == 3) and at(buf, o, w, _BODY) == INTEGRITY_DIGEST
+        off = _BODY + (INTEGRITY_SIZE if digest else 0)             # as parse_s7plus reads it
+        opcode = at(buf, o, w, off + _PQ.opcode)
+        function = _u16(buf, o, w, off + _PQ.function)
+        session = (np.uint64(_u16(buf, o, w, off + _PQ.session)) << np.uint64(16)) \
+            | np.uint64(_u16(buf, o, w, off + _PQ.session + 2))
+        request = (dport[i] == S7_PORT) if (dport[i] == S7_PORT) != (sport[i] == S7_PORT) else from_client[i]
+        req = ok and request and opcode == REQUEST and off + _REQ <= min(end, w)
+        rsp = ok and not request and (opcode == 0x32 or opcode == 0x02) and off + _FRAME <= min(end, w) \
+            and function != CREATE_OBJECT
+        notification = ok and not request and opcode == NOTIFICATION        # only its version is read
+        ok_out[i] = req or rsp or notification
+        key_out[i] = mix(mix(mix(mix(mix(seed(), request), version), opcode), 0 if notification else function),
+                         session if req else np.uint64(0))

@@ -164,6 +164,6 @@ SPEC = ProtocolSpec(
     tcp_ports=(443, 8443, 4843, 8883, 5061, 636, 989, 990, 992, 993, 995, 465, 853, 2221, 3269,
                  5671, 5986, 6514, 6697, 8531, 10443),
     any_port=True,
-    routine=(Routine(tls_app_data_routine, 8),),
+    routine=(Routine(tls_app_data_routine, 8, transport=6),),
     observes=("certificate", "error", "tls"),
 )
