@@ -32,10 +32,10 @@ from plantguard.capture.interrupt import interrupt_in
 from plantguard.capture.aggregate import ObservationAggregator
 from plantguard.budget import DEFAULT as DEFAULT_BUDGET, Budget
 from plantguard.capture.deep import MAX_CLASSIFY_TRIES, DeepTier, Partial
-from plantguard.capture.flows import FlowTable, group_rows, hash_keys
+from plantguard.capture.flows import FlowTable
 from plantguard.capture.layers import FRAGMENT_COUNTERS, Reassembler, decode_frame, undecoded_notes
 from plantguard.capture.records import ChunkContext, DeepRows, FlowRows
-from plantguard.capture.replay import Primer, Template, TemplateStore
+from plantguard.capture.replay import Primer, Template, TemplateStore, count_routine
 from plantguard.model import AnalysisResult, CaptureStats, Observation, Packet
 from plantguard.protocols import registry
 # the protocol modules' segment streams judge repeats with the same window
@@ -170,9 +170,9 @@ class Engine:
         self.has_llc = self.deep.handles_llc
         self.max_states = max_states
         self.states: OrderedDict[int, dict] = OrderedDict()   # flow slot -> its module's state
-        self.templates = TemplateStore()
-        self.frame_routine = FrameRoutine(self.modules)   # routine layer-2 frames and their templates
         self.agg = ObservationAggregator(limit=max_observations)
+        self.templates = TemplateStore(self.agg, self.table)
+        self.frame_routine = FrameRoutine(self.modules)   # routine layer-2 frames and their templates
         self.captures: list[str] = []
         self.pos = 0
         self.counters = {"undecoded_link": 0, "states_evicted": 0, "routine_packets": 0, "deep_packets": 0,
@@ -400,45 +400,34 @@ class Engine:
         self.holey = keep
 
     def _replay(self, ctx: ChunkContext, ri, rkey, tkeys: dict, defer=None) -> tuple[np.ndarray, np.ndarray]:
-        """Replay the routine rows whose (flow, key) template is ready, a group at a time. The
-        others go to the deep tier, pointed at their template (made on first sight) so that
-        their decodes teach it; so do the rows marked in `defer` (by L4 row), which the deep loop
-        replays only if their module's state holds nothing then (hold_check). Returns (L4 rows
-        still to decode, L4 rows replayed)."""
-        slot, li = ctx.flows.slot, ctx.flows.rows
-        frames, ts, pos = ctx.frames, ctx.chunk.ts, ctx.pos
-        keys = (slot[ri].astype(np.uint64), rkey)
-        g = group_rows(hash_keys(keys), keys)
-        pending, replayed = [], []
-        store, agg, table = self.templates, self.agg, self.table
-        slots = slot[ri[g.first]].tolist()
-        rks = rkey[g.first].tolist()
-        for gi in range(len(g)):
-            tk = (slots[gi], rks[gi])
-            members = ri[g.order[g.starts[gi]:g.ends[gi]]]
-            t = store.get(tk)
-            if t is not None and t.ready and defer is not None:
-                later = defer[members]
-                if later.any():
-                    tkeys.update(dict.fromkeys(members[later].tolist(), t))
-                    pending.append(members[later])
-                    members = members[~later]
-                    if not len(members):
-                        continue
-            if t is not None and t.ready:
-                last = li[members[-1]]
-                t.replay(agg, table, len(members), int(frames[last]), float(ts[last]), int(pos[last]))
-                self.counters["routine_packets"] += len(members)
-                replayed.append(members)
-                continue
-            if t is None:
-                t = store.make(tk)          # None when the store is full: decoded every time
-            if t is not None and not t.never:
-                tkeys.update(dict.fromkeys(members.tolist(), t))
-            pending.append(members)
-        none = np.zeros(0, np.int64)
-        return (np.concatenate(pending) if pending else none,
-                np.concatenate(replayed) if replayed else none)
+        """Replay the routine rows whose (flow, key) template is ready: counted on the template
+        by a compiled loop (replay.count_routine), applied when the store flushes. The others go
+        to the deep tier, pointed at their template (made on first sight) so that their decodes
+        teach it; so do the rows marked in `defer` (by L4 row), which the deep loop replays only
+        if their module's state holds nothing then (hold_check). Returns (L4 rows still to
+        decode, L4 rows replayed)."""
+        li = ctx.flows.rows[ri]
+        slot = ctx.flows.slot[ri]
+        store = self.templates
+        n = len(ri)
+        tid = np.empty(n, np.int64)
+        done = np.empty(n, bool)
+        later = np.zeros(n, bool) if defer is None else defer[ri]
+        self.counters["routine_packets"] += count_routine(
+            slot, rkey, later, ctx.frames[li], ctx.chunk.ts[li], ctx.pos[li], store.index, store.tslot, store.tkey,
+            store.ready, store.count, store.lframe, store.lts, store.lpos, tid, done)
+        pend = np.flatnonzero(~done)
+        if len(pend):
+            made: dict[tuple, Template | None] = {}
+            template = store.template
+            for j, t_id, sl, rk in zip(pend.tolist(), tid[pend].tolist(), slot[pend].tolist(), rkey[pend].tolist()):
+                if t_id >= 0:
+                    t = template(t_id)
+                else:                           # first sight: None when the store is full
+                    t = made[(sl, rk)] if (sl, rk) in made else made.setdefault((sl, rk), store.make((sl, rk)))
+                if t is not None and (t.ready or not t.never):   # ready here: deferred
+                    tkeys[int(ri[j])] = t
+        return ri[pend], ri[done]
 
     def _deep(self, ctx: ChunkContext, l2_rows: np.ndarray, l2_codes: np.ndarray, to_deep: np.ndarray,
               tkeys: dict) -> None:
@@ -580,6 +569,7 @@ class Engine:
         return self._build(captures, self.reasm.counts() if self.reasm is not None else {})
 
     def _build(self, captures: list[CaptureStats], pending: dict[str, int]) -> AnalysisResult:
+        self.templates.flush()            # the replays counted on templates, applied
         res = AnalysisResult()
         res.captures = captures
         res.observations = self.agg.observations

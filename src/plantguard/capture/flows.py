@@ -109,7 +109,8 @@ class FlowTable:
         for name, dt in self.FIELDS.items():
             a = np.zeros(cap, dt)
             if name in self.cols:
-                a[:self.size] = self.cols[name][:self.size]   # rows past size were never used: left untouched (not resident)
+                # rows past size were never used: left untouched, so not resident
+                a[:self.size] = self.cols[name][:self.size]
             self.cols[name] = a
             setattr(self, name, a)
         self.capacity = cap

@@ -46,6 +46,7 @@ from plantguard.capture.layers import decode_frame
 from plantguard.capture.records import CarriedPacket, ChunkContext
 from plantguard.model import Packet
 from plantguard.protocols._pdustream import follows_replayed
+from plantguard.util.rowhash import kernel, mix, seed
 
 MAX_TEMPLATES = 200_000       # routine (flow, key) pairs remembered
 LEARN_TRIES = 8               # deep decodes of one routine key before giving up on replaying it
@@ -53,10 +54,12 @@ LEARN_TRIES = 8               # deep decodes of one routine key before giving up
 
 class Template:
     """What the deep tier said about one routine key of one flow (see the module docstring)."""
-    __slots__ = ("ready", "never", "tries", "last_sig", "kept", "ops", "slot", "n_replayed", "last_i")
+    __slots__ = ("ready", "never", "tries", "last_sig", "kept", "ops", "slot", "n_replayed", "last_i", "store",
+                 "tid")
 
-    def __init__(self, slot: int):
+    def __init__(self, slot: int, store: TemplateStore | None = None, tid: int = -1):
         self.slot = slot
+        self.store, self.tid = store, tid   # the store's arrays mirror `ready` (TemplateStore)
         self.ready = False        # READY: replay instead of decoding
         self.never = False        # NEVER (or FORGOTTEN): decode, do not learn
         self.tries = 0
@@ -77,6 +80,8 @@ class Template:
         sig = tuple(map(id, kept))
         if sig == self.last_sig:
             self.ready, self.kept, self.ops, self.last_sig = True, kept, ops, None
+            if self.store is not None:
+                self.store.ready[self.tid] = True
             return
         self.last_sig = sig
         self.tries += 1
@@ -97,32 +102,160 @@ class Template:
 
 
 class TemplateStore:
-    """The templates by (flow slot, routine key), at most `limit` of them."""
+    """The templates by (flow slot, routine key), at most `limit` of them, each with an id (tid).
 
-    def __init__(self, limit: int = MAX_TEMPLATES):
-        self.limit = limit
-        self._by_key: dict[tuple, Template] = {}
-        self._by_slot: dict[int, list] = {}
+    Arrays by tid hold what the compiled replay (count_routine) needs: the key, whether the
+    template is ready, and the replays counted but not yet applied (count, and the latest
+    one's frame, time and run position). flush() applies them to the observations and the flow's
+    operation totals; the engine flushes before a result is built and drop_flow() before a
+    flow's templates go, so nothing counted is lost and no count reaches a reused flow slot.
+    A count only adds up and the latest position wins (ObservationAggregator.bump), so when it
+    is applied changes nothing.
+
+    The index maps hash(slot, key) -> tid + 1 (open addressing, linear probing, the key
+    compared). A dropped template's entry stays, its slot set to -1 so that it matches nothing;
+    the index is made again from the live templates when entries fill half of it."""
+
+    def __init__(self, agg, table, limit: int = MAX_TEMPLATES):
+        self.agg, self.table, self.limit = agg, table, limit
+        self.templates: list[Template | None] = []
+        self._by_slot: dict[int, list[int]] = {}
+        self._free: list[int] = []
+        self.n_live = 0
+        self.capacity = 0
+        self._grow(1024)
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        return self.n_live
+
+    def _grow(self, cap: int) -> None:
+        old = self.capacity
+        for name, dt, fill in (("tslot", np.int64, -1), ("tkey", np.uint64, 0), ("ready", bool, False),
+                               ("count", np.int64, 0), ("lframe", np.int64, 0), ("lts", np.float64, 0.0),
+                               ("lpos", np.int64, 0)):
+            a = np.full(cap, fill, dt)
+            if old:
+                a[:old] = getattr(self, name)
+            setattr(self, name, a)
+        self.capacity = cap
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self.index = np.zeros(1 << max(4, (4 * self.capacity - 1).bit_length()), np.int64)
+        self.entries = _rebuild_index(self.index, self.tslot, self.tkey, len(self.templates))
 
     def get(self, key: tuple) -> Template | None:
-        return self._by_key.get(key)
+        tid = _find(self.index, self.tslot, self.tkey, key[0], np.uint64(key[1]))
+        return self.templates[tid] if tid >= 0 else None
+
+    def template(self, tid: int) -> Template | None:
+        return self.templates[tid]
 
     def make(self, key: tuple) -> Template | None:
         """A new template for (slot, routine key); None when the store is full."""
-        if len(self._by_key) >= self.limit:
+        if self.n_live >= self.limit:
             return None
-        t = self._by_key[key] = Template(key[0])
-        self._by_slot.setdefault(key[0], []).append(key)
+        if self._free:
+            tid = self._free.pop()
+        else:
+            tid = len(self.templates)
+            self.templates.append(None)
+            if tid >= self.capacity:
+                self._grow(2 * self.capacity)
+        slot, rkey = key
+        t = self.templates[tid] = Template(slot, self, tid)
+        self.tslot[tid], self.tkey[tid], self.ready[tid], self.count[tid] = slot, rkey, False, 0
+        if 2 * (self.entries + 1) > len(self.index):
+            self._reindex()            # counts the new template's entry (its tslot is set)
+        else:
+            _insert(self.index, self.tslot, self.tkey, tid)
+            self.entries += 1
+        self._by_slot.setdefault(slot, []).append(tid)
+        self.n_live += 1
         return t
 
+    def flush(self, tids=None) -> None:
+        """Apply the replays counted for these templates (default: all) and zero their counts."""
+        count = self.count
+        todo = np.flatnonzero(count[:len(self.templates)]) if tids is None else [i for i in tids if count[i]]
+        agg, table, templates = self.agg, self.table, self.templates
+        for tid in (todo.tolist() if tids is None else todo):
+            templates[tid].replay(agg, table, int(count[tid]), int(self.lframe[tid]), float(self.lts[tid]),
+                                  int(self.lpos[tid]))
+            count[tid] = 0
+
     def drop_flow(self, slot: int) -> None:
-        for key in self._by_slot.pop(slot, ()):
-            t = self._by_key.pop(key, None)
-            if t is not None:
-                t.forget()
+        """The flow's decoder state or the flow itself is gone: its counted replays applied,
+        its templates forgotten (rows still pointing at one are decoded without learning)."""
+        tids = self._by_slot.pop(slot, ())
+        if not tids:
+            return
+        self.flush(tids)
+        for tid in tids:
+            self.templates[tid].forget()
+            self.templates[tid] = None
+            self.tslot[tid], self.ready[tid] = -1, False
+            self._free.append(tid)
+        self.n_live -= len(tids)
+
+
+@kernel
+def _slot_hash(slot, rkey):
+    return mix(mix(seed(), slot), rkey)
+
+
+@kernel
+def _find(index, tslot, tkey, slot, rkey):
+    mask = np.uint64(index.shape[0] - 1)
+    i = _slot_hash(slot, rkey) & mask
+    while index[i] != 0:
+        t = index[i] - 1
+        if tslot[t] == slot and tkey[t] == rkey:
+            return t
+        i = (i + np.uint64(1)) & mask
+    return -1
+
+
+@kernel
+def _insert(index, tslot, tkey, tid):
+    mask = np.uint64(index.shape[0] - 1)
+    i = _slot_hash(tslot[tid], tkey[tid]) & mask
+    while index[i] != 0:
+        i = (i + np.uint64(1)) & mask
+    index[i] = tid + 1
+
+
+@kernel
+def _rebuild_index(index, tslot, tkey, n):
+    entries = 0
+    for tid in range(n):
+        if tslot[tid] >= 0:
+            _insert(index, tslot, tkey, tid)
+            entries += 1
+    return entries
+
+
+@kernel
+def count_routine(slot, rkey, defer, frames, ts, pos, index, tslot, tkey, ready, count, lframe, lts, lpos,
+                  tid_out, replayed_out):
+    """Engine._replay's loop, compiled: each routine row's template (tid_out, -1: none yet);
+    a row whose template is ready, and is not deferred, is counted on it (count, and the latest
+    row's frame, time and position) and marked replayed. Rows in capture order. Returns how
+    many were."""
+    n = 0
+    for r in range(slot.shape[0]):
+        t = _find(index, tslot, tkey, slot[r], rkey[r])
+        tid_out[r] = t
+        if t >= 0 and ready[t] and not defer[r]:
+            count[t] += 1
+            lframe[t] = frames[r]
+            lts[t] = ts[r]
+            lpos[t] = pos[r]
+            replayed_out[r] = True
+            n += 1
+        else:
+            replayed_out[r] = False
+    return n
 
 
 class Primer:

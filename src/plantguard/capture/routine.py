@@ -41,7 +41,8 @@ def recognisers(modules) -> list[tuple]:
     out = []
     for m in modules:
         spec = m.SPEC
-        rules = [(r.fn, r.width, r.transport) for r in spec.routine] + [(short_payload, SHORT, 0)] if spec.replay else []
+        rules = ([(r.fn, r.width, r.transport) for r in spec.routine] + [(short_payload, SHORT, 0)]
+                 if spec.replay else [])
         out.append([(fn, width, np.uint64(zlib.crc32(f"{spec.name}:{fn.__name__}".encode())), transport)
                     for fn, width, transport in rules])
     return out
