@@ -7,6 +7,7 @@ through util.sanitize (say(), fail(), the renderers)."""
 from __future__ import annotations
 
 import errno
+import gc
 import sys
 from typing import Any, Literal
 
@@ -49,6 +50,12 @@ class _Group(TyperGroup):
         except (click.exceptions.ClickException, typer.Abort, KeyboardInterrupt, OSError) as exc:
             code = _stopped(exc, prog_name)
         if standalone_mode:
+            # the output is written: what the run made is left to the process's end, not walked
+            # once more by the collector's last pass at exit (0.36 s after a polling capture);
+            # the stores' connections, which that pass would have closed, are closed first
+            if "plantguard.store.db" in sys.modules:
+                sys.modules["plantguard.store.db"].dispose_all()
+            gc.freeze()
             sys.exit(code)
         return code
 

@@ -19,6 +19,7 @@ import sqlite3
 import stat
 import sys
 import time
+import weakref
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -168,8 +169,26 @@ def _first_line(exc) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+_OPEN: weakref.WeakSet[Engine] = weakref.WeakSet()   # every engine made here, for dispose_all()
+
+
+def dispose_all() -> None:
+    """Close the connections of every engine still open (an SQLite store's write-ahead log is
+    folded back into its file as its last connection closes): what the collector's pass at
+    exit would have done, done before the command line leaves the run's objects to the end of
+    the process (cli._Group.main)."""
+    for engine in list(_OPEN):
+        engine.dispose()
+
+
 def _create(url: str, label: str) -> tuple[Engine, bool, Path | None]:
     """(engine, read-only?, migration lock file) for the URL; SQLite files are checked first."""
+    engine, readonly, lock = _create_engine(url, label)
+    _OPEN.add(engine)
+    return engine, readonly, lock
+
+
+def _create_engine(url: str, label: str) -> tuple[Engine, bool, Path | None]:
     u = make_url(url)
     database = u.database or ""
     is_file = (u.get_backend_name() == "sqlite" and database not in ("", ":memory:")
