@@ -82,8 +82,7 @@ def collector_per_chunk():
 
 def collect_young() -> None:
     """After a chunk: what its objects left in cycles, freed (the collector's two young generations)."""
-    if not gc.isenabled():
-        gc.collect(1)
+    gc.collect(1)
 
 
 def _analyze(paths, progress, max_flows, max_states, chunk_records, budget, shard, packet_filter) -> AnalysisResult:
@@ -311,7 +310,7 @@ class Engine:
         sub = cols.take(l4_rows)
         pos = ctx.pos[l4_rows]
         slot, from_client = self.table.assign(sub, pos, chunk.ts[l4_rows], chunk.wirelen[l4_rows],
-                                                       ctx.cap_idx, ctx.frames[l4_rows])
+                                              ctx.cap_idx, ctx.frames[l4_rows])
         self._classify(chunk, sub, slot, pos)
         return FlowRows(sub, l4_rows, slot, from_client, self.table.module[slot].astype(np.int64))
 
@@ -447,13 +446,15 @@ class Engine:
             store.ready, store.count, store.lframe, store.lts, store.lpos, tid, done)
         pend = np.flatnonzero(~done)
         if len(pend):
-            made: dict[tuple, Template | None] = {}
-            template = store.template
+            made: dict[tuple, Template | None] = {}   # made in this loop: their rows' tid is still -1
+            templates = store.templates
             for j, t_id, sl, rk in zip(pend.tolist(), tid[pend].tolist(), slot[pend].tolist(), rkey[pend].tolist()):
                 if t_id >= 0:
-                    t = template(t_id)
+                    t = templates[t_id]
                 else:                           # first sight: None when the store is full
-                    t = made[(sl, rk)] if (sl, rk) in made else made.setdefault((sl, rk), store.make((sl, rk)))
+                    if (sl, rk) not in made:
+                        made[(sl, rk)] = store.make((sl, rk))
+                    t = made[(sl, rk)]
                 if t is not None and (t.ready or not t.never):   # ready here: deferred
                     tkeys[int(ri[j])] = t
         return ri[pend], ri[done]

@@ -19,7 +19,7 @@ from plantguard.capture import flowkernels
 from plantguard.capture.columns import ip_text, mac_text
 from plantguard.capture.layers import L4_NAMES, TUNNEL_KEYS
 from plantguard.model import Flow
-from plantguard.util.arrays import hash_keys  # noqa: F401 (the engine imports it from here)
+from plantguard.util.arrays import hash_keys
 
 NONE_SEQ = np.iinfo(np.int64).max
 

@@ -148,9 +148,6 @@ class TemplateStore:
         tid = _find(self.index, self.tslot, self.tkey, key[0], np.uint64(key[1]))
         return self.templates[tid] if tid >= 0 else None
 
-    def template(self, tid: int) -> Template | None:
-        return self.templates[tid]
-
     def make(self, key: tuple) -> Template | None:
         """A new template for (slot, routine key); None when the store is full."""
         if self.n_live >= self.limit:
@@ -177,9 +174,9 @@ class TemplateStore:
     def flush(self, tids=None) -> None:
         """Apply the replays counted for these templates (default: all) and zero their counts."""
         count = self.count
-        todo = np.flatnonzero(count[:len(self.templates)]) if tids is None else [i for i in tids if count[i]]
+        todo = np.flatnonzero(count[:len(self.templates)]).tolist() if tids is None else [i for i in tids if count[i]]
         agg, table, templates = self.agg, self.table, self.templates
-        for tid in (todo.tolist() if tids is None else todo):
+        for tid in todo:
             templates[tid].replay(agg, table, int(count[tid]), int(self.lframe[tid]), float(self.lts[tid]),
                                   int(self.lpos[tid]))
             count[tid] = 0
